@@ -1,0 +1,47 @@
+package status
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+)
+
+func TestMapping(t *testing.T) {
+	cases := []struct {
+		name  string
+		err   error
+		kind  Kind
+		http  int
+		hbone int
+		flag  string
+	}{
+		{"plain error", errors.New("boom"), Unknown, 503, 503, ""},
+		{"no route", New(NoRoute, nil), NoRoute, 404, 503, "NR"},
+		{"wrapped connect failure", fmt.Errorf("dial: %w", New(ConnectFailure, errors.New("refused"))), ConnectFailure, 503, 503, "UF"},
+		{"timeout", New(Timeout, nil), Timeout, http.StatusGatewayTimeout, 503, "UT"},
+		{"denied", New(Denied, nil), Denied, 403, 401, "RBAC"},
+		{"bad request", New(BadRequest, nil), BadRequest, 400, 400, ""},
+		{"no healthy upstream", New(NoHealthyUpstream, nil), NoHealthyUpstream, 503, 503, "UH"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			k := KindOf(c.err)
+			if k != c.kind || k.HTTPStatus() != c.http || k.HBONEStatus() != c.hbone || k.ResponseFlag() != c.flag {
+				t.Errorf("got kind %v http %d hbone %d flag %q; want %v %d %d %q",
+					k, k.HTTPStatus(), k.HBONEStatus(), k.ResponseFlag(), c.kind, c.http, c.hbone, c.flag)
+			}
+		})
+	}
+}
+
+func TestErrorMessageAndUnwrap(t *testing.T) {
+	inner := errors.New("connection refused")
+	err := New(ConnectFailure, inner)
+	if got, want := err.Error(), "upstream connect failure: connection refused"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(err, inner) {
+		t.Error("errors.Is does not reach the wrapped error")
+	}
+}

@@ -1,0 +1,151 @@
+// Package acceptor runs accept loops and the goroutines that serve their
+// connections, and drains them: the one owner of every listener goroutine
+// and connection goroutine of a server.
+package acceptor
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// Acceptor owns listeners and the connections accepted on them. The zero
+// value is ready to use. Safe for concurrent use.
+type Acceptor struct {
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	draining  bool
+	wg        sync.WaitGroup // accept loops and connection goroutines
+}
+
+// ErrDraining is returned by Serve once Drain has begun.
+var ErrDraining = errors.New("acceptor: draining")
+
+// Serve accepts on ln until ln is closed or Drain begins, running handle in
+// a new goroutine per connection; handle owns the connection, which is
+// closed after it returns. Serve closes ln before it returns. Temporary
+// accept errors (too many open files) are retried after a back-off.
+func (a *Acceptor) Serve(ln net.Listener, handle func(net.Conn)) error {
+	a.mu.Lock()
+	if a.draining {
+		a.mu.Unlock()
+		ln.Close()
+		return ErrDraining
+	}
+	if a.listeners == nil {
+		a.listeners = map[net.Listener]struct{}{}
+		a.conns = map[net.Conn]struct{}{}
+	}
+	a.listeners[ln] = struct{}{}
+	a.wg.Add(1)
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.listeners, ln)
+		a.mu.Unlock()
+		ln.Close()
+		a.wg.Done()
+	}()
+
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if a.isDraining() {
+				return ErrDraining
+			}
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		backoff = 0
+		if !a.track(c) {
+			c.Close()
+			continue
+		}
+		go func() {
+			defer a.untrack(c)
+			defer c.Close()
+			handle(c)
+		}()
+	}
+}
+
+func (a *Acceptor) isDraining() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.draining
+}
+
+func (a *Acceptor) track(c net.Conn) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.draining {
+		return false
+	}
+	a.conns[c] = struct{}{}
+	a.wg.Add(1)
+	return true
+}
+
+func (a *Acceptor) untrack(c net.Conn) {
+	a.mu.Lock()
+	delete(a.conns, c)
+	a.mu.Unlock()
+	a.wg.Done()
+}
+
+// StopAccepting closes every listener; connections go on.
+func (a *Acceptor) StopAccepting() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.draining = true
+	for ln := range a.listeners {
+		ln.Close()
+	}
+}
+
+// Drain stops accepting, then waits for the connections in flight until
+// ctx is done; then it closes those left and waits for their goroutines.
+// It returns ctx.Err() when it had to close connections.
+func (a *Acceptor) Drain(ctx context.Context) error {
+	a.StopAccepting()
+	done := make(chan struct{})
+	go func() {
+		a.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	a.mu.Lock()
+	for c := range a.conns {
+		c.Close()
+	}
+	a.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+// Addrs returns the addresses being listened on.
+func (a *Acceptor) Addrs() []net.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]net.Addr, 0, len(a.listeners))
+	for ln := range a.listeners {
+		out = append(out, ln.Addr())
+	}
+	return out
+}

@@ -1,0 +1,102 @@
+package acceptor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.6.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func TestDrainWaitsForConnections(t *testing.T) {
+	var a Acceptor
+	ln := listen(t)
+	release := make(chan struct{})
+	served := make(chan struct{}, 1)
+	go a.Serve(ln, func(c net.Conn) {
+		served <- struct{}{}
+		<-release
+		c.Write([]byte("bye"))
+	})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-served
+
+	drained := make(chan error, 1)
+	go func() { drained <- a.Drain(context.Background()) }()
+	// New connections are refused once draining: the listener is closed.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c2, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			break
+		}
+		c2.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("listener still accepting after Drain began")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned %v while a connection was in flight", err)
+	default:
+	}
+	close(release)
+	b, _ := io.ReadAll(c)
+	if string(b) != "bye" {
+		t.Fatalf("in-flight connection got %q, want its whole answer", b)
+	}
+	if err := <-drained; err != nil {
+		t.Fatalf("Drain = %v, want nil", err)
+	}
+}
+
+func TestDrainDeadlineClosesConnections(t *testing.T) {
+	var a Acceptor
+	ln := listen(t)
+	served := make(chan struct{}, 1)
+	go a.Serve(ln, func(c net.Conn) {
+		served <- struct{}{}
+		io.Copy(io.Discard, c) // blocks until the connection is closed
+	})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-served
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := a.Drain(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Drain = %v, want DeadlineExceeded", err)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection still open after a forced drain")
+	}
+}
+
+func TestServeAfterDrain(t *testing.T) {
+	var a Acceptor
+	a.Drain(context.Background())
+	if err := a.Serve(listen(t), func(net.Conn) {}); !errors.Is(err, ErrDraining) {
+		t.Fatalf("Serve after Drain = %v, want ErrDraining", err)
+	}
+}

@@ -1,0 +1,190 @@
+// Package relay copies bytes both ways between two stream connections: the
+// L4 path of the waypoint (an inbound HBONE stream and an upstream HBONE
+// stream or TCP connection).
+//
+// Semantics, per direction: bytes read from one side are written to the
+// other with back-pressure (a slow reader stops the copy, never a growing
+// buffer); when a side reaches EOF the other side's write half is closed
+// (half-close), so a client that shuts its write side still receives the
+// whole response. An error in either direction aborts both sides, so a
+// reset upstream becomes a reset downstream rather than a truncated success.
+// When no byte moves either way for the idle timeout, both sides are aborted.
+package relay
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Conn is one side of a relay: a byte stream whose write half can be closed
+// on its own.
+type Conn interface {
+	io.Reader
+	io.Writer
+	// CloseWrite ends the write half (TCP FIN, HTTP/2 END_STREAM) while
+	// reads go on.
+	CloseWrite() error
+	// Close releases the connection cleanly once both halves are done.
+	Close() error
+}
+
+// Aborter is implemented by a Conn that can end abnormally (TCP RST,
+// HTTP/2 RST_STREAM) rather than with a clean close. Without it, Close is
+// used for aborts too.
+type Aborter interface {
+	Abort()
+}
+
+// BufferSize is the size of each direction's copy buffer.
+const BufferSize = 32 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
+
+// Options tune one relay. The zero value means no idle timeout.
+type Options struct {
+	// IdleTimeout aborts both sides when no byte has moved in either
+	// direction for this long. Zero disables it (Envoy's tcp_proxy default
+	// is one hour; the caller passes the configured value).
+	IdleTimeout time.Duration
+}
+
+// ErrIdleTimeout is the Result error when the idle timeout fired.
+var ErrIdleTimeout = errors.New("relay: idle timeout")
+
+// Result reports what one relay moved and how it ended.
+type Result struct {
+	// DownstreamToUpstream counts bytes read from the downstream side and
+	// written upstream; UpstreamToDownstream the reverse.
+	DownstreamToUpstream int64
+	UpstreamToDownstream int64
+	// Err is nil when both directions ended with EOF; otherwise the first
+	// error seen (ErrIdleTimeout for an idle stream).
+	Err error
+}
+
+// Counters, when passed to Run, are updated as bytes move, so that a
+// stream's progress can be read while it is open. Safe for concurrent reads.
+type Counters struct {
+	DownstreamToUpstream atomic.Int64
+	UpstreamToDownstream atomic.Int64
+}
+
+// Run relays between down and up until both directions end, then closes
+// both sides (aborting them on error). It runs one direction on the calling
+// goroutine and the other on a goroutine it owns and waits for; nothing it
+// starts outlives it. counters may be nil.
+func Run(down, up Conn, opts Options, counters *Counters) Result {
+	r := &run{down: down, up: up}
+	if counters == nil {
+		counters = new(Counters)
+	}
+	if opts.IdleTimeout > 0 {
+		// Armed after assignment, so the callback always sees r.idle.
+		r.idle = time.AfterFunc(time.Duration(1<<62), func() { r.checkIdle(opts.IdleTimeout) })
+		r.idle.Reset(opts.IdleTimeout)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.copy(up, down, &counters.DownstreamToUpstream)
+	}()
+	r.copy(down, up, &counters.UpstreamToDownstream)
+	<-done
+	r.finished.Store(true)
+	if r.idle != nil {
+		r.idle.Stop()
+	}
+	res := Result{
+		DownstreamToUpstream: counters.DownstreamToUpstream.Load(),
+		UpstreamToDownstream: counters.UpstreamToDownstream.Load(),
+	}
+	if e := r.err.Load(); e != nil {
+		res.Err = e.err
+		abort(down)
+		abort(up)
+	} else {
+		down.Close()
+		up.Close()
+	}
+	return res
+}
+
+type run struct {
+	down, up Conn
+	// activity counts copied chunks; the idle timer compares it between
+	// firings instead of reading the clock per chunk.
+	activity  atomic.Uint64
+	lastSeen  uint64 // touched only by the idle timer's callback
+	idle      *time.Timer
+	finished  atomic.Bool
+	err       atomic.Pointer[errBox]
+	abortOnce sync.Once
+}
+
+type errBox struct{ err error }
+
+// copy moves src to dst until EOF or error. On EOF it half-closes dst; on
+// error it records the error and aborts both sides so the other direction
+// ends too.
+func (r *run) copy(dst, src Conn, n *atomic.Int64) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			r.activity.Add(1)
+			nw, werr := dst.Write(buf[:nr])
+			n.Add(int64(nw))
+			if werr == nil && nw != nr {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				r.fail(werr)
+				return
+			}
+		}
+		if rerr == io.EOF {
+			if err := dst.CloseWrite(); err != nil {
+				r.fail(err)
+			}
+			return
+		}
+		if rerr != nil {
+			r.fail(rerr)
+			return
+		}
+	}
+}
+
+func (r *run) fail(err error) {
+	r.err.CompareAndSwap(nil, &errBox{err})
+	r.abortOnce.Do(func() {
+		abort(r.down)
+		abort(r.up)
+	})
+}
+
+func (r *run) checkIdle(timeout time.Duration) {
+	if r.finished.Load() {
+		return
+	}
+	now := r.activity.Load()
+	if now == r.lastSeen {
+		r.fail(ErrIdleTimeout)
+		return
+	}
+	r.lastSeen = now
+	r.idle.Reset(timeout)
+}
+
+func abort(c Conn) {
+	if a, ok := c.(Aborter); ok {
+		a.Abort()
+		return
+	}
+	c.Close()
+}
