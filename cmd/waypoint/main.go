@@ -1,0 +1,152 @@
+// Command waypoint is an L7 waypoint proxy for Istio's ambient mesh.
+//
+//	waypoint run --config FILE --cert-dir DIR    serve an Envoy v3 bootstrap
+//	waypoint validate --config FILE              check a bootstrap without serving
+//	waypoint certs --out DIR [--trust-domain TD] ns/sa...
+//	                                             write a dev mesh CA and identities
+//	waypoint demo                                run a whole local mesh on loopback
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/gowaypoint/waypoint/cmd/internal/cli"
+	"github.com/gowaypoint/waypoint/protocols/spiffe"
+	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/localmesh"
+	"github.com/gowaypoint/waypoint/proxy/waypoint"
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+const usage = `usage: waypoint <command> [flags]
+
+commands:
+  run       serve an Envoy v3 bootstrap (--config FILE --cert-dir DIR)
+  validate  check a bootstrap file without serving (--config FILE)
+  certs     write a dev mesh CA and workload identities (--out DIR ns/sa...)
+  demo      run a whole local mesh on loopback until Ctrl-C
+
+Run 'waypoint <command> -h' for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	args := os.Args[2:]
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = run(args)
+	case "validate":
+		err = validate(args)
+	case "certs":
+		err = writeCerts(args)
+	case "demo":
+		err = demo(args)
+	case "-h", "-help", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "waypoint: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		cli.Fatal(err)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	var o waypoint.Options
+	fs.StringVar(&o.ConfigFile, "config", "", "Envoy v3 bootstrap file, YAML or JSON (required); re-read on SIGHUP and when it changes")
+	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with cert-chain.pem, key.pem and root-cert.pem (required); reloaded when they change")
+	fs.StringVar(&o.HBONEAddr, "hbone-addr", waypoint.DefaultHBONEAddr, "HBONE listen address")
+	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
+	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
+	logger := cli.LogFlags(fs)
+	fs.Parse(args)
+	if o.ConfigFile == "" || o.CertDir == "" {
+		return fmt.Errorf("run: --config and --cert-dir are required")
+	}
+	log, err := logger()
+	if err != nil {
+		return err
+	}
+	o.Logger = log
+	w, err := waypoint.Start(o)
+	if err != nil {
+		return err
+	}
+	ctx := cli.Signals(context.Background(), func() { w.Reload() })
+	<-ctx.Done()
+	if err := w.Shutdown(context.Background()); err != nil {
+		log.Warn("drain timeout passed; remaining streams were closed", "error", err)
+	}
+	log.Info("waypoint stopped")
+	return nil
+}
+
+func validate(args []string) error {
+	fs := flag.NewFlagSet("validate", flag.ExitOnError)
+	config := fs.String("config", "", "Envoy v3 bootstrap file, YAML or JSON (required)")
+	fs.Parse(args)
+	if *config == "" {
+		return fmt.Errorf("validate: --config is required")
+	}
+	bs, err := xds.LoadBootstrapFile(*config)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: valid (%d listeners, %d clusters)\n", *config, len(bs.Snapshot.Listeners), len(bs.Snapshot.Clusters))
+	return nil
+}
+
+func writeCerts(args []string) error {
+	fs := flag.NewFlagSet("certs", flag.ExitOnError)
+	out := fs.String("out", "", "output directory (required); an existing CA there is reused")
+	td := fs.String("trust-domain", certs.DefaultTrustDomain, "trust domain of the identities")
+	validity := fs.Duration("validity", certs.DefaultLeafValidity, "lifetime of each workload certificate")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: waypoint certs --out DIR [--trust-domain TD] ns/sa [ns/sa ...]")
+		fs.PrintDefaults()
+	}
+	fs.Parse(args)
+	if *out == "" || fs.NArg() == 0 {
+		fs.Usage()
+		return fmt.Errorf("certs: --out and at least one ns/sa are required")
+	}
+	var ids []spiffe.ID
+	for _, a := range fs.Args() {
+		ns, sa, err := certs.ParseNamespacedSA(a)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, spiffe.ID{TrustDomain: *td, Namespace: ns, ServiceAccount: sa})
+	}
+	if err := certs.WriteMesh(certs.MeshOptions{Dir: *out, TrustDomain: *td, IDs: ids, LeafValidity: *validity}); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		fmt.Printf("%s -> %s\n", id, certs.IdentityDir(*out, id))
+	}
+	return nil
+}
+
+func demo(args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	dir := fs.String("dir", "", "directory for the demo's certificates and config (default: a temporary one)")
+	logger := cli.LogFlags(fs)
+	fs.Parse(args)
+	log, err := logger()
+	if err != nil {
+		return err
+	}
+	ctx := cli.Signals(context.Background(), nil)
+	return localmesh.Run(ctx, localmesh.Options{Dir: *dir, Logger: log, Out: os.Stdout, DrainTimeout: 2 * time.Second})
+}

@@ -1,0 +1,60 @@
+// Package inbound is the waypoint's HBONE entry: every CONNECT stream the
+// HBONE server accepts is one downstream connection to its :authority,
+// served by the filter chain of the main_internal listener that matches
+// that destination, as istiod lays a waypoint out.
+package inbound
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/hbone"
+	"github.com/gowaypoint/waypoint/proxy/relay"
+	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+// MainInternal is the name of the internal listener HBONE streams enter.
+const MainInternal = "main_internal"
+
+// Handler serves HBONE streams from the current config. Safe for concurrent
+// use; each stream reads the snapshot once and keeps it to its end.
+type Handler struct {
+	Store *xds.Store
+	TCP   *tcpproxy.Proxy
+}
+
+var _ hbone.Handler = (*Handler)(nil)
+
+// ServeHBONE implements hbone.Handler.
+func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
+	down := stream{st}
+	snap := h.Store.Load()
+	if snap == nil {
+		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no config loaded")))
+		return
+	}
+	l := snap.Listener(MainInternal)
+	if l == nil {
+		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no %s listener in config", MainInternal)))
+		return
+	}
+	fc := l.Match(xds.MatchInput{Destination: st.Target, Source: st.PeerAddr})
+	if fc == nil {
+		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
+		return
+	}
+	if fc.TCPProxy == nil {
+		down.Refuse(status.New(status.NoRoute, fmt.Errorf("filter chain %q has no tcp_proxy", fc.Name)))
+		return
+	}
+	h.TCP.Serve(ctx, snap, fc.TCPProxy, down, st.Peer.String()+" -> "+st.Authority)
+}
+
+// stream adapts an HBONE server stream to tcpproxy.Downstream.
+type stream struct{ st *hbone.ServerStream }
+
+func (s stream) Accept() (relay.Conn, error) { return s.st.Accept() }
+
+func (s stream) Refuse(err error) { s.st.Refuse(status.KindOf(err).HBONEStatus(), err.Error()) }

@@ -1,0 +1,132 @@
+// Package listener runs the config's listeners that have a real address:
+// plaintext TCP listeners (for ingress and benchmarks) whose filter chain is
+// chosen by the connection's destination and source, as Envoy chooses it.
+package listener
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/acceptor"
+	"github.com/gowaypoint/waypoint/proxy/relay"
+	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+// Manager keeps one socket per addressed listener of the current config.
+// Apply reconciles the sockets with a new snapshot; connections always read
+// the snapshot current when they were accepted. Safe for concurrent use.
+type Manager struct {
+	Store *xds.Store
+	TCP   *tcpproxy.Proxy
+	Log   *slog.Logger
+
+	acc     acceptor.Acceptor
+	mu      sync.Mutex
+	sockets map[string]*socket // by listener name; guarded by mu
+}
+
+type socket struct {
+	name string
+	addr netip.AddrPort
+	ln   net.Listener
+}
+
+// Apply opens sockets for listeners new in snap, closes those of listeners
+// gone or moved, and keeps the rest. It opens all new sockets before
+// closing any, and on error closes the ones it opened and changes nothing.
+func (m *Manager) Apply(snap *xds.Snapshot) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sockets == nil {
+		m.sockets = map[string]*socket{}
+	}
+	want := map[string]netip.AddrPort{}
+	for _, l := range snap.Listeners {
+		if !l.Internal && l.Address.IsValid() {
+			want[l.Name] = l.Address
+		}
+	}
+	var opened []*socket
+	for name, addr := range want {
+		if s, ok := m.sockets[name]; ok && s.addr == addr {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr.String())
+		if err != nil {
+			for _, s := range opened {
+				s.ln.Close()
+			}
+			return fmt.Errorf("listener %q: %w", name, err)
+		}
+		opened = append(opened, &socket{name: name, addr: addr, ln: ln})
+	}
+	for name, s := range m.sockets {
+		if addr, ok := want[name]; !ok || addr != s.addr {
+			s.ln.Close()
+			delete(m.sockets, name)
+		}
+	}
+	for _, s := range opened {
+		m.sockets[s.name] = s
+		go m.acc.Serve(s.ln, func(c net.Conn) { m.serve(s.name, c.(*net.TCPConn)) })
+	}
+	return nil
+}
+
+// Addr returns the bound address of the named listener, if it is open.
+func (m *Manager) Addr(name string) (net.Addr, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sockets[name]
+	if !ok {
+		return nil, false
+	}
+	return s.ln.Addr(), true
+}
+
+func (m *Manager) serve(name string, c *net.TCPConn) {
+	down := tcpDown{conn: c, log: m.Log, listener: name}
+	snap := m.Store.Load()
+	l := snap.Listener(name)
+	if l == nil {
+		down.Refuse(status.New(status.NoRoute, fmt.Errorf("listener %q is gone", name)))
+		return
+	}
+	in := xds.MatchInput{Destination: c.LocalAddr().(*net.TCPAddr).AddrPort(), Source: c.RemoteAddr().(*net.TCPAddr).AddrPort()}
+	fc := l.Match(in)
+	if fc == nil || fc.TCPProxy == nil {
+		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no filter chain matches %s", in.Destination)))
+		return
+	}
+	m.TCP.Serve(context.Background(), snap, fc.TCPProxy, down, name+" "+in.Source.String())
+}
+
+// Drain closes every socket so no connection is accepted, then waits for
+// the connections in flight until ctx is done, and closes what is left.
+func (m *Manager) Drain(ctx context.Context) error {
+	m.mu.Lock()
+	clear(m.sockets)
+	m.mu.Unlock()
+	return m.acc.Drain(ctx)
+}
+
+// tcpDown is an accepted TCP connection as a tcpproxy.Downstream: it is
+// already answered, so Accept hands it over and Refuse resets it.
+type tcpDown struct {
+	conn     *net.TCPConn
+	log      *slog.Logger
+	listener string
+}
+
+func (d tcpDown) Accept() (relay.Conn, error) { return relay.TCP{TCPConn: d.conn}, nil }
+
+func (d tcpDown) Refuse(err error) {
+	d.log.Info("listener: refused connection", "listener", d.listener, "remote", d.conn.RemoteAddr().String(), "reason", err.Error())
+	relay.TCP{TCPConn: d.conn}.Abort()
+}

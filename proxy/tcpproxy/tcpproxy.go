@@ -1,0 +1,60 @@
+// Package tcpproxy serves a filter chain whose terminal filter is Envoy's
+// tcp_proxy: it opens the upstream, accepts the downstream only once the
+// upstream is up, and relays bytes between them.
+package tcpproxy
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+
+	"github.com/gowaypoint/waypoint/proxy/relay"
+	"github.com/gowaypoint/waypoint/proxy/upstream"
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+// Downstream is the connection being proxied, before it is answered.
+type Downstream interface {
+	// Accept answers the downstream (HBONE 200) and returns it as a byte
+	// stream.
+	Accept() (relay.Conn, error)
+	// Refuse answers the downstream with err's status and logs why.
+	Refuse(err error)
+}
+
+// Proxy serves tcp_proxy chains. Safe for concurrent use.
+type Proxy struct {
+	Upstream *upstream.Connector
+	Log      *slog.Logger
+}
+
+// Serve proxies one downstream connection per tp until both directions end.
+// Streams in flight keep the snapshot they started with.
+func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy, down Downstream, desc string) {
+	cl := snap.Cluster(tp.Cluster)
+	up, ep, err := p.Upstream.Connect(ctx, cl)
+	if err != nil {
+		down.Refuse(err)
+		return
+	}
+	dc, err := down.Accept()
+	if err != nil {
+		p.Log.Debug("tcp_proxy: downstream gone before accept", "stream", desc, "error", err)
+		if a, ok := up.(relay.Aborter); ok {
+			a.Abort()
+		} else {
+			up.Close()
+		}
+		return
+	}
+	res := relay.Run(dc, up, relay.Options{IdleTimeout: tp.IdleTimeout}, nil)
+	p.logEnd(desc, tp, ep, res)
+}
+
+func (p *Proxy) logEnd(desc string, tp *xds.TCPProxy, ep netip.AddrPort, res relay.Result) {
+	if !p.Log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	p.Log.Debug("tcp_proxy: stream ended", "stream", desc, "cluster", tp.Cluster, "upstream", ep,
+		"bytes_sent", res.DownstreamToUpstream, "bytes_received", res.UpstreamToDownstream, "error", res.Err)
+}

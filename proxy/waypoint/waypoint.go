@@ -1,0 +1,302 @@
+// Package waypoint assembles the proxy: the workload identity, the active
+// config, the HBONE entry on :15008, the addressed listeners, the upstream
+// pool and the admin server; and it owns their lifecycle (start, reload,
+// drain).
+package waypoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gowaypoint/waypoint/proxy/admin"
+	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/hbone"
+	"github.com/gowaypoint/waypoint/proxy/inbound"
+	"github.com/gowaypoint/waypoint/proxy/listener"
+	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
+	"github.com/gowaypoint/waypoint/proxy/upstream"
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+// Defaults of Options.
+const (
+	DefaultHBONEAddr          = "0.0.0.0:15008"
+	DefaultAdminAddr          = "127.0.0.1:15000"
+	DefaultDrainTimeout       = 5 * time.Second
+	DefaultConfigPollInterval = time.Second
+)
+
+// Options configure a Waypoint. ConfigFile and CertDir are required.
+type Options struct {
+	// ConfigFile is an Envoy v3 bootstrap (YAML or JSON). It is re-read on
+	// Reload and when it changes on disk.
+	ConfigFile string
+	// CertDir holds the waypoint's identity in Istio's layout
+	// (cert-chain.pem, key.pem, root-cert.pem), reloaded when it changes.
+	CertDir string
+	// HBONEAddr is where HBONE is served; default 0.0.0.0:15008.
+	HBONEAddr string
+	// AdminAddr serves the admin endpoints; when empty, the bootstrap's
+	// admin address, else 127.0.0.1:15000. "off" disables it.
+	AdminAddr string
+	// DrainTimeout bounds Shutdown's wait for streams; default 5 s.
+	DrainTimeout time.Duration
+	// ConfigPollInterval is how often ConfigFile is checked for changes;
+	// default 1 s, negative disables the check.
+	ConfigPollInterval time.Duration
+	// CertPollInterval is how often CertDir is checked; default 1 s.
+	CertPollInterval time.Duration
+	Logger           *slog.Logger // default slog.Default()
+}
+
+// Waypoint is a running proxy. Its methods are safe for concurrent use.
+type Waypoint struct {
+	opts Options
+	log  *slog.Logger
+
+	certs     *certs.Source
+	store     xds.Store
+	bootstrap atomic.Pointer[xds.Bootstrap]
+	pool      *hbone.Pool
+	hbone     *hbone.Server
+	listeners *listener.Manager
+	admin     *admin.Server
+
+	hboneAddr net.Addr
+	adminAddr net.Addr
+	ready     atomic.Bool
+
+	reloadMu sync.Mutex // serializes Reload
+	fileStat os.FileInfo
+	stop     chan struct{}
+	wg       sync.WaitGroup // serve loops and the config watcher
+}
+
+// Start loads the config and identity, opens every listener and serves.
+// It returns once the waypoint is ready, or with the first error, having
+// released whatever it had opened.
+func Start(opts Options) (w *Waypoint, err error) {
+	if opts.ConfigFile == "" || opts.CertDir == "" {
+		return nil, errors.New("waypoint: a config file and a cert dir are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.HBONEAddr == "" {
+		opts.HBONEAddr = DefaultHBONEAddr
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	if opts.ConfigPollInterval == 0 {
+		opts.ConfigPollInterval = DefaultConfigPollInterval
+	}
+	w = &Waypoint{opts: opts, log: opts.Logger, stop: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			w.close()
+		}
+	}()
+
+	fi, err := os.Stat(opts.ConfigFile)
+	if err != nil {
+		return nil, fmt.Errorf("waypoint: config: %w", err)
+	}
+	bs, err := xds.LoadBootstrapFile(opts.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	w.fileStat = fi
+	w.bootstrap.Store(bs)
+	w.store.Store(bs.Snapshot)
+
+	w.certs, err = certs.NewSource(opts.CertDir, certs.SourceOptions{PollInterval: opts.CertPollInterval, Logger: w.log})
+	if err != nil {
+		return nil, fmt.Errorf("waypoint: identity: %w", err)
+	}
+	w.pool = hbone.NewPool(hbone.PoolConfig{Logger: w.log})
+	tcp := &tcpproxy.Proxy{Upstream: upstream.NewConnector(w.pool, w.certs), Log: w.log}
+
+	w.hbone, err = hbone.NewServer(hbone.ServerConfig{
+		TLS:          w.certs.ServerTLSConfig(),
+		PeerIdentity: certs.PeerIdentity,
+		Handler:      &inbound.Handler{Store: &w.store, TCP: tcp},
+		Logger:       w.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.HBONEAddr)
+	if err != nil {
+		return nil, fmt.Errorf("waypoint: HBONE listener: %w", err)
+	}
+	w.hboneAddr = ln.Addr()
+	w.serve(func() { w.hbone.Serve(ln) })
+
+	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, Log: w.log}
+	if err := w.listeners.Apply(bs.Snapshot); err != nil {
+		return nil, fmt.Errorf("waypoint: %w", err)
+	}
+
+	if err := w.startAdmin(bs); err != nil {
+		return nil, err
+	}
+	if opts.ConfigPollInterval > 0 {
+		w.serve(w.watchConfig)
+	}
+	w.ready.Store(true)
+	w.log.Info("waypoint ready", "identity", w.certs.Identity().String(), "hbone", w.hboneAddr.String(),
+		"admin", addrString(w.adminAddr), "config", opts.ConfigFile, "version", bs.Snapshot.Version)
+	return w, nil
+}
+
+func (w *Waypoint) serve(f func()) {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		f()
+	}()
+}
+
+func (w *Waypoint) startAdmin(bs *xds.Bootstrap) error {
+	addr := w.opts.AdminAddr
+	if addr == "" {
+		addr = bs.AdminAddress
+	}
+	if addr == "" {
+		addr = DefaultAdminAddr
+	}
+	if addr == "off" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("waypoint: admin listener: %w", err)
+	}
+	w.adminAddr = ln.Addr()
+	w.admin = admin.New(admin.Sources{
+		Ready:      w.ready.Load,
+		ConfigDump: func() ([]byte, error) { return w.store.Load().ConfigDump() },
+	}, w.log)
+	w.serve(func() { w.admin.Serve(ln) })
+	return nil
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "off"
+	}
+	return a.String()
+}
+
+// HBONEAddr is the bound HBONE address.
+func (w *Waypoint) HBONEAddr() net.Addr { return w.hboneAddr }
+
+// AdminAddr is the bound admin address, nil when admin is off.
+func (w *Waypoint) AdminAddr() net.Addr { return w.adminAddr }
+
+// ListenerAddr is the bound address of an addressed listener of the config.
+func (w *Waypoint) ListenerAddr(name string) (net.Addr, bool) { return w.listeners.Addr(name) }
+
+// Snapshot is the active config.
+func (w *Waypoint) Snapshot() *xds.Snapshot { return w.store.Load() }
+
+// Reload re-reads the config file. A file that does not load or validate is
+// refused whole with the error, and the last good config keeps serving.
+// Streams in flight finish on the config they started with.
+func (w *Waypoint) Reload() error {
+	w.reloadMu.Lock()
+	defer w.reloadMu.Unlock()
+	fi, statErr := os.Stat(w.opts.ConfigFile)
+	bs, err := xds.LoadBootstrapFile(w.opts.ConfigFile)
+	if err == nil {
+		err = w.listeners.Apply(bs.Snapshot)
+	}
+	if statErr == nil {
+		w.fileStat = fi
+	}
+	if err != nil {
+		w.log.Error("config reload refused; the last good config keeps serving", "config", w.opts.ConfigFile, "error", err)
+		return err
+	}
+	w.bootstrap.Store(bs)
+	w.store.Store(bs.Snapshot)
+	w.log.Info("config reloaded", "config", w.opts.ConfigFile, "version", bs.Snapshot.Version)
+	return nil
+}
+
+// watchConfig reloads when the config file's size, time or inode change.
+func (w *Waypoint) watchConfig() {
+	t := time.NewTicker(w.opts.ConfigPollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
+		fi, err := os.Stat(w.opts.ConfigFile)
+		w.reloadMu.Lock()
+		changed := err == nil && (w.fileStat == nil || !os.SameFile(fi, w.fileStat) ||
+			fi.Size() != w.fileStat.Size() || !fi.ModTime().Equal(w.fileStat.ModTime()))
+		w.reloadMu.Unlock()
+		if changed {
+			w.Reload()
+		}
+	}
+}
+
+// Shutdown drains: it stops accepting, sends GOAWAY on every HBONE
+// connection, lets streams finish until ctx is done or the drain timeout
+// passes, then closes everything and waits for every goroutine it started.
+func (w *Waypoint) Shutdown(ctx context.Context) error {
+	w.ready.Store(false)
+	ctx, cancel := context.WithTimeout(ctx, w.opts.DrainTimeout)
+	defer cancel()
+	w.log.Info("waypoint draining", "timeout", w.opts.DrainTimeout)
+	var wg sync.WaitGroup
+	var hboneErr, lnErr error
+	wg.Add(2)
+	go func() { defer wg.Done(); hboneErr = w.hbone.Shutdown(ctx) }()
+	go func() { defer wg.Done(); lnErr = w.listeners.Drain(ctx) }()
+	wg.Wait()
+	w.close()
+	return errors.Join(hboneErr, lnErr)
+}
+
+// close releases everything at once; it is the end of Shutdown and the
+// clean-up of a failed Start.
+func (w *Waypoint) close() {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	if w.hbone != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		w.hbone.Shutdown(ctx)
+	}
+	if w.listeners != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		w.listeners.Drain(ctx)
+	}
+	if w.admin != nil {
+		w.admin.Close()
+	}
+	w.wg.Wait()
+	if w.pool != nil {
+		w.pool.Close()
+	}
+	if w.certs != nil {
+		w.certs.Close()
+	}
+}

@@ -1,0 +1,104 @@
+package xds
+
+import "google.golang.org/protobuf/reflect/protoreflect"
+
+// walkMode says how checkSupported treats an allowed field.
+type walkMode uint8
+
+const (
+	descend walkMode = iota // check the nested message(s) too
+	opaque                  // allowed as a whole, contents not inspected
+)
+
+// fieldSet is the set of fields of one message type that the waypoint
+// implements.
+type fieldSet map[string]walkMode
+
+// fields builds a fieldSet. A name ending in "*" is opaque: the field is
+// allowed with any contents (metadata, node, an SDS source we do not dial).
+func fields(names ...string) fieldSet {
+	s := make(fieldSet, len(names))
+	for _, n := range names {
+		if n[len(n)-1] == '*' {
+			s[n[:len(n)-1]] = opaque
+		} else {
+			s[n] = descend
+		}
+	}
+	return s
+}
+
+// allowlist names, for every message type the decoder accepts, the fields it
+// implements. A populated field not listed here is an error. To support a new
+// field: implement it in the decoder, then list it here. Messages of the
+// google.protobuf package (Duration, wrappers, Any, Struct) are leaves; the
+// contents of an Any are checked by the decoder that unpacks it.
+var allowlist = map[protoreflect.FullName]fieldSet{
+	// Bootstrap.
+	"envoy.config.bootstrap.v3.Bootstrap":                 fields("node*", "admin", "static_resources"),
+	"envoy.config.bootstrap.v3.Bootstrap.StaticResources": fields("listeners", "clusters"),
+	"envoy.config.bootstrap.v3.Admin":                     fields("address"),
+
+	// Addresses.
+	"envoy.config.core.v3.Address":       fields("socket_address"),
+	"envoy.config.core.v3.SocketAddress": fields("address", "port_value"),
+	"envoy.config.core.v3.CidrRange":     fields("address_prefix", "prefix_len"),
+	"xds.core.v3.CidrRange":              fields("address_prefix", "prefix_len"),
+
+	// Listener.
+	"envoy.config.listener.v3.Listener": fields("name", "address", "internal_listener",
+		"filter_chains", "default_filter_chain", "filter_chain_matcher", "listener_filters",
+		"use_original_dst", "stat_prefix", "traffic_direction", "metadata*"),
+	"envoy.config.listener.v3.Listener.InternalListenerConfig":       fields(),
+	"envoy.config.listener.v3.FilterChain":                           fields("name", "filter_chain_match", "filters", "metadata*"),
+	"envoy.config.listener.v3.FilterChainMatch":                      fields("destination_port", "prefix_ranges"),
+	"envoy.config.listener.v3.Filter":                                fields("name", "typed_config"),
+	"envoy.config.listener.v3.ListenerFilter":                        fields("name", "typed_config"),
+	"envoy.extensions.filters.listener.original_dst.v3.OriginalDst":  fields(),
+	"envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy":         fields("stat_prefix", "cluster", "idle_timeout"),
+	"envoy.extensions.matching.common_inputs.network.v3.DestinationIPInput":   fields(),
+	"envoy.extensions.matching.common_inputs.network.v3.DestinationPortInput": fields(),
+	"envoy.extensions.matching.common_inputs.network.v3.SourceIPInput":        fields(),
+	"envoy.extensions.matching.common_inputs.network.v3.SourcePortInput":      fields(),
+	"envoy.extensions.matching.input_matchers.ip.v3.Ip":                       fields("cidr_ranges", "stat_prefix"),
+
+	// The generic matcher (filter_chain_matcher).
+	"xds.type.matcher.v3.Matcher":                                          fields("matcher_list", "matcher_tree", "on_no_match"),
+	"xds.type.matcher.v3.Matcher.OnMatch":                                  fields("matcher", "action"),
+	"xds.type.matcher.v3.Matcher.MatcherList":                              fields("matchers"),
+	"xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher":                 fields("predicate", "on_match"),
+	"xds.type.matcher.v3.Matcher.MatcherList.Predicate":                    fields("single_predicate", "or_matcher", "and_matcher", "not_matcher"),
+	"xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate":    fields("input", "value_match", "custom_match"),
+	"xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList":      fields("predicate"),
+	"xds.type.matcher.v3.Matcher.MatcherTree":                              fields("input", "exact_match_map", "prefix_match_map", "custom_match"),
+	"xds.type.matcher.v3.Matcher.MatcherTree.MatchMap":                     fields("map"),
+	"xds.core.v3.TypedExtensionConfig":                                     fields("name", "typed_config"),
+	"xds.type.matcher.v3.StringMatcher":                                    fields("exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"),
+	"xds.type.matcher.v3.RegexMatcher":                                     fields("google_re2", "regex"),
+	"xds.type.matcher.v3.RegexMatcher.GoogleRE2":                           fields(),
+	"xds.type.matcher.v3.IPMatcher":                                        fields("range_matchers"),
+	"xds.type.matcher.v3.IPMatcher.IPRangeMatcher":                         fields("ranges", "on_match", "exclusive"),
+
+	// Cluster.
+	"envoy.config.cluster.v3.Cluster": fields("name", "alt_stat_name", "type", "eds_cluster_config",
+		"connect_timeout", "lb_policy", "load_assignment", "transport_socket", "metadata*"),
+	"envoy.config.cluster.v3.Cluster.EdsClusterConfig": fields("eds_config", "service_name"),
+	"envoy.config.core.v3.ConfigSource":                fields("ads", "resource_api_version", "initial_fetch_timeout"),
+	"envoy.config.core.v3.AggregatedConfigSource":      fields(),
+	"envoy.config.core.v3.TransportSocket":             fields("name", "typed_config"),
+	"envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer":                                       fields(),
+	"envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext":                                    fields("common_tls_context"),
+	"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext":                                      fields("tls_params", "alpn_protocols", "tls_certificate_sds_secret_configs", "combined_validation_context"),
+	"envoy.extensions.transport_sockets.tls.v3.TlsParameters":                                         fields("tls_minimum_protocol_version", "tls_maximum_protocol_version"),
+	"envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig":                                       fields("name", "sds_config*"),
+	"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext": fields("default_validation_context", "validation_context_sds_secret_config"),
+	"envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext":                          fields("match_typed_subject_alt_names"),
+	"envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher":                                 fields("san_type", "matcher"),
+	"envoy.type.matcher.v3.StringMatcher":                                                             fields("exact", "prefix"),
+
+	// Endpoints.
+	"envoy.config.endpoint.v3.ClusterLoadAssignment": fields("cluster_name", "endpoints"),
+	"envoy.config.endpoint.v3.LocalityLbEndpoints":   fields("locality*", "lb_endpoints", "load_balancing_weight"),
+	"envoy.config.endpoint.v3.LbEndpoint":            fields("endpoint", "metadata*", "load_balancing_weight"),
+	"envoy.config.endpoint.v3.Endpoint":              fields("address"),
+}

@@ -1,0 +1,72 @@
+package xds
+
+import (
+	"fmt"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+)
+
+// tcpProxyFilterName is the canonical name of the one network filter
+// implemented so far.
+const tcpProxyFilterName = "envoy.filters.network.tcp_proxy"
+
+// decodeFilterChain decodes a filter chain's name and filters, and validates
+// its filter_chain_match, which the listener compiles (or, as Envoy does,
+// ignores when the listener has a filter_chain_matcher or this is the default
+// chain). Errors are relative to the chain.
+func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster) (*FilterChain, error) {
+	if _, _, err := decodeChainMatch(pb.GetFilterChainMatch()); err != nil {
+		return nil, at("filter_chain_match", err)
+	}
+	c := &FilterChain{Name: pb.GetName()}
+	filters := pb.GetFilters()
+	if len(filters) == 0 {
+		return nil, errAt("filters", "want one terminal network filter (%s), got none", tcpProxyFilterName)
+	}
+	for i, f := range filters {
+		tp, err := decodeNetworkFilter(f, clusters)
+		if err != nil {
+			return nil, at(idx("filters", i), err)
+		}
+		if i != len(filters)-1 {
+			return nil, errAt(idx("filters", i), "%s is a terminal filter and must be the last one", f.GetName())
+		}
+		c.TCPProxy = tp
+	}
+	return c, nil
+}
+
+// decodeNetworkFilter decodes one network filter. A filter is identified by
+// the type of its typed_config, as in Envoy; its name is descriptive.
+func decodeNetworkFilter(f *listenerv3.Filter, clusters map[string]*Cluster) (*TCPProxy, error) {
+	a := f.GetTypedConfig()
+	if a == nil {
+		return nil, at("typed_config", errRequired)
+	}
+	var pb tcpproxyv3.TcpProxy
+	if a.MessageName() != nameOf(&pb) {
+		return nil, fmt.Errorf("unsupported network filter %q (%s)", f.GetName(), a.GetTypeUrl())
+	}
+	if err := unpack(a, &pb); err != nil {
+		return nil, at("typed_config", err)
+	}
+	tp, err := decodeTCPProxy(&pb, clusters)
+	return tp, at("typed_config", err)
+}
+
+// decodeTCPProxy decodes a TcpProxy whose fields the allowlist has checked.
+func decodeTCPProxy(pb *tcpproxyv3.TcpProxy, clusters map[string]*Cluster) (*TCPProxy, error) {
+	tp := &TCPProxy{StatPrefix: pb.GetStatPrefix(), Cluster: pb.GetCluster()}
+	switch {
+	case tp.Cluster == "":
+		return nil, at("cluster", errRequired)
+	case clusters[tp.Cluster] == nil:
+		return nil, errAt("cluster", "unknown cluster %q", tp.Cluster)
+	}
+	var err error
+	if tp.IdleTimeout, err = duration(pb.GetIdleTimeout(), defaultTCPIdleTimeout); err != nil {
+		return nil, at("idle_timeout", err)
+	}
+	return tp, nil
+}

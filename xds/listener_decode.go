@@ -1,0 +1,118 @@
+package xds
+
+import (
+	"fmt"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+)
+
+// decodeListener decodes and validates one listener. clusters is the set of
+// known clusters, for the tcp_proxy cross-reference. Errors are relative to
+// the listener.
+func decodeListener(pb *listenerv3.Listener, clusters map[string]*Cluster) (*Listener, error) {
+	if err := checkSupported(pb.ProtoReflect()); err != nil {
+		return nil, err
+	}
+	if pb.GetName() == "" {
+		return nil, at("name", errRequired)
+	}
+	l := &Listener{Name: pb.GetName(), Raw: pb}
+
+	switch {
+	case pb.GetAddress() != nil && pb.GetInternalListener() != nil:
+		return nil, errAt("internal_listener", "must not be set together with address")
+	case pb.GetAddress() != nil:
+		ap, err := socketAddress(pb.GetAddress(), true)
+		if err != nil {
+			return nil, at("address", err)
+		}
+		l.Address = ap
+	case pb.GetInternalListener() != nil:
+		l.Internal = true
+	default:
+		return nil, errAt("address", "required (or internal_listener)")
+	}
+
+	if pb.GetUseOriginalDst().GetValue() {
+		return nil, errAt("use_original_dst", "true is not supported yet")
+	}
+	for i, lf := range pb.GetListenerFilters() {
+		if err := checkListenerFilter(lf); err != nil {
+			return nil, at(idx("listener_filters", i), err)
+		}
+	}
+
+	if len(pb.GetFilterChains()) == 0 && pb.GetDefaultFilterChain() == nil {
+		return nil, errAt("filter_chains", "at least one filter chain or a default_filter_chain is required")
+	}
+	for i, fc := range pb.GetFilterChains() {
+		c, err := decodeFilterChain(fc, clusters)
+		if err != nil {
+			return nil, at(idx("filter_chains", i), err)
+		}
+		l.FilterChains = append(l.FilterChains, c)
+	}
+	if fc := pb.GetDefaultFilterChain(); fc != nil {
+		c, err := decodeFilterChain(fc, clusters)
+		if err != nil {
+			return nil, at("default_filter_chain", err)
+		}
+		l.DefaultChain = c
+	}
+
+	if m := pb.GetFilterChainMatcher(); m != nil {
+		// As in Envoy, the matcher replaces filter_chain_match (which is still
+		// validated above but not used), and needs every chain named uniquely.
+		byName, err := chainsByName(l.FilterChains)
+		if err != nil {
+			return nil, err
+		}
+		l.matcher, err = compileMatcher(m, byName)
+		if err != nil {
+			return nil, at("filter_chain_matcher", err)
+		}
+	} else {
+		var err error
+		l.classic, err = compileClassic(pb.GetFilterChains(), l.FilterChains)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	if err := validate(pb); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// checkListenerFilter accepts envoy.filters.listener.original_dst, which is a
+// no-op here: the destination of a connection is already known (the HBONE
+// :authority, or the accepted socket's local address).
+func checkListenerFilter(lf *listenerv3.ListenerFilter) error {
+	a := lf.GetTypedConfig()
+	if a == nil {
+		return at("typed_config", errRequired)
+	}
+	var od originaldstv3.OriginalDst
+	if a.MessageName() != nameOf(&od) {
+		return fmt.Errorf("unsupported listener filter %q (%s)", lf.GetName(), a.GetTypeUrl())
+	}
+	return at("typed_config", unpack(a, &od))
+}
+
+// chainsByName indexes chains by name for filter_chain_matcher actions.
+// Envoy requires every chain to have a unique, non-empty name then.
+func chainsByName(chains []*FilterChain) (map[string]*FilterChain, error) {
+	byName := make(map[string]*FilterChain, len(chains))
+	for i, c := range chains {
+		switch {
+		case c.Name == "":
+			return nil, errAt(idx("filter_chains", i)+".name", "required when filter_chain_matcher is set")
+		case byName[c.Name] != nil:
+			return nil, errAt(idx("filter_chains", i)+".name", "duplicate filter chain name %q", c.Name)
+		}
+		byName[c.Name] = c
+	}
+	return byName, nil
+}

@@ -1,0 +1,107 @@
+package xds
+
+import (
+	"errors"
+	"fmt"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+)
+
+// Resource kinds named in a ResourceError.
+const (
+	kindListener  = "listener"
+	kindCluster   = "cluster"
+	kindEndpoints = "cluster_load_assignment"
+)
+
+// Snapshot is one immutable, validated configuration. Nothing reachable from
+// it is modified after Build returns; it is safe for concurrent reads.
+type Snapshot struct {
+	// Version identifies the configuration (the xDS version_info, or a hash
+	// of the bootstrap file).
+	Version string
+	// Listeners in config order.
+	Listeners []*Listener
+	// Clusters by name.
+	Clusters map[string]*Cluster
+
+	listeners    map[string]*Listener
+	clusterOrder []*clusterv3.Cluster                  // config order, for the config dump
+	endpoints    []*endpointv3.ClusterLoadAssignment   // as given to Build
+	bootstrap    *bootstrapv3.Bootstrap                // set by ParseBootstrap; nil from Build
+}
+
+// Listener returns the listener named name, or nil. A nil Snapshot has none.
+func (s *Snapshot) Listener(name string) *Listener {
+	if s == nil {
+		return nil
+	}
+	return s.listeners[name]
+}
+
+// Cluster returns the cluster named name, or nil. A nil Snapshot has none.
+func (s *Snapshot) Cluster(name string) *Cluster {
+	if s == nil {
+		return nil
+	}
+	return s.Clusters[name]
+}
+
+// Build validates and decodes resources into a Snapshot. It is the one entry
+// point of both the bootstrap file and ADS. It decodes the endpoints, then the
+// clusters, then the listeners, each in order, and returns the first error, a
+// *ResourceError naming the resource and the field path. Besides each
+// resource on its own it checks that names are unique, that every tcp_proxy's
+// cluster exists and that there is at least one listener.
+//
+// Build is a pure function of its arguments. The returned snapshot keeps the
+// messages (for the config dump and equality checks): the caller must not
+// modify them afterwards.
+func Build(version string, listeners []*listenerv3.Listener, clusters []*clusterv3.Cluster,
+	endpoints []*endpointv3.ClusterLoadAssignment) (*Snapshot, error) {
+	eds, err := indexEndpoints(endpoints)
+	if err != nil {
+		return nil, err
+	}
+	s := &Snapshot{
+		Version:      version,
+		Clusters:     make(map[string]*Cluster, len(clusters)),
+		listeners:    make(map[string]*Listener, len(listeners)),
+		clusterOrder: clusters,
+		endpoints:    endpoints,
+	}
+	for i, pb := range clusters {
+		if pb == nil {
+			return nil, fmt.Errorf("clusters[%d]: nil Cluster", i)
+		}
+		c, err := decodeCluster(pb, eds)
+		if err != nil {
+			return nil, &ResourceError{Kind: kindCluster, Name: pb.GetName(), Err: err}
+		}
+		if s.Clusters[c.Name] != nil {
+			return nil, &ResourceError{Kind: kindCluster, Name: c.Name, Err: errors.New("duplicate cluster name")}
+		}
+		s.Clusters[c.Name] = c
+	}
+	for i, pb := range listeners {
+		if pb == nil {
+			return nil, fmt.Errorf("listeners[%d]: nil Listener", i)
+		}
+		l, err := decodeListener(pb, s.Clusters)
+		if err != nil {
+			return nil, &ResourceError{Kind: kindListener, Name: pb.GetName(), Err: err}
+		}
+		if s.listeners[l.Name] != nil {
+			return nil, &ResourceError{Kind: kindListener, Name: l.Name, Err: errors.New("duplicate listener name")}
+		}
+		s.listeners[l.Name] = l
+		s.Listeners = append(s.Listeners, l)
+	}
+	if len(s.Listeners) == 0 {
+		return nil, errors.New("no listeners")
+	}
+	return s, nil
+}
