@@ -148,7 +148,7 @@ func (s *Source) check() {
 			"dir", s.dir, "identity", s.Identity().String(), "err", err)
 		return
 	}
-	old := s.cur.Load()
+	old := s.cur.Swap(m)
 	s.log.Info("reloaded identity",
 		"dir", s.dir, "identity", m.id.String(), "previous", old.id.String(),
 		"not_after", m.cert.Leaf.NotAfter)
