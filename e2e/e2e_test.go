@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -345,10 +344,10 @@ func TestThousandConcurrentStreams(t *testing.T) {
 	}
 	// All 1000 streams are open now: each HBONE hop needs ceil(1000/100)
 	// connections, and must not open more.
-	if got := countEstablished(t, e.hboneAddr()); got != n/100 {
+	if got := countEstablished(t, e.sources[1], e.hboneAddr()); got != n/100 {
 		t.Errorf("source opened %d HBONE connections to the waypoint, want %d", got, n/100)
 	}
-	if got := countEstablished(t, e.ip(11)+":15008"); got != n/100 {
+	if got := countEstablished(t, e.waypoint, e.ip(11)+":15008"); got != n/100 {
 		t.Errorf("waypoint opened %d HBONE connections to pod a, want %d", got, n/100)
 	}
 	for _, c := range conns {
@@ -400,5 +399,3 @@ func TestSIGTERMDrainsTransfers(t *testing.T) {
 		t.Fatalf("waypoint exited with %v, want exit status 0", e.waypoint.err)
 	}
 }
-
-var _ = context.Background

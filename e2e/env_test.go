@@ -68,6 +68,7 @@ type env struct {
 	net      int
 	dir      string // certificates and config
 	waypoint *proc
+	sources  map[int]*proc // hbone connect processes by source number
 	config   string
 }
 
@@ -106,10 +107,11 @@ func newEnv(t *testing.T, netN int, waypointArgs ...string) *env {
 	args := append([]string{"run", "--config", e.config, "--cert-dir", e.certDir("waypoint"),
 		"--hbone-addr", e.hboneAddr(), "--admin-addr", e.ip(5) + ":15000"}, waypointArgs...)
 	e.waypoint = startProc(t, "waypoint", bins.waypoint, args...)
+	e.sources = map[int]*proc{}
 	waitHTTP200(t, e.adminURL()+"/healthz/ready")
 	t.Cleanup(e.checkWaypointLeaks)
 	for n, authority := range map[int]string{1: e.vip(1) + ":7000", 2: e.vip(1) + ":7001", 3: e.vip(2) + ":7000", 4: e.vip(2) + ":7001"} {
-		startProc(t, "hbone-connect-"+authority, bins.hbone, "connect", "--listen", e.source(n),
+		e.sources[n] = startProc(t, "hbone-connect-"+authority, bins.hbone, "connect", "--listen", e.source(n),
 			"--via", e.hboneAddr(), "--authority", authority, "--cert-dir", e.certDir("client"),
 			"--peer-identity", sa("waypoint").String())
 		waitTCP(t, e.source(n))
@@ -365,10 +367,10 @@ func (e *env) checkWaypointLeaks() {
 	}
 }
 
-// countEstablished counts this machine's established TCP connections whose
-// remote end is addr, from /proc/net/tcp: the connections some process
-// opened to addr.
-func countEstablished(t *testing.T, addr string) int {
+// countEstablished counts the established TCP connections that process p
+// opened to addr: the lines of /proc/net/tcp whose remote end is addr and
+// whose socket is one of p's file descriptors.
+func countEstablished(t *testing.T, p *proc, addr string) int {
 	t.Helper()
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
@@ -376,6 +378,18 @@ func countEstablished(t *testing.T, addr string) int {
 	}
 	ip := ap.Addr().As4()
 	want := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ap.Port())
+	inodes := map[string]bool{}
+	fdDir := fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid)
+	fds, err := os.ReadDir(fdDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
+		if inode, ok := strings.CutPrefix(target, "socket:["); err == nil && ok {
+			inodes[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
 	f, err := os.Open("/proc/net/tcp")
 	if err != nil {
 		t.Fatal(err)
@@ -384,8 +398,9 @@ func countEstablished(t *testing.T, addr string) int {
 	n := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
 		fields := strings.Fields(sc.Text())
-		if len(fields) > 3 && fields[2] == want && fields[3] == "01" {
+		if len(fields) > 9 && fields[2] == want && fields[3] == "01" && inodes[fields[9]] {
 			n++
 		}
 	}

@@ -39,7 +39,7 @@ type mesh struct {
 	dir string
 }
 
-func newMesh(t *testing.T) *mesh {
+func newMesh(t testing.TB) *mesh {
 	t.Helper()
 	dir := t.TempDir()
 	if err := certs.WriteMesh(certs.MeshOptions{Dir: dir, TrustDomain: "cluster.local", IDs: []spiffe.ID{clientID, serverID}}); err != nil {
@@ -51,7 +51,7 @@ func newMesh(t *testing.T) *mesh {
 	return &mesh{dir: dir}
 }
 
-func (m *mesh) source(t *testing.T, id spiffe.ID) *certs.Source {
+func (m *mesh) source(t testing.TB, id spiffe.ID) *certs.Source {
 	t.Helper()
 	src, err := certs.NewSource(filepath.Join(m.dir, id.Namespace, id.ServiceAccount), certs.SourceOptions{})
 	if err != nil {
@@ -74,7 +74,7 @@ var echo = HandlerFunc(func(ctx context.Context, st *ServerStream) {
 })
 
 // startServer serves h with the server identity on addr:0.
-func startServer(t *testing.T, m *mesh, addr string, h Handler, tweak func(*ServerConfig)) (*Server, netip.AddrPort) {
+func startServer(t testing.TB, m *mesh, addr string, h Handler, tweak func(*ServerConfig)) (*Server, netip.AddrPort) {
 	t.Helper()
 	src := m.source(t, serverID)
 	cfg := ServerConfig{TLS: src.ServerTLSConfig(), PeerIdentity: certs.PeerIdentity, Handler: h, Logger: quiet()}
@@ -98,7 +98,7 @@ func startServer(t *testing.T, m *mesh, addr string, h Handler, tweak func(*Serv
 	return srv, ln.Addr().(*net.TCPAddr).AddrPort()
 }
 
-func newPool(t *testing.T, tweak func(*PoolConfig)) *Pool {
+func newPool(t testing.TB, tweak func(*PoolConfig)) *Pool {
 	cfg := PoolConfig{Logger: quiet()}
 	if tweak != nil {
 		tweak(&cfg)
