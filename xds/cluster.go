@@ -46,11 +46,11 @@ type LBPolicy int
 // The decoded policies. Only LBPolicyRoundRobin is implemented by the data
 // path so far; the others are decoded for a later issue.
 const (
-	LBPolicyRoundRobin LBPolicy = iota // ROUND_ROBIN, the default
-	LBPolicyLeastRequest
-	LBPolicyRandom
-	LBPolicyRingHash
-	LBPolicyMaglev
+	LBPolicyRoundRobin   LBPolicy = iota // ROUND_ROBIN, the default
+	LBPolicyLeastRequest                 // LEAST_REQUEST
+	LBPolicyRandom                       // RANDOM
+	LBPolicyRingHash                     // RING_HASH
+	LBPolicyMaglev                       // MAGLEV
 )
 
 // String returns Envoy's name for the policy.

@@ -91,7 +91,7 @@ func mustParse(t testing.TB, yaml string) *Bootstrap {
 	t.Helper()
 	b, err := ParseBootstrap([]byte(yaml), "test.yaml")
 	if err != nil {
-		t.Fatalf("ParseBootstrap: %v\n%s", err, yaml)
+		t.Fatalf("ParseBootstrap: %v", err)
 	}
 	return b
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"strconv"
+	"sync"
 )
 
 // The evaluation below follows Envoy's matcher semantics (source/common/matcher):
@@ -152,9 +153,23 @@ func (s *stringMatcher) match(v []byte) bool {
 		}
 		return false
 	case stringRegex:
-		return s.re.Match(v)
+		return s.matchRegex(v)
 	}
 	return false
+}
+
+// regexInputs holds buffers for regex inputs: the regexp package keeps its
+// input reachable from pooled state, so handing it a stack buffer would move
+// that buffer to the heap on every call.
+var regexInputs = sync.Pool{New: func() any { b := make([]byte, 0, maxInputLen); return &b }}
+
+func (s *stringMatcher) matchRegex(v []byte) bool {
+	bp := regexInputs.Get().(*[]byte)
+	b := append((*bp)[:0], v...)
+	ok := s.re.Match(b)
+	*bp = b[:0]
+	regexInputs.Put(bp)
+	return ok
 }
 
 func (s *stringMatcher) equal(a, b []byte) bool {

@@ -29,9 +29,9 @@ type Snapshot struct {
 	Clusters map[string]*Cluster
 
 	listeners    map[string]*Listener
-	clusterOrder []*clusterv3.Cluster                  // config order, for the config dump
-	endpoints    []*endpointv3.ClusterLoadAssignment   // as given to Build
-	bootstrap    *bootstrapv3.Bootstrap                // set by ParseBootstrap; nil from Build
+	clusterOrder []*clusterv3.Cluster                // config order, for the config dump
+	endpoints    []*endpointv3.ClusterLoadAssignment // as given to Build
+	bootstrap    *bootstrapv3.Bootstrap              // set by ParseBootstrap; nil from Build
 }
 
 // Listener returns the listener named name, or nil. A nil Snapshot has none.
