@@ -215,6 +215,34 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 
+	t.Run("destination ztunnel refuses another pod's IP", func(t *testing.T) {
+		// hbone serve on pod a's address, asked for pod b's: 400, as ztunnel.
+		src, err := certs.NewSource(e.certDir("waypoint"), certs.SourceOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		tc, err := tls.Dial("tcp", e.ip(11)+":15008", src.ClientTLSConfig(certs.PeerExpectation{ID: sa("pod-a")}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod, err := (&http2.Transport{}).NewClientConn(tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pod.Close()
+		for authority, want := range map[string]int{e.ip(12) + ":7000": 400, e.ip(11) + ":7000": 200} {
+			resp, err := pod.RoundTrip(connectReq(authority, http.NoBody))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("CONNECT %s at pod a's ztunnel: %d, want %d", authority, resp.StatusCode, want)
+			}
+		}
+	})
+
 	t.Run("plaintext to 15008", func(t *testing.T) {
 		c := dial(t, e.hboneAddr())
 		defer c.Close()
