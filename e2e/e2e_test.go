@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/hbone/hbonetest"
 )
 
 func dial(t *testing.T, addr string) *net.TCPConn {
@@ -132,20 +132,7 @@ func h2Client(t *testing.T, e *env, id string) *http2.ClientConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	tc, err := tls.Dial("tcp", e.hboneAddr(), src.ClientTLSConfig(certs.PeerExpectation{ID: sa("waypoint")}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := (&http2.Transport{}).NewClientConn(tc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return cc
-}
-
-func connectReq(authority string, body io.ReadCloser) *http.Request {
-	return &http.Request{Method: "CONNECT", Host: authority, URL: &url.URL{Host: authority}, Header: http.Header{}, Body: body, ContentLength: -1}
+	return hbonetest.ClientConn(t, e.hboneAddr(), src.ClientTLSConfig(certs.PeerExpectation{ID: sa("waypoint")}))
 }
 
 // refusedHandshake dials the waypoint with conf and reports whether the
@@ -169,7 +156,7 @@ func TestRefusals(t *testing.T) {
 	// A stream that stays open on the same connection through every refusal.
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	resp, err := cc.RoundTrip(connectReq(e.vip(1)+":7000", pr))
+	resp, err := cc.RoundTrip(hbonetest.Connect(e.vip(1)+":7000", pr))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("CONNECT to service a: %v %v", resp, err)
 	}
@@ -197,9 +184,9 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, s := range streams {
 		t.Run(s.name, func(t *testing.T) {
-			req := connectReq(s.authority, nil)
+			req := hbonetest.Connect(s.authority, nil)
 			if s.method != "CONNECT" {
-				req = &http.Request{Method: s.method, Host: s.authority, URL: &url.URL{Scheme: "https", Host: s.authority, Path: "/"}, Header: http.Header{}}
+				req = hbonetest.Request(s.method, s.authority)
 			}
 			resp, err := cc.RoundTrip(req)
 			if err != nil {
@@ -222,17 +209,9 @@ func TestRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer src.Close()
-		tc, err := tls.Dial("tcp", e.ip(11)+":15008", src.ClientTLSConfig(certs.PeerExpectation{ID: sa("pod-a")}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pod, err := (&http2.Transport{}).NewClientConn(tc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pod.Close()
+		pod := hbonetest.ClientConn(t, e.ip(11)+":15008", src.ClientTLSConfig(certs.PeerExpectation{ID: sa("pod-a")}))
 		for authority, want := range map[string]int{e.ip(12) + ":7000": 400, e.ip(11) + ":7000": 200} {
-			resp, err := pod.RoundTrip(connectReq(authority, http.NoBody))
+			resp, err := pod.RoundTrip(hbonetest.Connect(authority, http.NoBody))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,42 +7,12 @@ import (
 	"net"
 	"testing"
 
+	"github.com/gowaypoint/waypoint/internal/benchio"
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 )
 
 const benchChunk = 1 << 20
-
-// ackSink reads chunks of n bytes and answers one byte per chunk, so the
-// writer knows each chunk crossed.
-func ackSink(c io.ReadWriter, n int) {
-	buf := make([]byte, n)
-	for {
-		if _, err := io.ReadFull(c, buf); err != nil {
-			return
-		}
-		if _, err := c.Write([]byte{1}); err != nil {
-			return
-		}
-	}
-}
-
-func pumpChunks(b *testing.B, c io.ReadWriter) {
-	buf := make([]byte, benchChunk)
-	ack := make([]byte, 1)
-	b.SetBytes(benchChunk)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := c.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, ack); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-}
 
 // tcpAckSink serves ackSink on a loopback TCP listener.
 func tcpAckSink(b *testing.B, ip string) string {
@@ -59,7 +29,7 @@ func tcpAckSink(b *testing.B, ip string) string {
 			}
 			go func() {
 				defer c.Close()
-				ackSink(c, benchChunk)
+				benchio.AckSink(c, benchChunk)
 			}()
 		}
 	}()
@@ -82,14 +52,14 @@ func BenchmarkTLSReference(b *testing.B) {
 			return
 		}
 		defer c.Close()
-		ackSink(c, benchChunk)
+		benchio.AckSink(c, benchChunk)
 	}()
 	c, err := tls.Dial("tcp", ln.Addr().String(), client.ClientTLSConfig(certs.PeerExpectation{ID: serverID}))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	pumpChunks(b, c)
+	benchio.Pump(b, c, benchChunk)
 }
 
 // BenchmarkHBONERelay is the L4 relay path over one HBONE hop: 1 MiB per op
@@ -117,7 +87,7 @@ func BenchmarkHBONERelay(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	pumpChunks(b, st)
+	benchio.Pump(b, st, benchChunk)
 }
 
 // BenchmarkHBONEStreamSetup opens a CONNECT stream on a warm pooled

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/hbone/hbonetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -176,31 +176,15 @@ func TestServerSeesPeerAndAuthority(t *testing.T) {
 	}
 }
 
-// rawClientConn opens an h2 connection to addr for requests the pool never
-// sends (bad methods and authorities).
-func rawClientConn(t *testing.T, src *certs.Source, addr netip.AddrPort) *http2.ClientConn {
-	t.Helper()
-	tc, err := tls.Dial("tcp", addr.String(), src.ClientTLSConfig(certs.PeerExpectation{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := (&http2.Transport{}).NewClientConn(tc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return cc
-}
-
 func TestStreamRefusalsLeaveOtherStreamsAlone(t *testing.T) {
 	m := newMesh(t)
 	_, addr := startServer(t, m, "127.0.7.3", echo, nil)
 	src := m.source(t, clientID)
-	cc := rawClientConn(t, src, addr)
+	cc := hbonetest.ClientConn(t, addr.String(), src.ClientTLSConfig(certs.PeerExpectation{}))
 
 	// A long-lived stream on the same connection, checked after each refusal.
 	pr, pw := io.Pipe()
-	resp, err := cc.RoundTrip(&http.Request{Method: "CONNECT", Host: "127.0.7.99:80", URL: &url.URL{Host: "127.0.7.99:80"}, Header: http.Header{}, Body: pr, ContentLength: -1})
+	resp, err := cc.RoundTrip(hbonetest.Connect("127.0.7.99:80", pr))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("CONNECT: %v %v", resp, err)
 	}
@@ -227,11 +211,11 @@ func TestStreamRefusalsLeaveOtherStreamsAlone(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			u := &url.URL{Scheme: "https", Host: c.authority, Path: "/"}
-			if c.method == "CONNECT" {
-				u = &url.URL{Host: c.authority}
+			req := hbonetest.Connect(c.authority, nil)
+			if c.method != "CONNECT" {
+				req = hbonetest.Request(c.method, c.authority)
 			}
-			resp, err := cc.RoundTrip(&http.Request{Method: c.method, Host: c.authority, URL: u, Header: http.Header{}})
+			resp, err := cc.RoundTrip(req)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,15 +1,14 @@
 package relay
 
 import (
-	"io"
 	"net"
 	"testing"
+
+	"github.com/gowaypoint/waypoint/internal/benchio"
 )
 
-// sink accepts one connection on 127.0.5.2 and discards what it reads,
-// answering one byte per chunk of n bytes, so the writer can wait for each
-// chunk to have crossed.
-func sink(b *testing.B, n int) (addr string, stop func()) {
+// sink accepts one connection on 127.0.5.2 and acknowledges each chunk.
+func sink(b *testing.B) (addr string, stop func()) {
 	ln, err := net.Listen("tcp", "127.0.5.2:0")
 	if err != nil {
 		b.Fatal(err)
@@ -22,52 +21,30 @@ func sink(b *testing.B, n int) (addr string, stop func()) {
 			return
 		}
 		defer c.Close()
-		buf := make([]byte, n)
-		for {
-			if _, err := io.ReadFull(c, buf); err != nil {
-				return
-			}
-			c.Write([]byte{1})
-		}
+		benchio.AckSink(c, chunk)
 	}()
 	return ln.Addr().String(), func() { ln.Close(); <-done }
 }
 
 const chunk = 1 << 20
 
-func pump(b *testing.B, c net.Conn) {
-	buf := make([]byte, chunk)
-	ack := make([]byte, 1)
-	b.SetBytes(chunk)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := c.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, ack); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkDirectTCP is the reference: the same bytes over one loopback
 // TCP connection, no relay.
 func BenchmarkDirectTCP(b *testing.B) {
-	addr, stop := sink(b, chunk)
+	addr, stop := sink(b)
 	defer stop()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	pump(b, c)
+	benchio.Pump(b, c, chunk)
 }
 
 // BenchmarkRelayTCP moves 1 MiB per op through Run between two loopback TCP
 // connections (client -> relay -> sink).
 func BenchmarkRelayTCP(b *testing.B) {
-	addr, stop := sink(b, chunk)
+	addr, stop := sink(b)
 	defer stop()
 	ln, err := net.Listen("tcp", "127.0.5.2:0")
 	if err != nil {
@@ -92,7 +69,7 @@ func BenchmarkRelayTCP(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pump(b, c)
+	benchio.Pump(b, c, chunk)
 	b.StopTimer()
 	c.Close()
 	<-done
