@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,21 +153,8 @@ func TestRefusals(t *testing.T) {
 	cc := h2Client(t, e, "client")
 
 	// A stream that stays open on the same connection through every refusal.
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	resp, err := cc.RoundTrip(hbonetest.Connect(e.vip(1)+":7000", pr))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("CONNECT to service a: %v %v", resp, err)
-	}
-	defer resp.Body.Close()
-	ping := func(t *testing.T, msg string) {
-		t.Helper()
-		pw.Write([]byte(msg))
-		buf := make([]byte, len(msg))
-		if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != msg {
-			t.Fatalf("the open stream broke after the refusal: %q %v", buf, err)
-		}
-	}
+	held := hbonetest.OpenEcho(t, cc, e.vip(1)+":7000")
+	ping := held.Ping
 	ping(t, "before")
 
 	streams := []struct {
@@ -184,17 +170,8 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, s := range streams {
 		t.Run(s.name, func(t *testing.T) {
-			req := hbonetest.Connect(s.authority, nil)
-			if s.method != "CONNECT" {
-				req = hbonetest.Request(s.method, s.authority)
-			}
-			resp, err := cc.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != s.want {
-				t.Errorf("status %d, want %d", resp.StatusCode, s.want)
+			if got := hbonetest.Status(t, cc, s.method, s.authority); got != s.want {
+				t.Errorf("status %d, want %d", got, s.want)
 			}
 			ping(t, s.name)
 			// Every refusal is logged with the peer, the authority and the reason.
@@ -211,13 +188,8 @@ func TestRefusals(t *testing.T) {
 		defer src.Close()
 		pod := hbonetest.ClientConn(t, e.ip(11)+":15008", src.ClientTLSConfig(certs.PeerExpectation{ID: sa("pod-a")}))
 		for authority, want := range map[string]int{e.ip(12) + ":7000": 400, e.ip(11) + ":7000": 200} {
-			resp, err := pod.RoundTrip(hbonetest.Connect(authority, http.NoBody))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != want {
-				t.Errorf("CONNECT %s at pod a's ztunnel: %d, want %d", authority, resp.StatusCode, want)
+			if got := hbonetest.Status(t, pod, "CONNECT", authority); got != want {
+				t.Errorf("CONNECT %s at pod a's ztunnel: %d, want %d", authority, got, want)
 			}
 		}
 	})

@@ -183,21 +183,8 @@ func TestStreamRefusalsLeaveOtherStreamsAlone(t *testing.T) {
 	cc := hbonetest.ClientConn(t, addr.String(), src.ClientTLSConfig(certs.PeerExpectation{}))
 
 	// A long-lived stream on the same connection, checked after each refusal.
-	pr, pw := io.Pipe()
-	resp, err := cc.RoundTrip(hbonetest.Connect("127.0.7.99:80", pr))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("CONNECT: %v %v", resp, err)
-	}
-	defer pw.Close()
-	ping := func(msg string) {
-		t.Helper()
-		pw.Write([]byte(msg))
-		buf := make([]byte, len(msg))
-		if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != msg {
-			t.Fatalf("long-lived stream broken: %q %v", buf, err)
-		}
-	}
-	ping("first")
+	held := hbonetest.OpenEcho(t, cc, "127.0.7.99:80")
+	held.Ping(t, "first")
 
 	cases := []struct {
 		name, method, authority string
@@ -211,19 +198,10 @@ func TestStreamRefusalsLeaveOtherStreamsAlone(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req := hbonetest.Connect(c.authority, nil)
-			if c.method != "CONNECT" {
-				req = hbonetest.Request(c.method, c.authority)
+			if got := hbonetest.Status(t, cc, c.method, c.authority); got != c.want {
+				t.Errorf("status %d, want %d", got, c.want)
 			}
-			resp, err := cc.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != c.want {
-				t.Errorf("status %d, want %d", resp.StatusCode, c.want)
-			}
-			ping(c.name)
+			held.Ping(t, c.name)
 		})
 	}
 }
