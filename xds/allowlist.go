@@ -1,39 +1,16 @@
 package xds
 
-import "google.golang.org/protobuf/reflect/protoreflect"
+import "github.com/gowaypoint/waypoint/internal/pbcheck"
 
-// walkMode says how checkSupported treats an allowed field.
-type walkMode uint8
-
-const (
-	descend walkMode = iota // check the nested message(s) too
-	opaque                  // allowed as a whole, contents not inspected
-)
-
-// fieldSet is the set of fields of one message type that the waypoint
-// implements.
-type fieldSet map[string]walkMode
-
-// fields builds a fieldSet. A name ending in "*" is opaque: the field is
-// allowed with any contents (metadata, node, an SDS source we do not dial).
-func fields(names ...string) fieldSet {
-	s := make(fieldSet, len(names))
-	for _, n := range names {
-		if n[len(n)-1] == '*' {
-			s[n[:len(n)-1]] = opaque
-		} else {
-			s[n] = descend
-		}
-	}
-	return s
-}
+// fields builds the field set of one message type; see pbcheck.F.
+var fields = pbcheck.F
 
 // allowlist names, for every message type the decoder accepts, the fields it
 // implements. A populated field not listed here is an error. To support a new
 // field: implement it in the decoder, then list it here. Messages of the
 // google.protobuf package (Duration, wrappers, Any, Struct) are leaves; the
 // contents of an Any are checked by the decoder that unpacks it.
-var allowlist = map[protoreflect.FullName]fieldSet{
+var allowlist = pbcheck.Allowlist{
 	// Bootstrap.
 	"envoy.config.bootstrap.v3.Bootstrap":                 fields("node*", "admin", "static_resources"),
 	"envoy.config.bootstrap.v3.Bootstrap.StaticResources": fields("listeners", "clusters"),

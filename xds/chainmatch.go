@@ -77,7 +77,7 @@ func compileClassic(pbs []*listenerv3.FilterChain, chains []*FilterChain) (*clas
 		}
 		for _, k := range keys {
 			if j, dup := seen[k]; dup {
-				return nil, &fieldError{path: path, err: fmt.Errorf(
+				return nil, &fieldError{Path: path, Err: fmt.Errorf(
 					"overlaps filter_chains[%d] (%q) on %s: Envoy rejects filter chains with the same match criteria",
 					j, pbs[j].GetName(), k)}
 			}

@@ -100,43 +100,11 @@ func TestAllowlistIsConsistent(t *testing.T) {
 		&networkinputsv3.DestinationIPInput{}, &networkinputsv3.DestinationPortInput{},
 		&networkinputsv3.SourceIPInput{}, &networkinputsv3.SourcePortInput{},
 	}
-	descs := map[protoreflect.FullName]protoreflect.MessageDescriptor{}
-	var visit func(md protoreflect.MessageDescriptor)
-	visit = func(md protoreflect.MessageDescriptor) {
-		if _, done := descs[md.FullName()]; done || !isWalked(md) {
-			return
-		}
-		descs[md.FullName()] = md
-		allowed, ok := allowlist[md.FullName()]
-		if !ok {
-			t.Errorf("%s is reachable through allowed fields but has no allowlist entry", md.FullName())
-			return
-		}
-		for name, mode := range allowed {
-			fd := md.Fields().ByName(protoreflect.Name(name))
-			if fd == nil {
-				t.Errorf("allowlist: %s has no field %q", md.FullName(), name)
-				continue
-			}
-			if mode == opaque {
-				continue
-			}
-			switch {
-			case fd.IsMap():
-				if v := fd.MapValue().Message(); v != nil {
-					visit(v)
-				}
-			case fd.Message() != nil:
-				visit(fd.Message())
-			}
-		}
-	}
+	var descs []protoreflect.MessageDescriptor
 	for _, r := range roots {
-		visit(r.ProtoReflect().Descriptor())
+		descs = append(descs, r.ProtoReflect().Descriptor())
 	}
-	for name := range allowlist {
-		if _, ok := descs[name]; !ok {
-			t.Errorf("allowlist entry %s is not reachable from any decoded type", name)
-		}
+	for _, err := range allowlist.Verify(descs...) {
+		t.Error(err)
 	}
 }

@@ -1,0 +1,137 @@
+package filters
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/protocols/spiffe"
+)
+
+// Downstream describes where a stream came from. Read-only once the stream
+// starts; shared by the streams of one connection.
+type Downstream struct {
+	// Peer is the verified identity of the HBONE peer (the source
+	// ztunnel's workload identity); zero on a plaintext listener.
+	Peer spiffe.ID
+	// RemoteAddr and LocalAddr are the two ends of the downstream
+	// connection.
+	RemoteAddr, LocalAddr netip.AddrPort
+	// Destination is the original destination: the HBONE :authority, or
+	// the local address of a plaintext listener.
+	Destination netip.AddrPort
+}
+
+// Route is what a filter may ask of the route a stream matched. The router
+// implements it.
+type Route interface {
+	// Name is the route's name (may be empty).
+	Name() string
+	// FilterConfig returns the route's typed_per_filter_config for the
+	// filter name, as that filter's factory parsed it (nil if none). The
+	// most specific level wins: route, then virtual host, then route
+	// configuration.
+	FilterConfig(filterName string) any
+}
+
+// RouteResolver matches a stream to a route; nil when no route matches.
+type RouteResolver interface {
+	Resolve(s *Stream) Route
+}
+
+// LocalReply is an answer made by the proxy itself. The codec renders it
+// per protocol: an HTTP status with Body, or for gRPC a 200 with
+// grpc-status and grpc-message.
+type LocalReply struct {
+	Status int
+	Body   string
+	// GRPCStatus, when non-nil, is used for a gRPC request instead of the
+	// code mapped from Status.
+	GRPCStatus *int
+	// Header holds extra response fields (e.g. from a direct_response).
+	Header l7.Header
+	// Flag is Envoy's response flag for telemetry (e.g. "NR", "FI").
+	Flag string
+}
+
+// Stream is one request/response exchange in a chain. It is driven by one
+// goroutine; filters must not keep it after the stream ends.
+type Stream struct {
+	// Context is cancelled when the downstream goes away or the stream
+	// ends. Filters that block should honour it.
+	Context context.Context
+	// Request is the request; Response is nil until the terminal filter
+	// (or a local reply) sets it.
+	Request  *l7.Request
+	Response *l7.Response
+	// Downstream is where the stream came from.
+	Downstream *Downstream
+	// Start is when the request headers arrived.
+	Start time.Time
+	// GRPC is true when the request's content-type is gRPC's.
+	GRPC bool
+	// Local is set when the stream is answered locally.
+	Local *LocalReply
+	// ResponseFlags collects Envoy-style response flags for telemetry.
+	ResponseFlags string
+
+	resolver RouteResolver
+	route    Route
+	resolved bool
+}
+
+// NewStream prepares a stream for a chain run. resolver may be nil (no
+// routes).
+func NewStream(ctx context.Context, req *l7.Request, down *Downstream, resolver RouteResolver) *Stream {
+	s := &Stream{}
+	s.Init(ctx, req, down, resolver)
+	return s
+}
+
+// Init readies s for a new request, so codecs can reuse one Stream value.
+func (s *Stream) Init(ctx context.Context, req *l7.Request, down *Downstream, resolver RouteResolver) {
+	*s = Stream{Context: ctx, Request: req, Downstream: down, resolver: resolver, Start: time.Now()}
+	if ct, ok := req.Header.Get("content-type"); ok {
+		s.GRPC = l7.IsGRPC(ct)
+	}
+}
+
+// Route returns the route the request matches, resolving it once and
+// caching it until ClearRouteCache.
+func (s *Stream) Route() Route {
+	if !s.resolved {
+		s.resolved = true
+		if s.resolver != nil {
+			s.route = s.resolver.Resolve(s)
+		}
+	}
+	return s.route
+}
+
+// ClearRouteCache makes the next Route call match again; call it after
+// changing what routing looks at (path, headers).
+func (s *Stream) ClearRouteCache() {
+	s.resolved = false
+	s.route = nil
+}
+
+// SendLocalReply answers the stream with status and body and returns Stop.
+func (s *Stream) SendLocalReply(status int, body, flag string) Status {
+	s.Local = &LocalReply{Status: status, Body: body, Flag: flag}
+	s.Response = nil
+	s.AddResponseFlag(flag)
+	return Stop
+}
+
+// AddResponseFlag records an Envoy response flag (comma-separated, as
+// Envoy's %RESPONSE_FLAGS% prints them).
+func (s *Stream) AddResponseFlag(flag string) {
+	if flag == "" {
+		return
+	}
+	if s.ResponseFlags != "" {
+		s.ResponseFlags += ","
+	}
+	s.ResponseFlags += flag
+}
