@@ -62,7 +62,7 @@ type Stream struct {
 	// ends. Filters that block should honour it.
 	Context context.Context
 	// Request is the request; Response is nil until the terminal filter
-	// (or a local reply) sets it.
+	// sets it, and stays nil for a local reply (then Local is set).
 	Request  *l7.Request
 	Response *l7.Response
 	// Downstream is where the stream came from.
@@ -79,6 +79,7 @@ type Stream struct {
 	resolver RouteResolver
 	route    Route
 	resolved bool
+	onEnd    []func()
 }
 
 // NewStream prepares a stream for a chain run. resolver may be nil (no
@@ -91,7 +92,8 @@ func NewStream(ctx context.Context, req *l7.Request, down *Downstream, resolver 
 
 // Init readies s for a new request, so codecs can reuse one Stream value.
 func (s *Stream) Init(ctx context.Context, req *l7.Request, down *Downstream, resolver RouteResolver) {
-	*s = Stream{Context: ctx, Request: req, Downstream: down, resolver: resolver, Start: time.Now()}
+	onEnd := s.onEnd[:0]
+	*s = Stream{Context: ctx, Request: req, Downstream: down, resolver: resolver, Start: time.Now(), onEnd: onEnd}
 	if ct, ok := req.Header.Get("content-type"); ok {
 		s.GRPC = l7.IsGRPC(ct)
 	}
@@ -107,6 +109,20 @@ func (s *Stream) Route() Route {
 		}
 	}
 	return s.route
+}
+
+// OnEnd registers fn to run when the stream ends, after the response is
+// written (or the stream fails): timers and contexts that must cover the
+// response body are released there.
+func (s *Stream) OnEnd(fn func()) { s.onEnd = append(s.onEnd, fn) }
+
+// End runs the OnEnd functions, last registered first. The connection
+// manager calls it once per stream.
+func (s *Stream) End() {
+	for i := len(s.onEnd) - 1; i >= 0; i-- {
+		s.onEnd[i]()
+	}
+	s.onEnd = s.onEnd[:0]
 }
 
 // ClearRouteCache makes the next Route call match again; call it after

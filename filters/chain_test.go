@@ -1,0 +1,147 @@
+package filters
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/protocols/status"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// recorder logs the calls it sees into a shared trace; it stops the chain
+// when told to.
+type recorder struct {
+	name  string
+	trace *[]string
+	stop  bool
+}
+
+func (r *recorder) OnRequest(s *Stream) Status {
+	*r.trace = append(*r.trace, r.name+".req")
+	if r.stop {
+		return s.SendLocalReply(403, "no", "")
+	}
+	return Continue
+}
+
+func (r *recorder) OnResponse(s *Stream) Status {
+	*r.trace = append(*r.trace, r.name+".resp")
+	return Continue
+}
+
+type requestOnly struct{ trace *[]string }
+
+func (r requestOnly) OnRequest(s *Stream) Status {
+	*r.trace = append(*r.trace, "reqonly.req")
+	return Continue
+}
+
+type terminal struct {
+	trace *[]string
+	err   error
+}
+
+func (t terminal) Serve(s *Stream) error {
+	*t.trace = append(*t.trace, "router")
+	if t.err != nil {
+		return t.err
+	}
+	s.Response = &l7.Response{Status: 200}
+	return nil
+}
+
+func TestChainOrder(t *testing.T) {
+	cases := []struct {
+		name      string
+		stopAt    string
+		err       error
+		want      []string
+		wantLocal int
+		wantFlags string
+	}{
+		{"all continue", "", nil, []string{"a.req", "reqonly.req", "b.req", "router", "b.resp", "a.resp"}, 0, ""},
+		{"local reply stops the request side, responses still run", "b", nil, []string{"a.req", "reqonly.req", "b.req", "b.resp", "a.resp"}, 403, ""},
+		{"terminal error becomes a local reply", "", status.New(status.NoHealthyUpstream, errors.New("empty")),
+			[]string{"a.req", "reqonly.req", "b.req", "router", "b.resp", "a.resp"}, 503, "UH"},
+		{"no route", "", status.New(status.NoRoute, nil), []string{"a.req", "reqonly.req", "b.req", "router", "b.resp", "a.resp"}, 404, "NR"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var trace []string
+			a := &recorder{name: "a", trace: &trace}
+			b := &recorder{name: "b", trace: &trace, stop: c.stopAt == "b"}
+			chain := NewChain(terminal{trace: &trace, err: c.err}, a, requestOnly{&trace}, b)
+			s := NewStream(context.Background(), &l7.Request{}, &Downstream{}, nil)
+			chain.Run(s)
+			if diff := cmp.Diff(c.want, trace); diff != "" {
+				t.Errorf("call order (-want +got):\n%s", diff)
+			}
+			switch {
+			case c.wantLocal == 0 && (s.Local != nil || s.Response == nil || s.Response.Status != 200):
+				t.Errorf("want the upstream response, got local %+v", s.Local)
+			case c.wantLocal != 0 && (s.Local == nil || s.Local.Status != c.wantLocal || s.Response != nil):
+				t.Errorf("want local reply %d, got %+v", c.wantLocal, s.Local)
+			}
+			if s.ResponseFlags != c.wantFlags {
+				t.Errorf("flags %q, want %q", s.ResponseFlags, c.wantFlags)
+			}
+		})
+	}
+}
+
+type countingResolver struct{ n *int }
+
+type namedRoute string
+
+func (r namedRoute) Name() string           { return string(r) }
+func (r namedRoute) FilterConfig(string) any { return nil }
+
+func (c countingResolver) Resolve(s *Stream) Route {
+	*c.n++
+	return namedRoute(string(s.Request.Path))
+}
+
+func TestRouteIsCachedUntilCleared(t *testing.T) {
+	n := 0
+	s := NewStream(context.Background(), &l7.Request{Path: []byte("/a")}, &Downstream{}, countingResolver{&n})
+	if s.Route().Name() != "/a" || s.Route().Name() != "/a" || n != 1 {
+		t.Fatalf("route resolved %d times, want once", n)
+	}
+	s.Request.Path = []byte("/b")
+	s.ClearRouteCache()
+	if s.Route().Name() != "/b" || n != 2 {
+		t.Fatalf("after ClearRouteCache: route %q, resolved %d times", s.Route().Name(), n)
+	}
+}
+
+func TestOnEndRunsLastFirstOnce(t *testing.T) {
+	var got []int
+	s := NewStream(context.Background(), &l7.Request{}, &Downstream{}, nil)
+	s.OnEnd(func() { got = append(got, 1) })
+	s.OnEnd(func() { got = append(got, 2) })
+	s.End()
+	s.End()
+	if diff := cmp.Diff([]int{2, 1}, got); diff != "" {
+		t.Fatalf("OnEnd order (-want +got):\n%s", diff)
+	}
+}
+
+func TestStreamDetectsGRPC(t *testing.T) {
+	req := &l7.Request{}
+	req.Header.Add("content-type", "application/grpc+proto")
+	if !NewStream(context.Background(), req, &Downstream{}, nil).GRPC {
+		t.Fatal("gRPC request not detected")
+	}
+}
+
+func TestLookup(t *testing.T) {
+	if _, err := Lookup("envoy.filters.http.nope", "type.googleapis.com/nope.Config"); err == nil {
+		t.Fatal("unknown filter found")
+	}
+}

@@ -1,0 +1,79 @@
+// Package greeting is the example filter of docs/filters.md: it tells the
+// backend who is calling, in a request header, and turns away callers on a
+// deny list with a 403, which each protocol renders its own way.
+package greeting
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/gowaypoint/waypoint/filters"
+)
+
+// Name and TypeURL identify the filter in an HttpConnectionManager. Its
+// config travels in a TypedStruct, as custom filters' configs do in Envoy:
+//
+//	- name: example.greeting
+//	  typed_config:
+//	    "@type": type.googleapis.com/xds.type.v3.TypedStruct
+//	    type_url: type.googleapis.com/example.greeting.v1.Config
+//	    value: {header: x-caller, deny: [intruder]}
+const (
+	Name    = "example.greeting"
+	TypeURL = "type.googleapis.com/example.greeting.v1.Config"
+)
+
+func init() { filters.Register(factory{}) }
+
+type factory struct{}
+
+func (factory) Names() []string    { return []string{Name} }
+func (factory) TypeURLs() []string { return []string{TypeURL} }
+
+// New reads {header: string, deny: [service accounts]}; header defaults to
+// "x-caller".
+func (factory) New(cfg proto.Message) (filters.Filter, error) {
+	f := &Filter{header: "x-caller", deny: map[string]bool{}}
+	st, _ := cfg.(*structpb.Struct)
+	for k, v := range st.GetFields() {
+		switch k {
+		case "header":
+			f.header = v.GetStringValue()
+		case "deny":
+			for _, sa := range v.GetListValue().GetValues() {
+				f.deny[sa.GetStringValue()] = true
+			}
+		default:
+			return nil, fmt.Errorf("%s: unknown field %q", Name, k)
+		}
+	}
+	return f, nil
+}
+
+// Filter is built once per chain and shared by all its streams, so it keeps
+// nothing per request.
+type Filter struct {
+	header string
+	deny   map[string]bool
+}
+
+// OnRequest names the caller (the HBONE peer's service account) upstream,
+// or answers 403.
+func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
+	caller := s.Downstream.Peer.ServiceAccount
+	if f.deny[caller] {
+		return s.SendLocalReply(403, "greeting: "+caller+" is not welcome", "")
+	}
+	s.Request.Header.Set(f.header, caller)
+	return filters.Continue
+}
+
+// OnResponse marks upstream responses; a local reply has no Response.
+func (f *Filter) OnResponse(s *filters.Stream) filters.Status {
+	if s.Response != nil {
+		s.Response.Header.Set("x-greeted", "true")
+	}
+	return filters.Continue
+}
