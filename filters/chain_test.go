@@ -99,7 +99,7 @@ type countingResolver struct{ n *int }
 
 type namedRoute string
 
-func (r namedRoute) Name() string           { return string(r) }
+func (r namedRoute) Name() string            { return string(r) }
 func (r namedRoute) FilterConfig(string) any { return nil }
 
 func (c countingResolver) Resolve(s *Stream) Route {
