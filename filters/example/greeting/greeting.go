@@ -13,13 +13,14 @@ import (
 )
 
 // Name and TypeURL identify the filter in an HttpConnectionManager. Its
-// config travels in a TypedStruct, as custom filters' configs do in Envoy:
+// config travels in a TypedStruct, as custom filters' configs do in Envoy;
+// an http_filters entry:
 //
-//   - name: example.greeting
-//     typed_config:
-//     "@type": type.googleapis.com/xds.type.v3.TypedStruct
-//     type_url: type.googleapis.com/example.greeting.v1.Config
-//     value: {header: x-caller, deny: [intruder]}
+//	name: example.greeting
+//	typed_config:
+//	  "@type": type.googleapis.com/xds.type.v3.TypedStruct
+//	  type_url: type.googleapis.com/example.greeting.v1.Config
+//	  value: {header: x-caller, deny: [intruder]}
 const (
 	Name    = "example.greeting"
 	TypeURL = "type.googleapis.com/example.greeting.v1.Config"
