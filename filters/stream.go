@@ -67,6 +67,8 @@ type Stream struct {
 	Response *l7.Response
 	// Downstream is where the stream came from.
 	Downstream *Downstream
+	// Upstream reaches clusters; set by the connection manager.
+	Upstream Upstream
 	// Start is when the request headers arrived.
 	Start time.Time
 	// GRPC is true when the request's content-type is gRPC's.

@@ -31,6 +31,33 @@ type Cluster struct {
 	// UpstreamTLS holds the accepted peer identities; only meaningful for
 	// TransportHBONE. Empty means any identity chained to the mesh root.
 	UpstreamTLS UpstreamTLS
+
+	// LeastRequest is least_request_lb_config, RingHash ring_hash_lb_config
+	// and Maglev maglev_lb_config: each only with its own LBPolicy, nil when
+	// absent (Envoy's defaults apply: see the OrDefault methods).
+	LeastRequest *LeastRequestConfig
+	RingHash     *RingHashConfig
+	Maglev       *MaglevConfig
+	// CommonLB is common_lb_config; nil when absent (see PanicThreshold).
+	CommonLB *CommonLBConfig
+	// CircuitBreakers holds the DEFAULT priority thresholds of
+	// circuit_breakers; nil when there are none (see Thresholds).
+	CircuitBreakers *Thresholds
+	// OutlierDetection is outlier_detection with Envoy's defaults filled in;
+	// nil when absent, which disables outlier detection (as in Envoy).
+	OutlierDetection *OutlierDetection
+
+	// UpstreamProtocol is the HTTP version spoken to the endpoints, from
+	// typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+	// UpstreamHTTP1 when absent, as in Envoy.
+	UpstreamProtocol UpstreamProtocol
+	// HTTP2 holds the http2_protocol_options of those options, used when
+	// HTTP/2 is spoken; nil when absent (see HTTP2OrDefault).
+	HTTP2 *HTTP2Options
+	// HTTP holds their common_http_protocol_options; nil when absent (see
+	// HTTPOrDefault).
+	HTTP *HTTPOptions
+
 	// Metadata is the cluster's metadata, as given; may be nil. Must not be modified.
 	Metadata *corev3.Metadata
 	// Raw is the resource this was decoded from. It must not be modified.
@@ -43,8 +70,7 @@ const defaultConnectTimeout = 5 * time.Second
 // LBPolicy is a cluster's load balancing policy.
 type LBPolicy int
 
-// The decoded policies. Only LBPolicyRoundRobin is implemented by the data
-// path so far; the others are decoded for a later issue.
+// The decoded policies; package proxy/upstream/lb implements them.
 const (
 	LBPolicyRoundRobin   LBPolicy = iota // ROUND_ROBIN, the default
 	LBPolicyLeastRequest                 // LEAST_REQUEST
@@ -115,4 +141,254 @@ type Endpoint struct {
 	Identity spiffe.ID
 	// Metadata is the endpoint's metadata, as given; may be nil. Must not be modified.
 	Metadata *corev3.Metadata
+}
+
+// LeastRequestConfig configures LBPolicyLeastRequest.
+type LeastRequestConfig struct {
+	// ChoiceCount is how many random hosts are compared when host weights
+	// are equal; at least 2. Envoy's default is 2.
+	ChoiceCount uint32
+	// ActiveRequestBias is the exponent of Envoy's dynamic weight
+	// weight/(active+1)^bias, used when host weights differ; >= 0, where 0
+	// ignores active requests (weighted round robin). Envoy's default is 1.
+	// Only its default_value is read: the waypoint has no runtime.
+	ActiveRequestBias float64
+}
+
+// RingHashConfig configures LBPolicyRingHash. The hash function is always
+// xxHash64, Envoy's default (MURMUR_HASH_2 is refused).
+type RingHashConfig struct {
+	// MinimumRingSize and MaximumRingSize bound the number of ring entries:
+	// 1 <= MinimumRingSize <= MaximumRingSize <= MaxRingSize. Envoy's
+	// defaults are 1024 and MaxRingSize.
+	MinimumRingSize, MaximumRingSize uint64
+}
+
+// MaglevConfig configures LBPolicyMaglev.
+type MaglevConfig struct {
+	// TableSize is the lookup table's size: a prime <= MaxMaglevTableSize.
+	// Envoy's default is 65537.
+	TableSize uint64
+}
+
+// CommonLBConfig is the part of common_lb_config the waypoint implements.
+type CommonLBConfig struct {
+	// HealthyPanicThreshold is a percentage (0-100, truncated to an integer
+	// as in Envoy): when fewer hosts than that are healthy, the balancer
+	// uses all hosts. 0 disables panic mode (istiod's choice). Envoy's
+	// default is 50.
+	HealthyPanicThreshold uint32
+}
+
+// Thresholds are a cluster's circuit breaker limits for the DEFAULT routing
+// priority. Each is a maximum number in flight at once across the cluster.
+type Thresholds struct {
+	// MaxConnections bounds upstream connections; Envoy's default 1024.
+	MaxConnections uint32
+	// MaxPendingRequests bounds requests waiting for a connection; 1024.
+	MaxPendingRequests uint32
+	// MaxRequests bounds requests in flight; 1024.
+	MaxRequests uint32
+	// MaxRetries bounds retries in flight; 3.
+	MaxRetries uint32
+}
+
+// OutlierDetection configures passive health checking: ejecting hosts that
+// fail. Percentages are 0-100; an enforcing percentage is the chance that a
+// detected outlier is really ejected. Every field holds Envoy's default when
+// its proto field is absent.
+type OutlierDetection struct {
+	// Consecutive5xx ejects after that many 5xx in a row (5). 0 never ejects.
+	Consecutive5xx uint32
+	// ConsecutiveGatewayFailure ejects after that many 502, 503 or 504 in a
+	// row (5), local-origin failures included unless
+	// SplitExternalLocalOriginErrors.
+	ConsecutiveGatewayFailure uint32
+	// ConsecutiveLocalOriginFailure ejects after that many connect failures,
+	// resets or timeouts in a row (5); only with SplitExternalLocalOriginErrors.
+	ConsecutiveLocalOriginFailure uint32
+	// EnforcingConsecutive5xx (100), EnforcingConsecutiveGatewayFailure (0)
+	// and EnforcingConsecutiveLocalOriginFailure (100) enforce the above.
+	EnforcingConsecutive5xx                uint32
+	EnforcingConsecutiveGatewayFailure     uint32
+	EnforcingConsecutiveLocalOriginFailure uint32
+
+	// EnforcingSuccessRate (100) enforces success-rate ejection: at each
+	// interval, among hosts with at least SuccessRateRequestVolume (100)
+	// requests in the last interval, if there are at least
+	// SuccessRateMinimumHosts (5), a host whose success rate is below
+	// mean - stdev*SuccessRateStdevFactor/1000 (1900) is an outlier.
+	// EnforcingLocalOriginSuccessRate (100) is the same for local-origin
+	// results when SplitExternalLocalOriginErrors.
+	EnforcingSuccessRate            uint32
+	EnforcingLocalOriginSuccessRate uint32
+	SuccessRateMinimumHosts         uint32
+	SuccessRateRequestVolume        uint32
+	SuccessRateStdevFactor          uint32
+
+	// EnforcingFailurePercentage (0) enforces failure-percentage ejection:
+	// at each interval, among hosts with at least
+	// FailurePercentageRequestVolume (50) requests, if there are at least
+	// FailurePercentageMinimumHosts (5), a host whose failure percentage is
+	// at least FailurePercentageThreshold (85) is an outlier.
+	// EnforcingFailurePercentageLocalOrigin (0) is the same for local-origin
+	// results when SplitExternalLocalOriginErrors.
+	EnforcingFailurePercentage            uint32
+	EnforcingFailurePercentageLocalOrigin uint32
+	FailurePercentageThreshold            uint32
+	FailurePercentageMinimumHosts         uint32
+	FailurePercentageRequestVolume        uint32
+
+	// Interval is the time between sweeps that un-eject hosts and run the
+	// success-rate and failure-percentage checks (10s).
+	Interval time.Duration
+	// BaseEjectionTime is how long a first ejection lasts; each ejection of
+	// the same host lasts one BaseEjectionTime longer than the last, up to
+	// MaxEjectionTime (30s).
+	BaseEjectionTime time.Duration
+	// MaxEjectionTime caps an ejection (Envoy's default: the larger of 300s
+	// and BaseEjectionTime).
+	MaxEjectionTime time.Duration
+	// MaxEjectionTimeJitter adds a random 0..MaxEjectionTimeJitter to each
+	// ejection (0).
+	MaxEjectionTimeJitter time.Duration
+	// MaxEjectionPercent caps the share of a cluster's hosts ejected at once
+	// (10).
+	MaxEjectionPercent uint32
+	// AlwaysEjectOneHost allows one ejection whatever MaxEjectionPercent
+	// says (false).
+	AlwaysEjectOneHost bool
+	// SplitExternalLocalOriginErrors counts local-origin failures (connect
+	// failure, reset, timeout) apart from HTTP statuses (false: a connect
+	// failure or reset counts as a 503, a timeout as a 504).
+	SplitExternalLocalOriginErrors bool
+}
+
+// UpstreamProtocol is the HTTP version a cluster speaks to its endpoints.
+type UpstreamProtocol int
+
+const (
+	// UpstreamHTTP1 is HTTP/1.1, Envoy's default.
+	UpstreamHTTP1 UpstreamProtocol = iota
+	// UpstreamHTTP2 is HTTP/2 with prior knowledge.
+	UpstreamHTTP2
+	// UpstreamUseDownstream speaks the downstream request's version.
+	UpstreamUseDownstream
+)
+
+// String names the protocol.
+func (p UpstreamProtocol) String() string {
+	switch p {
+	case UpstreamHTTP1:
+		return "HTTP/1.1"
+	case UpstreamHTTP2:
+		return "HTTP/2"
+	case UpstreamUseDownstream:
+		return "downstream's"
+	}
+	return "UpstreamProtocol(?)"
+}
+
+// HTTP2Options are the upstream HTTP/2 settings a cluster sets.
+type HTTP2Options struct {
+	// AllowConnect lets CONNECT requests through (false).
+	AllowConnect bool
+	// MaxConcurrentStreams bounds streams per connection (2147483647).
+	MaxConcurrentStreams uint32
+	// InitialStreamWindowSize (268435456) and InitialConnectionWindowSize
+	// (268435456) are the flow-control windows advertised, 65535..2^31-1.
+	InitialStreamWindowSize     uint32
+	InitialConnectionWindowSize uint32
+}
+
+// HTTPOptions are a cluster's common_http_protocol_options.
+type HTTPOptions struct {
+	// IdleTimeout closes an upstream connection without streams for that
+	// long (1h); 0 disables it.
+	IdleTimeout time.Duration
+	// MaxRequestsPerConnection closes a connection after that many requests;
+	// 0 means no limit (the default).
+	MaxRequestsPerConnection uint32
+	// MaxStreamDuration bounds a stream's whole life; 0 means none (the
+	// default).
+	MaxStreamDuration time.Duration
+}
+
+// Envoy's limits and defaults for the options above.
+const (
+	MaxRingSize        = 8 << 20 // maximum_ring_size's limit and default
+	MaxMaglevTableSize = 5000011 // table_size's limit
+	// UnlimitedThreshold is the circuit breaker value istiod writes to mean
+	// "no limit" (4294967295).
+	UnlimitedThreshold = ^uint32(0)
+)
+
+// Envoy's defaults, returned by the OrDefault methods.
+var (
+	DefaultLeastRequest = LeastRequestConfig{ChoiceCount: 2, ActiveRequestBias: 1}
+	DefaultRingHash     = RingHashConfig{MinimumRingSize: 1024, MaximumRingSize: MaxRingSize}
+	DefaultMaglev       = MaglevConfig{TableSize: 65537}
+	DefaultThresholds   = Thresholds{MaxConnections: 1024, MaxPendingRequests: 1024, MaxRequests: 1024, MaxRetries: 3}
+	DefaultHTTP2        = HTTP2Options{MaxConcurrentStreams: 2147483647,
+		InitialStreamWindowSize: 256 << 20, InitialConnectionWindowSize: 256 << 20}
+	DefaultHTTP = HTTPOptions{IdleTimeout: time.Hour}
+	// DefaultPanicThreshold is common_lb_config.healthy_panic_threshold's
+	// default, in percent.
+	DefaultPanicThreshold uint32 = 50
+)
+
+// LeastRequestOrDefault returns LeastRequest, or Envoy's defaults.
+func (c *Cluster) LeastRequestOrDefault() LeastRequestConfig {
+	if c.LeastRequest == nil {
+		return DefaultLeastRequest
+	}
+	return *c.LeastRequest
+}
+
+// RingHashOrDefault returns RingHash, or Envoy's defaults.
+func (c *Cluster) RingHashOrDefault() RingHashConfig {
+	if c.RingHash == nil {
+		return DefaultRingHash
+	}
+	return *c.RingHash
+}
+
+// MaglevOrDefault returns Maglev, or Envoy's defaults.
+func (c *Cluster) MaglevOrDefault() MaglevConfig {
+	if c.Maglev == nil {
+		return DefaultMaglev
+	}
+	return *c.Maglev
+}
+
+// PanicThreshold returns the healthy panic threshold in percent.
+func (c *Cluster) PanicThreshold() uint32 {
+	if c.CommonLB == nil {
+		return DefaultPanicThreshold
+	}
+	return c.CommonLB.HealthyPanicThreshold
+}
+
+// ThresholdsOrDefault returns CircuitBreakers, or Envoy's defaults.
+func (c *Cluster) ThresholdsOrDefault() Thresholds {
+	if c.CircuitBreakers == nil {
+		return DefaultThresholds
+	}
+	return *c.CircuitBreakers
+}
+
+// HTTP2OrDefault returns HTTP2, or Envoy's defaults.
+func (c *Cluster) HTTP2OrDefault() HTTP2Options {
+	if c.HTTP2 == nil {
+		return DefaultHTTP2
+	}
+	return *c.HTTP2
+}
+
+// HTTPOrDefault returns HTTP, or Envoy's defaults.
+func (c *Cluster) HTTPOrDefault() HTTPOptions {
+	if c.HTTP == nil {
+		return DefaultHTTP
+	}
+	return *c.HTTP
 }

@@ -33,6 +33,13 @@ const (
 	UpstreamReset
 	// Timeout: the upstream did not answer in time (504, UT).
 	Timeout
+	// Overflow: a circuit breaker refused the request (503, UO).
+	Overflow
+	// RefusedStream: the upstream refused the stream before processing it
+	// (HTTP/2 REFUSED_STREAM), safe to retry (503, UR).
+	RefusedStream
+	// DownstreamGone: the client went away before the answer (499, DC).
+	DownstreamGone
 )
 
 var kinds = [...]struct {
@@ -50,6 +57,9 @@ var kinds = [...]struct {
 	ConnectFailure:    {"upstream connect failure", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UF"},
 	UpstreamReset:     {"upstream reset", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UR"},
 	Timeout:           {"upstream timeout", http.StatusGatewayTimeout, http.StatusServiceUnavailable, "UT"},
+	Overflow:          {"upstream overflow", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UO"},
+	RefusedStream:     {"upstream refused stream", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UR"},
+	DownstreamGone:    {"downstream disconnected", 499, 499, "DC"},
 }
 
 // String names the kind.

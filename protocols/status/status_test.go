@@ -45,3 +45,11 @@ func TestErrorMessageAndUnwrap(t *testing.T) {
 		t.Error("errors.Is does not reach the wrapped error")
 	}
 }
+
+func TestGRPCFromHTTP(t *testing.T) {
+	for httpStatus, want := range map[int]int{200: 0, 400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14, 418: 2, 500: 2} {
+		if got := GRPCFromHTTP(httpStatus); got != want {
+			t.Errorf("GRPCFromHTTP(%d) = %d, want %d", httpStatus, got, want)
+		}
+	}
+}

@@ -1,0 +1,44 @@
+package filters
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/gowaypoint/waypoint/protocols/l7"
+)
+
+// Upstream sends requests to clusters. The proxy provides one on every
+// Stream (Stream.Upstream); the router is its main user, and any filter may
+// call a cluster through it (an authorization service, say).
+type Upstream interface {
+	// RoundTrip picks an endpoint of req.Cluster, sends req.Request there
+	// (its Body streamed) and returns once the response headers are in; the
+	// response Body streams, and must be read to io.EOF or closed (if it is
+	// an io.Closer) for the connection to be reused. ctx bounds the whole
+	// exchange, body included. Errors are status errors (protocols/status):
+	// NoCluster, NoHealthyUpstream, Overflow, ConnectFailure,
+	// RefusedStream, UpstreamReset, Timeout.
+	RoundTrip(ctx context.Context, req *UpstreamRequest) (*l7.Response, error)
+}
+
+// UpstreamRequest is one try of a request to a cluster.
+type UpstreamRequest struct {
+	Cluster string
+	Request *l7.Request
+	// Hash, when HasHash, keys ring-hash balancing.
+	Hash    uint64
+	HasHash bool
+	// Exclude lists endpoints a retry should avoid (previous_hosts);
+	// MaxHostSelectionAttempts bounds how hard to try (Envoy's
+	// host_selection_retry_max_attempts, default 1).
+	Exclude                  []netip.AddrPort
+	MaxHostSelectionAttempts int
+	// Retry marks a retry, which counts against the cluster's max_retries
+	// circuit breaker.
+	Retry bool
+	// Downstream is where the request came from.
+	Downstream *Downstream
+
+	// Host is set by the Upstream to the endpoint tried.
+	Host netip.AddrPort
+}
