@@ -58,6 +58,25 @@ type Request struct {
 
 	// Proto is the protocol the request arrived on.
 	Proto Proto
+
+	// pathBuf and authorityBuf back Path and Authority after SetPath and
+	// SetAuthority; they belong to r and are reused across Reset.
+	pathBuf, authorityBuf []byte
+}
+
+// SetPath makes Path a copy of p held in storage that r owns and reuses
+// across Reset, so that rewriting a path allocates nothing in steady state.
+// p may alias Path. Use it rather than assigning Path a slice that r does
+// not own: codecs reuse Path's backing array for the next request.
+func (r *Request) SetPath(p []byte) {
+	r.pathBuf = append(r.pathBuf[:0], p...)
+	r.Path = r.pathBuf
+}
+
+// SetAuthority is SetPath for Authority.
+func (r *Request) SetAuthority(a []byte) {
+	r.authorityBuf = append(r.authorityBuf[:0], a...)
+	r.Authority = r.authorityBuf
 }
 
 // Reset empties r for reuse, keeping header storage.
