@@ -88,7 +88,7 @@ func TestChainOrder(t *testing.T) {
 			case c.wantLocal != 0 && (s.Local == nil || s.Local.Status != c.wantLocal || s.Response != nil):
 				t.Errorf("want local reply %d, got %+v", c.wantLocal, s.Local)
 			}
-			if s.ResponseFlags != c.wantFlags {
+			if s.ResponseFlags.String() != c.wantFlags {
 				t.Errorf("flags %q, want %q", s.ResponseFlags, c.wantFlags)
 			}
 		})
@@ -137,6 +137,19 @@ func TestStreamDetectsGRPC(t *testing.T) {
 	req.Header.Add("content-type", "application/grpc+proto")
 	if !NewStream(context.Background(), req, &Downstream{}, nil).GRPC {
 		t.Fatal("gRPC request not detected")
+	}
+}
+
+func TestFlagsPrintInEnvoysOrder(t *testing.T) {
+	s := NewStream(context.Background(), &l7.Request{}, &Downstream{}, nil)
+	for _, f := range []string{"URX", "UF", "NOPE", "UT", "UF"} {
+		s.AddResponseFlag(f)
+	}
+	if got := s.ResponseFlags.String(); got != "UT,UF,URX" {
+		t.Fatalf("flags %q, want UT,UF,URX", got)
+	}
+	if Flags(0).String() != "" {
+		t.Fatal("no flags should print empty")
 	}
 }
 

@@ -75,8 +75,8 @@ type Stream struct {
 	GRPC bool
 	// Local is set when the stream is answered locally.
 	Local *LocalReply
-	// ResponseFlags collects Envoy-style response flags for telemetry.
-	ResponseFlags string
+	// ResponseFlags collects Envoy's response flags for telemetry.
+	ResponseFlags Flags
 
 	resolver RouteResolver
 	route    Route
@@ -142,14 +142,8 @@ func (s *Stream) SendLocalReply(status int, body, flag string) Status {
 	return Stop
 }
 
-// AddResponseFlag records an Envoy response flag (comma-separated, as
-// Envoy's %RESPONSE_FLAGS% prints them).
+// AddResponseFlag records an Envoy response flag by its short name ("UF",
+// "URX"); unknown names are ignored.
 func (s *Stream) AddResponseFlag(flag string) {
-	if flag == "" {
-		return
-	}
-	if s.ResponseFlags != "" {
-		s.ResponseFlags += ","
-	}
-	s.ResponseFlags += flag
+	s.ResponseFlags |= FlagFor(flag)
 }

@@ -41,7 +41,7 @@ type Cluster struct {
 	// CommonLB is common_lb_config; nil when absent (see PanicThreshold).
 	CommonLB *CommonLBConfig
 	// CircuitBreakers holds the DEFAULT priority thresholds of
-	// circuit_breakers; nil when there are none (see Thresholds).
+	// circuit_breakers; nil when there are none (see ThresholdsOrDefault).
 	CircuitBreakers *Thresholds
 	// OutlierDetection is outlier_detection with Envoy's defaults filled in;
 	// nil when absent, which disables outlier detection (as in Envoy).
@@ -323,7 +323,8 @@ const (
 	UnlimitedThreshold = ^uint32(0)
 )
 
-// Envoy's defaults, returned by the OrDefault methods.
+// Envoy's defaults, returned by the OrDefault methods and filled in by the
+// decoder. Read-only.
 var (
 	DefaultLeastRequest = LeastRequestConfig{ChoiceCount: 2, ActiveRequestBias: 1}
 	DefaultRingHash     = RingHashConfig{MinimumRingSize: 1024, MaximumRingSize: MaxRingSize}
@@ -332,6 +333,30 @@ var (
 	DefaultHTTP2        = HTTP2Options{MaxConcurrentStreams: 2147483647,
 		InitialStreamWindowSize: 256 << 20, InitialConnectionWindowSize: 256 << 20}
 	DefaultHTTP = HTTPOptions{IdleTimeout: time.Hour}
+	// DefaultOutlierDetection is what an empty outlier_detection means. When
+	// base_ejection_time is set above 300s, max_ejection_time defaults to it.
+	DefaultOutlierDetection = OutlierDetection{
+		Consecutive5xx:                         5,
+		ConsecutiveGatewayFailure:              5,
+		ConsecutiveLocalOriginFailure:          5,
+		EnforcingConsecutive5xx:                100,
+		EnforcingConsecutiveGatewayFailure:     0,
+		EnforcingConsecutiveLocalOriginFailure: 100,
+		EnforcingSuccessRate:                   100,
+		EnforcingLocalOriginSuccessRate:        100,
+		SuccessRateMinimumHosts:                5,
+		SuccessRateRequestVolume:               100,
+		SuccessRateStdevFactor:                 1900,
+		EnforcingFailurePercentage:             0,
+		EnforcingFailurePercentageLocalOrigin:  0,
+		FailurePercentageThreshold:             85,
+		FailurePercentageMinimumHosts:          5,
+		FailurePercentageRequestVolume:         50,
+		Interval:                               10 * time.Second,
+		BaseEjectionTime:                       30 * time.Second,
+		MaxEjectionTime:                        300 * time.Second,
+		MaxEjectionPercent:                     10,
+	}
 	// DefaultPanicThreshold is common_lb_config.healthy_panic_threshold's
 	// default, in percent.
 	DefaultPanicThreshold uint32 = 50

@@ -426,8 +426,8 @@ func TestParseBootstrapErrors(t *testing.T) {
 		},
 		{
 			name: "unsupported cluster field",
-			yaml: doc("", main(tcpChain("a", "backend", "")), []string{`{name: backend, circuit_breakers: {thresholds: [{max_connections: 1}]}}`}),
-			want: `test.yaml: cluster "backend": circuit_breakers: not supported yet`,
+			yaml: doc("", main(tcpChain("a", "backend", "")), []string{`{name: backend, per_connection_buffer_limit_bytes: 1}`}),
+			want: `test.yaml: cluster "backend": per_connection_buffer_limit_bytes: not supported yet`,
 		},
 		{
 			name: "EDS cluster with a load_assignment",

@@ -99,7 +99,7 @@ func TestAbort(t *testing.T) {
 			if st != filters.Stop || s.Local == nil || s.Local.Status != c.wantStatus {
 				t.Fatalf("status %v local %+v, want an abort with %d", st, s.Local, c.wantStatus)
 			}
-			if !strings.Contains(s.ResponseFlags, "FI") {
+			if !strings.Contains(s.ResponseFlags.String(), "FI") {
 				t.Errorf("response flags %q lack FI", s.ResponseFlags)
 			}
 			gotGRPC := -1
@@ -137,7 +137,7 @@ func TestDelayThenContinue(t *testing.T) {
 	if st := build(t, delayCfg(time.Millisecond)).OnRequest(s); st != filters.Continue {
 		t.Fatalf("delayed request stopped: %+v", s.Local)
 	}
-	if s.ResponseFlags != "DI" {
+	if s.ResponseFlags.String() != "DI" {
 		t.Errorf("response flags %q, want DI", s.ResponseFlags)
 	}
 }
@@ -172,7 +172,7 @@ func TestMaxActiveFaults(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	s := stream(context.Background(), nil, nil)
-	if st := f.OnRequest(s); st != filters.Continue || s.ResponseFlags != "" {
+	if st := f.OnRequest(s); st != filters.Continue || s.ResponseFlags != 0 {
 		t.Fatalf("a second fault was injected over max_active_faults=1 (flags %q)", s.ResponseFlags)
 	}
 	cancel()

@@ -1,0 +1,388 @@
+// Package router is Envoy's router filter, envoy.filters.http.router: the
+// terminal filter of every HTTP chain. It takes the route the stream
+// matched (package route), answers redirects and direct responses itself,
+// and otherwise sends the request to the route's cluster through the
+// stream's Upstream, with the route's header mutations and rewrites,
+// timeouts (the route timeout covers every try; per_try_timeout each one;
+// grpc-timeout when the route honours it) and retry policy (Envoy's
+// conditions, jittered exponential back-off, previous_hosts, and no retry
+// once the request body outgrew the retry buffer or a response was
+// accepted).
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/filters/router/route"
+	"github.com/gowaypoint/waypoint/internal/pbcheck"
+	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/protocols/status"
+)
+
+// Name and TypeURL identify the filter in an HttpConnectionManager.
+const (
+	Name    = "envoy.filters.http.router"
+	TypeURL = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+)
+
+// DefaultRetryBufferLimit is how much of a request body is kept for
+// retries (Envoy's default per-connection buffer limit, 1 MiB): a request
+// whose body outgrows it is not retried.
+const DefaultRetryBufferLimit = 1 << 20
+
+func init() { filters.Register(factory{}) }
+
+type factory struct{}
+
+func (factory) Names() []string    { return []string{Name} }
+func (factory) TypeURLs() []string { return []string{TypeURL} }
+
+var allowlist = pbcheck.Allowlist{
+	"envoy.extensions.filters.http.router.v3.Router": pbcheck.F("suppress_envoy_headers", "dynamic_stats", "start_child_span"),
+}
+
+// New builds the router from its config (nil: defaults).
+func (factory) New(cfg proto.Message) (filters.Filter, error) {
+	r := &Router{RetryBufferLimit: DefaultRetryBufferLimit}
+	if cfg == nil {
+		return r, nil
+	}
+	pb, ok := cfg.(*routerv3.Router)
+	if !ok {
+		return nil, fmt.Errorf("router: config is %T, want Router", cfg)
+	}
+	if err := allowlist.Check(pb.ProtoReflect()); err != nil {
+		return nil, err
+	}
+	r.SuppressEnvoyHeaders = pb.GetSuppressEnvoyHeaders()
+	return r, nil
+}
+
+// Router is the terminal filter. Read-only after New; safe for concurrent
+// use.
+type Router struct {
+	// SuppressEnvoyHeaders drops the x-envoy-* headers the router would add
+	// (x-envoy-original-path).
+	SuppressEnvoyHeaders bool
+	// RetryBufferLimit bounds the request body kept for retries.
+	RetryBufferLimit int
+}
+
+var _ filters.Terminal = (*Router)(nil)
+
+// Serve routes s: a local answer for redirects and direct responses, else
+// the upstream's response in s.Response.
+func (r *Router) Serve(s *filters.Stream) error {
+	fr := s.Route()
+	if fr == nil {
+		return status.New(status.NoRoute, fmt.Errorf("no route for %s %s", s.Request.Authority, s.Request.Path))
+	}
+	rt, ok := fr.(*route.Route)
+	if !ok {
+		return fmt.Errorf("router: route of type %T", fr)
+	}
+	req, down := s.Request, s.Downstream
+	switch rt.Action() {
+	case route.ActionRedirect:
+		s.SendLocalReply(rt.Redirect().Status, "", "")
+		s.Local.Header.Set("location", rt.RedirectLocation(req))
+		return nil
+	case route.ActionDirectResponse:
+		d := rt.DirectResponse()
+		s.SendLocalReply(d.Status, d.Body, "")
+		return nil
+	}
+	cluster := rt.Cluster()
+	if rt.Action() == route.ActionClusterHeader {
+		name, ok := rt.HeaderCluster(req)
+		if !ok {
+			s.SendLocalReply(rt.ClusterNotFoundStatus(), "", "NC")
+			return nil
+		}
+		cluster = string(name)
+	}
+	if s.Upstream == nil {
+		return errors.New("router: the stream has no upstream")
+	}
+
+	rt.Finalize(req, down, !r.SuppressEnvoyHeaders)
+	hash, hasHash := rt.Hash(req, down)
+	ctx, cancel := r.deadline(s, rt)
+	s.OnEnd(cancel)
+
+	t := try{
+		router: r, s: s, rt: rt, ctx: ctx, policy: rt.RetryPolicy(),
+		ureq: filters.UpstreamRequest{Cluster: cluster, Request: req, Hash: hash, HasHash: hasHash, Downstream: down},
+	}
+	resp, err := t.run()
+	if err != nil {
+		return err
+	}
+	rt.ApplyResponseHeaders(resp, req, down)
+	s.Response = resp
+	return nil
+}
+
+// deadline returns the context bounding every try: the route timeout, or
+// for gRPC the grpc-timeout header when the route honours it.
+func (r *Router) deadline(s *filters.Stream, rt *route.Route) (context.Context, context.CancelFunc) {
+	timeout := rt.Timeout()
+	if s.GRPC {
+		if maxT, offset, honor := rt.GRPCTimeout(); honor {
+			timeout = 0 // grpc-timeout replaces the route timeout: none means none
+			if v, ok := s.Request.Header.Get("grpc-timeout"); ok {
+				if d, ok := ParseGRPCTimeout(v); ok {
+					timeout = d
+				}
+			}
+			if maxT > 0 && (timeout == 0 || timeout > maxT) {
+				timeout = maxT
+			}
+			if offset > 0 && timeout > offset {
+				timeout -= offset
+			}
+		}
+	}
+	if timeout <= 0 {
+		return context.WithCancel(s.Context)
+	}
+	return context.WithTimeout(s.Context, timeout)
+}
+
+// try runs the attempts of one request.
+type try struct {
+	router *Router
+	s      *filters.Stream
+	rt     *route.Route
+	ctx    context.Context
+	policy *route.RetryPolicy
+	ureq   filters.UpstreamRequest
+	body   *replayBody
+	tried  []netip.AddrPort
+}
+
+func (t *try) run() (*l7.Response, error) {
+	p := t.policy
+	retries := uint32(0)
+	if p != nil && p.RetriableRequest(t.s.Request) {
+		retries = p.NumRetries
+	}
+	if retries > 0 && t.s.Request.Body != nil {
+		t.body = newReplayBody(t.s.Request.Body, t.router.RetryBufferLimit)
+		t.s.Request.Body = t.body.first()
+	}
+	backoff := newBackoff(p)
+	for attempt := uint32(0); ; attempt++ {
+		resp, err := t.attempt(attempt)
+		mayRetry := attempt < retries && t.ctx.Err() == nil && (t.body == nil || t.body.replayable())
+		if err == nil {
+			if !t.retriableResponse(resp) {
+				return resp, nil
+			}
+			if !mayRetry {
+				if t.ctx.Err() != nil {
+					discard(resp) // it came after the route's time was up
+					return nil, t.timeout(context.DeadlineExceeded)
+				}
+				if attempt > 0 {
+					t.s.AddResponseFlag("URX")
+				}
+				return resp, nil
+			}
+			discard(resp)
+			if !t.wait(backoff) || !t.rewind() {
+				return nil, t.timeoutOr(status.New(status.UpstreamReset, errors.New("retry abandoned")))
+			}
+			continue
+		}
+		if t.ctx.Err() != nil && !errors.Is(err, errPerTryTimeout) {
+			return nil, t.timeout(err)
+		}
+		if !t.retriableError(err) {
+			return nil, err
+		}
+		if !mayRetry {
+			if attempt > 0 && attempt >= retries {
+				t.s.AddResponseFlag("URX")
+			}
+			return nil, err
+		}
+		if !t.wait(backoff) || !t.rewind() {
+			return nil, t.timeoutOr(err)
+		}
+	}
+}
+
+// rewind points the request at a fresh replay of its body; false when the
+// body can no longer be replayed.
+func (t *try) rewind() bool {
+	if t.body == nil {
+		return true
+	}
+	v := t.body.rewind()
+	if v == nil {
+		return false
+	}
+	t.s.Request.Body = v
+	return true
+}
+
+// timeoutOr is the route timeout's error when it passed, else err.
+func (t *try) timeoutOr(err error) error {
+	if t.ctx.Err() != nil {
+		return t.timeout(err)
+	}
+	return err
+}
+
+var errPerTryTimeout = status.New(status.Timeout, errors.New("per-try timeout"))
+
+// attempt sends one try, bounded by the per-try timeout.
+func (t *try) attempt(n uint32) (*l7.Response, error) {
+	ctx := t.ctx
+	if t.policy != nil && t.policy.PerTryTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.policy.PerTryTimeout)
+		t.s.OnEnd(cancel)
+	}
+	t.ureq.Retry = n > 0
+	t.ureq.Host = netip.AddrPort{}
+	if t.policy != nil && t.policy.PreviousHosts {
+		t.ureq.Exclude = t.tried
+		t.ureq.MaxHostSelectionAttempts = int(t.policy.HostSelectionMaxAttempts)
+	}
+	resp, err := t.s.Upstream.RoundTrip(ctx, &t.ureq)
+	if t.ureq.Host.IsValid() {
+		t.tried = append(t.tried, t.ureq.Host)
+	}
+	if err != nil && ctx.Err() != nil && t.ctx.Err() == nil {
+		return nil, errPerTryTimeout
+	}
+	return resp, err
+}
+
+// timeout is the error for a request whose route timeout passed.
+func (t *try) timeout(cause error) error {
+	if t.s.Context.Err() != nil {
+		return status.New(status.DownstreamGone, t.s.Context.Err())
+	}
+	if t.s.GRPC {
+		code := status.GRPCDeadlineExceeded
+		t.s.SendLocalReply(504, "upstream request timeout", status.Timeout.ResponseFlag())
+		t.s.Local.GRPCStatus = &code
+	}
+	return status.New(status.Timeout, cause)
+}
+
+// wait sleeps the back-off before the next try; false when the route's
+// time ran out first.
+func (t *try) wait(b *backoff) bool {
+	timer := time.NewTimer(b.next())
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-t.ctx.Done():
+		return false
+	}
+}
+
+// retriableError reports whether a failed try may be retried under the
+// policy's conditions.
+func (t *try) retriableError(err error) bool {
+	if t.policy == nil {
+		return false
+	}
+	on := t.policy.RetryOn
+	switch status.KindOf(err) {
+	case status.ConnectFailure:
+		return on&(route.RetryConnectFailure|route.Retry5xx|route.RetryGatewayError) != 0
+	case status.RefusedStream:
+		return on&(route.RetryRefusedStream|route.Retry5xx|route.RetryReset) != 0
+	case status.UpstreamReset:
+		return on&(route.RetryReset|route.Retry5xx) != 0
+	case status.Timeout:
+		return on&(route.Retry5xx|route.RetryGatewayError) != 0
+	}
+	return false
+}
+
+// retriableResponse reports whether a response's headers call for a retry.
+func (t *try) retriableResponse(resp *l7.Response) bool {
+	if t.policy == nil {
+		return false
+	}
+	on := t.policy.RetryOn
+	code := resp.Status
+	switch {
+	case code >= 500 && on.Has(route.Retry5xx):
+		return true
+	case (code == 502 || code == 503 || code == 504) && on.Has(route.RetryGatewayError):
+		return true
+	case code == 409 && on.Has(route.RetryRetriable4xx):
+		return true
+	case on.Has(route.RetryRetriableStatusCodes) && t.policy.RetriableStatus(code):
+		return true
+	case on.Has(route.RetryEnvoyRateLimited) && resp.Header.Has("x-envoy-ratelimited"):
+		return true
+	case on.Has(route.RetryRetriableHeaders) && t.policy.RetriableResponse(resp):
+		return true
+	}
+	if t.s.GRPC {
+		// Only a trailers-only response carries grpc-status in its headers;
+		// otherwise the status comes after the body, too late to retry.
+		if v, ok := resp.Header.Get("grpc-status"); ok {
+			switch string(v) {
+			case "1":
+				return on.Has(route.RetryGRPCCancelled)
+			case "4":
+				return on.Has(route.RetryGRPCDeadlineExceeded)
+			case "8":
+				return on.Has(route.RetryGRPCResourceExhausted)
+			case "13":
+				return on.Has(route.RetryGRPCInternal)
+			case "14":
+				return on.Has(route.RetryGRPCUnavailable)
+			}
+		}
+	}
+	return false
+}
+
+// backoff is Envoy's fully jittered exponential back-off: a random wait
+// below base×(2^n−1), capped at the maximum.
+type backoff struct {
+	base, max time.Duration
+	n         uint
+}
+
+func newBackoff(p *route.RetryPolicy) *backoff {
+	b := &backoff{base: route.DefaultRetryBaseInterval, n: 1}
+	if p != nil && p.BaseInterval > 0 {
+		b.base = p.BaseInterval
+	}
+	b.max = 10 * b.base
+	if p != nil && p.MaxInterval > 0 {
+		b.max = p.MaxInterval
+	}
+	return b
+}
+
+func (b *backoff) next() time.Duration {
+	ceiling := b.base * time.Duration((uint64(1)<<b.n)-1)
+	if ceiling <= b.max {
+		b.n++
+	} else {
+		ceiling = b.max
+	}
+	return min(time.Duration(rand.Int64N(int64(ceiling))), b.max)
+}

@@ -1,0 +1,155 @@
+package lb
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+// PickContext is what a request tells the balancer. The zero value (or a
+// nil *PickContext) asks for any host.
+type PickContext struct {
+	// Hash is the request's hash (from the route's hash_policy), used by
+	// RING_HASH and MAGLEV when HasHash; without it they pick at random.
+	Hash    uint64
+	HasHash bool
+	// Exclude, when not nil, rejects a picked host, as Envoy's
+	// retry_host_predicate (previous_hosts) does; the balancer then picks
+	// again, up to HostSelectionMaxAttempts more times, and returns the
+	// last host picked if all were rejected. It runs on the picking
+	// goroutine and must be cheap.
+	Exclude func(*Host) bool
+	// ExcludeAddrs rejects the hosts of these addresses, like Exclude
+	// (either or both may be set): the previous hosts of a retry, as
+	// filters.UpstreamRequest lists them, without a closure to allocate.
+	ExcludeAddrs []netip.AddrPort
+	// HostSelectionMaxAttempts is the route's
+	// host_selection_retry_max_attempts: how many times to re-pick after a
+	// host is rejected. 0 means no re-pick.
+	HostSelectionMaxAttempts int
+}
+
+// rejects reports whether pc rejects h.
+func (pc *PickContext) rejects(h *Host) bool {
+	if slices.Contains(pc.ExcludeAddrs, h.Addr) {
+		return true
+	}
+	return pc.Exclude != nil && pc.Exclude(h)
+}
+
+// Balancer picks a host for a request.
+type Balancer interface {
+	// Pick returns a host, or nil when none is available. Safe for
+	// concurrent use; it must not block on anything slow.
+	Pick(pc *PickContext) *Host
+}
+
+// picker is one policy's selection over a fixed list of hosts. attempt is
+// 0 for the first pick of a request and counts re-picks; hash policies use
+// it to move away from a rejected host.
+type picker interface {
+	pick(hash uint64, attempt int) *Host
+}
+
+// hostSet is what Pick reads: immutable once stored.
+type hostSet struct {
+	all    []*Host // the cluster's hosts, config order
+	usable []*Host // the hosts picked from: healthy ones, or all in panic
+	panic  bool
+	hashed bool   // the policy reads the request hash
+	p      picker // nil when usable is empty
+}
+
+// pick runs the retry loop of Envoy's chooseHost around the picker.
+func (s *hostSet) pick(pc *PickContext, rnd func() uint64) *Host {
+	if s.p == nil {
+		return nil
+	}
+	var (
+		hash     uint64
+		hasHash  bool
+		attempts = 1
+		filtered bool
+	)
+	if pc != nil {
+		hash, hasHash = pc.Hash, pc.HasHash
+		if filtered = pc.Exclude != nil || len(pc.ExcludeAddrs) > 0; filtered {
+			attempts += max(pc.HostSelectionMaxAttempts, 0)
+		}
+	}
+	if s.hashed && !hasHash {
+		hash = rnd() // as Envoy: no hash, a random point
+	}
+	var h *Host
+	for i := range attempts {
+		h = s.p.pick(hash, i)
+		if h == nil || !filtered || !pc.rejects(h) {
+			return h
+		}
+	}
+	return h
+}
+
+// overprovisioningFactor is Envoy's default, in percent: a host set counts
+// as fully available from 1/1.4 of its hosts healthy.
+const overprovisioningFactor = 140
+
+// inPanic reports whether a host set with healthy of total hosts healthy
+// balances over all of them: Envoy's panic rule for one priority level.
+func inPanic(healthy, total int, threshold uint32) bool {
+	if total == 0 {
+		return false
+	}
+	if min(100, overprovisioningFactor*healthy/total) == 100 {
+		return false
+	}
+	return 100*float64(healthy)/float64(total) < float64(threshold)
+}
+
+// config is what a picker is built from, comparable so that an unchanged
+// cluster keeps its picker across a reload.
+type config struct {
+	policy         xds.LBPolicy
+	leastRequest   xds.LeastRequestConfig
+	ringHash       xds.RingHashConfig
+	maglev         xds.MaglevConfig
+	panicThreshold uint32
+}
+
+func configOf(cl *xds.Cluster) config {
+	return config{
+		policy:         cl.LBPolicy,
+		leastRequest:   cl.LeastRequestOrDefault(),
+		ringHash:       cl.RingHashOrDefault(),
+		maglev:         cl.MaglevOrDefault(),
+		panicThreshold: cl.PanicThreshold(),
+	}
+}
+
+// newPicker builds the picker of cfg's policy over hosts (not empty).
+func (c *ClusterState) newPicker(cfg config, hosts []*Host) picker {
+	rnd := c.m.rnd
+	switch cfg.policy {
+	case xds.LBPolicyLeastRequest:
+		return newLeastRequest(hosts, cfg.leastRequest, rnd)
+	case xds.LBPolicyRandom:
+		return newRandom(hosts, rnd)
+	case xds.LBPolicyRingHash:
+		return newRing(hosts, cfg.ringHash)
+	case xds.LBPolicyMaglev:
+		return newMaglev(hosts, cfg.maglev.TableSize)
+	default:
+		return newRoundRobin(hosts, &c.rr)
+	}
+}
+
+// equalWeights reports whether all hosts have the same weight.
+func equalWeights(hosts []*Host) bool {
+	for _, h := range hosts[1:] {
+		if h.Weight != hosts[0].Weight {
+			return false
+		}
+	}
+	return true
+}

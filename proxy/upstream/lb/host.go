@@ -1,0 +1,90 @@
+package lb
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/gowaypoint/waypoint/protocols/spiffe"
+)
+
+// Host is one endpoint of a cluster as one snapshot describes it. Its
+// fields are read-only. The live state behind it (active requests, outlier
+// detection) is shared with the Hosts of other snapshots that have the same
+// cluster and address: compare Addr, not pointers, to recognize a host
+// across reloads. Safe for concurrent use.
+type Host struct {
+	// Addr is the endpoint's ip:port.
+	Addr netip.AddrPort
+	// Weight is its load_balancing_weight, >= 1.
+	Weight uint32
+	// Identity is the expected peer identity; zero means any in the trust
+	// domain.
+	Identity spiffe.ID
+
+	s *hostState
+}
+
+// Begin counts an active request to h and returns the function that ends
+// it. end must be called exactly once, with how the request went; it feeds
+// outlier detection. end is shared by all requests to the host, so Begin
+// does not allocate.
+func (h *Host) Begin() (end func(Result)) {
+	h.s.active.Add(1)
+	return h.s.end
+}
+
+// Active returns the number of requests begun and not yet ended.
+func (h *Host) Active() int64 { return h.s.active.Load() }
+
+// Ejected reports whether outlier detection has ejected h.
+func (h *Host) Ejected() bool { return h.s.ejected.Load() }
+
+// String returns the address.
+func (h *Host) String() string { return h.Addr.String() }
+
+// hostState is the live state of one (cluster, address), shared by the
+// Hosts of that address in successive snapshots. The atomics are written by
+// request goroutines without a lock; ejected and the fields after it change
+// only under the owning ClusterState's mu.
+type hostState struct {
+	c   *ClusterState // read-only
+	end func(Result)  // finish bound to this state, made once; read-only
+
+	active atomic.Int64
+
+	// Outlier detection counters, written lock-free by end.
+	consecutive5xx     atomic.Uint32
+	consecutiveGateway atomic.Uint32
+	consecutiveLocal   atomic.Uint32
+	external, local    rateCounter // requests in the current interval
+
+	ejected atomic.Bool // written under c.mu
+
+	// Guarded by c.mu.
+	removed        bool   // no longer in the cluster
+	backoff        uint32 // ejection time multiplier
+	lastEjection   time.Time
+	lastUneject    time.Time // zero: never un-ejected
+	ejectionJitter time.Duration
+}
+
+// rateCounter counts requests and successes over one outlier detection
+// interval; the interval timer swaps both out.
+type rateCounter struct {
+	total, success atomic.Uint64
+}
+
+func newHostState(c *ClusterState) *hostState {
+	s := &hostState{c: c}
+	s.end = s.finish
+	return s
+}
+
+// finish ends one request: the function Begin returns.
+func (s *hostState) finish(r Result) {
+	s.active.Add(-1)
+	if od := s.c.outlier.Load(); od != nil && r != Canceled {
+		s.c.record(s, od, r)
+	}
+}

@@ -1,0 +1,79 @@
+package lb
+
+import (
+	"slices"
+	"strings"
+)
+
+// maglev is Envoy's MAGLEV: a lookup table of a prime size where each host
+// fills slots in its own permutation order, in proportion to its weight.
+type maglev struct {
+	table []uint32 // host index per slot
+	hosts []*Host
+}
+
+// newMaglev builds the table as Envoy's original implementation does: hosts
+// sorted by address string; host i's permutation starts at
+// xxHash64(addr, 0) mod size and steps by xxHash64(addr, 1) mod (size-1) + 1;
+// in round r a host takes its next free slot when r*weight reaches its
+// running target, which grows by the largest weight each time it does.
+func newMaglev(hosts []*Host, size uint64) picker {
+	type build struct {
+		key                  string
+		host                 *Host
+		offset, skip, next   uint64
+		weight, targetWeight float64
+	}
+	var sum, maxShare float64
+	for _, h := range hosts {
+		sum += float64(max(h.Weight, 1))
+	}
+	entries := make([]build, len(hosts))
+	for i, h := range hosts {
+		share := float64(max(h.Weight, 1)) / sum
+		maxShare = max(maxShare, share)
+		entries[i] = build{key: h.Addr.String(), host: h, weight: share}
+	}
+	slices.SortStableFunc(entries, func(a, b build) int { return strings.Compare(a.key, b.key) })
+	m := &maglev{table: make([]uint32, size), hosts: make([]*Host, len(entries))}
+	for i := range entries {
+		e := &entries[i]
+		m.hosts[i] = e.host
+		e.offset = xxHash64([]byte(e.key), 0) % size
+		e.skip = xxHash64([]byte(e.key), 1)%(size-1) + 1
+	}
+
+	filled := make([]bool, size)
+	var n uint64
+	for round := 1.0; n < size; round++ {
+		for i := range entries {
+			if n == size {
+				break
+			}
+			e := &entries[i]
+			if round*e.weight < e.targetWeight {
+				continue
+			}
+			e.targetWeight += maxShare
+			c := (e.offset + e.skip*e.next) % size
+			for filled[c] {
+				e.next++
+				c = (e.offset + e.skip*e.next) % size
+			}
+			m.table[c] = uint32(i)
+			filled[c] = true
+			e.next++
+			n++
+		}
+	}
+	return m
+}
+
+// pick looks the hash up. A re-pick flips most bits of the hash, as Envoy
+// does, to land far from the rejected slot.
+func (m *maglev) pick(hash uint64, attempt int) *Host {
+	if attempt > 0 {
+		hash ^= ^uint64(0) - uint64(attempt) + 1
+	}
+	return m.hosts[m.table[hash%uint64(len(m.table))]]
+}
