@@ -24,19 +24,19 @@ type Downstream interface {
 
 // Proxy serves tcp_proxy chains. Safe for concurrent use.
 type Proxy struct {
-	Upstream *upstream.Connector
+	Clusters *upstream.Clusters
 	Log      *slog.Logger
 }
 
 // Serve proxies one downstream connection per tp until both directions end.
 // Streams in flight keep the snapshot they started with.
 func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy, down Downstream, desc string) {
-	cl := snap.Cluster(tp.Cluster)
-	up, ep, err := p.Upstream.Connect(ctx, cl)
+	up, ep, done, err := p.Clusters.ConnectTCP(ctx, snap, tp.Cluster)
 	if err != nil {
 		down.Refuse(err)
 		return
 	}
+	defer done()
 	dc, err := down.Accept()
 	if err != nil {
 		p.Log.Debug("tcp_proxy: downstream gone before accept", "stream", desc, "error", err)

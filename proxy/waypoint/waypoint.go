@@ -65,6 +65,7 @@ type Waypoint struct {
 	store     xds.Store
 	bootstrap atomic.Pointer[xds.Bootstrap]
 	pool      *hbone.Pool
+	clusters  *upstream.Clusters
 	hbone     *hbone.Server
 	listeners *listener.Manager
 	admin     *admin.Server
@@ -122,7 +123,9 @@ func Start(opts Options) (w *Waypoint, err error) {
 		return nil, fmt.Errorf("waypoint: identity: %w", err)
 	}
 	w.pool = hbone.NewPool(hbone.PoolConfig{Logger: w.log})
-	tcp := &tcpproxy.Proxy{Upstream: upstream.NewConnector(w.pool, w.certs), Log: w.log}
+	w.clusters = upstream.NewClusters(upstream.NewDialer(w.pool, w.certs))
+	w.clusters.Update(bs.Snapshot)
+	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log}
 
 	w.hbone, err = hbone.NewServer(hbone.ServerConfig{
 		TLS:          w.certs.ServerTLSConfig(),
@@ -227,6 +230,7 @@ func (w *Waypoint) Reload() error {
 		return err
 	}
 	w.bootstrap.Store(bs)
+	w.clusters.Update(bs.Snapshot)
 	w.store.Store(bs.Snapshot)
 	w.log.Info("config reloaded", "config", w.opts.ConfigFile, "version", bs.Snapshot.Version)
 	return nil
@@ -293,6 +297,9 @@ func (w *Waypoint) close() {
 		w.admin.Close()
 	}
 	w.wg.Wait()
+	if w.clusters != nil {
+		w.clusters.Close()
+	}
 	if w.pool != nil {
 		w.pool.Close()
 	}

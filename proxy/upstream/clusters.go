@@ -1,0 +1,114 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/relay"
+	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+// Clusters reaches the clusters of the config: balancing and health from
+// LB, transports from Dialer, and the HTTP connection pools. It outlives
+// config snapshots; Update must see every snapshot before streams use it.
+// Safe for concurrent use.
+type Clusters struct {
+	LB     *lb.Manager
+	Dialer *Dialer
+	http   httpPools
+}
+
+// NewClusters returns Clusters over a new balancer manager.
+func NewClusters(d *Dialer) *Clusters {
+	return &Clusters{LB: lb.NewManager(nil), Dialer: d}
+}
+
+// Update takes a new snapshot's clusters into the balancers.
+func (c *Clusters) Update(snap *xds.Snapshot) { c.LB.Update(snap) }
+
+// Close stops balancer timers and closes pooled HTTP connections.
+func (c *Clusters) Close() {
+	c.LB.Close()
+	c.http.closeAll()
+}
+
+// pick is one chosen host with the breaker slots and accounting it holds;
+// done releases them with how the request went.
+type pick struct {
+	host    *lb.Host
+	end     func(lb.Result)
+	release []func()
+}
+
+func (p *pick) done(r lb.Result) {
+	if p.end != nil {
+		p.end(r)
+		p.end = nil
+	}
+	for _, f := range p.release {
+		f()
+	}
+	p.release = p.release[:0]
+}
+
+// choose takes breaker slots and picks a host of the named cluster.
+func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, retry bool) (*xds.Cluster, *pick, error) {
+	cl := snap.Cluster(name)
+	cs := c.LB.Cluster(name)
+	if cl == nil || cs == nil {
+		return nil, nil, status.New(status.NoCluster, fmt.Errorf("cluster %q is not configured", name))
+	}
+	p := &pick{}
+	br := cs.Breakers()
+	rel, ok := br.TryRequest()
+	if !ok {
+		return nil, nil, status.New(status.Overflow, fmt.Errorf("cluster %q: max_requests reached", name))
+	}
+	p.release = append(p.release, rel)
+	if retry {
+		rel, ok := br.TryRetry()
+		if !ok {
+			p.done(lb.Canceled)
+			return nil, nil, status.New(status.Overflow, fmt.Errorf("cluster %q: max_retries reached", name))
+		}
+		p.release = append(p.release, rel)
+	}
+	p.host = cs.Pick(pc)
+	if p.host == nil {
+		p.done(lb.Canceled)
+		return nil, nil, status.New(status.NoHealthyUpstream, fmt.Errorf("cluster %q has no healthy endpoint", name))
+	}
+	p.end = p.host.Begin()
+	return cl, p, nil
+}
+
+// ConnectTCP picks an endpoint of the named cluster and opens a byte stream
+// to it for a tcp_proxy, holding a max_connections slot for the stream's
+// life. done must be called once the stream ends.
+func (c *Clusters) ConnectTCP(ctx context.Context, snap *xds.Snapshot, name string) (conn relay.Conn, host netip.AddrPort, done func(), err error) {
+	cl := snap.Cluster(name)
+	cs := c.LB.Cluster(name)
+	if cl == nil || cs == nil {
+		return nil, netip.AddrPort{}, nil, status.New(status.NoCluster, fmt.Errorf("cluster %q is not configured", name))
+	}
+	release, ok := cs.Breakers().TryConnection()
+	if !ok {
+		return nil, netip.AddrPort{}, nil, status.New(status.Overflow, fmt.Errorf("cluster %q: max_connections reached", name))
+	}
+	h := cs.Pick(&lb.PickContext{})
+	if h == nil {
+		release()
+		return nil, netip.AddrPort{}, nil, status.New(status.NoHealthyUpstream, fmt.Errorf("cluster %q has no healthy endpoint", name))
+	}
+	end := h.Begin()
+	conn, err = c.Dialer.Dial(ctx, cl, h.Addr, h.Identity)
+	if err != nil {
+		end(lb.ConnectFailed)
+		release()
+		return nil, h.Addr, nil, err
+	}
+	return conn, h.Addr, func() { end(lb.Connected); release() }, nil
+}

@@ -1,0 +1,125 @@
+// Package upstream reaches a cluster's endpoints: it picks one with the
+// cluster's balancer (package lb: load balancing, circuit breakers,
+// outlier detection, state kept across config reloads), opens a transport
+// to it, over HBONE (a CONNECT to podIP:15008 with :authority podIP:port,
+// through the shared pool) or plain TCP as the cluster says, and on that
+// transport relays TCP (ConnectTCP) or speaks HTTP/1.1 or HTTP/2 through
+// pooled connections (the filters.Upstream from HTTP).
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/gowaypoint/waypoint/protocols/spiffe"
+	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/hbone"
+	"github.com/gowaypoint/waypoint/proxy/relay"
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+// HBONEPort is the port every pod's ztunnel listens on for HBONE.
+const HBONEPort = 15008
+
+// Dialer opens transports to endpoints. Safe for concurrent use.
+type Dialer struct {
+	pool  *hbone.Pool
+	certs *certs.Source
+	net   net.Dialer
+
+	tlsConfigs sync.Map // peer key (string) -> *tls.Config, built once per expectation
+}
+
+// NewDialer returns a Dialer that opens HBONE streams through pool with the
+// identity in src.
+func NewDialer(pool *hbone.Pool, src *certs.Source) *Dialer {
+	return &Dialer{pool: pool, certs: src}
+}
+
+// ConnectError is a failure to reach an endpoint.
+type ConnectError struct {
+	Cluster  string
+	Endpoint netip.AddrPort
+	Err      error
+}
+
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("%s (cluster %q): %v", e.Endpoint, e.Cluster, e.Err)
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// Dial opens a byte stream to the endpoint addr of cl, expecting identity
+// id there when it is set, within the cluster's connect timeout. Errors are
+// status errors of kind ConnectFailure.
+func (d *Dialer) Dial(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID) (relay.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, cl.ConnectTimeout)
+	defer cancel()
+	var conn relay.Conn
+	var err error
+	if cl.Transport == xds.TransportPlaintext {
+		conn, err = d.dialTCP(ctx, addr)
+	} else {
+		conn, err = d.dialHBONE(ctx, cl, addr, id)
+	}
+	if err != nil {
+		return nil, status.New(status.ConnectFailure, &ConnectError{Cluster: cl.Name, Endpoint: addr, Err: err})
+	}
+	return conn, nil
+}
+
+func (d *Dialer) dialTCP(ctx context.Context, addr netip.AddrPort) (relay.Conn, error) {
+	nc, err := d.net.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		return nil, err
+	}
+	return relay.TCP{TCPConn: nc.(*net.TCPConn)}, nil
+}
+
+func (d *Dialer) dialHBONE(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID) (relay.Conn, error) {
+	expect := certs.PeerExpectation{
+		ID:          id,
+		SANExact:    cl.UpstreamTLS.SANExact,
+		SANPrefixes: cl.UpstreamTLS.SANPrefixes,
+	}
+	key := peerKey(expect)
+	return d.pool.Connect(ctx, hbone.Dest{
+		Addr:      netip.AddrPortFrom(addr.Addr(), HBONEPort),
+		Authority: addr.String(),
+		PeerKey:   key,
+		TLS:       d.clientTLS(key, expect),
+	})
+}
+
+func (d *Dialer) clientTLS(key string, expect certs.PeerExpectation) *tls.Config {
+	if v, ok := d.tlsConfigs.Load(key); ok {
+		return v.(*tls.Config)
+	}
+	v, _ := d.tlsConfigs.LoadOrStore(key, d.certs.ClientTLSConfig(expect))
+	return v.(*tls.Config)
+}
+
+// peerKey renders an expectation canonically, so that equal expectations
+// from different snapshots share pooled connections.
+func peerKey(e certs.PeerExpectation) string {
+	var b strings.Builder
+	b.WriteString(e.ID.String())
+	b.WriteString("|td=")
+	b.WriteString(e.TrustDomain)
+	for _, s := range e.SANExact {
+		b.WriteString("|=")
+		b.WriteString(strconv.Quote(s))
+	}
+	for _, s := range e.SANPrefixes {
+		b.WriteString("|^")
+		b.WriteString(strconv.Quote(s))
+	}
+	return b.String()
+}

@@ -1,0 +1,214 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/gowaypoint/waypoint/protocols/http1"
+	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/relay"
+	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+// h1Pool keeps idle HTTP/1.1 connections to one endpoint of one cluster.
+// A connection carries one exchange at a time; it returns to the pool when
+// its response body is closed after being read to the end, and is closed
+// otherwise. Safe for concurrent use.
+type h1Pool struct {
+	mu     sync.Mutex
+	idle   []*h1Conn // most recently used last
+	closed bool
+}
+
+// h1Conn is one upstream HTTP/1.1 connection and its exchange state. Owned
+// by one exchange at a time.
+type h1Conn struct {
+	pool      *h1Pool
+	rwc       relay.Conn
+	cc        *http1.ClientConn
+	release   func() // the max_connections slot
+	requests  uint32
+	idleSince time.Time
+}
+
+// get returns an idle connection that is still within the cluster's idle
+// timeout, or nil.
+func (p *h1Pool) get(opts xds.HTTPOptions) *h1Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.idle) > 0 {
+		c := p.idle[len(p.idle)-1]
+		p.idle[len(p.idle)-1] = nil
+		p.idle = p.idle[:len(p.idle)-1]
+		if opts.IdleTimeout > 0 && time.Since(c.idleSince) > opts.IdleTimeout {
+			go c.close()
+			continue
+		}
+		return c
+	}
+	return nil
+}
+
+// put returns c to the pool, or closes it when the pool is closed or the
+// connection served its max_requests_per_connection.
+func (p *h1Pool) put(c *h1Conn, opts xds.HTTPOptions) {
+	if opts.MaxRequestsPerConnection > 0 && c.requests >= opts.MaxRequestsPerConnection {
+		c.close()
+		return
+	}
+	c.idleSince = time.Now()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		c.close()
+		return
+	}
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// Close closes the idle connections; connections in use close when their
+// exchange ends.
+func (p *h1Pool) Close() error {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.closed = true
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.close()
+	}
+	return nil
+}
+
+func (c *h1Conn) close() {
+	c.rwc.Close()
+	if c.release != nil {
+		c.release()
+		c.release = nil
+	}
+}
+
+// dial opens a new connection, holding a max_connections slot for its life.
+func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick) (*h1Conn, error) {
+	st := cs.LB.Cluster(cl.Name)
+	var release func()
+	if st != nil {
+		var ok bool
+		if release, ok = st.Breakers().TryConnection(); !ok {
+			return nil, status.New(status.Overflow, errors.New("max_connections reached"))
+		}
+	}
+	rwc, err := cs.Dialer.Dial(ctx, cl, pk.host.Addr, pk.host.Identity)
+	if err != nil {
+		if release != nil {
+			release()
+		}
+		return nil, err
+	}
+	return &h1Conn{pool: p, rwc: rwc, cc: http1.NewClientConn(rwc, http1.ClientConfig{}), release: release}, nil
+}
+
+// roundTrip sends req on a pooled or new connection and returns the
+// response, its body streaming. A request without a body that fails on a
+// reused connection before any response byte (the server closed it while
+// idle) is sent again once on a new connection, as net/http does.
+func (p *h1Pool) roundTrip(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick, req *l7.Request) (*l7.Response, error) {
+	opts := cl.HTTPOrDefault()
+	for attempt := 0; ; attempt++ {
+		c := p.get(opts)
+		reused := c != nil
+		if c == nil {
+			var err error
+			if c, err = p.dial(ctx, cs, cl, pk); err != nil {
+				return nil, err
+			}
+		}
+		resp, err := c.exchange(ctx, req, pk, opts)
+		if err == nil {
+			return resp, nil
+		}
+		if reused && attempt == 0 && req.Body == nil && ctx.Err() == nil && status.KindOf(err) == status.Unknown {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// exchange runs one request/response on c. On error c is closed.
+func (c *h1Conn) exchange(ctx context.Context, req *l7.Request, pk *pick, opts xds.HTTPOptions) (*l7.Response, error) {
+	c.requests++
+	// Cancellation closes the connection, which unblocks reads and writes.
+	stop := context.AfterFunc(ctx, func() { c.rwc.Close() })
+	if err := c.cc.WriteRequest(req); err != nil {
+		stop()
+		c.close()
+		return nil, err
+	}
+	resp := &l7.Response{}
+	if err := c.cc.ReadResponse(req, resp); err != nil {
+		stop()
+		c.close()
+		var pe *http1.Error
+		if errors.As(err, &pe) {
+			return nil, status.New(status.UpstreamReset, err)
+		}
+		return nil, err
+	}
+	b := &h1Body{c: c, stop: stop, pk: pk, opts: opts, status: resp.Status}
+	if resp.Body == nil {
+		b.finish(true)
+		return resp, nil
+	}
+	b.r = resp.Body
+	resp.Body = b
+	return resp, nil
+}
+
+// h1Body is a response body that returns its connection to the pool when
+// it has been read to the end and closed, and reports the exchange to the
+// balancer.
+type h1Body struct {
+	c      *h1Conn
+	r      io.Reader
+	stop   func() bool
+	pk     *pick
+	opts   xds.HTTPOptions
+	status int
+	eof    bool
+	once   sync.Once
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	} else if err != nil {
+		err = status.New(status.UpstreamReset, err)
+	}
+	return n, err
+}
+
+// Close ends the exchange: the connection goes back to the pool if the
+// body was read to its end and the connection may be reused.
+func (b *h1Body) Close() error {
+	b.finish(b.eof)
+	return nil
+}
+
+func (b *h1Body) finish(complete bool) {
+	b.once.Do(func() {
+		notCancelled := b.stop()
+		if complete && notCancelled && b.c.cc.Reusable() {
+			b.c.pool.put(b.c, b.opts)
+		} else {
+			b.c.close()
+		}
+		b.pk.done(lb.Status(b.status))
+	})
+}

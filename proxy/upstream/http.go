@@ -1,0 +1,111 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"sync"
+
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+// HTTP returns the filters.Upstream of the streams that run on snap: it
+// sends requests to snap's clusters. Cheap; make one per connection.
+func (c *Clusters) HTTP(snap *xds.Snapshot) filters.Upstream {
+	return &httpUpstream{c: c, snap: snap}
+}
+
+type httpUpstream struct {
+	c    *Clusters
+	snap *xds.Snapshot
+}
+
+// RoundTrip implements filters.Upstream.
+func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequest) (*l7.Response, error) {
+	pc := lb.PickContext{Hash: ureq.Hash, HasHash: ureq.HasHash, ExcludeAddrs: ureq.Exclude,
+		HostSelectionMaxAttempts: ureq.MaxHostSelectionAttempts}
+	cl, p, err := u.c.choose(u.snap, ureq.Cluster, &pc, ureq.Retry)
+	if err != nil {
+		return nil, err
+	}
+	ureq.Host = p.host.Addr
+	proto := cl.UpstreamProtocol
+	if proto == xds.UpstreamUseDownstream {
+		proto = xds.UpstreamHTTP1
+		if ureq.Request.Proto == l7.HTTP2 {
+			proto = xds.UpstreamHTTP2
+		}
+	}
+	var resp *l7.Response
+	switch proto {
+	case xds.UpstreamHTTP2:
+		resp, err = u.c.http.h2(cl, p.host.Addr).roundTrip(ctx, u.c, cl, p, ureq.Request)
+	default:
+		resp, err = u.c.http.h1(cl, p.host.Addr).roundTrip(ctx, u.c, cl, p, ureq.Request)
+	}
+	if err != nil {
+		err = classify(ctx, err)
+		p.done(lb.ResultOf(status.KindOf(err)))
+		return nil, err
+	}
+	return resp, nil
+}
+
+// classify gives an upstream failure its kind: the caller's deadline is a
+// timeout, its cancellation a vanished downstream, an unclassified error
+// a reset.
+func classify(ctx context.Context, err error) error {
+	if status.KindOf(err) != status.Unknown {
+		return err
+	}
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return status.New(status.Timeout, err)
+	case ctx.Err() != nil:
+		return status.New(status.DownstreamGone, err)
+	}
+	return status.New(status.UpstreamReset, err)
+}
+
+// httpPools holds the connection pools, one per (cluster, endpoint,
+// protocol), as Envoy pools per host of a cluster.
+type httpPools struct {
+	pools sync.Map // poolKey -> *h1Pool or *h2Pool
+}
+
+type poolKey struct {
+	cluster string
+	addr    netip.AddrPort
+	h2      bool
+}
+
+func (hp *httpPools) h1(cl *xds.Cluster, addr netip.AddrPort) *h1Pool {
+	k := poolKey{cluster: cl.Name, addr: addr}
+	if v, ok := hp.pools.Load(k); ok {
+		return v.(*h1Pool)
+	}
+	v, _ := hp.pools.LoadOrStore(k, &h1Pool{})
+	return v.(*h1Pool)
+}
+
+func (hp *httpPools) h2(cl *xds.Cluster, addr netip.AddrPort) *h2Pool {
+	k := poolKey{cluster: cl.Name, addr: addr, h2: true}
+	if v, ok := hp.pools.Load(k); ok {
+		return v.(*h2Pool)
+	}
+	v, _ := hp.pools.LoadOrStore(k, &h2Pool{})
+	return v.(*h2Pool)
+}
+
+func (hp *httpPools) closeAll() {
+	hp.pools.Range(func(k, v any) bool {
+		v.(io.Closer).Close()
+		hp.pools.Delete(k)
+		return true
+	})
+}
