@@ -250,7 +250,7 @@ func TestParseBootstrapErrors(t *testing.T) {
 		{
 			name: "no filters",
 			yaml: doc("", main(`{name: empty}`), []string{backendCluster}),
-			want: `test.yaml: listener "main": filter_chains[0].filters: want one terminal network filter (envoy.filters.network.tcp_proxy), got none`,
+			want: `test.yaml: listener "main": filter_chains[0].filters: want one terminal network filter (envoy.filters.network.tcp_proxy or envoy.filters.network.http_connection_manager), got none`,
 		},
 		{
 			name: "tcp_proxy not last",

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 )
 
@@ -22,37 +23,43 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 	c := &FilterChain{Name: pb.GetName()}
 	filters := pb.GetFilters()
 	if len(filters) == 0 {
-		return nil, errAt("filters", "want one terminal network filter (%s), got none", tcpProxyFilterName)
+		return nil, errAt("filters", "want one terminal network filter (%s or %s), got none", tcpProxyFilterName, hcmFilterName)
 	}
 	for i, f := range filters {
-		tp, err := decodeNetworkFilter(f, clusters)
+		tp, hcm, err := decodeNetworkFilter(f, clusters)
 		if err != nil {
 			return nil, at(idx("filters", i), err)
 		}
 		if i != len(filters)-1 {
 			return nil, errAt(idx("filters", i), "%s is a terminal filter and must be the last one", f.GetName())
 		}
-		c.TCPProxy = tp
+		c.TCPProxy, c.HTTP = tp, hcm
 	}
 	return c, nil
 }
 
-// decodeNetworkFilter decodes one network filter. A filter is identified by
-// the type of its typed_config, as in Envoy; its name is descriptive.
-func decodeNetworkFilter(f *listenerv3.Filter, clusters map[string]*Cluster) (*TCPProxy, error) {
+// decodeNetworkFilter decodes one network filter: a tcp_proxy or an
+// http_connection_manager. A filter is identified by the type of its
+// typed_config, as in Envoy; its name is descriptive.
+func decodeNetworkFilter(f *listenerv3.Filter, clusters map[string]*Cluster) (*TCPProxy, *HTTPConnectionManager, error) {
 	a := f.GetTypedConfig()
 	if a == nil {
-		return nil, at("typed_config", errRequired)
+		return nil, nil, at("typed_config", errRequired)
 	}
-	var pb tcpproxyv3.TcpProxy
-	if a.MessageName() != nameOf(&pb) {
-		return nil, fmt.Errorf("unsupported network filter %q (%s)", f.GetName(), a.GetTypeUrl())
+	var tcp tcpproxyv3.TcpProxy
+	var hcm hcmv3.HttpConnectionManager
+	switch a.MessageName() {
+	case nameOf(&tcp):
+		if err := unpack(a, &tcp); err != nil {
+			return nil, nil, at("typed_config", err)
+		}
+		tp, err := decodeTCPProxy(&tcp, clusters)
+		return tp, nil, at("typed_config", err)
+	case nameOf(&hcm):
+		h, err := decodeHCM(a, clusters)
+		return nil, h, at("typed_config", err)
 	}
-	if err := unpack(a, &pb); err != nil {
-		return nil, at("typed_config", err)
-	}
-	tp, err := decodeTCPProxy(&pb, clusters)
-	return tp, at("typed_config", err)
+	return nil, nil, fmt.Errorf("unsupported network filter %q (%s)", f.GetName(), a.GetTypeUrl())
 }
 
 // decodeTCPProxy decodes a TcpProxy whose fields the allowlist has checked.

@@ -75,9 +75,10 @@ type FilterChain struct {
 	// Name is the chain's name; may be empty unless the listener has a
 	// filter_chain_matcher.
 	Name string
-	// TCPProxy is the terminal network filter. Later issues add HTTP, Dubbo
-	// and RBAC alongside it; for now it is always set.
+	// The terminal network filter: exactly one of TCPProxy and HTTP is
+	// set. Later issues add Dubbo and network RBAC.
 	TCPProxy *TCPProxy
+	HTTP     *HTTPConnectionManager
 }
 
 // TCPProxy is a decoded envoy.filters.network.tcp_proxy: relay bytes to one

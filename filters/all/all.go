@@ -1,0 +1,9 @@
+// Package all links every built-in HTTP filter into a binary, so that the
+// config decoder finds them in the registry: import it for its side
+// effects.
+package all
+
+import (
+	_ "github.com/gowaypoint/waypoint/filters/fault"  // envoy.filters.http.fault
+	_ "github.com/gowaypoint/waypoint/filters/router" // envoy.filters.http.router
+)

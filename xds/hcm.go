@@ -1,0 +1,392 @@
+package xds
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	udpatypev1 "github.com/cncf/xds/go/udpa/type/v1"
+	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	uuidv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/filters/router/route"
+	"github.com/gowaypoint/waypoint/internal/pbcheck"
+)
+
+const hcmFilterName = "envoy.filters.network.http_connection_manager"
+
+// CodecType is the downstream HTTP version an HttpConnectionManager speaks.
+type CodecType int
+
+// Codec types.
+const (
+	// CodecAuto tells HTTP/2 (its preface) from HTTP/1.1 by the first bytes.
+	CodecAuto CodecType = iota
+	CodecHTTP1
+	CodecHTTP2
+)
+
+// HTTPConnectionManager is a decoded
+// envoy.filters.network.http_connection_manager: the terminal network
+// filter of an HTTP filter chain. Read-only; its Chain and Routes are safe
+// for concurrent use.
+type HTTPConnectionManager struct {
+	StatPrefix string
+	Codec      CodecType
+	// Chain is the http_filters, built once; Routes the inline
+	// route_config.
+	Chain       *filters.Chain
+	Routes      *route.Table
+	FilterNames []string
+
+	// ServerName is the server response header; "envoy" by default (istiod
+	// writes "istio-envoy"), set unless the upstream already set one when
+	// PassThroughServer.
+	ServerName        string
+	PassThroughServer bool
+
+	// Timeouts: stream_idle_timeout (5 min), request_timeout (none),
+	// request_headers_timeout (none), common_http_protocol_options
+	// idle_timeout (1 h) and max_stream_duration (none). 0 disables.
+	StreamIdleTimeout     time.Duration
+	RequestTimeout        time.Duration
+	RequestHeadersTimeout time.Duration
+	IdleTimeout           time.Duration
+	MaxStreamDuration     time.Duration
+
+	// MaxRequestHeadersBytes (60 KiB) and MaxHeadersCount (100) bound a
+	// request's header section.
+	MaxRequestHeadersBytes int
+	MaxHeadersCount        int
+
+	// HTTP2 are the downstream HTTP/2 settings.
+	HTTP2 DownstreamHTTP2
+
+	// UseRemoteAddress, XFFNumTrustedHops and SkipXFFAppend govern
+	// x-forwarded-for as in Envoy.
+	UseRemoteAddress  bool
+	XFFNumTrustedHops uint32
+	SkipXFFAppend     bool
+
+	// GenerateRequestID (true) sets x-request-id when a request lacks one;
+	// PreserveExternalRequestID keeps an edge request's own;
+	// AlwaysSetRequestIDInResponse echoes it in responses.
+	GenerateRequestID            bool
+	PreserveExternalRequestID    bool
+	AlwaysSetRequestIDInResponse bool
+
+	// NormalizePath applies RFC 3986 normalization to :path; MergeSlashes
+	// merges repeated slashes; EscapedSlashes is what to do with %2F and %5C.
+	NormalizePath  bool
+	MergeSlashes   bool
+	EscapedSlashes EscapedSlashesAction
+
+	// Proxy100Continue passes Expect: 100-continue upstream; otherwise the
+	// waypoint answers it (either way the client gets its 100).
+	Proxy100Continue bool
+
+	// Upgrades are the upgrade types allowed (lower-case: "websocket",
+	// "connect").
+	Upgrades map[string]bool
+}
+
+// DownstreamHTTP2 are an HttpConnectionManager's http2_protocol_options,
+// with the waypoint's defaults: 100 streams, 64 KiB stream and 1 MiB
+// connection windows (Envoy's recommended values for untrusted peers).
+type DownstreamHTTP2 struct {
+	MaxConcurrentStreams        uint32
+	InitialStreamWindowSize     uint32
+	InitialConnectionWindowSize uint32
+}
+
+// EscapedSlashesAction is path_with_escaped_slashes_action.
+type EscapedSlashesAction int
+
+// Escaped-slash actions implemented (Envoy's IMPLEMENTATION_SPECIFIC_DEFAULT
+// is KEEP_UNCHANGED).
+const (
+	EscapedSlashesKeep EscapedSlashesAction = iota
+	EscapedSlashesReject
+	EscapedSlashesUnescape
+)
+
+// Envoy's HttpConnectionManager defaults, and the waypoint's for HTTP/2.
+var (
+	DefaultStreamIdleTimeout = 5 * time.Minute
+	DefaultHTTPIdleTimeout   = time.Hour
+	DefaultDownstreamHTTP2   = DownstreamHTTP2{MaxConcurrentStreams: 100, InitialStreamWindowSize: 64 << 10,
+		InitialConnectionWindowSize: 1 << 20}
+)
+
+// hcmAllowlist lists what of an HttpConnectionManager is implemented. It is
+// apart from allowlist: the HCM arrives in an Any, checked when unpacked.
+var hcmAllowlist = pbcheck.Allowlist{
+	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager": fields(
+		"codec_type", "stat_prefix", "http_filters", "server_name", "server_header_transformation",
+		"stream_idle_timeout", "request_timeout", "request_headers_timeout", "common_http_protocol_options",
+		"http2_protocol_options", "max_request_headers_kb", "use_remote_address", "xff_num_trusted_hops",
+		"skip_xff_append", "generate_request_id", "preserve_external_request_id", "always_set_request_id_in_response",
+		"upgrade_configs", "normalize_path", "merge_slashes", "path_with_escaped_slashes_action",
+		"proxy_100_continue", "request_id_extension", "delayed_close_timeout", "drain_timeout",
+		"route_config*"), // checked whole by route.Compile, with its own list
+	"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":                          fields("name", "typed_config", "is_optional"),
+	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig": fields("upgrade_type", "enabled"),
+	"envoy.extensions.filters.network.http_connection_manager.v3.RequestIDExtension":                  fields("typed_config"),
+	"envoy.config.core.v3.HttpProtocolOptions":                                                        fields("idle_timeout", "max_headers_count", "max_stream_duration"),
+	"envoy.config.core.v3.Http2ProtocolOptions":                                                       fields("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size"),
+}
+
+// decodeHCM decodes an HttpConnectionManager filter; errors are relative
+// to it.
+func decodeHCM(a *anypb.Any, clusters map[string]*Cluster) (*HTTPConnectionManager, error) {
+	var pb hcmv3.HttpConnectionManager
+	if err := proto.Unmarshal(a.GetValue(), &pb); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", a.GetTypeUrl(), err)
+	}
+	if err := hcmAllowlist.Check(pb.ProtoReflect()); err != nil {
+		return nil, err
+	}
+	h := &HTTPConnectionManager{
+		StatPrefix:                   pb.GetStatPrefix(),
+		ServerName:                   "envoy",
+		MaxRequestHeadersBytes:       60 << 10,
+		MaxHeadersCount:              100,
+		HTTP2:                        DefaultDownstreamHTTP2,
+		UseRemoteAddress:             pb.GetUseRemoteAddress().GetValue(),
+		XFFNumTrustedHops:            pb.GetXffNumTrustedHops(),
+		SkipXFFAppend:                pb.GetSkipXffAppend(),
+		GenerateRequestID:            true,
+		PreserveExternalRequestID:    pb.GetPreserveExternalRequestId(),
+		AlwaysSetRequestIDInResponse: pb.GetAlwaysSetRequestIdInResponse(),
+		NormalizePath:                pb.GetNormalizePath().GetValue(),
+		MergeSlashes:                 pb.GetMergeSlashes(),
+		Proxy100Continue:             pb.GetProxy_100Continue(),
+		Upgrades:                     map[string]bool{},
+	}
+	switch pb.GetCodecType() {
+	case hcmv3.HttpConnectionManager_AUTO:
+		h.Codec = CodecAuto
+	case hcmv3.HttpConnectionManager_HTTP1:
+		h.Codec = CodecHTTP1
+	case hcmv3.HttpConnectionManager_HTTP2:
+		h.Codec = CodecHTTP2
+	default:
+		return nil, errAt("codec_type", "%v is not supported", pb.GetCodecType())
+	}
+	if n := pb.GetServerName(); n != "" {
+		h.ServerName = n
+	}
+	switch pb.GetServerHeaderTransformation() {
+	case hcmv3.HttpConnectionManager_OVERWRITE:
+	case hcmv3.HttpConnectionManager_APPEND_IF_ABSENT:
+		h.PassThroughServer = true
+	default:
+		return nil, errAt("server_header_transformation", "%v is not supported", pb.GetServerHeaderTransformation())
+	}
+	if pb.GetGenerateRequestId() != nil {
+		h.GenerateRequestID = pb.GetGenerateRequestId().GetValue()
+	}
+	if err := h.decodeTimeouts(&pb); err != nil {
+		return nil, err
+	}
+	if kb := pb.GetMaxRequestHeadersKb(); kb != nil {
+		h.MaxRequestHeadersBytes = int(kb.GetValue()) << 10
+	}
+	if n := pb.GetCommonHttpProtocolOptions().GetMaxHeadersCount(); n != nil {
+		h.MaxHeadersCount = int(n.GetValue())
+	}
+	if o := pb.GetHttp2ProtocolOptions(); o != nil {
+		if v := o.GetMaxConcurrentStreams(); v != nil {
+			h.HTTP2.MaxConcurrentStreams = v.GetValue()
+		}
+		if v := o.GetInitialStreamWindowSize(); v != nil {
+			h.HTTP2.InitialStreamWindowSize = v.GetValue()
+		}
+		if v := o.GetInitialConnectionWindowSize(); v != nil {
+			h.HTTP2.InitialConnectionWindowSize = v.GetValue()
+		}
+	}
+	switch pb.GetPathWithEscapedSlashesAction() {
+	case hcmv3.HttpConnectionManager_IMPLEMENTATION_SPECIFIC_DEFAULT, hcmv3.HttpConnectionManager_KEEP_UNCHANGED:
+	case hcmv3.HttpConnectionManager_REJECT_REQUEST:
+		h.EscapedSlashes = EscapedSlashesReject
+	case hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD:
+		h.EscapedSlashes = EscapedSlashesUnescape
+	default:
+		return nil, errAt("path_with_escaped_slashes_action", "%v is not supported", pb.GetPathWithEscapedSlashesAction())
+	}
+	for i, u := range pb.GetUpgradeConfigs() {
+		if len(u.GetFilters()) > 0 {
+			return nil, errAt(idx("upgrade_configs", i)+".filters", "not supported yet")
+		}
+		if u.GetEnabled() == nil || u.GetEnabled().GetValue() {
+			h.Upgrades[strings.ToLower(u.GetUpgradeType())] = true
+		}
+	}
+	if ext := pb.GetRequestIdExtension(); ext != nil {
+		var uuid uuidv3.UuidRequestIdConfig
+		if ext.GetTypedConfig().MessageName() != nameOf(&uuid) {
+			return nil, errAt("request_id_extension.typed_config", "unsupported request ID extension %s", ext.GetTypedConfig().GetTypeUrl())
+		}
+	}
+
+	rc := pb.GetRouteConfig()
+	if rc == nil {
+		return nil, errAt("route_config", "required (RDS is not supported yet)")
+	}
+	table, err := route.Compile(rc, route.CompileOptions{
+		ClusterExists:   func(name string) bool { return clusters[name] != nil },
+		PerFilterConfig: perFilterConfig,
+	})
+	if err != nil {
+		return nil, at("route_config", err)
+	}
+	h.Routes = table
+
+	chain, names, err := buildChain(pb.GetHttpFilters())
+	if err != nil {
+		return nil, err
+	}
+	h.Chain, h.FilterNames = chain, names
+	// The generated rules run last, so that our own errors, which name
+	// fields the way all others do, come first.
+	if err := validate(&pb); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *HTTPConnectionManager) decodeTimeouts(pb *hcmv3.HttpConnectionManager) error {
+	var err error
+	if h.StreamIdleTimeout, err = duration(pb.GetStreamIdleTimeout(), DefaultStreamIdleTimeout); err != nil {
+		return at("stream_idle_timeout", err)
+	}
+	if h.RequestTimeout, err = duration(pb.GetRequestTimeout(), 0); err != nil {
+		return at("request_timeout", err)
+	}
+	if h.RequestHeadersTimeout, err = duration(pb.GetRequestHeadersTimeout(), 0); err != nil {
+		return at("request_headers_timeout", err)
+	}
+	common := pb.GetCommonHttpProtocolOptions()
+	if h.IdleTimeout, err = duration(common.GetIdleTimeout(), DefaultHTTPIdleTimeout); err != nil {
+		return at("common_http_protocol_options.idle_timeout", err)
+	}
+	if h.MaxStreamDuration, err = duration(common.GetMaxStreamDuration(), 0); err != nil {
+		return at("common_http_protocol_options.max_stream_duration", err)
+	}
+	return nil
+}
+
+// buildChain builds the http_filters: each entry's factory from the
+// registry, the last one the terminal filter (the router).
+func buildChain(pbs []*hcmv3.HttpFilter) (*filters.Chain, []string, error) {
+	if len(pbs) == 0 {
+		return nil, nil, errAt("http_filters", "want at least the router")
+	}
+	var fs []filters.Filter
+	var names []string
+	for i, f := range pbs {
+		path := idx("http_filters", i)
+		factory, cfg, err := resolveFilter(f.GetName(), f.GetTypedConfig())
+		if err != nil {
+			if f.GetIsOptional() {
+				continue // Envoy skips an optional filter it does not know
+			}
+			return nil, nil, at(path, err)
+		}
+		built, err := factory.New(cfg)
+		if err != nil {
+			return nil, nil, at(path+".typed_config", err)
+		}
+		names = append(names, f.GetName())
+		fs = append(fs, built)
+	}
+	last := len(fs) - 1
+	terminal, ok := fs[last].(filters.Terminal)
+	if !ok {
+		return nil, nil, errAt(idx("http_filters", len(pbs)-1), "the last HTTP filter must be terminal (the router), not %q", names[last])
+	}
+	for i, f := range fs[:last] {
+		if _, ok := f.(filters.Terminal); ok {
+			return nil, nil, errAt(idx("http_filters", i), "%q is terminal and must be the last filter", names[i])
+		}
+	}
+	return filters.NewChain(terminal, fs[:last]...), names, nil
+}
+
+// resolveFilter finds the factory for a filter config and decodes the
+// config: a TypedStruct carries its own type URL and a Struct; any other
+// Any is the config proto itself.
+func resolveFilter(name string, a *anypb.Any) (filters.Factory, proto.Message, error) {
+	if a == nil {
+		f, err := filters.Lookup(name, "")
+		return f, nil, err
+	}
+	var ts1 udpatypev1.TypedStruct
+	var ts3 xdstypev3.TypedStruct
+	var typeURL string
+	var value *structpb.Struct
+	switch a.MessageName() {
+	case nameOf(&ts1):
+		if err := a.UnmarshalTo(&ts1); err != nil {
+			return nil, nil, at("typed_config", err)
+		}
+		typeURL, value = ts1.GetTypeUrl(), ts1.GetValue()
+	case nameOf(&ts3):
+		if err := a.UnmarshalTo(&ts3); err != nil {
+			return nil, nil, at("typed_config", err)
+		}
+		typeURL, value = ts3.GetTypeUrl(), ts3.GetValue()
+	}
+	if typeURL != "" {
+		f, err := filters.Lookup(name, typeURL)
+		if value == nil {
+			value = &structpb.Struct{}
+		}
+		return f, value, err
+	}
+	f, err := filters.Lookup(name, a.GetTypeUrl())
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := a.UnmarshalNew()
+	if err != nil {
+		return nil, nil, at("typed_config", err)
+	}
+	return f, m, nil
+}
+
+// perFilterConfig parses a route's typed_per_filter_config entry with the
+// filter's factory. A route.v3.FilterConfig wrapper is unwrapped; an
+// optional config for an unknown filter is dropped, as in Envoy.
+func perFilterConfig(filterName string, a *anypb.Any) (any, error) {
+	optional := false
+	var fc routev3.FilterConfig
+	if a.MessageName() == nameOf(&fc) {
+		if err := a.UnmarshalTo(&fc); err != nil {
+			return nil, err
+		}
+		if fc.GetDisabled() {
+			return nil, fmt.Errorf("disabled per-route filters are not supported yet")
+		}
+		a, optional = fc.GetConfig(), fc.GetIsOptional()
+	}
+	factory, cfg, err := resolveFilter(filterName, a)
+	if err != nil {
+		if optional {
+			return nil, nil
+		}
+		return nil, err
+	}
+	pr, ok := factory.(filters.PerRouteFactory)
+	if !ok {
+		return nil, fmt.Errorf("filter %q takes no per-route config", filterName)
+	}
+	return pr.ParsePerRoute(cfg)
+}
