@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gowaypoint/waypoint/cmd/internal/cli"
+	_ "github.com/gowaypoint/waypoint/filters/all"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/localmesh"

@@ -8,8 +8,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
+	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/xds"
@@ -23,6 +25,7 @@ const MainInternal = "main_internal"
 type Handler struct {
 	Store *xds.Store
 	TCP   *tcpproxy.Proxy
+	HTTP  *httpconn.Env
 }
 
 var _ hbone.Handler = (*Handler)(nil)
@@ -45,8 +48,14 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
 		return
 	}
-	if fc.TCPProxy == nil {
-		down.Refuse(status.New(status.NoRoute, fmt.Errorf("filter chain %q has no tcp_proxy", fc.Name)))
+	if fc.HTTP != nil {
+		conn, err := st.Accept()
+		if err != nil {
+			return
+		}
+		httpconn.Serve(ctx, conn, fc.HTTP, snap, &filters.Downstream{
+			Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
+		}, h.HTTP)
 		return
 	}
 	h.TCP.Serve(ctx, snap, fc.TCPProxy, down, st.Peer.String()+" -> "+st.Authority)

@@ -11,8 +11,10 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
+	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/xds"
@@ -24,6 +26,7 @@ import (
 type Manager struct {
 	Store *xds.Store
 	TCP   *tcpproxy.Proxy
+	HTTP  *httpconn.Env
 	Log   *slog.Logger
 
 	acc     acceptor.Acceptor
@@ -100,11 +103,15 @@ func (m *Manager) serve(name string, c *net.TCPConn) {
 	}
 	in := xds.MatchInput{Destination: c.LocalAddr().(*net.TCPAddr).AddrPort(), Source: c.RemoteAddr().(*net.TCPAddr).AddrPort()}
 	fc := l.Match(in)
-	if fc == nil || fc.TCPProxy == nil {
+	switch {
+	case fc == nil:
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no filter chain matches %s", in.Destination)))
-		return
+	case fc.HTTP != nil:
+		httpconn.Serve(context.Background(), c, fc.HTTP, snap,
+			&filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination}, m.HTTP)
+	default:
+		m.TCP.Serve(context.Background(), snap, fc.TCPProxy, down, name+" "+in.Source.String())
 	}
-	m.TCP.Serve(context.Background(), snap, fc.TCPProxy, down, name+" "+in.Source.String())
 }
 
 // Drain closes every socket so no connection is accepted, then waits for

@@ -15,9 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	_ "github.com/gowaypoint/waypoint/filters/all" // the built-in HTTP filters
 	"github.com/gowaypoint/waypoint/proxy/admin"
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
+	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/inbound"
 	"github.com/gowaypoint/waypoint/proxy/listener"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
@@ -126,11 +128,12 @@ func Start(opts Options) (w *Waypoint, err error) {
 	w.clusters = upstream.NewClusters(upstream.NewDialer(w.pool, w.certs))
 	w.clusters.Update(bs.Snapshot)
 	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log}
+	httpEnv := &httpconn.Env{Clusters: w.clusters, Log: w.log}
 
 	w.hbone, err = hbone.NewServer(hbone.ServerConfig{
 		TLS:          w.certs.ServerTLSConfig(),
 		PeerIdentity: certs.PeerIdentity,
-		Handler:      &inbound.Handler{Store: &w.store, TCP: tcp},
+		Handler:      &inbound.Handler{Store: &w.store, TCP: tcp, HTTP: httpEnv},
 		Logger:       w.log,
 	})
 	if err != nil {
@@ -143,7 +146,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	w.hboneAddr = ln.Addr()
 	w.serve(func() { w.hbone.Serve(ln) })
 
-	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, Log: w.log}
+	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Log: w.log}
 	if err := w.listeners.Apply(bs.Snapshot); err != nil {
 		return nil, fmt.Errorf("waypoint: %w", err)
 	}

@@ -1,0 +1,447 @@
+package http2
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	xhttp2 "golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/gowaypoint/waypoint/protocols/l7"
+)
+
+// countingConn counts the bytes the server reads.
+type countingConn struct {
+	net.Conn
+	read atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// oneServer serves exactly one connection with ServeConn; its result
+// comes on done. smallBuffers shrinks the server's socket send buffer so
+// that a peer that does not read blocks it quickly.
+type oneServer struct {
+	addr string
+	conn atomic.Pointer[countingConn]
+	done chan error
+}
+
+func serveOne(t *testing.T, cfg Config, h Handler, smallBuffers bool) *oneServer {
+	ln, err := net.Listen("tcp", testHost+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &oneServer{addr: ln.Addr().String(), done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			s.done <- err
+			return
+		}
+		if smallBuffers {
+			c.(*net.TCPConn).SetWriteBuffer(4096)
+		}
+		cc := &countingConn{Conn: c}
+		s.conn.Store(cc)
+		s.done <- ServeConn(ctx, cc, cfg, h)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		ln.Close()
+		if c := s.conn.Load(); c != nil {
+			c.Close()
+		}
+		wg.Wait()
+	})
+	return s
+}
+
+// rawClient speaks HTTP/2 frame by frame.
+type rawClient struct {
+	t    *testing.T
+	conn net.Conn
+	fr   *xhttp2.Framer
+	hbuf bytes.Buffer
+	enc  *hpack.Encoder
+}
+
+func dialRaw(t *testing.T, addr string, smallBuffers bool) *rawClient {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if smallBuffers {
+		conn.(*net.TCPConn).SetReadBuffer(4096)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &rawClient{t: t, conn: conn, fr: xhttp2.NewFramer(conn, conn)}
+	c.enc = hpack.NewEncoder(&c.hbuf)
+	c.fr.AllowIllegalWrites = true
+	c.fr.AllowIllegalReads = true
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(conn, xhttp2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// block encodes a request header block: a GET of / plus extra fields.
+func (c *rawClient) block(extra ...string) []byte {
+	c.hbuf.Reset()
+	c.enc.WriteField(hpack.HeaderField{Name: ":method", Value: "POST"})
+	c.enc.WriteField(hpack.HeaderField{Name: ":scheme", Value: "http"})
+	c.enc.WriteField(hpack.HeaderField{Name: ":authority", Value: "example.com"})
+	c.enc.WriteField(hpack.HeaderField{Name: ":path", Value: "/"})
+	for i := 0; i+1 < len(extra); i += 2 {
+		c.enc.WriteField(hpack.HeaderField{Name: extra[i], Value: extra[i+1]})
+	}
+	return append([]byte(nil), c.hbuf.Bytes()...)
+}
+
+func (c *rawClient) headers(id uint32, endStream bool, extra ...string) {
+	if err := c.fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: id, BlockFragment: c.block(extra...), EndStream: endStream, EndHeaders: true}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// readUntil reads frames until match returns true or the connection
+// ends; it returns the matching frame (nil at the end).
+func (c *rawClient) readUntil(match func(xhttp2.Frame) bool) xhttp2.Frame {
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			return nil
+		}
+		if match(f) {
+			return f
+		}
+	}
+}
+
+func isGoAway(code ErrCode) func(xhttp2.Frame) bool {
+	return func(f xhttp2.Frame) bool {
+		g, ok := f.(*xhttp2.GoAwayFrame)
+		return ok && g.ErrCode == code
+	}
+}
+
+func isRST(id uint32, code ErrCode) func(xhttp2.Frame) bool {
+	return func(f xhttp2.Frame) bool {
+		r, ok := f.(*xhttp2.RSTStreamFrame)
+		return ok && r.StreamID == id && r.ErrCode == code
+	}
+}
+
+// waitHandler holds every stream until its context ends.
+var waitHandler = HandlerFunc(func(st *ServerStream) { <-st.Context().Done() })
+
+// connErrCode extracts the code of ServeConn's ConnError result.
+func connErrCode(err error) (ErrCode, bool) {
+	var ce *ConnError
+	if errors.As(err, &ce) {
+		return ce.Code, true
+	}
+	return 0, false
+}
+
+func TestAbuse(t *testing.T) {
+	tests := []struct {
+		name         string
+		cfg          Config
+		handler      Handler
+		smallBuffers bool
+		// attack runs against the connection and checks what it sees.
+		attack func(t *testing.T, c *rawClient, s *oneServer)
+		// wantCode is the ConnError code ServeConn must end with; 0
+		// means the connection must survive the attack.
+		wantCode ErrCode
+	}{{
+		name:    "rapid reset",
+		handler: waitHandler,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			go func() {
+				for id := uint32(1); id < 2000; id += 2 {
+					c.headers(id, false)
+					if err := c.fr.WriteRSTStream(id, ErrCodeCancel); err != nil {
+						return
+					}
+				}
+			}()
+			g, _ := c.readUntil(isGoAway(ErrCodeEnhanceYourCalm)).(*xhttp2.GoAwayFrame)
+			if g == nil {
+				t.Fatal("no GOAWAY(ENHANCE_YOUR_CALM)")
+			}
+			if g.LastStreamID >= 1999 {
+				t.Fatalf("GOAWAY after all 1000 streams (last %d)", g.LastStreamID)
+			}
+			if c.readUntil(func(xhttp2.Frame) bool { return false }) != nil {
+				t.Fatal("connection still open")
+			}
+		},
+		wantCode: ErrCodeEnhanceYourCalm,
+	}, {
+		name:    "continuation flood",
+		handler: okHandler,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			first := c.block()
+			go func() {
+				if err := c.fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: 1, BlockFragment: first}); err != nil {
+					return
+				}
+				// Each fragment repeats an indexed field: a valid block
+				// that never ends.
+				frag := bytes.Repeat([]byte{0x82}, 1000)
+				for {
+					if err := c.fr.WriteContinuation(1, false, frag); err != nil {
+						return
+					}
+				}
+			}()
+			if c.readUntil(isGoAway(ErrCodeEnhanceYourCalm)) == nil {
+				t.Fatal("no GOAWAY(ENHANCE_YOUR_CALM)")
+			}
+			if n := s.conn.Load().read.Load(); n > 4*DefaultMaxHeaderListSize {
+				t.Fatalf("server read %d bytes of a header block", n)
+			}
+		},
+		wantCode: ErrCodeEnhanceYourCalm,
+	}, {
+		name:    "empty continuation flood",
+		handler: okHandler,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			c.fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: 1, BlockFragment: c.block()})
+			go func() {
+				for {
+					if err := c.fr.WriteContinuation(1, false, nil); err != nil {
+						return
+					}
+				}
+			}()
+			if c.readUntil(isGoAway(ErrCodeEnhanceYourCalm)) == nil {
+				t.Fatal("no GOAWAY(ENHANCE_YOUR_CALM)")
+			}
+		},
+		wantCode: ErrCodeEnhanceYourCalm,
+	}, {
+		name:         "ping flood without reading",
+		handler:      okHandler,
+		smallBuffers: true,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			var err error
+			for i := 0; i < 2_000_000 && err == nil; i++ {
+				err = c.fr.WritePing(false, [8]byte{1})
+			}
+			if err == nil {
+				t.Fatal("the server took 2M PINGs without closing")
+			}
+		},
+		wantCode: ErrCodeEnhanceYourCalm,
+	}, {
+		name:         "settings flood without reading",
+		handler:      okHandler,
+		smallBuffers: true,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			var err error
+			for i := 0; i < 2_000_000 && err == nil; i++ {
+				err = c.fr.WriteSettings(xhttp2.Setting{ID: xhttp2.SettingMaxHeaderListSize, Val: 1 << 20})
+			}
+			if err == nil {
+				t.Fatal("the server took 2M SETTINGS without closing")
+			}
+		},
+		wantCode: ErrCodeEnhanceYourCalm,
+	}, {
+		name:    "empty data flood",
+		handler: waitHandler,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			c.headers(1, false)
+			for i := 0; i < 10; i++ {
+				if err := c.fr.WriteData(1, false, nil); err != nil {
+					break
+				}
+			}
+			if c.readUntil(isGoAway(ErrCodeEnhanceYourCalm)) == nil {
+				t.Fatal("no GOAWAY(ENHANCE_YOUR_CALM)")
+			}
+		},
+		wantCode: ErrCodeEnhanceYourCalm,
+	}, {
+		name:    "priority flood",
+		handler: okHandler,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			go func() {
+				for i := 0; i < 1000; i++ {
+					if err := c.fr.WritePriority(3, xhttp2.PriorityParam{StreamDep: 1, Weight: 10}); err != nil {
+						return
+					}
+				}
+			}()
+			if c.readUntil(isGoAway(ErrCodeEnhanceYourCalm)) == nil {
+				t.Fatal("no GOAWAY(ENHANCE_YOUR_CALM)")
+			}
+		},
+		wantCode: ErrCodeEnhanceYourCalm,
+	}, {
+		name:    "window update flood",
+		handler: okHandler,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			go func() {
+				for i := 0; i < 1000; i++ {
+					if err := c.fr.WriteWindowUpdate(0, 1); err != nil {
+						return
+					}
+				}
+			}()
+			if c.readUntil(isGoAway(ErrCodeEnhanceYourCalm)) == nil {
+				t.Fatal("no GOAWAY(ENHANCE_YOUR_CALM)")
+			}
+		},
+		wantCode: ErrCodeEnhanceYourCalm,
+	}, {
+		name:    "stream window overflow",
+		handler: waitHandler,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			c.headers(1, false)
+			chunk := make([]byte, 16384)
+			for sent := 0; sent <= DefaultInitialStreamWindow; sent += len(chunk) {
+				c.fr.WriteData(1, false, chunk)
+			}
+			if c.readUntil(isRST(1, ErrCodeFlowControl)) == nil {
+				t.Fatal("no RST_STREAM(FLOW_CONTROL_ERROR)")
+			}
+			// The connection lives on.
+			c.fr.WritePing(false, [8]byte{7})
+			if c.readUntil(func(f xhttp2.Frame) bool { p, ok := f.(*xhttp2.PingFrame); return ok && p.IsAck() }) == nil {
+				t.Fatal("connection died")
+			}
+		},
+	}, {
+		name:    "connection window overflow",
+		handler: waitHandler,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			chunk := make([]byte, 16384)
+			sent := 0
+			for id := uint32(1); sent <= DefaultInitialConnWindow; id += 2 {
+				c.headers(id, false)
+				for i := 0; i < 4 && sent <= DefaultInitialConnWindow; i++ {
+					c.fr.WriteData(id, false, chunk)
+					sent += len(chunk)
+				}
+			}
+			if c.readUntil(isGoAway(ErrCodeFlowControl)) == nil {
+				t.Fatal("no GOAWAY(FLOW_CONTROL_ERROR)")
+			}
+		},
+		wantCode: ErrCodeFlowControl,
+	}, {
+		name:    "send window overflow",
+		handler: okHandler,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			c.fr.WriteWindowUpdate(0, 1<<31-1)
+			if c.readUntil(isGoAway(ErrCodeFlowControl)) == nil {
+				t.Fatal("no GOAWAY(FLOW_CONTROL_ERROR)")
+			}
+		},
+		wantCode: ErrCodeFlowControl,
+	}, {
+		name:    "too many streams",
+		cfg:     Config{MaxConcurrentStreams: 10},
+		handler: waitHandler,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			for id := uint32(1); id <= 21; id += 2 {
+				c.headers(id, false)
+			}
+			if c.readUntil(isRST(21, ErrCodeRefusedStream)) == nil {
+				t.Fatal("11th stream not refused")
+			}
+			// A slot frees when a stream ends.
+			c.fr.WriteRSTStream(1, ErrCodeCancel)
+			c.headers(23, false)
+			c.fr.WritePing(false, [8]byte{9})
+			f := c.readUntil(func(f xhttp2.Frame) bool {
+				if p, ok := f.(*xhttp2.PingFrame); ok && p.IsAck() {
+					return true
+				}
+				r, ok := f.(*xhttp2.RSTStreamFrame)
+				return ok && r.StreamID == 23
+			})
+			if _, ok := f.(*xhttp2.PingFrame); !ok {
+				t.Fatalf("stream 23 refused after a slot freed: %v", f)
+			}
+		},
+	}, {
+		name:    "header list over the limit",
+		handler: okHandler,
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			c.headers(1, false) // a request in flight on the same connection
+			big := c.block("x-big", strings.Repeat("a", 30<<10), "x-big2", strings.Repeat("b", 31<<10))
+			c.fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: 3, BlockFragment: big[:16384], EndStream: true})
+			for rest := big[16384:]; len(rest) > 0; {
+				n := min(len(rest), 16384)
+				c.fr.WriteContinuation(3, n == len(rest), rest[:n])
+				rest = rest[n:]
+			}
+			c.fr.WriteData(1, true, []byte("body"))
+			c.headers(5, true)
+			statuses := map[uint32]string{}
+			dec := hpack.NewDecoder(4096, nil)
+			c.readUntil(func(f xhttp2.Frame) bool {
+				if h, ok := f.(*xhttp2.HeadersFrame); ok {
+					fields, err := dec.DecodeFull(h.HeaderBlockFragment())
+					if err != nil {
+						t.Fatal(err)
+					}
+					statuses[h.StreamID] = fields[0].Value
+				}
+				return len(statuses) == 3
+			})
+			want := map[uint32]string{1: "200", 3: "431", 5: "200"}
+			for id, st := range want {
+				if statuses[id] != st {
+					t.Fatalf("statuses %v, want %v", statuses, want)
+				}
+			}
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := serveOne(t, tt.cfg, tt.handler, tt.smallBuffers)
+			c := dialRaw(t, s.addr, tt.smallBuffers)
+			tt.attack(t, c, s)
+			if tt.wantCode == 0 {
+				return
+			}
+			c.conn.SetReadDeadline(time.Now())
+			select {
+			case err := <-s.done:
+				if code, ok := connErrCode(err); !ok || code != tt.wantCode {
+					t.Fatalf("ServeConn returned %v, want a %v connection error", err, tt.wantCode)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("ServeConn did not return")
+			}
+		})
+	}
+	_ = l7.HTTP2
+}

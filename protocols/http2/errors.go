@@ -1,0 +1,138 @@
+package http2
+
+import (
+	"errors"
+	"strconv"
+
+	xhttp2 "golang.org/x/net/http2"
+)
+
+// ErrCode is an HTTP/2 error code (RFC 9113 §7), x/net's type re-exported
+// so that callers need not import x/net.
+type ErrCode = xhttp2.ErrCode
+
+// Error codes.
+const (
+	ErrCodeNo                 = xhttp2.ErrCodeNo
+	ErrCodeProtocol           = xhttp2.ErrCodeProtocol
+	ErrCodeInternal           = xhttp2.ErrCodeInternal
+	ErrCodeFlowControl        = xhttp2.ErrCodeFlowControl
+	ErrCodeSettingsTimeout    = xhttp2.ErrCodeSettingsTimeout
+	ErrCodeStreamClosed       = xhttp2.ErrCodeStreamClosed
+	ErrCodeFrameSize          = xhttp2.ErrCodeFrameSize
+	ErrCodeRefusedStream      = xhttp2.ErrCodeRefusedStream
+	ErrCodeCancel             = xhttp2.ErrCodeCancel
+	ErrCodeCompression        = xhttp2.ErrCodeCompression
+	ErrCodeConnect            = xhttp2.ErrCodeConnect
+	ErrCodeEnhanceYourCalm    = xhttp2.ErrCodeEnhanceYourCalm
+	ErrCodeInadequateSecurity = xhttp2.ErrCodeInadequateSecurity
+	ErrCodeHTTP11Required     = xhttp2.ErrCodeHTTP11Required
+)
+
+var (
+	// ErrClosed is returned for work on a connection that has ended
+	// without a more specific error (closed by us, or EOF from the peer).
+	ErrClosed = errors.New("http2: connection closed")
+	// ErrStreamDone is returned by writes after the stream's sending side
+	// was ended (END_STREAM sent) and by reads after Close.
+	ErrStreamDone = errors.New("http2: stream already ended")
+	// ErrHeadersSent is returned by WriteHeaders called twice on a stream.
+	ErrHeadersSent = errors.New("http2: response headers already written")
+	// ErrHeadersNotSent is returned by Write, WriteTrailers and CloseWrite
+	// before WriteHeaders.
+	ErrHeadersNotSent = errors.New("http2: response headers not written yet")
+)
+
+// StreamError is a stream ended by RST_STREAM, sent or received.
+type StreamError struct {
+	StreamID uint32
+	Code     ErrCode
+	// Remote is true when the peer sent the RST_STREAM.
+	Remote bool
+	// Reason says what went wrong when we reset the stream; empty for a
+	// remote reset.
+	Reason string
+}
+
+func (e *StreamError) Error() string {
+	s := "http2: stream " + strconv.FormatUint(uint64(e.StreamID), 10)
+	if e.Remote {
+		s += " reset by peer: " + e.Code.String()
+	} else {
+		s += " reset: " + e.Code.String()
+	}
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+
+// ConnError is a connection ended by a GOAWAY with an error, sent or
+// received, or by a broken transport.
+type ConnError struct {
+	Code ErrCode
+	// Remote is true when the peer sent the GOAWAY.
+	Remote bool
+	// Reason says what went wrong; for a remote GOAWAY, its debug data.
+	Reason string
+}
+
+func (e *ConnError) Error() string {
+	s := "http2: connection error: " + e.Code.String()
+	if e.Remote {
+		s = "http2: connection closed by peer: " + e.Code.String()
+	}
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+
+// GoAwayError fails a client stream that the server will not process
+// because of its GOAWAY: the stream id is above LastStreamID (or the stream
+// was never sent). Such a request is safe to retry on another connection.
+type GoAwayError struct {
+	LastStreamID uint32
+	Code         ErrCode
+	Debug        string
+}
+
+func (e *GoAwayError) Error() string {
+	s := "http2: stream not processed: server sent GOAWAY (last stream " +
+		strconv.FormatUint(uint64(e.LastStreamID), 10) + ", " + e.Code.String() + ")"
+	if e.Debug != "" {
+		s += ": " + e.Debug
+	}
+	return s
+}
+
+// IsUnprocessed reports whether err says the peer did not process the
+// request at all (REFUSED_STREAM, or a stream above a GOAWAY's last
+// stream id), so that it may be retried even if it is not idempotent.
+func IsUnprocessed(err error) bool {
+	var se *StreamError
+	if errors.As(err, &se) {
+		return se.Remote && se.Code == ErrCodeRefusedStream
+	}
+	var ge *GoAwayError
+	return errors.As(err, &ge)
+}
+
+// connErr is a connection error found while reading: GOAWAY with code.
+type connErr struct {
+	code   ErrCode
+	reason string
+}
+
+func (e connErr) Error() string { return "http2: connection error " + e.code.String() + ": " + e.reason }
+
+// streamErr is a stream error found while reading: RST_STREAM with code.
+type streamErr struct {
+	id     uint32
+	code   ErrCode
+	reason string
+}
+
+func (e streamErr) Error() string {
+	return "http2: stream " + strconv.FormatUint(uint64(e.id), 10) + " error " + e.code.String() + ": " + e.reason
+}

@@ -1,0 +1,92 @@
+package http2
+
+import "sync"
+
+// recvBuf holds a stream's received DATA until its reader takes it: a
+// list of chunks from size-tiered pools (1, 4 and 16 KiB), so that a
+// stream holds memory only for what is buffered, at most its receive
+// window. Not safe for concurrent use; the stream's mutex guards it.
+type recvBuf struct {
+	chunks []*[]byte
+	r      int // read offset in chunks[0]
+	n      int // bytes buffered
+}
+
+var chunkPools = [...]struct {
+	size int
+	pool sync.Pool
+}{{size: 1 << 10}, {size: 4 << 10}, {size: 16 << 10}}
+
+func getChunk(want int) *[]byte {
+	i := 0
+	for i < len(chunkPools)-1 && chunkPools[i].size < want {
+		i++
+	}
+	if p, ok := chunkPools[i].pool.Get().(*[]byte); ok {
+		*p = (*p)[:0]
+		return p
+	}
+	b := make([]byte, 0, chunkPools[i].size)
+	return &b
+}
+
+func putChunk(p *[]byte) {
+	for i := range chunkPools {
+		if cap(*p) == chunkPools[i].size {
+			chunkPools[i].pool.Put(p)
+			return
+		}
+	}
+}
+
+// write appends p.
+func (b *recvBuf) write(p []byte) {
+	b.n += len(p)
+	if k := len(b.chunks); k > 0 {
+		last := b.chunks[k-1]
+		m := copy((*last)[len(*last):cap(*last)], p)
+		*last = (*last)[:len(*last)+m]
+		p = p[m:]
+	}
+	for len(p) > 0 {
+		c := getChunk(len(p))
+		m := copy((*c)[:cap(*c)], p)
+		*c = (*c)[:m]
+		p = p[m:]
+		b.chunks = append(b.chunks, c)
+	}
+}
+
+// read moves up to len(p) bytes into p.
+func (b *recvBuf) read(p []byte) int {
+	n := 0
+	for n < len(p) && len(b.chunks) > 0 {
+		c := b.chunks[0]
+		m := copy(p[n:], (*c)[b.r:])
+		n += m
+		b.r += m
+		if b.r == len(*c) {
+			b.dropFirst()
+		}
+	}
+	b.n -= n
+	return n
+}
+
+func (b *recvBuf) dropFirst() {
+	putChunk(b.chunks[0])
+	k := copy(b.chunks, b.chunks[1:])
+	b.chunks[k] = nil
+	b.chunks = b.chunks[:k]
+	b.r = 0
+}
+
+// reset drops everything buffered and returns how many bytes it held.
+func (b *recvBuf) reset() int {
+	n := b.n
+	for len(b.chunks) > 0 {
+		b.dropFirst()
+	}
+	b.n = 0
+	return n
+}

@@ -1,0 +1,198 @@
+package http2
+
+import (
+	"context"
+	"io"
+	"sync"
+
+	"github.com/gowaypoint/waypoint/protocols/l7"
+)
+
+// ServerStream is one stream of a server connection, handed to the
+// Handler. Its methods are for the handler's goroutine (and goroutines it
+// owns): Request's Body may be read on one goroutine while the response
+// is written on another, but two goroutines must not write at once.
+type ServerStream struct {
+	s    stream
+	ctx  streamContext
+	body requestBody
+	// Handler goroutine only.
+	final bool // final (non-1xx) response headers written
+}
+
+type requestBody struct{ s *stream }
+
+func (b *requestBody) Read(p []byte) (int, error) { return b.s.read(p) }
+
+// ID returns the stream id.
+func (st *ServerStream) ID() uint32 { return st.s.id }
+
+// Request returns the request. It and its byte slices belong to the
+// stream: valid until the handler returns, then reused. Its Body (nil when
+// the request has none) streams the DATA with flow control: the window is
+// given back as it is read. Trailer is filled before Body returns io.EOF.
+func (st *ServerStream) Request() *l7.Request { return st.s.req }
+
+// Context is cancelled on RST_STREAM, connection loss, or when the stream
+// ends (both sides done, or the handler returned). It carries the values
+// of ServeConn's context and has no deadline.
+func (st *ServerStream) Context() context.Context { return &st.ctx }
+
+// WriteHeaders sends the response headers; endStream ends the response
+// there. A 1xx status may precede the final one. The block is encoded on
+// the connection's writer: WriteHeaders does not wait for the peer's flow
+// control windows but may wait for the connection to be writable.
+func (st *ServerStream) WriteHeaders(resp *l7.Response, endStream bool) error {
+	if st.final {
+		return ErrHeadersSent
+	}
+	informational := resp.Status < 200
+	if informational && endStream {
+		endStream = false
+	}
+	s := &st.s
+	if err := s.lockSend(endStream); err != nil {
+		return err
+	}
+	err := s.writeBlockLocked(s.c.w.enc.response(resp), endStream)
+	if !informational {
+		s.c.mu.Lock()
+		s.responded = true
+		s.c.mu.Unlock()
+		st.final = true
+	}
+	s.unlockSend(endStream)
+	return err
+}
+
+// Write sends p as DATA, blocking until the peer's stream and connection
+// windows let it all go (or the stream ends: the error says why).
+func (st *ServerStream) Write(p []byte) (int, error) {
+	if !st.final {
+		return 0, ErrHeadersNotSent
+	}
+	return st.s.writeData(p, false)
+}
+
+// WriteTrailers sends trailers and ends the stream.
+func (st *ServerStream) WriteTrailers(h *l7.Header) error {
+	if !st.final {
+		return ErrHeadersNotSent
+	}
+	return st.s.writeTrailers(h)
+}
+
+// CloseWrite ends the response with an empty DATA frame carrying
+// END_STREAM; the request may still be read (half-close).
+func (st *ServerStream) CloseWrite() error {
+	if !st.final {
+		return ErrHeadersNotSent
+	}
+	_, err := st.s.writeData(nil, true)
+	return err
+}
+
+// Reset ends the stream with RST_STREAM(code): reads and writes fail and
+// the context is cancelled.
+func (st *ServerStream) Reset(code ErrCode) {
+	st.s.c.resetStream(&st.s, code, "reset by the handler", false)
+}
+
+// WriteResponse writes resp whole: headers, resp.Body copied as DATA
+// (through a pooled 16 KiB buffer), then resp.Trailer if it has fields
+// once Body is done, else END_STREAM on the last frame. A body of known
+// length that fits one frame and the windows goes out with the headers in
+// one flush. If Body implements io.Closer it is not closed.
+func (st *ServerStream) WriteResponse(resp *l7.Response) error {
+	if resp.Body == nil {
+		hasTrailers := resp.Trailer.Len() > 0
+		if err := st.WriteHeaders(resp, !hasTrailers); err != nil {
+			return err
+		}
+		if hasTrailers {
+			return st.WriteTrailers(&resp.Trailer)
+		}
+		return nil
+	}
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	buf := *bp
+	if resp.ContentLength >= 0 && resp.ContentLength < int64(len(buf)) && resp.Status >= 200 {
+		n, err := io.ReadFull(resp.Body, buf[:resp.ContentLength+1])
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			err = nil
+		}
+		if err != nil {
+			return err
+		}
+		if resp.Trailer.Len() == 0 && int64(n) == resp.ContentLength {
+			return st.writeWhole(resp, buf[:n])
+		}
+		if err := st.WriteHeaders(resp, false); err != nil {
+			return err
+		}
+		if _, err := st.Write(buf[:n]); err != nil {
+			return err
+		}
+	} else if err := st.WriteHeaders(resp, false); err != nil {
+		return err
+	}
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := st.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			st.Reset(ErrCodeInternal)
+			return err
+		}
+	}
+	if resp.Trailer.Len() > 0 {
+		return st.WriteTrailers(&resp.Trailer)
+	}
+	return st.CloseWrite()
+}
+
+// writeWhole sends headers and a small body with END_STREAM under one
+// hold of the write lock, when the windows allow it without waiting.
+func (st *ServerStream) writeWhole(resp *l7.Response, body []byte) error {
+	s := &st.s
+	m := 0
+	if len(body) > 0 {
+		var err error
+		if m, err = s.reserve(len(body), false); err != nil {
+			return err
+		}
+		if m < len(body) {
+			s.unreserve(m)
+			if err := st.WriteHeaders(resp, false); err != nil {
+				return err
+			}
+			_, err := s.writeData(body, true)
+			return err
+		}
+	}
+	if err := s.lockSend(true); err != nil {
+		s.unreserve(m)
+		return err
+	}
+	c := s.c
+	err := s.writeBlockLocked(c.w.enc.response(resp), len(body) == 0)
+	if err == nil && len(body) > 0 {
+		err = c.w.fr.WriteData(s.id, true, body)
+		c.dataSent.Add(1)
+	}
+	c.mu.Lock()
+	s.responded = true
+	c.mu.Unlock()
+	st.final = true
+	s.unlockSend(true)
+	return err
+}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}

@@ -1,0 +1,437 @@
+package http2
+
+import (
+	"context"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	xhttp2 "golang.org/x/net/http2"
+
+	"github.com/gowaypoint/waypoint/protocols/l7"
+)
+
+// stream is the state of one stream, shared by both roles.
+//
+// Locks: c.mu guards the send side and the stream's place in the
+// connection; mu guards the receive side and the context. mu is a leaf:
+// whoever holds it takes no other lock, so c.mu may be held while taking
+// it.
+type stream struct {
+	c     *conn
+	id    uint32 // 0 until a client stream's HEADERS are written
+	start time.Time
+
+	// Guarded by c.mu.
+	sendWin   int64
+	localEnd  bool // END_STREAM (or RST_STREAM) sent: we write no more
+	remoteEnd bool // END_STREAM (or RST_STREAM) received
+	closed    bool // removed from the connection
+	responded bool // server: response HEADERS written
+	sendErr   error
+
+	// refs counts the holders of a server stream's pooled request: the
+	// handler, the connection (until closed) and the read loop while it
+	// decodes trailers into it. The last one returns it to the pool.
+	refs atomic.Int32
+	req  *l7.Request
+	resp *l7.Response
+	// trailer receives the peer's trailers.
+	trailer *l7.Header
+	// cs is the client stream this is part of; nil on a server.
+	cs *ClientStream
+	// onClosed runs (c.mu held) when the stream leaves the connection.
+	onClosed func()
+
+	// Guarded by mu.
+	mu         sync.Mutex
+	cond       sync.Cond
+	buf        recvBuf
+	recvWin    int64 // DATA the peer may still send
+	unacked    int64 // consumed, not yet returned by WINDOW_UPDATE
+	eof        bool  // END_STREAM received: buf holds the rest
+	rerr       error // reads fail with it (reset, connection loss)
+	readerGone bool  // nobody reads: DATA is dropped on arrival
+	wantLen    int64 // content-length, -1 if unknown
+	gotLen     int64
+	ctxDone    chan struct{}
+	ctxErr     error
+}
+
+func (s *stream) init(c *conn, id uint32) {
+	s.c, s.id = c, id
+	s.cond.L = &s.mu
+	s.wantLen = -1
+	s.sendWin = c.peerInitWin
+	s.recvWin = int64(c.cfg.InitialStreamWindow)
+	if !c.settingsAcked && s.recvWin < initialWindow {
+		// The peer may use the protocol's default until it sees ours.
+		s.recvWin = initialWindow
+	}
+}
+
+// release drops one reference; the last returns a server request to the
+// pool.
+func (s *stream) release() {
+	if s.refs.Add(-1) == 0 && s.req != nil && s.c.server {
+		req := s.req
+		s.req = nil
+		putRequest(req)
+	}
+}
+
+// deliver hands a DATA frame to the stream (read loop).
+func (s *stream) deliver(data []byte, flen int64, end bool) error {
+	c := s.c
+	s.mu.Lock()
+	if flen > s.recvWin {
+		s.mu.Unlock()
+		c.consumed(flen, true)
+		return streamErr{s.id, ErrCodeFlowControl, "DATA beyond the stream window"}
+	}
+	s.recvWin -= flen
+	n := int64(len(data))
+	if s.wantLen >= 0 {
+		s.gotLen += n
+		if s.gotLen > s.wantLen || (end && s.gotLen != s.wantLen) {
+			s.mu.Unlock()
+			c.consumed(flen, true)
+			return streamErr{s.id, ErrCodeProtocol, "DATA length does not match content-length"}
+		}
+	}
+	credit := flen - n // padding is consumed on arrival
+	s.unacked += credit
+	if s.readerGone || s.rerr != nil {
+		credit = flen
+	} else if n > 0 {
+		s.buf.write(data)
+	}
+	if end {
+		s.eof = true
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	if err := c.consumed(credit, true); err != nil {
+		return err
+	}
+	if end {
+		c.remoteEnded(s)
+	}
+	return nil
+}
+
+// endOfStream records END_STREAM carried by a HEADERS frame (read loop).
+func (s *stream) endOfStream() error {
+	s.mu.Lock()
+	if s.wantLen >= 0 && s.gotLen != s.wantLen {
+		s.mu.Unlock()
+		return streamErr{s.id, ErrCodeProtocol, "DATA length does not match content-length"}
+	}
+	s.eof = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.c.remoteEnded(s)
+	return nil
+}
+
+// remoteEnded notes END_STREAM from the peer; the stream closes if ours
+// was sent too.
+func (c *conn) remoteEnded(s *stream) {
+	c.mu.Lock()
+	s.remoteEnd = true
+	if s.localEnd {
+		c.closeStreamLocked(s)
+	}
+	c.mu.Unlock()
+}
+
+// read is the body reader: buffered DATA, then io.EOF after END_STREAM
+// (trailers are in place by then), or the stream's error.
+func (s *stream) read(p []byte) (int, error) {
+	s.mu.Lock()
+	for s.buf.n == 0 && !s.eof && s.rerr == nil {
+		s.cond.Wait()
+	}
+	if s.rerr != nil {
+		err := s.rerr
+		s.mu.Unlock()
+		return 0, err
+	}
+	if s.buf.n == 0 {
+		s.mu.Unlock()
+		return 0, io.EOF
+	}
+	n := s.buf.read(p)
+	var inc int64
+	if !s.eof {
+		s.unacked += int64(n)
+		if s.unacked >= int64(s.c.cfg.InitialStreamWindow)/2 {
+			inc = s.unacked
+			s.unacked = 0
+			s.recvWin += inc
+		}
+	}
+	s.mu.Unlock()
+	s.c.returnWindow(s.id, inc, int64(n))
+	return n, nil
+}
+
+// returnWindow gives consumed bytes back: inc to the stream's window
+// (already decided) and n to the connection's, each by WINDOW_UPDATE once
+// past half the window. It may write, so it runs on a stream goroutine.
+func (c *conn) returnWindow(id uint32, inc, n int64) {
+	c.mu.Lock()
+	c.connUnacked += n
+	var connInc int64
+	if c.connUnacked >= int64(c.cfg.InitialConnWindow)/2 && !c.closed {
+		connInc = c.connUnacked
+		c.connUnacked = 0
+		c.connRecvAvail += connInc
+	}
+	c.mu.Unlock()
+	if inc == 0 && connInc == 0 {
+		return
+	}
+	frames := 0
+	if inc > 0 {
+		frames++
+	}
+	if connInc > 0 {
+		frames++
+	}
+	c.sendCtrl(classOther, frames, false, func(fr *xhttp2.Framer) {
+		if connInc > 0 {
+			fr.WriteWindowUpdate(0, uint32(connInc))
+		}
+		if inc > 0 {
+			fr.WriteWindowUpdate(id, uint32(inc))
+		}
+	})
+}
+
+// stopReading drops what is buffered and what will arrive: the reader is
+// gone. The connection window gets it all back.
+func (s *stream) stopReading() {
+	s.mu.Lock()
+	s.readerGone = true
+	n := s.buf.reset()
+	s.mu.Unlock()
+	s.c.returnWindow(0, 0, int64(n))
+}
+
+// abort fails the stream's reads with err and cancels its context. A
+// stream whose DATA is all in (eof) keeps it readable unless discard.
+func (s *stream) abort(err error, discard bool) {
+	s.mu.Lock()
+	var n int
+	if s.rerr == nil && (discard || !s.eof) {
+		s.rerr = err
+		n = s.buf.reset()
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.cancelCtx()
+	if n > 0 {
+		s.c.consumed(int64(n), true)
+	}
+	if s.cs != nil {
+		s.cs.closeRequestBody()
+	}
+}
+
+// sendErrLocked says why nothing more can be sent, or nil; c.mu held.
+func (s *stream) sendErrLocked() error {
+	switch {
+	case s.sendErr != nil:
+		return s.sendErr
+	case s.c.closed:
+		return s.c.err
+	case s.localEnd:
+		return ErrStreamDone
+	}
+	return nil
+}
+
+// reserve waits until the stream and connection windows allow sending
+// some of n bytes and takes up to min(n, windows, peer's max frame).
+// wait=false returns 0 instead of waiting.
+func (s *stream) reserve(n int, wait bool) (int, error) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if err := s.sendErrLocked(); err != nil {
+			return 0, err
+		}
+		m := int64(n)
+		m = min(m, s.sendWin, c.connSendWin, int64(c.peerMaxFrame))
+		if m > 0 {
+			s.sendWin -= m
+			c.connSendWin -= m
+			return int(m), nil
+		}
+		if !wait {
+			return 0, nil
+		}
+		c.flowCond.Wait()
+	}
+}
+
+// unreserve returns a reservation that was not sent.
+func (s *stream) unreserve(n int) {
+	if n == 0 {
+		return
+	}
+	c := s.c
+	c.mu.Lock()
+	s.sendWin += int64(n)
+	c.connSendWin += int64(n)
+	c.flowCond.Broadcast()
+	c.mu.Unlock()
+}
+
+// lockSend takes the write lock for a frame of s; end marks our side
+// ended (no other write of s can follow). On error the lock is released.
+func (s *stream) lockSend(end bool) error {
+	c := s.c
+	if err := c.w.lock(); err != nil {
+		c.w.unlock()
+		return err
+	}
+	c.mu.Lock()
+	err := s.sendErrLocked()
+	if err == nil && end {
+		s.localEnd = true
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.w.unlock()
+	}
+	return err
+}
+
+// unlockSend releases the write lock; after END_STREAM the stream closes
+// if the peer's side ended too.
+func (s *stream) unlockSend(end bool) {
+	c := s.c
+	c.w.unlock()
+	if end {
+		c.mu.Lock()
+		if s.remoteEnd {
+			c.closeStreamLocked(s)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// writeData sends p as DATA frames, blocking on flow control; end sets
+// END_STREAM on the last one (an empty frame if p is empty).
+func (s *stream) writeData(p []byte, end bool) (int, error) {
+	c := s.c
+	n := 0
+	for {
+		m := 0
+		if len(p) > n {
+			var err error
+			if m, err = s.reserve(len(p)-n, true); err != nil {
+				return n, err
+			}
+		}
+		last := end && n+m == len(p)
+		if err := s.lockSend(last); err != nil {
+			s.unreserve(m)
+			return n, err
+		}
+		err := c.w.fr.WriteData(s.id, last, p[n:n+m])
+		c.dataSent.Add(1)
+		s.unlockSend(last)
+		if err != nil {
+			return n, err
+		}
+		n += m
+		if n == len(p) {
+			return n, nil
+		}
+	}
+}
+
+// writeBlockLocked writes a header block as HEADERS and CONTINUATION
+// frames; write lock held.
+func (s *stream) writeBlockLocked(b []byte, end bool) error {
+	c := s.c
+	c.mu.Lock()
+	max := int(c.peerMaxFrame)
+	c.mu.Unlock()
+	first := b
+	if len(first) > max {
+		first = b[:max]
+	}
+	b = b[len(first):]
+	err := c.w.fr.WriteHeaders(xhttp2.HeadersFrameParam{
+		StreamID: s.id, BlockFragment: first, EndStream: end, EndHeaders: len(b) == 0,
+	})
+	for len(b) > 0 && err == nil {
+		frag := b
+		if len(frag) > max {
+			frag = b[:max]
+		}
+		b = b[len(frag):]
+		err = c.w.fr.WriteContinuation(s.id, len(b) == 0, frag)
+	}
+	return err
+}
+
+// writeTrailers sends a trailer block with END_STREAM.
+func (s *stream) writeTrailers(h *l7.Header) error {
+	if err := s.lockSend(true); err != nil {
+		return err
+	}
+	err := s.writeBlockLocked(s.c.w.enc.trailers(h), true)
+	s.unlockSend(true)
+	return err
+}
+
+// streamContext is a stream's context.Context: cancelled on reset,
+// connection loss, or when the stream ends. Values come from parent;
+// there is no deadline. Done's channel is made on first use.
+type streamContext struct {
+	s      *stream
+	parent context.Context
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (x *streamContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (x *streamContext) Value(key any) any           { return x.parent.Value(key) }
+
+func (x *streamContext) Done() <-chan struct{} {
+	s := x.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctxDone == nil {
+		if s.ctxErr != nil {
+			return closedChan
+		}
+		s.ctxDone = make(chan struct{})
+	}
+	return s.ctxDone
+}
+
+func (x *streamContext) Err() error {
+	s := x.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ctxErr
+}
+
+func (s *stream) cancelCtx() {
+	s.mu.Lock()
+	if s.ctxErr == nil {
+		s.ctxErr = context.Canceled
+		if s.ctxDone != nil {
+			close(s.ctxDone)
+		}
+	}
+	s.mu.Unlock()
+}

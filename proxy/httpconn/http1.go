@@ -1,0 +1,115 @@
+package httpconn
+
+import (
+	"errors"
+	"io"
+
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/protocols/http1"
+	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/proxy/relay"
+)
+
+// serveHTTP1 serves HTTP/1.1 requests one after the other on rw, on the
+// calling goroutine, reusing the request, stream and local-reply storage.
+func (c *conn) serveHTTP1(rw io.ReadWriter) {
+	sc := http1.NewServerConn(rw, http1.ServerConfig{
+		Limits:      http1.Limits{MaxHeaderBytes: c.hcm.MaxRequestHeadersBytes, MaxHeaders: c.hcm.MaxHeadersCount},
+		IdleTimeout: c.hcm.IdleTimeout,
+	})
+	var (
+		req   l7.Request
+		local l7.Response
+		s     filters.Stream
+	)
+	for {
+		err := sc.ReadRequest(&req)
+		if err != nil {
+			var pe *http1.Error
+			if errors.As(err, &pe) {
+				c.env.Log.Info("http: refused malformed request", "peer", c.down.Peer.String(),
+					"remote", c.down.RemoteAddr, "status", pe.Status, "reason", pe.Reason)
+				sc.WriteError(err)
+			}
+			return
+		}
+		resp := c.run(c.ctx, &s, &req, &local)
+		if resp.Status == 101 {
+			c.upgrade(sc, &req, resp, &s)
+			return
+		}
+		err = sc.WriteResponse(&req, resp)
+		closeBody(resp)
+		s.End()
+		if err != nil {
+			c.logf("writing response", "error", err)
+			return
+		}
+		if !sc.KeepAlive() {
+			return
+		}
+	}
+}
+
+// upgrade writes a 101 and relays bytes between the downstream connection
+// and the upgraded upstream stream until both sides end.
+func (c *conn) upgrade(sc *http1.ServerConn, req *l7.Request, resp *l7.Response, s *filters.Stream) {
+	defer s.End()
+	up, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		c.logf("upgrade", "error", errUpgradeBody)
+		closeBody(resp)
+		return
+	}
+	resp.Body = nil
+	if err := sc.WriteResponse(req, resp); err != nil {
+		up.Close()
+		return
+	}
+	rw, buffered := sc.Hijack()
+	down := &halfConn{r: replay(buffered, rw), w: rw}
+	relay.Run(down, &halfConn{r: up, w: up, c: up}, relay.Options{}, nil)
+}
+
+func replay(b []byte, r io.Reader) io.Reader {
+	if len(b) == 0 {
+		return r
+	}
+	return io.MultiReader(&byteReader{b: append([]byte(nil), b...)}, r)
+}
+
+type byteReader struct{ b []byte }
+
+func (r *byteReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// halfConn adapts reader/writer pairs to relay.Conn; CloseWrite and Close
+// use the underlying stream's when it has them.
+type halfConn struct {
+	r io.Reader
+	w io.Writer
+	c io.Closer
+}
+
+func (h *halfConn) Read(p []byte) (int, error)  { return h.r.Read(p) }
+func (h *halfConn) Write(p []byte) (int, error) { return h.w.Write(p) }
+
+func (h *halfConn) CloseWrite() error {
+	if cw, ok := h.w.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (h *halfConn) Close() error {
+	if h.c != nil {
+		return h.c.Close()
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package httpconn
+
+import (
+	"io"
+
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/protocols/http2"
+	"github.com/gowaypoint/waypoint/protocols/l7"
+)
+
+// serveHTTP2 serves HTTP/2 on rw: the engine runs each stream's handler on
+// its own goroutine and owns them all until the connection ends.
+func (c *conn) serveHTTP2(rw io.ReadWriter) {
+	cfg := http2.Config{
+		MaxConcurrentStreams: c.hcm.HTTP2.MaxConcurrentStreams,
+		InitialStreamWindow:  int32(c.hcm.HTTP2.InitialStreamWindowSize),
+		InitialConnWindow:    int32(c.hcm.HTTP2.InitialConnectionWindowSize),
+		MaxHeaderListSize:    uint32(c.hcm.MaxRequestHeadersBytes),
+		MaxHeaderCount:       c.hcm.MaxHeadersCount,
+		IdleTimeout:          c.hcm.IdleTimeout,
+	}
+	rwc, ok := rw.(io.ReadWriteCloser)
+	if !ok {
+		rwc = nopCloser{rw}
+	}
+	err := http2.ServeConn(c.ctx, rwc, cfg, http2.HandlerFunc(c.serveStream))
+	if err != nil {
+		c.logf("HTTP/2 connection ended", "error", err)
+	}
+}
+
+type nopCloser struct{ io.ReadWriter }
+
+func (nopCloser) Close() error { return nil }
+
+// serveStream runs one HTTP/2 stream through the chain.
+func (c *conn) serveStream(st *http2.ServerStream) {
+	var (
+		local l7.Response
+		s     filters.Stream
+	)
+	req := st.Request()
+	resp := c.run(st.Context(), &s, req, &local)
+	if resp.Status == 101 {
+		// HTTP/2 has no 101; an upgrade is an extended CONNECT answered 200.
+		resp.Status = 200
+	}
+	if err := st.WriteResponse(resp); err != nil {
+		st.Reset(http2.ErrCodeCancel)
+	}
+	closeBody(resp)
+	s.End()
+}

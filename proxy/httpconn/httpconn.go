@@ -1,0 +1,169 @@
+// Package httpconn is the HTTP connection manager: it runs one downstream
+// connection (an HBONE tunnel's byte stream, or a TCP connection of a
+// plaintext listener) through an HttpConnectionManager's config. It picks
+// the codec (HTTP/1.1, or HTTP/2 by its preface), applies the manager's
+// request handling (path normalization, x-request-id, x-forwarded-*), runs
+// each request through the filter chain, renders local replies in the
+// request's protocol, writes the response and relays upgraded streams.
+package httpconn
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/protocols/sniff"
+	"github.com/gowaypoint/waypoint/proxy/upstream"
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+// Env is what every HTTP connection shares. Read-only.
+type Env struct {
+	Clusters *upstream.Clusters
+	Log      *slog.Logger
+}
+
+// conn is one downstream connection's state, owned by its goroutine.
+type conn struct {
+	env  *Env
+	hcm  *xds.HTTPConnectionManager
+	snap *xds.Snapshot
+	down *filters.Downstream
+	up   filters.Upstream
+	ctx  context.Context
+}
+
+// Serve runs rwc through hcm until the connection ends. Requests run on
+// snap, the config current when the connection was accepted. Serve closes
+// nothing: the caller owns rwc.
+func Serve(ctx context.Context, rwc io.ReadWriter, hcm *xds.HTTPConnectionManager, snap *xds.Snapshot, down *filters.Downstream, env *Env) {
+	c := &conn{env: env, hcm: hcm, snap: snap, down: down, up: env.Clusters.HTTP(snap), ctx: ctx}
+	switch hcm.Codec {
+	case xds.CodecHTTP1:
+		c.serveHTTP1(rwc)
+	case xds.CodecHTTP2:
+		c.serveHTTP2(rwc)
+	default:
+		isH2, prefix, err := detectPreface(rwc)
+		if err != nil && len(prefix) == 0 {
+			return
+		}
+		rw := readWriter{Reader: sniff.Replay(prefix, rwc), Writer: rwc}
+		if isH2 {
+			c.serveHTTP2(rw)
+		} else {
+			c.serveHTTP1(rw)
+		}
+	}
+}
+
+// readWriter joins a replaying reader with the connection's writer.
+type readWriter struct {
+	io.Reader
+	io.Writer
+}
+
+// detectPreface reads until the bytes differ from the HTTP/2 preface or
+// complete it; it returns what it read for replay.
+func detectPreface(r io.Reader) (bool, []byte, error) {
+	buf := make([]byte, len(sniff.Preface))
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if string(buf[:n]) != sniff.Preface[:n] {
+			return false, buf[:n], nil
+		}
+		if err != nil {
+			return false, buf[:n], err
+		}
+	}
+	return true, buf, nil
+}
+
+// prepare applies the connection manager's request handling before the
+// filters run; false when the request must be refused with 400.
+func (c *conn) prepare(req *l7.Request) bool {
+	if !normalizePath(req, c.hcm) {
+		return false
+	}
+	h := &req.Header
+	if c.hcm.GenerateRequestID {
+		if !h.Has("x-request-id") || (c.hcm.UseRemoteAddress && !c.hcm.PreserveExternalRequestID) {
+			var id [36]byte
+			h.Set("x-request-id", newUUID(&id))
+		}
+	}
+	if c.hcm.UseRemoteAddress {
+		if !c.hcm.SkipXFFAppend && c.down.RemoteAddr.IsValid() {
+			appendXFF(h, c.down.RemoteAddr.Addr().String())
+		}
+		h.Set("x-forwarded-proto", "http")
+	} else if !h.Has("x-forwarded-proto") {
+		h.Add("x-forwarded-proto", "http")
+	}
+	return true
+}
+
+func appendXFF(h *l7.Header, ip string) {
+	if v, ok := h.Get("x-forwarded-for"); ok {
+		h.Set("x-forwarded-for", string(v)+", "+ip)
+		return
+	}
+	h.Add("x-forwarded-for", ip)
+}
+
+// respond finishes a stream's response: the local reply rendered, or the
+// upstream's response with the server header and request id set.
+func (c *conn) respond(s *filters.Stream, local *l7.Response) *l7.Response {
+	resp := s.Response
+	if s.Local != nil || resp == nil {
+		if s.Local == nil {
+			s.SendLocalReply(503, "no response", "")
+		}
+		renderLocal(s, local)
+		resp = local
+	}
+	if !c.hcm.PassThroughServer || !resp.Header.Has("server") {
+		resp.Header.Set("server", c.hcm.ServerName)
+	}
+	if c.hcm.AlwaysSetRequestIDInResponse {
+		if id, ok := s.Request.Header.Get("x-request-id"); ok {
+			resp.Header.Set("x-request-id", string(id))
+		}
+	}
+	return resp
+}
+
+// run passes one request through the chain and returns the response to
+// write. ctx ends with the stream; local is storage for a local reply.
+func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, local *l7.Response) *l7.Response {
+	s.Init(ctx, req, c.down, c.hcm.Routes)
+	s.Upstream = c.up
+	switch {
+	case !c.prepare(req):
+		s.SendLocalReply(400, "Bad Request", "DPE")
+	case req.Protocol != "" && !c.hcm.Upgrades[strings.ToLower(req.Protocol)]:
+		s.SendLocalReply(403, "upgrade not allowed: "+req.Protocol, "")
+	default:
+		c.hcm.Chain.Run(s)
+	}
+	return c.respond(s, local)
+}
+
+// closeBody releases a response body (its upstream connection).
+func closeBody(resp *l7.Response) {
+	if c, ok := resp.Body.(io.Closer); ok {
+		c.Close()
+	}
+}
+
+func (c *conn) logf(msg string, args ...any) {
+	c.env.Log.Debug("http: "+msg, args...)
+}
+
+var errUpgradeBody = errors.New("httpconn: a 101 response without an upgraded stream")
