@@ -3,19 +3,221 @@ package upstream
 import (
 	"context"
 	"errors"
+	"io"
+	"sync"
 
+	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
 // h2Pool multiplexes requests to one endpoint of one cluster over HTTP/2
-// connections.
-type h2Pool struct{}
-
-func (p *h2Pool) roundTrip(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick, req *l7.Request) (*l7.Response, error) {
-	return nil, status.New(status.ConnectFailure, errors.New("HTTP/2 upstream pool: not built yet"))
+// connections: a stream goes on the first connection with a free slot (the
+// peer's SETTINGS_MAX_CONCURRENT_STREAMS), and when every connection is
+// full one new connection is dialed, one at a time, as the HBONE pool does.
+// Safe for concurrent use.
+type h2Pool struct {
+	mu     sync.Mutex
+	conns  []*h2Conn
+	dial   *dialWait // the dial in flight, nil if none
+	closed bool
 }
 
-// Close closes the pool's connections.
-func (p *h2Pool) Close() error { return nil }
+type h2Conn struct {
+	cc      *http2.ClientConn
+	release func() // the max_connections slot
+	once    sync.Once
+}
+
+func (c *h2Conn) close() {
+	c.cc.Close()
+	c.once.Do(func() {
+		if c.release != nil {
+			c.release()
+		}
+	})
+}
+
+// dialWait lets callers wait for the one dial in flight.
+type dialWait struct {
+	done chan struct{}
+	err  error
+}
+
+// reserve returns a connection with a stream slot reserved for the caller.
+func (p *h2Pool) reserve(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick) (*h2Conn, error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, status.New(status.ConnectFailure, errors.New("pool closed"))
+		}
+		live := p.conns[:0]
+		var picked *h2Conn
+		var dead []*h2Conn
+		for _, c := range p.conns {
+			if picked == nil && c.cc.TryReserve() {
+				picked = c
+				live = append(live, c)
+				continue
+			}
+			if st := c.cc.State(); st.Closed || (st.GoAway && st.ActiveStreams == 0) {
+				dead = append(dead, c)
+				continue
+			}
+			live = append(live, c)
+		}
+		clear(p.conns[len(live):])
+		p.conns = live
+		if picked != nil {
+			p.mu.Unlock()
+			closeH2(dead)
+			return picked, nil
+		}
+		w := p.dial
+		if w == nil {
+			w = &dialWait{done: make(chan struct{})}
+			p.dial = w
+			go p.dialOne(cs, cl, pk, w)
+		}
+		p.mu.Unlock()
+		closeH2(dead)
+		select {
+		case <-w.done:
+			if w.err != nil {
+				return nil, w.err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func closeH2(cs []*h2Conn) {
+	for _, c := range cs {
+		c.close()
+	}
+}
+
+// dialOne opens a connection for the pool and wakes the waiters. It runs
+// on its own goroutine, bounded by the cluster's connect timeout (in Dial)
+// and the HTTP/2 handshake.
+func (p *h2Pool) dialOne(cs *Clusters, cl *xds.Cluster, pk *pick, w *dialWait) {
+	c, err := p.newConn(cs, cl, pk)
+	p.mu.Lock()
+	if err == nil && p.closed {
+		c.close()
+		err = errors.New("pool closed")
+	}
+	if err == nil {
+		p.conns = append(p.conns, c)
+	}
+	w.err = err
+	p.dial = nil
+	close(w.done)
+	p.mu.Unlock()
+}
+
+func (p *h2Pool) newConn(cs *Clusters, cl *xds.Cluster, pk *pick) (*h2Conn, error) {
+	var release func()
+	if st := cs.LB.Cluster(cl.Name); st != nil {
+		var ok bool
+		if release, ok = st.Breakers().TryConnection(); !ok {
+			return nil, status.New(status.Overflow, errors.New("max_connections reached"))
+		}
+	}
+	rwc, err := cs.Dialer.Dial(context.Background(), cl, pk.host.Addr, pk.host.Identity)
+	if err != nil {
+		if release != nil {
+			release()
+		}
+		return nil, err
+	}
+	opts := cl.HTTP2OrDefault()
+	cfg := http2.Config{
+		InitialStreamWindow: int32(min(opts.InitialStreamWindowSize, 1<<31-1)),
+		InitialConnWindow:   int32(min(opts.InitialConnectionWindowSize, 1<<31-1)),
+		IdleTimeout:         cl.HTTPOrDefault().IdleTimeout,
+	}
+	cc, err := http2.NewClientConn(rwc, cfg)
+	if err != nil {
+		rwc.Close()
+		if release != nil {
+			release()
+		}
+		return nil, status.New(status.ConnectFailure, err)
+	}
+	return &h2Conn{cc: cc, release: release}, nil
+}
+
+func (p *h2Pool) roundTrip(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick, req *l7.Request) (*l7.Response, error) {
+	c, err := p.reserve(ctx, cs, cl, pk)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.cc.RoundTrip(ctx, req)
+	if err != nil {
+		return nil, h2Error(err)
+	}
+	if resp.Body == nil {
+		pk.done(lb.Status(resp.Status))
+		return resp, nil
+	}
+	resp.Body = &h2Body{r: resp.Body, pk: pk, status: resp.Status}
+	return resp, nil
+}
+
+// h2Error classifies a stream's failure: a refused stream (safe to retry
+// anywhere), else a reset.
+func h2Error(err error) error {
+	var se *http2.StreamError
+	if errors.As(err, &se) && se.Remote && se.Code == http2.ErrCodeRefusedStream {
+		return status.New(status.RefusedStream, err)
+	}
+	var ge *http2.GoAwayError
+	if errors.As(err, &ge) {
+		return status.New(status.RefusedStream, err)
+	}
+	if status.KindOf(err) != status.Unknown {
+		return err
+	}
+	return status.New(status.UpstreamReset, err)
+}
+
+// h2Body reports the exchange to the balancer when the response ends.
+type h2Body struct {
+	r      io.Reader
+	pk     *pick
+	status int
+	once   sync.Once
+}
+
+func (b *h2Body) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = h2Error(err)
+	}
+	return n, err
+}
+
+// Close ends the stream (RST_STREAM if it is not done) and reports it.
+func (b *h2Body) Close() error {
+	if c, ok := b.r.(io.Closer); ok {
+		c.Close()
+	}
+	b.once.Do(func() { b.pk.done(lb.Status(b.status)) })
+	return nil
+}
+
+// Close closes every connection of the pool.
+func (p *h2Pool) Close() error {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.closed = true
+	p.mu.Unlock()
+	closeH2(conns)
+	return nil
+}
