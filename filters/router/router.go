@@ -95,10 +95,12 @@ func (r *Router) Serve(s *filters.Stream) error {
 	case route.ActionRedirect:
 		s.SendLocalReply(rt.Redirect().Status, "", "")
 		s.Local.Header.Set("location", rt.RedirectLocation(req))
+		r.applyToLocal(s, rt)
 		return nil
 	case route.ActionDirectResponse:
 		d := rt.DirectResponse()
 		s.SendLocalReply(d.Status, d.Body, "")
+		r.applyToLocal(s, rt)
 		return nil
 	}
 	cluster := rt.Cluster()
@@ -130,6 +132,16 @@ func (r *Router) Serve(s *filters.Stream) error {
 	rt.ApplyResponseHeaders(resp, req, down)
 	s.Response = resp
 	return nil
+}
+
+// applyToLocal applies the route's response header mutations to a
+// redirect or direct response, as Envoy does for the answers the router
+// makes itself.
+func (r *Router) applyToLocal(s *filters.Stream, rt *route.Route) {
+	resp := l7.Response{Status: s.Local.Status}
+	resp.Header.CopyFrom(&s.Local.Header)
+	rt.ApplyResponseHeaders(&resp, s.Request, s.Downstream)
+	s.Local.Header = resp.Header
 }
 
 // deadline returns the context bounding every try: the route timeout, or
