@@ -23,7 +23,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func table(t *testing.T, y string) *route.Table {
+func table(t testing.TB, y string) *route.Table {
 	t.Helper()
 	j, err := yaml.YAMLToJSON([]byte(y))
 	if err != nil {

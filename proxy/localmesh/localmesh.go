@@ -64,9 +64,9 @@ type Entry struct {
 
 // Entries of the demo, each an `hbone connect`.
 var Entries = []Entry{
-	{"127.0.0.1:18080", "127.10.0.1:80", "service echo-a (VIP 127.10.0.1:80)"},
-	{"127.0.0.1:18081", "127.10.0.2:80", "service echo-b (VIP 127.10.0.2:80)"},
-	{"127.0.0.1:18082", "127.0.0.12:8080", "pod echo-b addressed directly"},
+	{"127.0.0.1:18080", "127.10.0.1:80", "service echo-a (VIP 127.10.0.1:80), HTTP routes"},
+	{"127.0.0.1:18081", "127.10.0.2:80", "service echo-b (VIP 127.10.0.2:80), TCP"},
+	{"127.0.0.1:18082", "127.0.0.12:8080", "pod echo-b addressed directly, TCP"},
 }
 
 const trustDomain = "cluster.local"
@@ -104,7 +104,8 @@ func Start(opts Options) (m *Mesh, err error) {
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 2 * time.Second
 	}
-	m = &Mesh{Dir: opts.Dir, log: opts.Logger, draining: opts.DrainTimeout}
+	mesh := &Mesh{Dir: opts.Dir, log: opts.Logger, draining: opts.DrainTimeout}
+	m = mesh
 	if m.Dir == "" {
 		if m.Dir, err = os.MkdirTemp("", "waypoint-demo-"); err != nil {
 			return nil, err
@@ -113,7 +114,7 @@ func Start(opts Options) (m *Mesh, err error) {
 	}
 	defer func() {
 		if err != nil {
-			m.Close(context.Background())
+			mesh.Close(context.Background()) // m itself is nil by now
 		}
 	}()
 
@@ -260,6 +261,9 @@ waypoint demo: a local ambient mesh on loopback (files in %s)
 	for _, e := range Entries {
 		fmt.Fprintf(w, "  curl -s http://%s/             # %s\n", e.Listen, e.What)
 	}
+	fmt.Fprintf(w, "  curl -s http://%s/b/hello       # routed by path to pod echo-b, path rewritten to /hello\n", Entries[0].Listen)
+	fmt.Fprintf(w, "  curl -s -H 'x-pod: b' http://%s/  # routed by header to pod echo-b\n", Entries[0].Listen)
+	fmt.Fprintf(w, "  curl -si http://%s/teapot         # fault injection: 418\n", Entries[0].Listen)
 	fmt.Fprintf(w, "  curl -s --data-binary @/etc/hostname http://%s/   # POST bodies are echoed\n", Entries[0].Listen)
 	fmt.Fprintf(w, "  curl -s http://%s/config_dump | head\n", AdminAddr)
 	fmt.Fprintf(w, "  edit %s and watch the waypoint reload it\n\nCtrl-C stops the mesh.\n", filepath.Join(dir, "waypoint.yaml"))

@@ -34,6 +34,7 @@ func TestDemoMesh(t *testing.T) {
 	}
 	cases := []struct{ url, want string }{
 		{"http://" + Entries[0].Listen + "/", "hello from echo-a"},
+		{"http://" + Entries[0].Listen + "/b/hello", "hello from echo-b (GET /hello)"},
 		{"http://" + Entries[1].Listen + "/", "hello from echo-b"},
 		{"http://" + Entries[2].Listen + "/", "hello from echo-b"},
 		{"http://" + PlaintextAddr + "/", "hello from echo-a"},
@@ -44,6 +45,14 @@ func TestDemoMesh(t *testing.T) {
 		if got := get(c.url); !strings.Contains(got, c.want) {
 			t.Errorf("GET %s = %q, want it to contain %q", c.url, got, c.want)
 		}
+	}
+	teapot, err := client.Get("http://" + Entries[0].Listen + "/teapot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	teapot.Body.Close()
+	if teapot.StatusCode != 418 {
+		t.Errorf("GET /teapot = %d, want 418 from the fault filter", teapot.StatusCode)
 	}
 	resp, err := client.Post("http://"+Entries[0].Listen+"/", "text/plain", strings.NewReader("posted through the mesh"))
 	if err != nil {

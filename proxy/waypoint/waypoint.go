@@ -101,10 +101,11 @@ func Start(opts Options) (w *Waypoint, err error) {
 	if opts.ConfigPollInterval == 0 {
 		opts.ConfigPollInterval = DefaultConfigPollInterval
 	}
-	w = &Waypoint{opts: opts, log: opts.Logger, stop: make(chan struct{})}
+	wp := &Waypoint{opts: opts, log: opts.Logger, stop: make(chan struct{})}
+	w = wp
 	defer func() {
 		if err != nil {
-			w.close()
+			wp.close() // w itself is nil by now
 		}
 	}()
 
