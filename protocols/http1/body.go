@@ -45,6 +45,7 @@ type body struct {
 	err       error // sticky: returned by every Read after the end or a failure
 	done      atomic.Bool
 	broken    *atomic.Bool // the connection's
+	framing   *atomic.Bool // the server connection's: set on a body framing error
 	what      string       // "request body" or "response body", for errors
 	upstream  bool         // errors are the upstream's (502)
 
@@ -105,6 +106,8 @@ func (b *body) finish(err error) {
 	}
 	if _, ok := errors.AsType[*Error](err); !ok {
 		err = &bodyError{what: b.what, err: err}
+	} else if b.framing != nil {
+		b.framing.Store(true)
 	}
 	b.err = err
 	b.broken.Store(true)

@@ -180,7 +180,7 @@ func (c *ServerConn) writeInterim(resp *l7.Response) error {
 // writes nothing for an error that is not an *Error (the stream failed).
 func (c *ServerConn) WriteError(err error) error {
 	e, ok := errors.AsType[*Error](err)
-	if !ok || c.hijacked || c.broken.Load() {
+	if !ok || c.hijacked || (c.broken.Load() && !(c.bodyFraming.Load() && c.owed)) {
 		return nil
 	}
 	c.owed, c.keepAlive = false, false

@@ -34,6 +34,10 @@ type ServerConn struct {
 	// Shared with the goroutine reading the request body.
 	body   body
 	broken atomic.Bool // the stream failed or is out of sync: close it
+	// bodyFraming is set when the request body's framing was malformed:
+	// the stream is out of sync for reading but can still carry the error
+	// response (WriteError).
+	bodyFraming atomic.Bool
 
 	// expect is set by ReadRequest when the request asked for 100
 	// Continue; contState, guarded by contMu, says whether it is still
@@ -68,7 +72,7 @@ func NewServerConn(rw io.ReadWriter, cfg ServerConfig) *ServerConn {
 			c.in.timeout = DefaultIdleTimeout
 		}
 	}
-	c.body = body{in: &c.in, limits: limits, broken: &c.broken, what: "request body"}
+	c.body = body{in: &c.in, limits: limits, broken: &c.broken, framing: &c.bodyFraming, what: "request body"}
 	c.body.reset(noBody, 0, nil)
 	return c
 }

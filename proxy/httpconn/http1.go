@@ -3,6 +3,7 @@ package httpconn
 import (
 	"errors"
 	"io"
+	"time"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/http1"
@@ -21,19 +22,28 @@ func (c *conn) serveHTTP1(rw io.ReadWriter) {
 		req   l7.Request
 		local l7.Response
 		s     filters.Stream
+		body  bodyWatch
 	)
 	for {
 		err := sc.ReadRequest(&req)
 		if err != nil {
-			var pe *http1.Error
-			if errors.As(err, &pe) {
-				c.env.Log.Info("http: refused malformed request", "peer", c.down.Peer.String(),
-					"remote", c.down.RemoteAddr, "status", pe.Status, "reason", pe.Reason)
-				sc.WriteError(err)
-			}
+			c.refuse(sc, rw, err)
 			return
 		}
+		if req.Body != nil {
+			body = bodyWatch{r: req.Body}
+			req.Body = &body
+		}
 		resp := c.run(c.ctx, &s, &req, &local)
+		if body.err != nil {
+			// The request's own framing was broken: whatever the chain made
+			// of it, the client gets its 400 (or 413, 501) and the
+			// connection ends, as when the head is malformed.
+			closeBody(resp)
+			s.End()
+			c.refuse(sc, rw, body.err)
+			return
+		}
 		if resp.Status == 101 {
 			c.upgrade(sc, &req, resp, &s)
 			return
@@ -49,6 +59,56 @@ func (c *conn) serveHTTP1(rw io.ReadWriter) {
 			return
 		}
 	}
+}
+
+// refuse answers a malformed request with its status, logs it, and lets
+// the connection close gracefully (the client's remaining bytes are read
+// and dropped for a moment, so that the answer is not lost to a reset).
+func (c *conn) refuse(sc *http1.ServerConn, rw io.ReadWriter, err error) {
+	var pe *http1.Error
+	if !errors.As(err, &pe) {
+		return
+	}
+	c.env.Log.Info("http: refused malformed request", "peer", c.down.Peer.String(),
+		"remote", c.down.RemoteAddr, "status", pe.Status, "reason", pe.Reason)
+	if sc.WriteError(pe) == nil {
+		lingerClose(rw)
+	}
+}
+
+// lingerClose half-closes rw and discards what the peer still sends, up to
+// a bound, as nginx's lingering_close does.
+func lingerClose(rw io.ReadWriter) {
+	cw, ok := rw.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	if d, ok := rw.(interface{ SetReadDeadline(time.Time) error }); ok {
+		d.SetReadDeadline(time.Now().Add(lingerTimeout))
+	}
+	io.CopyN(io.Discard, rw, lingerBytes)
+}
+
+const (
+	lingerTimeout = time.Second
+	lingerBytes   = 256 << 10
+)
+
+// bodyWatch notes a request body's protocol error (bad chunk framing) on
+// its way to whoever reads the body, so the connection manager can answer
+// it as a malformed request.
+type bodyWatch struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyWatch) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	var pe *http1.Error
+	if err != nil && errors.As(err, &pe) {
+		b.err = pe
+	}
+	return n, err
 }
 
 // upgrade writes a 101 and relays bytes between the downstream connection

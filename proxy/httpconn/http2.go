@@ -21,7 +21,7 @@ func (c *conn) serveHTTP2(rw io.ReadWriter) {
 	}
 	rwc, ok := rw.(io.ReadWriteCloser)
 	if !ok {
-		rwc = nopCloser{rw}
+		rwc = nopCloser{rw} // the caller owns the connection and closes it
 	}
 	err := http2.ServeConn(c.ctx, rwc, cfg, http2.HandlerFunc(c.serveStream))
 	if err != nil {

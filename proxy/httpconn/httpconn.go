@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/l7"
@@ -52,7 +53,7 @@ func Serve(ctx context.Context, rwc io.ReadWriter, hcm *xds.HTTPConnectionManage
 		if err != nil && len(prefix) == 0 {
 			return
 		}
-		rw := readWriter{Reader: sniff.Replay(prefix, rwc), Writer: rwc}
+		rw := &replayConn{Reader: sniff.Replay(prefix, rwc), conn: rwc}
 		if isH2 {
 			c.serveHTTP2(rw)
 		} else {
@@ -61,10 +62,37 @@ func Serve(ctx context.Context, rwc io.ReadWriter, hcm *xds.HTTPConnectionManage
 	}
 }
 
-// readWriter joins a replaying reader with the connection's writer.
-type readWriter struct {
+// replayConn is the connection with the sniffed bytes put back in front of
+// its reads; writes, half-close and read deadlines go to the connection.
+type replayConn struct {
 	io.Reader
-	io.Writer
+	conn io.ReadWriter
+}
+
+func (r *replayConn) Write(p []byte) (int, error) { return r.conn.Write(p) }
+
+// CloseWrite half-closes the connection when it can.
+func (r *replayConn) CloseWrite() error {
+	if cw, ok := r.conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// SetReadDeadline sets the connection's read deadline when it has one.
+func (r *replayConn) SetReadDeadline(t time.Time) error {
+	if d, ok := r.conn.(interface{ SetReadDeadline(time.Time) error }); ok {
+		return d.SetReadDeadline(t)
+	}
+	return errors.ErrUnsupported
+}
+
+// Close closes the connection when it can.
+func (r *replayConn) Close() error {
+	if c, ok := r.conn.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // detectPreface reads until the bytes differ from the HTTP/2 preface or

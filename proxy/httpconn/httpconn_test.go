@@ -1,0 +1,192 @@
+package httpconn
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/gowaypoint/waypoint/filters"
+	_ "github.com/gowaypoint/waypoint/filters/all"
+	"github.com/gowaypoint/waypoint/proxy/upstream"
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Addresses of this package's tests: 127.0.24.0/24.
+
+const directConfig = `
+static_resources:
+  listeners:
+  - name: l
+    address: {socket_address: {address: 127.0.24.1, port_value: 1}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: t
+          http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - {match: {prefix: /upload}, route: {cluster: c}}
+              - {match: {prefix: /}, direct_response: {status: 200, body: {inline_string: ok}}}
+  clusters:
+  - name: c
+    transport_socket: {name: raw, typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer}}
+    load_assignment: {cluster_name: c, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.24.2, port_value: BACKEND_PORT}}}}]}]}
+`
+
+// bodyReader is an upstream that reads request bodies whole.
+func bodyReader(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.24.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "read it")
+	})}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// serve runs httpconn on a loopback listener until the test ends.
+func serve(t *testing.T) string {
+	t.Helper()
+	config := strings.Replace(directConfig, "BACKEND_PORT", bodyReader(t), 1)
+	bs, err := xds.ParseBootstrap([]byte(config), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hcm := bs.Snapshot.Listener("l").FilterChains[0].HTTP
+	cl := upstream.NewClusters(upstream.NewDialer(nil, nil))
+	cl.Update(bs.Snapshot)
+	env := &Env{Clusters: cl, Log: slog.New(slog.DiscardHandler)}
+	ln, err := net.Listen("tcp", "127.0.24.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				Serve(context.Background(), c, hcm, bs.Snapshot, &filters.Downstream{}, env)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+		cl.Close()
+	})
+	return ln.Addr().String()
+}
+
+// TestMalformedRequestsGet400AndClose sends each malformed request of RFC
+// 9112's list on its own connection: each is answered 400 (431, 501, 505
+// where those fit) and its connection closed, while a keep-alive connection
+// beside them goes on being served.
+func TestMalformedRequestsGet400AndClose(t *testing.T) {
+	addr := serve(t)
+	good, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	goodReader := bufio.NewReader(good)
+	checkGood := func(after string) {
+		t.Helper()
+		good.Write([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+		good.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(goodReader, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("keep-alive connection broken after %s: %v", after, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	checkGood("start")
+
+	cases := []struct {
+		name, req string
+		want      int
+	}{
+		{"content-length and transfer-encoding", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"two different content-lengths", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
+		{"content-length not a number", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3x\r\n\r\nabc", 400},
+		{"negative content-length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400},
+		{"content-length overflow", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400},
+		{"chunked not last", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
+		{"unknown transfer coding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n", 501},
+		{"invalid chunk size", "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\nzz\r\nab\r\n0\r\n\r\n", 400},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  continued\r\n\r\n", 400},
+		{"bare LF", "GET / HTTP/1.1\nHost: a\n\n", 400},
+		{"bare CR", "GET / HTTP/1.1\r\nHost: a\rX-B: 1\r\n\r\n", 400},
+		{"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400},
+		{"missing host", "GET / HTTP/1.1\r\n\r\n", 400},
+		{"duplicate host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+		{"control character in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x01b\r\n\r\n", 400},
+		{"HTTP/2.0 on the wire", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
+		{"header section too large", "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("x", 70<<10) + "\r\n\r\n", 431},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn.Write([]byte(c.req))
+			r := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, c.want)
+			}
+			if _, err := r.ReadByte(); err != io.EOF {
+				t.Errorf("connection still open after the error (read: %v)", err)
+			}
+			checkGood(c.name)
+		})
+	}
+}
