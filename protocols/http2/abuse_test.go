@@ -120,9 +120,15 @@ func (c *rawClient) block(extra ...string) []byte {
 }
 
 func (c *rawClient) headers(id uint32, endStream bool, extra ...string) {
-	if err := c.fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: id, BlockFragment: c.block(extra...), EndStream: endStream, EndHeaders: true}); err != nil {
+	if err := c.tryHeaders(id, endStream, extra...); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// tryHeaders is headers for attack goroutines, which must not call
+// t.Fatal: the server may close the connection under them.
+func (c *rawClient) tryHeaders(id uint32, endStream bool, extra ...string) error {
+	return c.fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: id, BlockFragment: c.block(extra...), EndStream: endStream, EndHeaders: true})
 }
 
 // readUntil reads frames until match returns true or the connection
@@ -182,7 +188,9 @@ func TestAbuse(t *testing.T) {
 		attack: func(t *testing.T, c *rawClient, s *oneServer) {
 			go func() {
 				for id := uint32(1); id < 2000; id += 2 {
-					c.headers(id, false)
+					if err := c.tryHeaders(id, false); err != nil {
+						return
+					}
 					if err := c.fr.WriteRSTStream(id, ErrCodeCancel); err != nil {
 						return
 					}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"testing"
 
 	"golang.org/x/net/http2/hpack"
@@ -109,19 +110,34 @@ func BenchmarkHPACKToModel(b *testing.B) {
 
 var payload1K = bytes.Repeat([]byte("x"), 1024)
 
+// unaryResponse is a response the handler reuses, as a proxy reuses the
+// upstream's.
+type unaryResponse struct {
+	resp l7.Response
+	body bytes.Reader
+	buf  [2048]byte
+}
+
+var unaryPool = sync.Pool{New: func() any {
+	r := new(unaryResponse)
+	r.resp.Header.Add("content-type", "application/octet-stream")
+	return r
+}}
+
 // unaryHandler reads the request and answers 1 KiB.
 var unaryHandler = HandlerFunc(func(st *ServerStream) {
+	r := unaryPool.Get().(*unaryResponse)
+	defer unaryPool.Put(r)
 	if body := st.Request().Body; body != nil {
-		var buf [2048]byte
 		for {
-			if _, err := body.Read(buf[:]); err != nil {
+			if _, err := body.Read(r.buf[:]); err != nil {
 				break
 			}
 		}
 	}
-	resp := l7.Response{Status: 200, Body: bytes.NewReader(payload1K), ContentLength: 1024}
-	resp.Header.Add("content-type", "application/octet-stream")
-	st.WriteResponse(&resp)
+	r.body.Reset(payload1K)
+	r.resp.Status, r.resp.Body, r.resp.ContentLength = 200, &r.body, 1024
+	st.WriteResponse(&r.resp)
 })
 
 // BenchmarkUnaryRoundTrip: our client to our server over loopback TCP,
@@ -151,6 +167,7 @@ func BenchmarkUnaryRoundTrip(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		resp.Body.(io.Closer).Close()
 		if n != 1024 {
 			b.Fatalf("%d bytes", n)
 		}
@@ -204,4 +221,67 @@ func BenchmarkXNetUnaryRoundTrip(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		run()
 	}
+}
+
+// BenchmarkUnaryRoundTripParallel is BenchmarkUnaryRoundTrip with
+// concurrent callers (GOMAXPROCS × 8) sharing the one connection.
+func BenchmarkUnaryRoundTripParallel(b *testing.B) {
+	ts := startServer(b, Config{}, unaryHandler)
+	cc := dialClient(b, ts.addr(), Config{})
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		req := newRequest("POST", "example.com", "/unary")
+		req.Header.Add("content-type", "application/octet-stream")
+		var body bytes.Reader
+		buf := make([]byte, 2048)
+		for pb.Next() {
+			body.Reset(payload1K)
+			req.Body, req.ContentLength = &body, 1024
+			resp, err := cc.RoundTrip(context.Background(), req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			for {
+				if _, err := resp.Body.Read(buf); err != nil {
+					break
+				}
+			}
+			resp.Body.(io.Closer).Close()
+		}
+	})
+}
+
+// BenchmarkXNetUnaryRoundTripParallel is the x/net reference for
+// BenchmarkUnaryRoundTripParallel.
+func BenchmarkXNetUnaryRoundTripParallel(b *testing.B) {
+	addr := startXNetServer(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", "1024")
+		w.Write(payload1K)
+	}))
+	client := xnetClient(b)
+	url := "http://" + addr + "/unary"
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 2048)
+		for pb.Next() {
+			req, _ := http.NewRequest("POST", url, bytes.NewReader(payload1K))
+			req.Header.Set("Content-Type", "application/octet-stream")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			for {
+				if _, err := resp.Body.Read(buf); err != nil {
+					break
+				}
+			}
+			resp.Body.Close()
+		}
+	})
 }

@@ -46,7 +46,7 @@ type clientState struct {
 // reservationTimeout: a reservation not used by a RoundTrip or OpenStream
 // within this long lapses, so a caller that reserves and never sends
 // cannot leak a slot.
-const reservationTimeout = time.Second
+var reservationTimeout = time.Second
 
 // maxInlineBody: a request body of known length up to this size is read
 // by RoundTrip itself and sent with the headers (one flush); larger or
@@ -247,6 +247,7 @@ func (c *conn) cliGoAway(f *xhttp2.GoAwayFrame) error {
 	for id, s := range c.streams {
 		if id > f.LastStreamID {
 			s.sendErr = ge
+			s.refs.Add(1)
 			failed = append(failed, s)
 		}
 	}
@@ -258,6 +259,7 @@ func (c *conn) cliGoAway(f *xhttp2.GoAwayFrame) error {
 	c.mu.Unlock()
 	for _, s := range failed {
 		s.abort(ge, true)
+		s.release()
 	}
 	return nil
 }
@@ -282,8 +284,10 @@ func (c *conn) cliBeginHeaders() error {
 		return nil
 	}
 	remoteEnd := s.remoteEnd
+	s.refs.Add(1) // held while the block is decoded, taken while s is surely alive
 	c.mu.Unlock()
 	cs := s.cs
+	c.blk.s = s
 	switch {
 	case c.blk.hasErr:
 		c.hdec.begin(blockDiscard, nil, nil, nil)
@@ -291,8 +295,6 @@ func (c *conn) cliBeginHeaders() error {
 		c.blk.hasErr, c.blk.errCode, c.blk.errReason = true, ErrCodeStreamClosed, "HEADERS after END_STREAM"
 		c.hdec.begin(blockDiscard, nil, nil, nil)
 	case !cs.gotResp:
-		s.refs.Add(1)
-		c.blk.s = s
 		cs.resp.Header.Reset()
 		cs.resp.Status = 0
 		c.hdec.begin(blockResponse, nil, &cs.resp, nil)
@@ -300,8 +302,6 @@ func (c *conn) cliBeginHeaders() error {
 		c.blk.hasErr, c.blk.errCode, c.blk.errReason = true, ErrCodeProtocol, "trailers without END_STREAM"
 		c.hdec.begin(blockDiscard, nil, nil, nil)
 	default:
-		s.refs.Add(1)
-		c.blk.s = s
 		c.hdec.begin(blockTrailers, nil, nil, &cs.resp.Trailer)
 	}
 	return nil
@@ -349,8 +349,7 @@ func (c *conn) cliEndHeaders() error {
 			r.ContentLength = -1
 		}
 		if !b.endStream {
-			cs.body.cs = cs
-			r.Body = &cs.body
+			r.Body = &responseBody{cs: cs, gen: cs.gen.Load()}
 		}
 		s.mu.Lock()
 		if !cs.head && r.Status != 204 && r.Status != 304 {
@@ -379,14 +378,19 @@ func (c *conn) cliEndHeaders() error {
 // is filled before it returns io.EOF. Read it to io.EOF or close it (it
 // is an io.ReadCloser): closing early, or cancelling ctx before the
 // stream is done, sends RST_STREAM(CANCEL). The response belongs to the
-// caller; req may be reused once RoundTrip returns if it had no body or
-// its body was sent inline.
+// caller until it closes the body: then the response, its byte slices
+// included, may be reused for another stream (as the l7 model allows), so
+// keep copies of what is needed later; a body read to io.EOF and not
+// closed leaves the response to the caller for good. A response without a
+// body needs no Close. req may be reused once RoundTrip returns if it had
+// no body or its body was sent inline.
 func (cc *ClientConn) RoundTrip(ctx context.Context, req *l7.Request) (*l7.Response, error) {
-	cs, err := cc.open(ctx, req, req.Body == nil, req.Body)
+	cs, err := cc.open(ctx, req, req.Body == nil, req.Body, true)
 	if err != nil {
 		return nil, err
 	}
 	if err := cs.awaitResponse(ctx); err != nil {
+		cs.Close()
 		return nil, err
 	}
 	return &cs.resp, nil
@@ -398,12 +402,12 @@ func (cc *ClientConn) RoundTrip(ctx context.Context, req *l7.Request) (*l7.Respo
 // and Read. req.Body is ignored. Cancelling ctx before the stream is done
 // resets it (CANCEL).
 func (cc *ClientConn) OpenStream(ctx context.Context, req *l7.Request) (*ClientStream, error) {
-	return cc.open(ctx, req, false, nil)
+	return cc.open(ctx, req, false, nil, false)
 }
 
 // open takes a slot, writes the headers (and a small body) and starts the
 // body goroutine.
-func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool, body io.Reader) (*ClientStream, error) {
+func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool, body io.Reader, recyclable bool) (*ClientStream, error) {
 	c := cc.c
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -431,11 +435,11 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 	if err := c.acquireSlot(ctx); err != nil {
 		return nil, err
 	}
-	cs := &ClientStream{ctx: ctx, reqBody: body, reqTrailer: &req.Trailer}
+	cs := clientStreamPool.Get().(*ClientStream)
+	cs.recyclable = recyclable
+	cs.ctx, cs.reqBody, cs.reqTrailer = ctx, body, &req.Trailer
 	cs.head = req.Method == l7.MethodHead
 	s := &cs.s
-	s.cs = cs
-	s.trailer = &cs.resp.Trailer
 
 	if err := c.w.lock(); err != nil {
 		c.w.unlock()
@@ -445,7 +449,11 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 		return nil, err
 	}
 	c.mu.Lock()
-	if err := c.usableErrLocked(); err != nil {
+	err := c.usableErrLocked()
+	if err == nil && req.Protocol != "" && c.peerSettings && !c.peerConnectExt {
+		err = errors.New("http2: extended CONNECT (:protocol " + req.Protocol + ") not enabled by the server's SETTINGS")
+	}
+	if err != nil {
 		c.releaseSlotLocked()
 		c.mu.Unlock()
 		c.w.unlock()
@@ -454,10 +462,11 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 	id := c.cli.nextID
 	c.cli.nextID += 2
 	s.init(c, id)
+	s.refs.Store(2) // the caller's and the connection's
 	c.streams[id] = s
 	c.opened++
 	// A small body goes with the headers if the windows take it now.
-	whole := inline != nil && int64(len(inline)) <= min(s.sendWin, c.connSendWin, int64(c.peerMaxFrame)) &&
+	whole := inline != nil && int64(len(inline)) <= min(s.sendWin, c.connSendWin, int64(c.peerMaxFrame), maxDataFrame) &&
 		req.Trailer.Len() == 0
 	if whole {
 		s.sendWin -= int64(len(inline))
@@ -467,7 +476,7 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 		s.localEnd = true
 	}
 	c.mu.Unlock()
-	err := s.writeBlockLocked(c.w.enc.request(req, !endStream), endStream || (whole && len(inline) == 0))
+	err = s.writeBlockLocked(c.w.enc.request(req, !endStream), endStream || (whole && len(inline) == 0))
 	if err == nil && whole && len(inline) > 0 {
 		err = c.w.fr.WriteData(id, true, inline)
 		c.dataSent.Add(1)
@@ -476,14 +485,16 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 	if err != nil {
 		return nil, err
 	}
-	stop := afterFunc(ctx, func() { c.resetStream(s, ErrCodeCancel, "context done", false) })
-	c.mu.Lock()
-	if s.closed {
-		stop()
-	} else {
-		s.onClosed = func() { stop() }
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, cs.contextDone)
+		c.mu.Lock()
+		if s.closed {
+			stop()
+		} else {
+			cs.stopCtx = stop
+		}
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	switch {
 	case whole:
 	case inline != nil:
@@ -492,7 +503,9 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 			s.writeTrailers(&req.Trailer)
 		}
 	case body != nil:
+		s.refs.Add(1) // the body goroutine's
 		if !c.goTracked(cs.sendBody) {
+			s.release()
 			c.resetStream(s, ErrCodeCancel, "connection closed", false)
 		}
 	}

@@ -17,7 +17,7 @@ import (
 // peers are the servers our ClientConn is tested against.
 func clientPeers(t *testing.T, early chan<- int64) map[string]string {
 	return map[string]string{
-		"xnet":  startXNetServer(t, http.HandlerFunc(netEcho)),
+		"xnet": startXNetServer(t, http.HandlerFunc(netEcho)),
 		"ours": startServer(t, Config{MaxConcurrentStreams: 250}, routedHandler(early)).addr(),
 	}
 }
@@ -278,19 +278,22 @@ func TestClientCancel(t *testing.T) {
 				t.Fatal(err)
 			}
 			buf := make([]byte, 5)
-			if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			// The response may be reused after Close; its body handle
+			// stays safe to call.
+			body := resp.Body
+			if _, err := io.ReadFull(body, buf); err != nil {
 				t.Fatal(err)
 			}
 			if how == "context" {
 				cancel()
 			} else {
-				resp.Body.(io.Closer).Close()
+				body.(io.Closer).Close()
 			}
 			var se *StreamError
 			if err := <-handlerDone; !errors.As(err, &se) || se.Code != ErrCodeCancel || !se.Remote {
 				t.Fatalf("server write after reset: %v", err)
 			}
-			if _, err := resp.Body.Read(buf); err == nil {
+			if _, err := body.Read(buf); err == nil {
 				t.Fatal("read after cancel succeeded")
 			}
 		})
@@ -301,5 +304,41 @@ func TestClientCancel(t *testing.T) {
 	}
 	if st := cc.State(); st.ActiveStreams != 0 {
 		t.Fatalf("slots not freed: %+v", st)
+	}
+}
+
+// TestClientConcurrentLargeBodies: 10 streams echo 1 MiB each at once on
+// one connection, more than the connection window, both ways.
+func TestClientConcurrentLargeBodies(t *testing.T) {
+	for name, addr := range clientPeers(t, nil) {
+		t.Run(name, func(t *testing.T) {
+			cc := dialClient(t, addr, Config{})
+			var wg sync.WaitGroup
+			errs := make(chan error, 10)
+			for i := 0; i < 10; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					body := pattern(1<<20 + i)
+					req := newRequest("POST", "example.com", "/echo")
+					req.Body = bytes.NewReader(body)
+					resp, err := cc.RoundTrip(context.Background(), req)
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer resp.Body.(io.Closer).Close()
+					got, err := io.ReadAll(resp.Body)
+					if err != nil || !bytes.Equal(got, body) {
+						errs <- fmt.Errorf("stream %d: %d bytes, %v", i, len(got), err)
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package http2
 import (
 	"context"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gowaypoint/waypoint/protocols/l7"
@@ -14,8 +15,12 @@ import (
 type ClientStream struct {
 	s    stream
 	resp l7.Response
-	body responseBody
 	ctx  context.Context
+	// recyclable is set for RoundTrip's streams, which the caller never
+	// holds: only the response and its body handle.
+	recyclable bool
+	// gen counts recyclings; a body handle of an earlier one is stale.
+	gen  atomic.Uint32
 	head bool
 	// gotResp is set by the read loop (under s.mu) when the final
 	// response headers are in resp.
@@ -24,13 +29,75 @@ type ClientStream struct {
 	reqBody    io.Reader
 	reqTrailer *l7.Header
 	bodyClosed atomic.Bool
+	// stopCtx stops the AfterFunc watching the caller's context; guarded
+	// by c.mu, called when the stream leaves the connection. noRecycle
+	// (c.mu) is set when that came too late.
+	stopCtx   func() bool
+	noRecycle bool
+	// callerDone is set once the caller gave the stream back (Close).
+	callerDone atomic.Bool
 }
 
-// responseBody is a response's Body: an io.ReadCloser.
-type responseBody struct{ cs *ClientStream }
+var clientStreamPool = sync.Pool{New: func() any {
+	cs := new(ClientStream)
+	cs.s.cs = cs
+	cs.s.trailer = &cs.resp.Trailer
+	return cs
+}}
 
-func (b *responseBody) Read(p []byte) (int, error) { return b.cs.s.read(p) }
-func (b *responseBody) Close() error               { return b.cs.Close() }
+// maxRecycledHeader: a stream whose response header held more than this
+// is not recycled, so that the pool does not keep large arenas.
+const maxRecycledHeader = 8 << 10
+
+// recycle returns the stream to the pool once nobody holds it.
+func (cs *ClientStream) recycle() {
+	if !cs.recyclable || cs.noRecycle || headerBytes(&cs.resp.Header)+headerBytes(&cs.resp.Trailer) > maxRecycledHeader {
+		return
+	}
+	cs.gen.Add(1)
+	cs.s.buf.reset()
+	cs.s = stream{cs: cs, trailer: &cs.resp.Trailer}
+	cs.resp.Reset()
+	cs.ctx, cs.head, cs.gotResp, cs.recyclable = nil, false, false, false
+	cs.reqBody, cs.reqTrailer, cs.stopCtx = nil, nil, nil
+	cs.bodyClosed.Store(false)
+	cs.callerDone.Store(false)
+	clientStreamPool.Put(cs)
+}
+
+func headerBytes(h *l7.Header) int {
+	n := 0
+	for _, f := range h.Fields() {
+		n += len(f.Name) + len(f.Value)
+	}
+	return n
+}
+
+// contextDone resets the stream when the caller's context ends first.
+func (cs *ClientStream) contextDone() {
+	cs.s.c.resetStream(&cs.s, ErrCodeCancel, "context done", false)
+}
+
+// responseBody is a RoundTrip response's Body: an io.ReadCloser bound
+// to one use of a (recyclable) ClientStream.
+type responseBody struct {
+	cs  *ClientStream
+	gen uint32
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	if b.gen != b.cs.gen.Load() {
+		return 0, ErrStreamDone
+	}
+	return b.cs.s.read(p)
+}
+
+func (b *responseBody) Close() error {
+	if b.gen != b.cs.gen.Load() {
+		return nil
+	}
+	return b.cs.Close()
+}
 
 // ID returns the stream id.
 func (cs *ClientStream) ID() uint32 { return cs.s.id }
@@ -86,8 +153,13 @@ func (cs *ClientStream) Reset(code ErrCode) {
 }
 
 // Close releases the stream: what is buffered is dropped and, unless the
-// stream already ended both ways, it is reset (CANCEL).
+// stream already ended both ways, it is reset (CANCEL). The stream and
+// its response may then be reused: do not touch them after Close.
+// Calling Close again does nothing.
 func (cs *ClientStream) Close() error {
+	if !cs.callerDone.CompareAndSwap(false, true) {
+		return nil
+	}
 	s := &cs.s
 	s.stopReading()
 	s.c.mu.Lock()
@@ -96,6 +168,7 @@ func (cs *ClientStream) Close() error {
 	if !done {
 		s.c.resetStream(s, ErrCodeCancel, "closed by the client", false)
 	}
+	s.release()
 	return nil
 }
 
@@ -104,6 +177,7 @@ func (cs *ClientStream) Close() error {
 // ends with the body or the stream.
 func (cs *ClientStream) sendBody() {
 	s := &cs.s
+	defer s.release()
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
 	buf := *bp

@@ -119,6 +119,8 @@ const (
 	// connection: one TLS record and one syscall per flush where the
 	// batch fits.
 	writeBufferSize = 16 << 10
+	// maxDataFrame is the largest DATA frame we send.
+	maxDataFrame = 16 << 10
 	// readBufferSize is the buffered reader the Framer reads from.
 	readBufferSize = 16 << 10
 	// goAwayTimeout bounds the wait for a final GOAWAY to be written to a

@@ -37,7 +37,6 @@ type conn struct {
 	dataSent atomic.Int64
 
 	closeOnce sync.Once
-	done      chan struct{} // closed by shutdown
 
 	mu       sync.Mutex
 	flowCond sync.Cond // send windows grew, or a stream or the conn ended
@@ -47,6 +46,9 @@ type conn struct {
 	peerInitWin    int64
 	peerMaxFrame   uint32
 	peerMaxStreams uint32
+	// peerSettings is set once the peer's first SETTINGS arrived;
+	// peerConnectExt says it allows extended CONNECT (RFC 8441).
+	peerSettings   bool
 	peerConnectExt bool
 	// Receive side (our windows).
 	connRecvAvail int64 // DATA the peer may still send on the connection
@@ -86,7 +88,7 @@ type block struct {
 	encoded   int
 	// s is the stream the block belongs to (trailers, response), nil for
 	// a new request or a discarded block; req is a new request.
-	s *stream
+	s   *stream
 	req *l7.Request
 	// errCode, when set, is a stream error to report once the block has
 	// been decoded (HPACK state must stay in step first).
@@ -103,7 +105,6 @@ func newConn(rwc io.ReadWriteCloser, cfg Config, server bool) *conn {
 	c.fr.SetMaxReadFrameSize(cfg.MaxFrameSize)
 	c.hdec.init(&c.cfg)
 	c.w.init(rwc, &c.cfg, func(error) { c.closeTransport() })
-	c.done = make(chan struct{})
 	c.flowCond.L = &c.mu
 	c.streams = make(map[uint32]*stream)
 	c.connSendWin = initialWindow
@@ -306,9 +307,14 @@ func (c *conn) wasResetLocked(id uint32) bool {
 func (c *conn) streamError(e streamErr) error {
 	c.mu.Lock()
 	s := c.streams[e.id]
+	if s != nil {
+		s.refs.Add(1)
+	}
 	c.mu.Unlock()
 	if s != nil {
-		return c.resetStream(s, e.code, e.reason, true)
+		err := c.resetStream(s, e.code, e.reason, true)
+		s.release()
+		return err
 	}
 	c.mu.Lock()
 	c.noteResetLocked(e.id)
@@ -342,7 +348,9 @@ func (c *conn) onData(f *xhttp2.DataFrame) error {
 		}
 		return streamErr{id, ErrCodeStreamClosed, "DATA after END_STREAM"}
 	}
+	s.refs.Add(1)
 	c.mu.Unlock()
+	defer s.release()
 	if s.cs != nil && !s.cs.gotResp {
 		c.consumed(flen, true)
 		return streamErr{id, ErrCodeProtocol, "DATA before the response HEADERS"}
@@ -444,6 +452,9 @@ func (c *conn) onSettings(f *xhttp2.SettingsFrame) error {
 		c.mu.Unlock()
 		return nil
 	}
+	c.mu.Lock()
+	c.peerSettings = true
+	c.mu.Unlock()
 	err := f.ForeachSetting(func(s xhttp2.Setting) error {
 		if err := s.Valid(); err != nil {
 			var ce xhttp2.ConnectionError
@@ -548,7 +559,9 @@ func (c *conn) onRSTStream(f *xhttp2.RSTStreamFrame) error {
 		}
 		return nil
 	}
+	s.refs.Add(1)
 	c.mu.Unlock()
+	defer s.release()
 	return c.remoteReset(s, f.ErrCode)
 }
 
@@ -572,11 +585,8 @@ func (c *conn) onGoAway(f *xhttp2.GoAwayFrame) error {
 		// flight, then close.
 		c.mu.Lock()
 		c.draining = true
-		idle := len(c.streams) == 0 && c.srv.handlers == 0
+		c.maybeIdleLocked()
 		c.mu.Unlock()
-		if idle {
-			c.closeGracefully(false)
-		}
 		return nil
 	}
 	return c.cliGoAway(f)
@@ -646,9 +656,13 @@ func (c *conn) closeStreamLocked(s *stream) {
 	c.flowCond.Broadcast()
 	c.maybeIdleLocked()
 	s.cancelCtx()
-	if f := s.onClosed; f != nil {
-		s.onClosed = nil
-		f()
+	if cs := s.cs; cs != nil && cs.stopCtx != nil {
+		if !cs.stopCtx() {
+			// The context's callback runs or ran: it may still touch
+			// the stream, which therefore must not be recycled.
+			cs.noRecycle = true
+		}
+		cs.stopCtx = nil
 	}
 	s.release()
 }
@@ -704,10 +718,13 @@ func (c *conn) closeGracefully(sendGoAway bool) {
 	c.goAwaySent = true
 	c.mu.Unlock()
 	t := time.AfterFunc(goAwayTimeout, c.closeTransport)
+	held := false
 	if send {
-		c.w.queue(classFinal, 1, func(fr *xhttp2.Framer) { fr.WriteGoAway(last, ErrCodeNo, nil) })
+		held, _ = c.w.queue(classFinal, 1, func(fr *xhttp2.Framer) { fr.WriteGoAway(last, ErrCodeNo, nil) })
 	}
-	c.w.lock()
+	if !held {
+		c.w.lock()
+	}
 	c.w.unlock()
 	t.Stop()
 	c.closeTransport()
@@ -748,6 +765,7 @@ func (c *conn) shutdown(err error) {
 	c.err = err
 	streams := make([]*stream, 0, len(c.streams))
 	for _, s := range c.streams {
+		s.refs.Add(1) // held until aborted below, outside c.mu
 		streams = append(streams, s)
 	}
 	for _, st := range c.srv.pending {
@@ -768,10 +786,10 @@ func (c *conn) shutdown(err error) {
 	c.cli.closeLocked()
 	c.flowCond.Broadcast()
 	c.mu.Unlock()
-	close(c.done)
 	c.closeTransport()
 	for _, s := range streams {
 		s.abort(err, false)
+		s.release()
 	}
 }
 
@@ -834,7 +852,9 @@ func (c *conn) keepAliveTick() {
 // afterFunc is context.AfterFunc that skips contexts that never end.
 func afterFunc(ctx context.Context, f func()) (stop func() bool) {
 	if ctx.Done() == nil {
-		return func() bool { return true }
+		return stopNothing
 	}
 	return context.AfterFunc(ctx, f)
 }
+
+func stopNothing() bool { return true }

@@ -124,7 +124,9 @@ type connErr struct {
 	reason string
 }
 
-func (e connErr) Error() string { return "http2: connection error " + e.code.String() + ": " + e.reason }
+func (e connErr) Error() string {
+	return "http2: connection error " + e.code.String() + ": " + e.reason
+}
 
 // streamErr is a stream error found while reading: RST_STREAM with code.
 type streamErr struct {

@@ -10,6 +10,7 @@ type recvBuf struct {
 	chunks []*[]byte
 	r      int // read offset in chunks[0]
 	n      int // bytes buffered
+	inline [4]*[]byte
 }
 
 var chunkPools = [...]struct {
@@ -47,6 +48,9 @@ func (b *recvBuf) write(p []byte) {
 		m := copy((*last)[len(*last):cap(*last)], p)
 		*last = (*last)[:len(*last)+m]
 		p = p[m:]
+	}
+	if b.chunks == nil {
+		b.chunks = b.inline[:0]
 	}
 	for len(p) > 0 {
 		c := getChunk(len(p))

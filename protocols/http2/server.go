@@ -182,22 +182,24 @@ func (c *conn) srvBeginHeaders() error {
 	if id%2 == 0 {
 		return connErr{ErrCodeProtocol, "HEADERS with an even stream id from a client"}
 	}
-	if c.blk.hasErr {
-		c.hdec.begin(blockDiscard, nil, nil, nil)
-		return nil
-	}
 	c.mu.Lock()
 	if s := c.streams[id]; s != nil {
+		remoteEnd := s.remoteEnd
+		trailers := !remoteEnd && c.blk.endStream && !c.blk.hasErr
+		if trailers {
+			s.refs.Add(1) // the block's, taken while s is surely alive
+		}
 		c.mu.Unlock()
 		switch {
-		case s.remoteEnd:
+		case c.blk.hasErr:
+			c.hdec.begin(blockDiscard, nil, nil, nil)
+		case remoteEnd:
 			c.blk.hasErr, c.blk.errCode, c.blk.errReason = true, ErrCodeStreamClosed, "HEADERS after END_STREAM"
 			c.hdec.begin(blockDiscard, nil, nil, nil)
 		case !c.blk.endStream:
 			c.blk.hasErr, c.blk.errCode, c.blk.errReason = true, ErrCodeProtocol, "trailers without END_STREAM"
 			c.hdec.begin(blockDiscard, nil, nil, nil)
 		default:
-			s.refs.Add(1)
 			c.blk.s = s
 			s.trailer.Reset()
 			c.hdec.begin(blockTrailers, nil, nil, s.trailer)
@@ -215,6 +217,11 @@ func (c *conn) srvBeginHeaders() error {
 	}
 	c.maxPeerID = id
 	c.opened++
+	if c.blk.hasErr {
+		c.mu.Unlock()
+		c.hdec.begin(blockDiscard, nil, nil, nil)
+		return nil
+	}
 	if c.goAwaySent {
 		// Above our GOAWAY's last stream id: ignored (RFC 9113 §6.8).
 		c.noteResetLocked(id)
@@ -327,7 +334,8 @@ func (c *conn) openServerStream(req *l7.Request, id uint32, endStream bool, cont
 	switch {
 	case c.srv.handlers < int(c.cfg.MaxConcurrentStreams):
 		c.srv.handlers++
-		c.goTrackedLocked(func() { c.runHandler(st) })
+		c.wg.Add(1) // c.mu held and c not closed: see goTracked
+		go c.runHandler(st)
 	case len(c.srv.pending) >= pendingHandlersPerStream*int(c.cfg.MaxConcurrentStreams):
 		c.mu.Unlock()
 		return connErr{ErrCodeEnhanceYourCalm, "too many streams waiting for a handler"}
@@ -339,8 +347,9 @@ func (c *conn) openServerStream(req *l7.Request, id uint32, endStream bool, cont
 }
 
 // runHandler runs the handler of st, then of pending streams while there
-// are any.
+// are any, on a goroutine tracked by c.wg.
 func (c *conn) runHandler(st *ServerStream) {
+	defer c.wg.Done()
 	for st != nil {
 		c.srv.handler.ServeHTTP2(st)
 		st.finish()

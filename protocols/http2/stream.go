@@ -31,9 +31,11 @@ type stream struct {
 	responded bool // server: response HEADERS written
 	sendErr   error
 
-	// refs counts the holders of a server stream's pooled request: the
-	// handler, the connection (until closed) and the read loop while it
-	// decodes trailers into it. The last one returns it to the pool.
+	// refs counts the holders of the pooled parts: a server stream's
+	// request, a client stream as a whole. Holders: the handler or the
+	// caller (until it closes the stream), the connection (until the
+	// stream closes), the read loop while it works on the stream outside
+	// c.mu, a client's request-body goroutine. The last one recycles.
 	refs atomic.Int32
 	req  *l7.Request
 	resp *l7.Response
@@ -41,8 +43,6 @@ type stream struct {
 	trailer *l7.Header
 	// cs is the client stream this is part of; nil on a server.
 	cs *ClientStream
-	// onClosed runs (c.mu held) when the stream leaves the connection.
-	onClosed func()
 
 	// Guarded by mu.
 	mu         sync.Mutex
@@ -71,10 +71,16 @@ func (s *stream) init(c *conn, id uint32) {
 	}
 }
 
-// release drops one reference; the last returns a server request to the
-// pool.
+// release drops one reference; the last returns a server request, or a
+// client stream, to its pool.
 func (s *stream) release() {
-	if s.refs.Add(-1) == 0 && s.req != nil && s.c.server {
+	if s.refs.Add(-1) != 0 {
+		return
+	}
+	switch {
+	case s.cs != nil:
+		s.cs.recycle()
+	case s.req != nil:
 		req := s.req
 		s.req = nil
 		putRequest(req)
@@ -254,7 +260,12 @@ func (s *stream) sendErrLocked() error {
 }
 
 // reserve waits until the stream and connection windows allow sending
-// some of n bytes and takes up to min(n, windows, peer's max frame).
+// some of n bytes and takes up to min(n, windows, frame size). DATA
+// frames are at most maxDataFrame whatever the peer's
+// SETTINGS_MAX_FRAME_SIZE: a frame fits the write buffer, streams take
+// turns at that grain, and the peer's WINDOW_UPDATE rate per DATA frame
+// stays within what the window-update flood limit expects (Envoy, which
+// that limit comes from, sends 16 KiB frames too).
 // wait=false returns 0 instead of waiting.
 func (s *stream) reserve(n int, wait bool) (int, error) {
 	c := s.c
@@ -265,7 +276,7 @@ func (s *stream) reserve(n int, wait bool) (int, error) {
 			return 0, err
 		}
 		m := int64(n)
-		m = min(m, s.sendWin, c.connSendWin, int64(c.peerMaxFrame))
+		m = min(m, s.sendWin, c.connSendWin, int64(c.peerMaxFrame), maxDataFrame)
 		if m > 0 {
 			s.sendWin -= m
 			c.connSendWin -= m
