@@ -127,10 +127,13 @@ func (e *env) startHBONEServe(host int, identity string) {
 	waitTCP(e.t, addr)
 }
 
-func (e *env) writeConfig(tmpl string) {
+func (e *env) writeConfig(tmpl string) { e.writeConfigFrom(tmpl, e) }
+
+// writeConfigFrom renders the config template with data's fields.
+func (e *env) writeConfigFrom(tmpl string, data any) {
 	e.t.Helper()
 	var b bytes.Buffer
-	if err := template.Must(template.New("bootstrap").Parse(tmpl)).Execute(&b, e); err != nil {
+	if err := template.Must(template.New("bootstrap").Parse(tmpl)).Execute(&b, data); err != nil {
 		e.t.Fatal(err)
 	}
 	if err := os.WriteFile(e.config, b.Bytes(), 0o644); err != nil {
@@ -361,6 +364,9 @@ func (e *env) checkWaypointLeaks() {
 		}
 		if time.Now().After(deadline) {
 			e.t.Errorf("waypoint goroutine leak: %d stream goroutines left after the test; first:\n%s", len(leaked), leaked[0])
+			if os.Getenv("WAYPOINT_E2E_DUMP") != "" {
+				e.t.Logf("all goroutines:\n%s", body)
+			}
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -416,3 +422,5 @@ func checkTestProcessLeaks() int {
 	}
 	return 0
 }
+
+var sighup = syscall.SIGHUP

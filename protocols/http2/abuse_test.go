@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -447,7 +448,9 @@ func TestAbuse(t *testing.T) {
 					t.Fatalf("ServeConn returned %v, want a %v connection error", err, tt.wantCode)
 				}
 			case <-time.After(10 * time.Second):
-				t.Fatal("ServeConn did not return")
+				var buf bytes.Buffer
+				pprof.Lookup("goroutine").WriteTo(&buf, 1)
+				t.Fatalf("ServeConn did not return; goroutines:\n%s", buf.String())
 			}
 		})
 	}

@@ -34,7 +34,7 @@ func (c *conn) serveHTTP1(rw io.ReadWriter) {
 			body = bodyWatch{r: req.Body}
 			req.Body = &body
 		}
-		resp := c.run(c.ctx, &s, &req, &local)
+		resp, current := c.run(c.ctx, &s, &req, &local)
 		if body.err != nil {
 			// The request's own framing was broken: whatever the chain made
 			// of it, the client gets its 400 (or 413, 501) and the
@@ -55,7 +55,7 @@ func (c *conn) serveHTTP1(rw io.ReadWriter) {
 			c.logf("writing response", "error", err)
 			return
 		}
-		if !sc.KeepAlive() {
+		if !sc.KeepAlive() || !current {
 			return
 		}
 	}

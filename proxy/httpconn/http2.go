@@ -40,7 +40,7 @@ func (c *conn) serveStream(st *http2.ServerStream) {
 		s     filters.Stream
 	)
 	req := st.Request()
-	resp := c.run(st.Context(), &s, req, &local)
+	resp, _ := c.run(st.Context(), &s, req, &local)
 	if resp.Status == 101 {
 		// HTTP/2 has no 101; an upgrade is an extended CONNECT answered 200.
 		resp.Status = 200

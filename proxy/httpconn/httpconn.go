@@ -18,32 +18,35 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/sniff"
-	"github.com/gowaypoint/waypoint/proxy/upstream"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
 // Env is what every HTTP connection shares. Read-only.
 type Env struct {
-	Clusters *upstream.Clusters
-	Log      *slog.Logger
+	Log *slog.Logger
 }
 
 // conn is one downstream connection's state, owned by its goroutine.
 type conn struct {
 	env  *Env
-	hcm  *xds.HTTPConnectionManager
-	snap *xds.Snapshot
+	src  *Source
+	hcm  *xds.HTTPConnectionManager // at accept: codec settings and limits
 	down *filters.Downstream
-	up   filters.Upstream
 	ctx  context.Context
 }
 
-// Serve runs rwc through hcm until the connection ends. Requests run on
-// snap, the config current when the connection was accepted. Serve closes
-// nothing: the caller owns rwc.
-func Serve(ctx context.Context, rwc io.ReadWriter, hcm *xds.HTTPConnectionManager, snap *xds.Snapshot, down *filters.Downstream, env *Env) {
-	c := &conn{env: env, hcm: hcm, snap: snap, down: down, up: env.Clusters.HTTP(snap), ctx: ctx}
-	switch hcm.Codec {
+// Serve runs rwc through the HttpConnectionManager src gives until the
+// connection ends. Each request takes the config current when it starts
+// and keeps it to its end; when the config no longer has an HTTP chain for
+// this connection, the connection is closed after the request in flight.
+// Serve closes nothing: the caller owns rwc.
+func Serve(ctx context.Context, rwc io.ReadWriter, src *Source, down *filters.Downstream, env *Env) {
+	b := src.current()
+	if b.hcm == nil {
+		return
+	}
+	c := &conn{env: env, src: src, hcm: b.hcm, down: down, ctx: ctx}
+	switch c.hcm.Codec {
 	case xds.CodecHTTP1:
 		c.serveHTTP1(rwc)
 	case xds.CodecHTTP2:
@@ -115,19 +118,19 @@ func detectPreface(r io.Reader) (bool, []byte, error) {
 
 // prepare applies the connection manager's request handling before the
 // filters run; false when the request must be refused with 400.
-func (c *conn) prepare(req *l7.Request) bool {
-	if !normalizePath(req, c.hcm) {
+func (c *conn) prepare(hcm *xds.HTTPConnectionManager, req *l7.Request) bool {
+	if !normalizePath(req, hcm) {
 		return false
 	}
 	h := &req.Header
-	if c.hcm.GenerateRequestID {
-		if !h.Has("x-request-id") || (c.hcm.UseRemoteAddress && !c.hcm.PreserveExternalRequestID) {
+	if hcm.GenerateRequestID {
+		if !h.Has("x-request-id") || (hcm.UseRemoteAddress && !hcm.PreserveExternalRequestID) {
 			var id [36]byte
 			h.Set("x-request-id", newUUID(&id))
 		}
 	}
-	if c.hcm.UseRemoteAddress {
-		if !c.hcm.SkipXFFAppend && c.down.RemoteAddr.IsValid() {
+	if hcm.UseRemoteAddress {
+		if !hcm.SkipXFFAppend && c.down.RemoteAddr.IsValid() {
 			appendXFF(h, c.down.RemoteAddr.Addr().String())
 		}
 		h.Set("x-forwarded-proto", "http")
@@ -147,7 +150,7 @@ func appendXFF(h *l7.Header, ip string) {
 
 // respond finishes a stream's response: the local reply rendered, or the
 // upstream's response with the server header and request id set.
-func (c *conn) respond(s *filters.Stream, local *l7.Response) *l7.Response {
+func (c *conn) respond(hcm *xds.HTTPConnectionManager, s *filters.Stream, local *l7.Response) *l7.Response {
 	resp := s.Response
 	if s.Local != nil || resp == nil {
 		if s.Local == nil {
@@ -156,10 +159,10 @@ func (c *conn) respond(s *filters.Stream, local *l7.Response) *l7.Response {
 		renderLocal(s, local)
 		resp = local
 	}
-	if !c.hcm.PassThroughServer || !resp.Header.Has("server") {
-		resp.Header.Set("server", c.hcm.ServerName)
+	if !hcm.PassThroughServer || !resp.Header.Has("server") {
+		resp.Header.Set("server", hcm.ServerName)
 	}
-	if c.hcm.AlwaysSetRequestIDInResponse {
+	if hcm.AlwaysSetRequestIDInResponse {
 		if id, ok := s.Request.Header.Get("x-request-id"); ok {
 			resp.Header.Set("x-request-id", string(id))
 		}
@@ -167,20 +170,31 @@ func (c *conn) respond(s *filters.Stream, local *l7.Response) *l7.Response {
 	return resp
 }
 
-// run passes one request through the chain and returns the response to
-// write. ctx ends with the stream; local is storage for a local reply.
-func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, local *l7.Response) *l7.Response {
-	s.Init(ctx, req, c.down, c.hcm.Routes)
-	s.Upstream = c.up
+// run passes one request through the chain of the config now in force and
+// returns the response to write. ctx ends with the stream; local is
+// storage for a local reply. ok is false when the config no longer serves
+// this connection over HTTP: the request is answered 503 and the
+// connection should end.
+func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, local *l7.Response) (resp *l7.Response, ok bool) {
+	b := c.src.current()
+	hcm := b.hcm
+	if hcm == nil {
+		hcm = c.hcm
+		s.Init(ctx, req, c.down, nil)
+		s.SendLocalReply(503, "the listener no longer serves this connection", "NR")
+		return c.respond(hcm, s, local), false
+	}
+	s.Init(ctx, req, c.down, hcm.Routes)
+	s.Upstream = b.up
 	switch {
-	case !c.prepare(req):
+	case !c.prepare(hcm, req):
 		s.SendLocalReply(400, "Bad Request", "DPE")
-	case req.Protocol != "" && !c.hcm.Upgrades[strings.ToLower(req.Protocol)]:
+	case req.Protocol != "" && !hcm.Upgrades[strings.ToLower(req.Protocol)]:
 		s.SendLocalReply(403, "upgrade not allowed: "+req.Protocol, "")
 	default:
-		c.hcm.Chain.Run(s)
+		hcm.Chain.Run(s)
 	}
-	return c.respond(s, local)
+	return c.respond(hcm, s, local), true
 }
 
 // closeBody releases a response body (its upstream connection).

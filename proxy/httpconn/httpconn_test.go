@@ -77,7 +77,9 @@ func serve(t *testing.T) string {
 	hcm := bs.Snapshot.Listener("l").FilterChains[0].HTTP
 	cl := upstream.NewClusters(upstream.NewDialer(nil, nil))
 	cl.Update(bs.Snapshot)
-	env := &Env{Clusters: cl, Log: slog.New(slog.DiscardHandler)}
+	env := &Env{Log: slog.New(slog.DiscardHandler)}
+	var store xds.Store
+	store.Store(bs.Snapshot)
 	ln, err := net.Listen("tcp", "127.0.24.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +102,8 @@ func serve(t *testing.T) string {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				Serve(context.Background(), c, hcm, bs.Snapshot, &filters.Downstream{}, env)
+				src := NewSource(&store, "l", xds.MatchInput{}, cl, bs.Snapshot, hcm)
+				Serve(context.Background(), c, src, &filters.Downstream{}, env)
 			}()
 		}
 	}()

@@ -23,9 +23,10 @@ const MainInternal = "main_internal"
 // Handler serves HBONE streams from the current config. Safe for concurrent
 // use; each stream reads the snapshot once and keeps it to its end.
 type Handler struct {
-	Store *xds.Store
-	TCP   *tcpproxy.Proxy
-	HTTP  *httpconn.Env
+	Store    *xds.Store
+	TCP      *tcpproxy.Proxy
+	HTTP     *httpconn.Env
+	Clusters httpconn.Upstreams
 }
 
 var _ hbone.Handler = (*Handler)(nil)
@@ -43,7 +44,8 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no %s listener in config", MainInternal)))
 		return
 	}
-	fc := l.Match(xds.MatchInput{Destination: st.Target, Source: st.PeerAddr})
+	in := xds.MatchInput{Destination: st.Target, Source: st.PeerAddr}
+	fc := l.Match(in)
 	if fc == nil {
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
 		return
@@ -53,7 +55,8 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		if err != nil {
 			return
 		}
-		httpconn.Serve(ctx, conn, fc.HTTP, snap, &filters.Downstream{
+		src := httpconn.NewSource(h.Store, MainInternal, in, h.Clusters, snap, fc.HTTP)
+		httpconn.Serve(ctx, conn, src, &filters.Downstream{
 			Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
 		}, h.HTTP)
 		return

@@ -24,10 +24,11 @@ import (
 // Apply reconciles the sockets with a new snapshot; connections always read
 // the snapshot current when they were accepted. Safe for concurrent use.
 type Manager struct {
-	Store *xds.Store
-	TCP   *tcpproxy.Proxy
-	HTTP  *httpconn.Env
-	Log   *slog.Logger
+	Store    *xds.Store
+	TCP      *tcpproxy.Proxy
+	HTTP     *httpconn.Env
+	Clusters httpconn.Upstreams
+	Log      *slog.Logger
 
 	acc     acceptor.Acceptor
 	mu      sync.Mutex
@@ -107,7 +108,8 @@ func (m *Manager) serve(name string, c *net.TCPConn) {
 	case fc == nil:
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no filter chain matches %s", in.Destination)))
 	case fc.HTTP != nil:
-		httpconn.Serve(context.Background(), c, fc.HTTP, snap,
+		src := httpconn.NewSource(m.Store, name, in, m.Clusters, snap, fc.HTTP)
+		httpconn.Serve(context.Background(), c, src,
 			&filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination}, m.HTTP)
 	default:
 		m.TCP.Serve(context.Background(), snap, fc.TCPProxy, down, name+" "+in.Source.String())

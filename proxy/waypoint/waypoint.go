@@ -129,12 +129,12 @@ func Start(opts Options) (w *Waypoint, err error) {
 	w.clusters = upstream.NewClusters(upstream.NewDialer(w.pool, w.certs))
 	w.clusters.Update(bs.Snapshot)
 	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log}
-	httpEnv := &httpconn.Env{Clusters: w.clusters, Log: w.log}
+	httpEnv := &httpconn.Env{Log: w.log}
 
 	w.hbone, err = hbone.NewServer(hbone.ServerConfig{
 		TLS:          w.certs.ServerTLSConfig(),
 		PeerIdentity: certs.PeerIdentity,
-		Handler:      &inbound.Handler{Store: &w.store, TCP: tcp, HTTP: httpEnv},
+		Handler:      &inbound.Handler{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters},
 		Logger:       w.log,
 	})
 	if err != nil {
@@ -147,7 +147,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	w.hboneAddr = ln.Addr()
 	w.serve(func() { w.hbone.Serve(ln) })
 
-	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Log: w.log}
+	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Log: w.log}
 	if err := w.listeners.Apply(bs.Snapshot); err != nil {
 		return nil, fmt.Errorf("waypoint: %w", err)
 	}
