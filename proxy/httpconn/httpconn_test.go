@@ -35,6 +35,7 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: t
+          upgrade_configs: [{upgrade_type: websocket}]
           http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
           route_config:
             virtual_hosts:
@@ -42,6 +43,7 @@ static_resources:
               domains: ["*"]
               routes:
               - {match: {prefix: /upload}, route: {cluster: c}}
+              - {match: {prefix: /ws}, route: {cluster: c, timeout: 0s}}
               - {match: {prefix: /}, direct_response: {status: 200, body: {inline_string: ok}}}
   clusters:
   - name: c
@@ -56,6 +58,18 @@ func bodyReader(t *testing.T) string {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "websocket" {
+			// An upgraded echo: after the 101 every byte comes back.
+			conn, rw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+			rw.Flush()
+			io.Copy(conn, rw)
+			return
+		}
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, "read it")
 	})}
@@ -191,5 +205,50 @@ func TestMalformedRequestsGet400AndClose(t *testing.T) {
 			}
 			checkGood(c.name)
 		})
+	}
+}
+
+// TestUpgradeRelaysBothWays: a WebSocket-style upgrade goes to the
+// upstream, its 101 comes back, and bytes then flow both ways through the
+// waypoint until the client half-closes.
+func TestUpgradeRelaysBothWays(t *testing.T) {
+	addr := serve(t)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.Write([]byte("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"))
+	r := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade answer: %v %v", resp, err)
+	}
+	for _, msg := range []string{"ping", "a longer message after it"} {
+		conn.Write([]byte(msg))
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(r, got); err != nil || string(got) != msg {
+			t.Fatalf("echo of %q: %q %v", msg, got, err)
+		}
+	}
+	conn.(*net.TCPConn).CloseWrite()
+	if rest, err := io.ReadAll(r); err != nil || len(rest) != 0 {
+		t.Fatalf("after half-close: %q %v, want a clean end", rest, err)
+	}
+}
+
+func TestUpgradeNotConfiguredIsRefused(t *testing.T) {
+	addr := serve(t)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.Write([]byte("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2mux\r\n\r\n"))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != 403 {
+		t.Fatalf("unknown upgrade: %v %v, want 403", resp, err)
 	}
 }

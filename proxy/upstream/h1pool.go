@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -160,6 +161,14 @@ func (c *h1Conn) exchange(ctx context.Context, req *l7.Request, pk *pick, opts x
 		}
 		return nil, err
 	}
+	if resp.Status == 101 {
+		// An upgrade: the connection leaves the pool and becomes the
+		// upgraded byte stream, the response's Body.
+		stop()
+		rw, buffered := c.cc.Hijack()
+		resp.Body = &upgraded{c: c, r: io.MultiReader(bytes.NewReader(append([]byte(nil), buffered...)), rw), w: rw, pk: pk}
+		return resp, nil
+	}
 	b := &h1Body{c: c, stop: stop, pk: pk, opts: opts, status: resp.Status}
 	if resp.Body == nil {
 		b.finish(true)
@@ -168,6 +177,32 @@ func (c *h1Conn) exchange(ctx context.Context, req *l7.Request, pk *pick, opts x
 	b.r = resp.Body
 	resp.Body = b
 	return resp, nil
+}
+
+// upgraded is an upgraded upstream connection (after a 101): a byte stream
+// both ways that the connection manager relays. Closing it closes the
+// connection and reports the exchange.
+type upgraded struct {
+	c    *h1Conn
+	r    io.Reader
+	w    io.Writer
+	pk   *pick
+	once sync.Once
+}
+
+func (u *upgraded) Read(p []byte) (int, error)  { return u.r.Read(p) }
+func (u *upgraded) Write(p []byte) (int, error) { return u.w.Write(p) }
+
+// CloseWrite half-closes the upstream connection.
+func (u *upgraded) CloseWrite() error { return u.c.rwc.CloseWrite() }
+
+// Close closes the upstream connection.
+func (u *upgraded) Close() error {
+	u.once.Do(func() {
+		u.c.close()
+		u.pk.done(lb.Status(101))
+	})
+	return nil
 }
 
 // h1Body is a response body that returns its connection to the pool when

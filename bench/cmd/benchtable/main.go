@@ -37,10 +37,29 @@ type result struct {
 
 func main() {
 	references := refs{}
+	pairs := refs{}
 	flag.Var(references, "ref", "Benchmark=Reference: print Benchmark's ns/op as a ratio to Reference's (repeatable)")
+	flag.Var(pairs, "pair", "sub=refsub: a benchmark whose last name element is sub is compared with the same name ending in refsub (repeatable)")
 	flag.Parse()
 	results, order := parse(os.Stdin)
+	addPairs(references, pairs, order)
 	write(os.Stdout, results, order, references)
+}
+
+// addPairs adds a reference for every benchmark whose last name element is
+// a pair's key: the same name with the pair's value instead.
+func addPairs(references, pairs refs, order []string) {
+	for _, name := range order {
+		i := strings.LastIndexByte(name, '/')
+		if i < 0 {
+			continue
+		}
+		if ref, ok := pairs[name[i+1:]]; ok {
+			if _, set := references[name]; !set {
+				references[name] = name[:i+1] + ref
+			}
+		}
+	}
 }
 
 func parse(r io.Reader) (map[string]*result, []string) {

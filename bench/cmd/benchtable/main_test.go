@@ -28,3 +28,17 @@ PASS`
 		}
 	}
 }
+
+func TestPairs(t *testing.T) {
+	in := `BenchmarkRead/http1-2 100 50 ns/op
+BenchmarkRead/net-http-2 100 200 ns/op
+`
+	results, order := parse(strings.NewReader(in))
+	references := refs{}
+	addPairs(references, refs{"http1": "net-http"}, order)
+	var b strings.Builder
+	write(&b, results, order, references)
+	if !strings.Contains(b.String(), "| Read/http1 | 1 | 50 |  |  |  | Read/net-http | 0.25x |") {
+		t.Errorf("pair not compared:\n%s", b.String())
+	}
+}
