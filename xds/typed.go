@@ -3,12 +3,12 @@ package xds
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/gowaypoint/waypoint/internal/pbcheck"
 )
 
 // typeURLPrefix is the prefix of every type URL Envoy and istiod write.
@@ -47,18 +47,5 @@ func validate(m proto.Message) error {
 // errRequired is the reason given for a missing field the waypoint needs.
 var errRequired = errors.New("required")
 
-// duration converts an optional Duration, returning def when it is absent.
-// Negative and out-of-range durations are errors.
-func duration(d *durationpb.Duration, def time.Duration) (time.Duration, error) {
-	if d == nil {
-		return def, nil
-	}
-	if err := d.CheckValid(); err != nil {
-		return 0, err
-	}
-	v := d.AsDuration()
-	if v < 0 {
-		return 0, fmt.Errorf("must not be negative, got %v", v)
-	}
-	return v, nil
-}
+// duration converts an optional Duration; see pbcheck.Duration.
+var duration = pbcheck.Duration

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
+	"github.com/gowaypoint/waypoint/internal/xxhash"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 )
 
@@ -284,3 +285,6 @@ func (p *hashPolicy) appendSetCookie(dst []byte, down *filters.Downstream) []byt
 	}
 	return append(dst, "; HttpOnly"...)
 }
+
+// xxHash64 is Envoy's HashUtil::xxHash64: XXH64 with seed 0.
+func xxHash64(b []byte) uint64 { return xxhash.Sum64(b, 0) }

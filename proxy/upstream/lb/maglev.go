@@ -3,6 +3,8 @@ package lb
 import (
 	"slices"
 	"strings"
+
+	"github.com/gowaypoint/waypoint/internal/xxhash"
 )
 
 // maglev is Envoy's MAGLEV: a lookup table of a prime size where each host
@@ -14,7 +16,7 @@ type maglev struct {
 
 // newMaglev builds the table as Envoy's original implementation does: hosts
 // sorted by address string; host i's permutation starts at
-// xxHash64(addr, 0) mod size and steps by xxHash64(addr, 1) mod (size-1) + 1;
+// xxhash.Sum64(addr, 0) mod size and steps by xxhash.Sum64(addr, 1) mod (size-1) + 1;
 // in round r a host takes its next free slot when r*weight reaches its
 // running target, which grows by the largest weight each time it does.
 func newMaglev(hosts []*Host, size uint64) picker {
@@ -39,8 +41,8 @@ func newMaglev(hosts []*Host, size uint64) picker {
 	for i := range entries {
 		e := &entries[i]
 		m.hosts[i] = e.host
-		e.offset = xxHash64([]byte(e.key), 0) % size
-		e.skip = xxHash64([]byte(e.key), 1)%(size-1) + 1
+		e.offset = xxhash.Sum64([]byte(e.key), 0) % size
+		e.skip = xxhash.Sum64([]byte(e.key), 1)%(size-1) + 1
 	}
 
 	filled := make([]bool, size)

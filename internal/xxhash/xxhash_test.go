@@ -1,4 +1,4 @@
-package lb
+package xxhash
 
 import (
 	"math"
@@ -22,8 +22,8 @@ func TestXXHash64(t *testing.T) {
 		{"asdf", math.MaxUint64, 0x9a2fd8473be539b6},
 		{s63, 54321, 0x1736d186daf5d1cd},
 	} {
-		if got := xxHash64([]byte(tc.in), tc.seed); got != tc.want {
-			t.Errorf("xxHash64(%q, %d) = %#x, want %#x", tc.in, tc.seed, got, tc.want)
+		if got := Sum64([]byte(tc.in), tc.seed); got != tc.want {
+			t.Errorf("Sum64(%q, %d) = %#x, want %#x", tc.in, tc.seed, got, tc.want)
 		}
 	}
 }

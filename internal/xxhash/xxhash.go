@@ -1,4 +1,8 @@
-package lb
+// Package xxhash is XXH64, written from the xxHash specification so that
+// hashes agree with Envoy's HashUtil::xxHash64 (ring hash and Maglev host
+// placement, route hash policies) without a module dependency. It does not
+// allocate.
+package xxhash
 
 import (
 	"encoding/binary"
@@ -14,9 +18,9 @@ const (
 	xxPrime5 uint64 = 2870177450012600261
 )
 
-// xxHash64 is XXH64 of b with seed, as Envoy's HashUtil::xxHash64 computes
+// Sum64 is XXH64 of b with seed, as Envoy's HashUtil::xxHash64 computes
 // it for ring hash (seed 0) and Maglev (seeds 0 and 1). It does not allocate.
-func xxHash64(b []byte, seed uint64) uint64 {
+func Sum64(b []byte, seed uint64) uint64 {
 	n := len(b)
 	var h uint64
 	if n >= 32 {
