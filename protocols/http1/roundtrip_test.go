@@ -373,6 +373,10 @@ func TestFullDuplex(t *testing.T) {
 		if m := responseModel(t, &resp); m.Status != 200 || m.Body != "answer" {
 			t.Fatalf("exchange %d: %d %q", i, m.Status, m.Body)
 		}
+		// Wait for the server to finish the exchange (its handler may still
+		// be reading the body) before closing: half-close and read to EOF.
+		conn.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, conn)
 		conn.Close()
 	}
 }
