@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,8 +41,27 @@ type oneServer struct {
 	done chan error
 }
 
+// smallSocketBuffers shrinks a socket's send and receive buffers before
+// it connects or listens (accepted sockets inherit the listener's).
+func smallSocketBuffers(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		if serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096); serr == nil {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
 func serveOne(t *testing.T, cfg Config, h Handler, smallBuffers bool) *oneServer {
-	ln, err := net.Listen("tcp", testHost+":0")
+	lc := net.ListenConfig{}
+	if smallBuffers {
+		lc.Control = smallSocketBuffers
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", testHost+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,9 +76,6 @@ func serveOne(t *testing.T, cfg Config, h Handler, smallBuffers bool) *oneServer
 		if err != nil {
 			s.done <- err
 			return
-		}
-		if smallBuffers {
-			c.(*net.TCPConn).SetWriteBuffer(4096)
 		}
 		cc := &countingConn{Conn: c}
 		s.conn.Store(cc)
@@ -85,12 +102,16 @@ type rawClient struct {
 }
 
 func dialRaw(t *testing.T, addr string, smallBuffers bool) *rawClient {
-	conn, err := net.Dial("tcp", addr)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(testHost)}}
+	if smallBuffers {
+		// Set before connecting, so that the window the client advertises
+		// is small from the start: a peer that does not read must soon
+		// block the server's writes, however slowly it sends.
+		d.Control = smallSocketBuffers
+	}
+	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if smallBuffers {
-		conn.(*net.TCPConn).SetReadBuffer(4096)
 	}
 	t.Cleanup(func() { conn.Close() })
 	c := &rawClient{t: t, conn: conn, fr: xhttp2.NewFramer(conn, conn)}
@@ -258,12 +279,14 @@ func TestAbuse(t *testing.T) {
 		smallBuffers: true,
 		attack: func(t *testing.T, c *rawClient, s *oneServer) {
 			var err error
-			for i := 0; i < 2_000_000 && err == nil; i++ {
+			i := 0
+			for ; i < 2_000_000 && err == nil; i++ {
 				err = c.fr.WritePing(false, [8]byte{1})
 			}
 			if err == nil {
 				t.Fatal("the server took 2M PINGs without closing")
 			}
+			t.Logf("client stopped after %d PINGs: %v", i, err)
 		},
 		wantCode: ErrCodeEnhanceYourCalm,
 	}, {
@@ -450,7 +473,11 @@ func TestAbuse(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				var buf bytes.Buffer
 				pprof.Lookup("goroutine").WriteTo(&buf, 1)
-				t.Fatalf("ServeConn did not return; goroutines:\n%s", buf.String())
+				var read int64
+				if c := s.conn.Load(); c != nil {
+					read = c.read.Load()
+				}
+				t.Fatalf("ServeConn did not return (server read %d bytes); goroutines:\n%s", read, buf.String())
 			}
 		})
 	}
