@@ -3,6 +3,7 @@ package filters
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"github.com/gowaypoint/waypoint/protocols/l7"
 )
@@ -14,8 +15,8 @@ type Upstream interface {
 	// RoundTrip picks an endpoint of req.Cluster, sends req.Request there
 	// (its Body streamed) and returns once the response headers are in; the
 	// response Body streams, and must be read to io.EOF or closed (if it is
-	// an io.Closer) for the connection to be reused. ctx bounds the whole
-	// exchange, body included. Errors are status errors (protocols/status):
+	// an io.Closer) for the connection to be reused. Cancelling ctx (the
+	// downstream left) and req.Deadline end the exchange, body included. Errors are status errors (protocols/status):
 	// NoCluster, NoHealthyUpstream, Overflow, ConnectFailure,
 	// RefusedStream, UpstreamReset, Timeout.
 	RoundTrip(ctx context.Context, req *UpstreamRequest) (*l7.Response, error)
@@ -36,6 +37,10 @@ type UpstreamRequest struct {
 	// Retry marks a retry, which counts against the cluster's max_retries
 	// circuit breaker.
 	Retry bool
+	// Deadline, when not zero, bounds the whole exchange, response body
+	// included (the route and per-try timeouts): past it the upstream
+	// fails with a Timeout.
+	Deadline time.Time
 	// Downstream is where the request came from.
 	Downstream *Downstream
 

@@ -118,11 +118,9 @@ func (r *Router) Serve(s *filters.Stream) error {
 
 	rt.Finalize(req, down, !r.SuppressEnvoyHeaders)
 	hash, hasHash := rt.Hash(req, down)
-	ctx, cancel := r.deadline(s, rt)
-	s.OnEnd(cancel)
 
 	t := try{
-		router: r, s: s, rt: rt, ctx: ctx, policy: rt.RetryPolicy(),
+		router: r, s: s, rt: rt, deadline: r.deadline(s, rt), policy: rt.RetryPolicy(),
 		ureq: filters.UpstreamRequest{Cluster: cluster, Request: req, Hash: hash, HasHash: hasHash, Downstream: down},
 	}
 	resp, err := t.run()
@@ -144,9 +142,11 @@ func (r *Router) applyToLocal(s *filters.Stream, rt *route.Route) {
 	s.Local.Header = resp.Header
 }
 
-// deadline returns the context bounding every try: the route timeout, or
-// for gRPC the grpc-timeout header when the route honours it.
-func (r *Router) deadline(s *filters.Stream, rt *route.Route) (context.Context, context.CancelFunc) {
+// deadline returns when the route's time is up for every try together:
+// the route timeout, or for gRPC the grpc-timeout header when the route
+// honours it; zero for none. A deadline rather than a context: no
+// allocation per request, and the upstream applies it to its transport.
+func (r *Router) deadline(s *filters.Stream, rt *route.Route) time.Time {
 	timeout := rt.Timeout()
 	if s.GRPC {
 		if maxT, offset, honor := rt.GRPCTimeout(); honor {
@@ -165,22 +165,30 @@ func (r *Router) deadline(s *filters.Stream, rt *route.Route) (context.Context, 
 		}
 	}
 	if timeout <= 0 {
-		return context.WithCancel(s.Context)
+		return time.Time{}
 	}
-	return context.WithTimeout(s.Context, timeout)
+	return s.Start.Add(timeout)
 }
 
 // try runs the attempts of one request.
 type try struct {
-	router *Router
-	s      *filters.Stream
-	rt     *route.Route
-	ctx    context.Context
-	policy *route.RetryPolicy
-	ureq   filters.UpstreamRequest
-	body   *replayBody
-	tried  []netip.AddrPort
+	router   *Router
+	s        *filters.Stream
+	rt       *route.Route
+	deadline time.Time // for every try together; zero: none
+	policy   *route.RetryPolicy
+	ureq     filters.UpstreamRequest
+	body     *replayBody
+	tried    []netip.AddrPort
 }
+
+// expired reports whether the route's time is up.
+func (t *try) expired() bool {
+	return !t.deadline.IsZero() && !time.Now().Before(t.deadline)
+}
+
+// gone reports whether the route's time is up or the downstream left.
+func (t *try) gone() bool { return t.expired() || t.s.Context.Err() != nil }
 
 func (t *try) run() (*l7.Response, error) {
 	p := t.policy
@@ -195,13 +203,13 @@ func (t *try) run() (*l7.Response, error) {
 	backoff := newBackoff(p)
 	for attempt := uint32(0); ; attempt++ {
 		resp, err := t.attempt(attempt)
-		mayRetry := attempt < retries && t.ctx.Err() == nil && (t.body == nil || t.body.replayable())
+		mayRetry := attempt < retries && !t.gone() && (t.body == nil || t.body.replayable())
 		if err == nil {
 			if !t.retriableResponse(resp) {
 				return resp, nil
 			}
 			if !mayRetry {
-				if t.ctx.Err() != nil {
+				if t.gone() {
 					discard(resp) // it came after the route's time was up
 					return nil, t.timeout(context.DeadlineExceeded)
 				}
@@ -216,7 +224,7 @@ func (t *try) run() (*l7.Response, error) {
 			}
 			continue
 		}
-		if t.ctx.Err() != nil && !errors.Is(err, errPerTryTimeout) {
+		if t.gone() && !errors.Is(err, errPerTryTimeout) {
 			return nil, t.timeout(err)
 		}
 		if !t.retriableError(err) {
@@ -250,7 +258,7 @@ func (t *try) rewind() bool {
 
 // timeoutOr is the route timeout's error when it passed, else err.
 func (t *try) timeoutOr(err error) error {
-	if t.ctx.Err() != nil {
+	if t.gone() {
 		return t.timeout(err)
 	}
 	return err
@@ -258,31 +266,35 @@ func (t *try) timeoutOr(err error) error {
 
 var errPerTryTimeout = status.New(status.Timeout, errors.New("per-try timeout"))
 
-// attempt sends one try, bounded by the per-try timeout.
+// attempt sends one try, bounded by the route's deadline and the per-try
+// timeout, whichever comes first.
 func (t *try) attempt(n uint32) (*l7.Response, error) {
-	ctx := t.ctx
+	deadline := t.deadline
+	perTry := false
 	if t.policy != nil && t.policy.PerTryTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t.policy.PerTryTimeout)
-		t.s.OnEnd(cancel)
+		if d := time.Now().Add(t.policy.PerTryTimeout); deadline.IsZero() || d.Before(deadline) {
+			deadline, perTry = d, true
+		}
 	}
+	t.ureq.Deadline = deadline
 	t.ureq.Retry = n > 0
 	t.ureq.Host = netip.AddrPort{}
 	if t.policy != nil && t.policy.PreviousHosts {
 		t.ureq.Exclude = t.tried
 		t.ureq.MaxHostSelectionAttempts = int(t.policy.HostSelectionMaxAttempts)
 	}
-	resp, err := t.s.Upstream.RoundTrip(ctx, &t.ureq)
+	resp, err := t.s.Upstream.RoundTrip(t.s.Context, &t.ureq)
 	if t.ureq.Host.IsValid() {
 		t.tried = append(t.tried, t.ureq.Host)
 	}
-	if err != nil && ctx.Err() != nil && t.ctx.Err() == nil {
+	if err != nil && perTry && !time.Now().Before(deadline) && !t.gone() {
 		return nil, errPerTryTimeout
 	}
 	return resp, err
 }
 
-// timeout is the error for a request whose route timeout passed.
+// timeout is the error for a request whose route timeout passed (or whose
+// downstream left).
 func (t *try) timeout(cause error) error {
 	if t.s.Context.Err() != nil {
 		return status.New(status.DownstreamGone, t.s.Context.Err())
@@ -296,14 +308,20 @@ func (t *try) timeout(cause error) error {
 }
 
 // wait sleeps the back-off before the next try; false when the route's
-// time ran out first.
+// time ran out first or the downstream left.
 func (t *try) wait(b *backoff) bool {
-	timer := time.NewTimer(b.next())
+	d := b.next()
+	if !t.deadline.IsZero() {
+		if left := time.Until(t.deadline); left < d {
+			d = max(left, 0)
+		}
+	}
+	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-timer.C:
-		return true
-	case <-t.ctx.Done():
+		return !t.gone()
+	case <-t.s.Context.Done():
 		return false
 	}
 }

@@ -52,7 +52,18 @@ type upstream struct {
 	hosts  []netip.AddrPort
 }
 
+// withDeadline applies the request's deadline to ctx, as a real upstream
+// applies it to its transport.
+func withDeadline(ctx context.Context, req *filters.UpstreamRequest) (context.Context, context.CancelFunc) {
+	if req.Deadline.IsZero() {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, req.Deadline)
+}
+
 func (u *upstream) RoundTrip(ctx context.Context, req *filters.UpstreamRequest) (*l7.Response, error) {
+	ctx, cancel := withDeadline(ctx, req)
+	defer cancel()
 	u.mu.Lock()
 	n := len(u.tries)
 	u.tries = append(u.tries, *req)
@@ -367,6 +378,8 @@ type countedUpstream struct {
 }
 
 func (u *countedUpstream) RoundTrip(ctx context.Context, req *filters.UpstreamRequest) (*l7.Response, error) {
+	ctx, cancel := withDeadline(ctx, req)
+	defer cancel()
 	n := u.n
 	u.n++
 	return u.fn(ctx, n, req)
@@ -385,12 +398,11 @@ func TestGRPC(t *testing.T) {
 	tb := table(t, basic)
 	t.Run("grpc-timeout bounds the request", func(t *testing.T) {
 		var deadline time.Duration
-		up := &upstream{fn: func(ctx context.Context, _ int, _ *filters.UpstreamRequest, _ []byte) (*l7.Response, error) {
-			d, ok := ctx.Deadline()
-			if !ok {
+		up := &upstream{fn: func(ctx context.Context, _ int, req *filters.UpstreamRequest, _ []byte) (*l7.Response, error) {
+			if req.Deadline.IsZero() {
 				t.Error("no deadline from grpc-timeout")
 			}
-			deadline = time.Until(d)
+			deadline = time.Until(req.Deadline)
 			<-ctx.Done()
 			return nil, status.New(status.UpstreamReset, ctx.Err())
 		}}

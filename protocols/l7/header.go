@@ -96,6 +96,24 @@ func (h *Header) Set(name, value string) {
 	h.delFrom(name, i+1)
 }
 
+// SetBytes is Set with a value given as bytes, copied into the arena (no
+// intermediate string).
+func (h *Header) SetBytes(name string, value []byte) {
+	i := h.index(name)
+	start := len(h.arena)
+	if i < 0 {
+		h.arena = append(h.arena, name...)
+	}
+	h.arena = append(h.arena, value...)
+	a := h.arena[start:len(h.arena):len(h.arena)]
+	if i < 0 {
+		h.fields = append(h.fields, Field{Name: a[:len(name):len(name)], Value: a[len(name):]})
+		return
+	}
+	h.fields[i].Value = a
+	h.delFrom(name, i+1)
+}
+
 // Del removes every field of the lower-case name.
 func (h *Header) Del(name string) { h.delFrom(name, 0) }
 

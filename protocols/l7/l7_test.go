@@ -41,6 +41,12 @@ func TestHeaderOperations(t *testing.T) {
 			h.Add("a", "3")
 			h.Del("a")
 		}, [][2]string{{"b", "2"}}},
+		{"set bytes replaces or appends", func(h *Header) {
+			h.Add("a", "1")
+			h.Add("a", "2")
+			h.SetBytes("a", []byte("x"))
+			h.SetBytes("b", []byte("y"))
+		}, [][2]string{{"a", "x"}, {"b", "y"}}},
 		{"add bytes references", func(h *Header) {
 			h.AddBytes([]byte("k"), []byte("v"))
 		}, [][2]string{{"k", "v"}}},

@@ -1,6 +1,7 @@
 package httpconn
 
 import (
+	"context"
 	"errors"
 	"io"
 	"time"
@@ -24,6 +25,11 @@ func (c *conn) serveHTTP1(rw io.ReadWriter) {
 		s     filters.Stream
 		body  bodyWatch
 	)
+	// An HTTP/1.1 connection serves one request at a time on this
+	// goroutine: a client that leaves is seen when the response is
+	// written, so the streams' context carries no cancellation (and costs
+	// no allocation per request to watch).
+	ctx := context.WithoutCancel(c.ctx)
 	for {
 		err := sc.ReadRequest(&req)
 		if err != nil {
@@ -34,7 +40,7 @@ func (c *conn) serveHTTP1(rw io.ReadWriter) {
 			body = bodyWatch{r: req.Body}
 			req.Body = &body
 		}
-		resp, current := c.run(c.ctx, &s, &req, &local)
+		resp, current := c.run(ctx, &s, &req, &local)
 		if body.err != nil {
 			// The request's own framing was broken: whatever the chain made
 			// of it, the client gets its 400 (or 413, 501) and the

@@ -126,7 +126,7 @@ func (c *conn) prepare(hcm *xds.HTTPConnectionManager, req *l7.Request) bool {
 	if hcm.GenerateRequestID {
 		if !h.Has("x-request-id") || (hcm.UseRemoteAddress && !hcm.PreserveExternalRequestID) {
 			var id [36]byte
-			h.Set("x-request-id", newUUID(&id))
+			h.SetBytes("x-request-id", newUUID(&id))
 		}
 	}
 	if hcm.UseRemoteAddress {

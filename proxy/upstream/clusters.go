@@ -36,11 +36,13 @@ func (c *Clusters) Close() {
 }
 
 // pick is one chosen host with the breaker slots and accounting it holds;
-// done releases them with how the request went.
+// done releases them with how the request went. A value: it travels with
+// the exchange, copied, without allocation.
 type pick struct {
-	host    *lb.Host
-	end     func(lb.Result)
-	release []func()
+	host         *lb.Host
+	end          func(lb.Result)
+	releaseReq   func()
+	releaseRetry func()
 }
 
 func (p *pick) done(r lb.Result) {
@@ -48,38 +50,42 @@ func (p *pick) done(r lb.Result) {
 		p.end(r)
 		p.end = nil
 	}
-	for _, f := range p.release {
-		f()
+	if p.releaseReq != nil {
+		p.releaseReq()
+		p.releaseReq = nil
 	}
-	p.release = p.release[:0]
+	if p.releaseRetry != nil {
+		p.releaseRetry()
+		p.releaseRetry = nil
+	}
 }
 
 // choose takes breaker slots and picks a host of the named cluster.
-func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, retry bool) (*xds.Cluster, *pick, error) {
+func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, retry bool) (*xds.Cluster, pick, error) {
+	var p pick
 	cl := snap.Cluster(name)
 	cs := c.LB.Cluster(name)
 	if cl == nil || cs == nil {
-		return nil, nil, status.New(status.NoCluster, fmt.Errorf("cluster %q is not configured", name))
+		return nil, p, status.New(status.NoCluster, fmt.Errorf("cluster %q is not configured", name))
 	}
-	p := &pick{}
 	br := cs.Breakers()
 	rel, ok := br.TryRequest()
 	if !ok {
-		return nil, nil, status.New(status.Overflow, fmt.Errorf("cluster %q: max_requests reached", name))
+		return nil, p, status.New(status.Overflow, fmt.Errorf("cluster %q: max_requests reached", name))
 	}
-	p.release = append(p.release, rel)
+	p.releaseReq = rel
 	if retry {
 		rel, ok := br.TryRetry()
 		if !ok {
 			p.done(lb.Canceled)
-			return nil, nil, status.New(status.Overflow, fmt.Errorf("cluster %q: max_retries reached", name))
+			return nil, p, status.New(status.Overflow, fmt.Errorf("cluster %q: max_retries reached", name))
 		}
-		p.release = append(p.release, rel)
+		p.releaseRetry = rel
 	}
 	p.host = cs.Pick(pc)
 	if p.host == nil {
 		p.done(lb.Canceled)
-		return nil, nil, status.New(status.NoHealthyUpstream, fmt.Errorf("cluster %q has no healthy endpoint", name))
+		return nil, p, status.New(status.NoHealthyUpstream, fmt.Errorf("cluster %q has no healthy endpoint", name))
 	}
 	p.end = p.host.Begin()
 	return cl, p, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gowaypoint/waypoint/protocols/http1"
@@ -26,8 +27,9 @@ type h1Pool struct {
 	closed bool
 }
 
-// h1Conn is one upstream HTTP/1.1 connection and its exchange state. Owned
-// by one exchange at a time.
+// h1Conn is one upstream HTTP/1.1 connection and its exchange state,
+// reused from one exchange to the next so that a steady stream of
+// requests allocates nothing here. Owned by one exchange at a time.
 type h1Conn struct {
 	pool      *h1Pool
 	rwc       relay.Conn
@@ -35,6 +37,16 @@ type h1Conn struct {
 	release   func() // the max_connections slot
 	requests  uint32
 	idleSince time.Time
+
+	resp  l7.Response
+	body  h1Body
+	timer *time.Timer // the exchange's deadline: aborts the connection
+	// armed says the timer was set for this exchange; fired that it went
+	// off (the connection is then closed and not reused).
+	armed    bool
+	fired    atomic.Bool
+	stopCtx  func() bool // stops the downstream-cancellation hook; nil if none
+	canceled bool        // the hook ran
 }
 
 // get returns an idle connection that is still within the cluster's idle
@@ -115,45 +127,87 @@ func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pi
 	return &h1Conn{pool: p, rwc: rwc, cc: http1.NewClientConn(rwc, http1.ClientConfig{}), release: release}, nil
 }
 
-// roundTrip sends req on a pooled or new connection and returns the
-// response, its body streaming. A request without a body that fails on a
-// reused connection before any response byte (the server closed it while
-// idle) is sent again once on a new connection, as net/http does.
-func (p *h1Pool) roundTrip(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick, req *l7.Request) (*l7.Response, error) {
+// roundTrip sends the exchange's request on a pooled or new connection
+// and returns the response, its body streaming. A request without a body
+// that fails on a reused connection before any response byte (the server
+// closed it while idle) is sent again once on a new connection, as
+// net/http does.
+func (p *h1Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Response, error) {
 	opts := cl.HTTPOrDefault()
 	for attempt := 0; ; attempt++ {
 		c := p.get(opts)
 		reused := c != nil
 		if c == nil {
 			var err error
-			if c, err = p.dial(ctx, cs, cl, pk); err != nil {
+			if c, err = p.dial(x.ctx, cs, cl, &x.pick); err != nil {
 				return nil, err
 			}
 		}
-		resp, err := c.exchange(ctx, req, pk, opts)
+		resp, err := c.exchange(x, opts)
 		if err == nil {
 			return resp, nil
 		}
-		if reused && attempt == 0 && req.Body == nil && ctx.Err() == nil && status.KindOf(err) == status.Unknown {
+		if reused && attempt == 0 && x.req.Body == nil && x.ctx.Err() == nil && !x.expired() && status.KindOf(err) == status.Unknown {
 			continue
 		}
 		return nil, err
 	}
 }
 
+// bound arms the exchange's deadline and the downstream's cancellation:
+// either closes the connection, which unblocks reads and writes.
+func (c *h1Conn) bound(x *exchange) {
+	c.armed, c.canceled, c.stopCtx = false, false, nil
+	if !x.deadline.IsZero() {
+		d := time.Until(x.deadline)
+		if c.timer == nil {
+			c.timer = time.AfterFunc(d, c.expire)
+		} else {
+			c.timer.Reset(d)
+		}
+		c.armed = true
+	}
+	if x.ctx.Done() != nil {
+		c.stopCtx = context.AfterFunc(x.ctx, func() { c.rwc.Close() })
+	}
+}
+
+func (c *h1Conn) expire() {
+	c.fired.Store(true)
+	c.rwc.Close()
+}
+
+// unbound disarms what bound armed; false when either went off (the
+// connection is then closed and must not be reused).
+func (c *h1Conn) unbound() bool {
+	ok := true
+	if c.armed {
+		if !c.timer.Stop() {
+			ok = false
+		}
+		c.armed = false
+	}
+	if c.stopCtx != nil {
+		if !c.stopCtx() {
+			ok = false
+		}
+		c.stopCtx = nil
+	}
+	return ok && !c.fired.Load()
+}
+
 // exchange runs one request/response on c. On error c is closed.
-func (c *h1Conn) exchange(ctx context.Context, req *l7.Request, pk *pick, opts xds.HTTPOptions) (*l7.Response, error) {
+func (c *h1Conn) exchange(x *exchange, opts xds.HTTPOptions) (*l7.Response, error) {
 	c.requests++
-	// Cancellation closes the connection, which unblocks reads and writes.
-	stop := context.AfterFunc(ctx, func() { c.rwc.Close() })
-	if err := c.cc.WriteRequest(req); err != nil {
-		stop()
+	c.bound(x)
+	if err := c.cc.WriteRequest(x.req); err != nil {
+		c.unbound()
 		c.close()
 		return nil, err
 	}
-	resp := &l7.Response{}
-	if err := c.cc.ReadResponse(req, resp); err != nil {
-		stop()
+	resp := &c.resp
+	if err := c.cc.ReadResponse(x.req, resp); err != nil {
+		c.unbound()
 		c.close()
 		var pe *http1.Error
 		if errors.As(err, &pe) {
@@ -164,18 +218,16 @@ func (c *h1Conn) exchange(ctx context.Context, req *l7.Request, pk *pick, opts x
 	if resp.Status == 101 {
 		// An upgrade: the connection leaves the pool and becomes the
 		// upgraded byte stream, the response's Body.
-		stop()
+		c.unbound()
 		rw, buffered := c.cc.Hijack()
-		resp.Body = &upgraded{c: c, r: io.MultiReader(bytes.NewReader(append([]byte(nil), buffered...)), rw), w: rw, pk: pk}
+		resp.Body = &upgraded{c: c, r: io.MultiReader(bytes.NewReader(append([]byte(nil), buffered...)), rw), w: rw, pk: x.pick}
 		return resp, nil
 	}
-	b := &h1Body{c: c, stop: stop, pk: pk, opts: opts, status: resp.Status}
-	if resp.Body == nil {
-		b.finish(true)
-		return resp, nil
-	}
-	b.r = resp.Body
-	resp.Body = b
+	// The body always goes through c.body, even an empty one, so that the
+	// connection returns to the pool only when the caller is done with the
+	// response (Close), never while it still reads the headers.
+	c.body = h1Body{c: c, r: resp.Body, pk: x.pick, opts: opts, status: resp.Status}
+	resp.Body = &c.body
 	return resp, nil
 }
 
@@ -186,7 +238,7 @@ type upgraded struct {
 	c    *h1Conn
 	r    io.Reader
 	w    io.Writer
-	pk   *pick
+	pk   pick
 	once sync.Once
 }
 
@@ -207,19 +259,22 @@ func (u *upgraded) Close() error {
 
 // h1Body is a response body that returns its connection to the pool when
 // it has been read to the end and closed, and reports the exchange to the
-// balancer.
+// balancer. It lives in its connection and is reset per exchange.
 type h1Body struct {
 	c      *h1Conn
-	r      io.Reader
-	stop   func() bool
-	pk     *pick
+	r      io.Reader // nil: no body
+	pk     pick
 	opts   xds.HTTPOptions
 	status int
 	eof    bool
-	once   sync.Once
+	closed bool
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
+	if b.r == nil {
+		b.eof = true
+		return 0, io.EOF
+	}
 	n, err := b.r.Read(p)
 	if err == io.EOF {
 		b.eof = true
@@ -230,20 +285,20 @@ func (b *h1Body) Read(p []byte) (int, error) {
 }
 
 // Close ends the exchange: the connection goes back to the pool if the
-// body was read to its end and the connection may be reused.
+// body was read to its end, nothing went off, and the connection may be
+// reused.
 func (b *h1Body) Close() error {
-	b.finish(b.eof)
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	c, pk, status := b.c, b.pk, b.status
+	intact := c.unbound()
+	if b.eof && intact && c.cc.Reusable() {
+		c.pool.put(c, b.opts)
+	} else {
+		c.close()
+	}
+	pk.done(lb.Status(status))
 	return nil
-}
-
-func (b *h1Body) finish(complete bool) {
-	b.once.Do(func() {
-		notCancelled := b.stop()
-		if complete && notCancelled && b.c.cc.Reusable() {
-			b.c.pool.put(b.c, b.opts)
-		} else {
-			b.c.close()
-		}
-		b.pk.done(lb.Status(b.status))
-	})
 }

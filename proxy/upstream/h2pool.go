@@ -152,20 +152,33 @@ func (p *h2Pool) newConn(cs *Clusters, cl *xds.Cluster, pk *pick) (*h2Conn, erro
 	return &h2Conn{cc: cc, release: release}, nil
 }
 
-func (p *h2Pool) roundTrip(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick, req *l7.Request) (*l7.Response, error) {
-	c, err := p.reserve(ctx, cs, cl, pk)
+func (p *h2Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Response, error) {
+	ctx, cancel := x.ctx, context.CancelFunc(nil)
+	if !x.deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(ctx, x.deadline)
+	}
+	c, err := p.reserve(ctx, cs, cl, &x.pick)
 	if err != nil {
+		if cancel != nil {
+			cancel()
+		}
 		return nil, err
 	}
-	resp, err := c.cc.RoundTrip(ctx, req)
+	resp, err := c.cc.RoundTrip(ctx, x.req)
 	if err != nil {
+		if cancel != nil {
+			cancel()
+		}
 		return nil, h2Error(err)
 	}
 	if resp.Body == nil {
-		pk.done(lb.Status(resp.Status))
+		if cancel != nil {
+			cancel()
+		}
+		x.pick.done(lb.Status(resp.Status))
 		return resp, nil
 	}
-	resp.Body = &h2Body{r: resp.Body, pk: pk, status: resp.Status}
+	resp.Body = &h2Body{r: resp.Body, pk: x.pick, status: resp.Status, cancel: cancel}
 	return resp, nil
 }
 
@@ -189,8 +202,9 @@ func h2Error(err error) error {
 // h2Body reports the exchange to the balancer when the response ends.
 type h2Body struct {
 	r      io.Reader
-	pk     *pick
+	pk     pick
 	status int
+	cancel context.CancelFunc // the deadline's, if any
 	once   sync.Once
 }
 
@@ -207,7 +221,12 @@ func (b *h2Body) Close() error {
 	if c, ok := b.r.(io.Closer); ok {
 		c.Close()
 	}
-	b.once.Do(func() { b.pk.done(lb.Status(b.status)) })
+	b.once.Do(func() {
+		if b.cancel != nil {
+			b.cancel()
+		}
+		b.pk.done(lb.Status(b.status))
+	})
 	return nil
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/l7"
@@ -41,32 +43,48 @@ func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 			proto = xds.UpstreamHTTP2
 		}
 	}
+	x := exchange{ctx: ctx, deadline: ureq.Deadline, pick: p, req: ureq.Request}
 	var resp *l7.Response
 	switch proto {
 	case xds.UpstreamHTTP2:
-		resp, err = u.c.http.h2(cl, p.host.Addr).roundTrip(ctx, u.c, cl, p, ureq.Request)
+		resp, err = u.c.http.h2(cl, p.host.Addr).roundTrip(u.c, cl, &x)
 	default:
-		resp, err = u.c.http.h1(cl, p.host.Addr).roundTrip(ctx, u.c, cl, p, ureq.Request)
+		resp, err = u.c.http.h1(cl, p.host.Addr).roundTrip(u.c, cl, &x)
 	}
 	if err != nil {
-		err = classify(ctx, err)
-		p.done(lb.ResultOf(status.KindOf(err)))
+		err = x.classify(err)
+		x.pick.done(lb.ResultOf(status.KindOf(err)))
 		return nil, err
 	}
 	return resp, nil
 }
 
-// classify gives an upstream failure its kind: the caller's deadline is a
-// timeout, its cancellation a vanished downstream, an unclassified error
-// a reset.
-func classify(ctx context.Context, err error) error {
+// exchange is one request to one picked host: what bounds it and what it
+// must report when it ends.
+type exchange struct {
+	ctx      context.Context // cancelled when the downstream leaves
+	deadline time.Time       // zero: none
+	pick     pick
+	req      *l7.Request
+}
+
+// expired reports whether the exchange's deadline has passed.
+func (x *exchange) expired() bool {
+	return !x.deadline.IsZero() && !time.Now().Before(x.deadline)
+}
+
+// classify gives an upstream failure its kind: past the deadline it is a
+// timeout, after the downstream left a vanished downstream, and an
+// unclassified error is a reset.
+func (x *exchange) classify(err error) error {
 	if status.KindOf(err) != status.Unknown {
 		return err
 	}
+	var ne net.Error
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case x.expired() || errors.As(err, &ne) && ne.Timeout():
 		return status.New(status.Timeout, err)
-	case ctx.Err() != nil:
+	case x.ctx.Err() != nil:
 		return status.New(status.DownstreamGone, err)
 	}
 	return status.New(status.UpstreamReset, err)
