@@ -41,6 +41,9 @@ type clientState struct {
 	closing    bool          // Shutdown called
 	readDone   chan struct{} // closed when the read loop has ended
 	readErr    error
+	// settings is closed once the server's first SETTINGS was applied, or
+	// the handshake failed.
+	settings chan struct{}
 }
 
 // reservationTimeout: a reservation not used by a RoundTrip or OpenStream
@@ -81,6 +84,7 @@ func NewClientConn(conn io.ReadWriteCloser, cfg Config) (*ClientConn, error) {
 	c := newConn(conn, cfg, false)
 	c.cli.nextID = 1
 	c.cli.readDone = make(chan struct{})
+	c.cli.settings = make(chan struct{})
 	if err := c.writeSettings(); err != nil {
 		c.closeTransport()
 		return nil, err
@@ -94,6 +98,7 @@ func (c *conn) clientReadLoop() {
 	hs := time.AfterFunc(c.cfg.HandshakeTimeout, c.closeTransport)
 	err := c.clientHandshake()
 	hs.Stop()
+	close(c.cli.settings)
 	if err == nil {
 		err = c.readFrames()
 	}
@@ -115,6 +120,21 @@ func (c *conn) clientHandshake() error {
 		return connErr{ErrCodeProtocol, "first frame from the server is not SETTINGS"}
 	}
 	return c.onSettings(sf)
+}
+
+// WaitSettings waits until the server's first SETTINGS frame has been
+// applied (so that its stream limit and windows are known) or ctx is done;
+// it returns the connection's error if the handshake failed.
+func (cc *ClientConn) WaitSettings(ctx context.Context) error {
+	select {
+	case <-cc.c.cli.settings:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c := cc.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.usableErrLocked()
 }
 
 // usableErrLocked says why no new stream may start, or nil.

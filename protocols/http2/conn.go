@@ -628,7 +628,10 @@ func (c *conn) remoteReset(s *stream, code ErrCode) error {
 	}
 	flood := c.server && c.srv.tooManyPrematureResetsLocked(&c.cfg)
 	c.mu.Unlock()
-	s.abort(err, true)
+	// RST_STREAM(NO_ERROR) after a complete answer only asks us to stop
+	// sending: what was received stays readable (RFC 9113 §8.1, "clients
+	// MUST NOT discard responses as a result").
+	s.abort(err, code != ErrCodeNo)
 	if flood {
 		return connErr{ErrCodeEnhanceYourCalm, "too many streams reset by the client before a response (rapid reset)"}
 	}

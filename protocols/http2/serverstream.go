@@ -92,6 +92,25 @@ func (st *ServerStream) CloseWrite() error {
 	return err
 }
 
+// CloseRead stops reading the request: reads, blocked or later, return
+// ErrStreamDone, and DATA still arriving is dropped with its flow-control
+// window given back. Our side of the stream is untouched: it may still be
+// written and ended cleanly (when the handler returns with the client
+// still sending, the stream is then closed with RST_STREAM(NO_ERROR), as
+// RFC 9113 §8.1 allows).
+func (st *ServerStream) CloseRead() {
+	s := &st.s
+	s.mu.Lock()
+	if s.rerr == nil {
+		s.rerr = ErrStreamDone
+	}
+	s.readerGone = true
+	n := s.buf.reset()
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.c.returnWindow(0, 0, int64(n))
+}
+
 // Reset ends the stream with RST_STREAM(code): reads and writes fail and
 // the context is cancelled.
 func (st *ServerStream) Reset(code ErrCode) {

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/net/http2"
 
+	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/hbone/hbonetest"
@@ -156,23 +157,30 @@ func TestStreamRoundTrip(t *testing.T) {
 
 func TestServerSeesPeerAndAuthority(t *testing.T) {
 	m := newMesh(t)
-	seen := make(chan *ServerStream, 1)
+	// What the handler saw, copied: a stream's fields live as long as its handler.
+	type seenStream struct {
+		Peer    spiffe.ID
+		Target  netip.AddrPort
+		baggage string
+	}
+	seen := make(chan seenStream, 1)
 	_, addr := startServer(t, m, "127.0.7.2", HandlerFunc(func(ctx context.Context, st *ServerStream) {
-		seen <- st
+		seen <- seenStream{st.Peer, st.Target, st.Header.GetString("baggage")}
 		st.Refuse(http.StatusServiceUnavailable, "test")
 	}), nil)
 	p := newPool(t, nil)
 	src := m.source(t, clientID)
 	d := dest(src, addr, certs.PeerExpectation{})
-	d.Header = http.Header{"Baggage": {"k8s.namespace.name=ns1"}}
+	d.Header = &l7.Header{}
+	d.Header.Add("baggage", "k8s.namespace.name=ns1")
 	_, err := p.Connect(context.Background(), d)
 	var ce *ConnectError
 	if !errors.As(err, &ce) || ce.Status != http.StatusServiceUnavailable {
 		t.Fatalf("Connect = %v, want ConnectError 503", err)
 	}
 	st := <-seen
-	if st.Peer != clientID || st.Target != netip.MustParseAddrPort("127.0.7.99:80") || st.Header.Get("Baggage") != "k8s.namespace.name=ns1" {
-		t.Errorf("stream peer %v target %v baggage %q; want %v 127.0.7.99:80 and the header", st.Peer, st.Target, st.Header.Get("Baggage"), clientID)
+	if st.Peer != clientID || st.Target != netip.MustParseAddrPort("127.0.7.99:80") || st.baggage != "k8s.namespace.name=ns1" {
+		t.Errorf("stream peer %v target %v baggage %q; want %v 127.0.7.99:80 and the header", st.Peer, st.Target, st.baggage, clientID)
 	}
 }
 
@@ -374,5 +382,38 @@ func TestShutdownDrainsStreams(t *testing.T) {
 	}
 	if _, err := p.Connect(context.Background(), d); err == nil {
 		t.Fatal("a new stream succeeded after Shutdown")
+	}
+}
+
+// TestServerHalfClosesFirst: the server ends its side (END_STREAM) while the
+// client still sends; the client reads EOF, then finishes sending, and the
+// server reads it all.
+func TestServerHalfClosesFirst(t *testing.T) {
+	m := newMesh(t)
+	got := make(chan string, 1)
+	_, addr := startServer(t, m, "127.0.7.21", HandlerFunc(func(ctx context.Context, st *ServerStream) {
+		c, err := st.Accept()
+		if err != nil {
+			return
+		}
+		c.Write([]byte("bye"))
+		c.CloseWrite()
+		rest, _ := io.ReadAll(c)
+		got <- string(rest)
+	}), nil)
+	p := newPool(t, nil)
+	st, err := p.Connect(context.Background(), dest(m.source(t, clientID), addr, certs.PeerExpectation{ID: serverID}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b, err := io.ReadAll(st)
+	if err != nil || string(b) != "bye" {
+		t.Fatalf("client read %q %v, want the server's bytes then EOF", b, err)
+	}
+	st.Write([]byte("still sending after the server's END_STREAM"))
+	st.CloseWrite()
+	if s := <-got; s != "still sending after the server's END_STREAM" {
+		t.Fatalf("server read %q", s)
 	}
 }

@@ -27,17 +27,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/http2"
+	"github.com/gowaypoint/waypoint/protocols/http2"
+	"github.com/gowaypoint/waypoint/protocols/l7"
 )
 
 // Defaults of PoolConfig.
@@ -80,8 +79,8 @@ type Dest struct {
 	// TLS is the client configuration for a new connection; it must verify
 	// the identity PeerKey stands for. Used only when a connection is dialed.
 	TLS *tls.Config
-	// Header holds extra CONNECT headers; may be nil.
-	Header http.Header
+	// Header holds extra CONNECT fields (lower-case); may be nil.
+	Header *l7.Header
 }
 
 // ConnectError is returned when the peer answered the CONNECT with a status
@@ -99,7 +98,7 @@ func (e *ConnectError) Error() string {
 type Pool struct {
 	cfg PoolConfig
 	log *slog.Logger
-	t2  *http2.Transport
+	h2  http2.Config
 	// ctx is cancelled by Close; it bounds every dial.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -149,19 +148,15 @@ func NewPool(cfg PoolConfig) *Pool {
 		d := &net.Dialer{}
 		cfg.Dial = d.DialContext
 	}
-	t1 := &http.Transport{HTTP2: &http.HTTP2Config{
-		MaxReceiveBufferPerStream:     int(cfg.StreamWindow),
-		MaxReceiveBufferPerConnection: int(cfg.ConnWindow),
-	}}
-	t2, err := http2.ConfigureTransports(t1)
-	if err != nil {
-		panic("hbone: configuring x/net/http2: " + err.Error())
+	h2 := http2.Config{
+		InitialStreamWindow: cfg.StreamWindow,
+		InitialConnWindow:   cfg.ConnWindow,
+		IdleTimeout:         cfg.IdleTimeout,
+		KeepAliveInterval:   cfg.KeepAliveInterval,
+		KeepAliveTimeout:    cfg.KeepAliveTimeout,
 	}
-	t2.IdleConnTimeout = cfg.IdleTimeout
-	t2.ReadIdleTimeout = cfg.KeepAliveInterval
-	t2.PingTimeout = cfg.KeepAliveTimeout
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pool{cfg: cfg, log: cfg.Logger, t2: t2, ctx: ctx, cancel: cancel, keys: map[poolKey]*keyState{}}
+	return &Pool{cfg: cfg, log: cfg.Logger, h2: h2, ctx: ctx, cancel: cancel, keys: map[poolKey]*keyState{}}
 }
 
 // ErrPoolClosed is returned by Connect after Close.
@@ -233,22 +228,23 @@ func (p *Pool) reserve(ctx context.Context, d Dest) (*poolConn, error) {
 }
 
 // pickLocked reserves a slot on the first connection that has room and
-// drops connections that can take no stream and carry none of ours (closed,
-// gone away or idle too long); it returns those for the caller to close
-// outside the lock. It never calls ClientConn.State, whose lock a blocked
-// writer may hold.
+// drops connections that can take no stream and carry none of ours (closed
+// or gone away); it returns those for the caller to close outside the
+// lock.
 func (p *Pool) pickLocked(ks *keyState) (picked *poolConn, dead []*poolConn) {
 	live := ks.conns[:0]
 	for _, pc := range ks.conns {
-		if picked == nil && pc.active.Load() < p.cfg.MaxStreamsPerConn && pc.cc.ReserveNewRequest() {
+		if picked == nil && pc.active.Load() < p.cfg.MaxStreamsPerConn && pc.cc.TryReserve() {
 			pc.active.Add(1)
 			picked = pc
 			live = append(live, pc)
 			continue
 		}
-		if pc.active.Load() == 0 && !pc.cc.CanTakeNewRequest() {
-			dead = append(dead, pc)
-			continue
+		if pc.active.Load() == 0 {
+			if st := pc.cc.State(); st.Closed || st.GoAway {
+				dead = append(dead, pc)
+				continue
+			}
 		}
 		live = append(live, pc)
 	}
@@ -296,69 +292,63 @@ func (p *Pool) newConn(ctx context.Context, addr netip.AddrPort, tlsConf *tls.Co
 		raw.Close()
 		return nil, fmt.Errorf("hbone: TLS handshake with %s: %w", addr, err)
 	}
-	if np := tc.ConnectionState().NegotiatedProtocol; np != http2.NextProtoTLS {
+	if np := tc.ConnectionState().NegotiatedProtocol; np != alpnH2 {
 		tc.Close()
 		return nil, fmt.Errorf("hbone: %s negotiated ALPN %s, want h2", addr, quoteOrNone(np))
 	}
-	cc, err := p.t2.NewClientConn(tc)
+	cc, err := http2.NewClientConn(tc, p.h2)
 	if err != nil {
-		tc.Close()
 		return nil, fmt.Errorf("hbone: HTTP/2 with %s: %w", addr, err)
 	}
-	// The peer's SETTINGS precede its PING ack, so once the ack is back the
-	// connection knows the peer's stream limit and reservations respect it.
-	if err := cc.Ping(ctx); err != nil {
+	// Wait for the peer's SETTINGS, so that reservations respect its
+	// stream limit from the first one.
+	if err := cc.WaitSettings(ctx); err != nil {
 		cc.Close()
 		return nil, fmt.Errorf("hbone: HTTP/2 with %s: %w", addr, err)
 	}
 	return cc, nil
 }
 
-// open sends the CONNECT on a reserved slot of pc and waits for the answer.
+// open sends the CONNECT on a reserved slot of pc and waits for the answer,
+// at most the connect timeout (the stream itself lives on).
 func (p *Pool) open(ctx context.Context, pc *poolConn, d Dest) (*ClientStream, error) {
-	// The stream's context must outlive Connect: x/net/http2 cancels the
-	// stream when it is done. The connect timeout is a timer on it.
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stopOnCaller := context.AfterFunc(ctx, cancel)
-	timer := time.AfterFunc(p.cfg.ConnectTimeout, cancel)
-	pr, pw := io.Pipe()
-	req := &http.Request{
-		Method:        http.MethodConnect,
-		URL:           &url.URL{Host: d.Authority},
-		Host:          d.Authority,
-		Header:        d.Header,
-		Body:          pr,
-		ContentLength: -1,
+	req := &l7.Request{Method: l7.MethodConnect, Authority: []byte(d.Authority)}
+	if d.Header != nil {
+		req.Header.CopyFrom(d.Header)
 	}
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	req = req.WithContext(sctx)
-	resp, err := pc.cc.RoundTrip(req)
-	timedOut := !timer.Stop()
-	stopOnCaller()
 	release := func() { pc.active.Add(-1) }
-	if err == nil && timedOut {
-		resp.Body.Close()
+	cs, err := pc.cc.OpenStream(context.Background(), req)
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("hbone: CONNECT %s via %s: %w", d.Authority, d.Addr, err)
+	}
+	timer := time.AfterFunc(p.cfg.ConnectTimeout, func() { cs.Reset(http2.ErrCodeCancel) })
+	stop := context.AfterFunc(ctx, func() { cs.Reset(http2.ErrCodeCancel) })
+	resp, err := cs.Response()
+	timedOut, cancelled := !timer.Stop(), !stop()
+	switch {
+	case err == nil && (timedOut || cancelled):
 		err = context.DeadlineExceeded
+		if cancelled && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+	case err != nil && cancelled && ctx.Err() != nil:
+		err = ctx.Err()
 	}
 	if err != nil {
-		cancel()
-		pw.Close()
+		cs.Close()
 		release()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("hbone: CONNECT %s via %s: %w", d.Authority, d.Addr, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		cancel()
-		pw.Close()
+	if resp.Status != http.StatusOK {
+		cs.Close()
 		release()
-		return nil, &ConnectError{Authority: d.Authority, Status: resp.StatusCode}
+		return nil, &ConnectError{Authority: d.Authority, Status: resp.Status}
 	}
-	return &ClientStream{body: resp.Body, pw: pw, cancel: cancel, release: release}, nil
+	return &ClientStream{cs: cs, release: release}, nil
 }
 
 // PoolStats describes a pool at one moment.
@@ -434,30 +424,26 @@ func (p *Pool) Shutdown(ctx context.Context) {
 // ClientStream is an open CONNECT stream seen as a byte stream. One
 // goroutine may read while another writes.
 type ClientStream struct {
-	body      io.ReadCloser
-	pw        *io.PipeWriter
-	cancel    context.CancelFunc
+	cs        *http2.ClientStream
 	closeOnce sync.Once
 	release   func()
 }
 
 // Read reads what the peer sends; io.EOF after its END_STREAM.
-func (s *ClientStream) Read(p []byte) (int, error) { return s.body.Read(p) }
+func (s *ClientStream) Read(p []byte) (int, error) { return s.cs.Read(p) }
 
-// Write sends p in DATA frames; it returns once x/net/http2 took the bytes,
-// so a peer that stops reading stops the writer (flow control).
-func (s *ClientStream) Write(p []byte) (int, error) { return s.pw.Write(p) }
+// Write sends p in DATA frames, blocking on the peer's flow control
+// windows (back-pressure).
+func (s *ClientStream) Write(p []byte) (int, error) { return s.cs.Write(p) }
 
 // CloseWrite sends END_STREAM; reads go on.
-func (s *ClientStream) CloseWrite() error { return s.pw.Close() }
+func (s *ClientStream) CloseWrite() error { return s.cs.CloseWrite() }
 
 // Close ends the stream: cleanly if both sides already ended, with
 // RST_STREAM(CANCEL) otherwise. It frees the stream's slot in the pool.
 func (s *ClientStream) Close() error {
 	s.closeOnce.Do(func() {
-		s.pw.Close()
-		s.body.Close()
-		s.cancel()
+		s.cs.Close()
 		s.release()
 	})
 	return nil
@@ -465,8 +451,6 @@ func (s *ClientStream) Close() error {
 
 // Abort resets the stream.
 func (s *ClientStream) Abort() {
-	s.pw.CloseWithError(errAborted)
+	s.cs.Reset(http2.ErrCodeCancel)
 	s.Close()
 }
-
-var errAborted = errors.New("hbone: stream aborted")

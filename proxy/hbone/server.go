@@ -4,11 +4,9 @@
 // originates it over pooled, multiplexed connections (the waypoint towards
 // pods, a source ztunnel towards the waypoint).
 //
-// Both sides use golang.org/x/net/http2. A known limit of its server: a
-// stream's END_STREAM is sent when the handler returns, so when the upstream
-// side half-closes first, the downstream peer sees the end of the stream only
-// once its own side is done too. The common half-close (the client shuts its
-// write side and reads the rest of the response) works.
+// Both sides run on the project's own HTTP/2 engine (protocols/http2),
+// which gives each tunnel independent half-close (END_STREAM from either
+// side while the other still sends) and no goroutine hand-off per chunk.
 package hbone
 
 import (
@@ -17,13 +15,10 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
-	"sync"
 	"time"
 
-	"golang.org/x/net/http2"
-
+	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
 )
@@ -74,15 +69,16 @@ type ServerConfig struct {
 // Server terminates HBONE. Serve may be called for several listeners;
 // Shutdown drains all of them. Safe for concurrent use.
 type Server struct {
-	cfg ServerConfig
-	log *slog.Logger
-	h1  *http.Server // carries x/net/http2's graceful-shutdown hook only
-	h2  *http2.Server
-	acc acceptor.Acceptor
-	// streams counts stream handlers, which x/net/http2 runs on goroutines
-	// that may outlive their connection's ServeConn.
-	streams sync.WaitGroup
+	cfg  ServerConfig
+	log  *slog.Logger
+	h2   http2.Config
+	acc  acceptor.Acceptor
+	ctx  context.Context // cancelled by Shutdown: every connection drains
+	stop context.CancelFunc
 }
+
+// alpnH2 is the ALPN protocol HBONE runs on.
+const alpnH2 = "h2"
 
 // NewServer checks cfg and returns a Server that serves nothing until Serve.
 func NewServer(cfg ServerConfig) (*Server, error) {
@@ -99,23 +95,18 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	setDefault(&cfg.KeepAliveTimeout, DefaultKeepAliveTimeout)
 	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
 	tlsConf := cfg.TLS.Clone()
-	tlsConf.NextProtos = []string{http2.NextProtoTLS}
+	tlsConf.NextProtos = []string{alpnH2}
 	cfg.TLS = tlsConf
-
-	s := &Server{
-		cfg: cfg,
-		log: cfg.Logger,
-		h1:  &http.Server{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)},
-	}
-	s.h2 = &http2.Server{
-		MaxConcurrentStreams:         cfg.MaxConcurrentStreams,
-		MaxUploadBufferPerStream:     cfg.StreamWindow,
-		MaxUploadBufferPerConnection: cfg.ConnWindow,
-		ReadIdleTimeout:              cfg.KeepAliveInterval,
-		PingTimeout:                  cfg.KeepAliveTimeout,
-	}
-	if err := http2.ConfigureServer(s.h1, s.h2); err != nil {
-		return nil, err
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, log: cfg.Logger, ctx: ctx, stop: stop}
+	s.h2 = http2.Config{
+		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
+		InitialStreamWindow:  cfg.StreamWindow,
+		InitialConnWindow:    cfg.ConnWindow,
+		KeepAliveInterval:    cfg.KeepAliveInterval,
+		KeepAliveTimeout:     cfg.KeepAliveTimeout,
+		// A tunnel's frames are DATA of its own bytes: the header limits
+		// are HBONE's (one CONNECT head), the defaults fit.
 	}
 	return s, nil
 }
@@ -136,7 +127,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) serveConn(raw net.Conn) {
 	remote := addrPort(raw.RemoteAddr())
 	tc := tls.Server(raw, s.cfg.TLS)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
@@ -144,7 +135,7 @@ func (s *Server) serveConn(raw net.Conn) {
 		return
 	}
 	cs := tc.ConnectionState()
-	if cs.NegotiatedProtocol != http2.NextProtoTLS {
+	if cs.NegotiatedProtocol != alpnH2 {
 		s.log.Info("hbone: refused connection", "remote", remote, "reason", "ALPN "+quoteOrNone(cs.NegotiatedProtocol)+", want h2")
 		return
 	}
@@ -154,13 +145,11 @@ func (s *Server) serveConn(raw net.Conn) {
 		return
 	}
 	s.log.Debug("hbone: connection accepted", "remote", remote, "peer", peer.String())
-	conn := &connInfo{peer: peer, remote: remote, local: addrPort(raw.LocalAddr())}
-	base := context.WithValue(context.Background(), connInfoKey{}, conn)
-	s.h2.ServeConn(tc, &http2.ServeConnOpts{
-		Context:    base,
-		BaseConfig: s.h1,
-		Handler:    http.HandlerFunc(s.serveStream),
-	})
+	ci := &connInfo{peer: peer, remote: remote, local: addrPort(raw.LocalAddr())}
+	err = http2.ServeConn(s.ctx, tc, s.h2, http2.HandlerFunc(func(st *http2.ServerStream) { s.serveStream(ci, st) }))
+	if err != nil {
+		s.log.Debug("hbone: connection ended", "remote", remote, "peer", peer.String(), "error", err)
+	}
 }
 
 func quoteOrNone(p string) string {
@@ -168,16 +157,6 @@ func quoteOrNone(p string) string {
 		return "none"
 	}
 	return `"` + p + `"`
-}
-
-type connInfoKey struct{}
-
-// connInfo is what every stream of one connection shares. Read-only after
-// the handshake.
-type connInfo struct {
-	peer   spiffe.ID
-	remote netip.AddrPort
-	local  netip.AddrPort
 }
 
 func addrPort(a net.Addr) netip.AddrPort {
@@ -188,18 +167,14 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return ap
 }
 
-// Shutdown stops accepting, sends GOAWAY on every connection, and waits for
-// streams to finish until ctx is done; then it closes what is left and waits
-// for every goroutine the server started. It returns ctx.Err() when it had to
-// force connections closed.
+// Shutdown stops accepting and drains: every connection sends GOAWAY and
+// lets its streams finish until ctx is done; then it closes what is left and
+// waits for every goroutine the server started. It returns ctx.Err() when it
+// had to force connections closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.acc.StopAccepting()
-	// Runs x/net/http2's graceful shutdown: GOAWAY on each connection, which
-	// then closes itself when its last stream ends.
-	s.h1.Shutdown(ctx)
-	err := s.acc.Drain(ctx)
-	s.streams.Wait()
-	return err
+	s.stop()
+	return s.acc.Drain(ctx)
 }
 
 // Addrs returns the addresses the server is listening on.

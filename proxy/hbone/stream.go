@@ -5,14 +5,18 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync/atomic"
 
+	"github.com/gowaypoint/waypoint/protocols/http2"
+	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 )
 
 // ServerStream is one CONNECT stream offered to a Handler. Its exported
-// fields are read-only. A handler answers it once: Refuse, or Accept and
-// then relay bytes through the returned StreamConn.
+// fields are read-only and valid until the handler returns. A handler
+// answers it once: Refuse, or Accept and then relay bytes through the
+// returned StreamConn.
 type ServerStream struct {
 	// Peer is the verified identity of the HBONE client.
 	Peer spiffe.ID
@@ -21,15 +25,22 @@ type ServerStream struct {
 	// Authority is the raw :authority; Target is its parsed ip:port.
 	Authority string
 	Target    netip.AddrPort
-	// Header holds the CONNECT request's other headers (baggage,
-	// forwarded, traceparent).
-	Header http.Header
+	// Header holds the CONNECT request's other fields (baggage, forwarded,
+	// traceparent), lower-case.
+	Header *l7.Header
 
 	srv      *Server
-	w        http.ResponseWriter
-	body     io.ReadCloser
+	st       *http2.ServerStream
 	answered bool
 	conn     *StreamConn
+}
+
+// connInfo is what every stream of one connection shares. Read-only after
+// the handshake.
+type connInfo struct {
+	peer   spiffe.ID
+	remote netip.AddrPort
+	local  netip.AddrPort
 }
 
 // Refuse answers the stream with an error status and logs the peer, the
@@ -40,7 +51,7 @@ func (st *ServerStream) Refuse(status int, reason string) {
 	}
 	st.answered = true
 	st.srv.logRefusal(st.Peer, st.PeerAddr, st.Authority, status, reason)
-	st.w.WriteHeader(status)
+	st.st.WriteHeaders(&l7.Response{Status: status}, true)
 }
 
 // Accept answers 200 and returns the stream as a byte stream. Call it only
@@ -50,97 +61,98 @@ func (st *ServerStream) Accept() (*StreamConn, error) {
 		return nil, fmt.Errorf("hbone: stream to %s already answered", st.Authority)
 	}
 	st.answered = true
-	st.w.WriteHeader(http.StatusOK)
-	f, ok := st.w.(http.Flusher)
-	if !ok {
-		return nil, fmt.Errorf("hbone: response writer cannot flush")
+	if err := st.st.WriteHeaders(&l7.Response{Status: http.StatusOK}, false); err != nil {
+		return nil, err
 	}
-	f.Flush()
-	st.conn = &StreamConn{w: st.w, f: f, body: st.body}
+	st.conn = &StreamConn{st: st.st}
 	return st.conn, nil
 }
 
 // StreamConn is an accepted CONNECT stream seen as a byte stream: reads
 // return what the client sends, writes go to the client. One goroutine may
-// read while another writes. It ends when the Handler returns: cleanly, or
-// with RST_STREAM after Abort.
+// read while another writes. Either side can end its half on its own.
 type StreamConn struct {
-	w       http.ResponseWriter
-	f       http.Flusher
-	body    io.ReadCloser
-	aborted atomic.Bool
+	st *http2.ServerStream
+	// readEOF and wroteEnd are set when the client's side reached its
+	// end and ours was ended: then Close has nothing to cut.
+	readEOF, wroteEnd atomic.Bool
 }
 
 // Read reads what the client sent; io.EOF after its END_STREAM.
-func (c *StreamConn) Read(p []byte) (int, error) { return c.body.Read(p) }
-
-// Write sends p to the client in DATA frames, flushed before it returns.
-func (c *StreamConn) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	if err != nil {
-		return n, err
+func (c *StreamConn) Read(p []byte) (int, error) {
+	b := c.st.Request().Body
+	if b == nil {
+		c.readEOF.Store(true)
+		return 0, io.EOF
 	}
-	c.f.Flush()
-	return n, nil
+	n, err := b.Read(p)
+	if err == io.EOF {
+		c.readEOF.Store(true)
+	}
+	return n, err
 }
 
-// CloseWrite notes the end of our side. x/net/http2's server sends
-// END_STREAM only when the handler returns, which the handler does once both
-// directions are done.
-func (c *StreamConn) CloseWrite() error { return nil }
+// Write sends p to the client in DATA frames, blocking on its flow control
+// windows.
+func (c *StreamConn) Write(p []byte) (int, error) { return c.st.Write(p) }
 
-// Close stops reading the client's data; the stream ends when the handler
-// returns.
-func (c *StreamConn) Close() error { return c.body.Close() }
-
-// Abort makes the stream end with RST_STREAM instead of END_STREAM, so the
-// client sees a reset, not a truncated success.
-func (c *StreamConn) Abort() {
-	c.aborted.Store(true)
-	c.body.Close()
+// CloseWrite sends END_STREAM; the client may go on sending.
+func (c *StreamConn) CloseWrite() error {
+	c.wroteEnd.Store(true)
+	return c.st.CloseWrite()
 }
+
+// Close ends the stream cleanly: our side with END_STREAM if it is still
+// open, and reading stops (a reader blocked on it returns). The client
+// sees the end of a tunnel, as a closed TCP connection; Abort is for a
+// failed one.
+func (c *StreamConn) Close() error {
+	if !c.wroteEnd.Swap(true) {
+		c.st.CloseWrite()
+	}
+	if !c.readEOF.Load() {
+		c.st.CloseRead()
+	}
+	return nil
+}
+
+// Abort resets the stream, so the client sees a reset, not a truncated
+// success.
+func (c *StreamConn) Abort() { c.st.Reset(http2.ErrCodeCancel) }
 
 func (s *Server) logRefusal(peer spiffe.ID, remote netip.AddrPort, authority string, status int, reason string) {
 	s.log.Info("hbone: refused stream", "peer", peer.String(), "remote", remote, "authority", authority, "status", status, "reason", reason)
 }
 
-// serveStream is the http.Handler for every stream: it checks the method
-// and authority as ztunnel does, then hands the stream to the Handler.
-func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
-	ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
-	if ci == nil {
-		w.WriteHeader(http.StatusInternalServerError)
-		return
-	}
-	s.streams.Add(1)
-	defer s.streams.Done()
-
+// serveStream handles every stream: it checks the method and authority as
+// ztunnel does, then hands the stream to the Handler.
+func (s *Server) serveStream(ci *connInfo, hs *http2.ServerStream) {
+	req := hs.Request()
 	st := &ServerStream{
 		Peer:      ci.peer,
 		PeerAddr:  ci.remote,
 		LocalAddr: ci.local,
-		Authority: r.Host,
-		Header:    r.Header,
+		Authority: string(req.Authority),
+		Header:    &req.Header,
 		srv:       s,
-		w:         w,
-		body:      r.Body,
+		st:        hs,
 	}
-	if r.Method != http.MethodConnect {
-		st.Refuse(http.StatusBadRequest, "method "+r.Method+", want CONNECT")
+	if req.Method != l7.MethodConnect || req.Protocol != "" {
+		method := req.Method
+		if req.Protocol != "" {
+			method += " (" + strconv.Quote(req.Protocol) + ")"
+		}
+		st.Refuse(http.StatusBadRequest, "method "+method+", want CONNECT")
 		return
 	}
-	target, err := netip.ParseAddrPort(r.Host)
+	target, err := netip.ParseAddrPort(st.Authority)
 	if err != nil || target.Port() == 0 {
 		st.Refuse(http.StatusBadRequest, "authority is not ip:port")
 		return
 	}
 	st.Target = netip.AddrPortFrom(target.Addr().Unmap(), target.Port())
-	s.cfg.Handler.ServeHBONE(r.Context(), st)
+	s.cfg.Handler.ServeHBONE(hs.Context(), st)
 	if !st.answered {
 		st.Refuse(http.StatusServiceUnavailable, "handler returned without answering")
-	}
-	if st.conn != nil && st.conn.aborted.Load() {
-		// x/net/http2 turns this panic into RST_STREAM without logging it.
-		panic(http.ErrAbortHandler)
 	}
 }
