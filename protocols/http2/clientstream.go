@@ -134,6 +134,10 @@ func (cs *ClientStream) Response() (*l7.Response, error) {
 // its side, or the stream's error.
 func (cs *ClientStream) Read(p []byte) (int, error) { return cs.s.read(p) }
 
+// WaitRead blocks until Read would not block: data is buffered, the
+// response body ended, or the stream failed.
+func (cs *ClientStream) WaitRead() error { return cs.s.waitRead() }
+
 // Write sends p as DATA, blocking on the server's flow control windows.
 func (cs *ClientStream) Write(p []byte) (int, error) { return cs.s.writeData(p, false) }
 

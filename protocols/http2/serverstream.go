@@ -24,6 +24,11 @@ type requestBody struct{ s *stream }
 
 func (b *requestBody) Read(p []byte) (int, error) { return b.s.read(p) }
 
+// WaitRead blocks until a Read of the request body would not block: data
+// is buffered, the body ended, or the stream failed. A relay waits with it
+// before taking a copy buffer, so an idle stream holds none.
+func (st *ServerStream) WaitRead() error { return st.s.waitRead() }
+
 // ID returns the stream id.
 func (st *ServerStream) ID() uint32 { return st.s.id }
 

@@ -152,6 +152,18 @@ func (c *conn) remoteEnded(s *stream) {
 	c.mu.Unlock()
 }
 
+// waitRead blocks until read would not block: DATA is buffered, the
+// peer ended the stream, or the stream failed. It returns nil: read
+// reports the outcome.
+func (s *stream) waitRead() error {
+	s.mu.Lock()
+	for s.buf.n == 0 && !s.eof && s.rerr == nil {
+		s.cond.Wait()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
 // read is the body reader: buffered DATA, then io.EOF after END_STREAM
 // (trailers are in place by then), or the stream's error.
 func (s *stream) read(p []byte) (int, error) {

@@ -432,6 +432,9 @@ type ClientStream struct {
 // Read reads what the peer sends; io.EOF after its END_STREAM.
 func (s *ClientStream) Read(p []byte) (int, error) { return s.cs.Read(p) }
 
+// WaitRead blocks until Read would not block (relay.ReadWaiter).
+func (s *ClientStream) WaitRead() error { return s.cs.WaitRead() }
+
 // Write sends p in DATA frames, blocking on the peer's flow control
 // windows (back-pressure).
 func (s *ClientStream) Write(p []byte) (int, error) { return s.cs.Write(p) }

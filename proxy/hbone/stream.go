@@ -92,6 +92,9 @@ func (c *StreamConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WaitRead blocks until Read would not block (relay.ReadWaiter).
+func (c *StreamConn) WaitRead() error { return c.st.WaitRead() }
+
 // Write sends p to the client in DATA frames, blocking on its flow control
 // windows.
 func (c *StreamConn) Write(p []byte) (int, error) { return c.st.Write(p) }

@@ -38,6 +38,18 @@ type Aborter interface {
 	Abort()
 }
 
+// ReadWaiter is implemented by a Conn that can wait for input without a
+// buffer: WaitRead returns once a Read would not block (data, end of
+// stream or an error is ready). A direction whose source implements it
+// takes a copy buffer from the pool only while bytes move, so an idle
+// relay holds no buffer (10,000 idle tunnels would otherwise pin 640 MiB).
+// Spurious returns are allowed; Read then blocks as usual. An error it
+// returns ends the direction as a read error would (a socket's pending
+// error is consumed by whoever sees it first).
+type ReadWaiter interface {
+	WaitRead() error
+}
+
 // BufferSize is the size of each direction's copy buffer.
 const BufferSize = 32 << 10
 
@@ -130,11 +142,31 @@ type errBox struct{ err error }
 // error it records the error and aborts both sides so the other direction
 // ends too.
 func (r *run) copy(dst, src Conn, n *atomic.Int64) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	waiter, _ := src.(ReadWaiter)
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			bufPool.Put(bp)
+		}
+	}()
+	full := false // the last read filled the buffer: more is likely waiting
 	for {
-		nr, rerr := src.Read(buf)
+		if waiter != nil && !full {
+			if bp != nil {
+				bufPool.Put(bp)
+				bp = nil
+			}
+			if err := waiter.WaitRead(); err != nil {
+				r.fail(err)
+				return
+			}
+		}
+		if bp == nil {
+			bp = bufPool.Get().(*[]byte)
+		}
+		nr, rerr := src.Read(*bp)
+		buf := *bp
+		full = nr == len(buf)
 		if nr > 0 {
 			r.activity.Add(1)
 			nw, werr := dst.Write(buf[:nr])
