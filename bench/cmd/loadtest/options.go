@@ -1,0 +1,198 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// allScenarios and allProxies, in the order they run and are reported.
+var (
+	allScenarios = []string{"http1", "http1-max", "h2c", "grpc", "hbone-http1", "hbone-grpc", "bulk", "idle"}
+	allProxies   = []string{"waypoint", "nginx", "haproxy", "caddy"}
+)
+
+// options are the harness's flags.
+type options struct {
+	scenarios   []string
+	proxies     []string
+	proxySet    map[string]bool
+	rounds      int
+	duration    time.Duration
+	warmup      time.Duration
+	qps         float64
+	hboneQPS    float64
+	conns       int
+	uniform     bool
+	size        int
+	gomaxprocs  int
+	gogc        string
+	gomemlimit  string
+	bulkStreams []int
+	idleStreams int
+	quick       bool
+	out         string
+	binDir      string
+	fortio      string
+	keep        bool
+	logLevel    string
+}
+
+// Quick mode, for a developer's loop: what -quick sets unless the flag is
+// given too.
+const (
+	quickRounds      = 2
+	quickDuration    = 4 * time.Second
+	quickWarmup      = time.Second
+	quickIdleStreams = 2000
+)
+
+func parseOptions(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run: "+strings.Join(allScenarios, ", "))
+	prox := fs.String("proxies", strings.Join(allProxies, ","), "comma-separated proxies to measure: "+strings.Join(allProxies, ", ")+" (hbone-* scenarios compare the waypoint with an nginx TLS chain; bulk and idle measure the waypoint alone)")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; the proxies are interleaved within each round (order reversed every other round) and medians are reported")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured window of each run")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load on each proxy before a scenario's first round")
+	fs.Float64Var(&o.qps, "qps", 3000, "fixed request rate of the http1, h2c and grpc scenarios")
+	fs.Float64Var(&o.hboneQPS, "hbone-qps", 1000, "fixed request rate of the hbone-http1 and hbone-grpc scenarios")
+	fs.IntVar(&o.conns, "c", 16, "client connections (fortio -c)")
+	fs.BoolVar(&o.uniform, "uniform", true, "at a fixed rate, spread the connections' requests evenly (fortio -uniform); with false they fire together in bursts, which batches work and lowers every proxy's CPU per request")
+	fs.IntVar(&o.size, "size", 1024, "payload bytes: the HTTP response (fortio's echo ?size=) and the gRPC ping payload")
+	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 2, "GOMAXPROCS of the waypoint process")
+	fs.StringVar(&o.gogc, "gogc", "", "GOGC of the waypoint process (default: unset, Go's default of 100)")
+	fs.StringVar(&o.gomemlimit, "gomemlimit", "", "GOMEMLIMIT of the waypoint process (default: unset)")
+	bulk := fs.String("bulk-streams", "1,16", "parallel streams of each bulk TCP run")
+	fs.IntVar(&o.idleStreams, "idle-streams", 10000, "idle HBONE streams held open by the idle scenario")
+	fs.BoolVar(&o.quick, "quick", false, fmt.Sprintf("a developer's quick look: -rounds %d -duration %s -warmup %s -idle-streams %d unless those flags are given", quickRounds, quickDuration, quickWarmup, quickIdleStreams))
+	fs.StringVar(&o.out, "out", "", "directory of the result files (default: bench/results in the repository)")
+	fs.StringVar(&o.binDir, "bin", "", "directory with prebuilt waypoint and hbone binaries (default: build them from the repository into the work directory)")
+	fs.StringVar(&o.fortio, "fortio", "", "fortio binary (default: bin/tools/fortio, installed there when missing)")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "--log-level of the waypoint and the hbone stand-ins (their logs stay in the work directory with -keep)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, certificates, process logs, fortio JSON) instead of removing it")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.quick {
+		if !set["rounds"] {
+			o.rounds = quickRounds
+		}
+		if !set["duration"] {
+			o.duration = quickDuration
+		}
+		if !set["warmup"] {
+			o.warmup = quickWarmup
+		}
+		if !set["idle-streams"] {
+			o.idleStreams = quickIdleStreams
+		}
+	}
+	var err error
+	if o.scenarios, err = pickList("-scenarios", *scen, allScenarios); err != nil {
+		return nil, err
+	}
+	if o.proxies, err = pickList("-proxies", *prox, allProxies); err != nil {
+		return nil, err
+	}
+	o.proxySet = map[string]bool{}
+	for _, p := range o.proxies {
+		o.proxySet[p] = true
+	}
+	for _, f := range strings.Split(*bulk, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1000 {
+			return nil, fmt.Errorf("-bulk-streams: %q is not a stream count from 1 to 1000", f)
+		}
+		o.bulkStreams = append(o.bulkStreams, n)
+	}
+	switch {
+	case o.rounds < 1:
+		return nil, fmt.Errorf("-rounds %d: want at least 1", o.rounds)
+	case o.duration < time.Second:
+		return nil, fmt.Errorf("-duration %s: want at least 1s (CPU time is read in 10 ms ticks)", o.duration)
+	case o.warmup < 0:
+		return nil, fmt.Errorf("-warmup %s: want 0 or more", o.warmup)
+	case o.qps <= 0 || o.hboneQPS <= 0:
+		return nil, fmt.Errorf("-qps and -hbone-qps: want a positive rate (http1-max is the closed-loop run)")
+	case o.conns < 1 || o.conns > 1024:
+		return nil, fmt.Errorf("-c %d: want 1 to 1024 connections", o.conns)
+	case o.size < 0 || o.size > 256*1024:
+		return nil, fmt.Errorf("-size %d: want 0 to 262144 bytes (fortio's echo limit)", o.size)
+	case o.gomaxprocs < 1:
+		return nil, fmt.Errorf("-gomaxprocs %d: want at least 1", o.gomaxprocs)
+	case o.idleStreams < 1 || o.idleStreams > 100000:
+		return nil, fmt.Errorf("-idle-streams %d: want 1 to 100000", o.idleStreams)
+	}
+	if !o.proxySet["waypoint"] && (slices.Contains(o.scenarios, "bulk") || slices.Contains(o.scenarios, "idle")) {
+		return nil, fmt.Errorf("the bulk and idle scenarios measure the waypoint: add it to -proxies or drop them from -scenarios")
+	}
+	return o, nil
+}
+
+// pickList parses a comma-separated subset of all, kept in all's order.
+func pickList(flagName, v string, all []string) ([]string, error) {
+	want := map[string]bool{}
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(all, f) {
+			return nil, fmt.Errorf("%s: unknown %q; want some of %s", flagName, f, strings.Join(all, ","))
+		}
+		want[f] = true
+	}
+	var out []string
+	for _, a := range all {
+		if want[a] {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: empty", flagName)
+	}
+	return out, nil
+}
+
+// usesPlaintext reports whether a plaintext proxy scenario is selected.
+func (o *options) usesPlaintext() bool {
+	for _, s := range o.scenarios {
+		if scenarioByName(s).plaintext {
+			return true
+		}
+	}
+	return false
+}
+
+// waypointEnv is the runtime settings the waypoint runs with.
+func (o *options) waypointEnv() []string {
+	env := []string{"GOMAXPROCS=" + strconv.Itoa(o.gomaxprocs)}
+	if o.gogc != "" {
+		env = append(env, "GOGC="+o.gogc)
+	}
+	if o.gomemlimit != "" {
+		env = append(env, "GOMEMLIMIT="+o.gomemlimit)
+	}
+	return env
+}
+
+// runtimeSettings describes waypointEnv for the report.
+func (o *options) runtimeSettings() string {
+	gogc, limit := o.gogc, o.gomemlimit
+	if gogc == "" {
+		gogc = "unset (100)"
+	}
+	if limit == "" {
+		limit = "unset"
+	}
+	return fmt.Sprintf("GOMAXPROCS=%d, GOGC=%s, GOMEMLIMIT=%s", o.gomaxprocs, gogc, limit)
+}
