@@ -17,6 +17,7 @@ build:
 ## test: format and vet checks, then every test with the race detector, end-to-end tests included
 test: fmt-check vet
 	$(GO) test $(TEST_FLAGS) ./...
+	$(GO) run ./bench/cmd/allocgate
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -39,9 +40,56 @@ tools:
 e2e:
 	$(GO) test $(TEST_FLAGS) -v ./e2e/...
 
+## loadtest: the load harness (bench/README.md, "Load tests"): installs what it
+## needs (Debian's nginx, haproxy, caddy, nghttp2-client; fortio into bin/tools),
+## builds the binaries, then measures every proxy and scenario (about 10 minutes).
+## Flags go in LOADTEST_FLAGS, e.g. LOADTEST_FLAGS='-scenarios http1 -proxies waypoint,nginx -quick'
+.PHONY: loadtest
+loadtest:
+	bench/loadtest/setup.sh
+	bin/loadtest -bin bin $(LOADTEST_FLAGS)
+
 ## bench: hot-path benchmarks
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:
 	rm -rf bin/
+
+.PHONY: alloc-gate alloc-budgets bench-compare bench-baseline
+
+## alloc-gate: run the hot-path benchmarks a fixed number of times (no -race) and fail
+## when one allocates more per op than its budget in bench/alloc-budgets.txt; part of test
+alloc-gate:
+	$(GO) run ./bench/cmd/allocgate
+
+## alloc-budgets: rewrite bench/alloc-budgets.txt from 10 measurements, keeping its
+## comments and each line's headroom (after an optimization lowers a count)
+alloc-budgets:
+	$(GO) run ./bench/cmd/allocgate -update
+
+# The hot-path benchmark packages; bench-compare runs every benchmark in them.
+HOT_PATH = ./proxy/relay ./proxy/hbone ./xds ./protocols/http1 ./protocols/http2 \
+	./filters/router/route ./filters/router ./proxy/localmesh ./proxy/upstream/lb
+BENCH_COUNT ?= 6
+BENCH_RUN = $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m $(HOT_PATH)
+BENCHSTAT_VERSION = v0.0.0-20260908200009-22c9c6c9d4da
+BENCHSTAT = $(TOOLS)/benchstat
+
+## bench-compare: the hot-path benchmarks (-count 6) into bench/results/current.txt, then
+## benchstat against bench/baseline.txt; CPU figures are reported, never asserted
+bench-compare: $(BENCHSTAT)
+	@mkdir -p bench/results
+	$(BENCH_RUN) | tee bench/results/current.txt
+	@! grep -q '^FAIL' bench/results/current.txt || { echo "bench-compare: go test failed, see bench/results/current.txt"; exit 1; }
+	$(BENCHSTAT) bench/baseline.txt bench/results/current.txt
+
+## bench-baseline: the same run into bench/baseline.txt, the figures bench-compare compares with
+bench-baseline:
+	$(BENCH_RUN) | tee bench/baseline.txt.new
+	@! grep -q '^FAIL' bench/baseline.txt.new || { echo "bench-baseline: go test failed, see bench/baseline.txt.new"; exit 1; }
+	mv bench/baseline.txt.new bench/baseline.txt
+
+$(BENCHSTAT):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) GOFLAGS= $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
