@@ -138,6 +138,16 @@ func (cs *ClientStream) Read(p []byte) (int, error) { return cs.s.read(p) }
 // response body ended, or the stream failed.
 func (cs *ClientStream) WaitRead() error { return cs.s.waitRead() }
 
+// TryRead reads the response body without waiting: what is buffered, or
+// its end (io.EOF) or failure; (0, nil) when nothing has arrived.
+func (cs *ClientStream) TryRead(p []byte) (int, error) { return cs.s.tryRead(p) }
+
+// SetReadNotify installs fn, called each time response DATA arrives, the
+// body ends or the stream fails (and at once if input is waiting). fn runs
+// on the connection's read loop or on whoever fails the stream, with no
+// lock held; it must not block. nil removes it.
+func (cs *ClientStream) SetReadNotify(fn func()) { cs.s.setNotify(fn) }
+
 // Write sends p as DATA, blocking on the server's flow control windows.
 func (cs *ClientStream) Write(p []byte) (int, error) { return cs.s.writeData(p, false) }
 

@@ -352,7 +352,9 @@ func (c *conn) runHandler(st *ServerStream) {
 	defer c.wg.Done()
 	for st != nil {
 		c.srv.handler.ServeHTTP2(st)
-		st.finish()
+		if !st.detached {
+			st.finish()
+		}
 		c.mu.Lock()
 		st = nil
 		for len(c.srv.pending) > 0 && st == nil {

@@ -17,7 +17,8 @@ type ServerStream struct {
 	ctx  streamContext
 	body requestBody
 	// Handler goroutine only.
-	final bool // final (non-1xx) response headers written
+	final    bool // final (non-1xx) response headers written
+	detached bool // Detach was called: the handler's return finishes nothing
 }
 
 type requestBody struct{ s *stream }
@@ -28,6 +29,36 @@ func (b *requestBody) Read(p []byte) (int, error) { return b.s.read(p) }
 // is buffered, the body ended, or the stream failed. A relay waits with it
 // before taking a copy buffer, so an idle stream holds none.
 func (st *ServerStream) WaitRead() error { return st.s.waitRead() }
+
+// TryRead reads the request body without waiting: what is buffered, or
+// the body's end (io.EOF) or failure; (0, nil) when nothing has arrived.
+func (st *ServerStream) TryRead(p []byte) (int, error) { return st.s.tryRead(p) }
+
+// SetReadNotify installs fn, called each time request DATA arrives, the
+// body ends or the stream fails (and at once if input is waiting), so that
+// a reader can wait without a goroutine and read with TryRead. fn runs on
+// the connection's read loop or on whoever fails the stream, with no lock
+// held; it must not block. nil removes it.
+func (st *ServerStream) SetReadNotify(fn func()) { st.s.setNotify(fn) }
+
+// Detach lets the handler return while the stream goes on, owned by
+// whoever the handler hands it to (an event-driven relay, so that an idle
+// tunnel costs no goroutine). The returned finish must be called exactly
+// once, when that owner is done: it does what the handler's return would
+// have done (see Handler). ServeConn waits for it as for a handler. Call
+// Detach on the handler's goroutine, before it returns.
+func (st *ServerStream) Detach() (finish func()) {
+	st.detached = true
+	c := st.s.c
+	c.wg.Add(1) // the handler's own hold keeps the count above zero
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			st.finish()
+			c.wg.Done()
+		})
+	}
+}
 
 // ID returns the stream id.
 func (st *ServerStream) ID() uint32 { return st.s.id }

@@ -57,6 +57,9 @@ type stream struct {
 	gotLen     int64
 	ctxDone    chan struct{}
 	ctxErr     error
+	// notify, if set, is called (without locks, must not block) after
+	// the receive side changes: DATA, END_STREAM, failure.
+	notify func()
 }
 
 func (s *stream) init(c *conn, id uint32) {
@@ -113,31 +116,40 @@ func (s *stream) deliver(data []byte, flen int64, end bool) error {
 	} else if n > 0 {
 		s.buf.write(data)
 	}
-	if end {
-		s.eof = true
-	}
 	s.cond.Broadcast()
+	notify := s.notify
 	s.mu.Unlock()
+	if notify != nil && n > 0 {
+		notify()
+	}
 	if err := c.consumed(credit, true); err != nil {
 		return err
 	}
 	if end {
-		c.remoteEnded(s)
+		return s.endOfStream()
 	}
 	return nil
 }
 
-// endOfStream records END_STREAM carried by a HEADERS frame (read loop).
+// endOfStream records END_STREAM (read loop). The stream leaves the
+// connection (if our side has ended too) before its reader sees the end,
+// so that a reader at EOF finds the connection's state up to date.
 func (s *stream) endOfStream() error {
 	s.mu.Lock()
 	if s.wantLen >= 0 && s.gotLen != s.wantLen {
 		s.mu.Unlock()
 		return streamErr{s.id, ErrCodeProtocol, "DATA length does not match content-length"}
 	}
-	s.eof = true
-	s.cond.Broadcast()
 	s.mu.Unlock()
 	s.c.remoteEnded(s)
+	s.mu.Lock()
+	s.eof = true
+	s.cond.Broadcast()
+	notify := s.notify
+	s.mu.Unlock()
+	if notify != nil {
+		notify()
+	}
 	return nil
 }
 
@@ -171,6 +183,22 @@ func (s *stream) read(p []byte) (int, error) {
 	for s.buf.n == 0 && !s.eof && s.rerr == nil {
 		s.cond.Wait()
 	}
+	return s.readLocked(p)
+}
+
+// tryRead is read without waiting: (0, nil) when nothing is buffered and
+// the stream is still open.
+func (s *stream) tryRead(p []byte) (int, error) {
+	s.mu.Lock()
+	if s.buf.n == 0 && !s.eof && s.rerr == nil {
+		s.mu.Unlock()
+		return 0, nil
+	}
+	return s.readLocked(p)
+}
+
+// readLocked takes what is buffered, or the stream's end; it unlocks mu.
+func (s *stream) readLocked(p []byte) (int, error) {
 	if s.rerr != nil {
 		err := s.rerr
 		s.mu.Unlock()
@@ -193,6 +221,19 @@ func (s *stream) read(p []byte) (int, error) {
 	s.mu.Unlock()
 	s.c.returnWindow(s.id, inc, int64(n))
 	return n, nil
+}
+
+// setNotify installs (or, with nil, removes) the receive-side callback,
+// and calls it once if input is already waiting, so that nothing that
+// arrived before is missed.
+func (s *stream) setNotify(fn func()) {
+	s.mu.Lock()
+	s.notify = fn
+	ready := s.buf.n > 0 || s.eof || s.rerr != nil
+	s.mu.Unlock()
+	if fn != nil && ready {
+		fn()
+	}
 }
 
 // returnWindow gives consumed bytes back: inc to the stream's window
@@ -248,7 +289,11 @@ func (s *stream) abort(err error, discard bool) {
 		n = s.buf.reset()
 	}
 	s.cond.Broadcast()
+	notify := s.notify
 	s.mu.Unlock()
+	if notify != nil {
+		notify()
+	}
 	s.cancelCtx()
 	if n > 0 {
 		s.c.consumed(int64(n), true)

@@ -435,6 +435,14 @@ func (s *ClientStream) Read(p []byte) (int, error) { return s.cs.Read(p) }
 // WaitRead blocks until Read would not block (relay.ReadWaiter).
 func (s *ClientStream) WaitRead() error { return s.cs.WaitRead() }
 
+// TryRead is Read without waiting: (0, nil) when nothing has arrived
+// (relay.Evented).
+func (s *ClientStream) TryRead(p []byte) (int, error) { return s.cs.TryRead(p) }
+
+// SetReadNotify installs fn, called without locks each time input
+// arrives or the stream ends or fails; fn must not block (relay.Evented).
+func (s *ClientStream) SetReadNotify(fn func()) { s.cs.SetReadNotify(fn) }
+
 // Write sends p in DATA frames, blocking on the peer's flow control
 // windows (back-pressure).
 func (s *ClientStream) Write(p []byte) (int, error) { return s.cs.Write(p) }

@@ -95,6 +95,24 @@ func (c *StreamConn) Read(p []byte) (int, error) {
 // WaitRead blocks until Read would not block (relay.ReadWaiter).
 func (c *StreamConn) WaitRead() error { return c.st.WaitRead() }
 
+// TryRead is Read without waiting: (0, nil) when nothing has arrived
+// (relay.Evented).
+func (c *StreamConn) TryRead(p []byte) (int, error) {
+	n, err := c.st.TryRead(p)
+	if err == io.EOF {
+		c.readEOF.Store(true)
+	}
+	return n, err
+}
+
+// SetReadNotify installs fn, called without locks each time input
+// arrives or the stream ends or fails; fn must not block (relay.Evented).
+func (c *StreamConn) SetReadNotify(fn func()) { c.st.SetReadNotify(fn) }
+
+// Detach lets the Handler return while the stream is relayed on; the
+// returned finish must be called once the relay is done with it.
+func (c *StreamConn) Detach() (finish func()) { return c.st.Detach() }
+
 // Write sends p to the client in DATA frames, blocking on its flow control
 // windows.
 func (c *StreamConn) Write(p []byte) (int, error) { return c.st.Write(p) }

@@ -89,43 +89,20 @@ type Counters struct {
 // goroutine and the other on a goroutine it owns and waits for; nothing it
 // starts outlives it. counters may be nil.
 func Run(down, up Conn, opts Options, counters *Counters) Result {
-	r := &run{down: down, up: up}
-	if counters == nil {
-		counters = new(Counters)
-	}
-	if opts.IdleTimeout > 0 {
-		// Armed after assignment, so the callback always sees r.idle.
-		r.idle = time.AfterFunc(time.Duration(1<<62), func() { r.checkIdle(opts.IdleTimeout) })
-		r.idle.Reset(opts.IdleTimeout)
-	}
+	r := newRun(down, up, opts, counters)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.copy(up, down, &counters.DownstreamToUpstream)
+		r.copy(up, down, &r.counters.DownstreamToUpstream)
 	}()
-	r.copy(down, up, &counters.UpstreamToDownstream)
+	r.copy(down, up, &r.counters.UpstreamToDownstream)
 	<-done
-	r.finished.Store(true)
-	if r.idle != nil {
-		r.idle.Stop()
-	}
-	res := Result{
-		DownstreamToUpstream: counters.DownstreamToUpstream.Load(),
-		UpstreamToDownstream: counters.UpstreamToDownstream.Load(),
-	}
-	if e := r.err.Load(); e != nil {
-		res.Err = e.err
-		abort(down)
-		abort(up)
-	} else {
-		down.Close()
-		up.Close()
-	}
-	return res
+	return r.end()
 }
 
 type run struct {
 	down, up Conn
+	counters *Counters
 	// activity counts copied chunks; the idle timer compares it between
 	// firings instead of reading the clock per chunk.
 	activity  atomic.Uint64
@@ -138,9 +115,42 @@ type run struct {
 
 type errBox struct{ err error }
 
-// copy moves src to dst until EOF or error. On EOF it half-closes dst; on
-// error it records the error and aborts both sides so the other direction
-// ends too.
+func newRun(down, up Conn, opts Options, counters *Counters) *run {
+	if counters == nil {
+		counters = new(Counters)
+	}
+	r := &run{down: down, up: up, counters: counters}
+	if opts.IdleTimeout > 0 {
+		// Armed after assignment, so the callback always sees r.idle.
+		r.idle = time.AfterFunc(time.Duration(1<<62), func() { r.checkIdle(opts.IdleTimeout) })
+		r.idle.Reset(opts.IdleTimeout)
+	}
+	return r
+}
+
+// end runs once both directions have ended: it closes both sides, or
+// aborts them after an error, and says what moved.
+func (r *run) end() Result {
+	r.finished.Store(true)
+	if r.idle != nil {
+		r.idle.Stop()
+	}
+	res := Result{
+		DownstreamToUpstream: r.counters.DownstreamToUpstream.Load(),
+		UpstreamToDownstream: r.counters.UpstreamToDownstream.Load(),
+	}
+	if e := r.err.Load(); e != nil {
+		res.Err = e.err
+		abort(r.down)
+		abort(r.up)
+	} else {
+		r.down.Close()
+		r.up.Close()
+	}
+	return res
+}
+
+// copy moves src to dst until EOF or error, blocking in src's Read.
 func (r *run) copy(dst, src Conn, n *atomic.Int64) {
 	waiter, _ := src.(ReadWaiter)
 	var bp *[]byte
@@ -165,31 +175,41 @@ func (r *run) copy(dst, src Conn, n *atomic.Int64) {
 			bp = bufPool.Get().(*[]byte)
 		}
 		nr, rerr := src.Read(*bp)
-		buf := *bp
-		full = nr == len(buf)
-		if nr > 0 {
-			r.activity.Add(1)
-			nw, werr := dst.Write(buf[:nr])
-			n.Add(int64(nw))
-			if werr == nil && nw != nr {
-				werr = io.ErrShortWrite
-			}
-			if werr != nil {
-				r.fail(werr)
-				return
-			}
-		}
-		if rerr == io.EOF {
-			if err := dst.CloseWrite(); err != nil {
-				r.fail(err)
-			}
-			return
-		}
-		if rerr != nil {
-			r.fail(rerr)
+		full = nr == len(*bp)
+		if r.move(dst, (*bp)[:nr], rerr, n) {
 			return
 		}
 	}
+}
+
+// move writes what one read returned to dst and handles the read's end:
+// on EOF it half-closes dst; on error it records the error and aborts both
+// sides so the other direction ends too. It reports whether the direction
+// has ended.
+func (r *run) move(dst Conn, b []byte, rerr error, n *atomic.Int64) (ended bool) {
+	if len(b) > 0 {
+		r.activity.Add(1)
+		nw, werr := dst.Write(b)
+		n.Add(int64(nw))
+		if werr == nil && nw != len(b) {
+			werr = io.ErrShortWrite
+		}
+		if werr != nil {
+			r.fail(werr)
+			return true
+		}
+	}
+	switch {
+	case rerr == io.EOF:
+		if err := dst.CloseWrite(); err != nil {
+			r.fail(err)
+		}
+		return true
+	case rerr != nil:
+		r.fail(rerr)
+		return true
+	}
+	return false
 }
 
 func (r *run) fail(err error) {

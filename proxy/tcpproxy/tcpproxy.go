@@ -28,8 +28,10 @@ type Proxy struct {
 	Log      *slog.Logger
 }
 
-// Serve proxies one downstream connection per tp until both directions end.
-// Streams in flight keep the snapshot they started with.
+// Serve proxies one downstream connection per tp until both directions
+// end, or, for a downstream that is a Detacher, until the relay is started:
+// it then goes on without the caller. Streams in flight keep the snapshot
+// they started with.
 func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy, down Downstream, desc string) {
 	up, ep, done, err := p.Clusters.ConnectTCP(ctx, snap, tp.Cluster)
 	if err != nil {
@@ -47,8 +49,26 @@ func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy,
 		}
 		return
 	}
-	res := relay.Run(dc, up, relay.Options{IdleTimeout: tp.IdleTimeout}, nil)
+	opts := relay.Options{IdleTimeout: tp.IdleTimeout}
+	if d, ok := dc.(Detacher); ok {
+		finish := d.Detach()
+		relay.Start(dc, up, opts, nil, func(res relay.Result) {
+			done()
+			p.logEnd(desc, tp, ep, res)
+			finish()
+		})
+		return
+	}
+	res := relay.Run(dc, up, opts, nil)
 	p.logEnd(desc, tp, ep, res)
+}
+
+// Detacher is an accepted downstream that can outlive the call serving it
+// (an HBONE stream): Serve then hands it to an event-driven relay
+// (relay.Start) and returns, and calls finish once the relay is done, so
+// that an idle tunnel holds no goroutine.
+type Detacher interface {
+	Detach() (finish func())
 }
 
 func (p *Proxy) logEnd(desc string, tp *xds.TCPProxy, ep netip.AddrPort, res relay.Result) {

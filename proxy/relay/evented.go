@@ -1,0 +1,124 @@
+package relay
+
+import (
+	"sync/atomic"
+)
+
+// Evented is a Conn whose input can be awaited without a goroutine: an
+// HTTP/2 stream, whose connection's read loop announces each arrival.
+type Evented interface {
+	Conn
+	// TryRead is Read without waiting: (0, nil) when nothing has arrived.
+	TryRead(p []byte) (int, error)
+	// SetReadNotify installs fn, called each time input arrives or the
+	// stream ends or fails, and at once if input is already waiting. fn
+	// must not block. nil removes it.
+	SetReadNotify(fn func())
+}
+
+// Start relays like Run but returns at once: done is called with the
+// result, on a goroutine the relay owns, once both directions have ended
+// and both sides are closed (or aborted). counters may be nil.
+//
+// When both sides are Evented, a direction has a goroutine only while
+// bytes move: an arrival starts one, and it ends when its input runs dry,
+// so an idle tunnel costs no goroutine and no buffer. Otherwise Start runs
+// Run on a goroutine it owns.
+func Start(down, up Conn, opts Options, counters *Counters, done func(Result)) {
+	de, ok1 := down.(Evented)
+	ue, ok2 := up.(Evented)
+	if !ok1 || !ok2 {
+		go func() { done(Run(down, up, opts, counters)) }()
+		return
+	}
+	r := newRun(down, up, opts, counters)
+	e := &evented{run: r, done: done}
+	e.pending.Store(2)
+	e.toUp = pump{e: e, src: de, dst: up, n: &r.counters.DownstreamToUpstream}
+	e.toDown = pump{e: e, src: ue, dst: down, n: &r.counters.UpstreamToDownstream}
+	de.SetReadNotify(e.toUp.notify)
+	ue.SetReadNotify(e.toDown.notify)
+}
+
+type evented struct {
+	*run
+	toUp, toDown pump
+	pending      atomic.Int32 // directions not yet ended
+	done         func(Result)
+}
+
+// pump is one direction of an evented relay.
+type pump struct {
+	e     *evented
+	src   Evented
+	dst   Conn
+	n     *atomic.Int64
+	state atomic.Int32 // pumpIdle, pumpRunning, pumpAgain
+}
+
+const (
+	pumpIdle    = iota // no goroutine: waiting for a notification
+	pumpRunning        // a goroutine is draining src (for good once src ended)
+	pumpAgain          // running, and notified since it last found src dry
+)
+
+// notify is src's callback: it starts a goroutine to drain src unless one
+// is running, in which case that one is told to look again.
+func (p *pump) notify() {
+	for {
+		switch p.state.Load() {
+		case pumpIdle:
+			if p.state.CompareAndSwap(pumpIdle, pumpRunning) {
+				go p.run()
+				return
+			}
+		case pumpRunning:
+			if p.state.CompareAndSwap(pumpRunning, pumpAgain) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// run drains src until it is dry (and no notification came meanwhile) or
+// ended. An ended direction leaves the state running, so that later
+// notifications start nothing.
+func (p *pump) run() {
+	for {
+		if p.drain() {
+			p.e.directionEnded()
+			return
+		}
+		if p.state.CompareAndSwap(pumpRunning, pumpIdle) {
+			return
+		}
+		p.state.Store(pumpRunning)
+	}
+}
+
+// drain copies what src holds to dst; it reports whether the direction
+// has ended.
+func (p *pump) drain() (ended bool) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	for {
+		nr, rerr := p.src.TryRead(*bp)
+		if nr == 0 && rerr == nil {
+			return false
+		}
+		if p.e.move(p.dst, (*bp)[:nr], rerr, p.n) {
+			return true
+		}
+	}
+}
+
+func (e *evented) directionEnded() {
+	if e.pending.Add(-1) != 0 {
+		return
+	}
+	e.toUp.src.SetReadNotify(nil)
+	e.toDown.src.SetReadNotify(nil)
+	e.done(e.end())
+}
