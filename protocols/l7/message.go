@@ -11,6 +11,8 @@ const (
 	HTTP10
 	HTTP11
 	HTTP2
+	// Dubbo is Dubbo 2 over TCP (a call, mapped as protocols/dubbo says).
+	Dubbo
 )
 
 func (p Proto) String() string {
@@ -21,6 +23,8 @@ func (p Proto) String() string {
 		return "HTTP/1.1"
 	case HTTP2:
 		return "HTTP/2"
+	case Dubbo:
+		return "dubbo"
 	}
 	return "unknown"
 }
