@@ -33,6 +33,8 @@ type Snapshot struct {
 	endpoints    []*endpointv3.ClusterLoadAssignment // as given to Build
 	bootstrap    *bootstrapv3.Bootstrap              // set by ParseBootstrap; nil from Build
 	raw          *Resources                          // set by BuildResources: the resources as given
+
+	sourceVersions map[string]string // accepted xDS versions by type URL; see SetSourceVersions
 }
 
 // Listener returns the listener named name, or nil. A nil Snapshot has none.

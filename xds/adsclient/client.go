@@ -497,6 +497,11 @@ func (c *Client) tryApply() {
 	if err != nil {
 		return // waiting for another type (see accept)
 	}
+	vers := make(map[string]string, len(c.typeVer))
+	for k, v := range c.typeVer {
+		vers[k] = v
+	}
+	snap.SetSourceVersions(vers)
 	if err := c.cfg.Apply(snap); err != nil {
 		c.log.Error("xds: config not applied; the last good config keeps serving", "error", err)
 		return
