@@ -109,7 +109,7 @@ func (s *Snapshot) foldCluster(c *Cluster) error {
 		c.Transport = TransportHBONE
 		return nil
 	}
-	if tunnel.Refusal != "" {
+	if tunnel.Name == "" { // originate's stand-in for double HBONE
 		c.Refusal = tunnel.Refusal
 	}
 	withAddr := 0

@@ -63,7 +63,7 @@ func (h *Handler) serveSniffed(ctx context.Context, st *hbone.ServerStream, snap
 		conn.Abort()
 		return
 	}
-	rc := &replayConn{StreamConn: conn, pending: buf[:n]}
+	rc := &replayConn{conn: conn, pending: buf[:n]}
 	if fc.HTTP != nil {
 		src := httpconn.NewSource(h.Store, name, in, h.Clusters, snap, fc.HTTP)
 		httpconn.Serve(ctx, rc, src, &filters.Downstream{
@@ -75,9 +75,11 @@ func (h *Handler) serveSniffed(ctx context.Context, st *hbone.ServerStream, snap
 	h.TCP.Serve(ctx, snap, fc.TCPProxy, acceptedDown{rc: rc, st: st}, st.Peer.String()+" -> "+st.Authority)
 }
 
-// replayConn gives the inspected bytes back before the rest of the stream.
+// replayConn gives the inspected bytes back before the rest of the
+// stream. It does not embed the stream, so that nothing reads past it (the
+// event-driven relay's TryRead would).
 type replayConn struct {
-	*hbone.StreamConn
+	conn    *hbone.StreamConn
 	pending []byte
 }
 
@@ -87,8 +89,13 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		c.pending = c.pending[n:]
 		return n, nil
 	}
-	return c.StreamConn.Read(p)
+	return c.conn.Read(p)
 }
+
+func (c *replayConn) Write(p []byte) (int, error) { return c.conn.Write(p) }
+func (c *replayConn) CloseWrite() error           { return c.conn.CloseWrite() }
+func (c *replayConn) Close() error                { return c.conn.Close() }
+func (c *replayConn) Abort()                      { c.conn.Abort() }
 
 // acceptedDown is a stream already answered: Accept hands it over, Refuse
 // resets it.

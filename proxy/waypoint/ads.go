@@ -110,4 +110,3 @@ func (w *Waypoint) hboneListenAddr(snap *xds.Snapshot) string {
 	}
 	return DefaultHBONEAddr
 }
-
