@@ -53,7 +53,7 @@ func (m *Manager) Apply(snap *xds.Snapshot) error {
 	}
 	want := map[string]netip.AddrPort{}
 	for _, l := range snap.Listeners {
-		if !l.Internal && l.Address.IsValid() {
+		if !l.Internal && l.Address.IsValid() && l.HBONE == nil { // the HBONE entry is the waypoint's HBONE server
 			want[l.Name] = l.Address
 		}
 	}

@@ -91,7 +91,7 @@ func (d *Dialer) dialHBONE(ctx context.Context, cl *xds.Cluster, addr netip.Addr
 	}
 	key := peerKey(expect)
 	return d.pool.Connect(ctx, hbone.Dest{
-		Addr:      netip.AddrPortFrom(addr.Addr(), HBONEPort),
+		Addr:      netip.AddrPortFrom(addr.Addr(), cl.HBONEPortOrDefault()),
 		Authority: addr.String(),
 		PeerKey:   key,
 		TLS:       d.clientTLS(key, expect),
