@@ -1,6 +1,8 @@
 package http2
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -113,4 +115,68 @@ func TestLargeData(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTryReadChunk reads a request body as the chunks it arrived in,
+// after a partial Read of the first one, and checks the bytes and the end
+// of the body. More than a window's worth flows, so each taken chunk must
+// count as read; the client's writes vary in size, so that small frames
+// (packed into chunks) and large ones (read straight into them) mix.
+func TestTryReadChunk(t *testing.T) {
+	body := pattern(3 << 20)
+	got := make(chan []byte, 1)
+	h := HandlerFunc(func(st *ServerStream) {
+		head := make([]byte, 10)
+		n, _ := io.ReadFull(st.Request().Body, head)
+		b := append([]byte(nil), head[:n]...)
+		for {
+			if err := st.WaitRead(); err != nil {
+				break
+			}
+			ch, err := st.TryReadChunk()
+			b = append(b, ch.Bytes()...)
+			ch.Release()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Errorf("TryReadChunk: %v", err)
+				break
+			}
+		}
+		got <- b
+		st.WriteResponse(&l7.Response{Status: 200})
+	})
+	srv := startServer(t, Config{InitialStreamWindow: 256 << 10}, h)
+	cc := dialClient(t, srv.addr(), Config{})
+	req := newRequest("POST", "example.com", "/")
+	req.Body = &varyingReader{b: body}
+	resp, err := cc.RoundTrip(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != 200 {
+		t.Fatalf("status %d", resp.Status)
+	}
+	if b := <-got; !bytes.Equal(b, body) {
+		t.Fatalf("handler read %d bytes, want the %d sent, equal", len(b), len(body))
+	}
+}
+
+// varyingReader reads b in pieces of 700 B, 16 KiB, 9,000 B and 40 KiB in
+// turn.
+type varyingReader struct {
+	b []byte
+	i int
+}
+
+func (r *varyingReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := min([]int{700, 16 << 10, 9000, 40 << 10}[r.i%4], len(r.b), len(p))
+	r.i++
+	copy(p, r.b[:n])
+	r.b = r.b[n:]
+	return n, nil
 }

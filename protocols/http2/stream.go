@@ -216,6 +216,33 @@ func (s *stream) readLocked(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n := s.buf.read(p)
+	return n, s.consumedLocked(n)
+}
+
+// tryReadChunk is tryRead without a copy: it takes the first buffered
+// chunk whole. An empty Chunk with a nil error means nothing has arrived.
+func (s *stream) tryReadChunk() (Chunk, error) {
+	s.mu.Lock()
+	if s.rerr != nil {
+		err := s.rerr
+		s.mu.Unlock()
+		return Chunk{}, err
+	}
+	if s.buf.n == 0 {
+		eof := s.eof
+		s.mu.Unlock()
+		if eof {
+			return Chunk{}, io.EOF
+		}
+		return Chunk{}, nil
+	}
+	ch := s.buf.takeFirst()
+	return ch, s.consumedLocked(len(ch.b))
+}
+
+// consumedLocked counts n bytes as read: the stream's window is given
+// back once half of it is due, the connection's likewise. It unlocks mu.
+func (s *stream) consumedLocked(n int) error {
 	var inc int64
 	if !s.eof {
 		s.unacked += int64(n)
@@ -227,7 +254,7 @@ func (s *stream) readLocked(p []byte) (int, error) {
 	}
 	s.mu.Unlock()
 	s.c.returnWindow(s.id, inc, int64(n))
-	return n, nil
+	return nil
 }
 
 // setNotify installs (or, with nil, removes) the receive-side callback,
