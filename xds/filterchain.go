@@ -26,6 +26,16 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 		return nil, errAt("filters", "want one terminal network filter (%s or %s), got none", tcpProxyFilterName, hcmFilterName)
 	}
 	for i, f := range filters {
+		if n, ok, err := decodeNetworkRBAC(f); ok {
+			if err != nil {
+				return nil, at(idx("filters", i), err)
+			}
+			if i == len(filters)-1 {
+				return nil, errAt(idx("filters", i), "%s must come before a terminal filter", f.GetName())
+			}
+			c.RBAC = append(c.RBAC, n)
+			continue
+		}
 		tp, hcm, err := decodeNetworkFilter(f, clusters)
 		if err != nil {
 			return nil, at(idx("filters", i), err)

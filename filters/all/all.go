@@ -5,5 +5,6 @@ package all
 
 import (
 	_ "github.com/gowaypoint/waypoint/filters/fault"  // envoy.filters.http.fault
+	_ "github.com/gowaypoint/waypoint/filters/rbac"   // envoy.filters.http.rbac
 	_ "github.com/gowaypoint/waypoint/filters/router" // envoy.filters.http.router
 )

@@ -8,10 +8,12 @@
 package httpconn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -118,7 +120,7 @@ func detectPreface(r io.Reader) (bool, []byte, error) {
 
 // prepare applies the connection manager's request handling before the
 // filters run; false when the request must be refused with 400.
-func (c *conn) prepare(hcm *xds.HTTPConnectionManager, req *l7.Request) bool {
+func (c *conn) prepare(hcm *xds.HTTPConnectionManager, s *filters.Stream, req *l7.Request) bool {
 	if !normalizePath(req, hcm) {
 		return false
 	}
@@ -129,6 +131,9 @@ func (c *conn) prepare(hcm *xds.HTTPConnectionManager, req *l7.Request) bool {
 			h.SetBytes("x-request-id", newUUID(&id))
 		}
 	}
+	if !hcm.UseRemoteAddress {
+		s.RemoteAddr = trustedXFF(h, hcm.XFFNumTrustedHops)
+	}
 	if hcm.UseRemoteAddress {
 		if !hcm.SkipXFFAppend && c.down.RemoteAddr.IsValid() {
 			appendXFF(h, c.down.RemoteAddr.Addr().String())
@@ -138,6 +143,39 @@ func (c *conn) prepare(hcm *xds.HTTPConnectionManager, req *l7.Request) bool {
 		h.Add("x-forwarded-proto", "http")
 	}
 	return true
+}
+
+// trustedXFF is the downstream address Envoy trusts when
+// use_remote_address is false: the address xff_num_trusted_hops from the
+// right end of the last x-forwarded-for (zero when there is none, or it is
+// not an IP address: then the connection's peer is the remote address).
+func trustedXFF(h *l7.Header, trustedHops uint32) netip.AddrPort {
+	var v []byte
+	for _, f := range h.Fields() {
+		if string(f.Name) == "x-forwarded-for" {
+			v = f.Value
+		}
+	}
+	if len(v) == 0 {
+		return netip.AddrPort{}
+	}
+	skip := int(trustedHops)
+	end := len(v)
+	for i := len(v) - 1; i >= -1; i-- {
+		if i >= 0 && v[i] != ',' {
+			continue
+		}
+		if skip == 0 {
+			a, err := netip.ParseAddr(string(bytes.TrimSpace(v[i+1 : end])))
+			if err != nil {
+				return netip.AddrPort{}
+			}
+			return netip.AddrPortFrom(a.Unmap(), 0)
+		}
+		skip--
+		end = i
+	}
+	return netip.AddrPort{}
 }
 
 func appendXFF(h *l7.Header, ip string) {
@@ -187,7 +225,7 @@ func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, loca
 	s.Init(ctx, req, c.down, hcm.Routes)
 	s.Upstream = b.up
 	switch {
-	case !c.prepare(hcm, req):
+	case !c.prepare(hcm, s, req):
 		s.SendLocalReply(400, "Bad Request", "DPE")
 	case req.Protocol != "" && !hcm.Upgrades[strings.ToLower(req.Protocol)]:
 		s.SendLocalReply(403, "upgrade not allowed: "+req.Protocol, "")

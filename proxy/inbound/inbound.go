@@ -50,18 +50,45 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
 		return
 	}
+	info := downstreamOf(st)
+	if ok, details := fc.AllowConnection(info); !ok {
+		// As in Envoy, the tunnel is up before the network filters run:
+		// the CONNECT is answered, then the connection closed.
+		h.TCP.Log.Info("inbound: connection denied by RBAC", "peer", info.PeerURI, "authority", st.Authority, "details", details)
+		if conn, err := st.Accept(); err == nil {
+			conn.Close()
+		}
+		return
+	}
 	if fc.HTTP != nil {
 		conn, err := st.Accept()
 		if err != nil {
 			return
 		}
 		src := httpconn.NewSource(h.Store, MainInternal, in, h.Clusters, snap, fc.HTTP)
-		httpconn.Serve(ctx, conn, src, &filters.Downstream{
-			Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
-		}, h.HTTP)
+		httpconn.Serve(ctx, conn, src, info, h.HTTP)
 		return
 	}
-	h.TCP.Serve(ctx, snap, fc.TCPProxy, down, st.Peer.String()+" -> "+st.Authority)
+	h.TCP.Serve(ctx, snap, fc.TCPProxy, down, info, st.Peer.String()+" -> "+st.Authority)
+}
+
+// downstreamOf describes an HBONE stream's downstream connection: the
+// peer's identity, the addresses, the :authority, and the baggage header
+// the source ztunnel sent (its workload's metadata, for telemetry).
+func downstreamOf(st *hbone.ServerStream) *filters.Downstream {
+	d := &filters.Downstream{
+		Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
+		Authority: st.Authority,
+	}
+	if !st.Peer.IsZero() {
+		d.PeerURI = st.Peer.String()
+	}
+	if st.Header != nil {
+		if b, ok := st.Header.Get("baggage"); ok {
+			d.Baggage = string(b)
+		}
+	}
+	return d
 }
 
 // stream adapts an HBONE server stream to tcpproxy.Downstream.

@@ -104,16 +104,22 @@ func (m *Manager) serve(name string, c *net.TCPConn) {
 	}
 	in := xds.MatchInput{Destination: c.LocalAddr().(*net.TCPAddr).AddrPort(), Source: c.RemoteAddr().(*net.TCPAddr).AddrPort()}
 	fc := l.Match(in)
-	switch {
-	case fc == nil:
+	if fc == nil {
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no filter chain matches %s", in.Destination)))
-	case fc.HTTP != nil:
-		src := httpconn.NewSource(m.Store, name, in, m.Clusters, snap, fc.HTTP)
-		httpconn.Serve(context.Background(), c, src,
-			&filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination}, m.HTTP)
-	default:
-		m.TCP.Serve(context.Background(), snap, fc.TCPProxy, down, name+" "+in.Source.String())
+		return
 	}
+	info := &filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination}
+	if ok, details := fc.AllowConnection(info); !ok {
+		m.Log.Info("listener: connection denied by RBAC", "listener", name, "remote", in.Source.String(), "details", details)
+		c.Close()
+		return
+	}
+	if fc.HTTP != nil {
+		src := httpconn.NewSource(m.Store, name, in, m.Clusters, snap, fc.HTTP)
+		httpconn.Serve(context.Background(), c, src, info, m.HTTP)
+		return
+	}
+	m.TCP.Serve(context.Background(), snap, fc.TCPProxy, down, info, name+" "+in.Source.String())
 }
 
 // Drain closes every socket so no connection is accepted, then waits for

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
 	"github.com/gowaypoint/waypoint/xds"
@@ -32,7 +33,8 @@ type Proxy struct {
 // end, or, for a downstream that is a Detacher, until the relay is started:
 // it then goes on without the caller. Streams in flight keep the snapshot
 // they started with.
-func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy, down Downstream, desc string) {
+// info describes the downstream connection (for telemetry).
+func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy, down Downstream, info *filters.Downstream, desc string) {
 	up, ep, done, err := p.Clusters.ConnectTCP(ctx, snap, tp.Cluster)
 	if err != nil {
 		down.Refuse(err)
