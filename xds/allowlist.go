@@ -32,7 +32,7 @@ var allowlist = pbcheck.Allowlist{
 	"envoy.config.listener.v3.Filter":                                         fields("name", "typed_config"),
 	"envoy.config.listener.v3.ListenerFilter":                                 fields("name", "typed_config"),
 	"envoy.extensions.filters.listener.original_dst.v3.OriginalDst":           fields(),
-	"envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy":                  fields("stat_prefix", "cluster", "idle_timeout"),
+	"envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy":                  fields("stat_prefix", "cluster", "idle_timeout", "access_log*"),
 	"envoy.extensions.matching.common_inputs.network.v3.DestinationIPInput":   fields(),
 	"envoy.extensions.matching.common_inputs.network.v3.DestinationPortInput": fields(),
 	"envoy.extensions.matching.common_inputs.network.v3.SourceIPInput":        fields(),

@@ -6,6 +6,8 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
 // tcpProxyFilterName is the canonical name of the one network filter
@@ -84,6 +86,9 @@ func decodeTCPProxy(pb *tcpproxyv3.TcpProxy, clusters map[string]*Cluster) (*TCP
 	var err error
 	if tp.IdleTimeout, err = duration(pb.GetIdleTimeout(), defaultTCPIdleTimeout); err != nil {
 		return nil, at("idle_timeout", err)
+	}
+	if tp.AccessLog, err = accesslog.Decode(pb.GetAccessLog()); err != nil {
+		return nil, err
 	}
 	return tp, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/filters/rbac"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
 // Listener is one decoded listener. Read-only after Build; safe for
@@ -110,6 +111,8 @@ type TCPProxy struct {
 	// IdleTimeout closes the connection after this long with no traffic in
 	// either direction. Envoy's default is 1h; 0 disables it (idle_timeout: 0s).
 	IdleTimeout time.Duration
+	// AccessLog are the access_log entries, a line per connection.
+	AccessLog []*accesslog.Logger
 }
 
 // defaultTCPIdleTimeout is Envoy's tcp_proxy idle_timeout default.

@@ -69,6 +69,7 @@ func run(args []string) error {
 	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with cert-chain.pem, key.pem and root-cert.pem (required); reloaded when they change")
 	fs.StringVar(&o.HBONEAddr, "hbone-addr", waypoint.DefaultHBONEAddr, "HBONE listen address")
 	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", waypoint.DefaultMetricsAddr, `Prometheus metrics listen address, serving /stats/prometheus ("off" disables it)`)
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
 	logger := cli.LogFlags(fs)
 	fs.Parse(args)

@@ -26,6 +26,9 @@ import (
 // Env is what every HTTP connection shares. Read-only.
 type Env struct {
 	Log *slog.Logger
+	// Telemetry receives every stream's metrics, access log and spans;
+	// nil reports nothing.
+	Telemetry *Telemetry
 }
 
 // conn is one downstream connection's state, owned by its goroutine.
@@ -210,12 +213,14 @@ func (c *conn) respond(hcm *xds.HTTPConnectionManager, s *filters.Stream, local 
 
 // run passes one request through the chain of the config now in force and
 // returns the response to write. ctx ends with the stream; local is
-// storage for a local reply. ok is false when the config no longer serves
-// this connection over HTTP: the request is answered 503 and the
-// connection should end.
-func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, local *l7.Response) (resp *l7.Response, ok bool) {
+// storage for a local reply; t the stream's telemetry, which finish
+// reports once the response is written. ok is false when the config no
+// longer serves this connection over HTTP: the request is answered 503
+// and the connection should end.
+func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, local *l7.Response, t *streamTelemetry) (resp *l7.Response, ok bool) {
 	b := c.src.current()
 	hcm := b.hcm
+	t.reset(b, hcm)
 	if hcm == nil {
 		hcm = c.hcm
 		s.Init(ctx, req, c.down, nil)
@@ -230,9 +235,12 @@ func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, loca
 	case req.Protocol != "" && !hcm.Upgrades[strings.ToLower(req.Protocol)]:
 		s.SendLocalReply(403, "upgrade not allowed: "+req.Protocol, "")
 	default:
+		c.begin(hcm, s, t)
 		hcm.Chain.Run(s)
 	}
-	return c.respond(hcm, s, local), true
+	resp = c.respond(hcm, s, local)
+	t.countResponse(resp)
+	return resp, true
 }
 
 // closeBody releases a response body (its upstream connection).

@@ -14,6 +14,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -33,6 +34,10 @@ var _ hbone.Handler = (*Handler)(nil)
 
 // ServeHBONE implements hbone.Handler.
 func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
+	ls := metrics.Listener(MainInternal)
+	ls.Connections.Inc()
+	ls.Active.Inc()
+	defer ls.Active.Dec()
 	down := stream{st}
 	snap := h.Store.Load()
 	if snap == nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -95,6 +96,10 @@ func (m *Manager) Addr(name string) (net.Addr, bool) {
 }
 
 func (m *Manager) serve(name string, c *net.TCPConn) {
+	ls := metrics.Listener(name)
+	ls.Connections.Inc()
+	ls.Active.Inc()
+	defer ls.Active.Dec()
 	down := tcpDown{conn: c, log: m.Log, listener: name}
 	snap := m.Store.Load()
 	l := snap.Listener(name)

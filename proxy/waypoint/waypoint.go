@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,10 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/listener"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
+	"github.com/gowaypoint/waypoint/telemetry/stats"
+	"github.com/gowaypoint/waypoint/telemetry/tracing"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -48,6 +53,9 @@ type Options struct {
 	// AdminAddr serves the admin endpoints; when empty, the bootstrap's
 	// admin address, else 127.0.0.1:15000. "off" disables it.
 	AdminAddr string
+	// MetricsAddr serves /stats/prometheus (Istio's merged-metrics port,
+	// DefaultMetricsAddr in the command); empty or "off" disables it.
+	MetricsAddr string
 	// DrainTimeout bounds Shutdown's wait for streams; default 5 s.
 	DrainTimeout time.Duration
 	// ConfigPollInterval is how often ConfigFile is checked for changes;
@@ -71,10 +79,14 @@ type Waypoint struct {
 	hbone     *hbone.Server
 	listeners *listener.Manager
 	admin     *admin.Server
+	metrics   *http.Server
+	logs      *accesslog.Sinks
+	tracers   *tracing.Tracers
 
-	hboneAddr net.Addr
-	adminAddr net.Addr
-	ready     atomic.Bool
+	hboneAddr   net.Addr
+	adminAddr   net.Addr
+	metricsAddr net.Addr
+	ready       atomic.Bool
 
 	reloadMu sync.Mutex // serializes Reload
 	fileStat os.FileInfo
@@ -128,8 +140,10 @@ func Start(opts Options) (w *Waypoint, err error) {
 	w.pool = hbone.NewPool(hbone.PoolConfig{Logger: w.log})
 	w.clusters = upstream.NewClusters(upstream.NewDialer(w.pool, w.certs))
 	w.clusters.Update(bs.Snapshot)
-	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log}
-	httpEnv := &httpconn.Env{Log: w.log}
+	w.logs = &accesslog.Sinks{Log: w.log}
+	w.tracers = &tracing.Tracers{Dial: w.dialCluster, Log: w.log}
+	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log, Metrics: metrics.Default, Logs: w.logs}
+	httpEnv := &httpconn.Env{Log: w.log, Telemetry: &httpconn.Telemetry{Metrics: metrics.Default, Logs: w.logs, Tracers: w.tracers}}
 
 	w.hbone, err = hbone.NewServer(hbone.ServerConfig{
 		TLS:          w.certs.ServerTLSConfig(),
@@ -153,6 +167,9 @@ func Start(opts Options) (w *Waypoint, err error) {
 	}
 
 	if err := w.startAdmin(bs); err != nil {
+		return nil, err
+	}
+	if err := w.startMetrics(); err != nil {
 		return nil, err
 	}
 	if opts.ConfigPollInterval > 0 {
@@ -191,6 +208,7 @@ func (w *Waypoint) startAdmin(bs *xds.Bootstrap) error {
 	w.admin = admin.New(admin.Sources{
 		Ready:      w.ready.Load,
 		ConfigDump: func() ([]byte, error) { return w.store.Load().ConfigDump() },
+		Extra:      map[string]http.Handler{"/stats/prometheus": stats.Handler()},
 	}, w.log)
 	w.serve(func() { w.admin.Serve(ln) })
 	return nil
@@ -300,7 +318,18 @@ func (w *Waypoint) close() {
 	if w.admin != nil {
 		w.admin.Close()
 	}
+	if w.metrics != nil {
+		w.metrics.Close()
+	}
 	w.wg.Wait()
+	if w.tracers != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		w.tracers.Shutdown(ctx) // exports the spans still batched
+		cancel()
+	}
+	if w.logs != nil {
+		w.logs.Close()
+	}
 	if w.clusters != nil {
 		w.clusters.Close()
 	}
