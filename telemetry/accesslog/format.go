@@ -420,7 +420,7 @@ func (f *Format) appendPart(dst []byte, p *part, r *Record, dash bool) []byte {
 	case opResponseCode:
 		dst = strconv.AppendInt(dst, int64(r.Code), 10)
 	case opResponseFlags, opResponseFlagsLong:
-		dst = append(dst, r.Flags.String()...)
+		dst = r.Flags.AppendTo(dst)
 	case opResponseCodeDetails:
 		dst = append(dst, r.Details...)
 	case opTermination:
@@ -477,15 +477,7 @@ func appendDownstream(dst []byte, o op, r *Record) []byte {
 	if r.Stream != nil {
 		remote = r.Stream.TrustedRemoteAddr()
 	}
-	addr := func(a netip.AddrPort, port bool) []byte {
-		if !a.IsValid() {
-			return dst
-		}
-		if !port || a.Port() == 0 {
-			return a.Addr().AppendTo(dst)
-		}
-		return a.AppendTo(dst)
-	}
+	addr := func(a netip.AddrPort, port bool) []byte { return appendAddr(dst, a, port) }
 	switch o {
 	case opPeerURISAN:
 		return append(dst, d.PeerURI...)
@@ -507,6 +499,16 @@ func appendDownstream(dst []byte, o op, r *Record) []byte {
 		return append(dst, d.ServerName...)
 	}
 	return dst
+}
+
+func appendAddr(dst []byte, a netip.AddrPort, port bool) []byte {
+	if !a.IsValid() {
+		return dst
+	}
+	if !port || a.Port() == 0 {
+		return a.Addr().AppendTo(dst)
+	}
+	return a.AppendTo(dst)
 }
 
 func appendFilterState(dst []byte, p *part, r *Record) []byte {
