@@ -54,8 +54,9 @@ type reviewsOptions struct {
 	AccessLogDir string
 	// Tracing is the random sampling percentage; 0 writes no tracing.
 	Tracing float64
-	// NoRBAC leaves the RBAC filters out (the router alone).
-	NoRBAC bool
+	// NoRBAC leaves the RBAC filters out (the router alone); NoTCPRBAC
+	// only the TCP chain's (istiod's refuse every connection).
+	NoRBAC, NoTCPRBAC bool
 	// Sources are the "identity/port" sources to start.
 	Sources []string
 }
@@ -261,7 +262,7 @@ func (e *reviewsEnv) bootstrap() string {
 	w("    - name: inbound-vip|9300|tcp|reviews.mesh.local")
 	w("      filter_chain_match: {prefix_ranges: [{address_prefix: %s, prefix_len: 32}], destination_port: 9300}", vip)
 	w("      filters:")
-	if !e.opts.NoRBAC {
+	if !e.opts.NoRBAC && !e.opts.NoTCPRBAC {
 		for _, js := range fixtureRBAC(t, "inbound-vip|9300|tcp", "envoy.filters.network.rbac") {
 			w("      - name: envoy.filters.network.rbac")
 			w("        typed_config: %s", js)

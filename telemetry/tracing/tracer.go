@@ -12,12 +12,14 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/l7"
@@ -39,6 +41,7 @@ type Tracers struct {
 
 	mu        sync.Mutex
 	providers map[providerKey]*sdktrace.TracerProvider // guarded by mu
+	conns     []*grpc.ClientConn                       // guarded by mu
 	closed    bool                                     // guarded by mu
 }
 
@@ -55,16 +58,26 @@ func (t *Tracers) tracer(c *Config) trace.Tracer {
 		return p.Tracer("waypoint")
 	}
 	cluster := c.Cluster
-	exp, err := otlptracegrpc.New(context.Background(),
-		otlptracegrpc.WithInsecure(),
-		otlptracegrpc.WithEndpoint(c.Authority),
-		otlptracegrpc.WithDialOption(grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return t.Dial(ctx, cluster)
-		})))
-	if err != nil {
-		t.log().Error("tracing: cannot make the OTLP exporter", "cluster", c.Cluster, "error", err)
-		return nil
+	// The target names no address: every connection is dialed to the
+	// cluster, as Envoy's envoy_grpc does; the authority is the cluster's.
+	conn, err := grpc.NewClient("passthrough:///"+c.Authority,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithAuthority(c.Authority),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return t.Dial(ctx, cluster) }))
+	if err == nil {
+		var exp *otlptrace.Exporter
+		exp, err = otlptracegrpc.New(context.Background(), otlptracegrpc.WithGRPCConn(conn))
+		if err == nil {
+			t.conns = append(t.conns, conn)
+			return t.provider(k, exp, c)
+		}
+		conn.Close()
 	}
+	t.log().Error("tracing: cannot make the OTLP exporter", "cluster", c.Cluster, "error", err)
+	return nil
+}
+
+func (t *Tracers) provider(k providerKey, exp sdktrace.SpanExporter, c *Config) trace.Tracer {
 	p := sdktrace.NewTracerProvider(
 		sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(exp, sdktrace.WithBatchTimeout(BatchTimeout))),
 		sdktrace.WithSampler(sdktrace.AlwaysSample()), // the decision is made before a span is started
@@ -88,11 +101,14 @@ func (t *Tracers) log() *slog.Logger {
 func (t *Tracers) Shutdown(ctx context.Context) {
 	t.mu.Lock()
 	t.closed = true
-	ps := t.providers
-	t.providers = nil
+	ps, conns := t.providers, t.conns
+	t.providers, t.conns = nil, nil
 	t.mu.Unlock()
 	for _, p := range ps {
 		p.Shutdown(ctx)
+	}
+	for _, c := range conns {
+		c.Close()
 	}
 }
 
