@@ -146,7 +146,7 @@ func fixtureRBAC(t *testing.T, chain, name string) []string {
 	var doc struct {
 		Resources []struct {
 			FilterChains []struct {
-				Name    string `json:"name"`
+				Name    string   `json:"name"`
 				Filters []filter `json:"filters"`
 			} `json:"filterChains"`
 		} `json:"resources"`
