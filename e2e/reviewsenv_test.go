@@ -22,6 +22,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
 // The reviews mesh of istiod's fixture (../shared/istiod/reviews), on
@@ -49,9 +50,10 @@ type reviewsEnv struct {
 
 // reviewsOptions choose what the config turns on.
 type reviewsOptions struct {
-	// AccessLogDir, when set, gets access.log (Istio's text format) and
-	// access.json (a JSON format).
+	// AccessLogDir, when set, gets access.log (Istio's text format) and,
+	// unless TextLogOnly, access.json (a JSON format).
 	AccessLogDir string
+	TextLogOnly  bool
 	// Tracing is the random sampling percentage; 0 writes no tracing.
 	Tracing float64
 	// NoRBAC leaves the RBAC filters out (the router alone); NoTCPRBAC
@@ -59,6 +61,8 @@ type reviewsOptions struct {
 	NoRBAC, NoTCPRBAC bool
 	// Sources are the "identity/port" sources to start.
 	Sources []string
+	// WaypointArgs are extra flags for the waypoint.
+	WaypointArgs []string
 }
 
 // identities of the mesh, with the baggage their ztunnel sends.
@@ -105,8 +109,8 @@ func newReviewsEnv(t *testing.T, netN int, opts reviewsOptions) *reviewsEnv {
 		e.pods[p.name] = startReviewsPod(t, e.ip(p.host), p.name)
 		e.startHBONEServe(p.host, "reviews")
 	}
-	e.waypoint = startProc(t, "waypoint", bins.waypoint, "run", "--config", e.config, "--cert-dir", e.certDir("waypoint"),
-		"--hbone-addr", e.hboneAddr(), "--admin-addr", e.ip(5)+":15000", "--metrics-addr", e.ip(5)+":15020")
+	e.waypoint = startProc(t, "waypoint", bins.waypoint, append([]string{"run", "--config", e.config, "--cert-dir", e.certDir("waypoint"),
+		"--hbone-addr", e.hboneAddr(), "--admin-addr", e.ip(5) + ":15000", "--metrics-addr", e.ip(5) + ":15020"}, opts.WaypointArgs...)...)
 	waitHTTP200(t, e.adminURL()+"/healthz/ready")
 	t.Cleanup(e.checkWaypointLeaks)
 	for _, s := range opts.Sources {
@@ -201,7 +205,10 @@ func (e *reviewsEnv) bootstrap() string {
 		if d := e.opts.AccessLogDir; d != "" {
 			w("          access_log:")
 			w("          - name: envoy.access_loggers.file")
-			w(`            typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: %q}`, filepath.Join(d, "access.log"))
+			w(`            typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: %q, log_format: {text_format_source: {inline_string: %q}}}`,
+				filepath.Join(d, "access.log"), accesslog.IstioFormat)
+		}
+		if d := e.opts.AccessLogDir; d != "" && !e.opts.TextLogOnly {
 			w("          - name: envoy.access_loggers.file")
 			w(`            typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: %q,`, filepath.Join(d, "access.json"))
 			w(`              log_format: {json_format: {code: "%%RESPONSE_CODE%%", flags: "%%RESPONSE_FLAGS%%", path: "%%REQ(:PATH)%%", details: "%%RESPONSE_CODE_DETAILS%%",`)

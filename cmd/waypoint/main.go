@@ -70,9 +70,11 @@ func run(args []string) error {
 	fs.StringVar(&o.HBONEAddr, "hbone-addr", waypoint.DefaultHBONEAddr, "HBONE listen address")
 	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", waypoint.DefaultMetricsAddr, `Prometheus metrics listen address, serving /stats/prometheus ("off" disables it)`)
+	stats := fs.Bool("stats", true, "record Istio's standard metrics and the Envoy-style counters (false only to measure their cost)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
 	logger := cli.LogFlags(fs)
 	fs.Parse(args)
+	o.NoStats = !*stats
 	if o.ConfigFile == "" || o.CertDir == "" {
 		return fmt.Errorf("run: --config and --cert-dir are required")
 	}

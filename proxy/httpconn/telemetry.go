@@ -18,6 +18,8 @@ import (
 // is reported there). Shared by all connections; each is safe for
 // concurrent use.
 type Telemetry struct {
+	// Metrics records the standard metrics; when nil, neither they nor
+	// the Envoy-style cluster counters are counted.
 	Metrics *metrics.Recorder
 	Logs    *accesslog.Sinks
 	Tracers *tracing.Tracers
@@ -30,7 +32,8 @@ type Telemetry struct {
 type streamTelemetry struct {
 	b        *binding
 	hcm      *xds.HTTPConnectionManager // nil: nothing to report
-	span     *tracing.Span
+	span     tracing.Span               // Active when the stream is traced
+	stats    bool                       // count the Envoy-style cluster counters
 	reqBody  countingReader
 	respBody countingReader
 }
@@ -53,13 +56,19 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // StartAttempt implements filters.Observer.
 func (t *streamTelemetry) StartAttempt(s *filters.Stream, ureq *filters.UpstreamRequest) func(*l7.Response, error) {
+	if !t.stats {
+		if t.span.Active() {
+			return t.span.StartAttempt(s, ureq)
+		}
+		return nil
+	}
 	cs := metrics.Cluster(ureq.Cluster)
 	cs.Requests.Inc()
 	if ureq.Retry {
 		cs.Retries.Inc()
 	}
 	var spanEnd func(*l7.Response, error)
-	if t.span != nil {
+	if t.span.Active() {
 		spanEnd = t.span.StartAttempt(s, ureq)
 	}
 	cs.Active.Inc()
@@ -81,10 +90,17 @@ func (c *conn) begin(hcm *xds.HTTPConnectionManager, s *filters.Stream, t *strea
 		t.reqBody.r = s.Request.Body
 		s.Request.Body = &t.reqBody
 	}
-	if tel := c.env.Telemetry; tel != nil && tel.Tracers != nil && hcm.Tracing != nil {
-		t.span = tel.Tracers.Start(hcm.Tracing, s)
+	tel := c.env.Telemetry
+	if tel == nil {
+		return
 	}
-	s.Observer = t
+	if tel.Tracers != nil && hcm.Tracing != nil {
+		tel.Tracers.Start(hcm.Tracing, s, &t.span)
+	}
+	t.stats = tel.Metrics != nil
+	if t.stats || t.span.Active() {
+		s.Observer = t
+	}
 }
 
 // countResponse makes resp's body counted while it is written; done
@@ -133,7 +149,7 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 			Baggage: s.Downstream.Baggage, Cluster: s.UpstreamCluster, Host: s.UpstreamHost, MutualTLS: s.Downstream.PeerURI != ""}
 		tel.Metrics.LabelSet(&k, destResolver{b.snap}).RecordHTTP(code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
 	}
-	if len(hcm.AccessLog) == 0 && (t.span == nil || !t.span.Sampled()) {
+	if len(hcm.AccessLog) == 0 && !t.span.Sampled() {
 		return
 	}
 	rec := accesslog.Record{
@@ -150,7 +166,7 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 	if tel.Logs != nil && len(hcm.AccessLog) > 0 {
 		tel.Logs.Emit(hcm.AccessLog, &rec)
 	}
-	if t.span != nil && t.span.Sampled() {
+	if t.span.Sampled() {
 		if tel.Metrics != nil {
 			k := metrics.Key{Version: b.snap.Version, Protocol: protocolOf(s), PeerURI: s.Downstream.PeerURI,
 				Baggage: s.Downstream.Baggage, Cluster: s.UpstreamCluster, Host: s.UpstreamHost, MutualTLS: s.Downstream.PeerURI != ""}

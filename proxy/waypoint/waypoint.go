@@ -56,6 +56,9 @@ type Options struct {
 	// MetricsAddr serves /stats/prometheus (Istio's merged-metrics port,
 	// DefaultMetricsAddr in the command); empty or "off" disables it.
 	MetricsAddr string
+	// NoStats turns off Istio's standard metrics and the Envoy-style
+	// cluster counters (for overhead measurements; a waypoint has them).
+	NoStats bool
 	// DrainTimeout bounds Shutdown's wait for streams; default 5 s.
 	DrainTimeout time.Duration
 	// ConfigPollInterval is how often ConfigFile is checked for changes;
@@ -142,8 +145,12 @@ func Start(opts Options) (w *Waypoint, err error) {
 	w.clusters.Update(bs.Snapshot)
 	w.logs = &accesslog.Sinks{Log: w.log}
 	w.tracers = &tracing.Tracers{Dial: w.dialCluster, Log: w.log}
-	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log, Metrics: metrics.Default, Logs: w.logs}
-	httpEnv := &httpconn.Env{Log: w.log, Telemetry: &httpconn.Telemetry{Metrics: metrics.Default, Logs: w.logs, Tracers: w.tracers}}
+	rec := metrics.Default
+	if opts.NoStats {
+		rec = nil
+	}
+	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log, Metrics: rec, Logs: w.logs}
+	httpEnv := &httpconn.Env{Log: w.log, Telemetry: &httpconn.Telemetry{Metrics: rec, Logs: w.logs, Tracers: w.tracers}}
 
 	w.hbone, err = hbone.NewServer(hbone.ServerConfig{
 		TLS:          w.certs.ServerTLSConfig(),

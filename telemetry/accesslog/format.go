@@ -343,28 +343,39 @@ func (f *Format) Append(dst []byte, r *Record) []byte {
 			first = false
 			continue
 		}
-		var scratch [256]byte
-		raw := scratch[:0]
+		dst = append(dst, '"')
+		start := len(dst)
 		literal := false
 		for k := range jf.parts {
 			literal = literal || jf.parts[k].op == opLiteral
-			raw = f.appendPart(raw, &jf.parts[k], r, false)
+			dst = f.appendPart(dst, &jf.parts[k], r, false)
 		}
-		if len(raw) == 0 && !literal {
+		if len(dst) == start && !literal {
 			if f.omitEmpty {
 				dst = dst[:mark]
 				continue
 			}
-			dst = append(dst, "null"...)
+			dst = append(dst[:start-1], "null"...)
 			first = false
 			continue
 		}
-		dst = append(dst, '"')
-		dst = appendJSONString(dst, raw)
+		if needsEscape(dst[start:]) {
+			raw := append([]byte(nil), dst[start:]...)
+			dst = appendJSONString(dst[:start], raw)
+		}
 		dst = append(dst, '"')
 		first = false
 	}
 	return append(dst, '}', '\n')
+}
+
+func needsEscape(v []byte) bool {
+	for _, c := range v {
+		if c == '"' || c == '\\' || c < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // appendJSONString appends v escaped for a JSON string body.

@@ -91,6 +91,11 @@ func TestSinksWriteFiles(t *testing.T) {
 	for range 100 {
 		s.Emit([]*Logger{{Path: path, Format: f}}, record())
 	}
+	big := &Record{Code: 200, Request: &l7.Request{}}
+	big.Request.Header.Add("x-request-id", strings.Repeat("y", 1000))
+	for range 200 { // past FlushBytes: written before the interval
+		s.Emit([]*Logger{{Path: path, Format: f}}, big)
+	}
 	s.Close()
 	s.Emit([]*Logger{{Path: path, Format: f}}, record()) // after Close: dropped
 	b, err := os.ReadFile(path)
@@ -99,6 +104,9 @@ func TestSinksWriteFiles(t *testing.T) {
 	}
 	if lines := strings.Count(string(b), "503 id-1\n"); lines != 100 {
 		t.Errorf("%d lines, want 100", lines)
+	}
+	if lines := strings.Count(string(b), "200 yyy"); lines != 200 {
+		t.Errorf("%d long lines, want 200", lines)
 	}
 }
 

@@ -5,70 +5,75 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gowaypoint/waypoint/telemetry/stats"
 )
 
-// QueueLength bounds the lines waiting for a sink's writer; past it new
-// lines are dropped (and counted), so logging never blocks a request.
-const QueueLength = 4096
+// Buffering of each file, as Envoy's access log files buffer: lines are
+// appended to a buffer that the file's writer flushes every FlushInterval
+// (Envoy's file_flush_interval default, 1 s) or as soon as it holds
+// FlushBytes; past MaxPending bytes waiting, new lines are dropped (and
+// counted), so logging never blocks a request.
+const (
+	FlushInterval = time.Second
+	FlushBytes    = 64 << 10
+	MaxPending    = 16 << 20
+)
 
 var dropped = stats.NewCounterVec(prometheus.CounterOpts{Name: "waypoint_access_log_dropped_total",
 	Help: "Access log lines dropped because their file's writer fell behind."}, []string{"path"})
 
 // Sinks owns the access log files of a process: one writer goroutine per
-// path, opened on the first line and ended by Close. Safe for concurrent
-// use.
+// path, started on the first line and ended by Close. Safe for concurrent
+// use; a request only appends to a buffer under a mutex.
 type Sinks struct {
 	Log *slog.Logger // write errors; default slog.Default()
 
-	mu     sync.RWMutex     // Write sends under RLock; Close closes under Lock
+	mu     sync.Mutex
 	sinks  map[string]*sink // guarded by mu
 	closed bool             // guarded by mu
 	wg     sync.WaitGroup
 }
 
+// sink is one file's pending lines and its writer's wake-up.
 type sink struct {
-	lines   chan *[]byte
+	mu      sync.Mutex
+	pending []byte // guarded by mu
+	spare   []byte // the writer's previous buffer, reused; guarded by mu
+	closed  bool   // guarded by mu
+	wake    chan struct{}
 	dropped prometheus.Counter
 }
 
-var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
-// Buffer returns an empty pooled buffer for a line; pass it to Write.
-func Buffer() *[]byte {
-	b := linePool.Get().(*[]byte)
-	*b = (*b)[:0]
-	return b
+// Emit formats r with each logger and queues the lines.
+func (s *Sinks) Emit(loggers []*Logger, r *Record) {
+	for _, l := range loggers {
+		sk := s.sink(l.Path)
+		if sk == nil {
+			continue
+		}
+		sk.mu.Lock()
+		if sk.closed || len(sk.pending) > MaxPending {
+			sk.mu.Unlock()
+			sk.dropped.Inc()
+			continue
+		}
+		sk.pending = l.Format.Append(sk.pending, r)
+		full := len(sk.pending) >= FlushBytes
+		sk.mu.Unlock()
+		if full {
+			select {
+			case sk.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
 }
 
-// Write queues a line (a Buffer) for path and takes ownership of it.
-func (s *Sinks) Write(path string, line *[]byte) {
-	s.mu.RLock()
-	sk := s.sinks[path]
-	if sk == nil && !s.closed {
-		s.mu.RUnlock()
-		s.open(path)
-		s.mu.RLock()
-		sk = s.sinks[path]
-	}
-	if sk == nil || s.closed {
-		s.mu.RUnlock()
-		linePool.Put(line)
-		return
-	}
-	select {
-	case sk.lines <- line:
-	default:
-		sk.dropped.Inc()
-		linePool.Put(line)
-	}
-	s.mu.RUnlock()
-}
-
-func (s *Sinks) open(path string) *sink {
+func (s *Sinks) sink(path string) *sink {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -95,7 +100,7 @@ func (s *Sinks) open(path string) *sink {
 	if s.sinks == nil {
 		s.sinks = map[string]*sink{}
 	}
-	sk := &sink{lines: make(chan *[]byte, QueueLength), dropped: dropped.WithLabelValues(path)}
+	sk := &sink{wake: make(chan struct{}, 1), dropped: dropped.WithLabelValues(path)}
 	s.sinks[path] = sk
 	s.wg.Add(1)
 	go func() {
@@ -112,36 +117,40 @@ func (s *Sinks) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// run writes lines as they come, coalescing what is queued into one write,
-// until the queue is closed.
+// run flushes the sink's buffer every FlushInterval, when woken for a full
+// buffer, and once more when the sink is closed.
 func (s *Sinks) run(path string, sk *sink, w io.Writer, c io.Closer) {
-	var batch []byte
-	for line := range sk.lines {
-		batch = append(batch[:0], *line...)
-		linePool.Put(line)
-	drain:
-		for len(batch) < 64<<10 {
-			select {
-			case l, ok := <-sk.lines:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, *l...)
-				linePool.Put(l)
-			default:
-				break drain
+	t := time.NewTicker(FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-sk.wake:
+		}
+		sk.mu.Lock()
+		buf, closed := sk.pending, sk.closed
+		sk.pending, sk.spare = sk.spare[:0], nil
+		sk.mu.Unlock()
+		if len(buf) > 0 {
+			if _, err := w.Write(buf); err != nil {
+				s.logger().Error("access log: write failed", "path", path, "error", err)
 			}
 		}
-		if _, err := w.Write(batch); err != nil {
-			s.logger().Error("access log: write failed", "path", path, "error", err)
+		if closed {
+			if c != nil {
+				c.Close()
+			}
+			return
 		}
-	}
-	if c != nil {
-		c.Close()
+		sk.mu.Lock()
+		if cap(buf) <= 4*FlushBytes {
+			sk.spare = buf[:0]
+		}
+		sk.mu.Unlock()
 	}
 }
 
-// Close writes what is queued, closes the files and waits for the
+// Close writes what is pending, closes the files and waits for the
 // writers; later lines are dropped.
 func (s *Sinks) Close() {
 	s.mu.Lock()
@@ -151,17 +160,14 @@ func (s *Sinks) Close() {
 	}
 	s.closed = true
 	for _, sk := range s.sinks {
-		close(sk.lines)
+		sk.mu.Lock()
+		sk.closed = true
+		sk.mu.Unlock()
+		select {
+		case sk.wake <- struct{}{}:
+		default:
+		}
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
-}
-
-// Emit formats r with each logger and queues the lines.
-func (s *Sinks) Emit(loggers []*Logger, r *Record) {
-	for _, l := range loggers {
-		b := Buffer()
-		*b = l.Format.Append(*b, r)
-		s.Write(l.Path, b)
-	}
 }

@@ -123,20 +123,18 @@ type Span struct {
 	sc     trace.SpanContext
 }
 
-// Start begins the server span of s under c: the parent from traceparent
-// (else B3) if the request has one, the sampling decision (the parent's,
-// else c's percentages), and for a sampled request a recorded span. It
-// returns nil when c is nil.
-func (t *Tracers) Start(c *Config, s *filters.Stream) *Span {
-	if c == nil {
-		return nil
-	}
+// Start begins the server span of s under c into sp (the caller's
+// storage, so that an unsampled request allocates nothing): the parent
+// from traceparent (else B3) if the request has one, the sampling decision
+// (the parent's, else c's percentages), and for a sampled request a
+// recorded span.
+func (t *Tracers) Start(c *Config, s *filters.Stream, sp *Span) {
+	*sp = Span{cfg: c}
 	parent, ok := extract(&s.Request.Header)
 	sampled := parent.IsSampled()
 	if !ok {
 		sampled = rand.Float64()*100 < c.RandomSampling && rand.Float64()*100 < c.OverallSampling
 	}
-	sp := &Span{cfg: c}
 	if sampled {
 		sp.tracer = t.tracer(c)
 	}
@@ -148,7 +146,7 @@ func (t *Tracers) Start(c *Config, s *filters.Stream) *Span {
 			tid = newTraceID()
 		}
 		sp.sc = trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID(), TraceState: parent.TraceState()})
-		return sp
+		return
 	}
 	ctx := context.Background()
 	if ok {
@@ -162,7 +160,6 @@ func (t *Tracers) Start(c *Config, s *filters.Stream) *Span {
 	sp.ctx, sp.span = sp.tracer.Start(ctx, operation(s.Request), trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithTimestamp(s.Start))
 	sp.sc = sp.span.SpanContext()
-	return sp
 }
 
 // operation names the server span as Istio's route decorators do:
@@ -173,6 +170,9 @@ func operation(req *l7.Request) string {
 
 // TraceID is the request's trace id in hex.
 func (sp *Span) TraceID() string { return sp.sc.TraceID().String() }
+
+// Active reports whether sp was started (the stream has tracing).
+func (sp *Span) Active() bool { return sp.cfg != nil }
 
 // Sampled reports whether the span is recorded.
 func (sp *Span) Sampled() bool { return sp.span != nil }

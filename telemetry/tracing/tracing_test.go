@@ -62,7 +62,8 @@ func TestUnsampledPropagates(t *testing.T) {
 	req.Header.Add("x-b3-spanid", "00f067aa0ba902b7")
 	req.Header.Add("x-b3-sampled", "0")
 	s := filters.NewStream(context.Background(), req, &filters.Downstream{}, nil)
-	sp := tr.Start(c, s)
+	var sp Span
+	tr.Start(c, s, &sp)
 	if sp.Sampled() {
 		t.Fatal("an unsampled parent was sampled")
 	}
@@ -74,7 +75,8 @@ func TestUnsampledPropagates(t *testing.T) {
 	}
 	// No parent and no sampling: a new trace, still propagated.
 	s2 := filters.NewStream(context.Background(), &l7.Request{Method: "GET", Path: []byte("/")}, &filters.Downstream{}, nil)
-	sp2 := tr.Start(c, s2)
+	var sp2 Span
+	tr.Start(c, s2, &sp2)
 	up2 := &l7.Request{}
 	sp2.StartAttempt(s2, &filters.UpstreamRequest{Request: up2})
 	if v, _ := up2.Header.Get("traceparent"); len(v) != 55 || string(v[3:35]) != sp2.TraceID() {
