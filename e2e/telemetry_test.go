@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"golang.org/x/net/http2"
@@ -116,7 +117,12 @@ func TestTelemetry(t *testing.T) {
 		before := scrape(t, e.metricsURL())
 		ok := fortioLoad(t, "-c", "4", "-n", "200", "-qps", "0", web+"/reviews/1")
 		denied := fortioLoad(t, "-c", "2", "-n", "50", "-qps", "0", "http://"+e.source("ratings", 9080)+"/reviews/1")
-		after := scrape(t, e.metricsURL())
+		// A request is counted once its response is written: the last
+		// ones may be counted a moment after fortio has them.
+		after := scrapeUntil(t, e.metricsURL(), func(f map[string]*dto.MetricFamily) bool {
+			return sumMetric(f, "istio_requests_total", map[string]string{"reporter": "waypoint"})-
+				sumMetric(before, "istio_requests_total", map[string]string{"reporter": "waypoint"}) >= 250
+		})
 		delta := func(labels map[string]string) float64 {
 			return sumMetric(after, "istio_requests_total", labels) - sumMetric(before, "istio_requests_total", labels)
 		}
@@ -187,7 +193,10 @@ func TestTelemetry(t *testing.T) {
 			t.Fatalf("EmptyCall: %v, want PermissionDenied", err)
 		}
 		l := map[string]string{"request_protocol": "grpc", "response_code": "200", "grpc_response_status": "7", "source_workload": "productpage-v1"}
-		if d := sumMetric(scrape(t, e.metricsURL()), "istio_requests_total", l) - sumMetric(before, "istio_requests_total", l); d != 1 {
+		after := scrapeUntil(t, e.metricsURL(), func(f map[string]*dto.MetricFamily) bool {
+			return sumMetric(f, "istio_requests_total", l) > sumMetric(before, "istio_requests_total", l)
+		})
+		if d := sumMetric(after, "istio_requests_total", l) - sumMetric(before, "istio_requests_total", l); d != 1 {
 			t.Errorf("grpc denial counted %v times, want 1", d)
 		}
 	})
@@ -433,5 +442,19 @@ func waitLogLines(t *testing.T, path string, n int, match func(string) bool) []m
 			return got
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// scrapeUntil scrapes url until done says the figures are in (or 10 s
+// pass) and returns the last scrape.
+func scrapeUntil(t *testing.T, url string, done func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f := scrape(t, url)
+		if done(f) || time.Now().After(deadline) {
+			return f
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -67,13 +67,15 @@ func (d *Downstream) FilterState(key string) (string, bool) {
 	return v, v != ""
 }
 
-// Observer watches a stream's upstream tries. Its methods are called on
-// the stream's goroutine and must not block.
+// Observer watches a stream's upstream tries, one at a time. Its methods
+// are called on the stream's goroutine and must not block.
 type Observer interface {
 	// StartAttempt is called before each try is sent; it may add headers
-	// to req.Request (trace context). The function it returns, if not nil,
-	// is called when the try has its response headers or failed.
-	StartAttempt(s *Stream, req *UpstreamRequest) func(resp *l7.Response, err error)
+	// to req.Request (trace context).
+	StartAttempt(s *Stream, req *UpstreamRequest)
+	// EndAttempt is called when the try has its response headers (resp)
+	// or failed (err).
+	EndAttempt(s *Stream, req *UpstreamRequest, resp *l7.Response, err error)
 }
 
 // TrustedRemoteAddr returns RemoteAddr, or the connection's peer address

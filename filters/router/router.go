@@ -286,13 +286,12 @@ func (t *try) attempt(n uint32) (*l7.Response, error) {
 	s := t.s
 	s.Attempts++
 	s.UpstreamCluster = t.ureq.Cluster
-	var observed func(*l7.Response, error)
 	if s.Observer != nil {
-		observed = s.Observer.StartAttempt(s, &t.ureq)
+		s.Observer.StartAttempt(s, &t.ureq)
 	}
 	resp, err := s.Upstream.RoundTrip(s.Context, &t.ureq)
-	if observed != nil {
-		observed(resp, err)
+	if s.Observer != nil {
+		s.Observer.EndAttempt(s, &t.ureq, resp, err)
 	}
 	s.UpstreamHost = t.ureq.Host
 	s.UpstreamFailure = ""

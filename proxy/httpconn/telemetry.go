@@ -34,6 +34,7 @@ type streamTelemetry struct {
 	hcm      *xds.HTTPConnectionManager // nil: nothing to report
 	span     tracing.Span               // Active when the stream is traced
 	stats    bool                       // count the Envoy-style cluster counters
+	cluster  *metrics.ClusterStats      // of the try in flight
 	reqBody  countingReader
 	respBody countingReader
 }
@@ -55,31 +56,32 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 // StartAttempt implements filters.Observer.
-func (t *streamTelemetry) StartAttempt(s *filters.Stream, ureq *filters.UpstreamRequest) func(*l7.Response, error) {
-	if !t.stats {
-		if t.span.Active() {
-			return t.span.StartAttempt(s, ureq)
+func (t *streamTelemetry) StartAttempt(s *filters.Stream, ureq *filters.UpstreamRequest) {
+	if t.stats {
+		cs := metrics.Cluster(ureq.Cluster)
+		cs.Requests.Inc()
+		if ureq.Retry {
+			cs.Retries.Inc()
 		}
-		return nil
+		cs.Active.Inc()
+		t.cluster = cs
 	}
-	cs := metrics.Cluster(ureq.Cluster)
-	cs.Requests.Inc()
-	if ureq.Retry {
-		cs.Retries.Inc()
-	}
-	var spanEnd func(*l7.Response, error)
 	if t.span.Active() {
-		spanEnd = t.span.StartAttempt(s, ureq)
+		t.span.StartAttempt(s, ureq)
 	}
-	cs.Active.Inc()
-	return func(resp *l7.Response, err error) {
+}
+
+// EndAttempt implements filters.Observer.
+func (t *streamTelemetry) EndAttempt(s *filters.Stream, ureq *filters.UpstreamRequest, resp *l7.Response, err error) {
+	if cs := t.cluster; cs != nil {
+		t.cluster = nil
 		cs.Active.Dec()
 		if err != nil && status.KindOf(err) == status.Timeout {
 			cs.Timeouts.Inc()
 		}
-		if spanEnd != nil {
-			spanEnd(resp, err)
-		}
+	}
+	if t.span.Active() {
+		t.span.EndAttempt(s, ureq, resp, err)
 	}
 }
 
@@ -145,9 +147,7 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 	respBytes := headerBytes(&resp.Header) + headerBytes(&resp.Trailer) + t.respBody.n
 	dur := time.Since(s.Start)
 	if tel.Metrics != nil {
-		k := metrics.Key{Version: b.snap.Version, Protocol: protocolOf(s), PeerURI: s.Downstream.PeerURI,
-			Baggage: s.Downstream.Baggage, Cluster: s.UpstreamCluster, Host: s.UpstreamHost, MutualTLS: s.Downstream.PeerURI != ""}
-		tel.Metrics.LabelSet(&k, destResolver{b.snap}).RecordHTTP(code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
+		tel.Metrics.LabelSet(metricsKey(b, s), destResolver{b.snap}).RecordHTTP(code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
 	}
 	if len(hcm.AccessLog) == 0 && !t.span.Sampled() {
 		return
@@ -168,9 +168,7 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 	}
 	if t.span.Sampled() {
 		if tel.Metrics != nil {
-			k := metrics.Key{Version: b.snap.Version, Protocol: protocolOf(s), PeerURI: s.Downstream.PeerURI,
-				Baggage: s.Downstream.Baggage, Cluster: s.UpstreamCluster, Host: s.UpstreamHost, MutualTLS: s.Downstream.PeerURI != ""}
-			ls := tel.Metrics.LabelSet(&k, destResolver{b.snap})
+			ls := tel.Metrics.LabelSet(metricsKey(b, s), destResolver{b.snap})
 			rec.Source = ls.SourceField
 			rec.Destination = ls.DestinationField
 		}
@@ -204,6 +202,11 @@ func details(s *filters.Stream) string {
 	return "direct_response"
 }
 
+func metricsKey(b *binding, s *filters.Stream) metrics.Key {
+	return metrics.Key{Version: b.snap.Version, Protocol: protocolOf(s), PeerURI: s.Downstream.PeerURI,
+		Baggage: s.Downstream.Baggage, Cluster: s.UpstreamCluster, Host: s.UpstreamHost, MutualTLS: s.Downstream.PeerURI != ""}
+}
+
 func protocolOf(s *filters.Stream) metrics.Protocol {
 	switch {
 	case s.Request.Proto == l7.Dubbo:
@@ -221,7 +224,7 @@ func protocolOf(s *filters.Stream) metrics.Protocol {
 type destResolver struct{ snap *xds.Snapshot }
 
 // Destination implements metrics.Resolver.
-func (d destResolver) Destination(k *metrics.Key) metrics.Destination {
+func (d destResolver) Destination(k metrics.Key) metrics.Destination {
 	return upstream.DestinationLabels(d.snap, k.Cluster, k.Host)
 }
 

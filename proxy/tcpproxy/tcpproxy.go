@@ -92,7 +92,7 @@ func (p *Proxy) labels(snap *xds.Snapshot, tp *xds.TCPProxy, info *filters.Downs
 	}
 	k := metrics.Key{Version: snap.Version, Protocol: metrics.TCP, PeerURI: info.PeerURI, Baggage: info.Baggage,
 		Cluster: tp.Cluster, Host: ep, MutualTLS: info.PeerURI != ""}
-	return p.Metrics.LabelSet(&k, resolver{snap})
+	return p.Metrics.LabelSet(k, resolver{snap})
 }
 
 // report records a finished (or refused) connection: the TCP metrics and
@@ -120,7 +120,7 @@ func (p *Proxy) report(snap *xds.Snapshot, tp *xds.TCPProxy, info *filters.Downs
 // resolver finds a connection's destination labels in its snapshot.
 type resolver struct{ snap *xds.Snapshot }
 
-func (r resolver) Destination(k *metrics.Key) metrics.Destination {
+func (r resolver) Destination(k metrics.Key) metrics.Destination {
 	return upstream.DestinationLabels(r.snap, k.Cluster, k.Host)
 }
 

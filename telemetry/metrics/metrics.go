@@ -80,7 +80,7 @@ type Destination struct {
 
 // Resolver finds the destination of a Key, on a cache miss.
 type Resolver interface {
-	Destination(k *Key) Destination
+	Destination(k Key) Destination
 }
 
 // DefaultMaxSeries bounds the distinct label sets recorded.
@@ -187,9 +187,9 @@ type tcpSeries struct {
 // LabelSet returns k's label set, resolving the destination with res the
 // first time (it runs under no lock of the recorder and may be called
 // more than once under contention).
-func (r *Recorder) LabelSet(k *Key, res Resolver) *LabelSet {
+func (r *Recorder) LabelSet(k Key, res Resolver) *LabelSet {
 	r.mu.RLock()
-	ls := r.sets[*k]
+	ls := r.sets[k]
 	r.mu.RUnlock()
 	if ls != nil {
 		return ls
@@ -204,17 +204,17 @@ func (r *Recorder) LabelSet(k *Key, res Resolver) *LabelSet {
 		r.version = k.Version
 		clear(r.sets)
 	}
-	if old := r.sets[*k]; old != nil {
+	if old := r.sets[k]; old != nil {
 		return old
 	}
 	if len(r.sets) >= r.maxSeries {
 		clear(r.sets) // a bound on the cache; the series themselves stay
 	}
-	r.sets[*k] = ls
+	r.sets[k] = ls
 	return ls
 }
 
-func (ls *LabelSet) staticLabels(k *Key) []string {
+func (ls *LabelSet) staticLabels(k Key) []string {
 	src, dst, svc := ls.src, ls.dst, ls.svc
 	sec := "none"
 	if k.MutualTLS {

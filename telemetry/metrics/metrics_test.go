@@ -16,7 +16,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type fixedDest Destination
 
-func (d fixedDest) Destination(*Key) Destination { return Destination(d) }
+func (d fixedDest) Destination(Key) Destination { return Destination(d) }
 
 var reviews = fixedDest{
 	Peer:    Peer{Workload: "reviews-v1", Namespace: "default", App: "reviews", Version: "v1", CanonicalService: "reviews", CanonicalRevision: "v1", Cluster: "Kubernetes", Principal: "spiffe://cluster.local/ns/default/sa/reviews"},
@@ -52,11 +52,11 @@ func TestRecordHTTP(t *testing.T) {
 	r := New(reg, 100)
 	k := Key{Version: "v1", Protocol: HTTP, PeerURI: "spiffe://cluster.local/ns/default/sa/productpage", Baggage: baggage,
 		Cluster: "reviews", Host: netip.MustParseAddrPort("127.0.60.11:9080"), MutualTLS: true}
-	ls := r.LabelSet(&k, reviews)
+	ls := r.LabelSet(k, reviews)
 	for range 3 {
 		ls.RecordHTTP(200, -1, 0, 3*time.Millisecond, 100, 2000)
 	}
-	r.LabelSet(&k, reviews).RecordHTTP(503, -1, filters.FlagFor("UF"), time.Millisecond, 100, 20)
+	r.LabelSet(k, reviews).RecordHTTP(503, -1, filters.FlagFor("UF"), time.Millisecond, 100, 20)
 	ms := series(t, reg, "istio_requests_total")
 	if len(ms) != 2 {
 		t.Fatalf("%d series, want 2", len(ms))
@@ -101,7 +101,7 @@ func TestUnknownAndTCP(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r := New(reg, 100)
 	k := Key{Version: "v1", Protocol: TCP, Cluster: "db"}
-	ls := r.LabelSet(&k, fixedDest{})
+	ls := r.LabelSet(k, fixedDest{})
 	ls.TCPOpened()
 	ls.TCPClosed(10, 20)
 	m := series(t, reg, "istio_tcp_sent_bytes_total")
@@ -126,7 +126,7 @@ func TestSeriesCap(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r := New(reg, 2)
 	k := Key{Version: "v1", Cluster: "c"}
-	ls := r.LabelSet(&k, fixedDest{})
+	ls := r.LabelSet(k, fixedDest{})
 	for code := 200; code < 205; code++ {
 		ls.RecordHTTP(code, -1, 0, 0, 0, 0)
 	}
@@ -154,6 +154,6 @@ func BenchmarkRecordHTTP(b *testing.B) {
 	res := &reviews // a pointer, as the proxy's resolver is: no boxing
 	b.ReportAllocs()
 	for range b.N {
-		r.LabelSet(&k, res).RecordHTTP(200, -1, 0, 3*time.Millisecond, 100, 2000)
+		r.LabelSet(k, res).RecordHTTP(200, -1, 0, 3*time.Millisecond, 100, 2000)
 	}
 }

@@ -114,12 +114,13 @@ func (t *Tracers) Shutdown(ctx context.Context) {
 
 // Span is one request's server span: a recorded OpenTelemetry span when
 // the request is sampled, else only the trace context passed on. Owned by
-// the stream's goroutine; it is the stream's filters.Observer.
+// the stream's goroutine, which reports each upstream try to it.
 type Span struct {
 	cfg    *Config
 	tracer trace.Tracer
 	ctx    context.Context // carries span, when sampled
 	span   trace.Span
+	client trace.Span // the try in flight, when sampled
 	sc     trace.SpanContext
 }
 
@@ -177,38 +178,45 @@ func (sp *Span) Active() bool { return sp.cfg != nil }
 // Sampled reports whether the span is recorded.
 func (sp *Span) Sampled() bool { return sp.span != nil }
 
-// StartAttempt implements filters.Observer: a client span per upstream
-// try, whose context goes upstream in traceparent (the server span's
-// context when the request is not sampled).
-func (sp *Span) StartAttempt(s *filters.Stream, ureq *filters.UpstreamRequest) func(*l7.Response, error) {
+// StartAttempt opens a client span for an upstream try, whose context
+// goes upstream in traceparent (the server span's context when the request
+// is not sampled).
+func (sp *Span) StartAttempt(s *filters.Stream, ureq *filters.UpstreamRequest) {
 	if sp.span == nil {
 		inject(&ureq.Request.Header, sp.sc)
-		return nil
+		return
 	}
-	_, cs := sp.tracer.Start(sp.ctx, "router "+ureq.Cluster+" egress", trace.WithSpanKind(trace.SpanKindClient))
-	inject(&ureq.Request.Header, cs.SpanContext())
-	return func(resp *l7.Response, err error) {
-		attrs := []attribute.KeyValue{
-			attribute.String("upstream_cluster", ureq.Cluster),
-			attribute.String("upstream_cluster.name", ureq.Cluster),
-			attribute.String("component", "proxy"),
-		}
-		if ureq.Host.IsValid() {
-			attrs = append(attrs, attribute.String("upstream_address", ureq.Host.String()))
-		}
-		if resp != nil {
-			attrs = append(attrs, attribute.Int("http.status_code", resp.Status))
-			if resp.Status >= 500 {
-				cs.SetStatus(codes.Error, "")
-			}
-		}
-		if err != nil {
-			attrs = append(attrs, attribute.String("error.message", err.Error()))
-			cs.SetStatus(codes.Error, err.Error())
-		}
-		cs.SetAttributes(attrs...)
-		cs.End()
+	_, sp.client = sp.tracer.Start(sp.ctx, "router "+ureq.Cluster+" egress", trace.WithSpanKind(trace.SpanKindClient))
+	inject(&ureq.Request.Header, sp.client.SpanContext())
+}
+
+// EndAttempt ends the try's client span.
+func (sp *Span) EndAttempt(s *filters.Stream, ureq *filters.UpstreamRequest, resp *l7.Response, err error) {
+	cs := sp.client
+	if cs == nil {
+		return
 	}
+	sp.client = nil
+	attrs := []attribute.KeyValue{
+		attribute.String("upstream_cluster", ureq.Cluster),
+		attribute.String("upstream_cluster.name", ureq.Cluster),
+		attribute.String("component", "proxy"),
+	}
+	if ureq.Host.IsValid() {
+		attrs = append(attrs, attribute.String("upstream_address", ureq.Host.String()))
+	}
+	if resp != nil {
+		attrs = append(attrs, attribute.Int("http.status_code", resp.Status))
+		if resp.Status >= 500 {
+			cs.SetStatus(codes.Error, "")
+		}
+	}
+	if err != nil {
+		attrs = append(attrs, attribute.String("error.message", err.Error()))
+		cs.SetStatus(codes.Error, err.Error())
+	}
+	cs.SetAttributes(attrs...)
+	cs.End()
 }
 
 // End records the server span's attributes and ends it. rec describes the

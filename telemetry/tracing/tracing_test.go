@@ -69,6 +69,7 @@ func TestUnsampledPropagates(t *testing.T) {
 	}
 	up := &l7.Request{}
 	sp.StartAttempt(s, &filters.UpstreamRequest{Request: up})
+	sp.EndAttempt(s, &filters.UpstreamRequest{Request: up}, nil, nil)
 	v, _ := up.Header.Get("traceparent")
 	if !strings.HasPrefix(string(v), "00-4bf92f3577b34da6a3ce929d0e0e4736-") || !strings.HasSuffix(string(v), "-00") || strings.Contains(string(v), "00f067aa0ba902b7") {
 		t.Errorf("traceparent %q: want the parent's trace, a new span id, not sampled", v)
