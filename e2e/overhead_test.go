@@ -62,15 +62,17 @@ func TestTelemetryOverhead(t *testing.T) {
 				}()
 				defer func() { os.WriteFile(filepath.Join(dir, strings.Fields(name)[0]+".pprof"), <-prof, 0o644) }()
 			}
+			mallocs := heapMallocs(t, e)
 			before := cpuTicks(t, e.waypoint.cmd.Process.Pid)
 			res := fortioLoad(t, "-c", "8", "-n", strconv.Itoa(n), "-qps", strconv.Itoa(qps), "http://"+e.source("productpage", 9080)+"/reviews/1")
 			after := cpuTicks(t, e.waypoint.cmd.Process.Pid)
+			mallocs = heapMallocs(t, e) - mallocs
 			if res.RetCodes["200"] != int64(n) {
 				t.Fatalf("%s: fortio saw %v, want %d OK", name, res.RetCodes, n)
 			}
 			totals[name].ticks += after - before
 			totals[name].reqs += int64(n)
-			t.Logf("round %d %s: %.1f µs CPU per request", r+1, name, perRequest(after-before, int64(n)))
+			t.Logf("round %d %s: %.1f µs CPU and %.1f allocations per request", r+1, name, perRequest(after-before, int64(n)), float64(mallocs)/float64(n))
 		}
 	}
 	b, f := totals["router only"], totals["RBAC+metrics+tracing 1%+access log"]
@@ -102,4 +104,24 @@ func cpuTicks(t *testing.T, pid int) uint64 {
 	ut, _ := strconv.ParseUint(f[11], 10, 64)
 	st, _ := strconv.ParseUint(f[12], 10, 64)
 	return ut + st
+}
+
+// heapMallocs is the waypoint's count of heap allocations so far, from its
+// pprof heap profile's runtime.MemStats.
+func heapMallocs(t *testing.T, e *reviewsEnv) uint64 {
+	t.Helper()
+	resp, err := http.Get(e.adminURL() + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "# Mallocs = "); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	t.Fatal("no Mallocs in the heap profile")
+	return 0
 }
