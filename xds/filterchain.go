@@ -38,12 +38,18 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 			c.RBAC = append(c.RBAC, n)
 			continue
 		}
+		if i < len(filters)-1 {
+			// Filters before the terminal one: see network_filters.go.
+			name, err := decodeLeadingNetworkFilter(f)
+			if err != nil {
+				return nil, at(idx("filters", i), err)
+			}
+			c.Leading = append(c.Leading, name)
+			continue
+		}
 		tp, hcm, err := decodeNetworkFilter(f, clusters)
 		if err != nil {
 			return nil, at(idx("filters", i), err)
-		}
-		if i != len(filters)-1 {
-			return nil, errAt(idx("filters", i), "%s is a terminal filter and must be the last one", f.GetName())
 		}
 		c.TCPProxy, c.HTTP = tp, hcm
 	}
@@ -86,6 +92,11 @@ func decodeTCPProxy(pb *tcpproxyv3.TcpProxy, clusters map[string]*Cluster) (*TCP
 	var err error
 	if tp.IdleTimeout, err = duration(pb.GetIdleTimeout(), defaultTCPIdleTimeout); err != nil {
 		return nil, at("idle_timeout", err)
+	}
+	if tc := pb.GetTunnelingConfig(); tc != nil {
+		if tp.Tunnel, err = decodeTunneling(tc); err != nil {
+			return nil, at("tunneling_config", err)
+		}
 	}
 	if tp.AccessLog, err = accesslog.Decode(pb.GetAccessLog()); err != nil {
 		return nil, err

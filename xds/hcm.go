@@ -142,7 +142,7 @@ var hcmAllowlist = pbcheck.Allowlist{
 		"skip_xff_append", "generate_request_id", "preserve_external_request_id", "always_set_request_id_in_response",
 		"upgrade_configs", "normalize_path", "merge_slashes", "path_with_escaped_slashes_action",
 		"proxy_100_continue", "request_id_extension", "delayed_close_timeout", "drain_timeout",
-		"route_config*", // checked whole by route.Compile, with its own list
+		"route_config*",            // checked whole by route.Compile, with its own list
 		"access_log*", "tracing*"), // checked by telemetry/accesslog and telemetry/tracing
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":                          fields("name", "typed_config", "is_optional"),
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig": fields("upgrade_type", "enabled"),

@@ -65,4 +65,3 @@ func (c *Cluster) EndpointAt(addr netip.AddrPort) *Endpoint {
 	}
 	return nil
 }
-

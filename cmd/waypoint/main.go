@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/gowaypoint/waypoint/cmd/internal/cli"
@@ -30,6 +31,7 @@ commands:
   validate  check a bootstrap file without serving (--config FILE)
   certs     write a dev mesh CA and workload identities (--out DIR ns/sa...)
   demo      run a whole local mesh on loopback until Ctrl-C
+  xds serve serve Envoy resources from files over ADS (--dir DIR --addr ADDR)
 
 Run 'waypoint <command> -h' for a command's flags.
 `
@@ -50,6 +52,8 @@ func main() {
 		err = writeCerts(args)
 	case "demo":
 		err = demo(args)
+	case "xds":
+		err = xdsCommand(args)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -67,22 +71,38 @@ func run(args []string) error {
 	var o waypoint.Options
 	fs.StringVar(&o.ConfigFile, "config", "", "Envoy v3 bootstrap file, YAML or JSON (required); re-read on SIGHUP and when it changes")
 	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with cert-chain.pem, key.pem and root-cert.pem (required); reloaded when they change")
-	fs.StringVar(&o.HBONEAddr, "hbone-addr", waypoint.DefaultHBONEAddr, "HBONE listen address")
+	fs.StringVar(&o.HBONEAddr, "hbone-addr", "", "HBONE listen address (default: the config's HBONE listener, connect_terminate, else "+waypoint.DefaultHBONEAddr+")")
+	xdsFlags := adsFlags(fs)
 	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", waypoint.DefaultMetricsAddr, `Prometheus metrics listen address, serving /stats/prometheus ("off" disables it)`)
 	stats := fs.Bool("stats", true, "record Istio's standard metrics and the Envoy-style counters (false only to measure their cost)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
+	concurrency := fs.Int("concurrency", 0, "worker threads (GOMAXPROCS), as Envoy's --concurrency; 0 keeps Go's default: the container's CPU limit, else the cores")
 	logger := cli.LogFlags(fs)
 	fs.Parse(args)
 	o.NoStats = !*stats
-	if o.ConfigFile == "" || o.CertDir == "" {
-		return fmt.Errorf("run: --config and --cert-dir are required")
+	if *concurrency < 0 {
+		return fmt.Errorf("run: --concurrency %d: want 0 or more", *concurrency)
+	}
+	if *concurrency > 0 {
+		runtime.GOMAXPROCS(*concurrency)
+	}
+	if (o.ConfigFile == "") == (*xdsFlags.addr == "") || o.CertDir == "" {
+		return fmt.Errorf("run: --cert-dir and one of --config or --xds are required")
 	}
 	log, err := logger()
 	if err != nil {
 		return err
 	}
 	o.Logger = log
+	if *xdsFlags.addr != "" {
+		ads, closeConn, err := xdsFlags.options()
+		if err != nil {
+			return err
+		}
+		defer closeConn()
+		o.ADS = ads
+	}
 	w, err := waypoint.Start(o)
 	if err != nil {
 		return err

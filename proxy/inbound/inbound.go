@@ -7,6 +7,7 @@ package inbound
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
@@ -44,12 +45,17 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no config loaded")))
 		return
 	}
-	l := snap.Listener(MainInternal)
+	name := targetListener(snap)
+	l := snap.Listener(name)
 	if l == nil {
-		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no %s listener in config", MainInternal)))
+		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no %s listener in config", name)))
 		return
 	}
 	in := xds.MatchInput{Destination: st.Target, Source: st.PeerAddr}
+	if l.Sniffs(st.Target) {
+		h.serveSniffed(ctx, st, snap, name, l, in) // http_inspector: see sniffed.go
+		return
+	}
 	fc := l.Match(in)
 	if fc == nil {
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
@@ -59,7 +65,7 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 	if ok, details := fc.AllowConnection(info); !ok {
 		// As in Envoy, the tunnel is up before the network filters run:
 		// the CONNECT is answered, then the connection closed.
-		h.TCP.Log.Info("inbound: connection denied by RBAC", "peer", info.PeerURI, "authority", st.Authority, "details", details)
+		h.denied(info, st, details)
 		if conn, err := st.Accept(); err == nil {
 			conn.Close()
 		}
@@ -70,11 +76,15 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		if err != nil {
 			return
 		}
-		src := httpconn.NewSource(h.Store, MainInternal, in, h.Clusters, snap, fc.HTTP)
+		src := httpconn.NewSource(h.Store, name, in, h.Clusters, snap, fc.HTTP)
 		httpconn.Serve(ctx, conn, src, info, h.HTTP)
 		return
 	}
 	h.TCP.Serve(ctx, snap, fc.TCPProxy, down, info, st.Peer.String()+" -> "+st.Authority)
+}
+
+func (h *Handler) denied(info *filters.Downstream, st *hbone.ServerStream, details string) {
+	h.TCP.Log.Info("inbound: connection denied by RBAC", "peer", info.PeerURI, "authority", st.Authority, "details", details)
 }
 
 // downstreamOf describes an HBONE stream's downstream connection: the
@@ -102,3 +112,7 @@ type stream struct{ st *hbone.ServerStream }
 func (s stream) Accept() (relay.Conn, error) { return s.st.Accept() }
 
 func (s stream) Refuse(err error) { s.st.Refuse(status.KindOf(err).HBONEStatus(), err.Error()) }
+
+// Destination is the stream's original destination, for a cluster whose
+// host it is (encap).
+func (s stream) Destination() netip.AddrPort { return s.st.Target }

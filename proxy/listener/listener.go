@@ -16,6 +16,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
+	"github.com/gowaypoint/waypoint/proxy/sockio"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
@@ -53,7 +54,7 @@ func (m *Manager) Apply(snap *xds.Snapshot) error {
 	}
 	want := map[string]netip.AddrPort{}
 	for _, l := range snap.Listeners {
-		if !l.Internal && l.Address.IsValid() {
+		if !l.Internal && l.Address.IsValid() && l.HBONE == nil { // the HBONE entry is the waypoint's HBONE server
 			want[l.Name] = l.Address
 		}
 	}
@@ -121,7 +122,7 @@ func (m *Manager) serve(name string, c *net.TCPConn) {
 	}
 	if fc.HTTP != nil {
 		src := httpconn.NewSource(m.Store, name, in, m.Clusters, snap, fc.HTTP)
-		httpconn.Serve(context.Background(), c, src, info, m.HTTP)
+		httpconn.Serve(context.Background(), sockio.Wrap(c), src, info, m.HTTP)
 		return
 	}
 	m.TCP.Serve(context.Background(), snap, fc.TCPProxy, down, info, name+" "+in.Source.String())
@@ -144,9 +145,9 @@ type tcpDown struct {
 	listener string
 }
 
-func (d tcpDown) Accept() (relay.Conn, error) { return relay.TCP{TCPConn: d.conn}, nil }
+func (d tcpDown) Accept() (relay.Conn, error) { return relay.NewTCP(d.conn), nil }
 
 func (d tcpDown) Refuse(err error) {
 	d.log.Info("listener: refused connection", "listener", d.listener, "remote", d.conn.RemoteAddr().String(), "reason", err.Error())
-	relay.TCP{TCPConn: d.conn}.Abort()
+	relay.NewTCP(d.conn).Abort()
 }

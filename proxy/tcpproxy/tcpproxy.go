@@ -44,7 +44,11 @@ type Proxy struct {
 // info describes the downstream connection (for telemetry).
 func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy, down Downstream, info *filters.Downstream, desc string) {
 	start := time.Now()
-	up, ep, done, err := p.Clusters.ConnectTCP(ctx, snap, tp.Cluster)
+	var dst netip.AddrPort
+	if d, ok := down.(interface{ Destination() netip.AddrPort }); ok {
+		dst = d.Destination() // for a cluster whose host is the destination (encap)
+	}
+	up, ep, done, err := p.Clusters.ConnectTCPTo(ctx, snap, tp.Cluster, dst)
 	if err != nil {
 		p.report(snap, tp, info, nil, start, ep, relay.Result{}, err)
 		down.Refuse(err)
