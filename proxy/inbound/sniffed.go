@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/sniff"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
@@ -63,16 +62,20 @@ func (h *Handler) serveSniffed(ctx context.Context, st *hbone.ServerStream, snap
 		conn.Abort()
 		return
 	}
+	info := downstreamOf(st)
+	if ok, details := fc.AllowConnection(info); !ok {
+		h.denied(info, st, details)
+		conn.Close()
+		return
+	}
 	rc := &replayConn{conn: conn, pending: buf[:n]}
 	if fc.HTTP != nil {
 		src := httpconn.NewSource(h.Store, name, in, h.Clusters, snap, fc.HTTP)
-		httpconn.Serve(ctx, rc, src, &filters.Downstream{
-			Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
-		}, h.HTTP)
+		httpconn.Serve(ctx, rc, src, info, h.HTTP)
 		rc.Close()
 		return
 	}
-	h.TCP.Serve(ctx, snap, fc.TCPProxy, acceptedDown{rc: rc, st: st}, st.Peer.String()+" -> "+st.Authority)
+	h.TCP.Serve(ctx, snap, fc.TCPProxy, acceptedDown{rc: rc, st: st}, info, st.Peer.String()+" -> "+st.Authority)
 }
 
 // replayConn gives the inspected bytes back before the rest of the
