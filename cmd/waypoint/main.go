@@ -68,7 +68,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var o waypoint.Options
-	fs.StringVar(&o.ConfigFile, "config", "", "Envoy v3 bootstrap file, YAML or JSON (required); re-read on SIGHUP and when it changes")
+	fs.StringVar(&o.ConfigFile, "config", "", "Envoy v3 bootstrap file, YAML or JSON; re-read on SIGHUP and when it changes (one with dynamic_resources takes the config over ADS)")
 	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with cert-chain.pem, key.pem and root-cert.pem (required); reloaded when they change")
 	fs.StringVar(&o.HBONEAddr, "hbone-addr", "", "HBONE listen address (default: the config's HBONE listener, connect_terminate, else "+waypoint.DefaultHBONEAddr+")")
 	xdsFlags := adsFlags(fs)
@@ -84,6 +84,8 @@ func run(args []string) error {
 		return err
 	}
 	o.Logger = log
+	o.Node = xdsFlags.node()
+	o.XDSTokenFile = *xdsFlags.token
 	if *xdsFlags.addr != "" {
 		ads, closeConn, err := xdsFlags.options()
 		if err != nil {
@@ -115,6 +117,11 @@ func validate(args []string) error {
 	bs, err := xds.LoadBootstrapFile(*config)
 	if err != nil {
 		return err
+	}
+	if d := bs.Dynamic; d != nil {
+		fmt.Printf("%s: valid (dynamic resources over ADS from cluster %q at %s, tls %v, delta %v)\n", *config,
+			d.ControlPlane.Cluster, d.ControlPlane.Target, d.ControlPlane.TLS != nil, d.Delta)
+		return nil
 	}
 	fmt.Printf("%s: valid (%d listeners, %d clusters)\n", *config, len(bs.Snapshot.Listeners), len(bs.Snapshot.Clusters))
 	return nil

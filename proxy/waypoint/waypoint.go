@@ -8,12 +8,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	_ "github.com/gowaypoint/waypoint/filters/all" // the built-in HTTP filters
 	"github.com/gowaypoint/waypoint/proxy/admin"
@@ -42,8 +45,15 @@ type Options struct {
 	// Reload and when it changes on disk. Not used with ADS.
 	ConfigFile string
 	// ADS, when set, configures the waypoint over xDS instead of
-	// ConfigFile (see ads.go).
+	// ConfigFile (see ads.go). A ConfigFile with dynamic_resources
+	// configures it over xDS too, from the bootstrap.
 	ADS *ADSOptions
+	// Node is the xDS node sent when a bootstrap with dynamic_resources
+	// names none.
+	Node *corev3.Node
+	// XDSTokenFile, when set, is the service account token sent to a
+	// bootstrap's control plane (TLS only; see package xds/istiod).
+	XDSTokenFile string
 	// CertDir holds the waypoint's identity in Istio's layout
 	// (cert-chain.pem, key.pem, root-cert.pem), reloaded when it changes.
 	CertDir string
@@ -83,6 +93,7 @@ type Waypoint struct {
 
 	ads     *adsclient.Client // nil unless configured over ADS
 	adsStop context.CancelFunc
+	adsConn io.Closer // the control-plane connection the waypoint dialled, or nil
 
 	reloadMu sync.Mutex // serializes Reload and ADS updates
 	fileStat os.FileInfo
@@ -123,9 +134,11 @@ func Start(opts Options) (w *Waypoint, err error) {
 		if bs, err = xds.LoadBootstrapFile(opts.ConfigFile); err != nil {
 			return nil, err
 		}
-		w.fileStat = fi
-		w.bootstrap.Store(bs)
-		w.store.Store(bs.Snapshot)
+		if bs.Dynamic == nil {
+			w.fileStat = fi
+			w.bootstrap.Store(bs)
+			w.store.Store(bs.Snapshot)
+		}
 	}
 
 	w.certs, err = certs.NewSource(opts.CertDir, certs.SourceOptions{PollInterval: opts.CertPollInterval, Logger: w.log})
@@ -138,6 +151,12 @@ func Start(opts Options) (w *Waypoint, err error) {
 	httpEnv := &httpconn.Env{Log: w.log}
 	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Log: w.log}
 
+	if bs.Dynamic != nil {
+		if w.opts.ADS, err = w.dynamicADS(bs); err != nil {
+			return nil, err
+		}
+		opts.ADS = w.opts.ADS
+	}
 	snap := bs.Snapshot
 	if opts.ADS != nil {
 		if snap, err = w.startADS(); err != nil {
@@ -319,6 +338,11 @@ func (w *Waypoint) close() {
 	if w.adsStop != nil {
 		w.adsStop()
 	}
+	defer func() {
+		if w.adsConn != nil {
+			w.adsConn.Close()
+		}
+	}()
 	if w.hbone != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
