@@ -39,7 +39,8 @@ const (
 	DefaultConfigPollInterval = time.Second
 )
 
-// Options configure a Waypoint. ConfigFile and CertDir are required.
+// Options configure a Waypoint. ConfigFile (or ADS) and CertDir (or
+// Certs) are required.
 type Options struct {
 	// ConfigFile is an Envoy v3 bootstrap (YAML or JSON). It is re-read on
 	// Reload and when it changes on disk. Not used with ADS.
@@ -57,6 +58,9 @@ type Options struct {
 	// CertDir holds the waypoint's identity in Istio's layout
 	// (cert-chain.pem, key.pem, root-cert.pem), reloaded when it changes.
 	CertDir string
+	// Certs, when set instead of CertDir, is the identity (one kept fresh
+	// by istiod's CA, package proxy/certs/istioca); the caller owns it.
+	Certs *certs.Source
 	// HBONEAddr is where HBONE is served; when empty, the address of the
 	// config's HBONE listener (connect_terminate), else 0.0.0.0:15008.
 	HBONEAddr string
@@ -105,8 +109,8 @@ type Waypoint struct {
 // It returns once the waypoint is ready, or with the first error, having
 // released whatever it had opened.
 func Start(opts Options) (w *Waypoint, err error) {
-	if (opts.ConfigFile == "" && opts.ADS == nil) || opts.CertDir == "" {
-		return nil, errors.New("waypoint: a config file (or ADS) and a cert dir are required")
+	if (opts.ConfigFile == "" && opts.ADS == nil) || (opts.CertDir == "" && opts.Certs == nil) {
+		return nil, errors.New("waypoint: a config file (or ADS) and a cert dir (or source) are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -141,9 +145,11 @@ func Start(opts Options) (w *Waypoint, err error) {
 		}
 	}
 
-	w.certs, err = certs.NewSource(opts.CertDir, certs.SourceOptions{PollInterval: opts.CertPollInterval, Logger: w.log})
-	if err != nil {
-		return nil, fmt.Errorf("waypoint: identity: %w", err)
+	if w.certs = opts.Certs; w.certs == nil {
+		w.certs, err = certs.NewSource(opts.CertDir, certs.SourceOptions{PollInterval: opts.CertPollInterval, Logger: w.log})
+		if err != nil {
+			return nil, fmt.Errorf("waypoint: identity: %w", err)
+		}
 	}
 	w.pool = hbone.NewPool(hbone.PoolConfig{Logger: w.log})
 	w.clusters = upstream.NewClusters(upstream.NewDialer(w.pool, w.certs))
@@ -363,7 +369,7 @@ func (w *Waypoint) close() {
 	if w.pool != nil {
 		w.pool.Close()
 	}
-	if w.certs != nil {
+	if w.certs != nil && w.opts.Certs == nil {
 		w.certs.Close()
 	}
 }

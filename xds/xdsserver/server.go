@@ -76,9 +76,24 @@ type Server struct {
 	changed chan struct{}     // closed and replaced on every ACK or NACK
 }
 
-// New returns a server for dir and loads it once. logger nil means
-// slog.Default().
+// Options configure a Server. The zero value serves plaintext gRPC and
+// logs to slog.Default().
+type Options struct {
+	Logger *slog.Logger
+	// GRPC are options of the gRPC server: TLS credentials, the token
+	// check of istiod.TokenAuth...
+	GRPC []grpc.ServerOption
+}
+
+// New returns a plaintext server for dir and loads it once. logger nil
+// means slog.Default().
 func New(dir string, logger *slog.Logger) (*Server, error) {
+	return NewWithOptions(dir, Options{Logger: logger})
+}
+
+// NewWithOptions returns a server for dir and loads it once.
+func NewWithOptions(dir string, opts Options) (*Server, error) {
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -95,7 +110,7 @@ func New(dir string, logger *slog.Logger) (*Server, error) {
 			return nil
 		},
 	})
-	s.grpc = grpc.NewServer()
+	s.grpc = grpc.NewServer(opts.GRPC...)
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s.grpc, srv)
 	listenerservice.RegisterListenerDiscoveryServiceServer(s.grpc, srv)
 	clusterservice.RegisterClusterDiscoveryServiceServer(s.grpc, srv)
@@ -133,6 +148,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	return err
 }
+
+// GRPCServer is the gRPC server, for registering more services (istiod's CA)
+// before Serve.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
 // Close stops the server at once, ending every stream.
 func (s *Server) Close() {
