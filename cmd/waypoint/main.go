@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/gowaypoint/waypoint/cmd/internal/cli"
@@ -74,8 +75,15 @@ func run(args []string) error {
 	xdsFlags := adsFlags(fs)
 	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
+	concurrency := fs.Int("concurrency", 0, "worker threads (GOMAXPROCS), as Envoy's --concurrency; 0 keeps Go's default: the container's CPU limit, else the cores")
 	logger := cli.LogFlags(fs)
 	fs.Parse(args)
+	if *concurrency < 0 {
+		return fmt.Errorf("run: --concurrency %d: want 0 or more", *concurrency)
+	}
+	if *concurrency > 0 {
+		runtime.GOMAXPROCS(*concurrency)
+	}
 	if (o.ConfigFile == "") == (*xdsFlags.addr == "") || o.CertDir == "" {
 		return fmt.Errorf("run: --cert-dir and one of --config or --xds are required")
 	}
