@@ -2,15 +2,24 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/gowaypoint/waypoint/cmd/internal/cli"
+	"github.com/gowaypoint/waypoint/protocols/spiffe"
+	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/certs/istioca"
 	"github.com/gowaypoint/waypoint/proxy/waypoint"
 	"github.com/gowaypoint/waypoint/xds"
 	"github.com/gowaypoint/waypoint/xds/adsclient"
@@ -52,13 +61,36 @@ func (f adsFlagSet) node() *corev3.Node {
 		ClusterID: *f.cluster, Labels: map[string]string{"gateway.networking.k8s.io/gateway-name": "waypoint"}}.Node()
 }
 
-// options are the ADS options of --xds.
-func (f adsFlagSet) options() (*waypoint.ADSOptions, func(), error) {
-	cp := xds.ControlPlane{Target: *f.addr}
+// controlPlane is the control plane at addr with the flags' TLS.
+func (f adsFlagSet) controlPlane(addr string) xds.ControlPlane {
+	cp := xds.ControlPlane{Target: addr}
 	if *f.rootCert != "" {
 		cp.TLS = &xds.ControlPlaneTLS{RootCAFile: *f.rootCert, ServerName: *f.serverName}
 	}
-	conn, err := istiod.Dial(istiod.DialConfig{ControlPlane: cp, TokenFile: *f.token})
+	return cp
+}
+
+// startCA gets the first workload certificate from the CA at addr (for at
+// most a minute) and keeps it fresh.
+func (f adsFlagSet) startCA(addr, trustDomain string, log *slog.Logger) (*istioca.Client, error) {
+	conn, err := istiod.Dial(istiod.DialConfig{ControlPlane: f.controlPlane(addr), TokenFile: *f.token})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id := spiffe.ID{TrustDomain: trustDomain, Namespace: *f.ns, ServiceAccount: *f.sa}
+	c, err := istioca.Start(ctx, istioca.ClientConfig{Conn: conn, ID: id, ClusterID: *f.cluster, Logger: log})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// options are the ADS options of --xds.
+func (f adsFlagSet) options() (*waypoint.ADSOptions, func(), error) {
+	conn, err := istiod.Dial(istiod.DialConfig{ControlPlane: f.controlPlane(*f.addr), TokenFile: *f.token})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -73,6 +105,11 @@ func xdsCommand(args []string) error {
 	fs := flag.NewFlagSet("xds serve", flag.ExitOnError)
 	dir := fs.String("dir", "", "directory of listeners.json, clusters.json, endpoints.json, routes.json (required); re-read when they change")
 	addr := fs.String("addr", "127.0.0.1:15010", "gRPC listen address")
+	poll := fs.Duration("poll", xdsserver.DefaultPollInterval, "how often the directory is checked for changes")
+	tlsDir := fs.String("tls-cert-dir", "", "serve TLS with DIR/cert-chain.pem and DIR/key.pem (istiod's serving certificate); plaintext when empty")
+	tokens := fs.String("tokens", "", `with --tls-cert-dir: refuse calls without a bearer token listed in this file ("TOKEN ns/sa" per line), as istiod checks service account tokens`)
+	caDir := fs.String("ca-dir", "", "with --tokens: serve istiod's CA (IstioCertificateService) signing with the dev mesh CA in DIR (root-cert.pem, root-key.pem of waypoint certs)")
+	trustDomain := fs.String("trust-domain", certs.DefaultTrustDomain, "with --ca-dir: the trust domain of the identities signed")
 	logger := cli.LogFlags(fs)
 	fs.Parse(args[1:])
 	if *dir == "" {
@@ -82,17 +119,65 @@ func xdsCommand(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := xdsserver.New(*dir, log)
+	opts := xdsserver.Options{Logger: log}
+	if *tlsDir != "" {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(*tlsDir, certs.CertChainFile), filepath.Join(*tlsDir, certs.KeyFile))
+		if err != nil {
+			return fmt.Errorf("xds serve: --tls-cert-dir: %w", err)
+		}
+		opts.GRPC = append(opts.GRPC, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+	}
+	if (*tokens != "" && *tlsDir == "") || (*caDir != "" && *tokens == "") {
+		return fmt.Errorf("xds serve: --tokens needs --tls-cert-dir, and --ca-dir needs --tokens")
+	}
+	if *tokens != "" {
+		table, err := readTokens(*tokens)
+		if err != nil {
+			return err
+		}
+		opts.GRPC = append(opts.GRPC, istiod.TokenAuth(istiod.StaticTokens(table))...)
+	}
+	srv, err := xdsserver.NewWithOptions(*dir, opts)
 	if err != nil {
 		return err
+	}
+	if *caDir != "" {
+		ca, err := certs.LoadCA(filepath.Join(*caDir, certs.RootCertFile), filepath.Join(*caDir, certs.RootKeyFile))
+		if err != nil {
+			return err
+		}
+		(&istioca.Server{CA: ca, TrustDomain: *trustDomain, Logger: log}).Register(srv.GRPCServer())
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	ctx := cli.Signals(context.Background(), nil)
-	go srv.Watch(ctx, 0)
+	go srv.Watch(ctx, *poll)
 	go func() { <-ctx.Done(); srv.Close() }()
-	log.Info("xds server listening", "addr", ln.Addr().String(), "dir", strings.TrimSpace(*dir), "version", srv.Version())
+	log.Info("xds server listening", "addr", ln.Addr().String(), "dir", strings.TrimSpace(*dir), "version", srv.Version(),
+		"tls", *tlsDir != "", "tokens", *tokens != "", "ca", *caDir != "")
 	return srv.Serve(ln)
+}
+
+// readTokens reads "TOKEN ns/sa" lines; blank lines and # comments are
+// skipped.
+func readTokens(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		tok, who, ok := strings.Cut(line, " ")
+		if _, _, err := certs.ParseNamespacedSA(strings.TrimSpace(who)); !ok || err != nil {
+			return nil, fmt.Errorf("%s:%d: want \"TOKEN ns/sa\"", path, i+1)
+		}
+		out[tok] = strings.TrimSpace(who)
+	}
+	return out, nil
 }
