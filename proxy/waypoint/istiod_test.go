@@ -28,9 +28,11 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	networkinputsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/matching/common_inputs/network/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -104,6 +106,9 @@ func withDirectChains(t *testing.T, r *xds.Resources) *xds.Resources {
 type pod struct {
 	version string
 	hits    sync.Map // path -> *atomic.Int64
+
+	mu       sync.Mutex
+	lastGRPC string // how the HTTP app saw the last gRPC request: proto, headers, body
 }
 
 func (p *pod) hit(path string) int64 {
@@ -123,6 +128,13 @@ func (p *pod) count(path string) int64 {
 // /v1/slow answers after 5 s.
 func (p *pod) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	n := p.hit(r.URL.Path)
+	if r.Header.Get("content-type") == "application/grpc" {
+		body, _ := io.ReadAll(r.Body)
+		p.mu.Lock()
+		p.lastGRPC = fmt.Sprintf("%s %s %s te=%s length=%d chunked=%v body=%x", r.Proto, r.Method, r.URL.Path,
+			r.Header.Get("te"), r.ContentLength, len(r.TransferEncoding) > 0, body)
+		p.mu.Unlock()
+	}
 	switch r.URL.Path {
 	case "/v1/flaky":
 		if n == 1 {
@@ -348,9 +360,12 @@ func TestIstiodFixtureOverADS(t *testing.T) {
 		}
 	})
 	// istiod routes the gRPC port by the VirtualService, whose
-	// destinations name port 9080: the request goes to the pods' 9080
-	// (HTTP/1.1 upstream), as Envoy sends it.
-	t.Run("gRPC port routed to the 9080 backends", func(t *testing.T) {
+	// destinations name port 9080: the 9090 chain's routes go to the 9080
+	// clusters, which have no HttpProtocolOptions, so Envoy sends the
+	// request to the pods' 9080 over HTTP/1.1 (a POST with a chunked body,
+	// te: trailers kept) and returns the app's HTTP answer as it is; a gRPC
+	// client sees an HTTP 200 that is not gRPC. We do the same.
+	t.Run("gRPC port as istiod routes it: HTTP/1.1 to the 9080 backends", func(t *testing.T) {
 		gc, err := grpc.NewClient(pp.to(fixtureVIP+":9090"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)
@@ -359,9 +374,31 @@ func TestIstiodFixtureOverADS(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		const method = "/grpc.health.v1.Health/Check"
-		_, err = healthpb.NewHealthClient(gc).Check(ctx, &healthpb.HealthCheckRequest{})
-		if n := v1.count(method) + v2.count(method); n != 1 || err == nil || !strings.Contains(err.Error(), "path="+method) {
-			t.Errorf("the 9080 backends saw %s %d times; client error %v", method, n, err)
+		_, err = healthpb.NewHealthClient(gc).Check(ctx, &healthpb.HealthCheckRequest{Service: "x"})
+		if n := v1.count(method) + v2.count(method); n != 1 {
+			t.Fatalf("the 9080 backends saw %s %d times, want once", method, n)
+		}
+		seen := v1.lastGRPC + v2.lastGRPC
+		if want := "HTTP/1.1 POST " + method + " te=trailers length=-1 chunked=true body=00000000030a0178"; seen != want {
+			t.Errorf("the 9080 app saw %q\nwant          %q", seen, want)
+		}
+		if st := grpcstatus.Convert(err); st.Code() != codes.Unknown || !strings.Contains(st.Message(), `content-type "text/plain`) {
+			t.Errorf("client got %v, want Unknown: the 200 answer is not gRPC", err)
+		}
+	})
+	// A local reply of the 9090 chain is a gRPC one: the /teapot fault
+	// abort (418) is grpc-status 2 (Unknown), as Envoy maps it.
+	t.Run("gRPC port: the teapot abort as a gRPC status", func(t *testing.T) {
+		gc, err := grpc.NewClient(pp.to(fixtureVIP+":9090"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = gc.Invoke(ctx, "/teapot", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{})
+		if st := grpcstatus.Convert(err); st.Code() != codes.Unknown || st.Message() != "fault filter abort" {
+			t.Errorf("got %v, want Unknown %q", err, "fault filter abort")
 		}
 	})
 	t.Run("gRPC end to end (direct to a pod's gRPC port)", func(t *testing.T) {
