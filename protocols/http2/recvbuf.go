@@ -61,6 +61,19 @@ func (b *recvBuf) write(p []byte) {
 	}
 }
 
+// appendChunks takes over chunks holding n bytes, each full to its length;
+// the slice itself stays the caller's.
+func (b *recvBuf) appendChunks(chunks []*[]byte, n int) {
+	if b.chunks == nil {
+		b.chunks = b.inline[:0]
+	}
+	b.chunks = append(b.chunks, chunks...)
+	b.n += n
+	for i := range chunks {
+		chunks[i] = nil
+	}
+}
+
 // read moves up to len(p) bytes into p.
 func (b *recvBuf) read(p []byte) int {
 	n := 0

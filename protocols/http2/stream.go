@@ -90,31 +90,38 @@ func (s *stream) release() {
 	}
 }
 
-// deliver hands a DATA frame to the stream (read loop).
-func (s *stream) deliver(data []byte, flen int64, end bool) error {
+// deliver hands a DATA frame's data to the stream (read loop); what it
+// does not keep is released.
+func (s *stream) deliver(p payload, flen int64, end bool) error {
 	c := s.c
 	s.mu.Lock()
 	if flen > s.recvWin {
 		s.mu.Unlock()
+		p.release()
 		c.consumed(flen, true)
 		return streamErr{s.id, ErrCodeFlowControl, "DATA beyond the stream window"}
 	}
 	s.recvWin -= flen
-	n := int64(len(data))
+	n := int64(p.len())
 	if s.wantLen >= 0 {
 		s.gotLen += n
 		if s.gotLen > s.wantLen || (end && s.gotLen != s.wantLen) {
 			s.mu.Unlock()
+			p.release()
 			c.consumed(flen, true)
 			return streamErr{s.id, ErrCodeProtocol, "DATA length does not match content-length"}
 		}
 	}
 	credit := flen - n // padding is consumed on arrival
 	s.unacked += credit
-	if s.readerGone || s.rerr != nil {
+	switch {
+	case s.readerGone || s.rerr != nil:
 		credit = flen
-	} else if n > 0 {
-		s.buf.write(data)
+		p.release()
+	case p.chunks != nil:
+		s.buf.appendChunks(p.chunks, p.n)
+	case n > 0:
+		s.buf.write(p.b)
 	}
 	s.cond.Broadcast()
 	notify := s.notify
