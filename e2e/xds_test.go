@@ -84,7 +84,7 @@ func newXDSEnv(t *testing.T, netN int, delta bool) *xdsEnv {
 	e.waypoint = startProc(t, "waypoint", bins.waypoint, "run", "--config", e.config,
 		"--ca-addr", e.xdsAddr(), "--xds-root-cert", filepath.Join(e.dir, certs.RootCertFile), "--xds-token-file", token,
 		"--node-namespace", "default", "--node-service-account", "waypoint",
-		"--hbone-addr", e.hboneAddr(), "--admin-addr", e.ip(5)+":15000")
+		"--hbone-addr", e.hboneAddr(), "--admin-addr", e.ip(5)+":15000", "--metrics-addr", e.ip(5)+":15020")
 	waitHTTP200(t, e.adminURL()+"/healthz/ready")
 	t.Cleanup(e.checkWaypointLeaks)
 	e.sources = map[int]*proc{1: startProc(t, "hbone-connect-web", bins.hbone, "connect", "--listen", e.web(),
@@ -257,6 +257,7 @@ func TestXDSPushesUnderLoad(t *testing.T) {
 	waitLog(t, e.waypoint, "istioca: workload certificate issued", "spiffe://cluster.local/ns/default/sa/waypoint")
 
 	stopLoad := fortioUntilStopped(t, "-qps", "200", "-c", "4", "http://"+e.web()+"/load")
+	loadStart := time.Now()
 	time.Sleep(time.Second)
 	start := time.Now()
 	sets := [][]string{{"a"}, {"b"}, {"a", "b"}}
@@ -290,6 +291,9 @@ func TestXDSPushesUnderLoad(t *testing.T) {
 	e.waitVersion(c, "v102", "b", 10*time.Second)
 
 	time.Sleep(time.Second)
+	// At least 6 s of load, so that the count checked below (1,000 at 200
+	// a second) does not depend on how fast the pushes were taken.
+	time.Sleep(6*time.Second - time.Since(loadStart))
 	r := stopLoad()
 	t.Logf("fortio under 100 pushes and a NACK: %d requests at %.0f qps, codes %v", r.DurationHistogram.Count, r.ActualQPS, r.RetCodes)
 	if r.errors() != 0 || r.RetCodes["200"] < 1000 {
@@ -307,6 +311,7 @@ func TestXDSServerRestartUnderLoad(t *testing.T) {
 	e.waitVersion(c, "v1", "", 10*time.Second)
 
 	stopLoad := fortioUntilStopped(t, "-qps", "200", "-c", "4", "http://"+e.web()+"/load")
+	loadStart := time.Now()
 	time.Sleep(time.Second)
 	e.xds.cmd.Process.Kill()
 	<-e.xds.done
@@ -326,6 +331,9 @@ func TestXDSServerRestartUnderLoad(t *testing.T) {
 	e.waitVersion(c, "v3", "a", 10*time.Second)
 
 	time.Sleep(time.Second)
+	// At least 6 s of load, so that the count checked below (1,000 at 200
+	// a second) does not depend on how fast the pushes were taken.
+	time.Sleep(6*time.Second - time.Since(loadStart))
 	r := stopLoad()
 	t.Logf("fortio across an xDS server restart: %d requests at %.0f qps, codes %v", r.DurationHistogram.Count, r.ActualQPS, r.RetCodes)
 	if r.errors() != 0 || r.RetCodes["200"] < 1000 {

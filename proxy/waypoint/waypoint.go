@@ -206,7 +206,8 @@ func Start(opts Options) (w *Waypoint, err error) {
 		return nil, fmt.Errorf("waypoint: HBONE listener: %w", err)
 	}
 	w.hboneAddr = ln.Addr()
-	w.serve(func() { w.hbone.Serve(ln) })
+	hb := w.hbone // not w: a failed Start sets its result w to nil
+	w.serve(func() { hb.Serve(ln) })
 
 	if err := w.startAdmin(bs); err != nil {
 		return nil, err
