@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/gowaypoint/waypoint/internal/rss"
 	"os"
 	"runtime"
 	"strings"
@@ -121,6 +122,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	rss.TrimBinary()
 	ctx := cli.Signals(context.Background(), func() { w.Reload() })
 	<-ctx.Done()
 	if err := w.Shutdown(context.Background()); err != nil {
