@@ -122,7 +122,7 @@ func refValues() map[string]any {
 		"int64 15": int64(15), "int64 -8": int64(-8), "int64 2047": int64(2047),
 		"int64 262143": int64(262143), "int64 max32": int64(math.MaxInt32), "int64 max": int64(math.MaxInt64),
 		"int64 min": int64(math.MinInt64),
-		"float 0": 0.0, "float 1": 1.0, "float byte": -128.0, "float short": 32767.0,
+		"float 0":   0.0, "float 1": 1.0, "float byte": -128.0, "float short": 32767.0,
 		"float full": 1.5, "float huge": 1e300, "float32 mill": float32(1.5), "float32 odd": float32(0.1),
 		"string empty": "", "string 31": chars("a", 31), "string 32": chars("a", 32),
 		"string 1023": chars("b", 1023), "string 1024": chars("b", 1024),
