@@ -289,3 +289,28 @@ func FuzzParamCount(f *testing.F) {
 		}
 	})
 }
+
+func TestArg(t *testing.T) {
+	frame := refRequest(t, refCall{id: 1, path: "com.example.Calc", method: "f",
+		args: []any{"alice", int32(-42), int64(1 << 40), true, sampleOrder(), nil, "中文"}})
+	var inv Invocation
+	if err := DecodeRequest(frame[HeaderLen:], &inv); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		v  string
+		ok bool
+	}{{"alice", true}, {"-42", true}, {"1099511627776", true}, {"true", true}, {"", false}, {"", false}, {"中文", true}, {"", false}}
+	var dst []byte
+	for i, w := range want {
+		v, d, ok := inv.Arg(i, dst)
+		dst = d
+		if ok != w.ok || string(v) != w.v {
+			t.Errorf("Arg(%d) = %q, %v; want %q, %v", i, v, ok, w.v, w.ok)
+		}
+	}
+	dst = dst[:0]
+	if n := testing.AllocsPerRun(100, func() { _, dst, _ = inv.Arg(2, dst[:0]) }); n != 0 {
+		t.Fatalf("Arg allocates %v times", n)
+	}
+}
