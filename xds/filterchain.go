@@ -26,6 +26,16 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 		return nil, errAt("filters", "want one terminal network filter (%s or %s), got none", tcpProxyFilterName, hcmFilterName)
 	}
 	for i, f := range filters {
+		if d, ok, err := decodeDubboFilter(f, clusters); ok {
+			if err == nil && i != len(filters)-1 {
+				err = fmt.Errorf("%s is a terminal filter and must be the last one", f.GetName())
+			}
+			if err != nil {
+				return nil, at(idx("filters", i), err)
+			}
+			c.Dubbo = d
+			continue
+		}
 		tp, hcm, err := decodeNetworkFilter(f, clusters)
 		if err != nil {
 			return nil, at(idx("filters", i), err)

@@ -75,10 +75,11 @@ type FilterChain struct {
 	// Name is the chain's name; may be empty unless the listener has a
 	// filter_chain_matcher.
 	Name string
-	// The terminal network filter: exactly one of TCPProxy and HTTP is
-	// set. Later issues add Dubbo and network RBAC.
+	// The terminal network filter: exactly one of TCPProxy, HTTP and
+	// Dubbo is set. Later issues add network RBAC.
 	TCPProxy *TCPProxy
 	HTTP     *HTTPConnectionManager
+	Dubbo    *DubboProxy
 }
 
 // TCPProxy is a decoded envoy.filters.network.tcp_proxy: relay bytes to one
