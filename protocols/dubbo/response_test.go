@@ -145,3 +145,15 @@ func TestResponseFlagNames(t *testing.T) {
 		t.Fatal("flag predicates")
 	}
 }
+
+func TestAppendNullResponseReadByReference(t *testing.T) {
+	frame := AppendNullResponse(nil, 3)
+	f := refDecode(t, frame)
+	if f.header.ID != 3 || f.header.ResponseStatus != byte(StatusOK) || f.response.RspObj != nil || f.response.Exception != nil {
+		t.Fatalf("the reference read %+v %+v", f.header, f.response)
+	}
+	var ri ResponseInfo
+	if err := DecodeResponse(StatusOK, frame[HeaderLen:], &ri); err != nil || ri.Flag != FlagNull {
+		t.Fatalf("read back %v %v", ri.Flag, err)
+	}
+}

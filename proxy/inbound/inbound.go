@@ -10,6 +10,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
@@ -27,6 +28,7 @@ type Handler struct {
 	TCP      *tcpproxy.Proxy
 	HTTP     *httpconn.Env
 	Clusters httpconn.Upstreams
+	Dubbo    *dubboconn.Env
 }
 
 var _ hbone.Handler = (*Handler)(nil)
@@ -59,6 +61,16 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		httpconn.Serve(ctx, conn, src, &filters.Downstream{
 			Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
 		}, h.HTTP)
+		return
+	}
+	if fc.Dubbo != nil {
+		conn, err := st.Accept()
+		if err != nil {
+			return
+		}
+		dubboconn.Serve(ctx, conn, dubboconn.NewSource(h.Store, MainInternal, in, snap, fc.Dubbo), &filters.Downstream{
+			Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
+		}, h.Dubbo)
 		return
 	}
 	h.TCP.Serve(ctx, snap, fc.TCPProxy, down, st.Peer.String()+" -> "+st.Authority)

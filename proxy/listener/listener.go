@@ -14,6 +14,7 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
+	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
@@ -28,6 +29,7 @@ type Manager struct {
 	TCP      *tcpproxy.Proxy
 	HTTP     *httpconn.Env
 	Clusters httpconn.Upstreams
+	Dubbo    *dubboconn.Env
 	Log      *slog.Logger
 
 	acc     acceptor.Acceptor
@@ -111,6 +113,9 @@ func (m *Manager) serve(name string, c *net.TCPConn) {
 		src := httpconn.NewSource(m.Store, name, in, m.Clusters, snap, fc.HTTP)
 		httpconn.Serve(context.Background(), c, src,
 			&filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination}, m.HTTP)
+	case fc.Dubbo != nil:
+		dubboconn.Serve(context.Background(), c, dubboconn.NewSource(m.Store, name, in, snap, fc.Dubbo),
+			&filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination}, m.Dubbo)
 	default:
 		m.TCP.Serve(context.Background(), snap, fc.TCPProxy, down, name+" "+in.Source.String())
 	}

@@ -18,6 +18,7 @@ import (
 	_ "github.com/gowaypoint/waypoint/filters/all" // the built-in HTTP filters
 	"github.com/gowaypoint/waypoint/proxy/admin"
 	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/inbound"
@@ -55,7 +56,12 @@ type Options struct {
 	ConfigPollInterval time.Duration
 	// CertPollInterval is how often CertDir is checked; default 1 s.
 	CertPollInterval time.Duration
-	Logger           *slog.Logger // default slog.Default()
+	// DubboMaxBodyBytes bounds a Dubbo frame's body (default 8 MiB);
+	// DubboMaxInFlight the calls in flight on one downstream Dubbo
+	// connection (default 1024).
+	DubboMaxBodyBytes int
+	DubboMaxInFlight  int
+	Logger            *slog.Logger // default slog.Default()
 }
 
 // Waypoint is a running proxy. Its methods are safe for concurrent use.
@@ -68,6 +74,7 @@ type Waypoint struct {
 	bootstrap atomic.Pointer[xds.Bootstrap]
 	pool      *hbone.Pool
 	clusters  *upstream.Clusters
+	dubbo     *dubboconn.Upstreams
 	hbone     *hbone.Server
 	listeners *listener.Manager
 	admin     *admin.Server
@@ -130,11 +137,13 @@ func Start(opts Options) (w *Waypoint, err error) {
 	w.clusters.Update(bs.Snapshot)
 	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log}
 	httpEnv := &httpconn.Env{Log: w.log}
+	w.dubbo = dubboconn.NewUpstreams(w.clusters, dubboconn.UpstreamConfig{MaxBodyBytes: opts.DubboMaxBodyBytes}, w.log)
+	dubboEnv := &dubboconn.Env{Log: w.log, Upstreams: w.dubbo, MaxBodyBytes: opts.DubboMaxBodyBytes, MaxInFlight: opts.DubboMaxInFlight}
 
 	w.hbone, err = hbone.NewServer(hbone.ServerConfig{
 		TLS:          w.certs.ServerTLSConfig(),
 		PeerIdentity: certs.PeerIdentity,
-		Handler:      &inbound.Handler{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters},
+		Handler:      &inbound.Handler{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv},
 		Logger:       w.log,
 	})
 	if err != nil {
@@ -147,7 +156,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	w.hboneAddr = ln.Addr()
 	w.serve(func() { w.hbone.Serve(ln) })
 
-	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Log: w.log}
+	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, Log: w.log}
 	if err := w.listeners.Apply(bs.Snapshot); err != nil {
 		return nil, fmt.Errorf("waypoint: %w", err)
 	}
@@ -301,6 +310,9 @@ func (w *Waypoint) close() {
 		w.admin.Close()
 	}
 	w.wg.Wait()
+	if w.dubbo != nil {
+		w.dubbo.Close()
+	}
 	if w.clusters != nil {
 		w.clusters.Close()
 	}
