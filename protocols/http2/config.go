@@ -111,16 +111,21 @@ const (
 
 const (
 	minMaxFrameSize = 1 << 14
+	// frameHeaderLen is the size of every frame's header.
+	frameHeaderLen  = 9
 	maxMaxFrameSize = 1<<24 - 1
 	maxWindow       = 1<<31 - 1
 	// initialWindow is RFC 9113's window before SETTINGS say otherwise.
 	initialWindow = 65535
-	// writeBufferSize is the one buffered writer in front of the
-	// connection: one TLS record and one syscall per flush where the
-	// batch fits.
-	writeBufferSize = 16 << 10
-	// maxDataFrame is the largest DATA frame we send.
-	maxDataFrame = 16 << 10
+	// writeBufferSize bounds the one buffered writer in front of the
+	// connection (outBuf): a flush is one write to the transport, which
+	// under TLS is one record per 16 KiB.
+	writeBufferSize = 64 << 10
+	// maxDataFrame is the largest DATA frame we send: with its 9-byte
+	// header it fills one TLS record (16 KiB of plaintext) exactly, so that
+	// bulk data goes out one full record per write instead of a full
+	// record and a 9-byte one.
+	maxDataFrame = 16<<10 - frameHeaderLen
 	// readBufferSize is the buffered reader the Framer reads from.
 	readBufferSize = 16 << 10
 	// goAwayTimeout bounds the wait for a final GOAWAY to be written to a

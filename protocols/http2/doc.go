@@ -35,13 +35,16 @@
 //
 // # Write path
 //
-// One 16 KiB bufio.Writer per connection, behind a FIFO hand-off lock
-// (writer.go). A stream goroutine takes the lock itself (no channel
-// hand-off to a writer goroutine on the hot path), writes its frames and
-// passes the lock to the next waiter; the last holder, finding nobody
-// waiting, flushes: one syscall, one TLS record, per batch. DATA is
-// written one frame (at most 16 KiB) per turn, so streams sending bodies
-// take turns round robin. HPACK encoding happens under the lock, so
+// One buffered writer per connection (outBuf: up to 64 KiB, taken from a
+// pool while it holds anything), behind a FIFO hand-off lock (writer.go).
+// A stream goroutine takes the lock itself (no channel hand-off to a
+// writer goroutine on the hot path), writes its frames and passes the
+// lock to the next waiter; the last holder, finding nobody waiting,
+// flushes: one write to the transport per batch. DATA frames carry at
+// most 16 KiB - 9 bytes, so that a frame fills one TLS record. While
+// other streams wait, DATA is written one frame per turn, so streams
+// sending bodies take turns round robin; alone, a stream writes all the
+// frames its windows allow under one hold. HPACK encoding happens under the lock, so
 // blocks reach the wire in the order they changed the dynamic table.
 // Frames from the read loop (SETTINGS and PING acks, RST_STREAM,
 // WINDOW_UPDATE, GOAWAY, a 431) go to a bounded queue that the holder

@@ -394,7 +394,10 @@ func (s *stream) unlockSend(end bool) {
 }
 
 // writeData sends p as DATA frames, blocking on flow control; end sets
-// END_STREAM on the last one (an empty frame if p is empty).
+// END_STREAM on the last one (an empty frame if p is empty). While nobody
+// waits for the write lock and the windows allow, the frames of one call
+// are written under one hold of the lock, so they leave in one flush;
+// otherwise the lock is passed on after each frame (round robin).
 func (s *stream) writeData(p []byte, end bool) (int, error) {
 	c := s.c
 	n := 0
@@ -411,17 +414,37 @@ func (s *stream) writeData(p []byte, end bool) (int, error) {
 			s.unreserve(m)
 			return n, err
 		}
-		err := c.w.fr.WriteData(s.id, last, p[n:n+m])
-		c.dataSent.Add(1)
-		s.unlockSend(last)
-		if err != nil {
-			return n, err
+		for {
+			err := c.w.fr.WriteData(s.id, last, p[n:n+m])
+			c.dataSent.Add(1)
+			if err != nil {
+				s.unlockSend(last)
+				return n, err
+			}
+			n += m
+			if n == len(p) || c.w.contended() {
+				break
+			}
+			if m, err = s.reserve(len(p)-n, false); err != nil || m == 0 {
+				break // the next reserve reports err, or waits for window
+			}
+			if last = end && n+m == len(p); last {
+				s.markLocalEnd()
+			}
 		}
-		n += m
+		s.unlockSend(last)
 		if n == len(p) {
 			return n, nil
 		}
 	}
+}
+
+// markLocalEnd records that END_STREAM is being sent (write lock held),
+// as lockSend does for a frame that ends the stream.
+func (s *stream) markLocalEnd() {
+	s.c.mu.Lock()
+	s.localEnd = true
+	s.c.mu.Unlock()
 }
 
 // writeBlockLocked writes a header block as HEADERS and CONTINUATION

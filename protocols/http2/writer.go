@@ -1,7 +1,6 @@
 package http2
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"sync"
@@ -10,7 +9,7 @@ import (
 )
 
 // writer is the one way out of a connection. Every frame goes through one
-// 16 KiB bufio.Writer, owned by whichever goroutine holds the write lock:
+// outBuf (up to writeBufferSize, pooled while empty), owned by whichever goroutine holds the write lock:
 //
 //   - Stream goroutines take the lock themselves (no hand-off to a writer
 //     goroutine), write their frames and give the lock to the next waiter
@@ -29,7 +28,7 @@ import (
 // queue: their goroutine blocks until the peer reads.
 type writer struct {
 	// Holder only: used by the goroutine that holds the write lock.
-	bw    *bufio.Writer
+	bw    *outBuf
 	fr    *xhttp2.Framer // writes into bw
 	enc   headerEncoder
 	spare []byte
@@ -64,7 +63,7 @@ func (s ctrlSink) Write(p []byte) (int, error) {
 }
 
 func (w *writer) init(dst io.Writer, cfg *Config, onError func(error)) {
-	w.bw = bufio.NewWriterSize(dst, writeBufferSize)
+	w.bw = &outBuf{dst: dst}
 	w.fr = xhttp2.NewFramer(w.bw, nil)
 	w.cfr = xhttp2.NewFramer(ctrlSink{w}, nil)
 	w.enc.init()
@@ -152,6 +151,14 @@ func (w *writer) unlock() {
 		w.mu.Unlock()
 		return
 	}
+}
+
+// contended reports whether another goroutine waits for the lock or
+// frames are queued for the holder; holder only.
+func (w *writer) contended() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.waiters) > 0 || len(w.ctrl) > 0
 }
 
 // fail records the first write error and reports it.

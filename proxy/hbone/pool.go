@@ -287,7 +287,7 @@ func (p *Pool) newConn(ctx context.Context, addr netip.AddrPort, tlsConf *tls.Co
 	if err != nil {
 		return nil, fmt.Errorf("hbone: dial %s: %w", addr, err)
 	}
-	tc := tls.Client(raw, tlsConf)
+	tc := tlsClient(raw, tlsConf)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("hbone: TLS handshake with %s: %w", addr, err)

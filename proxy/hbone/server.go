@@ -126,7 +126,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 func (s *Server) serveConn(raw net.Conn) {
 	remote := addrPort(raw.RemoteAddr())
-	tc := tls.Server(raw, s.cfg.TLS)
+	tc := tlsServer(raw, s.cfg.TLS)
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
