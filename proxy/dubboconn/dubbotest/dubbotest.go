@@ -57,20 +57,20 @@ type Handler func(*Call) Reply
 
 // Provider is a Dubbo provider on one address.
 type Provider struct {
-	Name    string
-	Handler Handler
+	Name string
 
 	// Calls counts the calls received, Heartbeats the heartbeat requests
 	// answered, HeartbeatAnswers the answers to heartbeats it sent.
 	Calls, Heartbeats, HeartbeatAnswers atomic.Int64
 
-	ln     net.Listener
-	mu     sync.Mutex
-	conns  map[net.Conn]*sync.Mutex // each connection's write lock
-	wg     sync.WaitGroup
-	hbID   atomic.Int64
-	killed chan struct{}
-	once   sync.Once
+	ln      net.Listener
+	mu      sync.Mutex
+	conns   map[net.Conn]*sync.Mutex // each connection's write lock
+	wg      sync.WaitGroup
+	hbID    atomic.Int64
+	killed  chan struct{}
+	once    sync.Once
+	handler atomic.Pointer[Handler]
 }
 
 // StartProvider listens on addr and serves calls with h (nil: each call
@@ -80,13 +80,19 @@ func StartProvider(addr, name string, h Handler) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{Name: name, Handler: h, ln: ln, conns: map[net.Conn]*sync.Mutex{}, killed: make(chan struct{})}
-	if p.Handler == nil {
-		p.Handler = p.Echo
-	}
+	p := &Provider{Name: name, ln: ln, conns: map[net.Conn]*sync.Mutex{}, killed: make(chan struct{})}
+	p.SetHandler(h)
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
+}
+
+// SetHandler makes h answer the calls that come from now on (nil: Echo).
+func (p *Provider) SetHandler(h Handler) {
+	if h == nil {
+		h = p.Echo
+	}
+	p.handler.Store(&h)
 }
 
 // Addr is the provider's address.
@@ -168,7 +174,7 @@ func (p *Provider) serve(c net.Conn, wmu *sync.Mutex) {
 		calls.Add(1)
 		go func() {
 			defer calls.Done()
-			r := p.Handler(call)
+			r := (*p.handler.Load())(call)
 			if !call.TwoWay || r.Drop {
 				return
 			}
