@@ -272,7 +272,7 @@ func TestDecodeReusesStorage(t *testing.T) {
 func TestParamCountMatchesReference(t *testing.T) {
 	descs := []string{"", "I", "IJZ", "Ljava/lang/String;", "Ljava/lang/String;I[B", "[[Ljava/lang/Object;[I",
 		"Lorg/example/Order;Ljava/util/Map;", "[Ljava.util.Date", "L;", "Lfoo", "[", "[[", "x", "VZBCDFIJS",
-		"L$a/_b9;", "L9a;", "Ljava//lang;", "[L;I", "Lcom/example/问候;"}
+		"L$a/_b9;", "L9a;", "Ljava//lang;", "[L;I", "Lcom/example/问候;", "[0A;", "[[xI;"}
 	for _, d := range descs {
 		if got, want := ParamCount([]byte(d)), len(hessian.DescRegex.FindAllString(d, -1)); got != want {
 			t.Errorf("ParamCount(%q) = %d, the reference's pattern %d", d, got, want)
