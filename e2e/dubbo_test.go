@@ -26,7 +26,9 @@ import (
 //	127.0.51.11:20880  pod a: a Dubbo provider (dubbo-go-hessian2's codec), its ztunnel (hbone serve) on :15008
 //	127.0.51.12:20880  pod b: the same
 //	127.0.52.1:20880   service "greeter": the Dubbo chain below
-//	127.0.51.1:19001   hbone connect: the consumer's ztunnel, to the service
+//	127.0.52.2:50051   service "greeter-tri": Dubbo 3 (Triple, gRPC) through an HttpConnectionManager,
+//	                   to pod a's and pod b's gRPC servers on :50051 (started by the Triple test)
+//	127.0.51.1:19001   hbone connect: the consumer's ztunnel, to the service; :19002 to greeter-tri
 //
 // The consumer encodes its calls with dubbo-go-hessian2 and sends them to
 // its ztunnel; providers decode them with it.
@@ -38,6 +40,8 @@ type dubboEnv struct {
 const dubboNet = 51
 
 func (e *dubboEnv) serviceVIP() string { return "127.0.52.1" }
+func (e *dubboEnv) tripleVIP() string  { return "127.0.52.2" }
+func (e *dubboEnv) tripleAddr() string { return e.ip(1) + ":19002" }
 func (e *dubboEnv) consumerAddr() string {
 	return e.ip(1) + ":19001"
 }
@@ -62,11 +66,13 @@ func newDubboEnv(t *testing.T) *dubboEnv {
 		"--hbone-addr", e.hboneAddr(), "--admin-addr", e.ip(5)+":15000")
 	waitHTTP200(t, e.adminURL()+"/healthz/ready")
 	t.Cleanup(e.checkWaypointLeaks)
-	authority := e.serviceVIP() + ":20880"
-	e.sources = map[int]*proc{1: startProc(t, "hbone-connect-"+authority, bins.hbone, "connect", "--listen", e.consumerAddr(),
-		"--via", e.hboneAddr(), "--authority", authority, "--cert-dir", e.certDir("client"),
-		"--peer-identity", sa("waypoint").String())}
-	waitTCP(t, e.consumerAddr())
+	e.sources = map[int]*proc{}
+	for n, src := range map[int][2]string{1: {e.consumerAddr(), e.serviceVIP() + ":20880"}, 2: {e.tripleAddr(), e.tripleVIP() + ":50051"}} {
+		e.sources[n] = startProc(t, "hbone-connect-"+src[1], bins.hbone, "connect", "--listen", src[0],
+			"--via", e.hboneAddr(), "--authority", src[1], "--cert-dir", e.certDir("client"),
+			"--peer-identity", sa("waypoint").String())
+		waitTCP(t, src[0])
+	}
 	return e
 }
 
@@ -95,9 +101,15 @@ func (e *dubboEnv) consumer() *dubbotest.Consumer {
 }
 
 // PodA, PodB and VIP are for the template.
-func (e *dubboEnv) PodA() string { return e.ip(11) }
-func (e *dubboEnv) PodB() string { return e.ip(12) }
-func (e *dubboEnv) VIP() string  { return e.serviceVIP() }
+func (e *dubboEnv) PodA() string   { return e.ip(11) }
+func (e *dubboEnv) PodB() string   { return e.ip(12) }
+func (e *dubboEnv) VIP() string    { return e.serviceVIP() }
+func (e *dubboEnv) TriVIP() string { return e.tripleVIP() }
+
+// TriPods are the pods of the Triple clusters, for the template.
+func (e *dubboEnv) TriPods() []struct{ Name, IP, ID string } {
+	return []struct{ Name, IP, ID string }{{"a", e.ip(11), sa("pod-a").String()}, {"b", e.ip(12), sa("pod-b").String()}}
+}
 
 // ID is the identity of a pod, for the template.
 func (e *dubboEnv) ID(pod string) string { return sa(pod).String() }
@@ -148,7 +160,41 @@ static_resources:
               abort: {header_abort: {}, percentage: {numerator: 100}}
           - name: envoy.filters.dubbo.router
             config: {"@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.router.v3.Router}
+    - name: greeter-tri
+      filter_chain_match: {prefix_ranges: [{address_prefix: {{.TriVIP}}, prefix_len: 32}], destination_port: 50051}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: greeter-tri
+          http_filters:
+          - {name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
+          route_config:
+            virtual_hosts:
+            - name: greeter-tri
+              domains: ["*"]
+              routes:
+              - match: {prefix: /, headers: [{name: ":dubbo-service-version", string_match: {exact: 2.0.0}}]}
+                route: {cluster: tri-b}
+              - match: {prefix: /, headers: [{name: ":dubbo-group", string_match: {exact: canary}}]}
+                route: {cluster: tri-b}
+              - match: {prefix: /}
+                route: {cluster: tri-a}
   clusters:
+{{- range $pod := .TriPods}}
+  - name: tri-{{$pod.Name}}
+    connect_timeout: 2s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: tri-{{$pod.Name}}
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: {{$pod.IP}}, port_value: 50051}}}
+          metadata: {filter_metadata: {waypoint: {identity: "{{$pod.ID}}"}}}
+{{- end}}
   - name: greeter-v1
     connect_timeout: 2s
     load_assignment:
