@@ -30,6 +30,7 @@
 package dubboconn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -94,7 +95,18 @@ func Serve(ctx context.Context, rwc io.ReadWriter, src *Source, down *filters.Do
 	defer cancel()
 	c := &conn{env: env, src: src, down: down, ctx: ctx, w: newFrameWriter(rwc),
 		desc: down.Peer.String() + " " + down.RemoteAddr.String() + " -> " + down.Destination.String()}
-	r := dubbo.NewReader(rwc, dubbo.ReaderConfig{MaxBodyBytes: env.maxBody()})
+	var first [2]byte
+	isDubbo, prefix, err := sniffDubbo(rwc, &first)
+	if !isDubbo {
+		if len(prefix) > 0 && !c.relayFallback(rwc, prefix) {
+			c.env.Log.Info("dubbo: refused a connection that is not Dubbo (no service-level route to relay it to)",
+				"conn", c.desc, "first bytes", prefix)
+		} else if err != nil && len(prefix) > 0 {
+			c.env.Log.Debug("dubbo: downstream connection ended", "conn", c.desc, "error", err)
+		}
+		return
+	}
+	r := dubbo.NewReader(io.MultiReader(bytes.NewReader(prefix), rwc), dubbo.ReaderConfig{MaxBodyBytes: env.maxBody()})
 	defer r.Close()
 	for {
 		f, err := r.Next()

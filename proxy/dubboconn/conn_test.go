@@ -3,7 +3,9 @@ package dubboconn
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -468,5 +470,54 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestNotDubboRelayedAsTCP(t *testing.T) {
+	provider(t, podA, "pod-a", nil)
+	echoAddr := "127.0.50.13:20880"
+	ln, err := net.Listen("tcp", echoAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	// The service-level route (interface "*", no conditions) goes to
+	// cluster ab: here the echo server.
+	e := newEnv(t, envOptions{clusters: []clusterT{{"a", addrs(podA)}, {"b", addrs(podA)}, {"ab", addrs(echoAddr)}}})
+	c, err := net.Dial("tcp", e.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := "GET / HTTP/1.1\r\nHost: not-dubbo\r\n\r\n"
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != msg {
+		t.Fatalf("relayed back %q, %v", got, err)
+	}
+	// Dubbo on another connection is still served as Dubbo.
+	d := e.consumer()
+	if r, err := d.Call(ctxTimeout(t, 10*time.Second), greeter("toA"), nil, nil); err != nil || r.Value != "pod-a: toA()" {
+		t.Fatalf("%+v %v", r, err)
 	}
 }
