@@ -16,6 +16,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/cmd/internal/cli"
 	_ "github.com/gowaypoint/waypoint/filters/all"
+	"github.com/gowaypoint/waypoint/protocols/dubbo"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/localmesh"
@@ -70,6 +71,8 @@ func run(args []string) error {
 	fs.StringVar(&o.HBONEAddr, "hbone-addr", waypoint.DefaultHBONEAddr, "HBONE listen address")
 	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
+	fs.IntVar(&o.DubboMaxBodyBytes, "dubbo-max-body-bytes", dubbo.DefaultMaxBodyBytes, "largest Dubbo frame body accepted (Dubbo's payload limit)")
+	fs.IntVar(&o.DubboMaxInFlight, "dubbo-max-in-flight", dubbo.DefaultMaxInFlight, "Dubbo calls in flight per downstream connection; past it a call is answered 100")
 	logger := cli.LogFlags(fs)
 	fs.Parse(args)
 	if o.ConfigFile == "" || o.CertDir == "" {
