@@ -39,6 +39,9 @@ func TestCallsAndRoutes(t *testing.T) {
 		{"fault abort 503", greeter("toA"), nil, map[string]string{"x-envoy-fault-abort-request": "503"}, 80, "fault filter abort (FI)"},
 		{"fault abort 404", greeter("toA"), nil, map[string]string{"x-envoy-fault-abort-request": "404"}, 60, "fault filter abort"},
 		{"fault abort 429", greeter("toA"), nil, map[string]string{"x-envoy-fault-abort-request": "429"}, 100, "fault filter abort"},
+		{"denied", greeter("toA"), nil, map[string]string{"x-deny": "1"}, 40, "RBAC: access denied (RBAC)"},
+		{"no healthy upstream", greeter("toEmpty"), nil, nil, 80, "no healthy upstream (UH)"},
+		{"no route", hessian.Service{Path: "", Method: "m"}, nil, nil, 60, "no route for //m (NR)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,7 +312,7 @@ func TestTimeoutAttachment(t *testing.T) {
 		return dubbotest.Reply{Value: "late"}
 	})
 	defer close(release)
-	e := newEnv(t, envOptions{clusters: []clusterT{{"a", addrs(podA)}, {"b", addrs(podA)}, {"ab", addrs(podA)}}})
+	e := newEnv(t, envOptions{clusters: []clusterT{{"a", addrs(podA)}, {"b", addrs(podA)}, {"ab", addrs(podA)}, {"empty", nil}}})
 	c := e.consumer()
 	ctx := ctxTimeout(t, 10*time.Second)
 	start := time.Now()
@@ -432,7 +435,7 @@ func TestInFlightLimit(t *testing.T) {
 		<-release
 		return dubbotest.Reply{Value: "ok"}
 	})
-	e := newEnv(t, envOptions{env: Env{MaxInFlight: 2}, clusters: []clusterT{{"a", addrs(podA)}, {"b", addrs(podA)}, {"ab", addrs(podA)}}})
+	e := newEnv(t, envOptions{env: Env{MaxInFlight: 2}, clusters: []clusterT{{"a", addrs(podA)}, {"b", addrs(podA)}, {"ab", addrs(podA)}, {"empty", nil}}})
 	c := e.consumer()
 	ctx := ctxTimeout(t, 10*time.Second)
 	var wg sync.WaitGroup
@@ -500,7 +503,7 @@ func TestNotDubboRelayedAsTCP(t *testing.T) {
 	}()
 	// The service-level route (interface "*", no conditions) goes to
 	// cluster ab: here the echo server.
-	e := newEnv(t, envOptions{clusters: []clusterT{{"a", addrs(podA)}, {"b", addrs(podA)}, {"ab", addrs(echoAddr)}}})
+	e := newEnv(t, envOptions{clusters: []clusterT{{"a", addrs(podA)}, {"b", addrs(podA)}, {"ab", addrs(echoAddr)}, {"empty", nil}}})
 	c, err := net.Dial("tcp", e.ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -54,6 +54,8 @@ static_resources:
               routes:
               - match: {method: {name: {exact: toA}}}
                 route: {cluster: a}
+              - match: {method: {name: {exact: toEmpty}}}
+                route: {cluster: empty}
               - match: {method: {name: {exact: hello}}, headers: [{name: x-pod, string_match: {exact: b}}]}
                 route: {cluster: b}
               - match: {method: {name: {safe_regex: {regex: ".*"}}}}
@@ -69,6 +71,8 @@ static_resources:
               abort: {header_abort: {}, percentage: {numerator: 100}}
           - name: test.tag
             config: {"@type": type.googleapis.com/xds.type.v3.TypedStruct, type_url: type.googleapis.com/test.Tag}
+          - name: test.deny
+            config: {"@type": type.googleapis.com/xds.type.v3.TypedStruct, type_url: type.googleapis.com/test.Deny}
           - name: envoy.filters.dubbo.router
   clusters:
 {{- range .}}
@@ -79,10 +83,12 @@ static_resources:
       typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer}
     load_assignment:
       cluster_name: {{.Name}}
+{{- if .Endpoints}}
       endpoints:
       - lb_endpoints:
 {{- range .Endpoints}}
         - endpoint: {address: {socket_address: {address: {{.Addr}}, port_value: {{.Port}}}}}
+{{- end}}
 {{- end}}
 {{- end}}
 `
@@ -112,7 +118,7 @@ type envOptions struct {
 
 func defaultClusters() []clusterT {
 	a, b := netip.MustParseAddrPort(podA), netip.MustParseAddrPort(podB)
-	return []clusterT{{"a", []netip.AddrPort{a}}, {"b", []netip.AddrPort{b}}, {"ab", []netip.AddrPort{a, b}}}
+	return []clusterT{{"a", []netip.AddrPort{a}}, {"b", []netip.AddrPort{b}}, {"ab", []netip.AddrPort{a, b}}, {"empty", nil}}
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -208,7 +214,27 @@ func (tagFactory) Names() []string                           { return []string{"
 func (tagFactory) TypeURLs() []string                        { return []string{"type.googleapis.com/test.Tag"} }
 func (tagFactory) New(proto.Message) (filters.Filter, error) { return tagFilter{}, nil }
 
-func init() { filters.Register(tagFactory{}) }
+// denyFilter, "test.deny", denies calls that carry x-deny as an
+// authorization filter does: 403 with Envoy's RBAC flag.
+type denyFilter struct{}
+
+func (denyFilter) OnRequest(s *filters.Stream) filters.Status {
+	if s.Request.Header.Has("x-deny") {
+		return s.SendLocalReply(403, "RBAC: access denied", "RBAC")
+	}
+	return filters.Continue
+}
+
+type denyFactory struct{}
+
+func (denyFactory) Names() []string                           { return []string{"test.deny"} }
+func (denyFactory) TypeURLs() []string                        { return []string{"type.googleapis.com/test.Deny"} }
+func (denyFactory) New(proto.Message) (filters.Filter, error) { return denyFilter{}, nil }
+
+func init() {
+	filters.Register(tagFactory{})
+	filters.Register(denyFactory{})
+}
 
 // consumer connects a reference consumer to the waypoint.
 func (e *env) consumer() *dubbotest.Consumer {
