@@ -524,3 +524,42 @@ func TestNotDubboRelayedAsTCP(t *testing.T) {
 		t.Fatalf("%+v %v", r, err)
 	}
 }
+
+func TestSilentProviderClosedByHeartbeat(t *testing.T) {
+	// A provider that reads and never writes, not even heartbeats.
+	ln, err := net.Listen("tcp", podA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	e := newEnv(t, envOptions{upstream: UpstreamConfig{HeartbeatInterval: 50 * time.Millisecond}})
+	c := e.consumer()
+	start := time.Now()
+	r, err := c.Call(ctxTimeout(t, 10*time.Second), greeter("toA"), nil, map[string]string{"timeout": "5000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != 80 || !strings.Contains(r.ErrorMessage, "no heartbeat from the provider") {
+		t.Fatalf("status %d %q, want 80 for a dead connection", r.Status, r.ErrorMessage)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("answered after %v: the dead connection was not noticed by its heartbeats", d)
+	}
+}
