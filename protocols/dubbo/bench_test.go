@@ -1,9 +1,12 @@
 package dubbo
 
 import (
+	"bufio"
 	"bytes"
 	"testing"
 	"time"
+
+	hessian "github.com/apache/dubbo-go-hessian2"
 
 	"github.com/gowaypoint/waypoint/protocols/l7"
 )
@@ -94,5 +97,29 @@ func BenchmarkFillRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 		inv.FillRequest(&req, &names)
+	}
+}
+
+// BenchmarkDecodeRequestReference is the reference: dubbo-go-hessian2
+// decoding the same request (header, then the whole body into values).
+func BenchmarkDecodeRequestReference(b *testing.B) {
+	frame := benchCall(b)
+	br := bytes.NewReader(frame)
+	r := bufio.NewReaderSize(br, len(frame)+16)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame) - HeaderLen))
+	for b.Loop() {
+		br.Reset(frame)
+		r.Reset(br)
+		r.Peek(len(frame))
+		codec := hessian.NewHessianCodec(r)
+		var h hessian.DubboHeader
+		if err := codec.ReadHeader(&h); err != nil {
+			b.Fatal(err)
+		}
+		req := make([]any, 7)
+		if err := codec.ReadBody(req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

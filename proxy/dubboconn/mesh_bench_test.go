@@ -253,42 +253,56 @@ func benchAnswer() []byte {
 	return h
 }
 
-// benchCalls runs b.N calls, one at a time, on one connection to the
-// client's ztunnel at addr, and reports the process's CPU time per call
-// (user and system: client, both ztunnels, the waypoint and the
-// provider).
-func benchCalls(b *testing.B, addr string) {
+// benchClient makes calls, one at a time, on one connection to the
+// client's ztunnel.
+type benchClient struct {
+	b   *testing.B
+	c   net.Conn
+	r   *dubbo.Reader
+	req []byte
+	id  uint64
+}
+
+func newBenchClient(b *testing.B, addr string) *benchClient {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
-	r := dubbo.NewReader(c, dubbo.ReaderConfig{})
-	defer r.Close()
-	req := benchRequest()
-	call := func(id uint64) {
-		dubbo.SetID(req, id)
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		f, err := r.Next()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if f.Header.ID != id || f.Header.Status != dubbo.StatusOK {
-			b.Fatalf("answer %+v to call %d", f.Header, id)
-		}
-		f.Release()
+	bc := &benchClient{b: b, c: c, r: dubbo.NewReader(c, dubbo.ReaderConfig{}), req: benchRequest()}
+	b.Cleanup(func() { c.Close(); bc.r.Close() })
+	for range 100 { // warm: connections, pools
+		bc.call()
 	}
-	for i := range 100 { // warm: connections, pools
-		call(uint64(i + 1))
+	return bc
+}
+
+func (bc *benchClient) call() {
+	bc.id++
+	dubbo.SetID(bc.req, bc.id)
+	if _, err := bc.c.Write(bc.req); err != nil {
+		bc.b.Fatal(err)
 	}
+	f, err := bc.r.Next()
+	if err != nil {
+		bc.b.Fatal(err)
+	}
+	if f.Header.ID != bc.id || f.Header.Status != dubbo.StatusOK {
+		bc.b.Fatalf("answer %+v to call %d", f.Header, bc.id)
+	}
+	f.Release()
+}
+
+// benchCalls runs b.N calls through the client's ztunnel at addr and
+// reports the process's CPU time per call (user and system: client, both
+// ztunnels, the waypoint and the provider).
+func benchCalls(b *testing.B, addr string) {
+	bc := newBenchClient(b, addr)
 	b.ReportAllocs()
-	b.SetBytes(int64(len(req)))
+	b.SetBytes(int64(len(bc.req)))
 	cpu0 := cpuTime()
 	b.ResetTimer()
-	for i := range b.N {
-		call(uint64(i + 1000))
+	for range b.N {
+		bc.call()
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
@@ -315,4 +329,33 @@ func BenchmarkDubboMeshCall(b *testing.B) {
 func BenchmarkDubboMeshL4(b *testing.B) {
 	startBenchMesh(b)
 	benchCalls(b, benchClientIP+":19002")
+}
+
+// BenchmarkDubboMeshCompare runs both paths of one mesh in alternating
+// blocks of 100 calls (b.N calls each), so that the load of a shared
+// machine falls on both alike, and reports each path's CPU and wall time
+// per call and their ratios (Dubbo connection manager over L4 relay).
+func BenchmarkDubboMeshCompare(b *testing.B) {
+	startBenchMesh(b)
+	paths := [2]*benchClient{newBenchClient(b, benchClientIP+":19001"), newBenchClient(b, benchClientIP+":19002")}
+	var cpu, wall [2]time.Duration
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(100, b.N-done)
+		for p, bc := range paths {
+			c0, w0 := cpuTime(), time.Now()
+			for range n {
+				bc.call()
+			}
+			cpu[p] += cpuTime() - c0
+			wall[p] += time.Since(w0)
+		}
+		done += n
+	}
+	b.StopTimer()
+	per := func(d time.Duration) float64 { return float64(d) / float64(b.N) }
+	b.ReportMetric(per(cpu[0]), "dubbo-cpu-ns/call")
+	b.ReportMetric(per(cpu[1]), "l4-cpu-ns/call")
+	b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "cpu-ratio")
+	b.ReportMetric(float64(wall[0])/float64(wall[1]), "wall-ratio")
 }
