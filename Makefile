@@ -69,7 +69,7 @@ alloc-budgets:
 	$(GO) run ./bench/cmd/allocgate -update
 
 # The hot-path benchmark packages; bench-compare runs every benchmark in them.
-HOT_PATH = ./proxy/relay ./proxy/hbone ./xds ./protocols/http1 ./protocols/http2 \
+HOT_PATH = ./proxy/relay ./proxy/sockio ./proxy/hbone ./xds ./protocols/http1 ./protocols/http2 \
 	./filters/router/route ./filters/router ./proxy/localmesh ./proxy/upstream/lb \
 	./protocols/dubbo ./protocols/dubbo/hessian2 ./proxy/dubboconn
 BENCH_COUNT ?= 6

@@ -58,6 +58,25 @@ type Cluster struct {
 	// HTTPOrDefault).
 	HTTP *HTTPOptions
 
+	// HBONEPort is the port HBONE endpoints are dialled on, that of the
+	// upstream_port_override of the ORIGINAL_DST cluster it reaches; 0
+	// means 15008 (see HBONEPortOrDefault).
+	HBONEPort uint16
+	// OriginalDestination is set when the host is the stream's own
+	// original destination rather than an endpoint (istiod's encap, for
+	// pod-addressed traffic): Endpoints is empty then.
+	OriginalDestination bool
+	// OriginalDst is set for an ORIGINAL_DST cluster (connect_originate);
+	// Build folds such clusters into those that reach them.
+	OriginalDst *OriginalDst
+	// InternalListener is set when the cluster's endpoint is an internal
+	// listener Build does not fold (main_internal, which the HBONE entry
+	// feeds).
+	InternalListener string
+	// Refusal, when set, says why the data path refuses to send to this
+	// cluster though it decodes (a loop into main_internal, double HBONE).
+	Refusal string
+
 	// Metadata is the cluster's metadata, as given; may be nil. Must not be modified.
 	Metadata *corev3.Metadata
 	// Raw is the resource this was decoded from. It must not be modified.
@@ -105,6 +124,10 @@ const (
 	TransportHBONE Transport = iota
 	// TransportPlaintext is plain TCP to the endpoint's address.
 	TransportPlaintext
+	// transportInternal: the endpoints are internal listeners
+	// (internal_upstream). Build folds it into HBONE (see internal.go);
+	// no built Cluster has it.
+	transportInternal
 )
 
 // String names the transport.
@@ -114,6 +137,8 @@ func (t Transport) String() string {
 		return "HBONE"
 	case TransportPlaintext:
 		return "plaintext"
+	case transportInternal:
+		return "internal"
 	}
 	return "Transport(?)"
 }
@@ -141,6 +166,16 @@ type Endpoint struct {
 	Identity spiffe.ID
 	// Metadata is the endpoint's metadata, as given; may be nil. Must not be modified.
 	Metadata *corev3.Metadata
+	// Internal is set for an envoy_internal_address endpoint; Address is
+	// then the pod address from its original_dst metadata ({local:
+	// "ip:port"}), or zero when it has none. Build folds these away.
+	Internal *InternalAddress
+}
+
+// InternalAddress is an endpoint's envoy_internal_address.
+type InternalAddress struct {
+	Listener   string // server_listener_name
+	EndpointID string
 }
 
 // LeastRequestConfig configures LBPolicyLeastRequest.
@@ -416,4 +451,12 @@ func (c *Cluster) HTTPOrDefault() HTTPOptions {
 		return DefaultHTTP
 	}
 	return *c.HTTP
+}
+
+// HBONEPortOrDefault is HBONEPort, 15008 when unset.
+func (c *Cluster) HBONEPortOrDefault() uint16 {
+	if c.HBONEPort == 0 {
+		return defaultHBONEPort
+	}
+	return c.HBONEPort
 }

@@ -48,10 +48,13 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string][]Endpoint) (*Cluster, 
 	}
 
 	policy, ok := lbPolicies[pb.GetLbPolicy()]
-	if !ok {
+	if !ok && pb.GetType() != clusterv3.Cluster_ORIGINAL_DST {
 		return nil, errAt("lb_policy", "%s is not supported yet", pb.GetLbPolicy())
 	}
 	c.LBPolicy = policy
+	if err := decodeClusterFilters(pb); err != nil {
+		return nil, err
+	}
 	if err := decodeLB(pb, c); err != nil {
 		return nil, err
 	}
@@ -89,12 +92,30 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string][]Endpoint) (*Cluster, 
 			service = c.Name
 		}
 		c.Endpoints = eds[service]
+	case clusterv3.Cluster_ORIGINAL_DST:
+		if err := decodeOriginalDst(pb, c); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, errAt("type", "%s is not supported yet", pb.GetType())
 	}
 
-	if c.Transport, c.UpstreamTLS, err = decodeTransportSocket(pb.GetTransportSocket()); err != nil {
+	if isInternalUpstream(pb.GetTransportSocket()) {
+		innerTLS, err := decodeInternalUpstream(pb.GetTransportSocket())
+		if err != nil {
+			return nil, at("transport_socket", err)
+		}
+		c.Transport = transportInternal
+		if innerTLS {
+			c.Refusal = "TLS inside internal_upstream (double HBONE, multi-network) is not supported yet"
+		}
+	} else if c.Transport, c.UpstreamTLS, err = decodeTransportSocket(pb.GetTransportSocket()); err != nil {
 		return nil, at("transport_socket", err)
+	}
+	if len(pb.GetTransportSocketMatches()) > 0 {
+		if err := decodeTransportSocketMatches(pb, c); err != nil {
+			return nil, err
+		}
 	}
 
 	if err := validate(pb); err != nil {

@@ -7,7 +7,10 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// ConfigDump renders the snapshot in the shape of Envoy's /config_dump:
+// ConfigDump renders the snapshot in the shape of Envoy's /config_dump. A
+// snapshot from xDS (SetSourceVersions) shows its resources as dynamic
+// ones, each with the version it was accepted at (listeners, clusters,
+// endpoints and routes sections); one from a bootstrap file:
 // {"configs": [BootstrapConfigDump, ListenersConfigDump, ClustersConfigDump]},
 // listeners and clusters as static ones with the snapshot's Version, in
 // protojson with proto field names as Envoy writes it. The bootstrap is empty
@@ -15,6 +18,13 @@ import (
 // times are set: a snapshot does not record when it was built.
 func (s *Snapshot) ConfigDump() ([]byte, error) {
 	boot := &adminv3.BootstrapConfigDump{Bootstrap: s.bootstrap}
+	if s.raw != nil && s.sourceVersions != nil {
+		sections, err := s.dynamicDump()
+		if err != nil {
+			return nil, err
+		}
+		return renderDump(append([]proto.Message{boot}, sections...))
+	}
 	lds := &adminv3.ListenersConfigDump{VersionInfo: s.Version}
 	for _, l := range s.Listeners {
 		a, err := anypb.New(l.Raw)
@@ -31,8 +41,14 @@ func (s *Snapshot) ConfigDump() ([]byte, error) {
 		}
 		cds.StaticClusters = append(cds.StaticClusters, &adminv3.ClustersConfigDump_StaticCluster{Cluster: a})
 	}
+	return renderDump([]proto.Message{boot, lds, cds})
+}
+
+// renderDump wraps sections in a ConfigDump, in protojson with proto field
+// names as Envoy writes it.
+func renderDump(sections []proto.Message) ([]byte, error) {
 	dump := &adminv3.ConfigDump{}
-	for _, m := range []proto.Message{boot, lds, cds} {
+	for _, m := range sections {
 		a, err := anypb.New(m)
 		if err != nil {
 			return nil, err
@@ -40,4 +56,57 @@ func (s *Snapshot) ConfigDump() ([]byte, error) {
 		dump.Configs = append(dump.Configs, a)
 	}
 	return protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}.Marshal(dump)
+}
+
+// SetSourceVersions records, before the snapshot is shared, that it came
+// over xDS with these accepted versions by type URL: ConfigDump then shows
+// its resources as dynamic ones with their versions, as Envoy does.
+func (s *Snapshot) SetSourceVersions(v map[string]string) { s.sourceVersions = v }
+
+// The type URLs of the resource kinds, as in a config dump.
+const (
+	ListenerTypeURL  = "type.googleapis.com/envoy.config.listener.v3.Listener"
+	ClusterTypeURL   = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+	EndpointsTypeURL = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+	RoutesTypeURL    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+)
+
+// dynamicDump renders a snapshot built by BuildResources from xDS as
+// Envoy's dynamic config dump sections.
+func (s *Snapshot) dynamicDump() ([]proto.Message, error) {
+	v := s.sourceVersions
+	lds := &adminv3.ListenersConfigDump{VersionInfo: v[ListenerTypeURL]}
+	for _, l := range s.raw.Listeners {
+		a, err := anypb.New(l)
+		if err != nil {
+			return nil, err
+		}
+		lds.DynamicListeners = append(lds.DynamicListeners, &adminv3.ListenersConfigDump_DynamicListener{
+			Name: l.GetName(), ActiveState: &adminv3.ListenersConfigDump_DynamicListenerState{VersionInfo: v[ListenerTypeURL], Listener: a}})
+	}
+	cds := &adminv3.ClustersConfigDump{VersionInfo: v[ClusterTypeURL]}
+	for _, c := range s.raw.Clusters {
+		a, err := anypb.New(c)
+		if err != nil {
+			return nil, err
+		}
+		cds.DynamicActiveClusters = append(cds.DynamicActiveClusters, &adminv3.ClustersConfigDump_DynamicCluster{VersionInfo: v[ClusterTypeURL], Cluster: a})
+	}
+	eds := &adminv3.EndpointsConfigDump{}
+	for _, e := range s.raw.Endpoints {
+		a, err := anypb.New(e)
+		if err != nil {
+			return nil, err
+		}
+		eds.DynamicEndpointConfigs = append(eds.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{VersionInfo: v[EndpointsTypeURL], EndpointConfig: a})
+	}
+	rds := &adminv3.RoutesConfigDump{}
+	for _, r := range s.raw.Routes {
+		a, err := anypb.New(r)
+		if err != nil {
+			return nil, err
+		}
+		rds.DynamicRouteConfigs = append(rds.DynamicRouteConfigs, &adminv3.RoutesConfigDump_DynamicRouteConfig{VersionInfo: v[RoutesTypeURL], RouteConfig: a})
+	}
+	return []proto.Message{lds, cds, eds, rds}, nil
 }

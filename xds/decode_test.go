@@ -220,7 +220,7 @@ func TestParseBootstrapErrors(t *testing.T) {
 		{
 			name: "unsupported TcpProxy field",
 			yaml: doc("", main(`{filters: [{name: envoy.filters.network.tcp_proxy, typed_config: {`+tcpProxyType+`, stat_prefix: s, cluster: backend, tunneling_config: {hostname: x}}}]}`), []string{backendCluster}),
-			want: `test.yaml: listener "main": filter_chains[0].filters[0].typed_config.tunneling_config: not supported yet`,
+			want: `test.yaml: listener "main": filter_chains[0].filters: tcp_proxy tunneling_config is only supported on an internal listener with one filter chain (connect_originate)`,
 		},
 		{
 			name: "TcpProxy weighted_clusters",
@@ -392,7 +392,7 @@ func TestParseBootstrapErrors(t *testing.T) {
 		{
 			name: "internal endpoint address",
 			yaml: doc("", main(tcpChain("a", "backend", "")), []string{`{name: backend, load_assignment: {cluster_name: backend, endpoints: [{lb_endpoints: [{endpoint: {address: {envoy_internal_address: {server_listener_name: connect_originate}}}}]}]}}`}),
-			want: `test.yaml: cluster "backend": load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.envoy_internal_address: not supported yet`,
+			want: `test.yaml: cluster "backend": transport_socket: endpoints that are internal addresses need an internal_upstream transport socket`,
 		},
 		{
 			name: "priority 1 endpoints",

@@ -50,11 +50,20 @@ func decodeEndpoint(lbe *endpointv3.LbEndpoint) (Endpoint, error) {
 	if e.GetAddress() == nil {
 		return Endpoint{}, at("endpoint.address", errRequired)
 	}
-	addr, err := socketAddress(e.GetAddress(), false)
-	if err != nil {
-		return Endpoint{}, at("endpoint.address", err)
+	ep := Endpoint{Weight: 1, Metadata: lbe.GetMetadata()}
+	if ia := e.GetAddress().GetEnvoyInternalAddress(); ia != nil {
+		var err error
+		if ep.Internal, ep.Address, err = internalEndpoint(ia, lbe.GetMetadata()); err != nil {
+			return Endpoint{}, err
+		}
+	} else {
+		addr, err := socketAddress(e.GetAddress(), false)
+		if err != nil {
+			return Endpoint{}, at("endpoint.address", err)
+		}
+		ep.Address = addr
 	}
-	ep := Endpoint{Address: addr, Weight: 1, Metadata: lbe.GetMetadata()}
+	var err error
 	if w := lbe.GetLoadBalancingWeight(); w != nil {
 		if w.GetValue() == 0 {
 			return Endpoint{}, errAt("load_balancing_weight", "must be > 0")

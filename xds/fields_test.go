@@ -1,6 +1,11 @@
 package xds
 
 import (
+	"time"
+
+	httpinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
+	internalupstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/internal_upstream/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"testing"
 
 	xdsmatcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
@@ -52,9 +57,9 @@ func TestCheckSupported(t *testing.T) {
 			name: "path into a list",
 			msg: &listenerv3.Listener{FilterChains: []*listenerv3.FilterChain{
 				{Name: "ok"},
-				{Name: "tls", TransportSocket: &corev3.TransportSocket{Name: "tls"}},
+				{Name: "tls", TransportSocketConnectTimeout: durationpb.New(time.Second)},
 			}},
-			want: "filter_chains[1].transport_socket: not supported yet",
+			want: "filter_chains[1].transport_socket_connect_timeout: not supported yet",
 		},
 		{
 			name: "path into a map, first key first",
@@ -99,6 +104,8 @@ func TestAllowlistIsConsistent(t *testing.T) {
 		&rawbufferv3.RawBuffer{}, &tlsv3.UpstreamTlsContext{}, &xdsmatcherv3.IPMatcher{}, &ipv3.Ip{},
 		&networkinputsv3.DestinationIPInput{}, &networkinputsv3.DestinationPortInput{},
 		&networkinputsv3.SourceIPInput{}, &networkinputsv3.SourcePortInput{},
+		&networkinputsv3.ApplicationProtocolInput{}, &httpinspectorv3.HttpInspector{},
+		&internalupstreamv3.InternalUpstreamTransport{}, &tlsv3.DownstreamTlsContext{},
 	}
 	var descs []protoreflect.MessageDescriptor
 	for _, r := range roots {

@@ -26,10 +26,16 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 		return nil, errAt("filters", "want one terminal network filter (%s or %s), got none", tcpProxyFilterName, hcmFilterName)
 	}
 	for i, f := range filters {
-		if d, ok, err := decodeDubboFilter(f, clusters); ok {
-			if err == nil && i != len(filters)-1 {
-				err = fmt.Errorf("%s is a terminal filter and must be the last one", f.GetName())
+		if i < len(filters)-1 {
+			// Filters before the terminal one: see network_filters.go.
+			name, err := decodeLeadingNetworkFilter(f)
+			if err != nil {
+				return nil, at(idx("filters", i), err)
 			}
+			c.Leading = append(c.Leading, name)
+			continue
+		}
+		if d, ok, err := decodeDubboFilter(f, clusters); ok {
 			if err != nil {
 				return nil, at(idx("filters", i), err)
 			}
@@ -39,9 +45,6 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 		tp, hcm, err := decodeNetworkFilter(f, clusters)
 		if err != nil {
 			return nil, at(idx("filters", i), err)
-		}
-		if i != len(filters)-1 {
-			return nil, errAt(idx("filters", i), "%s is a terminal filter and must be the last one", f.GetName())
 		}
 		c.TCPProxy, c.HTTP = tp, hcm
 	}
@@ -84,6 +87,11 @@ func decodeTCPProxy(pb *tcpproxyv3.TcpProxy, clusters map[string]*Cluster) (*TCP
 	var err error
 	if tp.IdleTimeout, err = duration(pb.GetIdleTimeout(), defaultTCPIdleTimeout); err != nil {
 		return nil, at("idle_timeout", err)
+	}
+	if tc := pb.GetTunnelingConfig(); tc != nil {
+		if tp.Tunnel, err = decodeTunneling(tc); err != nil {
+			return nil, at("tunneling_config", err)
+		}
 	}
 	return tp, nil
 }

@@ -22,6 +22,11 @@ type Listener struct {
 	FilterChains []*FilterChain
 	// DefaultChain is default_filter_chain, used when nothing matches; may be nil.
 	DefaultChain *FilterChain
+	// HTTPInspector is the listener's http_inspector; nil when it has none.
+	HTTPInspector *HTTPInspector
+	// HBONE is set when the listener is the HBONE entry (istiod's
+	// connect_terminate); it then has no FilterChains.
+	HBONE *HBONEEntry
 	// Raw is the resource this was decoded from. It must not be modified.
 	Raw *listenerv3.Listener
 
@@ -37,6 +42,10 @@ type Listener struct {
 type MatchInput struct {
 	Destination netip.AddrPort // the connection's (original) destination
 	Source      netip.AddrPort // the downstream peer
+	// AppProtocol is what http_inspector detected, as Envoy's
+	// ApplicationProtocolInput reads it ("'h2c'", "'http/1.1'"); empty when
+	// nothing was detected or nobody sniffed.
+	AppProtocol string
 }
 
 // Match picks the filter chain for a connection the way Envoy does: by the
@@ -80,6 +89,9 @@ type FilterChain struct {
 	TCPProxy *TCPProxy
 	HTTP     *HTTPConnectionManager
 	Dubbo    *DubboProxy
+	// Leading names the network filters before the terminal one that
+	// change nothing on the data path (see network_filters.go), in order.
+	Leading []string
 }
 
 // TCPProxy is a decoded envoy.filters.network.tcp_proxy: relay bytes to one
@@ -92,6 +104,9 @@ type TCPProxy struct {
 	// IdleTimeout closes the connection after this long with no traffic in
 	// either direction. Envoy's default is 1h; 0 disables it (idle_timeout: 0s).
 	IdleTimeout time.Duration
+	// Tunnel is tunneling_config; nil when absent. Only the internal
+	// listeners Build folds into clusters may have one.
+	Tunnel *Tunneling
 }
 
 // defaultTCPIdleTimeout is Envoy's tcp_proxy idle_timeout default.

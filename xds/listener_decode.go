@@ -1,10 +1,7 @@
 package xds
 
 import (
-	"fmt"
-
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
 )
 
 // decodeListener decodes and validates one listener. clusters is the set of
@@ -37,10 +34,11 @@ func decodeListener(pb *listenerv3.Listener, clusters map[string]*Cluster) (*Lis
 	if pb.GetUseOriginalDst().GetValue() {
 		return nil, errAt("use_original_dst", "true is not supported yet")
 	}
-	for i, lf := range pb.GetListenerFilters() {
-		if err := checkListenerFilter(lf); err != nil {
-			return nil, at(idx("listener_filters", i), err)
-		}
+	if err := decodeListenerFilters(pb, l); err != nil {
+		return nil, err
+	}
+	if isHBONEEntry(pb) {
+		return decodeHBONEEntry(pb, l, clusters)
 	}
 
 	if len(pb.GetFilterChains()) == 0 && pb.GetDefaultFilterChain() == nil {
@@ -84,21 +82,6 @@ func decodeListener(pb *listenerv3.Listener, clusters map[string]*Cluster) (*Lis
 		return nil, err
 	}
 	return l, nil
-}
-
-// checkListenerFilter accepts envoy.filters.listener.original_dst, which is a
-// no-op here: the destination of a connection is already known (the HBONE
-// :authority, or the accepted socket's local address).
-func checkListenerFilter(lf *listenerv3.ListenerFilter) error {
-	a := lf.GetTypedConfig()
-	if a == nil {
-		return at("typed_config", errRequired)
-	}
-	var od originaldstv3.OriginalDst
-	if a.MessageName() != nameOf(&od) {
-		return fmt.Errorf("unsupported listener filter %q (%s)", lf.GetName(), a.GetTypeUrl())
-	}
-	return at("typed_config", unpack(a, &od))
 }
 
 // chainsByName indexes chains by name for filter_chain_matcher actions.

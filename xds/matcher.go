@@ -14,10 +14,13 @@ type matcher struct {
 	list      []fieldMatcher             // matcherList
 	exactPort map[uint16]*onMatch        // treeExactPort
 	exactIP   map[netip.Addr]*onMatch    // treeExactIP
+	exactText map[string]*onMatch        // treeExactText
 	prefixes  []prefixBranch             // treePrefix, longest prefix first
 	ranges    prefixTable[[]ipRangeLeaf] // treeIP, leaves in declaration order
 
 	onNoMatch *onMatch // nil: the matcher fails when nothing matched
+
+	readsAppProtocol bool // root only: some input is ApplicationProtocolInput
 }
 
 type matcherKind uint8
@@ -27,6 +30,7 @@ const (
 	treeExactPort                    // matcher_tree, exact_match_map on a port input
 	treeExactIP                      // matcher_tree, exact_match_map on an IP input
 	treePrefix                       // matcher_tree, prefix_match_map on any input
+	treeExactText                    // matcher_tree, exact_match_map on a text input (application protocol)
 	treeIP                           // matcher_tree, custom_match IPMatcher
 )
 
@@ -101,6 +105,9 @@ const (
 	inputDestinationPort
 	inputSourceIP
 	inputSourcePort
+	// inputAppProtocol is ApplicationProtocolInput: the protocols
+	// http_inspector detected, quoted and comma-joined ("'h2c'", "'http/1.1'").
+	inputAppProtocol
 )
 
 func (k inputKind) isIP() bool { return k == inputDestinationIP || k == inputSourceIP }
@@ -115,6 +122,8 @@ func (k inputKind) String() string {
 		return "SourceIPInput"
 	case inputSourcePort:
 		return "SourcePortInput"
+	case inputAppProtocol:
+		return "ApplicationProtocolInput"
 	}
 	return "unknown input"
 }

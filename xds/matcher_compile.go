@@ -26,12 +26,18 @@ func compileMatcher(pb *xdsmatcherv3.Matcher, chains map[string]*FilterChain) (*
 		return nil, err
 	}
 	c := matcherCompiler{chains: chains}
-	return c.matcher(pb)
+	m, err := c.matcher(pb)
+	if err != nil {
+		return nil, err
+	}
+	m.readsAppProtocol = c.appProtocol
+	return m, nil
 }
 
 // matcherCompiler holds what the compilation of one matcher tree refers to.
 type matcherCompiler struct {
-	chains map[string]*FilterChain
+	chains      map[string]*FilterChain
+	appProtocol bool // some input is ApplicationProtocolInput
 }
 
 func (c *matcherCompiler) matcher(pb *xdsmatcherv3.Matcher) (*matcher, error) {
@@ -113,6 +119,16 @@ func (c *matcherCompiler) action(tec *xdscorev3.TypedExtensionConfig) (*FilterCh
 	return chain, nil
 }
 
+// input decodes a matching input and notes whether it is the application
+// protocol. Errors are relative to the input.
+func (c *matcherCompiler) input(tec *xdscorev3.TypedExtensionConfig) (inputKind, error) {
+	k, err := input(tec)
+	if k == inputAppProtocol {
+		c.appProtocol = true
+	}
+	return k, err
+}
+
 // input decodes a matching input. Errors are relative to the input.
 func input(tec *xdscorev3.TypedExtensionConfig) (inputKind, error) {
 	a := tec.GetTypedConfig()
@@ -132,6 +148,8 @@ func input(tec *xdscorev3.TypedExtensionConfig) (inputKind, error) {
 		k, m = inputSourceIP, &networkinputsv3.SourceIPInput{}
 	case nameOf(&networkinputsv3.SourcePortInput{}):
 		k, m = inputSourcePort, &networkinputsv3.SourcePortInput{}
+	case nameOf(&networkinputsv3.ApplicationProtocolInput{}):
+		k, m = inputAppProtocol, &networkinputsv3.ApplicationProtocolInput{}
 	default:
 		return 0, fmt.Errorf("unsupported matching input %q (%s)", tec.GetName(), a.GetTypeUrl())
 	}
@@ -143,7 +161,7 @@ func (c *matcherCompiler) tree(t *xdsmatcherv3.Matcher_MatcherTree, m *matcher) 
 	if t.GetInput() == nil {
 		return at("input", errRequired)
 	}
-	in, err := input(t.GetInput())
+	in, err := c.input(t.GetInput())
 	if err != nil {
 		return at("input", err)
 	}
@@ -174,9 +192,12 @@ func sortedKeys(mp map[string]*xdsmatcherv3.Matcher_OnMatch) []string {
 // a key that is not the exact text the input produces (Envoy compares
 // strings) could never match and is an error.
 func (c *matcherCompiler) exactMap(mp map[string]*xdsmatcherv3.Matcher_OnMatch, m *matcher) error {
-	if m.input.isIP() {
+	switch {
+	case m.input == inputAppProtocol:
+		m.kind, m.exactText = treeExactText, make(map[string]*onMatch, len(mp))
+	case m.input.isIP():
 		m.kind, m.exactIP = treeExactIP, make(map[netip.Addr]*onMatch, len(mp))
-	} else {
+	default:
 		m.kind, m.exactPort = treeExactPort, make(map[uint16]*onMatch, len(mp))
 	}
 	for _, k := range sortedKeys(mp) {
@@ -184,6 +205,10 @@ func (c *matcherCompiler) exactMap(mp map[string]*xdsmatcherv3.Matcher_OnMatch, 
 		on, err := c.onMatch(mp[k])
 		if err != nil {
 			return at(path, err)
+		}
+		if m.input == inputAppProtocol {
+			m.exactText[k] = on
+			continue
 		}
 		if m.input.isIP() {
 			ip, err := netip.ParseAddr(k)

@@ -45,6 +45,10 @@ func (m *matcher) matchBranches(in *MatchInput) (*FilterChain, bool) {
 		if ip, ok := in.ip(m.input); ok {
 			return m.exactIP[ip].eval(in)
 		}
+	case treeExactText:
+		if in.AppProtocol != "" {
+			return m.exactText[in.AppProtocol].eval(in)
+		}
 	case treePrefix:
 		var buf [maxInputLen]byte
 		v, ok := in.appendText(buf[:0], m.input)
@@ -202,6 +206,9 @@ func (in *MatchInput) port(k inputKind) (uint16, bool) {
 // appendText appends the input's text form as Envoy's network inputs produce
 // it (an address without brackets, a decimal port).
 func (in *MatchInput) appendText(buf []byte, k inputKind) ([]byte, bool) {
+	if k == inputAppProtocol {
+		return append(buf, in.AppProtocol...), in.AppProtocol != ""
+	}
 	ap := in.addrPort(k)
 	if !ap.IsValid() {
 		return buf, false

@@ -52,7 +52,7 @@ func (c *matcherCompiler) single(sp *xdsmatcherv3.Matcher_MatcherList_Predicate_
 	if sp.GetInput() == nil {
 		return nil, at("input", errRequired)
 	}
-	in, err := input(sp.GetInput())
+	in, err := c.input(sp.GetInput())
 	if err != nil {
 		return nil, at("input", err)
 	}

@@ -32,6 +32,9 @@ type Snapshot struct {
 	clusterOrder []*clusterv3.Cluster                // config order, for the config dump
 	endpoints    []*endpointv3.ClusterLoadAssignment // as given to Build
 	bootstrap    *bootstrapv3.Bootstrap              // set by ParseBootstrap; nil from Build
+	raw          *Resources                          // set by BuildResources: the resources as given
+
+	sourceVersions map[string]string // accepted xDS versions by type URL; see SetSourceVersions
 }
 
 // Listener returns the listener named name, or nil. A nil Snapshot has none.
@@ -102,6 +105,9 @@ func Build(version string, listeners []*listenerv3.Listener, clusters []*cluster
 	}
 	if len(s.Listeners) == 0 {
 		return nil, errors.New("no listeners")
+	}
+	if err := s.resolveInternal(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -55,35 +55,41 @@ func decodeTransportSocket(ts *corev3.TransportSocket) (Transport, UpstreamTLS, 
 // (connect_originate): TLS 1.3, ALPN h2, the waypoint's own certificate and
 // root by SDS name, and URI SAN matchers. Errors are relative to the context.
 func decodeUpstreamTLS(pb *tlsv3.UpstreamTlsContext) (UpstreamTLS, error) {
+	u, err := decodeCommonTLS(pb.GetCommonTlsContext())
+	return u, at("common_tls_context", err)
+}
+
+// decodeCommonTLS accepts the CommonTlsContext istiod writes on both HBONE
+// hops. Errors are relative to the common_tls_context.
+func decodeCommonTLS(c *tlsv3.CommonTlsContext) (UpstreamTLS, error) {
 	var u UpstreamTLS
-	c := pb.GetCommonTlsContext()
 	if c == nil {
-		return u, errAt("common_tls_context", "required: the waypoint's certificate (SDS %q) and root (SDS %q)",
+		return u, fmt.Errorf("required: the waypoint's certificate (SDS %q) and root (SDS %q)",
 			sdsCertificateName, sdsRootName)
 	}
 	if p := c.GetTlsParams(); p != nil {
 		if v := p.GetTlsMinimumProtocolVersion(); v != tlsv3.TlsParameters_TLSv1_3 {
-			return u, errAt("common_tls_context.tls_params.tls_minimum_protocol_version", "only TLSv1_3 is supported, got %s", v)
+			return u, errAt("tls_params.tls_minimum_protocol_version", "only TLSv1_3 is supported, got %s", v)
 		}
 		if v := p.GetTlsMaximumProtocolVersion(); v != tlsv3.TlsParameters_TLSv1_3 {
-			return u, errAt("common_tls_context.tls_params.tls_maximum_protocol_version", "only TLSv1_3 is supported, got %s", v)
+			return u, errAt("tls_params.tls_maximum_protocol_version", "only TLSv1_3 is supported, got %s", v)
 		}
 	}
 	if alpn := c.GetAlpnProtocols(); len(alpn) > 0 && !slices.Equal(alpn, []string{"h2"}) {
-		return u, errAt("common_tls_context.alpn_protocols", "only [h2] is supported, got %q", alpn)
+		return u, errAt("alpn_protocols", "only [h2] is supported, got %q", alpn)
 	}
 	certs := c.GetTlsCertificateSdsSecretConfigs()
 	if len(certs) != 1 || certs[0].GetName() != sdsCertificateName {
-		return u, errAt("common_tls_context.tls_certificate_sds_secret_configs",
+		return u, errAt("tls_certificate_sds_secret_configs",
 			"want exactly one, named %q (the waypoint's own certificate)", sdsCertificateName)
 	}
 	vc := c.GetCombinedValidationContext()
 	if vc.GetValidationContextSdsSecretConfig().GetName() != sdsRootName {
-		return u, errAt("common_tls_context.combined_validation_context.validation_context_sds_secret_config",
+		return u, errAt("combined_validation_context.validation_context_sds_secret_config",
 			"required, named %q (the mesh root)", sdsRootName)
 	}
 	for i, m := range vc.GetDefaultValidationContext().GetMatchTypedSubjectAltNames() {
-		path := "common_tls_context.combined_validation_context.default_validation_context." +
+		path := "combined_validation_context.default_validation_context." +
 			idx("match_typed_subject_alt_names", i)
 		if m.GetSanType() != tlsv3.SubjectAltNameMatcher_URI {
 			return u, errAt(path+".san_type", "only URI is supported, got %s", m.GetSanType())

@@ -31,6 +31,7 @@ commands:
   validate  check a bootstrap file without serving (--config FILE)
   certs     write a dev mesh CA and workload identities (--out DIR ns/sa...)
   demo      run a whole local mesh on loopback until Ctrl-C
+  xds serve serve Envoy resources from files over ADS (--dir DIR --addr ADDR)
 
 Run 'waypoint <command> -h' for a command's flags.
 `
@@ -51,6 +52,8 @@ func main() {
 		err = writeCerts(args)
 	case "demo":
 		err = demo(args)
+	case "xds":
+		err = xdsCommand(args)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -68,21 +71,30 @@ func run(args []string) error {
 	var o waypoint.Options
 	fs.StringVar(&o.ConfigFile, "config", "", "Envoy v3 bootstrap file, YAML or JSON (required); re-read on SIGHUP and when it changes")
 	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with cert-chain.pem, key.pem and root-cert.pem (required); reloaded when they change")
-	fs.StringVar(&o.HBONEAddr, "hbone-addr", waypoint.DefaultHBONEAddr, "HBONE listen address")
+	fs.StringVar(&o.HBONEAddr, "hbone-addr", "", "HBONE listen address (default: the config's HBONE listener, connect_terminate, else "+waypoint.DefaultHBONEAddr+")")
+	xdsFlags := adsFlags(fs)
 	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
 	fs.IntVar(&o.DubboMaxBodyBytes, "dubbo-max-body-bytes", dubbo.DefaultMaxBodyBytes, "largest Dubbo frame body accepted (Dubbo's payload limit)")
 	fs.IntVar(&o.DubboMaxInFlight, "dubbo-max-in-flight", dubbo.DefaultMaxInFlight, "Dubbo calls in flight per downstream connection; past it a call is answered 100")
 	logger := cli.LogFlags(fs)
 	fs.Parse(args)
-	if o.ConfigFile == "" || o.CertDir == "" {
-		return fmt.Errorf("run: --config and --cert-dir are required")
+	if (o.ConfigFile == "") == (*xdsFlags.addr == "") || o.CertDir == "" {
+		return fmt.Errorf("run: --cert-dir and one of --config or --xds are required")
 	}
 	log, err := logger()
 	if err != nil {
 		return err
 	}
 	o.Logger = log
+	if *xdsFlags.addr != "" {
+		ads, closeConn, err := xdsFlags.options()
+		if err != nil {
+			return err
+		}
+		defer closeConn()
+		o.ADS = ads
+	}
 	w, err := waypoint.Start(o)
 	if err != nil {
 		return err

@@ -128,6 +128,11 @@ const (
 	maxDataFrame = 16<<10 - frameHeaderLen
 	// readBufferSize is the buffered reader the Framer reads from.
 	readBufferSize = 16 << 10
+	// maxIdleHandlers is how many handler goroutines a server connection
+	// keeps waiting for its next stream, each for at most
+	// handlerIdleTimeout.
+	maxIdleHandlers    = 4
+	handlerIdleTimeout = 10 * time.Second
 	// goAwayTimeout bounds the wait for a final GOAWAY to be written to a
 	// peer that may not be reading.
 	goAwayTimeout = time.Second

@@ -775,6 +775,7 @@ func (c *conn) shutdown(err error) {
 		st.s.release() // its handler never runs
 	}
 	c.srv.pending = nil
+	c.releaseIdleHandlersLocked()
 	for _, s := range streams {
 		if s.sendErr == nil {
 			s.sendErr = err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,6 +39,10 @@ type serverState struct {
 	// have been reset while handlers of earlier ones still run).
 	handlers int
 	pending  []*ServerStream
+	// idle are the hand-off channels of handler goroutines waiting for a
+	// next stream (most recent last): reusing one saves starting a
+	// goroutine and growing its stack again for every stream.
+	idle []chan *ServerStream
 	// Rapid-reset accounting.
 	closed    int
 	premature int
@@ -334,6 +339,12 @@ func (c *conn) openServerStream(req *l7.Request, id uint32, endStream bool, cont
 	switch {
 	case c.srv.handlers < int(c.cfg.MaxConcurrentStreams):
 		c.srv.handlers++
+		if k := len(c.srv.idle); k > 0 {
+			ch := c.srv.idle[k-1]
+			c.srv.idle = c.srv.idle[:k-1]
+			ch <- st // buffered: never blocks
+			break
+		}
 		c.wg.Add(1) // c.mu held and c not closed: see goTracked
 		go c.runHandler(st)
 	case len(c.srv.pending) >= pendingHandlersPerStream*int(c.cfg.MaxConcurrentStreams):
@@ -347,33 +358,78 @@ func (c *conn) openServerStream(req *l7.Request, id uint32, endStream bool, cont
 }
 
 // runHandler runs the handler of st, then of pending streams while there
-// are any, on a goroutine tracked by c.wg.
+// are any, then waits up to handlerIdleTimeout for the next stream as one
+// of at most maxIdleHandlers idle handlers, on a goroutine tracked by c.wg.
 func (c *conn) runHandler(st *ServerStream) {
 	defer c.wg.Done()
+	var (
+		ch    chan *ServerStream
+		timer *time.Timer
+	)
 	for st != nil {
 		c.srv.handler.ServeHTTP2(st)
 		if !st.detached {
 			st.finish()
 		}
 		c.mu.Lock()
-		st = nil
-		for len(c.srv.pending) > 0 && st == nil {
-			next := c.srv.pending[0]
-			n := copy(c.srv.pending, c.srv.pending[1:])
-			c.srv.pending[n] = nil
-			c.srv.pending = c.srv.pending[:n]
-			if next.s.closed {
-				next.s.release()
-				continue
-			}
-			st = next
+		st = c.nextPendingLocked()
+		if st != nil {
+			c.mu.Unlock()
+			continue
 		}
-		if st == nil {
-			c.srv.handlers--
-			c.maybeIdleLocked()
+		c.srv.handlers--
+		c.maybeIdleLocked()
+		if c.closed || len(c.srv.idle) >= maxIdleHandlers {
+			c.mu.Unlock()
+			break
 		}
+		if ch == nil {
+			ch = make(chan *ServerStream, 1)
+			timer = time.NewTimer(handlerIdleTimeout)
+		} else {
+			timer.Reset(handlerIdleTimeout)
+		}
+		c.srv.idle = append(c.srv.idle, ch)
 		c.mu.Unlock()
+		select {
+		case st = <-ch: // nil when the connection shut down
+		case <-timer.C:
+			c.mu.Lock()
+			if i := slices.Index(c.srv.idle, ch); i >= 0 {
+				c.srv.idle = slices.Delete(c.srv.idle, i, i+1)
+			} else {
+				st = <-ch // handed a stream as the timer fired
+			}
+			c.mu.Unlock()
+		}
 	}
+	if timer != nil {
+		timer.Stop()
+	}
+}
+
+// nextPendingLocked takes the first pending stream that is still open.
+func (c *conn) nextPendingLocked() *ServerStream {
+	for len(c.srv.pending) > 0 {
+		next := c.srv.pending[0]
+		n := copy(c.srv.pending, c.srv.pending[1:])
+		c.srv.pending[n] = nil
+		c.srv.pending = c.srv.pending[:n]
+		if next.s.closed {
+			next.s.release()
+			continue
+		}
+		return next
+	}
+	return nil
+}
+
+// releaseIdleHandlersLocked ends the idle handler goroutines (shutdown).
+func (c *conn) releaseIdleHandlersLocked() {
+	for _, ch := range c.srv.idle {
+		ch <- nil
+	}
+	c.srv.idle = nil
 }
 
 // finish ends what the handler left open (see Handler) and drops the

@@ -78,7 +78,7 @@ func BenchmarkHBONERelay(b *testing.B) {
 			up.Close()
 			return
 		}
-		relay.Run(down, relay.TCP{TCPConn: up.(*net.TCPConn)}, relay.Options{}, nil)
+		relay.Run(down, relay.NewTCP(up.(*net.TCPConn)), relay.Options{}, nil)
 	})
 	_, addr := startServer(b, m, "127.0.7.31", relayToSink, nil)
 	p := newPool(b, nil)

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+
+	"github.com/gowaypoint/waypoint/proxy/sockio"
 )
 
 // crypto/tls writes each record of a Write with its own write to the
@@ -87,14 +89,15 @@ type batchedTLS struct {
 }
 
 // tlsServer and tlsClient wrap raw like tls.Server and tls.Client, with
-// the records of each Write batched into one socket write.
+// the records of each Write batched into one socket write, and a TCP
+// socket read and written by raw system calls (sockio).
 func tlsServer(raw net.Conn, cfg *tls.Config) *batchedTLS {
-	s := &recordSocket{Conn: raw}
+	s := &recordSocket{Conn: sockio.WrapConn(raw)}
 	return &batchedTLS{Conn: tls.Server(s, cfg), sock: s}
 }
 
 func tlsClient(raw net.Conn, cfg *tls.Config) *batchedTLS {
-	s := &recordSocket{Conn: raw}
+	s := &recordSocket{Conn: sockio.WrapConn(raw)}
 	return &batchedTLS{Conn: tls.Client(s, cfg), sock: s}
 }
 

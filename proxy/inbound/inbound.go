@@ -7,6 +7,7 @@ package inbound
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
@@ -41,12 +42,17 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no config loaded")))
 		return
 	}
-	l := snap.Listener(MainInternal)
+	name := targetListener(snap)
+	l := snap.Listener(name)
 	if l == nil {
-		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no %s listener in config", MainInternal)))
+		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no %s listener in config", name)))
 		return
 	}
 	in := xds.MatchInput{Destination: st.Target, Source: st.PeerAddr}
+	if l.Sniffs(st.Target) {
+		h.serveSniffed(ctx, st, snap, name, l, in) // http_inspector: see sniffed.go
+		return
+	}
 	fc := l.Match(in)
 	if fc == nil {
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
@@ -57,7 +63,7 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		if err != nil {
 			return
 		}
-		src := httpconn.NewSource(h.Store, MainInternal, in, h.Clusters, snap, fc.HTTP)
+		src := httpconn.NewSource(h.Store, name, in, h.Clusters, snap, fc.HTTP)
 		httpconn.Serve(ctx, conn, src, &filters.Downstream{
 			Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
 		}, h.HTTP)
@@ -68,7 +74,7 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		if err != nil {
 			return
 		}
-		dubboconn.Serve(ctx, conn, dubboconn.NewSource(h.Store, MainInternal, in, snap, fc.Dubbo), &filters.Downstream{
+		dubboconn.Serve(ctx, conn, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), &filters.Downstream{
 			Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
 		}, h.Dubbo)
 		return
@@ -82,3 +88,7 @@ type stream struct{ st *hbone.ServerStream }
 func (s stream) Accept() (relay.Conn, error) { return s.st.Accept() }
 
 func (s stream) Refuse(err error) { s.st.Refuse(status.KindOf(err).HBONEStatus(), err.Error()) }
+
+// Destination is the stream's original destination, for a cluster whose
+// host it is (encap).
+func (s stream) Destination() netip.AddrPort { return s.st.Target }

@@ -17,6 +17,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
+	"github.com/gowaypoint/waypoint/proxy/sockio"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/xds"
 )
@@ -54,7 +55,7 @@ func (m *Manager) Apply(snap *xds.Snapshot) error {
 	}
 	want := map[string]netip.AddrPort{}
 	for _, l := range snap.Listeners {
-		if !l.Internal && l.Address.IsValid() {
+		if !l.Internal && l.Address.IsValid() && l.HBONE == nil { // the HBONE entry is the waypoint's HBONE server
 			want[l.Name] = l.Address
 		}
 	}
@@ -111,7 +112,7 @@ func (m *Manager) serve(name string, c *net.TCPConn) {
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no filter chain matches %s", in.Destination)))
 	case fc.HTTP != nil:
 		src := httpconn.NewSource(m.Store, name, in, m.Clusters, snap, fc.HTTP)
-		httpconn.Serve(context.Background(), c, src,
+		httpconn.Serve(context.Background(), sockio.Wrap(c), src,
 			&filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination}, m.HTTP)
 	case fc.Dubbo != nil:
 		dubboconn.Serve(context.Background(), c, dubboconn.NewSource(m.Store, name, in, snap, fc.Dubbo),
@@ -138,9 +139,9 @@ type tcpDown struct {
 	listener string
 }
 
-func (d tcpDown) Accept() (relay.Conn, error) { return relay.TCP{TCPConn: d.conn}, nil }
+func (d tcpDown) Accept() (relay.Conn, error) { return relay.NewTCP(d.conn), nil }
 
 func (d tcpDown) Refuse(err error) {
 	d.log.Info("listener: refused connection", "listener", d.listener, "remote", d.conn.RemoteAddr().String(), "reason", err.Error())
-	relay.TCP{TCPConn: d.conn}.Abort()
+	relay.NewTCP(d.conn).Abort()
 }

@@ -63,7 +63,7 @@ func BenchmarkRelayTCP(b *testing.B) {
 			down.Close()
 			return
 		}
-		Run(TCP{down.(*net.TCPConn)}, TCP{up.(*net.TCPConn)}, Options{}, nil)
+		Run(NewTCP(down.(*net.TCPConn)), NewTCP(up.(*net.TCPConn)), Options{}, nil)
 	}()
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {

@@ -45,7 +45,7 @@ func setup(t *testing.T, opts Options) (client, backend *net.TCPConn, result <-c
 	client, down := tcpPair(t)
 	up, backend := tcpPair(t)
 	ch := make(chan Result, 1)
-	go func() { ch <- Run(TCP{down}, TCP{up}, opts, nil) }()
+	go func() { ch <- Run(NewTCP(down), NewTCP(up), opts, nil) }()
 	t.Cleanup(func() { client.Close(); backend.Close() })
 	return client, backend, ch
 }
@@ -96,7 +96,7 @@ func TestRelayResetPropagates(t *testing.T) {
 	if _, err := io.ReadFull(backend, buf); err != nil {
 		t.Fatal(err)
 	}
-	TCP{backend}.Abort()
+	NewTCP(backend).Abort()
 	_, err := io.ReadAll(client)
 	if err == nil {
 		t.Fatal("client saw a clean EOF after the backend reset; want a reset")

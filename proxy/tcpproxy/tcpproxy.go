@@ -33,7 +33,11 @@ type Proxy struct {
 // it then goes on without the caller. Streams in flight keep the snapshot
 // they started with.
 func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy, down Downstream, desc string) {
-	up, ep, done, err := p.Clusters.ConnectTCP(ctx, snap, tp.Cluster)
+	var dst netip.AddrPort
+	if d, ok := down.(interface{ Destination() netip.AddrPort }); ok {
+		dst = d.Destination() // for a cluster whose host is the destination (encap)
+	}
+	up, ep, done, err := p.Clusters.ConnectTCPTo(ctx, snap, tp.Cluster, dst)
 	if err != nil {
 		down.Refuse(err)
 		return

@@ -68,6 +68,9 @@ func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, r
 	if cl == nil || cs == nil {
 		return nil, p, status.New(status.NoCluster, fmt.Errorf("cluster %q is not configured", name))
 	}
+	if cl.Refusal != "" {
+		return nil, p, status.New(status.NoCluster, fmt.Errorf("cluster %q cannot be used: %s", name, cl.Refusal))
+	}
 	br := cs.Breakers()
 	rel, ok := br.TryRequest()
 	if !ok {
@@ -95,16 +98,26 @@ func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, r
 // to it for a tcp_proxy, holding a max_connections slot for the stream's
 // life. done must be called once the stream ends.
 func (c *Clusters) ConnectTCP(ctx context.Context, snap *xds.Snapshot, name string) (conn relay.Conn, host netip.AddrPort, done func(), err error) {
+	return c.ConnectTCPTo(ctx, snap, name, netip.AddrPort{})
+}
+
+// ConnectTCPTo is ConnectTCP for a stream whose original destination is
+// dst, which is the host of a cluster whose host is the destination
+// (xds.Cluster.OriginalDestination: istiod's encap).
+func (c *Clusters) ConnectTCPTo(ctx context.Context, snap *xds.Snapshot, name string, dst netip.AddrPort) (conn relay.Conn, host netip.AddrPort, done func(), err error) {
 	cl := snap.Cluster(name)
 	cs := c.LB.Cluster(name)
 	if cl == nil || cs == nil {
 		return nil, netip.AddrPort{}, nil, status.New(status.NoCluster, fmt.Errorf("cluster %q is not configured", name))
 	}
+	if cl.Refusal != "" {
+		return nil, netip.AddrPort{}, nil, status.New(status.NoCluster, fmt.Errorf("cluster %q cannot be used: %s", name, cl.Refusal))
+	}
 	release, ok := cs.Breakers().TryConnection()
 	if !ok {
 		return nil, netip.AddrPort{}, nil, status.New(status.Overflow, fmt.Errorf("cluster %q: max_connections reached", name))
 	}
-	h := cs.Pick(&lb.PickContext{})
+	h := cs.Pick(&lb.PickContext{Destination: dst})
 	if h == nil {
 		release()
 		return nil, netip.AddrPort{}, nil, status.New(status.NoHealthyUpstream, fmt.Errorf("cluster %q has no healthy endpoint", name))

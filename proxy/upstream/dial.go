@@ -80,7 +80,7 @@ func (d *Dialer) dialTCP(ctx context.Context, addr netip.AddrPort) (relay.Conn, 
 	if err != nil {
 		return nil, err
 	}
-	return relay.TCP{TCPConn: nc.(*net.TCPConn)}, nil
+	return relay.NewTCP(nc.(*net.TCPConn)), nil
 }
 
 func (d *Dialer) dialHBONE(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID) (relay.Conn, error) {
@@ -91,7 +91,7 @@ func (d *Dialer) dialHBONE(ctx context.Context, cl *xds.Cluster, addr netip.Addr
 	}
 	key := peerKey(expect)
 	return d.pool.Connect(ctx, hbone.Dest{
-		Addr:      netip.AddrPortFrom(addr.Addr(), HBONEPort),
+		Addr:      netip.AddrPortFrom(addr.Addr(), cl.HBONEPortOrDefault()),
 		Authority: addr.String(),
 		PeerKey:   key,
 		TLS:       d.clientTLS(key, expect),

@@ -31,6 +31,9 @@ type httpUpstream struct {
 func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequest) (*l7.Response, error) {
 	pc := lb.PickContext{Hash: ureq.Hash, HasHash: ureq.HasHash, ExcludeAddrs: ureq.Exclude,
 		HostSelectionMaxAttempts: ureq.MaxHostSelectionAttempts}
+	if ureq.Downstream != nil {
+		pc.Destination = ureq.Downstream.Destination
+	}
 	cl, p, err := u.c.choose(u.snap, ureq.Cluster, &pc, ureq.Retry)
 	if err != nil {
 		return nil, err

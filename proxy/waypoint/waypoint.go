@@ -26,6 +26,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
 	"github.com/gowaypoint/waypoint/xds"
+	"github.com/gowaypoint/waypoint/xds/adsclient"
 )
 
 // Defaults of Options.
@@ -39,12 +40,16 @@ const (
 // Options configure a Waypoint. ConfigFile and CertDir are required.
 type Options struct {
 	// ConfigFile is an Envoy v3 bootstrap (YAML or JSON). It is re-read on
-	// Reload and when it changes on disk.
+	// Reload and when it changes on disk. Not used with ADS.
 	ConfigFile string
+	// ADS, when set, configures the waypoint over xDS instead of
+	// ConfigFile (see ads.go).
+	ADS *ADSOptions
 	// CertDir holds the waypoint's identity in Istio's layout
 	// (cert-chain.pem, key.pem, root-cert.pem), reloaded when it changes.
 	CertDir string
-	// HBONEAddr is where HBONE is served; default 0.0.0.0:15008.
+	// HBONEAddr is where HBONE is served; when empty, the address of the
+	// config's HBONE listener (connect_terminate), else 0.0.0.0:15008.
 	HBONEAddr string
 	// AdminAddr serves the admin endpoints; when empty, the bootstrap's
 	// admin address, else 127.0.0.1:15000. "off" disables it.
@@ -83,7 +88,10 @@ type Waypoint struct {
 	adminAddr net.Addr
 	ready     atomic.Bool
 
-	reloadMu sync.Mutex // serializes Reload
+	ads     *adsclient.Client // nil unless configured over ADS
+	adsStop context.CancelFunc
+
+	reloadMu sync.Mutex // serializes Reload and ADS updates
 	fileStat os.FileInfo
 	stop     chan struct{}
 	wg       sync.WaitGroup // serve loops and the config watcher
@@ -93,14 +101,11 @@ type Waypoint struct {
 // It returns once the waypoint is ready, or with the first error, having
 // released whatever it had opened.
 func Start(opts Options) (w *Waypoint, err error) {
-	if opts.ConfigFile == "" || opts.CertDir == "" {
-		return nil, errors.New("waypoint: a config file and a cert dir are required")
+	if (opts.ConfigFile == "" && opts.ADS == nil) || opts.CertDir == "" {
+		return nil, errors.New("waypoint: a config file (or ADS) and a cert dir are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
-	}
-	if opts.HBONEAddr == "" {
-		opts.HBONEAddr = DefaultHBONEAddr
 	}
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = DefaultDrainTimeout
@@ -116,17 +121,19 @@ func Start(opts Options) (w *Waypoint, err error) {
 		}
 	}()
 
-	fi, err := os.Stat(opts.ConfigFile)
-	if err != nil {
-		return nil, fmt.Errorf("waypoint: config: %w", err)
+	bs := &xds.Bootstrap{}
+	if opts.ADS == nil {
+		fi, err := os.Stat(opts.ConfigFile)
+		if err != nil {
+			return nil, fmt.Errorf("waypoint: config: %w", err)
+		}
+		if bs, err = xds.LoadBootstrapFile(opts.ConfigFile); err != nil {
+			return nil, err
+		}
+		w.fileStat = fi
+		w.bootstrap.Store(bs)
+		w.store.Store(bs.Snapshot)
 	}
-	bs, err := xds.LoadBootstrapFile(opts.ConfigFile)
-	if err != nil {
-		return nil, err
-	}
-	w.fileStat = fi
-	w.bootstrap.Store(bs)
-	w.store.Store(bs.Snapshot)
 
 	w.certs, err = certs.NewSource(opts.CertDir, certs.SourceOptions{PollInterval: opts.CertPollInterval, Logger: w.log})
 	if err != nil {
@@ -134,44 +141,57 @@ func Start(opts Options) (w *Waypoint, err error) {
 	}
 	w.pool = hbone.NewPool(hbone.PoolConfig{Logger: w.log})
 	w.clusters = upstream.NewClusters(upstream.NewDialer(w.pool, w.certs))
-	w.clusters.Update(bs.Snapshot)
 	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log}
 	httpEnv := &httpconn.Env{Log: w.log}
 	w.dubbo = dubboconn.NewUpstreams(w.clusters, dubboconn.UpstreamConfig{MaxBodyBytes: opts.DubboMaxBodyBytes}, w.log)
 	dubboEnv := &dubboconn.Env{Log: w.log, Upstreams: w.dubbo, MaxBodyBytes: opts.DubboMaxBodyBytes, MaxInFlight: opts.DubboMaxInFlight}
+	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, Log: w.log}
 
-	w.hbone, err = hbone.NewServer(hbone.ServerConfig{
-		TLS:          w.certs.ServerTLSConfig(),
-		PeerIdentity: certs.PeerIdentity,
-		Handler:      &inbound.Handler{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv},
-		Logger:       w.log,
-	})
+	snap := bs.Snapshot
+	if opts.ADS != nil {
+		if snap, err = w.startADS(); err != nil {
+			return nil, err
+		}
+	} else {
+		w.clusters.Update(snap)
+		if err := w.listeners.Apply(snap); err != nil {
+			return nil, fmt.Errorf("waypoint: %w", err)
+		}
+	}
+
+	w.hbone, err = hbone.NewServer(w.hboneServerConfig(snap,
+		&inbound.Handler{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv}))
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", opts.HBONEAddr)
+	ln, err := net.Listen("tcp", w.hboneListenAddr(snap))
 	if err != nil {
 		return nil, fmt.Errorf("waypoint: HBONE listener: %w", err)
 	}
 	w.hboneAddr = ln.Addr()
 	w.serve(func() { w.hbone.Serve(ln) })
 
-	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, Log: w.log}
-	if err := w.listeners.Apply(bs.Snapshot); err != nil {
-		return nil, fmt.Errorf("waypoint: %w", err)
-	}
-
 	if err := w.startAdmin(bs); err != nil {
 		return nil, err
 	}
-	if opts.ConfigPollInterval > 0 {
+	if opts.ConfigPollInterval > 0 && opts.ADS == nil {
 		w.serve(w.watchConfig)
 	}
 	w.ready.Store(true)
+	source, version := opts.ConfigFile, ""
+	if opts.ADS != nil {
+		source = "xds"
+	}
+	if snap != nil {
+		version = snap.Version
+	}
 	w.log.Info("waypoint ready", "identity", w.certs.Identity().String(), "hbone", w.hboneAddr.String(),
-		"admin", addrString(w.adminAddr), "config", opts.ConfigFile, "version", bs.Snapshot.Version)
+		"admin", addrString(w.adminAddr), "config", source, "version", version)
 	return w, nil
 }
+
+// ADSClient is the xDS client, nil unless configured over ADS.
+func (w *Waypoint) ADSClient() *adsclient.Client { return w.ads }
 
 func (w *Waypoint) serve(f func()) {
 	w.wg.Add(1)
@@ -198,8 +218,14 @@ func (w *Waypoint) startAdmin(bs *xds.Bootstrap) error {
 	}
 	w.adminAddr = ln.Addr()
 	w.admin = admin.New(admin.Sources{
-		Ready:      w.ready.Load,
-		ConfigDump: func() ([]byte, error) { return w.store.Load().ConfigDump() },
+		Ready: w.ready.Load,
+		ConfigDump: func() ([]byte, error) {
+			snap := w.store.Load()
+			if snap == nil {
+				return nil, errors.New("no config yet")
+			}
+			return snap.ConfigDump()
+		},
 	}, w.log)
 	w.serve(func() { w.admin.Serve(ln) })
 	return nil
@@ -228,6 +254,9 @@ func (w *Waypoint) Snapshot() *xds.Snapshot { return w.store.Load() }
 // refused whole with the error, and the last good config keeps serving.
 // Streams in flight finish on the config they started with.
 func (w *Waypoint) Reload() error {
+	if w.opts.ADS != nil {
+		return errors.New("waypoint: configured over xDS: nothing to reload")
+	}
 	w.reloadMu.Lock()
 	defer w.reloadMu.Unlock()
 	fi, statErr := os.Stat(w.opts.ConfigFile)
@@ -295,6 +324,9 @@ func (w *Waypoint) close() {
 	case <-w.stop:
 	default:
 		close(w.stop)
+	}
+	if w.adsStop != nil {
+		w.adsStop()
 	}
 	if w.hbone != nil {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -62,7 +62,7 @@ func (d *Destination) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		up.Close()
 		return
 	}
-	res := relay.Run(down, relay.TCP{TCPConn: up.(*net.TCPConn)}, relay.Options{}, nil)
+	res := relay.Run(down, relay.NewTCP(up.(*net.TCPConn)), relay.Options{}, nil)
 	d.Log.Debug("ztunnel: stream ended", "peer", st.Peer.String(), "authority", st.Authority,
 		"bytes_in", res.DownstreamToUpstream, "bytes_out", res.UpstreamToDownstream, "error", res.Err)
 }
@@ -91,10 +91,10 @@ func (s *Source) serve(c *net.TCPConn) {
 	})
 	if err != nil {
 		s.Log.Info("ztunnel: CONNECT failed", "via", s.Via, "authority", s.Authority, "error", err)
-		relay.TCP{TCPConn: c}.Abort()
+		relay.NewTCP(c).Abort()
 		return
 	}
-	res := relay.Run(relay.TCP{TCPConn: c}, up, relay.Options{}, nil)
+	res := relay.Run(relay.NewTCP(c), up, relay.Options{}, nil)
 	s.Log.Debug("ztunnel: stream ended", "authority", s.Authority,
 		"bytes_out", res.DownstreamToUpstream, "bytes_in", res.UpstreamToDownstream, "error", res.Err)
 }

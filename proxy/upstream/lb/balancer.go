@@ -24,6 +24,9 @@ type PickContext struct {
 	// (either or both may be set): the previous hosts of a retry, as
 	// filters.UpstreamRequest lists them, without a closure to allocate.
 	ExcludeAddrs []netip.AddrPort
+	// Destination is the stream's original destination: the host of a
+	// cluster whose host is that destination (xds.Cluster.OriginalDestination).
+	Destination netip.AddrPort
 	// HostSelectionMaxAttempts is the route's
 	// host_selection_retry_max_attempts: how many times to re-pick after a
 	// host is rejected. 0 means no re-pick.

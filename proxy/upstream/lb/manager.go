@@ -101,6 +101,8 @@ type ClusterState struct {
 	rr       atomic.Uint64                        // round-robin position, kept across rebuilds
 	set      atomic.Pointer[hostSet]              // what Pick reads
 	outlier  atomic.Pointer[xds.OutlierDetection] // nil: disabled
+	origDst  atomic.Bool                          // the host is the stream's destination (see origdst.go)
+	dsts     origDstHosts
 
 	mu       sync.Mutex // guards the fields below, the mu-guarded fields of hostState, and rebuilds
 	cfg      config
@@ -125,7 +127,12 @@ func (c *ClusterState) Name() string { return c.name }
 
 // Pick returns a host for a request, or nil when the cluster has none
 // available. It implements Balancer.
-func (c *ClusterState) Pick(pc *PickContext) *Host { return c.set.Load().pick(pc, c.m.rnd) }
+func (c *ClusterState) Pick(pc *PickContext) *Host {
+	if c.origDst.Load() {
+		return c.originalDstHost(pc.Destination)
+	}
+	return c.set.Load().pick(pc, c.m.rnd)
+}
 
 // Balancer returns c as a Balancer.
 func (c *ClusterState) Balancer() Balancer { return c }
@@ -177,6 +184,7 @@ func (c *ClusterState) update(cl *xds.Cluster) {
 			s.removed = true
 		}
 	}
+	c.origDst.Store(cl.OriginalDestination)
 	cfg := configOf(cl)
 	changed := cfg != c.cfg || !slices.Equal(hosts, c.hosts) || c.set.Load().all == nil
 	c.cfg, c.hosts, c.states, c.order = cfg, hosts, states, order

@@ -1,0 +1,112 @@
+package waypoint
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+
+	"github.com/gowaypoint/waypoint/protocols/spiffe"
+	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/hbone"
+	"github.com/gowaypoint/waypoint/xds"
+	"github.com/gowaypoint/waypoint/xds/adsclient"
+)
+
+// ADSOptions configure the waypoint over xDS (ADS) instead of a file.
+type ADSOptions struct {
+	// Client configures the xDS client; its Conn and Node are required,
+	// its Apply and Logger are the waypoint's.
+	Client adsclient.Config
+}
+
+// startADS runs the xDS client and waits for the first config (or the
+// initial fetch timeout). It returns the snapshot in force, maybe nil.
+func (w *Waypoint) startADS() (*xds.Snapshot, error) {
+	cfg := w.opts.ADS.Client
+	cfg.Logger = w.log
+	cfg.Apply = w.applyADS
+	w.ads = adsclient.New(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	w.adsStop = cancel
+	w.serve(func() { w.ads.Run(ctx) })
+	select {
+	case <-w.ads.Ready():
+	case <-w.stop:
+		return nil, fmt.Errorf("waypoint: stopped before the first config")
+	}
+	return w.store.Load(), nil
+}
+
+// applyADS makes a snapshot from xDS current: addressed listeners first
+// (an error refuses the snapshot), then clusters, then the store.
+func (w *Waypoint) applyADS(snap *xds.Snapshot) error {
+	w.reloadMu.Lock()
+	defer w.reloadMu.Unlock()
+	if err := w.listeners.Apply(snap); err != nil {
+		return err
+	}
+	w.clusters.Update(snap)
+	w.store.Store(snap)
+	w.log.Info("config applied", "source", "xds", "version", snap.Version)
+	return nil
+}
+
+// hboneServerConfig takes the HBONE server's settings from the HBONE entry
+// (istiod's connect_terminate) when the config has one.
+func (w *Waypoint) hboneServerConfig(snap *xds.Snapshot, h hbone.Handler) hbone.ServerConfig {
+	cfg := hbone.ServerConfig{
+		TLS:          w.certs.ServerTLSConfig(),
+		PeerIdentity: w.peerIdentity,
+		Handler:      h,
+		Logger:       w.log,
+	}
+	if l := snap.HBONEEntry(); l != nil {
+		e := l.HBONE
+		cfg.MaxConcurrentStreams = e.MaxConcurrentStreams
+		cfg.StreamWindow = int32(min(e.StreamWindow, 1<<31-1))
+		cfg.ConnWindow = int32(min(e.ConnWindow, 1<<31-1))
+		cfg.KeepAliveInterval, cfg.KeepAliveTimeout = e.KeepAliveInterval, e.KeepAliveTimeout
+	}
+	return cfg
+}
+
+// peerIdentity verifies an HBONE client: its SPIFFE identity, then the
+// URI SAN matchers of the HBONE entry in force.
+func (w *Waypoint) peerIdentity(cs tls.ConnectionState) (spiffe.ID, error) {
+	id, err := certs.PeerIdentity(cs)
+	if err != nil {
+		return id, err
+	}
+	l := w.store.Load().HBONEEntry()
+	if l == nil {
+		return id, nil
+	}
+	san := l.HBONE.PeerSAN
+	if len(san.SANExact) == 0 && len(san.SANPrefixes) == 0 {
+		return id, nil
+	}
+	uri := id.String()
+	for _, e := range san.SANExact {
+		if uri == e {
+			return id, nil
+		}
+	}
+	for _, p := range san.SANPrefixes {
+		if len(uri) >= len(p) && uri[:len(p)] == p {
+			return id, nil
+		}
+	}
+	return id, fmt.Errorf("peer %s matches no URI SAN matcher of listener %q", uri, l.Name)
+}
+
+// hboneListenAddr is where HBONE is served: Options.HBONEAddr when set,
+// else the HBONE entry's address, else DefaultHBONEAddr.
+func (w *Waypoint) hboneListenAddr(snap *xds.Snapshot) string {
+	if w.opts.HBONEAddr != "" {
+		return w.opts.HBONEAddr
+	}
+	if l := snap.HBONEEntry(); l != nil {
+		return l.Address.String()
+	}
+	return DefaultHBONEAddr
+}
