@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,7 +29,10 @@ import (
 //	127.0.52.1:20880   service "greeter": the Dubbo chain below
 //	127.0.52.2:50051   service "greeter-tri": Dubbo 3 (Triple, gRPC) through an HttpConnectionManager,
 //	                   to pod a's and pod b's gRPC servers on :50051 (started by the Triple test)
-//	127.0.51.1:19001   hbone connect: the consumer's ztunnel, to the service; :19002 to greeter-tri
+//	127.0.52.3:20881   service "sniffed": a port whose protocol main_internal sniffs (http_inspector):
+//	                   Dubbo to a Dubbo chain (every call to pod b), anything else relayed to pod a
+//	127.0.51.1:19001   hbone connect: the consumer's ztunnel, to the service; :19002 to greeter-tri,
+//	                   :19003 to sniffed
 //
 // The consumer encodes its calls with dubbo-go-hessian2 and sends them to
 // its ztunnel; providers decode them with it.
@@ -67,7 +71,8 @@ func newDubboEnv(t *testing.T) *dubboEnv {
 	waitHTTP200(t, e.adminURL()+"/healthz/ready")
 	t.Cleanup(e.checkWaypointLeaks)
 	e.sources = map[int]*proc{}
-	for n, src := range map[int][2]string{1: {e.consumerAddr(), e.serviceVIP() + ":20880"}, 2: {e.tripleAddr(), e.tripleVIP() + ":50051"}} {
+	for n, src := range map[int][2]string{1: {e.consumerAddr(), e.serviceVIP() + ":20880"}, 2: {e.tripleAddr(), e.tripleVIP() + ":50051"},
+		3: {e.sniffAddr(), e.SniffVIP() + ":20881"}} {
 		e.sources[n] = startProc(t, "hbone-connect-"+src[1], bins.hbone, "connect", "--listen", src[0],
 			"--via", e.hboneAddr(), "--authority", src[1], "--cert-dir", e.certDir("client"),
 			"--peer-identity", sa("waypoint").String())
@@ -106,6 +111,10 @@ func (e *dubboEnv) PodB() string   { return e.ip(12) }
 func (e *dubboEnv) VIP() string    { return e.serviceVIP() }
 func (e *dubboEnv) TriVIP() string { return e.tripleVIP() }
 
+// SniffVIP is the service whose protocol is sniffed, for the template.
+func (e *dubboEnv) SniffVIP() string  { return "127.0.52.3" }
+func (e *dubboEnv) sniffAddr() string { return e.ip(1) + ":19003" }
+
 // TriPods are the pods of the Triple clusters, for the template.
 func (e *dubboEnv) TriPods() []struct{ Name, IP, ID string } {
 	return []struct{ Name, IP, ID string }{{"a", e.ip(11), sa("pod-a").String()}, {"b", e.ip(12), sa("pod-b").String()}}
@@ -125,9 +134,45 @@ static_resources:
   listeners:
   - name: main_internal
     internal_listener: {}
+    listener_filters:
+    - name: envoy.filters.listener.http_inspector
+      typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector}
+      filter_disabled: {or_match: {rules: [{destination_port_range: {start: 20880, end: 20881}}, {destination_port_range: {start: 50051, end: 50052}}]}}
+    filter_chain_matcher:
+      matcher_tree:
+        input: {name: ip, typed_config: {"@type": type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.DestinationIPInput}}
+        custom_match:
+          name: ip
+          typed_config:
+            "@type": type.googleapis.com/xds.type.matcher.v3.IPMatcher
+            range_matchers:
+            - ranges: [{address_prefix: {{.VIP}}, prefix_len: 32}]
+              on_match: {action: {name: greeter, typed_config: {"@type": type.googleapis.com/google.protobuf.StringValue, value: greeter}}}
+            - ranges: [{address_prefix: {{.TriVIP}}, prefix_len: 32}]
+              on_match: {action: {name: greeter-tri, typed_config: {"@type": type.googleapis.com/google.protobuf.StringValue, value: greeter-tri}}}
+            - ranges: [{address_prefix: {{.SniffVIP}}, prefix_len: 32}]
+              on_match:
+                matcher:
+                  matcher_tree:
+                    input: {name: application-protocol, typed_config: {"@type": type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.ApplicationProtocolInput}}
+                    exact_match_map:
+                      map:
+                        "'dubbo'": {action: {name: sniffed-dubbo, typed_config: {"@type": type.googleapis.com/google.protobuf.StringValue, value: sniffed-dubbo}}}
+                  on_no_match: {action: {name: sniffed-tcp, typed_config: {"@type": type.googleapis.com/google.protobuf.StringValue, value: sniffed-tcp}}}
     filter_chains:
+    - name: sniffed-dubbo
+      filters:
+      - name: envoy.filters.network.dubbo_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy
+          stat_prefix: sniffed
+          route_config:
+          - {interface: "*", routes: [{match: {}, route: {cluster: greeter-v2}}]}
+    - name: sniffed-tcp
+      filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: sniffed-tcp, cluster: greeter-v1}
     - name: greeter
-      filter_chain_match: {prefix_ranges: [{address_prefix: {{.VIP}}, prefix_len: 32}], destination_port: 20880}
       filters:
       - name: envoy.filters.network.dubbo_proxy
         typed_config:
@@ -161,7 +206,6 @@ static_resources:
           - name: envoy.filters.dubbo.router
             config: {"@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.router.v3.Router}
     - name: greeter-tri
-      filter_chain_match: {prefix_ranges: [{address_prefix: {{.TriVIP}}, prefix_len: 32}], destination_port: 50051}
       filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
@@ -546,5 +590,42 @@ func waitForE(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDubboSniffed: on a port whose protocol the listener sniffs, Dubbo's
+// magic selects the Dubbo chain (application protocol 'dubbo'); other
+// bytes take the TCP chain.
+func TestDubboSniffed(t *testing.T) {
+	e := newDubboEnv(t)
+	ctx := dubboCtx(t, 30*time.Second)
+	c, err := dubbotest.Dial(e.sniffAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 10 {
+		r, err := c.Call(ctx, greeterService("hello", "1.0.0"), []any{int32(i)}, nil)
+		if err != nil || r.Status != 20 || r.Value != fmt.Sprintf("pod-b: hello(%d)", i) {
+			t.Fatalf("call %d: %+v %v (the Dubbo chain sends every call to pod b)", i, r, err)
+		}
+	}
+	before := e.pods["pod-a"].Calls.Load()
+	// Not Dubbo: relayed as TCP to pod a, whose provider refuses the bytes
+	// and closes; the client sees the end, not a Dubbo error.
+	raw, err := net.Dial("tcp", e.sniffAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.Write([]byte("PING not dubbo\r\n"))
+	raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := raw.Read(make([]byte, 64)); err == nil {
+		t.Fatalf("%d bytes came back for bytes that are not Dubbo", n)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the non-Dubbo connection hung")
+	}
+	if e.pods["pod-a"].Calls.Load() != before {
+		t.Fatal("pod a counted a call")
 	}
 }
