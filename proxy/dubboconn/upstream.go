@@ -157,7 +157,11 @@ func (p *pool) reserve(ctx context.Context, cl *xds.Cluster, h *lb.Host) (*upCon
 		if w == nil {
 			w = &dialWait{done: make(chan struct{})}
 			p.dial = w
-			go p.dialOne(cl, h, w)
+			p.u.wg.Add(1)
+			go func() {
+				defer p.u.wg.Done()
+				p.dialOne(cl, h, w)
+			}()
 		}
 		p.mu.Unlock()
 		select {
