@@ -189,7 +189,6 @@ func TestL7RetriesAndTimeouts(t *testing.T) {
 // fortioResult is the part of fortio's JSON result the tests read.
 type fortioResult struct {
 	RetCodes          map[string]int64
-	ErrorsPerCode     map[string]int64 `json:"ErrorsDurationHistogram"`
 	ActualQPS         float64
 	DurationHistogram struct {
 		Count       int64

@@ -62,7 +62,8 @@ func newL7Env(t *testing.T, netN int, waypointArgs ...string) *l7env {
 	waitTCP(t, fmt.Sprintf("%s:%d", e.ip(11), e.grpcPort()))
 
 	args := append([]string{"run", "--config", e.config, "--cert-dir", e.certDir("waypoint"),
-		"--hbone-addr", e.hboneAddr(), "--admin-addr", e.ip(5) + ":15000"}, waypointArgs...)
+		"--hbone-addr", e.hboneAddr(), "--admin-addr", e.ip(5) + ":15000",
+		"--metrics-addr", e.ip(5) + ":15020"}, waypointArgs...)
 	e.waypoint = startProc(t, "waypoint", bins.waypoint, args...)
 	e.sources = map[int]*proc{}
 	waitHTTP200(t, e.adminURL()+"/healthz/ready")

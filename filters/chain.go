@@ -41,6 +41,7 @@ func (c *Chain) Run(s *Stream) {
 	if err := c.terminal.Serve(s); err != nil && s.Local == nil {
 		k := status.KindOf(err)
 		s.SendLocalReply(k.HTTPStatus(), localBody(k, err), k.ResponseFlag())
+		s.Local.Kind = k
 	}
 	c.respond(s)
 }

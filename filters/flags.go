@@ -39,3 +39,18 @@ func (f Flags) String() string {
 	}
 	return b.String()
 }
+
+// AppendTo appends the flags as String renders them, without allocating.
+func (f Flags) AppendTo(dst []byte) []byte {
+	first := true
+	for i, n := range flagNames {
+		if f&(1<<i) != 0 {
+			if !first {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, n...)
+			first = false
+		}
+	}
+	return dst
+}

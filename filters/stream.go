@@ -7,6 +7,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
+	"github.com/gowaypoint/waypoint/protocols/status"
 )
 
 // Downstream describes where a stream came from. Read-only once the stream
@@ -21,6 +22,72 @@ type Downstream struct {
 	// Destination is the original destination: the HBONE :authority, or
 	// the local address of a plaintext listener.
 	Destination netip.AddrPort
+	// PeerURI is Peer as its URI ("spiffe://td/ns/N/sa/S"), "" without a
+	// peer: the filter state io.istio.peer_principal and
+	// %DOWNSTREAM_PEER_URI_SAN%. Set by whoever sets Peer, once per
+	// connection (NewDownstreamPeer does both).
+	PeerURI string
+	// LocalURI is the waypoint's own identity as a URI (the filter state
+	// io.istio.local_principal); "" when unknown.
+	LocalURI string
+	// Authority is the HBONE CONNECT's :authority as received (the filter
+	// state io.istio.connect_authority); "" on a plaintext listener.
+	Authority string
+	// ServerName is the TLS SNI the downstream asked for
+	// (requested_server_name); "" when none, as on an HBONE stream, whose
+	// inner connection carries no TLS.
+	ServerName string
+	// Baggage is the W3C baggage header the source ztunnel sent on the
+	// CONNECT (its workload's cluster, namespace, name, app and version);
+	// "" when none.
+	Baggage string
+}
+
+// Filter state keys the waypoint sets for every downstream connection, as
+// Istio's connect_terminate listener does with set_filter_state.
+const (
+	FilterStatePeerPrincipal    = "io.istio.peer_principal"
+	FilterStateLocalPrincipal   = "io.istio.local_principal"
+	FilterStateConnectAuthority = "io.istio.connect_authority"
+)
+
+// FilterState returns the string value of a filter state key the
+// downstream connection carries (the keys above); false when it is not
+// set. It does not allocate.
+func (d *Downstream) FilterState(key string) (string, bool) {
+	var v string
+	switch key {
+	case FilterStatePeerPrincipal:
+		v = d.PeerURI
+	case FilterStateLocalPrincipal:
+		v = d.LocalURI
+	case FilterStateConnectAuthority:
+		v = d.Authority
+	}
+	return v, v != ""
+}
+
+// Observer watches a stream's upstream tries, one at a time. Its methods
+// are called on the stream's goroutine and must not block.
+type Observer interface {
+	// StartAttempt is called before each try is sent; it may add headers
+	// to req.Request (trace context).
+	StartAttempt(s *Stream, req *UpstreamRequest)
+	// EndAttempt is called when the try has its response headers (resp)
+	// or failed (err).
+	EndAttempt(s *Stream, req *UpstreamRequest, resp *l7.Response, err error)
+}
+
+// TrustedRemoteAddr returns RemoteAddr, or the connection's peer address
+// when the connection manager set none.
+func (s *Stream) TrustedRemoteAddr() netip.AddrPort {
+	if s.RemoteAddr.IsValid() {
+		return s.RemoteAddr
+	}
+	if s.Downstream != nil {
+		return s.Downstream.RemoteAddr
+	}
+	return netip.AddrPort{}
 }
 
 // Route is what a filter may ask of the route a stream matched. The router
@@ -53,6 +120,11 @@ type LocalReply struct {
 	Header l7.Header
 	// Flag is Envoy's response flag for telemetry (e.g. "NR", "FI").
 	Flag string
+	// Kind, when not status.Unknown, classifies the reply (status.Denied
+	// for a policy denial), so that a codec whose protocol has codes of
+	// its own renders it through protocols/status (Dubbo:
+	// Kind.DubboStatus).
+	Kind status.Kind
 }
 
 // Stream is one request/response exchange in a chain. It is driven by one
@@ -77,11 +149,34 @@ type Stream struct {
 	Local *LocalReply
 	// ResponseFlags collects Envoy's response flags for telemetry.
 	ResponseFlags Flags
+	// ResponseCodeDetails says why a local reply was made, in Envoy's
+	// words (%RESPONSE_CODE_DETAILS%, e.g.
+	// "rbac_access_denied_matched_policy[name]"); "" when the upstream
+	// answered or nobody said.
+	ResponseCodeDetails string
+	// RemoteAddr is the downstream address as the connection manager
+	// trusts it (Envoy's remote address: from x-forwarded-for when
+	// use_remote_address is false and the header is there, else the
+	// connection's peer); the zero value means Downstream.RemoteAddr.
+	RemoteAddr netip.AddrPort
+	// UpstreamCluster and UpstreamHost are the cluster and endpoint of the
+	// last upstream try (%UPSTREAM_CLUSTER%, %UPSTREAM_HOST%); set by the
+	// router. UpstreamFailure is why the last try failed before a
+	// response (%UPSTREAM_TRANSPORT_FAILURE_REASON%), "" otherwise.
+	UpstreamCluster string
+	UpstreamHost    netip.AddrPort
+	UpstreamFailure string
+	// Attempts counts the upstream tries (retries are Attempts-1).
+	Attempts int
+	// Observer, when set by the connection manager, is told of each
+	// upstream try (tracing's client spans, retry counters).
+	Observer Observer
 
 	resolver RouteResolver
 	route    Route
 	resolved bool
 	onEnd    []func()
+	local    LocalReply // Local's storage, so a local reply allocates nothing
 }
 
 // NewStream prepares a stream for a chain run. resolver may be nil (no
@@ -136,7 +231,8 @@ func (s *Stream) ClearRouteCache() {
 
 // SendLocalReply answers the stream with status and body and returns Stop.
 func (s *Stream) SendLocalReply(status int, body, flag string) Status {
-	s.Local = &LocalReply{Status: status, Body: body, Flag: flag}
+	s.local = LocalReply{Status: status, Body: body, Flag: flag}
+	s.Local = &s.local
 	s.Response = nil
 	s.AddResponseFlag(flag)
 	return Stop

@@ -40,7 +40,7 @@ var allowlist = pbcheck.Allowlist{
 	"envoy.type.v3.Int32Range": fields("start", "end"),
 	"envoy.extensions.filters.listener.http_inspector.v3.HttpInspector":           fields(),
 	"envoy.extensions.filters.listener.original_dst.v3.OriginalDst":               fields(),
-	"envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy":                      fields("stat_prefix", "cluster", "idle_timeout", "tunneling_config"),
+	"envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy":                      fields("stat_prefix", "cluster", "idle_timeout", "tunneling_config", "access_log*"),
 	"envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.TunnelingConfig":      fields("hostname", "headers_to_add"),
 	"envoy.config.core.v3.HeaderValueOption":                                      fields("header", "append_action"),
 	"envoy.config.core.v3.HeaderValue":                                            fields("key", "value"),

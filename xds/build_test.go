@@ -121,10 +121,10 @@ func TestBuildErrors(t *testing.T) {
 	}{
 		{
 			name: "filter type this binary does not know",
-			listeners: []*listenerv3.Listener{internalListener("main_internal", filter("envoy.filters.network.rbac",
-				&anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"}))},
+			listeners: []*listenerv3.Listener{internalListener("main_internal", filter("envoy.filters.network.redis_proxy",
+				&anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy"}))},
 			clusters: good(),
-			want:     `listener "main_internal": filter_chains[0].filters[0]: unsupported network filter "envoy.filters.network.rbac" (type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC)`,
+			want:     `listener "main_internal": filter_chains[0].filters[0]: unsupported network filter "envoy.filters.network.redis_proxy" (type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy)`,
 			kind:     kindListener,
 		},
 		{

@@ -6,6 +6,8 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
 // tcpProxyFilterName is the canonical name of the one network filter
@@ -26,6 +28,16 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 		return nil, errAt("filters", "want one terminal network filter (%s or %s), got none", tcpProxyFilterName, hcmFilterName)
 	}
 	for i, f := range filters {
+		if n, ok, err := decodeNetworkRBAC(f); ok {
+			if err != nil {
+				return nil, at(idx("filters", i), err)
+			}
+			if i == len(filters)-1 {
+				return nil, errAt(idx("filters", i), "%s must come before a terminal filter", f.GetName())
+			}
+			c.RBAC = append(c.RBAC, n)
+			continue
+		}
 		if i < len(filters)-1 {
 			// Filters before the terminal one: see network_filters.go.
 			name, err := decodeLeadingNetworkFilter(f)
@@ -92,6 +104,9 @@ func decodeTCPProxy(pb *tcpproxyv3.TcpProxy, clusters map[string]*Cluster) (*TCP
 		if tp.Tunnel, err = decodeTunneling(tc); err != nil {
 			return nil, at("tunneling_config", err)
 		}
+	}
+	if tp.AccessLog, err = accesslog.Decode(pb.GetAccessLog()); err != nil {
+		return nil, err
 	}
 	return tp, nil
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/filters/router/route"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
+	"github.com/gowaypoint/waypoint/telemetry/tracing"
 )
 
 const hcmFilterName = "envoy.filters.network.http_connection_manager"
@@ -94,6 +96,12 @@ type HTTPConnectionManager struct {
 	// Upgrades are the upgrade types allowed (lower-case: "websocket",
 	// "connect").
 	Upgrades map[string]bool
+
+	// AccessLog are the access_log entries, each line written once per
+	// request; Tracing the tracing config (nil: no spans, no trace
+	// context added).
+	AccessLog []*accesslog.Logger
+	Tracing   *tracing.Config
 }
 
 // DownstreamHTTP2 are an HttpConnectionManager's http2_protocol_options,
@@ -134,7 +142,8 @@ var hcmAllowlist = pbcheck.Allowlist{
 		"skip_xff_append", "generate_request_id", "preserve_external_request_id", "always_set_request_id_in_response",
 		"upgrade_configs", "normalize_path", "merge_slashes", "path_with_escaped_slashes_action",
 		"proxy_100_continue", "request_id_extension", "delayed_close_timeout", "drain_timeout",
-		"route_config*"), // checked whole by route.Compile, with its own list
+		"route_config*",            // checked whole by route.Compile, with its own list
+		"access_log*", "tracing*"), // checked by telemetry/accesslog and telemetry/tracing
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":                          fields("name", "typed_config", "is_optional"),
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig": fields("upgrade_type", "enabled"),
 	"envoy.extensions.filters.network.http_connection_manager.v3.RequestIDExtension":                  fields("typed_config"),
@@ -234,6 +243,17 @@ func decodeHCM(a *anypb.Any, clusters map[string]*Cluster) (*HTTPConnectionManag
 		if ext.GetTypedConfig().MessageName() != nameOf(&uuid) {
 			return nil, errAt("request_id_extension.typed_config", "unsupported request ID extension %s", ext.GetTypedConfig().GetTypeUrl())
 		}
+	}
+
+	var err error
+	if h.AccessLog, err = accesslog.Decode(pb.GetAccessLog()); err != nil {
+		return nil, err
+	}
+	if h.Tracing, err = tracing.Decode(pb.GetTracing()); err != nil {
+		return nil, at("tracing", err)
+	}
+	if h.Tracing != nil && clusters[h.Tracing.Cluster] == nil {
+		return nil, errAt("tracing.provider.typed_config.grpc_service.envoy_grpc.cluster_name", "unknown cluster %q", h.Tracing.Cluster)
 	}
 
 	rc := pb.GetRouteConfig()

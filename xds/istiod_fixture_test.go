@@ -4,32 +4,34 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // istiodReviewsDir is a copy of ../../shared/istiod/reviews: the LDS, CDS
 // and EDS istiod (1.31 line) sends a waypoint for the reviews service.
 const istiodReviewsDir = "testdata/istiod/reviews"
 
-// TestIstiodFixture takes the whole reviews fixture: refused today only for
-// what issue 6 implements (HCM tracing, RBAC), and otherwise decoded into
-// the layout the data path serves.
+// TestIstiodFixture takes the whole reviews fixture, RBAC and tracing
+// included, and decodes it into the layout the data path serves.
 func TestIstiodFixture(t *testing.T) {
 	r, err := LoadResourceDir(istiodReviewsDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := BuildResources("1", r); err == nil || !(strings.Contains(err.Error(), "tracing") || strings.Contains(err.Error(), "rbac")) {
-		t.Fatalf("whole fixture: %v; want a refusal naming tracing or rbac until issue 6 lands (then this test changes)", err)
-	}
-	stripNotYetImplemented(t, r)
 	snap, err := BuildResources("1", r)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, fc := range snap.Listener("main_internal").FilterChains {
+		switch fc.Name {
+		case "inbound-vip|9080|http|reviews.mesh.local", "inbound-vip|9090|http|reviews.mesh.local":
+			if n := strings.Count(strings.Join(fc.HTTP.FilterNames, " "), "envoy.filters.http.rbac"); n != 2 || fc.HTTP.Tracing != nil {
+				t.Errorf("%s: %d RBAC filters (want 2), tracing %v (no provider: none)", fc.Name, n, fc.HTTP.Tracing)
+			}
+		case "inbound-vip|9300|tcp|reviews.mesh.local":
+			if len(fc.RBAC) != 2 {
+				t.Errorf("%s: %d network RBAC filters, want 2", fc.Name, len(fc.RBAC))
+			}
+		}
 	}
 	e := snap.HBONEEntry()
 	if e == nil || e.Name != "connect_terminate" || e.HBONE.Target != "main_internal" || e.HBONE.MaxConcurrentStreams != 100 ||
@@ -60,42 +62,5 @@ func TestIstiodFixture(t *testing.T) {
 	}
 	if !mi.HTTPInspector.Enabled(netip.MustParseAddrPort("127.10.0.11:8000")) {
 		t.Error("http_inspector disabled on a port filter_disabled does not name")
-	}
-}
-
-// stripNotYetImplemented removes, in place, what istiod sends that
-// belongs to issue 6 (RBAC, tracing) and is refused until it lands.
-func stripNotYetImplemented(t testing.TB, r *Resources) {
-	for _, l := range r.Listeners {
-		for _, fc := range l.GetFilterChains() {
-			var keep []*listenerv3.Filter
-			for _, f := range fc.GetFilters() {
-				if strings.Contains(f.GetTypedConfig().GetTypeUrl(), "network.rbac") {
-					continue
-				}
-				var hcm hcmv3.HttpConnectionManager
-				if f.GetTypedConfig().MessageName() == nameOf(&hcm) {
-					if err := f.GetTypedConfig().UnmarshalTo(&hcm); err != nil {
-						t.Fatal(err)
-					}
-					hcm.Tracing = nil
-					var hf []*hcmv3.HttpFilter
-					for _, h := range hcm.GetHttpFilters() {
-						if !strings.Contains(h.GetTypedConfig().GetTypeUrl(), "http.rbac") {
-							hf = append(hf, h)
-						}
-					}
-					hcm.HttpFilters = hf
-					a, err := anypb.New(&hcm)
-					if err != nil {
-						t.Fatal(err)
-					}
-					f = proto.Clone(f).(*listenerv3.Filter)
-					f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: a}
-				}
-				keep = append(keep, f)
-			}
-			fc.Filters = keep
-		}
 	}
 }

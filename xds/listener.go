@@ -5,6 +5,10 @@ import (
 	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/filters/rbac"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
 // Listener is one decoded listener. Read-only after Build; safe for
@@ -85,13 +89,29 @@ type FilterChain struct {
 	// filter_chain_matcher.
 	Name string
 	// The terminal network filter: exactly one of TCPProxy, HTTP and
-	// Dubbo is set. Later issues add network RBAC.
+	// Dubbo is set.
 	TCPProxy *TCPProxy
 	HTTP     *HTTPConnectionManager
 	Dubbo    *DubboProxy
 	// Leading names the network filters before the terminal one that
 	// change nothing on the data path (see network_filters.go), in order.
 	Leading []string
+	// RBAC are the envoy.filters.network.rbac filters before the terminal
+	// one, in config order: each decides a connection when it starts; the
+	// first to deny closes it.
+	RBAC []*rbac.Network
+}
+
+// AllowConnection runs the chain's network RBAC filters on a connection
+// from down; when one denies, it returns false and the deciding policy's
+// details.
+func (c *FilterChain) AllowConnection(down *filters.Downstream) (bool, string) {
+	for _, n := range c.RBAC {
+		if ok, details := n.Allow(down); !ok {
+			return false, details
+		}
+	}
+	return true, ""
 }
 
 // TCPProxy is a decoded envoy.filters.network.tcp_proxy: relay bytes to one
@@ -107,6 +127,8 @@ type TCPProxy struct {
 	// Tunnel is tunneling_config; nil when absent. Only the internal
 	// listeners Build folds into clusters may have one.
 	Tunnel *Tunneling
+	// AccessLog are the access_log entries, a line per connection.
+	AccessLog []*accesslog.Logger
 }
 
 // defaultTCPIdleTimeout is Envoy's tcp_proxy idle_timeout default.

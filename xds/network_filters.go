@@ -28,8 +28,8 @@ const MetadataExchangeTypeURL = "type.googleapis.com/envoy.tcp.metadataexchange.
 //     metadata comes from workload discovery) and only fills filter state
 //     for telemetry.
 //
-// Anything else (envoy.filters.network.rbac included, until it is
-// implemented) is refused. It returns the filter's name. Errors are
+// envoy.filters.network.rbac is decoded apart (networkrbac.go); anything
+// else is refused. It returns the filter's name. Errors are
 // relative to the filter.
 func decodeLeadingNetworkFilter(f *listenerv3.Filter) (string, error) {
 	a := f.GetTypedConfig()

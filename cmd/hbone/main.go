@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gowaypoint/waypoint/cmd/internal/cli"
+	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
@@ -26,7 +27,7 @@ import (
 )
 
 const usage = `usage:
-  hbone connect --listen ADDR --via WAYPOINT_ADDR --authority IP:PORT --cert-dir DIR
+  hbone connect --listen ADDR --via WAYPOINT_ADDR --authority IP:PORT --cert-dir DIR [--peer-identity ID] [--baggage B]
   hbone serve --listen IP:15008 --cert-dir DIR
 `
 
@@ -62,6 +63,7 @@ func connect(args []string) error {
 	authority := fs.String("authority", "", "the original destination ip:port sent as :authority (required)")
 	certDir := fs.String("cert-dir", "", "this workload's identity: cert-chain.pem, key.pem, root-cert.pem (required)")
 	peer := fs.String("peer-identity", "", "SPIFFE ID the waypoint must present (default: any identity of our trust domain)")
+	baggage := fs.String("baggage", "", `W3C baggage sent on each CONNECT, as ztunnel describes its workload (e.g. "k8s.namespace.name=default,k8s.deployment.name=productpage-v1,service.name=productpage,service.version=v1")`)
 	logger := cli.LogFlags(fs)
 	fs.Parse(args)
 	if *listen == "" || *via == "" || *authority == "" || *certDir == "" {
@@ -98,6 +100,10 @@ func connect(args []string) error {
 	s := &ztunnel.Source{
 		Pool: pool, Via: viaAddr, Authority: *authority,
 		PeerKey: expect.ID.String(), TLS: src.ClientTLSConfig(expect), Log: log,
+	}
+	if *baggage != "" {
+		s.Header = &l7.Header{}
+		s.Header.Add("baggage", *baggage)
 	}
 	log.Info("hbone connect ready", "listen", ln.Addr().String(), "via", viaAddr, "authority", *authority, "identity", src.Identity().String())
 	return serveUntilSignal(func() error { return s.Serve(ln) }, s.Shutdown)

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/gowaypoint/waypoint/cmd/internal/cli"
@@ -74,11 +75,21 @@ func run(args []string) error {
 	fs.StringVar(&o.HBONEAddr, "hbone-addr", "", "HBONE listen address (default: the config's HBONE listener, connect_terminate, else "+waypoint.DefaultHBONEAddr+")")
 	xdsFlags := adsFlags(fs)
 	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", waypoint.DefaultMetricsAddr, `Prometheus metrics listen address, serving /stats/prometheus ("off" disables it)`)
+	stats := fs.Bool("stats", true, "record Istio's standard metrics and the Envoy-style counters (false only to measure their cost)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
 	fs.IntVar(&o.DubboMaxBodyBytes, "dubbo-max-body-bytes", dubbo.DefaultMaxBodyBytes, "largest Dubbo frame body accepted (Dubbo's payload limit)")
 	fs.IntVar(&o.DubboMaxInFlight, "dubbo-max-in-flight", dubbo.DefaultMaxInFlight, "Dubbo calls in flight per downstream connection; past it a call is answered 100")
+	concurrency := fs.Int("concurrency", 0, "worker threads (GOMAXPROCS), as Envoy's --concurrency; 0 keeps Go's default: the container's CPU limit, else the cores")
 	logger := cli.LogFlags(fs)
 	fs.Parse(args)
+	o.NoStats = !*stats
+	if *concurrency < 0 {
+		return fmt.Errorf("run: --concurrency %d: want 0 or more", *concurrency)
+	}
+	if *concurrency > 0 {
+		runtime.GOMAXPROCS(*concurrency)
+	}
 	if (o.ConfigFile == "") == (*xdsFlags.addr == "") || o.CertDir == "" {
 		return fmt.Errorf("run: --cert-dir and one of --config or --xds are required")
 	}

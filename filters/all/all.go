@@ -7,5 +7,6 @@ import (
 	_ "github.com/gowaypoint/waypoint/filters/cors"   // envoy.filters.http.cors
 	_ "github.com/gowaypoint/waypoint/filters/fault"  // envoy.filters.http.fault
 	_ "github.com/gowaypoint/waypoint/filters/istio"  // peer metadata, grpc_stats (documented no-ops)
+	_ "github.com/gowaypoint/waypoint/filters/rbac"   // envoy.filters.http.rbac
 	_ "github.com/gowaypoint/waypoint/filters/router" // envoy.filters.http.router
 )

@@ -142,6 +142,11 @@ func (cs *ClientStream) WaitRead() error { return cs.s.waitRead() }
 // its end (io.EOF) or failure; (0, nil) when nothing has arrived.
 func (cs *ClientStream) TryRead(p []byte) (int, error) { return cs.s.tryRead(p) }
 
+// TryReadChunk is TryRead without a copy: it hands over the next chunk of
+// the response body as it arrived, which the caller must Release; an empty
+// Chunk and nil when nothing has arrived, io.EOF at the body's end.
+func (cs *ClientStream) TryReadChunk() (Chunk, error) { return cs.s.tryReadChunk() }
+
 // SetReadNotify installs fn, called each time response DATA arrives, the
 // body ends or the stream fails (and at once if input is waiting). fn runs
 // on the connection's read loop or on whoever fails the stream, with no

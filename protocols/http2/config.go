@@ -126,6 +126,12 @@ const (
 	// bulk data goes out one full record per write instead of a full
 	// record and a 9-byte one.
 	maxDataFrame = 16<<10 - frameHeaderLen
+	// DATA frames of largeDataMin to largeDataMax bytes are read straight
+	// into receive-buffer chunks (each then at least half full, so the
+	// chunks a window holds stay within twice its size); smaller ones are
+	// packed into chunks, larger ones go through the Framer.
+	largeDataMin = 8 << 10
+	largeDataMax = 64 << 10
 	// readBufferSize is the buffered reader the Framer reads from.
 	readBufferSize = 16 << 10
 	// maxIdleHandlers is how many handler goroutines a server connection

@@ -22,14 +22,16 @@ type conn struct {
 	rwc    io.ReadWriteCloser
 
 	// Read side: owned by the read loop.
-	br        *bufio.Reader
-	fr        *xhttp2.Framer
-	hdec      headerDecoder
-	blk       block
-	emptyRun  int
-	priority  int64
-	winUpdate int64
-	readSeen  atomic.Bool
+	br       *bufio.Reader
+	fr       *xhttp2.Framer
+	hdec     headerDecoder
+	blk      block
+	emptyRun int
+	priority int64
+	// dataChunks holds the chunks readLargeData reads one frame into.
+	dataChunks [largeDataMax/(16<<10) + 1]*[]byte
+	winUpdate  int64
+	readSeen   atomic.Bool
 
 	w writer
 
@@ -194,7 +196,26 @@ func (c *conn) goTracked(f func()) bool {
 func (c *conn) readFrames() error {
 	keepAlive := c.cfg.KeepAliveInterval > 0
 	for {
-		f, err := c.fr.ReadFrame()
+		fh, err := c.fr.ReadFrameHeader()
+		if err == nil && fh.Type == xhttp2.FrameData && fh.Length >= largeDataMin && fh.Length <= largeDataMax {
+			if keepAlive {
+				c.readSeen.Store(true)
+			}
+			if err := c.readLargeData(fh); err != nil {
+				if se, ok := err.(streamErr); ok {
+					if err := c.streamError(se); err != nil {
+						return err
+					}
+					continue
+				}
+				return err
+			}
+			continue
+		}
+		var f xhttp2.Frame
+		if err == nil {
+			f, err = c.fr.ReadFrameForHeader(fh)
+		}
 		if err != nil {
 			var se xhttp2.StreamError
 			var ce xhttp2.ConnectionError
@@ -325,10 +346,17 @@ func (c *conn) streamError(e streamErr) error {
 // onData accounts a DATA frame against the connection window and hands
 // it to its stream.
 func (c *conn) onData(f *xhttp2.DataFrame) error {
-	id, flen := f.StreamID, int64(f.Length)
+	return c.onDataPayload(f.StreamID, int64(f.Length), f.StreamEnded(), payload{b: f.Data()})
+}
+
+// onDataPayload is onData for a frame of flen bytes (padding included)
+// whose data is p, read by the Framer or straight into chunks
+// (readLargeData). What is not delivered is released.
+func (c *conn) onDataPayload(id uint32, flen int64, end bool, p payload) error {
 	c.mu.Lock()
 	if flen > c.connRecvAvail {
 		c.mu.Unlock()
+		p.release()
 		return connErr{ErrCodeFlowControl, "DATA beyond the connection window"}
 	}
 	c.connRecvAvail -= flen
@@ -337,6 +365,7 @@ func (c *conn) onData(f *xhttp2.DataFrame) error {
 		idle := s == nil && c.isIdleLocked(id)
 		ignore := s == nil && c.wasResetLocked(id)
 		c.mu.Unlock()
+		p.release()
 		if err := c.consumed(flen, true); err != nil {
 			return err
 		}
@@ -352,10 +381,76 @@ func (c *conn) onData(f *xhttp2.DataFrame) error {
 	c.mu.Unlock()
 	defer s.release()
 	if s.cs != nil && !s.cs.gotResp {
+		p.release()
 		c.consumed(flen, true)
 		return streamErr{id, ErrCodeProtocol, "DATA before the response HEADERS"}
 	}
-	return s.deliver(f.Data(), flen, f.StreamEnded())
+	return s.deliver(p, flen, end)
+}
+
+// readLargeData reads a DATA frame whose header the read loop has read,
+// its data straight into receive-buffer chunks: one copy fewer than the
+// Framer's payload buffer and then the stream's buffer. It checks what the
+// Framer's DATA parser checks.
+func (c *conn) readLargeData(fh xhttp2.FrameHeader) error {
+	end := fh.Flags.Has(xhttp2.FlagDataEndStream)
+	if err := c.trackEmpty(fh.Length, end); err != nil {
+		return err
+	}
+	if fh.StreamID == 0 {
+		return connErr{ErrCodeProtocol, "DATA frame with stream ID 0"}
+	}
+	n, pad := int(fh.Length), 0
+	if fh.Flags.Has(xhttp2.FlagDataPadded) {
+		b, err := c.br.ReadByte()
+		if err != nil {
+			return err
+		}
+		// A pad length (at most 255) cannot exceed a frame of
+		// largeDataMin bytes, as it can a small one.
+		pad = int(b)
+		n -= 1 + pad
+	}
+	p := payload{chunks: c.dataChunks[:0], n: n}
+	for left := n; left > 0; {
+		ch := getChunk(left)
+		m := min(left, cap(*ch))
+		*ch = (*ch)[:m]
+		p.chunks = append(p.chunks, ch)
+		if _, err := io.ReadFull(c.br, *ch); err != nil {
+			p.release()
+			return err
+		}
+		left -= m
+	}
+	if _, err := c.br.Discard(pad); err != nil {
+		p.release()
+		return err
+	}
+	return c.onDataPayload(fh.StreamID, int64(fh.Length), end, p)
+}
+
+// payload is a DATA frame's data: b, or n bytes in chunks from the
+// receive-buffer pools.
+type payload struct {
+	b      []byte
+	chunks []*[]byte
+	n      int
+}
+
+func (p payload) len() int {
+	if p.chunks != nil {
+		return p.n
+	}
+	return len(p.b)
+}
+
+// release gives the chunks back to their pools (data not delivered).
+func (p payload) release() {
+	for i, ch := range p.chunks {
+		putChunk(ch)
+		p.chunks[i] = nil
+	}
 }
 
 // consumed returns n bytes to the connection window: a WINDOW_UPDATE goes

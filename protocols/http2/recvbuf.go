@@ -61,6 +61,19 @@ func (b *recvBuf) write(p []byte) {
 	}
 }
 
+// appendChunks takes over chunks holding n bytes, each full to its length;
+// the slice itself stays the caller's.
+func (b *recvBuf) appendChunks(chunks []*[]byte, n int) {
+	if b.chunks == nil {
+		b.chunks = b.inline[:0]
+	}
+	b.chunks = append(b.chunks, chunks...)
+	b.n += n
+	for i := range chunks {
+		chunks[i] = nil
+	}
+}
+
 // read moves up to len(p) bytes into p.
 func (b *recvBuf) read(p []byte) int {
 	n := 0
@@ -75,6 +88,37 @@ func (b *recvBuf) read(p []byte) int {
 	}
 	b.n -= n
 	return n
+}
+
+// takeFirst removes the first chunk, with what is left of it unread.
+func (b *recvBuf) takeFirst() Chunk {
+	c := b.chunks[0]
+	ch := Chunk{b: (*c)[b.r:], ref: c}
+	k := copy(b.chunks, b.chunks[1:])
+	b.chunks[k] = nil
+	b.chunks = b.chunks[:k]
+	b.r = 0
+	b.n -= len(ch.b)
+	return ch
+}
+
+// Chunk is received data handed over without a copy (TryReadChunk): the
+// caller owns it until Release, which gives its memory back to the
+// receive-buffer pools. The zero Chunk is empty; Release on it is a no-op.
+type Chunk struct {
+	b   []byte
+	ref *[]byte
+}
+
+// Bytes is the chunk's data, valid until Release.
+func (c Chunk) Bytes() []byte { return c.b }
+
+// Release returns the chunk's memory; call it once, after the last use of
+// Bytes.
+func (c Chunk) Release() {
+	if c.ref != nil {
+		putChunk(c.ref)
+	}
 }
 
 func (b *recvBuf) dropFirst() {

@@ -34,6 +34,11 @@ func (st *ServerStream) WaitRead() error { return st.s.waitRead() }
 // the body's end (io.EOF) or failure; (0, nil) when nothing has arrived.
 func (st *ServerStream) TryRead(p []byte) (int, error) { return st.s.tryRead(p) }
 
+// TryReadChunk is TryRead without a copy: it hands over the next chunk of
+// the request body as it arrived, which the caller must Release; an empty
+// Chunk and nil when nothing has arrived, io.EOF at the body's end.
+func (st *ServerStream) TryReadChunk() (Chunk, error) { return st.s.tryReadChunk() }
+
 // SetReadNotify installs fn, called each time request DATA arrives, the
 // body ends or the stream fails (and at once if input is waiting), so that
 // a reader can wait without a goroutine and read with TryRead. fn runs on

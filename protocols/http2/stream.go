@@ -90,31 +90,38 @@ func (s *stream) release() {
 	}
 }
 
-// deliver hands a DATA frame to the stream (read loop).
-func (s *stream) deliver(data []byte, flen int64, end bool) error {
+// deliver hands a DATA frame's data to the stream (read loop); what it
+// does not keep is released.
+func (s *stream) deliver(p payload, flen int64, end bool) error {
 	c := s.c
 	s.mu.Lock()
 	if flen > s.recvWin {
 		s.mu.Unlock()
+		p.release()
 		c.consumed(flen, true)
 		return streamErr{s.id, ErrCodeFlowControl, "DATA beyond the stream window"}
 	}
 	s.recvWin -= flen
-	n := int64(len(data))
+	n := int64(p.len())
 	if s.wantLen >= 0 {
 		s.gotLen += n
 		if s.gotLen > s.wantLen || (end && s.gotLen != s.wantLen) {
 			s.mu.Unlock()
+			p.release()
 			c.consumed(flen, true)
 			return streamErr{s.id, ErrCodeProtocol, "DATA length does not match content-length"}
 		}
 	}
 	credit := flen - n // padding is consumed on arrival
 	s.unacked += credit
-	if s.readerGone || s.rerr != nil {
+	switch {
+	case s.readerGone || s.rerr != nil:
 		credit = flen
-	} else if n > 0 {
-		s.buf.write(data)
+		p.release()
+	case p.chunks != nil:
+		s.buf.appendChunks(p.chunks, p.n)
+	case n > 0:
+		s.buf.write(p.b)
 	}
 	s.cond.Broadcast()
 	notify := s.notify
@@ -209,6 +216,33 @@ func (s *stream) readLocked(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n := s.buf.read(p)
+	return n, s.consumedLocked(n)
+}
+
+// tryReadChunk is tryRead without a copy: it takes the first buffered
+// chunk whole. An empty Chunk with a nil error means nothing has arrived.
+func (s *stream) tryReadChunk() (Chunk, error) {
+	s.mu.Lock()
+	if s.rerr != nil {
+		err := s.rerr
+		s.mu.Unlock()
+		return Chunk{}, err
+	}
+	if s.buf.n == 0 {
+		eof := s.eof
+		s.mu.Unlock()
+		if eof {
+			return Chunk{}, io.EOF
+		}
+		return Chunk{}, nil
+	}
+	ch := s.buf.takeFirst()
+	return ch, s.consumedLocked(len(ch.b))
+}
+
+// consumedLocked counts n bytes as read: the stream's window is given
+// back once half of it is due, the connection's likewise. It unlocks mu.
+func (s *stream) consumedLocked(n int) error {
 	var inc int64
 	if !s.eof {
 		s.unacked += int64(n)
@@ -220,7 +254,7 @@ func (s *stream) readLocked(p []byte) (int, error) {
 	}
 	s.mu.Unlock()
 	s.c.returnWindow(s.id, inc, int64(n))
-	return n, nil
+	return nil
 }
 
 // setNotify installs (or, with nil, removes) the receive-side callback,

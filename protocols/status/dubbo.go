@@ -1,47 +1,21 @@
 package status
 
-// Dubbo response statuses the proxy produces or maps
-// (org.apache.dubbo.remoting.exchange.Response's values, restated so this
-// package imports nothing).
+// The other Dubbo response statuses this package maps (status.go names
+// those a local reply's kind gives).
 const (
-	DubboOK                  = 20
-	DubboClientTimeout       = 30
-	DubboServerTimeout       = 31
-	DubboBadRequest          = 40
-	DubboBadResponse         = 50
-	DubboServiceNotFound     = 60
-	DubboServiceError        = 70
-	DubboServerError         = 80
-	DubboClientError         = 90
-	DubboThreadpoolExhausted = 100
+	DubboOK            = 20
+	DubboClientTimeout = 30
+	DubboBadResponse   = 50
+	DubboServiceError  = 70
 )
 
-// DubboStatus is the Dubbo status a local reply for k carries: a bad or
-// denied request 40, no route 60, an upstream timeout 31, a circuit
-// breaker's refusal 100 (threadpool exhausted: the consumer may try
-// another provider), and 80 (server error) for every other failure of the
-// proxy or its upstream.
-func (k Kind) DubboStatus() uint8 {
-	switch k {
-	case BadRequest, Denied:
-		return DubboBadRequest
-	case NoRoute:
-		return DubboServiceNotFound
-	case Timeout:
-		return DubboServerTimeout
-	case Overflow:
-		return DubboThreadpoolExhausted
-	}
-	return DubboServerError
-}
-
-// DubboFromHTTP maps the HTTP status of a local reply (a filter's, or an
-// abort's configured http_status) to the Dubbo status that says the same:
-// 2xx OK (20); 400, 401 and 403 bad request (40: Dubbo has no status of
-// its own for a denial); 404 service not found (60); 408 and 504 server
-// timeout (31); 429 threadpool exhausted (100); any other 4xx bad request
-// (40); anything else server error (80).
-func DubboFromHTTP(code int) uint8 {
+// DubboFromHTTP maps the HTTP status of a local reply that carries no
+// kind (a filter's, or a fault's configured abort status) to the Dubbo
+// status that says the same: 2xx OK (20); 400, 401 and 403 bad request
+// (40: Dubbo has no status of its own for a denial); 404 service not
+// found (60); 408 and 504 server timeout (31); 429 threadpool exhausted
+// (100); any other 4xx bad request (40); anything else server error (80).
+func DubboFromHTTP(code int) int {
 	switch {
 	case code >= 200 && code < 300:
 		return DubboOK
@@ -57,16 +31,19 @@ func DubboFromHTTP(code int) uint8 {
 	return DubboServerError
 }
 
-// DubboFromLocal is the Dubbo status of a local reply with this HTTP
-// status and Envoy response flag: the flag's kind's status when the flag
-// names one kind (UH, NR, UT, UO, UF, NC, RBAC...), so that a failure
-// keeps its precision past the HTTP status it was rendered with (an
-// overflow and no healthy upstream are both 503); else DubboFromHTTP.
-func DubboFromLocal(httpStatus int, flag string) uint8 {
+// DubboFromLocal is the Dubbo status of a local reply: its kind's
+// (Kind.DubboStatus) when it has one; else the kind its response flag
+// names, when it names one (UH, NR, UT, UO, UF, NC, RBAC...), so that a
+// failure keeps its precision past the HTTP status it was rendered with
+// (an overflow and no healthy upstream are both 503); else DubboFromHTTP.
+func DubboFromLocal(k Kind, httpStatus int, flag string) int {
+	if k != Unknown {
+		return k.DubboStatus()
+	}
 	if flag != "" {
-		for k := range kinds {
-			if kinds[k].flag == flag {
-				return Kind(k).DubboStatus()
+		for i := range kinds {
+			if kinds[i].flag == flag {
+				return Kind(i).DubboStatus()
 			}
 		}
 	}

@@ -47,20 +47,37 @@ var kinds = [...]struct {
 	http  int
 	hbone int
 	flag  string
+	dubbo int
 }{
-	Unknown:           {"unknown", http.StatusServiceUnavailable, http.StatusServiceUnavailable, ""},
-	BadRequest:        {"bad request", http.StatusBadRequest, http.StatusBadRequest, ""},
-	Denied:            {"denied", http.StatusForbidden, http.StatusUnauthorized, "RBAC"},
-	NoRoute:           {"no route", http.StatusNotFound, http.StatusServiceUnavailable, "NR"},
-	NoCluster:         {"no cluster", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "NC"},
-	NoHealthyUpstream: {"no healthy upstream", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UH"},
-	ConnectFailure:    {"upstream connect failure", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UF"},
-	UpstreamReset:     {"upstream reset", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UR"},
-	Timeout:           {"upstream timeout", http.StatusGatewayTimeout, http.StatusServiceUnavailable, "UT"},
-	Overflow:          {"upstream overflow", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UO"},
-	RefusedStream:     {"upstream refused stream", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UR"},
-	DownstreamGone:    {"downstream disconnected", 499, 499, "DC"},
+	Unknown:           {"unknown", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "", DubboServerError},
+	BadRequest:        {"bad request", http.StatusBadRequest, http.StatusBadRequest, "", DubboBadRequest},
+	Denied:            {"denied", http.StatusForbidden, http.StatusUnauthorized, "RBAC", DubboBadRequest},
+	NoRoute:           {"no route", http.StatusNotFound, http.StatusServiceUnavailable, "NR", DubboServiceNotFound},
+	NoCluster:         {"no cluster", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "NC", DubboServiceNotFound},
+	NoHealthyUpstream: {"no healthy upstream", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UH", DubboServerError},
+	ConnectFailure:    {"upstream connect failure", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UF", DubboServerError},
+	UpstreamReset:     {"upstream reset", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UR", DubboServerError},
+	Timeout:           {"upstream timeout", http.StatusGatewayTimeout, http.StatusServiceUnavailable, "UT", DubboServerTimeout},
+	Overflow:          {"upstream overflow", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UO", DubboThreadpoolExhausted},
+	RefusedStream:     {"upstream refused stream", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UR", DubboThreadpoolExhausted},
+	DownstreamGone:    {"downstream disconnected", 499, 499, "DC", DubboClientError},
 }
+
+// Dubbo response statuses a local reply may carry (Dubbo 2's status byte,
+// restated so this package imports nothing).
+const (
+	DubboBadRequest          = 40
+	DubboServiceNotFound     = 60
+	DubboServerTimeout       = 31
+	DubboServerError         = 80
+	DubboClientError         = 90
+	DubboThreadpoolExhausted = 100
+)
+
+// DubboStatus is the Dubbo response status of a local reply for k: 40 when
+// denied or malformed, 60 when nothing routes, 31 on an upstream timeout,
+// 100 on overflow, 80 otherwise.
+func (k Kind) DubboStatus() int { return kinds[k].dubbo }
 
 // String names the kind.
 func (k Kind) String() string { return kinds[k].name }

@@ -53,3 +53,14 @@ func TestGRPCFromHTTP(t *testing.T) {
 		}
 	}
 }
+
+// A local reply's kind gives the Dubbo status issue 5 names: no route 60,
+// denied 40, upstream timeout 31, no healthy upstream 80.
+func TestDubboStatus(t *testing.T) {
+	for k, want := range map[Kind]int{NoRoute: 60, Denied: 40, BadRequest: 40, Timeout: 31, NoHealthyUpstream: 80,
+		Overflow: 100, DownstreamGone: 90, Unknown: 80} {
+		if got := k.DubboStatus(); got != want {
+			t.Errorf("%v: Dubbo status %d, want %d", k, got, want)
+		}
+	}
+}

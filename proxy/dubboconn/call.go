@@ -154,7 +154,7 @@ func (cl *call) respond() {
 	if s.Local == nil {
 		s.SendLocalReply(503, "no response", "")
 	}
-	code := status.DubboFromLocal(s.Local.Status, s.Local.Flag)
+	code := status.DubboFromLocal(s.Local.Kind, s.Local.Status, s.Local.Flag)
 	if code == status.DubboOK {
 		cl.out = dubbo.AppendNullResponse(cl.out[:0], cl.id)
 	} else {
@@ -164,7 +164,7 @@ func (cl *call) respond() {
 }
 
 // localMessage is a local reply's message: its body, or what happened.
-func (cl *call) localMessage(code uint8) string {
+func (cl *call) localMessage(code int) string {
 	l := cl.s.Local
 	what := string(cl.req.Path)
 	if what == "" {

@@ -194,7 +194,7 @@ func (c *conn) callDone() {
 }
 
 // statusText names a Dubbo status in a local reply's message.
-func statusText(code uint8) string {
+func statusText(code int) string {
 	switch code {
 	case status.DubboServiceNotFound:
 		return "no route"

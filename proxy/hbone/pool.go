@@ -439,6 +439,10 @@ func (s *ClientStream) WaitRead() error { return s.cs.WaitRead() }
 // (relay.Evented).
 func (s *ClientStream) TryRead(p []byte) (int, error) { return s.cs.TryRead(p) }
 
+// TryReadChunk is TryRead without a copy; the caller releases the chunk
+// (relay.ChunkReader).
+func (s *ClientStream) TryReadChunk() (http2.Chunk, error) { return s.cs.TryReadChunk() }
+
 // SetReadNotify installs fn, called without locks each time input
 // arrives or the stream ends or fails; fn must not block (relay.Evented).
 func (s *ClientStream) SetReadNotify(fn func()) { s.cs.SetReadNotify(fn) }

@@ -105,6 +105,16 @@ func (c *StreamConn) TryRead(p []byte) (int, error) {
 	return n, err
 }
 
+// TryReadChunk is TryRead without a copy; the caller releases the chunk
+// (relay.ChunkReader).
+func (c *StreamConn) TryReadChunk() (http2.Chunk, error) {
+	ch, err := c.st.TryReadChunk()
+	if err == io.EOF {
+		c.readEOF.Store(true)
+	}
+	return ch, err
+}
+
 // SetReadNotify installs fn, called without locks each time input
 // arrives or the stream ends or fails; fn must not block (relay.Evented).
 func (c *StreamConn) SetReadNotify(fn func()) { c.st.SetReadNotify(fn) }

@@ -24,6 +24,7 @@ func (c *conn) serveHTTP1(rw io.ReadWriter) {
 		local l7.Response
 		s     filters.Stream
 		body  bodyWatch
+		tel   streamTelemetry
 	)
 	// An HTTP/1.1 connection serves one request at a time on this
 	// goroutine: a client that leaves is seen when the response is
@@ -40,21 +41,27 @@ func (c *conn) serveHTTP1(rw io.ReadWriter) {
 			body = bodyWatch{r: req.Body}
 			req.Body = &body
 		}
-		resp, current := c.run(ctx, &s, &req, &local)
+		resp, current := c.run(ctx, &s, &req, &local, &tel)
 		if body.err != nil {
 			// The request's own framing was broken: whatever the chain made
 			// of it, the client gets its 400 (or 413, 501) and the
 			// connection ends, as when the head is malformed.
+			c.done(&s, resp, &tel)
 			closeBody(resp)
 			s.End()
 			c.refuse(sc, rw, body.err)
 			return
 		}
 		if resp.Status == 101 {
+			c.done(&s, resp, &tel)
 			c.upgrade(sc, &req, resp, &s)
 			return
 		}
 		err = sc.WriteResponse(&req, resp)
+		if err != nil {
+			s.AddResponseFlag("DC")
+		}
+		c.done(&s, resp, &tel)
 		closeBody(resp)
 		s.End()
 		if err != nil {

@@ -38,16 +38,19 @@ func (c *conn) serveStream(st *http2.ServerStream) {
 	var (
 		local l7.Response
 		s     filters.Stream
+		tel   streamTelemetry
 	)
 	req := st.Request()
-	resp, _ := c.run(st.Context(), &s, req, &local)
+	resp, _ := c.run(st.Context(), &s, req, &local, &tel)
 	if resp.Status == 101 {
 		// HTTP/2 has no 101; an upgrade is an extended CONNECT answered 200.
 		resp.Status = 200
 	}
 	if err := st.WriteResponse(resp); err != nil {
+		s.AddResponseFlag("DC")
 		st.Reset(http2.ErrCodeCancel)
 	}
+	c.done(&s, resp, &tel)
 	closeBody(resp)
 	s.End()
 }

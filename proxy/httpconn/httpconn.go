@@ -8,10 +8,12 @@
 package httpconn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -24,6 +26,9 @@ import (
 // Env is what every HTTP connection shares. Read-only.
 type Env struct {
 	Log *slog.Logger
+	// Telemetry receives every stream's metrics, access log and spans;
+	// nil reports nothing.
+	Telemetry *Telemetry
 }
 
 // conn is one downstream connection's state, owned by its goroutine.
@@ -118,7 +123,7 @@ func detectPreface(r io.Reader) (bool, []byte, error) {
 
 // prepare applies the connection manager's request handling before the
 // filters run; false when the request must be refused with 400.
-func (c *conn) prepare(hcm *xds.HTTPConnectionManager, req *l7.Request) bool {
+func (c *conn) prepare(hcm *xds.HTTPConnectionManager, s *filters.Stream, req *l7.Request) bool {
 	if !normalizePath(req, hcm) {
 		return false
 	}
@@ -129,6 +134,9 @@ func (c *conn) prepare(hcm *xds.HTTPConnectionManager, req *l7.Request) bool {
 			h.SetBytes("x-request-id", newUUID(&id))
 		}
 	}
+	if !hcm.UseRemoteAddress {
+		s.RemoteAddr = trustedXFF(h, hcm.XFFNumTrustedHops)
+	}
 	if hcm.UseRemoteAddress {
 		if !hcm.SkipXFFAppend && c.down.RemoteAddr.IsValid() {
 			appendXFF(h, c.down.RemoteAddr.Addr().String())
@@ -138,6 +146,39 @@ func (c *conn) prepare(hcm *xds.HTTPConnectionManager, req *l7.Request) bool {
 		h.Add("x-forwarded-proto", "http")
 	}
 	return true
+}
+
+// trustedXFF is the downstream address Envoy trusts when
+// use_remote_address is false: the address xff_num_trusted_hops from the
+// right end of the last x-forwarded-for (zero when there is none, or it is
+// not an IP address: then the connection's peer is the remote address).
+func trustedXFF(h *l7.Header, trustedHops uint32) netip.AddrPort {
+	var v []byte
+	for _, f := range h.Fields() {
+		if string(f.Name) == "x-forwarded-for" {
+			v = f.Value
+		}
+	}
+	if len(v) == 0 {
+		return netip.AddrPort{}
+	}
+	skip := int(trustedHops)
+	end := len(v)
+	for i := len(v) - 1; i >= -1; i-- {
+		if i >= 0 && v[i] != ',' {
+			continue
+		}
+		if skip == 0 {
+			a, err := netip.ParseAddr(string(bytes.TrimSpace(v[i+1 : end])))
+			if err != nil {
+				return netip.AddrPort{}
+			}
+			return netip.AddrPortFrom(a.Unmap(), 0)
+		}
+		skip--
+		end = i
+	}
+	return netip.AddrPort{}
 }
 
 func appendXFF(h *l7.Header, ip string) {
@@ -172,12 +213,14 @@ func (c *conn) respond(hcm *xds.HTTPConnectionManager, s *filters.Stream, local 
 
 // run passes one request through the chain of the config now in force and
 // returns the response to write. ctx ends with the stream; local is
-// storage for a local reply. ok is false when the config no longer serves
-// this connection over HTTP: the request is answered 503 and the
-// connection should end.
-func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, local *l7.Response) (resp *l7.Response, ok bool) {
+// storage for a local reply; t the stream's telemetry, which finish
+// reports once the response is written. ok is false when the config no
+// longer serves this connection over HTTP: the request is answered 503
+// and the connection should end.
+func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, local *l7.Response, t *streamTelemetry) (resp *l7.Response, ok bool) {
 	b := c.src.current()
 	hcm := b.hcm
+	t.reset(b, hcm)
 	if hcm == nil {
 		hcm = c.hcm
 		s.Init(ctx, req, c.down, nil)
@@ -187,14 +230,17 @@ func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, loca
 	s.Init(ctx, req, c.down, hcm.Routes)
 	s.Upstream = b.up
 	switch {
-	case !c.prepare(hcm, req):
+	case !c.prepare(hcm, s, req):
 		s.SendLocalReply(400, "Bad Request", "DPE")
 	case req.Protocol != "" && !hcm.Upgrades[strings.ToLower(req.Protocol)]:
 		s.SendLocalReply(403, "upgrade not allowed: "+req.Protocol, "")
 	default:
+		c.begin(hcm, s, t)
 		hcm.Chain.Run(s)
 	}
-	return c.respond(hcm, s, local), true
+	resp = c.respond(hcm, s, local)
+	t.countResponse(resp)
+	return resp, true
 }
 
 // closeBody releases a response body (its upstream connection).

@@ -16,6 +16,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -36,6 +37,10 @@ var _ hbone.Handler = (*Handler)(nil)
 
 // ServeHBONE implements hbone.Handler.
 func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
+	ls := metrics.Listener(MainInternal)
+	ls.Connections.Inc()
+	ls.Active.Inc()
+	defer ls.Active.Dec()
 	down := stream{st}
 	snap := h.Store.Load()
 	if snap == nil {
@@ -58,15 +63,23 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
 		return
 	}
+	info := downstreamOf(st)
+	if ok, details := fc.AllowConnection(info); !ok {
+		// As in Envoy, the tunnel is up before the network filters run:
+		// the CONNECT is answered, then the connection closed.
+		h.denied(info, st, details)
+		if conn, err := st.Accept(); err == nil {
+			conn.Close()
+		}
+		return
+	}
 	if fc.HTTP != nil {
 		conn, err := st.Accept()
 		if err != nil {
 			return
 		}
 		src := httpconn.NewSource(h.Store, name, in, h.Clusters, snap, fc.HTTP)
-		httpconn.Serve(ctx, conn, src, &filters.Downstream{
-			Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
-		}, h.HTTP)
+		httpconn.Serve(ctx, conn, src, info, h.HTTP)
 		return
 	}
 	if fc.Dubbo != nil {
@@ -74,12 +87,33 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		if err != nil {
 			return
 		}
-		dubboconn.Serve(ctx, conn, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), &filters.Downstream{
-			Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
-		}, h.Dubbo)
+		dubboconn.Serve(ctx, conn, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), info, h.Dubbo)
 		return
 	}
-	h.TCP.Serve(ctx, snap, fc.TCPProxy, down, st.Peer.String()+" -> "+st.Authority)
+	h.TCP.Serve(ctx, snap, fc.TCPProxy, down, info, st.Peer.String()+" -> "+st.Authority)
+}
+
+func (h *Handler) denied(info *filters.Downstream, st *hbone.ServerStream, details string) {
+	h.TCP.Log.Info("inbound: connection denied by RBAC", "peer", info.PeerURI, "authority", st.Authority, "details", details)
+}
+
+// downstreamOf describes an HBONE stream's downstream connection: the
+// peer's identity, the addresses, the :authority, and the baggage header
+// the source ztunnel sent (its workload's metadata, for telemetry).
+func downstreamOf(st *hbone.ServerStream) *filters.Downstream {
+	d := &filters.Downstream{
+		Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
+		Authority: st.Authority,
+	}
+	if !st.Peer.IsZero() {
+		d.PeerURI = st.Peer.String()
+	}
+	if st.Header != nil {
+		if b, ok := st.Header.Get("baggage"); ok {
+			d.Baggage = string(b)
+		}
+	}
+	return d
 }
 
 // stream adapts an HBONE server stream to tcpproxy.Downstream.

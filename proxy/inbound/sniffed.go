@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/sniff"
 	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
@@ -66,23 +65,25 @@ func (h *Handler) serveSniffed(ctx context.Context, st *hbone.ServerStream, snap
 		conn.Abort()
 		return
 	}
+	info := downstreamOf(st)
+	if ok, details := fc.AllowConnection(info); !ok {
+		h.denied(info, st, details)
+		conn.Close()
+		return
+	}
 	rc := &replayConn{conn: conn, pending: buf[:n]}
 	if fc.HTTP != nil {
 		src := httpconn.NewSource(h.Store, name, in, h.Clusters, snap, fc.HTTP)
-		httpconn.Serve(ctx, rc, src, &filters.Downstream{
-			Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
-		}, h.HTTP)
+		httpconn.Serve(ctx, rc, src, info, h.HTTP)
 		rc.Close()
 		return
 	}
 	if fc.Dubbo != nil {
-		dubboconn.Serve(ctx, rc, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), &filters.Downstream{
-			Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
-		}, h.Dubbo)
+		dubboconn.Serve(ctx, rc, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), info, h.Dubbo)
 		rc.Close()
 		return
 	}
-	h.TCP.Serve(ctx, snap, fc.TCPProxy, acceptedDown{rc: rc, st: st}, st.Peer.String()+" -> "+st.Authority)
+	h.TCP.Serve(ctx, snap, fc.TCPProxy, acceptedDown{rc: rc, st: st}, info, st.Peer.String()+" -> "+st.Authority)
 }
 
 // replayConn gives the inspected bytes back before the rest of the

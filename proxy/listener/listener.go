@@ -19,6 +19,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/sockio"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -98,6 +99,10 @@ func (m *Manager) Addr(name string) (net.Addr, bool) {
 }
 
 func (m *Manager) serve(name string, c *net.TCPConn) {
+	ls := metrics.Listener(name)
+	ls.Connections.Inc()
+	ls.Active.Inc()
+	defer ls.Active.Dec()
 	down := tcpDown{conn: c, log: m.Log, listener: name}
 	snap := m.Store.Load()
 	l := snap.Listener(name)
@@ -107,19 +112,26 @@ func (m *Manager) serve(name string, c *net.TCPConn) {
 	}
 	in := xds.MatchInput{Destination: c.LocalAddr().(*net.TCPAddr).AddrPort(), Source: c.RemoteAddr().(*net.TCPAddr).AddrPort()}
 	fc := l.Match(in)
-	switch {
-	case fc == nil:
+	if fc == nil {
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no filter chain matches %s", in.Destination)))
-	case fc.HTTP != nil:
-		src := httpconn.NewSource(m.Store, name, in, m.Clusters, snap, fc.HTTP)
-		httpconn.Serve(context.Background(), sockio.Wrap(c), src,
-			&filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination}, m.HTTP)
-	case fc.Dubbo != nil:
-		dubboconn.Serve(context.Background(), c, dubboconn.NewSource(m.Store, name, in, snap, fc.Dubbo),
-			&filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination}, m.Dubbo)
-	default:
-		m.TCP.Serve(context.Background(), snap, fc.TCPProxy, down, name+" "+in.Source.String())
+		return
 	}
+	info := &filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination}
+	if ok, details := fc.AllowConnection(info); !ok {
+		m.Log.Info("listener: connection denied by RBAC", "listener", name, "remote", in.Source.String(), "details", details)
+		c.Close()
+		return
+	}
+	if fc.HTTP != nil {
+		src := httpconn.NewSource(m.Store, name, in, m.Clusters, snap, fc.HTTP)
+		httpconn.Serve(context.Background(), sockio.Wrap(c), src, info, m.HTTP)
+		return
+	}
+	if fc.Dubbo != nil {
+		dubboconn.Serve(context.Background(), c, dubboconn.NewSource(m.Store, name, in, snap, fc.Dubbo), info, m.Dubbo)
+		return
+	}
+	m.TCP.Serve(context.Background(), snap, fc.TCPProxy, down, info, name+" "+in.Source.String())
 }
 
 // Drain closes every socket so no connection is accepted, then waits for

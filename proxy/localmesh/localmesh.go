@@ -45,6 +45,7 @@ var Config []byte
 const (
 	WaypointHBONE = "127.0.0.5:15008"
 	AdminAddr     = "127.0.0.1:15000"
+	MetricsAddr   = "127.0.0.1:15020"
 	PlaintextAddr = "127.0.0.1:18090"
 )
 
@@ -138,6 +139,7 @@ func Start(opts Options) (m *Mesh, err error) {
 		ConfigFile:   configFile,
 		CertDir:      certs.IdentityDir(m.Dir, id("waypoint")),
 		HBONEAddr:    WaypointHBONE,
+		MetricsAddr:  MetricsAddr,
 		DrainTimeout: opts.DrainTimeout,
 		Logger:       m.log.With("component", "waypoint"),
 	})

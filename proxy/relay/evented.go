@@ -2,6 +2,8 @@ package relay
 
 import (
 	"sync/atomic"
+
+	"github.com/gowaypoint/waypoint/protocols/http2"
 )
 
 // Evented is a Conn whose input can be awaited without a goroutine: an
@@ -14,6 +16,15 @@ type Evented interface {
 	// stream ends or fails, and at once if input is already waiting. fn
 	// must not block. nil removes it.
 	SetReadNotify(fn func())
+}
+
+// ChunkReader is an Evented whose input can be taken without a copy, as
+// the chunks it arrived in: the relay writes each to the other side and
+// releases it.
+type ChunkReader interface {
+	// TryReadChunk returns the next chunk, which the caller releases; an
+	// empty one with a nil error when nothing has arrived.
+	TryReadChunk() (http2.Chunk, error)
 }
 
 // Start relays like Run but returns at once: done is called with the
@@ -99,8 +110,22 @@ func (p *pump) run() {
 }
 
 // drain copies what src holds to dst; it reports whether the direction
-// has ended.
+// has ended. A ChunkReader's chunks are written as they are; other
+// sources are read into a pooled buffer.
 func (p *pump) drain() (ended bool) {
+	if cr, ok := p.src.(ChunkReader); ok {
+		for {
+			ch, rerr := cr.TryReadChunk()
+			if len(ch.Bytes()) == 0 && rerr == nil {
+				return false
+			}
+			ended := p.e.move(p.dst, ch.Bytes(), rerr, p.n)
+			ch.Release()
+			if ended {
+				return true
+			}
+		}
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	for {

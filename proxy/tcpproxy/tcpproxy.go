@@ -7,9 +7,14 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"time"
 
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -26,26 +31,39 @@ type Downstream interface {
 type Proxy struct {
 	Clusters *upstream.Clusters
 	Log      *slog.Logger
+	// Metrics and Logs receive each connection's Istio TCP metrics and
+	// access log lines; nil reports nothing there.
+	Metrics *metrics.Recorder
+	Logs    *accesslog.Sinks
 }
 
 // Serve proxies one downstream connection per tp until both directions
 // end, or, for a downstream that is a Detacher, until the relay is started:
 // it then goes on without the caller. Streams in flight keep the snapshot
 // they started with.
-func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy, down Downstream, desc string) {
+// info describes the downstream connection (for telemetry).
+func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy, down Downstream, info *filters.Downstream, desc string) {
+	start := time.Now()
 	var dst netip.AddrPort
 	if d, ok := down.(interface{ Destination() netip.AddrPort }); ok {
 		dst = d.Destination() // for a cluster whose host is the destination (encap)
 	}
 	up, ep, done, err := p.Clusters.ConnectTCPTo(ctx, snap, tp.Cluster, dst)
 	if err != nil {
+		p.report(snap, tp, info, nil, start, ep, relay.Result{}, err)
 		down.Refuse(err)
 		return
 	}
 	defer done()
+	ls := p.labels(snap, tp, info, ep)
+	ls.TCPOpened()
+	cs := metrics.Cluster(tp.Cluster)
+	cs.Active.Inc()
 	dc, err := down.Accept()
 	if err != nil {
 		p.Log.Debug("tcp_proxy: downstream gone before accept", "stream", desc, "error", err)
+		cs.Active.Dec()
+		p.report(snap, tp, info, ls, start, ep, relay.Result{}, status.New(status.DownstreamGone, err))
 		if a, ok := up.(relay.Aborter); ok {
 			a.Abort()
 		} else {
@@ -58,13 +76,56 @@ func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy,
 		finish := d.Detach()
 		relay.Start(dc, up, opts, nil, func(res relay.Result) {
 			done()
+			cs.Active.Dec()
 			p.logEnd(desc, tp, ep, res)
+			p.report(snap, tp, info, ls, start, ep, res, nil)
 			finish()
 		})
 		return
 	}
 	res := relay.Run(dc, up, opts, nil)
+	cs.Active.Dec()
 	p.logEnd(desc, tp, ep, res)
+	p.report(snap, tp, info, ls, start, ep, res, nil)
+}
+
+// labels returns the connection's metric labels (nil without metrics).
+func (p *Proxy) labels(snap *xds.Snapshot, tp *xds.TCPProxy, info *filters.Downstream, ep netip.AddrPort) *metrics.LabelSet {
+	if p.Metrics == nil || info == nil {
+		return nil
+	}
+	k := metrics.Key{Version: snap.Version, Protocol: metrics.TCP, PeerURI: info.PeerURI, Baggage: info.Baggage,
+		Cluster: tp.Cluster, Host: ep, MutualTLS: info.PeerURI != ""}
+	return p.Metrics.LabelSet(k, resolver{snap})
+}
+
+// report records a finished (or refused) connection: the TCP metrics and
+// the access log line, with Envoy's response flags for a connection that
+// could not be proxied.
+func (p *Proxy) report(snap *xds.Snapshot, tp *xds.TCPProxy, info *filters.Downstream, ls *metrics.LabelSet,
+	start time.Time, ep netip.AddrPort, res relay.Result, err error) {
+	if ls != nil {
+		ls.TCPClosed(res.UpstreamToDownstream, res.DownstreamToUpstream)
+	}
+	if p.Logs == nil || len(tp.AccessLog) == 0 {
+		return
+	}
+	rec := accesslog.Record{Start: start, Duration: time.Since(start), Downstream: info,
+		BytesIn: res.DownstreamToUpstream, BytesOut: res.UpstreamToDownstream, Cluster: tp.Cluster, Host: ep}
+	if err != nil {
+		rec.Flags = filters.FlagFor(status.KindOf(err).ResponseFlag())
+		rec.Failure = err.Error()
+	} else if res.Err != nil {
+		rec.Termination = res.Err.Error()
+	}
+	p.Logs.Emit(tp.AccessLog, &rec)
+}
+
+// resolver finds a connection's destination labels in its snapshot.
+type resolver struct{ snap *xds.Snapshot }
+
+func (r resolver) Destination(k metrics.Key) metrics.Destination {
+	return upstream.DestinationLabels(r.snap, k.Cluster, k.Host)
 }
 
 // Detacher is an accepted downstream that can outlive the call serving it

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,10 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/listener"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
+	"github.com/gowaypoint/waypoint/telemetry/stats"
+	"github.com/gowaypoint/waypoint/telemetry/tracing"
 	"github.com/gowaypoint/waypoint/xds"
 	"github.com/gowaypoint/waypoint/xds/adsclient"
 )
@@ -54,6 +59,12 @@ type Options struct {
 	// AdminAddr serves the admin endpoints; when empty, the bootstrap's
 	// admin address, else 127.0.0.1:15000. "off" disables it.
 	AdminAddr string
+	// MetricsAddr serves /stats/prometheus (Istio's merged-metrics port,
+	// DefaultMetricsAddr in the command); empty or "off" disables it.
+	MetricsAddr string
+	// NoStats turns off Istio's standard metrics and the Envoy-style
+	// cluster counters (for overhead measurements; a waypoint has them).
+	NoStats bool
 	// DrainTimeout bounds Shutdown's wait for streams; default 5 s.
 	DrainTimeout time.Duration
 	// ConfigPollInterval is how often ConfigFile is checked for changes;
@@ -83,10 +94,14 @@ type Waypoint struct {
 	hbone     *hbone.Server
 	listeners *listener.Manager
 	admin     *admin.Server
+	metrics   *http.Server
+	logs      *accesslog.Sinks
+	tracers   *tracing.Tracers
 
-	hboneAddr net.Addr
-	adminAddr net.Addr
-	ready     atomic.Bool
+	hboneAddr   net.Addr
+	adminAddr   net.Addr
+	metricsAddr net.Addr
+	ready       atomic.Bool
 
 	ads     *adsclient.Client // nil unless configured over ADS
 	adsStop context.CancelFunc
@@ -141,8 +156,14 @@ func Start(opts Options) (w *Waypoint, err error) {
 	}
 	w.pool = hbone.NewPool(hbone.PoolConfig{Logger: w.log})
 	w.clusters = upstream.NewClusters(upstream.NewDialer(w.pool, w.certs))
-	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log}
-	httpEnv := &httpconn.Env{Log: w.log}
+	w.logs = &accesslog.Sinks{Log: w.log}
+	w.tracers = &tracing.Tracers{Dial: w.dialCluster, Log: w.log}
+	rec := metrics.Default
+	if opts.NoStats {
+		rec = nil
+	}
+	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log, Metrics: rec, Logs: w.logs}
+	httpEnv := &httpconn.Env{Log: w.log, Telemetry: &httpconn.Telemetry{Metrics: rec, Logs: w.logs, Tracers: w.tracers}}
 	w.dubbo = dubboconn.NewUpstreams(w.clusters, dubboconn.UpstreamConfig{MaxBodyBytes: opts.DubboMaxBodyBytes}, w.log)
 	dubboEnv := &dubboconn.Env{Log: w.log, Upstreams: w.dubbo, MaxBodyBytes: opts.DubboMaxBodyBytes, MaxInFlight: opts.DubboMaxInFlight}
 	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, Log: w.log}
@@ -172,6 +193,9 @@ func Start(opts Options) (w *Waypoint, err error) {
 	w.serve(func() { w.hbone.Serve(ln) })
 
 	if err := w.startAdmin(bs); err != nil {
+		return nil, err
+	}
+	if err := w.startMetrics(); err != nil {
 		return nil, err
 	}
 	if opts.ConfigPollInterval > 0 && opts.ADS == nil {
@@ -226,6 +250,7 @@ func (w *Waypoint) startAdmin(bs *xds.Bootstrap) error {
 			}
 			return snap.ConfigDump()
 		},
+		Extra: map[string]http.Handler{"/stats/prometheus": stats.Handler()},
 	}, w.log)
 	w.serve(func() { w.admin.Serve(ln) })
 	return nil
@@ -341,9 +366,20 @@ func (w *Waypoint) close() {
 	if w.admin != nil {
 		w.admin.Close()
 	}
+	if w.metrics != nil {
+		w.metrics.Close()
+	}
 	w.wg.Wait()
 	if w.dubbo != nil {
 		w.dubbo.Close()
+	}
+	if w.tracers != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		w.tracers.Shutdown(ctx) // exports the spans still batched
+		cancel()
+	}
+	if w.logs != nil {
+		w.logs.Close()
 	}
 	if w.clusters != nil {
 		w.clusters.Close()

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/relay"
@@ -76,6 +77,9 @@ type Source struct {
 	PeerKey   string         // the identity expected at Via, canonical form
 	TLS       *tls.Config    // verifies that identity
 	Log       *slog.Logger
+	// Header holds extra CONNECT fields, as ztunnel sends its workload's
+	// baggage; may be nil. Read-only.
+	Header *l7.Header
 
 	acc acceptor.Acceptor
 }
@@ -87,7 +91,7 @@ func (s *Source) Serve(ln net.Listener) error {
 
 func (s *Source) serve(c *net.TCPConn) {
 	up, err := s.Pool.Connect(context.Background(), hbone.Dest{
-		Addr: s.Via, Authority: s.Authority, PeerKey: s.PeerKey, TLS: s.TLS,
+		Addr: s.Via, Authority: s.Authority, PeerKey: s.PeerKey, TLS: s.TLS, Header: s.Header,
 	})
 	if err != nil {
 		s.Log.Info("ztunnel: CONNECT failed", "via", s.Via, "authority", s.Authority, "error", err)

@@ -25,6 +25,10 @@ const MaxRegexProgramSize = 1000
 type fullRegex struct {
 	re     *regexp.Regexp
 	prefix string
+	// infix, when set, is the literal of a pattern ".*LITERAL.*" (istiod
+	// writes ".*/ns/NAME/.*" for namespaces): a match is an input that
+	// contains it and no newline, which "." does not match.
+	infix string
 }
 
 func compileRegex(pattern string) (*fullRegex, error) {
@@ -35,17 +39,41 @@ func compileRegex(pattern string) (*fullRegex, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid regex %q: %w", pattern, err)
 	}
-	return &fullRegex{re: re, prefix: literalPrefix(pattern)}, nil
+	return &fullRegex{re: re, prefix: literalPrefix(pattern), infix: literalInfix(pattern)}, nil
 }
 
 // match reports whether all of b matches.
 func (r *fullRegex) match(b []byte) bool {
+	if r.infix != "" {
+		return contains(b, r.infix, false) && !contains(b, "\n", false)
+	}
 	return hasPrefix(b, r.prefix, false) && r.re.Match(b)
 }
 
 // matchString reports whether all of s matches.
 func (r *fullRegex) matchString(s string) bool {
+	if r.infix != "" {
+		return contains(s, r.infix, false) && !contains(s, "\n", false)
+	}
 	return hasPrefix(s, r.prefix, false) && r.re.MatchString(s)
+}
+
+// literalInfix returns LITERAL when pattern is ".*LITERAL.*" (case
+// sensitive, "." not matching newlines), else "".
+func literalInfix(pattern string) string {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	re = re.Simplify()
+	anyStar := func(r *syntax.Regexp) bool {
+		return r.Op == syntax.OpStar && len(r.Sub) == 1 && r.Sub[0].Op == syntax.OpAnyCharNotNL
+	}
+	if re.Op != syntax.OpConcat || len(re.Sub) != 3 || !anyStar(re.Sub[0]) || !anyStar(re.Sub[2]) ||
+		re.Sub[1].Op != syntax.OpLiteral || re.Sub[1].Flags&syntax.FoldCase != 0 {
+		return ""
+	}
+	return string(re.Sub[1].Rune)
 }
 
 // literalPrefix returns the case-sensitive literal a pattern's matches

@@ -1,0 +1,114 @@
+package rbac
+
+import (
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gowaypoint/waypoint/internal/pbcheck"
+	"github.com/gowaypoint/waypoint/telemetry/stats"
+)
+
+// Decider is what both RBAC filters run: the enforced rules and the shadow
+// rules (evaluated for their counters only), each optional, with every
+// decision counted. Read-only after NewDecider; Decide does not allocate.
+type Decider struct {
+	enforced, shadow       *Engine
+	enforcedCnt, shadowCnt engineCounters
+}
+
+// engineCounters are an engine's counters resolved at config time: one
+// per policy for a match, one for no match.
+type engineCounters struct {
+	matched []prometheus.Counter
+	none    prometheus.Counter
+}
+
+// Decision counters, by filter kind ("http" or "tcp"), as Envoy names its
+// RBAC statistics (<stat_prefix>rbac.allowed, denied, shadow_allowed,
+// shadow_denied), labelled with the rules' stat prefix and the policy that
+// decided ("none" when no policy matched).
+var decisions = map[string]map[string]*prometheus.CounterVec{}
+
+func init() {
+	for _, kind := range []string{"http", "tcp"} {
+		decisions[kind] = map[string]*prometheus.CounterVec{}
+		for _, r := range []string{"allowed", "denied", "shadow_allowed", "shadow_denied"} {
+			decisions[kind][r] = stats.NewCounterVec(prometheus.CounterOpts{
+				Name: "envoy_" + kind + "_rbac_" + r,
+				Help: "RBAC decisions (" + r + ") of the " + kind + " RBAC filters, by rules stat prefix and deciding policy.",
+			}, []string{"prefix", "policy"})
+		}
+	}
+}
+
+// NewDecider compiles rules and shadow (either may be nil: no enforcement,
+// no shadow evaluation). kind is "http" or "tcp"; the prefixes label the
+// counters. Errors name the field, relative to the filter's config.
+func NewDecider(kind string, rules, shadow *rbacv3.RBAC, rulesPrefix, shadowPrefix string) (*Decider, error) {
+	d := &Decider{}
+	var err error
+	if rules != nil {
+		if d.enforced, err = Compile(rules); err != nil {
+			return nil, pbcheck.At("rules", err)
+		}
+		d.enforcedCnt = counters(d.enforced, decisions[kind], "", rulesPrefix)
+	}
+	if shadow != nil {
+		if d.shadow, err = Compile(shadow); err != nil {
+			return nil, pbcheck.At("shadow_rules", err)
+		}
+		d.shadowCnt = counters(d.shadow, decisions[kind], "shadow_", shadowPrefix)
+	}
+	return d, nil
+}
+
+// counters resolves an engine's counters: a match counts as what the
+// action makes of it, no match likewise.
+func counters(e *Engine, vecs map[string]*prometheus.CounterVec, pre, prefix string) engineCounters {
+	matchedAs, noneAs := "allowed", "denied"
+	switch e.action {
+	case Deny:
+		matchedAs, noneAs = "denied", "allowed"
+	case Log:
+		noneAs = "allowed"
+	}
+	var c engineCounters
+	for i := range e.policies {
+		c.matched = append(c.matched, vecs[pre+matchedAs].WithLabelValues(prefix, e.policies[i].Name))
+	}
+	c.none = vecs[pre+noneAs].WithLabelValues(prefix, "none")
+	return c
+}
+
+// Decide evaluates the shadow rules (counted only) and the enforced
+// rules. It returns whether the request or connection may go on and, when
+// not, Envoy's response code details naming the deciding policy.
+func (d *Decider) Decide(in *Input) (allowed bool, details string) {
+	if d.shadow != nil {
+		count(&d.shadowCnt, d.shadow.Evaluate(in))
+	}
+	if d.enforced == nil {
+		return true, ""
+	}
+	r := d.enforced.Evaluate(in)
+	count(&d.enforcedCnt, r)
+	if r.Allowed {
+		return true, ""
+	}
+	if r.Policy != nil {
+		return false, r.Policy.Details
+	}
+	return false, NoDetails
+}
+
+func count(c *engineCounters, r Result) {
+	if r.Index >= 0 {
+		c.matched[r.Index].Inc()
+		return
+	}
+	c.none.Inc()
+}
+
+// Enforced and Shadow return the compiled engines (nil when absent).
+func (d *Decider) Enforced() *Engine { return d.enforced }
+func (d *Decider) Shadow() *Engine   { return d.shadow }

@@ -1,0 +1,135 @@
+package accesslog
+
+import (
+	"fmt"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/gowaypoint/waypoint/internal/pbcheck"
+)
+
+// Stdout is the Path of envoy.access_loggers.stdout.
+const Stdout = "/dev/stdout"
+
+// Logger is one decoded access_log entry: where lines go and how they
+// look. Read-only.
+type Logger struct {
+	// Path is the file (envoy.access_loggers.file's path), or Stdout.
+	Path   string
+	Format *Format
+}
+
+var allowlist = pbcheck.Allowlist{
+	"envoy.config.accesslog.v3.AccessLog":                       pbcheck.F("name", "typed_config"),
+	"envoy.extensions.access_loggers.file.v3.FileAccessLog":     pbcheck.F("path", "format", "json_format", "typed_json_format", "log_format"),
+	"envoy.extensions.access_loggers.stream.v3.StdoutAccessLog": pbcheck.F("log_format"),
+	"envoy.extensions.access_loggers.stream.v3.StderrAccessLog": pbcheck.F("log_format"),
+	"envoy.config.core.v3.SubstitutionFormatString":             pbcheck.F("text_format", "json_format", "text_format_source", "omit_empty_values", "content_type"),
+	"envoy.config.core.v3.DataSource":                           pbcheck.F("inline_string", "inline_bytes"),
+}
+
+// Decode decodes an access_log list (of an HttpConnectionManager or a
+// TcpProxy); errors name the field relative to the list's owner.
+func Decode(pbs []*accesslogv3.AccessLog) ([]*Logger, error) {
+	var out []*Logger
+	for i, pb := range pbs {
+		l, err := decodeOne(pb)
+		if err != nil {
+			return nil, pbcheck.At(pbcheck.Idx("access_log", i), err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func decodeOne(pb *accesslogv3.AccessLog) (*Logger, error) {
+	if err := allowlist.Check(pb.ProtoReflect()); err != nil {
+		return nil, err
+	}
+	a := pb.GetTypedConfig()
+	if a == nil {
+		return nil, pbcheck.ErrAt("typed_config", "required")
+	}
+	m, err := a.UnmarshalNew()
+	if err != nil {
+		return nil, pbcheck.At("typed_config", err)
+	}
+	if err := allowlist.Check(m.ProtoReflect()); err != nil {
+		return nil, pbcheck.At("typed_config", err)
+	}
+	var (
+		path string
+		sfs  *corev3.SubstitutionFormatString
+		f    *Format
+	)
+	switch c := m.(type) {
+	case *filev3.FileAccessLog:
+		if c.GetPath() == "" {
+			return nil, pbcheck.ErrAt("typed_config.path", "required")
+		}
+		path = c.GetPath()
+		switch lf := c.GetAccessLogFormat().(type) {
+		case *filev3.FileAccessLog_Format:
+			f, err = Compile(lf.Format, false)
+		case *filev3.FileAccessLog_JsonFormat:
+			f, err = jsonFormat(lf.JsonFormat, false)
+		case *filev3.FileAccessLog_TypedJsonFormat:
+			f, err = jsonFormat(lf.TypedJsonFormat, false)
+		case *filev3.FileAccessLog_LogFormat:
+			sfs = lf.LogFormat
+		}
+	case *streamv3.StdoutAccessLog:
+		path, sfs = Stdout, c.GetLogFormat()
+	case *streamv3.StderrAccessLog:
+		path, sfs = "/dev/stderr", c.GetLogFormat()
+	default:
+		return nil, fmt.Errorf("typed_config: unsupported access logger %s (%s)", pb.GetName(), a.GetTypeUrl())
+	}
+	if err != nil {
+		return nil, pbcheck.At("typed_config", err)
+	}
+	if sfs != nil {
+		if f, err = substitution(sfs); err != nil {
+			return nil, pbcheck.At("typed_config.log_format", err)
+		}
+	}
+	if f == nil {
+		f, _ = Compile(EnvoyFormat, false)
+	}
+	return &Logger{Path: path, Format: f}, nil
+}
+
+func substitution(pb *corev3.SubstitutionFormatString) (*Format, error) {
+	omit := pb.GetOmitEmptyValues()
+	switch ff := pb.GetFormat().(type) {
+	case *corev3.SubstitutionFormatString_TextFormat:
+		return Compile(ff.TextFormat, omit)
+	case *corev3.SubstitutionFormatString_TextFormatSource:
+		switch s := ff.TextFormatSource.GetSpecifier().(type) {
+		case *corev3.DataSource_InlineString:
+			return Compile(s.InlineString, omit)
+		case *corev3.DataSource_InlineBytes:
+			return Compile(string(s.InlineBytes), omit)
+		}
+		return nil, pbcheck.ErrAt("text_format_source", "only inline_string and inline_bytes are supported")
+	case *corev3.SubstitutionFormatString_JsonFormat:
+		return jsonFormat(ff.JsonFormat, omit)
+	}
+	return nil, fmt.Errorf("one of text_format, text_format_source or json_format is required")
+}
+
+func jsonFormat(st *structpb.Struct, omit bool) (*Format, error) {
+	fields := map[string]string{}
+	for k, v := range st.GetFields() {
+		sv, ok := v.GetKind().(*structpb.Value_StringValue)
+		if !ok {
+			return nil, fmt.Errorf("json_format[%q]: only string values are supported", k)
+		}
+		fields[k] = sv.StringValue
+	}
+	return CompileJSON(fields, omit)
+}

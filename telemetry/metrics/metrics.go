@@ -1,0 +1,381 @@
+// Package metrics records Istio's standard metrics as a waypoint reports
+// them (reporter="waypoint"), with Istio's labels and Envoy's default
+// histogram buckets, in the process's registry (telemetry/stats):
+//
+//	istio_requests_total, istio_request_duration_milliseconds,
+//	istio_request_bytes, istio_response_bytes            HTTP, gRPC, Dubbo
+//	istio_tcp_connections_opened_total, istio_tcp_connections_closed_total,
+//	istio_tcp_sent_bytes_total, istio_tcp_received_bytes_total   TCP chains
+//
+// The cost per request is bounded: the labels that do not change from one
+// request to the next (source, destination, protocol, security) are
+// resolved once per Key (config version, protocol, peer, baggage,
+// cluster, endpoint) and cached with the Prometheus children of every
+// response code, gRPC status and flag set seen for it; a request then
+// costs two map lookups and the observations, without allocation. The
+// number of distinct label sets is capped (DefaultMaxSeries): past it a
+// new combination is not recorded and waypoint_metrics_overflow_total
+// counts it.
+package metrics
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/telemetry/stats"
+)
+
+// Protocol is request_protocol.
+type Protocol uint8
+
+// The protocols Istio labels.
+const (
+	HTTP Protocol = iota
+	GRPC
+	TCP
+	Dubbo
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case GRPC:
+		return "grpc"
+	case TCP:
+		return "tcp"
+	case Dubbo:
+		return "dubbo"
+	}
+	return "http"
+}
+
+// Key is what the static labels of a request depend on. Comparable, so a
+// lookup does not allocate.
+type Key struct {
+	// Version is the config version: label sets of an older config are
+	// resolved again (endpoint metadata may have changed).
+	Version  string
+	Protocol Protocol
+	// PeerURI and Baggage describe the source (filters.Downstream).
+	PeerURI, Baggage string
+	// Cluster and Host are the upstream cluster and endpoint ("" and zero
+	// when the request never reached one).
+	Cluster string
+	Host    netip.AddrPort
+	// MutualTLS is connection_security_policy="mutual_tls" (an HBONE
+	// peer), else "none".
+	MutualTLS bool
+}
+
+// Destination is what a resolver finds for a Key's cluster and endpoint.
+type Destination struct {
+	Peer    Peer
+	Service Service
+}
+
+// Resolver finds the destination of a Key, on a cache miss.
+type Resolver interface {
+	Destination(k Key) Destination
+}
+
+// DefaultMaxSeries bounds the distinct label sets recorded.
+const DefaultMaxSeries = 10000
+
+// labelNames are Istio's standard labels, in Istio's order; the last four
+// vary per request.
+var labelNames = []string{
+	"reporter",
+	"source_workload", "source_workload_namespace", "source_principal", "source_app", "source_version",
+	"source_canonical_service", "source_canonical_revision", "source_cluster",
+	"destination_workload", "destination_workload_namespace", "destination_principal", "destination_app",
+	"destination_version", "destination_service", "destination_service_name", "destination_service_namespace",
+	"destination_canonical_service", "destination_canonical_revision", "destination_cluster",
+	"request_protocol", "connection_security_policy",
+	"response_code", "grpc_response_status", "response_flags",
+}
+
+var tcpLabelNames = labelNames[:len(labelNames)-3]
+
+// Buckets are Envoy's default histogram buckets, which Istio's standard
+// histograms use (milliseconds for durations, bytes for sizes).
+var Buckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
+
+// Recorder records the standard metrics. Safe for concurrent use.
+type Recorder struct {
+	requests                      *prometheus.CounterVec
+	duration, reqBytes, respBytes *prometheus.HistogramVec
+	tcpOpened, tcpClosed          *prometheus.CounterVec
+	tcpSent, tcpReceived          *prometheus.CounterVec
+	overflow                      prometheus.Counter
+	maxSeries                     int
+
+	mu      sync.RWMutex
+	version string              // of the sets; guarded by mu
+	sets    map[Key]*LabelSet   // guarded by mu
+	seen    map[string]struct{} // label values ever created; guarded by mu
+}
+
+// Default is the process's recorder, on stats.Registry.
+var Default = New(stats.Registry, DefaultMaxSeries)
+
+// New registers the standard metrics in reg (an existing registration of
+// the same families is reused) and returns a recorder capped at maxSeries
+// label sets.
+func New(reg prometheus.Registerer, maxSeries int) *Recorder {
+	r := &Recorder{maxSeries: maxSeries, sets: map[Key]*LabelSet{}, seen: map[string]struct{}{}}
+	r.requests = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_requests_total", Help: "Requests, by Istio's standard labels."}, labelNames))
+	hist := func(name, help string) *prometheus.HistogramVec {
+		return register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: Buckets}, labelNames))
+	}
+	r.duration = hist("istio_request_duration_milliseconds", "Request duration in milliseconds, from the request's headers to the response's end.")
+	r.reqBytes = hist("istio_request_bytes", "Request sizes (headers and body) in bytes.")
+	r.respBytes = hist("istio_response_bytes", "Response sizes (headers and body) in bytes.")
+	tcp := func(name, help string) *prometheus.CounterVec {
+		return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, tcpLabelNames))
+	}
+	r.tcpOpened = tcp("istio_tcp_connections_opened_total", "TCP connections opened.")
+	r.tcpClosed = tcp("istio_tcp_connections_closed_total", "TCP connections closed.")
+	r.tcpSent = tcp("istio_tcp_sent_bytes_total", "Bytes sent to the downstream on TCP connections.")
+	r.tcpReceived = tcp("istio_tcp_received_bytes_total", "Bytes received from the downstream on TCP connections.")
+	r.overflow = register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "waypoint_metrics_overflow_total",
+		Help: "Observations not recorded because the standard metrics reached their cap of distinct label sets."}))
+	return r
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+			return are.ExistingCollector.(C)
+		}
+		panic(err)
+	}
+	return c
+}
+
+// LabelSet is one Key's static labels with the series made for it so far.
+type LabelSet struct {
+	r        *Recorder
+	src, dst Peer
+	svc      Service
+	static   []string // values of labelNames up to connection_security_policy
+
+	mu      sync.RWMutex
+	results map[result]*httpSeries // guarded by mu
+	tcp     *tcpSeries             // guarded by mu
+}
+
+type result struct {
+	code  int
+	grpc  int // -1: none
+	flags filters.Flags
+}
+
+type httpSeries struct {
+	requests                      prometheus.Counter
+	duration, reqBytes, respBytes prometheus.Observer
+}
+
+type tcpSeries struct {
+	opened, closed, sent, received prometheus.Counter
+}
+
+// LabelSet returns k's label set, resolving the destination with res the
+// first time (it runs under no lock of the recorder and may be called
+// more than once under contention).
+func (r *Recorder) LabelSet(k Key, res Resolver) *LabelSet {
+	r.mu.RLock()
+	ls := r.sets[k]
+	r.mu.RUnlock()
+	if ls != nil {
+		return ls
+	}
+	d := res.Destination(k)
+	ls = &LabelSet{r: r, src: SourcePeer(k.PeerURI, k.Baggage), dst: d.Peer.orUnknown(), svc: d.Service.orUnknown(),
+		results: map[result]*httpSeries{}}
+	ls.static = ls.staticLabels(k)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if k.Version != r.version {
+		r.version = k.Version
+		clear(r.sets)
+	}
+	if old := r.sets[k]; old != nil {
+		return old
+	}
+	if len(r.sets) >= r.maxSeries {
+		clear(r.sets) // a bound on the cache; the series themselves stay
+	}
+	r.sets[k] = ls
+	return ls
+}
+
+func (ls *LabelSet) staticLabels(k Key) []string {
+	src, dst, svc := ls.src, ls.dst, ls.svc
+	sec := "none"
+	if k.MutualTLS {
+		sec = "mutual_tls"
+	}
+	return []string{
+		"waypoint",
+		src.Workload, src.Namespace, src.Principal, src.App, src.Version, src.CanonicalService, src.CanonicalRevision, src.Cluster,
+		dst.Workload, dst.Namespace, dst.Principal, dst.App, dst.Version, svc.Host, svc.Name, svc.Namespace,
+		dst.CanonicalService, dst.CanonicalRevision, dst.Cluster,
+		k.Protocol.String(), sec,
+	}
+}
+
+// admit reports whether a new combination of label values may be created,
+// counting it against the cap; an overflow is counted.
+func (r *Recorder) admit(values []string) bool {
+	id := strings.Join(values, "\x00")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.seen[id]; ok {
+		return true
+	}
+	if len(r.seen) >= r.maxSeries {
+		return false
+	}
+	r.seen[id] = struct{}{}
+	return true
+}
+
+// RecordHTTP records one request: its response code, gRPC status (-1 for
+// none), response flags, duration and sizes.
+func (ls *LabelSet) RecordHTTP(code, grpcStatus int, flags filters.Flags, d time.Duration, reqBytes, respBytes int64) {
+	if ls == nil {
+		return
+	}
+	res := result{code: code, grpc: grpcStatus, flags: flags}
+	ls.mu.RLock()
+	s := ls.results[res]
+	ls.mu.RUnlock()
+	if s == nil {
+		if s = ls.newSeries(res); s == nil {
+			ls.r.overflow.Inc()
+			return
+		}
+	}
+	s.requests.Inc()
+	s.duration.Observe(float64(d) / float64(time.Millisecond))
+	s.reqBytes.Observe(float64(reqBytes))
+	s.respBytes.Observe(float64(respBytes))
+}
+
+func (ls *LabelSet) newSeries(res result) *httpSeries {
+	grpc := ""
+	if res.grpc >= 0 {
+		grpc = strconv.Itoa(res.grpc)
+	}
+	fl := res.flags.String()
+	if fl == "" {
+		fl = "-"
+	}
+	values := append(append([]string(nil), ls.static...), strconv.Itoa(res.code), grpc, fl)
+	if !ls.r.admit(values) {
+		return nil
+	}
+	r := ls.r
+	s := &httpSeries{
+		requests:  r.requests.WithLabelValues(values...),
+		duration:  r.duration.WithLabelValues(values...),
+		reqBytes:  r.reqBytes.WithLabelValues(values...),
+		respBytes: r.respBytes.WithLabelValues(values...),
+	}
+	ls.mu.Lock()
+	if old := ls.results[res]; old != nil {
+		s = old
+	} else {
+		ls.results[res] = s
+	}
+	ls.mu.Unlock()
+	return s
+}
+
+func (ls *LabelSet) tcpSeries() *tcpSeries {
+	ls.mu.RLock()
+	s := ls.tcp
+	ls.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	if !ls.r.admit(ls.static) {
+		return nil
+	}
+	r := ls.r
+	s = &tcpSeries{
+		opened:   r.tcpOpened.WithLabelValues(ls.static...),
+		closed:   r.tcpClosed.WithLabelValues(ls.static...),
+		sent:     r.tcpSent.WithLabelValues(ls.static...),
+		received: r.tcpReceived.WithLabelValues(ls.static...),
+	}
+	ls.mu.Lock()
+	if ls.tcp == nil {
+		ls.tcp = s
+	}
+	s = ls.tcp
+	ls.mu.Unlock()
+	return s
+}
+
+// TCPOpened counts a TCP connection opened.
+func (ls *LabelSet) TCPOpened() {
+	if ls == nil {
+		return
+	}
+	if s := ls.tcpSeries(); s != nil {
+		s.opened.Inc()
+		return
+	}
+	ls.r.overflow.Inc()
+}
+
+// TCPClosed counts a TCP connection closed with the bytes it carried:
+// sent to the downstream and received from it.
+func (ls *LabelSet) TCPClosed(sent, received int64) {
+	if ls == nil {
+		return
+	}
+	s := ls.tcpSeries()
+	if s == nil {
+		ls.r.overflow.Inc()
+		return
+	}
+	s.closed.Inc()
+	s.sent.Add(float64(sent))
+	s.received.Add(float64(received))
+}
+
+// SourceField and DestinationField return a peer's field by the names of
+// Istio's peer metadata objects (app, version, service, revision,
+// cluster, namespace, workload, name, type), for access logs and tracing
+// tags; "" for an unknown field.
+func (ls *LabelSet) SourceField(name string) string      { return field(&ls.src, name) }
+func (ls *LabelSet) DestinationField(name string) string { return field(&ls.dst, name) }
+
+func field(p *Peer, name string) string {
+	switch name {
+	case "app":
+		return p.App
+	case "version":
+		return p.Version
+	case "service":
+		return p.CanonicalService
+	case "revision":
+		return p.CanonicalRevision
+	case "cluster":
+		return p.Cluster
+	case "namespace":
+		return p.Namespace
+	case "workload", "name":
+		return p.Workload
+	case "type":
+		return "deployment"
+	}
+	return ""
+}

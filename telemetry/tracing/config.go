@@ -1,0 +1,175 @@
+// Package tracing is an HttpConnectionManager's tracing as istiod writes
+// it: the OpenTelemetry provider (envoy.tracers.opentelemetry) exporting
+// over OTLP gRPC to a collector cluster, Envoy's sampling percentages, and
+// custom tags. The trace context is extracted from W3C traceparent and
+// tracestate, else from B3 (x-b3-* or the single b3 header), and sent
+// upstream as W3C; each request has a server span and each upstream try a
+// client span, exported in batches by the OpenTelemetry SDK, which drops
+// spans rather than block a request when the collector falls behind.
+//
+// B3 extraction is written here: the OpenTelemetry B3 propagator lives in
+// a contrib module this project cannot use; the format is a few headers.
+package tracing
+
+import (
+	"fmt"
+	"os"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
+
+	"github.com/gowaypoint/waypoint/internal/pbcheck"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
+)
+
+// ProviderName is the tracer istiod configures for OpenTelemetry.
+const ProviderName = "envoy.tracers.opentelemetry"
+
+// Config is a decoded HttpConnectionManager tracing. Read-only.
+type Config struct {
+	// Cluster is the collector's cluster (grpc_service.envoy_grpc
+	// cluster_name); Authority its :authority (default the cluster name).
+	Cluster, Authority string
+	// ServiceName is the resource's service.name (default "waypoint").
+	ServiceName string
+	// RandomSampling and OverallSampling are percentages (default 100):
+	// a request without a sampled parent is traced with probability
+	// RandomSampling × OverallSampling / 100². A parent's decision is
+	// kept. ClientSampling (x-client-trace-id) is accepted and changes
+	// nothing: the waypoint does not force traces.
+	RandomSampling, OverallSampling, ClientSampling float64
+	// MaxPathTagLength truncates http.url (default 256).
+	MaxPathTagLength int
+	// Tags are the custom tags added to every server span.
+	Tags []Tag
+}
+
+// Tag is one custom tag: a literal (or an environment variable, read at
+// decode), a request header, or a format value (Envoy's command
+// operators, as access logs use them). Metadata tags are accepted and
+// never set: the waypoint keeps no dynamic metadata, and Envoy sets no tag
+// for an absent key.
+type Tag struct {
+	Name    string
+	Literal string
+	Header  string // lower-case; Literal is its default
+	Value   *accesslog.Format
+}
+
+var allowlist = pbcheck.Allowlist{
+	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing": pbcheck.F(
+		"client_sampling", "random_sampling", "overall_sampling", "max_path_tag_length", "custom_tags", "provider", "verbose"),
+	"envoy.type.v3.Percent":                       pbcheck.F("value"),
+	"envoy.config.trace.v3.Tracing.Http":          pbcheck.F("name", "typed_config"),
+	"envoy.config.trace.v3.OpenTelemetryConfig":   pbcheck.F("grpc_service", "service_name"),
+	"envoy.config.core.v3.GrpcService":            pbcheck.F("envoy_grpc", "timeout", "initial_metadata*"),
+	"envoy.config.core.v3.GrpcService.EnvoyGrpc":  pbcheck.F("cluster_name", "authority"),
+	"envoy.type.tracing.v3.CustomTag":             pbcheck.F("tag", "literal", "environment", "request_header", "metadata*", "value"),
+	"envoy.type.tracing.v3.CustomTag.Literal":     pbcheck.F("value"),
+	"envoy.type.tracing.v3.CustomTag.Environment": pbcheck.F("name", "default_value"),
+	"envoy.type.tracing.v3.CustomTag.Header":      pbcheck.F("name", "default_value"),
+}
+
+// Decode decodes an HCM's tracing; nil when pb is nil. A tracing block
+// without a provider samples nothing and exports nothing (Envoy then has
+// no tracer). Errors name the field relative to tracing.
+func Decode(pb *hcmv3.HttpConnectionManager_Tracing) (*Config, error) {
+	if pb == nil {
+		return nil, nil
+	}
+	if err := allowlist.Check(pb.ProtoReflect()); err != nil {
+		return nil, err
+	}
+	c := &Config{RandomSampling: 100, OverallSampling: 100, ClientSampling: 100, MaxPathTagLength: 256, ServiceName: "waypoint"}
+	if p := pb.GetRandomSampling(); p != nil {
+		c.RandomSampling = p.GetValue()
+	}
+	if p := pb.GetOverallSampling(); p != nil {
+		c.OverallSampling = p.GetValue()
+	}
+	if p := pb.GetClientSampling(); p != nil {
+		c.ClientSampling = p.GetValue()
+	}
+	if n := pb.GetMaxPathTagLength(); n != nil {
+		c.MaxPathTagLength = int(n.GetValue())
+	}
+	for i, t := range pb.GetCustomTags() {
+		tag, ok, err := decodeTag(t)
+		if err != nil {
+			return nil, pbcheck.At(pbcheck.Idx("custom_tags", i), err)
+		}
+		if ok {
+			c.Tags = append(c.Tags, tag)
+		}
+	}
+	prov := pb.GetProvider()
+	if prov == nil {
+		return nil, nil
+	}
+	if err := allowlist.Check(prov.ProtoReflect()); err != nil {
+		return nil, pbcheck.At("provider", err)
+	}
+	var otel tracev3.OpenTelemetryConfig
+	if prov.GetTypedConfig().MessageName() != otel.ProtoReflect().Descriptor().FullName() {
+		return nil, pbcheck.ErrAt("provider", "unsupported tracer %q (%s): only %s", prov.GetName(), prov.GetTypedConfig().GetTypeUrl(), ProviderName)
+	}
+	if err := prov.GetTypedConfig().UnmarshalTo(&otel); err != nil {
+		return nil, pbcheck.At("provider.typed_config", err)
+	}
+	if err := allowlist.Check(otel.ProtoReflect()); err != nil {
+		return nil, pbcheck.At("provider.typed_config", err)
+	}
+	eg, ok := otel.GetGrpcService().GetTargetSpecifier().(*corev3.GrpcService_EnvoyGrpc_)
+	if !ok || eg.EnvoyGrpc.GetClusterName() == "" {
+		return nil, pbcheck.ErrAt("provider.typed_config.grpc_service.envoy_grpc.cluster_name", "required")
+	}
+	c.Cluster, c.Authority = eg.EnvoyGrpc.GetClusterName(), eg.EnvoyGrpc.GetAuthority()
+	if c.Authority == "" {
+		c.Authority = c.Cluster
+	}
+	if n := otel.GetServiceName(); n != "" {
+		c.ServiceName = n
+	}
+	return c, nil
+}
+
+func decodeTag(pb *tracingv3.CustomTag) (Tag, bool, error) {
+	t := Tag{Name: pb.GetTag()}
+	if t.Name == "" {
+		return t, false, pbcheck.ErrAt("tag", "required")
+	}
+	switch v := pb.GetType().(type) {
+	case *tracingv3.CustomTag_Literal_:
+		t.Literal = v.Literal.GetValue()
+	case *tracingv3.CustomTag_Environment_:
+		t.Literal = v.Environment.GetDefaultValue()
+		if e, ok := os.LookupEnv(v.Environment.GetName()); ok {
+			t.Literal = e
+		}
+	case *tracingv3.CustomTag_RequestHeader:
+		t.Header, t.Literal = toLower(v.RequestHeader.GetName()), v.RequestHeader.GetDefaultValue()
+	case *tracingv3.CustomTag_Metadata_:
+		return t, false, nil
+	case *tracingv3.CustomTag_Value:
+		f, err := accesslog.Compile(v.Value, true)
+		if err != nil {
+			return t, false, pbcheck.At("value", err)
+		}
+		t.Value = f
+	default:
+		return t, false, fmt.Errorf("one of literal, environment, request_header, metadata or value is required")
+	}
+	return t, true, nil
+}
+
+func toLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

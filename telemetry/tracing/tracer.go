@@ -1,0 +1,420 @@
+package tracing
+
+import (
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
+)
+
+// BatchTimeout is how long a span may wait in the batch before export.
+const BatchTimeout = time.Second
+
+// Tracers owns the span exporters of a process: one OpenTelemetry
+// TracerProvider (batching, exporting over OTLP gRPC) per collector
+// cluster and service name, made on first use and shut down by Shutdown.
+// Safe for concurrent use.
+type Tracers struct {
+	// Dial opens a connection to one endpoint of the named cluster (the
+	// collector), as the proxy reaches clusters.
+	Dial func(ctx context.Context, cluster string) (net.Conn, error)
+	Log  *slog.Logger // default slog.Default()
+
+	mu        sync.Mutex
+	providers map[providerKey]*sdktrace.TracerProvider // guarded by mu
+	conns     []*grpc.ClientConn                       // guarded by mu
+	closed    bool                                     // guarded by mu
+}
+
+type providerKey struct{ cluster, authority, service string }
+
+func (t *Tracers) tracer(c *Config) trace.Tracer {
+	k := providerKey{c.Cluster, c.Authority, c.ServiceName}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	if p := t.providers[k]; p != nil {
+		return p.Tracer("waypoint")
+	}
+	cluster := c.Cluster
+	// The target names no address: every connection is dialed to the
+	// cluster, as Envoy's envoy_grpc does; the authority is the cluster's.
+	conn, err := grpc.NewClient("passthrough:///"+c.Authority,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithAuthority(c.Authority),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return t.Dial(ctx, cluster) }))
+	if err == nil {
+		var exp *otlptrace.Exporter
+		exp, err = otlptracegrpc.New(context.Background(), otlptracegrpc.WithGRPCConn(conn))
+		if err == nil {
+			t.conns = append(t.conns, conn)
+			return t.provider(k, exp, c)
+		}
+		conn.Close()
+	}
+	t.log().Error("tracing: cannot make the OTLP exporter", "cluster", c.Cluster, "error", err)
+	return nil
+}
+
+func (t *Tracers) provider(k providerKey, exp sdktrace.SpanExporter, c *Config) trace.Tracer {
+	p := sdktrace.NewTracerProvider(
+		sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(exp, sdktrace.WithBatchTimeout(BatchTimeout))),
+		sdktrace.WithSampler(sdktrace.AlwaysSample()), // the decision is made before a span is started
+		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(c.ServiceName))),
+	)
+	if t.providers == nil {
+		t.providers = map[providerKey]*sdktrace.TracerProvider{}
+	}
+	t.providers[k] = p
+	return p.Tracer("waypoint")
+}
+
+func (t *Tracers) log() *slog.Logger {
+	if t.Log != nil {
+		return t.Log
+	}
+	return slog.Default()
+}
+
+// Shutdown exports what is batched and stops every provider.
+func (t *Tracers) Shutdown(ctx context.Context) {
+	t.mu.Lock()
+	t.closed = true
+	ps, conns := t.providers, t.conns
+	t.providers, t.conns = nil, nil
+	t.mu.Unlock()
+	for _, p := range ps {
+		p.Shutdown(ctx)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// Span is one request's server span: a recorded OpenTelemetry span when
+// the request is sampled, else only the trace context passed on. Owned by
+// the stream's goroutine, which reports each upstream try to it.
+type Span struct {
+	cfg    *Config
+	tracer trace.Tracer
+	ctx    context.Context // carries span, when sampled
+	span   trace.Span
+	client trace.Span // the try in flight, when sampled
+	sc     trace.SpanContext
+}
+
+// Start begins the server span of s under c into sp (the caller's
+// storage, so that an unsampled request allocates nothing): the parent
+// from traceparent (else B3) if the request has one, the sampling decision
+// (the parent's, else c's percentages), and for a sampled request a
+// recorded span.
+func (t *Tracers) Start(c *Config, s *filters.Stream, sp *Span) {
+	*sp = Span{cfg: c}
+	parent, ok := extract(&s.Request.Header)
+	sampled := parent.IsSampled()
+	if !ok {
+		sampled = rand.Float64()*100 < c.RandomSampling && rand.Float64()*100 < c.OverallSampling
+	}
+	if sampled {
+		sp.tracer = t.tracer(c)
+	}
+	if sp.tracer == nil {
+		var tid trace.TraceID
+		if ok {
+			tid = parent.TraceID()
+		} else {
+			tid = newTraceID()
+		}
+		sp.sc = trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID(), TraceState: parent.TraceState()})
+		return
+	}
+	ctx := context.Background()
+	if ok {
+		if ts, ok := s.Request.Header.Get("tracestate"); ok {
+			if st, err := trace.ParseTraceState(string(ts)); err == nil {
+				parent = parent.WithTraceState(st)
+			}
+		}
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent.WithTraceFlags(trace.FlagsSampled))
+	}
+	sp.ctx, sp.span = sp.tracer.Start(ctx, operation(s.Request), trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithTimestamp(s.Start))
+	sp.sc = sp.span.SpanContext()
+}
+
+// operation names the server span as Istio's route decorators do:
+// "authority/*"... the host and port asked for.
+func operation(req *l7.Request) string {
+	return string(req.Authority) + "/*"
+}
+
+// TraceID is the request's trace id in hex.
+func (sp *Span) TraceID() string { return sp.sc.TraceID().String() }
+
+// Active reports whether sp was started (the stream has tracing).
+func (sp *Span) Active() bool { return sp.cfg != nil }
+
+// Sampled reports whether the span is recorded.
+func (sp *Span) Sampled() bool { return sp.span != nil }
+
+// StartAttempt opens a client span for an upstream try, whose context
+// goes upstream in traceparent (the server span's context when the request
+// is not sampled).
+func (sp *Span) StartAttempt(s *filters.Stream, ureq *filters.UpstreamRequest) {
+	if sp.span == nil {
+		inject(&ureq.Request.Header, sp.sc)
+		return
+	}
+	_, sp.client = sp.tracer.Start(sp.ctx, "router "+ureq.Cluster+" egress", trace.WithSpanKind(trace.SpanKindClient))
+	inject(&ureq.Request.Header, sp.client.SpanContext())
+}
+
+// EndAttempt ends the try's client span.
+func (sp *Span) EndAttempt(s *filters.Stream, ureq *filters.UpstreamRequest, resp *l7.Response, err error) {
+	cs := sp.client
+	if cs == nil {
+		return
+	}
+	sp.client = nil
+	attrs := []attribute.KeyValue{
+		attribute.String("upstream_cluster", ureq.Cluster),
+		attribute.String("upstream_cluster.name", ureq.Cluster),
+		attribute.String("component", "proxy"),
+	}
+	if ureq.Host.IsValid() {
+		attrs = append(attrs, attribute.String("upstream_address", ureq.Host.String()))
+	}
+	if resp != nil {
+		attrs = append(attrs, attribute.Int("http.status_code", resp.Status))
+		if resp.Status >= 500 {
+			cs.SetStatus(codes.Error, "")
+		}
+	}
+	if err != nil {
+		attrs = append(attrs, attribute.String("error.message", err.Error()))
+		cs.SetStatus(codes.Error, err.Error())
+	}
+	cs.SetAttributes(attrs...)
+	cs.End()
+}
+
+// End records the server span's attributes and ends it. rec describes the
+// finished request (the access log's view of it, for the value tags).
+func (sp *Span) End(s *filters.Stream, rec *accesslog.Record) {
+	if sp == nil || sp.span == nil {
+		return
+	}
+	req := s.Request
+	url := string(req.Authority) + string(req.Path)
+	if len(url) > sp.cfg.MaxPathTagLength {
+		url = url[:sp.cfg.MaxPathTagLength]
+	}
+	flags := rec.Flags.String()
+	if flags == "" {
+		flags = "-"
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("component", "proxy"),
+		attribute.String("http.method", req.Method),
+		attribute.String("http.url", url),
+		attribute.String("http.protocol", req.Proto.String()),
+		attribute.String("http.status_code", strconv.Itoa(rec.Code)),
+		attribute.String("response_flags", flags),
+		attribute.String("upstream_cluster", s.UpstreamCluster),
+		attribute.String("upstream_cluster.name", s.UpstreamCluster),
+		attribute.String("request_size", strconv.FormatInt(rec.BytesIn, 10)),
+		attribute.String("response_size", strconv.FormatInt(rec.BytesOut, 10)),
+	}
+	if s.Downstream != nil {
+		if s.Downstream.PeerURI != "" {
+			attrs = append(attrs, attribute.String("istio.peer_principal", s.Downstream.PeerURI))
+		}
+		if a := s.TrustedRemoteAddr(); a.IsValid() {
+			attrs = append(attrs, attribute.String("peer.address", a.Addr().String()))
+		}
+	}
+	if v, ok := req.Header.Get("x-request-id"); ok {
+		attrs = append(attrs, attribute.String("guid:x-request-id", string(v)))
+	}
+	if v, ok := req.Header.Get("user-agent"); ok {
+		attrs = append(attrs, attribute.String("user_agent", string(v)))
+	}
+	if s.UpstreamHost.IsValid() {
+		attrs = append(attrs, attribute.String("upstream_address", s.UpstreamHost.String()))
+	}
+	for _, t := range sp.cfg.Tags {
+		switch {
+		case t.Value != nil:
+			attrs = append(attrs, attribute.String(t.Name, string(t.Value.Append(nil, rec))))
+		case t.Header != "":
+			v, ok := req.Header.Get(t.Header)
+			if !ok {
+				if t.Literal == "" {
+					continue
+				}
+				v = []byte(t.Literal)
+			}
+			attrs = append(attrs, attribute.String(t.Name, string(v)))
+		default:
+			attrs = append(attrs, attribute.String(t.Name, t.Literal))
+		}
+	}
+	sp.span.SetAttributes(attrs...)
+	if rec.Code >= 500 {
+		sp.span.SetStatus(codes.Error, "")
+	}
+	sp.span.End()
+}
+
+// extract reads the parent's context: W3C traceparent, else B3.
+func extract(h *l7.Header) (trace.SpanContext, bool) {
+	if v, ok := h.Get("traceparent"); ok {
+		return parseTraceparent(v)
+	}
+	if v, ok := h.Get("b3"); ok {
+		return parseB3Single(v)
+	}
+	tid, ok1 := h.Get("x-b3-traceid")
+	sid, ok2 := h.Get("x-b3-spanid")
+	if !ok1 || !ok2 {
+		return trace.SpanContext{}, false
+	}
+	sampled, _ := h.Get("x-b3-sampled")
+	flags, _ := h.Get("x-b3-flags")
+	return b3(tid, sid, string(sampled) == "1" || string(sampled) == "true" || string(flags) == "1")
+}
+
+// parseTraceparent parses "00-<32 hex>-<16 hex>-<2 hex>" (a later
+// version's extra fields are ignored, as W3C asks).
+func parseTraceparent(v []byte) (trace.SpanContext, bool) {
+	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || (len(v) > 55 && v[55] != '-') {
+		return trace.SpanContext{}, false
+	}
+	if string(v[:2]) == "ff" || (string(v[:2]) == "00" && len(v) != 55) {
+		return trace.SpanContext{}, false
+	}
+	var tid trace.TraceID
+	var sid trace.SpanID
+	var fl [1]byte
+	if !decodeHex(tid[:], v[3:35]) || !decodeHex(sid[:], v[36:52]) || !decodeHex(fl[:], v[53:55]) {
+		return trace.SpanContext{}, false
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.TraceFlags(fl[0]) & trace.FlagsSampled, Remote: true})
+	return sc, sc.IsValid()
+}
+
+// parseB3Single parses "traceid-spanid[-sampled[-parentspanid]]".
+func parseB3Single(v []byte) (trace.SpanContext, bool) {
+	var parts [4][]byte
+	n := 0
+	start := 0
+	for i := 0; i <= len(v) && n < 4; i++ {
+		if i == len(v) || v[i] == '-' {
+			parts[n] = v[start:i]
+			n++
+			start = i + 1
+		}
+	}
+	if n < 2 {
+		return trace.SpanContext{}, false
+	}
+	sampled := n >= 3 && (string(parts[2]) == "1" || string(parts[2]) == "d")
+	return b3(parts[0], parts[1], sampled)
+}
+
+func b3(tidHex, sidHex []byte, sampled bool) (trace.SpanContext, bool) {
+	var tid trace.TraceID
+	var sid trace.SpanID
+	switch len(tidHex) {
+	case 32:
+		if !decodeHex(tid[:], tidHex) {
+			return trace.SpanContext{}, false
+		}
+	case 16: // a 64-bit trace id, left-padded with zeros
+		if !decodeHex(tid[8:], tidHex) {
+			return trace.SpanContext{}, false
+		}
+	default:
+		return trace.SpanContext{}, false
+	}
+	if len(sidHex) != 16 || !decodeHex(sid[:], sidHex) {
+		return trace.SpanContext{}, false
+	}
+	var fl trace.TraceFlags
+	if sampled {
+		fl = trace.FlagsSampled
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: fl, Remote: true})
+	return sc, sc.IsValid()
+}
+
+func decodeHex(dst, src []byte) bool {
+	for _, c := range src {
+		if 'A' <= c && c <= 'F' {
+			return false // W3C and B3 ids are lower-case hex
+		}
+	}
+	n, err := hex.Decode(dst, src)
+	return err == nil && n == len(dst)
+}
+
+// inject writes sc as the W3C traceparent of an upstream request.
+func inject(h *l7.Header, sc trace.SpanContext) {
+	var b [55]byte
+	b[0], b[1], b[2] = '0', '0', '-'
+	tid, sid := sc.TraceID(), sc.SpanID()
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	b[52] = '-'
+	fl := [1]byte{byte(sc.TraceFlags() & trace.FlagsSampled)}
+	hex.Encode(b[53:55], fl[:])
+	h.SetBytes("traceparent", b[:])
+}
+
+func newTraceID() trace.TraceID {
+	var t trace.TraceID
+	for {
+		a, b := rand.Uint64(), rand.Uint64()
+		for i := range 8 {
+			t[i], t[8+i] = byte(a>>(8*i)), byte(b>>(8*i))
+		}
+		if t.IsValid() {
+			return t
+		}
+	}
+}
+
+func newSpanID() trace.SpanID {
+	var s trace.SpanID
+	for {
+		a := rand.Uint64()
+		for i := range 8 {
+			s[i] = byte(a >> (8 * i))
+		}
+		if s.IsValid() {
+			return s
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package xds
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// Istio's metadata, as istiod writes it on clusters and endpoints
+// (filter_metadata["istio"]), read for telemetry's destination labels.
+// It is read from the metadata when asked, not at decode: telemetry asks
+// once per (route, endpoint, peer) and caches what it makes of it.
+
+// IstioService is one entry of a cluster's istio.services: the service
+// the cluster stands for.
+type IstioService struct {
+	Host, Name, Namespace string
+}
+
+// IstioServices returns the cluster's filter_metadata.istio.services, in
+// order; nil when there are none.
+func (c *Cluster) IstioServices() []IstioService {
+	ns := c.Metadata.GetFilterMetadata()["istio"]
+	var out []IstioService
+	for _, v := range ns.GetFields()["services"].GetListValue().GetValues() {
+		f := v.GetStructValue().GetFields()
+		out = append(out, IstioService{
+			Host:      f["host"].GetStringValue(),
+			Name:      f["name"].GetStringValue(),
+			Namespace: f["namespace"].GetStringValue(),
+		})
+	}
+	return out
+}
+
+// IstioWorkload is an endpoint's workload, from its
+// filter_metadata.istio.workload, "name;namespace;canonical
+// service;canonical revision;cluster" as istiod writes it.
+type IstioWorkload struct {
+	Name, Namespace, CanonicalService, CanonicalRevision, Cluster string
+}
+
+// IstioWorkload parses the endpoint's istio.workload; false when absent.
+// Missing trailing parts are empty.
+func (e *Endpoint) IstioWorkload() (IstioWorkload, bool) {
+	v, ok := e.Metadata.GetFilterMetadata()["istio"].GetFields()["workload"]
+	if !ok {
+		return IstioWorkload{}, false
+	}
+	parts := strings.Split(v.GetStringValue(), ";")
+	get := func(i int) string {
+		if i < len(parts) {
+			return parts[i]
+		}
+		return ""
+	}
+	return IstioWorkload{Name: get(0), Namespace: get(1), CanonicalService: get(2), CanonicalRevision: get(3), Cluster: get(4)}, true
+}
+
+// EndpointAt returns the cluster's endpoint with address addr, or nil.
+func (c *Cluster) EndpointAt(addr netip.AddrPort) *Endpoint {
+	for i := range c.Endpoints {
+		if c.Endpoints[i].Address == addr {
+			return &c.Endpoints[i]
+		}
+	}
+	return nil
+}
