@@ -20,8 +20,13 @@ import (
 // Bootstrap is a decoded Envoy v3 bootstrap file. Read-only after
 // ParseBootstrap returns.
 type Bootstrap struct {
-	// Snapshot is built from static_resources.
+	// Snapshot is built from static_resources; nil when the bootstrap has
+	// dynamic_resources.
 	Snapshot *Snapshot
+	// Dynamic is dynamic_resources, nil when there are none: the config
+	// then comes over ADS from Dynamic.ControlPlane, and static_resources
+	// holds only that control plane's cluster.
+	Dynamic *DynamicResources
 	// AdminAddress is admin.address.socket_address as "ip:port", "" when
 	// there is no admin section.
 	AdminAddress string
@@ -41,8 +46,14 @@ func LoadBootstrapFile(path string) (*Bootstrap, error) {
 }
 
 // ParseBootstrap decodes a bootstrap in JSON (when its first non-blank byte
-// is '{') or YAML. Only node, admin.address and static_resources listeners
-// and clusters are supported; anything else set is an error. Each listener and
+// is '{') or YAML. Only node, admin.address, static_resources listeners
+// and clusters, and dynamic_resources (lds_config and cds_config over ADS,
+// ads_config naming a static cluster by envoy_grpc, see DynamicResources)
+// are supported; anything else set is an error. With dynamic_resources,
+// static_resources may hold only the control plane's cluster (a decision of
+// ours: Envoy also merges static listeners and clusters with dynamic ones).
+// ads_config.set_node_on_first_message_only is taken as a no-op: the node
+// goes on the first request of each stream either way. Each listener and
 // cluster is parsed on its own so that a parse error names it, e.g.
 // `static_resources.listeners[1] "main": proto: ...unknown field "foo"`;
 // type URLs must name a type the waypoint supports. The snapshot's Version is
@@ -101,6 +112,19 @@ func parseBootstrap(data []byte) (*Bootstrap, error) {
 			return nil, at("admin.address", err)
 		}
 		b.AdminAddress = ap.String()
+	}
+
+	if dr := raw.GetDynamicResources(); dr != nil {
+		d, i, err := decodeDynamic(dr, clusters)
+		if err != nil {
+			return nil, at("dynamic_resources", err)
+		}
+		if len(listeners) > 0 || len(clusters) > 1 {
+			return nil, errAt("static_resources", "with dynamic_resources, only the control plane's cluster %q is supported (listeners and clusters come over ADS)", clusters[i].GetName())
+		}
+		raw.StaticResources = &bootstrapv3.Bootstrap_StaticResources{Clusters: clusters}
+		b.Dynamic = d
+		return b, nil
 	}
 
 	sum := sha256.Sum256(data)

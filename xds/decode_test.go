@@ -470,11 +470,6 @@ func TestParseBootstrapErrors(t *testing.T) {
 			want: `test.yaml: cluster "backend": transport_socket.typed_config.sni: not supported yet`,
 		},
 		{
-			name: "dynamic_resources",
-			yaml: doc("dynamic_resources: {ads_config: {api_type: GRPC}}", main(tcpChain("a", "backend", "")), []string{backendCluster}),
-			want: `test.yaml: dynamic_resources: not supported yet`,
-		},
-		{
 			name: "admin profile_path",
 			yaml: doc("admin: {address: {socket_address: {address: 127.0.0.1, port_value: 15000}}, profile_path: /tmp/p}", main(tcpChain("a", "backend", "")), []string{backendCluster}),
 			want: `test.yaml: admin.profile_path: not supported yet`,

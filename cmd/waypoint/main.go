@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/gowaypoint/waypoint/cmd/internal/cli"
@@ -23,6 +24,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/localmesh"
 	"github.com/gowaypoint/waypoint/proxy/waypoint"
 	"github.com/gowaypoint/waypoint/xds"
+	"github.com/gowaypoint/waypoint/xds/istiod"
 )
 
 const usage = `usage: waypoint <command> [flags]
@@ -70,8 +72,10 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var o waypoint.Options
-	fs.StringVar(&o.ConfigFile, "config", "", "Envoy v3 bootstrap file, YAML or JSON (required); re-read on SIGHUP and when it changes")
-	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with cert-chain.pem, key.pem and root-cert.pem (required); reloaded when they change")
+	fs.StringVar(&o.ConfigFile, "config", "", "Envoy v3 bootstrap file, YAML or JSON; re-read on SIGHUP and when it changes (one with dynamic_resources takes the config over ADS)")
+	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with cert-chain.pem, key.pem and root-cert.pem (or --ca-addr); reloaded when they change")
+	caAddr := fs.String("ca-addr", "", "get the workload certificate from istiod's CA at this address (e.g. "+istiod.DefaultAddr+") instead of --cert-dir, over the TLS and token of --xds-root-cert, --xds-server-name, --xds-token-file; rotated at half its life")
+	trustDomain := fs.String("trust-domain", certs.DefaultTrustDomain, "with --ca-addr: the trust domain of the identity asked for (spiffe://TD/ns/--node-namespace/sa/--node-service-account)")
 	fs.StringVar(&o.HBONEAddr, "hbone-addr", "", "HBONE listen address (default: the config's HBONE listener, connect_terminate, else "+waypoint.DefaultHBONEAddr+")")
 	xdsFlags := adsFlags(fs)
 	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
@@ -90,14 +94,24 @@ func run(args []string) error {
 	if *concurrency > 0 {
 		runtime.GOMAXPROCS(*concurrency)
 	}
-	if (o.ConfigFile == "") == (*xdsFlags.addr == "") || o.CertDir == "" {
-		return fmt.Errorf("run: --cert-dir and one of --config or --xds are required")
+	if (o.ConfigFile == "") == (*xdsFlags.addr == "") || (o.CertDir == "") == (*caAddr == "") {
+		return fmt.Errorf("run: one of --cert-dir or --ca-addr, and one of --config or --xds, are required")
 	}
 	log, err := logger()
 	if err != nil {
 		return err
 	}
 	o.Logger = log
+	o.Node = xdsFlags.node()
+	o.XDSTokenFile = *xdsFlags.token
+	if *caAddr != "" {
+		ca, err := xdsFlags.startCA(*caAddr, *trustDomain, log)
+		if err != nil {
+			return err
+		}
+		defer ca.Close()
+		o.Certs = ca.Source()
+	}
 	if *xdsFlags.addr != "" {
 		ads, closeConn, err := xdsFlags.options()
 		if err != nil {
@@ -130,6 +144,11 @@ func validate(args []string) error {
 	if err != nil {
 		return err
 	}
+	if d := bs.Dynamic; d != nil {
+		fmt.Printf("%s: valid (dynamic resources over ADS from cluster %q at %s, tls %v, delta %v)\n", *config,
+			d.ControlPlane.Cluster, d.ControlPlane.Target, d.ControlPlane.TLS != nil, d.Delta)
+		return nil
+	}
 	fmt.Printf("%s: valid (%d listeners, %d clusters)\n", *config, len(bs.Snapshot.Listeners), len(bs.Snapshot.Clusters))
 	return nil
 }
@@ -139,12 +158,17 @@ func writeCerts(args []string) error {
 	out := fs.String("out", "", "output directory (required); an existing CA there is reused")
 	td := fs.String("trust-domain", certs.DefaultTrustDomain, "trust domain of the identities")
 	validity := fs.Duration("validity", certs.DefaultLeafValidity, "lifetime of each workload certificate")
+	servers := fs.String("server", "", "comma-separated DNS names (e.g. istiod.istio-system.svc) to write a serving certificate for, in DIR/servers/NAME")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: waypoint certs --out DIR [--trust-domain TD] ns/sa [ns/sa ...]")
 		fs.PrintDefaults()
 	}
 	fs.Parse(args)
-	if *out == "" || fs.NArg() == 0 {
+	var serverNames []string
+	if *servers != "" {
+		serverNames = strings.Split(*servers, ",")
+	}
+	if *out == "" || (fs.NArg() == 0 && len(serverNames) == 0) {
 		fs.Usage()
 		return fmt.Errorf("certs: --out and at least one ns/sa are required")
 	}
@@ -156,11 +180,14 @@ func writeCerts(args []string) error {
 		}
 		ids = append(ids, spiffe.ID{TrustDomain: *td, Namespace: ns, ServiceAccount: sa})
 	}
-	if err := certs.WriteMesh(certs.MeshOptions{Dir: *out, TrustDomain: *td, IDs: ids, LeafValidity: *validity}); err != nil {
+	if err := certs.WriteMesh(certs.MeshOptions{Dir: *out, TrustDomain: *td, IDs: ids, LeafValidity: *validity, ServerNames: serverNames}); err != nil {
 		return err
 	}
 	for _, id := range ids {
 		fmt.Printf("%s -> %s\n", id, certs.IdentityDir(*out, id))
+	}
+	for _, n := range serverNames {
+		fmt.Printf("%s -> %s\n", n, certs.ServerDir(*out, n))
 	}
 	return nil
 }

@@ -2,24 +2,35 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/gowaypoint/waypoint/cmd/internal/cli"
+	"github.com/gowaypoint/waypoint/protocols/spiffe"
+	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/certs/istioca"
 	"github.com/gowaypoint/waypoint/proxy/waypoint"
+	"github.com/gowaypoint/waypoint/xds"
 	"github.com/gowaypoint/waypoint/xds/adsclient"
+	"github.com/gowaypoint/waypoint/xds/istiod"
 	"github.com/gowaypoint/waypoint/xds/xdsserver"
 )
 
 // adsFlagSet are run's xDS flags.
 type adsFlagSet struct {
 	addr, ip, pod, ns, sa, cluster *string
+	rootCert, serverName, token    *string
 	delta                          *bool
 }
 
@@ -31,24 +42,59 @@ func adsFlags(fs *flag.FlagSet) adsFlagSet {
 		return def
 	}
 	return adsFlagSet{
-		addr:    fs.String("xds", "", "xDS server (ADS over plaintext gRPC) to take the config from, instead of --config"),
-		delta:   fs.Bool("xds-delta", false, "use incremental (delta) ADS"),
-		ip:      fs.String("node-ip", env("INSTANCE_IP", "127.0.0.5"), "the waypoint's IP in its node id"),
-		pod:     fs.String("node-pod", env("POD_NAME", "waypoint"), "the pod name in the node id"),
-		ns:      fs.String("node-namespace", env("POD_NAMESPACE", "default"), "the namespace in the node id"),
-		sa:      fs.String("node-service-account", env("SERVICE_ACCOUNT", "waypoint"), "SERVICE_ACCOUNT node metadata"),
-		cluster: fs.String("node-cluster-id", env("ISTIO_META_CLUSTER_ID", "Kubernetes"), "CLUSTER_ID node metadata"),
+		addr:       fs.String("xds", "", "xDS server (ADS over gRPC) to take the config from, instead of --config; e.g. "+istiod.DefaultAddr),
+		delta:      fs.Bool("xds-delta", false, "use incremental (delta) ADS"),
+		rootCert:   fs.String("xds-root-cert", "", "with --xds: talk TLS to the xDS server, verified against this root (istiod's: "+istiod.DefaultRootCertFile+"); plaintext when empty"),
+		serverName: fs.String("xds-server-name", istiod.DefaultServerName, "with --xds-root-cert: the name the xDS server's certificate is checked against"),
+		token:      fs.String("xds-token-file", "", "service account token sent to the xDS server on every call, over TLS only (istiod's: "+istiod.DefaultTokenFile+")"),
+		ip:         fs.String("node-ip", env("INSTANCE_IP", "127.0.0.5"), "the waypoint's IP in its node id"),
+		pod:        fs.String("node-pod", env("POD_NAME", "waypoint"), "the pod name in the node id"),
+		ns:         fs.String("node-namespace", env("POD_NAMESPACE", "default"), "the namespace in the node id"),
+		sa:         fs.String("node-service-account", env("SERVICE_ACCOUNT", "waypoint"), "SERVICE_ACCOUNT node metadata"),
+		cluster:    fs.String("node-cluster-id", env("ISTIO_META_CLUSTER_ID", "Kubernetes"), "CLUSTER_ID node metadata"),
 	}
 }
 
+// node is the xDS node of the flags.
+func (f adsFlagSet) node() *corev3.Node {
+	return adsclient.NodeConfig{IP: *f.ip, PodName: *f.pod, Namespace: *f.ns, ServiceAccount: *f.sa,
+		ClusterID: *f.cluster, Labels: map[string]string{"gateway.networking.k8s.io/gateway-name": "waypoint"}}.Node()
+}
+
+// controlPlane is the control plane at addr with the flags' TLS.
+func (f adsFlagSet) controlPlane(addr string) xds.ControlPlane {
+	cp := xds.ControlPlane{Target: addr}
+	if *f.rootCert != "" {
+		cp.TLS = &xds.ControlPlaneTLS{RootCAFile: *f.rootCert, ServerName: *f.serverName}
+	}
+	return cp
+}
+
+// startCA gets the first workload certificate from the CA at addr (for at
+// most a minute) and keeps it fresh.
+func (f adsFlagSet) startCA(addr, trustDomain string, log *slog.Logger) (*istioca.Client, error) {
+	conn, err := istiod.Dial(istiod.DialConfig{ControlPlane: f.controlPlane(addr), TokenFile: *f.token})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id := spiffe.ID{TrustDomain: trustDomain, Namespace: *f.ns, ServiceAccount: *f.sa}
+	c, err := istioca.Start(ctx, istioca.ClientConfig{Conn: conn, ID: id, ClusterID: *f.cluster, Logger: log})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// options are the ADS options of --xds.
 func (f adsFlagSet) options() (*waypoint.ADSOptions, func(), error) {
-	conn, err := grpc.NewClient(*f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := istiod.Dial(istiod.DialConfig{ControlPlane: f.controlPlane(*f.addr), TokenFile: *f.token})
 	if err != nil {
 		return nil, nil, err
 	}
-	node := adsclient.NodeConfig{IP: *f.ip, PodName: *f.pod, Namespace: *f.ns, ServiceAccount: *f.sa,
-		ClusterID: *f.cluster, Labels: map[string]string{"gateway.networking.k8s.io/gateway-name": "waypoint"}}.Node()
-	return &waypoint.ADSOptions{Client: adsclient.Config{Conn: conn, Node: node, Delta: *f.delta}}, func() { conn.Close() }, nil
+	return &waypoint.ADSOptions{Client: adsclient.Config{Conn: conn, Node: f.node(), Delta: *f.delta}}, func() { conn.Close() }, nil
 }
 
 // xdsCommand runs `waypoint xds serve`.
@@ -59,6 +105,11 @@ func xdsCommand(args []string) error {
 	fs := flag.NewFlagSet("xds serve", flag.ExitOnError)
 	dir := fs.String("dir", "", "directory of listeners.json, clusters.json, endpoints.json, routes.json (required); re-read when they change")
 	addr := fs.String("addr", "127.0.0.1:15010", "gRPC listen address")
+	poll := fs.Duration("poll", xdsserver.DefaultPollInterval, "how often the directory is checked for changes")
+	tlsDir := fs.String("tls-cert-dir", "", "serve TLS with DIR/cert-chain.pem and DIR/key.pem (istiod's serving certificate); plaintext when empty")
+	tokens := fs.String("tokens", "", `with --tls-cert-dir: refuse calls without a bearer token listed in this file ("TOKEN ns/sa" per line), as istiod checks service account tokens`)
+	caDir := fs.String("ca-dir", "", "with --tokens: serve istiod's CA (IstioCertificateService) signing with the dev mesh CA in DIR (root-cert.pem, root-key.pem of waypoint certs)")
+	trustDomain := fs.String("trust-domain", certs.DefaultTrustDomain, "with --ca-dir: the trust domain of the identities signed")
 	logger := cli.LogFlags(fs)
 	fs.Parse(args[1:])
 	if *dir == "" {
@@ -68,17 +119,65 @@ func xdsCommand(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := xdsserver.New(*dir, log)
+	opts := xdsserver.Options{Logger: log}
+	if *tlsDir != "" {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(*tlsDir, certs.CertChainFile), filepath.Join(*tlsDir, certs.KeyFile))
+		if err != nil {
+			return fmt.Errorf("xds serve: --tls-cert-dir: %w", err)
+		}
+		opts.GRPC = append(opts.GRPC, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+	}
+	if (*tokens != "" && *tlsDir == "") || (*caDir != "" && *tokens == "") {
+		return fmt.Errorf("xds serve: --tokens needs --tls-cert-dir, and --ca-dir needs --tokens")
+	}
+	if *tokens != "" {
+		table, err := readTokens(*tokens)
+		if err != nil {
+			return err
+		}
+		opts.GRPC = append(opts.GRPC, istiod.TokenAuth(istiod.StaticTokens(table))...)
+	}
+	srv, err := xdsserver.NewWithOptions(*dir, opts)
 	if err != nil {
 		return err
+	}
+	if *caDir != "" {
+		ca, err := certs.LoadCA(filepath.Join(*caDir, certs.RootCertFile), filepath.Join(*caDir, certs.RootKeyFile))
+		if err != nil {
+			return err
+		}
+		(&istioca.Server{CA: ca, TrustDomain: *trustDomain, Logger: log}).Register(srv.GRPCServer())
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	ctx := cli.Signals(context.Background(), nil)
-	go srv.Watch(ctx, 0)
+	go srv.Watch(ctx, *poll)
 	go func() { <-ctx.Done(); srv.Close() }()
-	log.Info("xds server listening", "addr", ln.Addr().String(), "dir", strings.TrimSpace(*dir), "version", srv.Version())
+	log.Info("xds server listening", "addr", ln.Addr().String(), "dir", strings.TrimSpace(*dir), "version", srv.Version(),
+		"tls", *tlsDir != "", "tokens", *tokens != "", "ca", *caDir != "")
 	return srv.Serve(ln)
+}
+
+// readTokens reads "TOKEN ns/sa" lines; blank lines and # comments are
+// skipped.
+func readTokens(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		tok, who, ok := strings.Cut(line, " ")
+		if _, _, err := certs.ParseNamespacedSA(strings.TrimSpace(who)); !ok || err != nil {
+			return nil, fmt.Errorf("%s:%d: want \"TOKEN ns/sa\"", path, i+1)
+		}
+		out[tok] = strings.TrimSpace(who)
+	}
+	return out, nil
 }

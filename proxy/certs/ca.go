@@ -192,22 +192,9 @@ func (ca *CA) issue(req IssueRequest, now time.Time) (certChainPEM, keyPEM []byt
 	if err != nil {
 		return nil, nil, fmt.Errorf("issue certificate for %s: generate key: %w", req.ID, err)
 	}
-	serial, err := randomSerial()
+	der, err := ca.sign(certTemplate(IssueRequest{ID: req.ID, NotBefore: notBefore, NotAfter: notAfter}), &key.PublicKey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issue certificate for %s: %w", req.ID, err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		NotBefore:             notBefore,
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		URIs:                  []*url.URL{req.ID.URL()},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("issue certificate for %s: sign: %w", req.ID, err)
 	}
 	keyPEM, err = encodeKey(key)
 	if err != nil {
@@ -215,6 +202,34 @@ func (ca *CA) issue(req IssueRequest, now time.Time) (certChainPEM, keyPEM []byt
 	}
 	certChainPEM = append(encodeCert(der), ca.certPEM...)
 	return certChainPEM, keyPEM, nil
+}
+
+// certTemplate is a workload leaf for req (whose times are set): ECDSA
+// key usages, server and client auth, the ID as its only URI SAN, no CA
+// rights. The serial is set by sign.
+func certTemplate(req IssueRequest) *x509.Certificate {
+	return &x509.Certificate{
+		NotBefore:             req.NotBefore,
+		NotAfter:              req.NotAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		URIs:                  []*url.URL{req.ID.URL()},
+	}
+}
+
+// sign signs tmpl for pub with the CA's key, with a new random serial.
+func (ca *CA) sign(tmpl *x509.Certificate, pub any) ([]byte, error) {
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl.SerialNumber = serial
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	return der, nil
 }
 
 // randomSerial returns a random positive 128-bit serial number.

@@ -45,7 +45,15 @@ type MeshOptions struct {
 	// LeafValidity is the lifetime of each workload certificate from Now;
 	// DefaultLeafValidity when zero.
 	LeafValidity time.Duration
+	// ServerNames are DNS names of control-plane servers (such as
+	// istiod.istio-system.svc) to write a serving certificate for, in
+	// ServerDir (see CA.IssueServer), valid for LeafValidity.
+	ServerNames []string
 }
+
+// ServerDir is where WriteMesh puts the serving certificate of a DNS name:
+// dir/servers/<name>.
+func ServerDir(dir, name string) string { return filepath.Join(dir, "servers", name) }
 
 // WriteMesh writes a dev mesh in Istio's layout under opts.Dir:
 //
@@ -103,28 +111,45 @@ func WriteMesh(opts MeshOptions) error {
 	if err != nil {
 		return fmt.Errorf("write mesh in %s: %w", opts.Dir, err)
 	}
+	for _, name := range opts.ServerNames {
+		chain, key, err := ca.IssueServer([]string{name}, validity)
+		if err != nil {
+			return fmt.Errorf("write mesh in %s: %w", opts.Dir, err)
+		}
+		if err := writeIdentityFiles(ServerDir(opts.Dir, name), ca.certPEM, chain, key); err != nil {
+			return fmt.Errorf("write mesh server %s: %w", name, err)
+		}
+	}
 	for _, id := range ids {
 		t := now()
 		chain, key, err := ca.issue(IssueRequest{ID: id, NotBefore: t.Add(-ClockSkew), NotAfter: t.Add(validity)}, t)
 		if err != nil {
 			return fmt.Errorf("write mesh in %s: %w", opts.Dir, err)
 		}
-		dir := IdentityDir(opts.Dir, id)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("write mesh: %w", err)
+		if err := writeIdentityFiles(IdentityDir(opts.Dir, id), ca.certPEM, chain, key); err != nil {
+			return fmt.Errorf("write mesh identity %s: %w", id, err)
 		}
-		for _, f := range []struct {
-			name string
-			data []byte
-			perm os.FileMode
-		}{
-			{RootCertFile, ca.certPEM, 0o644},
-			{KeyFile, key, 0o600},
-			{CertChainFile, chain, 0o644},
-		} {
-			if err := writeFileAtomic(filepath.Join(dir, f.name), f.data, f.perm); err != nil {
-				return fmt.Errorf("write mesh identity %s: %w", id, err)
-			}
+	}
+	return nil
+}
+
+// writeIdentityFiles writes Istio's three files into dir, the key last but
+// one and the chain last, each atomically.
+func writeIdentityFiles(dir string, root, chain, key []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{
+		{RootCertFile, root, 0o644},
+		{KeyFile, key, 0o600},
+		{CertChainFile, chain, 0o644},
+	} {
+		if err := writeFileAtomic(filepath.Join(dir, f.name), f.data, f.perm); err != nil {
+			return err
 		}
 	}
 	return nil

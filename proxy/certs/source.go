@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -90,6 +91,10 @@ func NewSource(dir string, opts SourceOptions) (*Source, error) {
 
 // Identity returns the SPIFFE ID of the current leaf.
 func (s *Source) Identity() spiffe.ID { return s.cur.Load().id }
+
+// Certificate returns the current leaf with its chain, as presented to
+// peers (the client certificate a control plane may ask for).
+func (s *Source) Certificate() (*tls.Certificate, error) { return s.cur.Load().cert, nil }
 
 // TrustDomain returns the trust domain of the current leaf, which is the
 // only trust domain ServerTLSConfig accepts clients from.

@@ -14,6 +14,14 @@
 //	                   waypoint with :authority VIP:port
 //	127.10.0.1:80      service echo-a's VIP; 127.10.0.2:80 service echo-b's
 //	127.0.0.1:15000    the waypoint's admin (/healthz/ready, /config_dump)
+//	127.0.0.1:15010    the control plane (istiod in a cluster): `waypoint xds
+//	                   serve`'s server, serving the resource files of DIR/xds over
+//	                   ADS and pushing every edit
+//
+// The waypoint starts from a bootstrap with dynamic_resources (DIR/waypoint.yaml)
+// and takes its listeners and clusters over ADS. The resources are those of
+// mesh.yaml (a static bootstrap, kept as the readable source), written as
+// DIR/xds/listeners.json and clusters.json.
 package localmesh
 
 import (
@@ -34,6 +42,8 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/waypoint"
 	"github.com/gowaypoint/waypoint/proxy/ztunnel"
+	"github.com/gowaypoint/waypoint/xds"
+	"github.com/gowaypoint/waypoint/xds/xdsserver"
 )
 
 // Config is the waypoint's bootstrap in the demo.
@@ -47,7 +57,30 @@ const (
 	AdminAddr     = "127.0.0.1:15000"
 	MetricsAddr   = "127.0.0.1:15020"
 	PlaintextAddr = "127.0.0.1:18090"
+	XDSAddr       = "127.0.0.1:15010"
 )
+
+// dynamicBootstrap is the waypoint's bootstrap: everything over ADS from
+// the demo's control plane (plaintext, as a local xDS server).
+const dynamicBootstrap = `# The demo waypoint's bootstrap: listeners and clusters over ADS.
+node: {id: "waypoint~127.0.0.5~waypoint-demo.default~default.svc.cluster.local", cluster: Kubernetes}
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 15000}}
+dynamic_resources:
+  lds_config: {ads: {}, resource_api_version: V3}
+  cds_config: {ads: {}, resource_api_version: V3}
+  ads_config: {api_type: GRPC, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: xds-grpc}}]}
+static_resources:
+  clusters:
+  - name: xds-grpc
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment: {cluster_name: xds-grpc, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 15010}}}}]}]}
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+`
 
 // Pod is a sample workload: an HTTP backend and its ztunnel.
 type Pod struct {
@@ -126,8 +159,11 @@ func Start(opts Options) (m *Mesh, err error) {
 	if err := certs.WriteMesh(certs.MeshOptions{Dir: m.Dir, TrustDomain: trustDomain, IDs: ids}); err != nil {
 		return nil, err
 	}
+	if err := m.startControlPlane(); err != nil {
+		return nil, err
+	}
 	configFile := filepath.Join(m.Dir, "waypoint.yaml")
-	if err := os.WriteFile(configFile, Config, 0o644); err != nil {
+	if err := os.WriteFile(configFile, []byte(dynamicBootstrap), 0o644); err != nil {
 		return nil, err
 	}
 	for _, p := range Pods {
@@ -152,6 +188,51 @@ func Start(opts Options) (m *Mesh, err error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// XDSDir is where the demo's control plane reads its resource files.
+func (m *Mesh) XDSDir() string { return filepath.Join(m.Dir, "xds") }
+
+// startControlPlane writes mesh.yaml's listeners and clusters as resource
+// files and serves them over ADS, pushing every change (checked each
+// 200 ms).
+func (m *Mesh) startControlPlane() error {
+	bs, err := xds.ParseBootstrap(Config, "mesh.yaml")
+	if err != nil {
+		return err
+	}
+	dir := m.XDSDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	sr := bs.Raw.GetStaticResources()
+	ls, err := xds.MarshalResourceList(sr.GetListeners())
+	if err != nil {
+		return err
+	}
+	cs, err := xds.MarshalResourceList(sr.GetClusters())
+	if err != nil {
+		return err
+	}
+	for name, data := range map[string][]byte{xds.ListenersFile: ls, xds.ClustersFile: cs} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	srv, err := xdsserver.New(dir, m.log.With("component", "xds-server"))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", XDSAddr)
+	if err != nil {
+		return fmt.Errorf("xds server: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() { srv.Serve(ln); done <- struct{}{} }()
+	go func() { srv.Watch(ctx, 200*time.Millisecond); done <- struct{}{} }()
+	m.stops = append(m.stops, func(context.Context) { cancel(); srv.Close(); <-done; <-done })
+	return nil
 }
 
 // startPod starts a pod's HTTP backend and its destination ztunnel.
@@ -268,7 +349,8 @@ waypoint demo: a local ambient mesh on loopback (files in %s)
 	fmt.Fprintf(w, "  curl -si http://%s/teapot         # fault injection: 418\n", Entries[0].Listen)
 	fmt.Fprintf(w, "  curl -s --data-binary @/etc/hostname http://%s/   # POST bodies are echoed\n", Entries[0].Listen)
 	fmt.Fprintf(w, "  curl -s http://%s/config_dump | head\n", AdminAddr)
-	fmt.Fprintf(w, "  edit %s and watch the waypoint reload it\n\nCtrl-C stops the mesh.\n", filepath.Join(dir, "waypoint.yaml"))
+	fmt.Fprintf(w, "  edit %s/{listeners,clusters}.json: the xDS server (%s) pushes each change over ADS\n\nCtrl-C stops the mesh.\n",
+		filepath.Join(dir, "xds"), XDSAddr)
 }
 
 // Backend is the sample HTTP app of a pod: GET answers with the pod's name,

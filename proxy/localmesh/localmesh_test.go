@@ -5,8 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -62,6 +65,25 @@ func TestDemoMesh(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "posted through the mesh" {
 		t.Errorf("POST echoed %q", b)
+	}
+	// An edit of the served files is pushed over ADS and taken live.
+	lf := filepath.Join(m.XDSDir(), "listeners.json")
+	data, err := os.ReadFile(lf)
+	if err != nil || !strings.Contains(string(data), `"/b/"`) {
+		t.Fatalf("listeners.json: %v, or no /b/ route in it", err)
+	}
+	if err := os.WriteFile(lf, []byte(strings.Replace(string(data), `"/b/"`, `"/bee/"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(get("http://"+Entries[0].Listen+"/bee/hello"), "hello from echo-b (GET /hello)") {
+		if time.Now().After(deadline) {
+			t.Fatal("the edited route was not pushed within 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v := m.Waypoint.ADSClient().Versions(); len(v) == 0 {
+		t.Errorf("the waypoint holds no xDS versions")
 	}
 	var guide strings.Builder
 	PrintGuide(&guide, m.Dir)

@@ -3,6 +3,7 @@ package waypoint
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
@@ -10,6 +11,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/xds"
 	"github.com/gowaypoint/waypoint/xds/adsclient"
+	"github.com/gowaypoint/waypoint/xds/istiod"
 )
 
 // ADSOptions configure the waypoint over xDS (ADS) instead of a file.
@@ -17,6 +19,34 @@ type ADSOptions struct {
 	// Client configures the xDS client; its Conn and Node are required,
 	// its Apply and Logger are the waypoint's.
 	Client adsclient.Config
+}
+
+// dynamicADS makes the ADS options of a bootstrap's dynamic_resources: its
+// control plane dialled as Istio's agent dials istiod (TLS, the token of
+// Options.XDSTokenFile, the waypoint's certificate when asked for), the
+// bootstrap's node (else Options.Node), its initial fetch timeout.
+func (w *Waypoint) dynamicADS(bs *xds.Bootstrap) (*ADSOptions, error) {
+	d := bs.Dynamic
+	conn, err := istiod.Dial(istiod.DialConfig{ControlPlane: d.ControlPlane, TokenFile: w.opts.XDSTokenFile,
+		ClientCertificate: w.certs.Certificate})
+	if err != nil {
+		return nil, fmt.Errorf("waypoint: dynamic_resources: %w", err)
+	}
+	w.adsConn = conn
+	node := bs.Raw.GetNode()
+	if node == nil {
+		node = w.opts.Node
+	}
+	if node == nil {
+		return nil, errors.New("waypoint: dynamic_resources: the bootstrap names no node, and none is configured")
+	}
+	timeout := d.InitialFetchTimeout
+	if timeout == 0 {
+		timeout = -1 // wait forever
+	}
+	w.log.Info("xds: control plane from the bootstrap", "cluster", d.ControlPlane.Cluster, "target", d.ControlPlane.Target,
+		"tls", d.ControlPlane.TLS != nil, "delta", d.Delta, "node", node.GetId())
+	return &ADSOptions{Client: adsclient.Config{Conn: conn, Node: node, Delta: d.Delta, InitialFetchTimeout: timeout}}, nil
 }
 
 // startADS runs the xDS client and waits for the first config (or the

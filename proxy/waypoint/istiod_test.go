@@ -106,6 +106,9 @@ func withDirectChains(t *testing.T, r *xds.Resources) *xds.Resources {
 type pod struct {
 	version string
 	hits    sync.Map // path -> *atomic.Int64
+
+	mu       sync.Mutex
+	lastGRPC string // how the HTTP app saw the last gRPC request: proto, headers, body
 }
 
 func (p *pod) hit(path string) int64 {
@@ -125,6 +128,13 @@ func (p *pod) count(path string) int64 {
 // /v1/slow answers after 5 s.
 func (p *pod) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	n := p.hit(r.URL.Path)
+	if r.Header.Get("content-type") == "application/grpc" {
+		body, _ := io.ReadAll(r.Body)
+		p.mu.Lock()
+		p.lastGRPC = fmt.Sprintf("%s %s %s te=%s length=%d chunked=%v body=%x", r.Proto, r.Method, r.URL.Path,
+			r.Header.Get("te"), r.ContentLength, len(r.TransferEncoding) > 0, body)
+		p.mu.Unlock()
+	}
 	switch r.URL.Path {
 	case "/v1/flaky":
 		if n == 1 {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	_ "github.com/gowaypoint/waypoint/filters/all" // the built-in HTTP filters
 	"github.com/gowaypoint/waypoint/proxy/admin"
@@ -42,17 +45,28 @@ const (
 	DefaultConfigPollInterval = time.Second
 )
 
-// Options configure a Waypoint. ConfigFile and CertDir are required.
+// Options configure a Waypoint. ConfigFile (or ADS) and CertDir (or
+// Certs) are required.
 type Options struct {
 	// ConfigFile is an Envoy v3 bootstrap (YAML or JSON). It is re-read on
 	// Reload and when it changes on disk. Not used with ADS.
 	ConfigFile string
 	// ADS, when set, configures the waypoint over xDS instead of
-	// ConfigFile (see ads.go).
+	// ConfigFile (see ads.go). A ConfigFile with dynamic_resources
+	// configures it over xDS too, from the bootstrap.
 	ADS *ADSOptions
+	// Node is the xDS node sent when a bootstrap with dynamic_resources
+	// names none.
+	Node *corev3.Node
+	// XDSTokenFile, when set, is the service account token sent to a
+	// bootstrap's control plane (TLS only; see package xds/istiod).
+	XDSTokenFile string
 	// CertDir holds the waypoint's identity in Istio's layout
 	// (cert-chain.pem, key.pem, root-cert.pem), reloaded when it changes.
 	CertDir string
+	// Certs, when set instead of CertDir, is the identity (one kept fresh
+	// by istiod's CA, package proxy/certs/istioca); the caller owns it.
+	Certs *certs.Source
 	// HBONEAddr is where HBONE is served; when empty, the address of the
 	// config's HBONE listener (connect_terminate), else 0.0.0.0:15008.
 	HBONEAddr string
@@ -105,6 +119,7 @@ type Waypoint struct {
 
 	ads     *adsclient.Client // nil unless configured over ADS
 	adsStop context.CancelFunc
+	adsConn io.Closer // the control-plane connection the waypoint dialled, or nil
 
 	reloadMu sync.Mutex // serializes Reload and ADS updates
 	fileStat os.FileInfo
@@ -116,8 +131,8 @@ type Waypoint struct {
 // It returns once the waypoint is ready, or with the first error, having
 // released whatever it had opened.
 func Start(opts Options) (w *Waypoint, err error) {
-	if (opts.ConfigFile == "" && opts.ADS == nil) || opts.CertDir == "" {
-		return nil, errors.New("waypoint: a config file (or ADS) and a cert dir are required")
+	if (opts.ConfigFile == "" && opts.ADS == nil) || (opts.CertDir == "" && opts.Certs == nil) {
+		return nil, errors.New("waypoint: a config file (or ADS) and a cert dir (or source) are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -145,14 +160,18 @@ func Start(opts Options) (w *Waypoint, err error) {
 		if bs, err = xds.LoadBootstrapFile(opts.ConfigFile); err != nil {
 			return nil, err
 		}
-		w.fileStat = fi
-		w.bootstrap.Store(bs)
-		w.store.Store(bs.Snapshot)
+		if bs.Dynamic == nil {
+			w.fileStat = fi
+			w.bootstrap.Store(bs)
+			w.store.Store(bs.Snapshot)
+		}
 	}
 
-	w.certs, err = certs.NewSource(opts.CertDir, certs.SourceOptions{PollInterval: opts.CertPollInterval, Logger: w.log})
-	if err != nil {
-		return nil, fmt.Errorf("waypoint: identity: %w", err)
+	if w.certs = opts.Certs; w.certs == nil {
+		w.certs, err = certs.NewSource(opts.CertDir, certs.SourceOptions{PollInterval: opts.CertPollInterval, Logger: w.log})
+		if err != nil {
+			return nil, fmt.Errorf("waypoint: identity: %w", err)
+		}
 	}
 	w.pool = hbone.NewPool(hbone.PoolConfig{Logger: w.log})
 	w.clusters = upstream.NewClusters(upstream.NewDialer(w.pool, w.certs))
@@ -168,6 +187,12 @@ func Start(opts Options) (w *Waypoint, err error) {
 	dubboEnv := &dubboconn.Env{Log: w.log, Upstreams: w.dubbo, MaxBodyBytes: opts.DubboMaxBodyBytes, MaxInFlight: opts.DubboMaxInFlight}
 	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, Log: w.log}
 
+	if bs.Dynamic != nil {
+		if w.opts.ADS, err = w.dynamicADS(bs); err != nil {
+			return nil, err
+		}
+		opts.ADS = w.opts.ADS
+	}
 	snap := bs.Snapshot
 	if opts.ADS != nil {
 		if snap, err = w.startADS(); err != nil {
@@ -190,7 +215,8 @@ func Start(opts Options) (w *Waypoint, err error) {
 		return nil, fmt.Errorf("waypoint: HBONE listener: %w", err)
 	}
 	w.hboneAddr = ln.Addr()
-	w.serve(func() { w.hbone.Serve(ln) })
+	hb := w.hbone // not w: a failed Start sets its result w to nil
+	w.serve(func() { hb.Serve(ln) })
 
 	if err := w.startAdmin(bs); err != nil {
 		return nil, err
@@ -353,6 +379,11 @@ func (w *Waypoint) close() {
 	if w.adsStop != nil {
 		w.adsStop()
 	}
+	defer func() {
+		if w.adsConn != nil {
+			w.adsConn.Close()
+		}
+	}()
 	if w.hbone != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -387,7 +418,7 @@ func (w *Waypoint) close() {
 	if w.pool != nil {
 		w.pool.Close()
 	}
-	if w.certs != nil {
+	if w.certs != nil && w.opts.Certs == nil {
 		w.certs.Close()
 	}
 }

@@ -432,7 +432,7 @@ func (c *Client) noteNACK(t, version string, err error) {
 // an error elsewhere (a listener still naming a cluster this CDS removed)
 // leaves the update accepted but not applied until the other types follow.
 func (c *Client) accept(t string, next map[string]proto.Message, vers map[string]string, version string) error {
-	res := c.resources(t, next)
+	res := withAwaitedRoutes(c.resources(t, next))
 	if _, err := xds.BuildResources(version, res); err != nil {
 		var re *xds.ResourceError
 		// Listeners that came before any cluster cannot be checked yet.
@@ -479,6 +479,29 @@ func (c *Client) resources(t string, next map[string]proto.Message) *xds.Resourc
 	return r
 }
 
+// withAwaitedRoutes adds to r an empty RouteConfiguration for each route
+// configuration its listeners name by rds that has not arrived, so that a
+// listener is validated whole before its routes come (its RDS then warms,
+// as in Envoy) and, once their initial_fetch_timeout has passed, serves
+// with no routes (404), as Envoy's does.
+func withAwaitedRoutes(r *xds.Resources) *xds.Resources {
+	have := map[string]bool{}
+	for _, rc := range r.Routes {
+		have[rc.GetName()] = true
+	}
+	set := make(map[string]proto.Message, len(r.Listeners))
+	for _, l := range r.Listeners {
+		set[l.GetName()] = l
+	}
+	for _, n := range rdsNames(set) {
+		if !have[n.name] {
+			have[n.name] = true
+			r.Routes = append(r.Routes, &routev3.RouteConfiguration{Name: n.name})
+		}
+	}
+	return r
+}
+
 // tryApply builds and applies the accepted state once it is complete.
 func (c *Client) tryApply() {
 	if missing := c.missing(); len(missing) > 0 {
@@ -493,7 +516,7 @@ func (c *Client) tryApply() {
 		}
 	}
 	version := c.typeVer[resourcev3.ListenerType] + "/" + c.typeVer[resourcev3.ClusterType]
-	snap, err := xds.BuildResources(version, c.resources("", nil))
+	snap, err := xds.BuildResources(version, withAwaitedRoutes(c.resources("", nil)))
 	if err != nil {
 		return // waiting for another type (see accept)
 	}

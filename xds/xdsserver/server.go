@@ -76,16 +76,35 @@ type Server struct {
 	changed chan struct{}     // closed and replaced on every ACK or NACK
 }
 
-// New returns a server for dir and loads it once. logger nil means
-// slog.Default().
+// Options configure a Server. The zero value serves plaintext gRPC and
+// logs to slog.Default().
+type Options struct {
+	Logger *slog.Logger
+	// GRPC are options of the gRPC server: TLS credentials, the token
+	// check of istiod.TokenAuth...
+	GRPC []grpc.ServerOption
+}
+
+// New returns a plaintext server for dir and loads it once. logger nil
+// means slog.Default().
 func New(dir string, logger *slog.Logger) (*Server, error) {
+	return NewWithOptions(dir, Options{Logger: logger})
+}
+
+// NewWithOptions returns a server for dir and loads it once.
+func NewWithOptions(dir string, opts Options) (*Server, error) {
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{dir: dir, log: logger, stop: cancel, acks: map[string]string{}, changed: make(chan struct{})}
 	s.cache = cachev3.NewSnapshotCache(true, allNodes{}, nil)
-	srv := serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
+	hold := &holdNACKs{SnapshotCache: s.cache, sent: map[string]string{}}
+	srv := serverv3.NewServer(ctx, hold, serverv3.CallbackFuncs{
+		StreamResponseFunc: func(_ context.Context, _ int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+			hold.noteSent(req.GetNode().GetId(), resp.GetTypeUrl(), resp.GetVersionInfo())
+		},
 		StreamRequestFunc: func(_ int64, req *discoveryv3.DiscoveryRequest) error {
 			s.record(req.GetTypeUrl(), req.GetVersionInfo(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetNode().GetId())
 			return nil
@@ -95,7 +114,7 @@ func New(dir string, logger *slog.Logger) (*Server, error) {
 			return nil
 		},
 	})
-	s.grpc = grpc.NewServer()
+	s.grpc = grpc.NewServer(opts.GRPC...)
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s.grpc, srv)
 	listenerservice.RegisterListenerDiscoveryServiceServer(s.grpc, srv)
 	clusterservice.RegisterClusterDiscoveryServiceServer(s.grpc, srv)
@@ -106,6 +125,40 @@ func New(dir string, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// holdNACKs is the snapshot cache, except that a state-of-the-world NACK
+// waits for the next version instead of being answered at once with the
+// version it refused: the NACK carries the version the client keeps, which
+// go-control-plane's cache takes for an out-of-date client, and client and
+// server would go round forever. istiod does not resend a NACKed version
+// either. (Delta NACKs need nothing: the delta server already counts what
+// it sent as known.)
+type holdNACKs struct {
+	cachev3.SnapshotCache
+	mu   sync.Mutex
+	sent map[string]string // node id + " " + type URL -> version last sent
+}
+
+func (h *holdNACKs) noteSent(node, typeURL, version string) {
+	h.mu.Lock()
+	h.sent[node+" "+typeURL] = version
+	h.mu.Unlock()
+}
+
+// CreateWatch implements cachev3.ConfigWatcher.
+func (h *holdNACKs) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
+	if req.GetErrorDetail() != nil {
+		h.mu.Lock()
+		v, ok := h.sent[req.GetNode().GetId()+" "+req.GetTypeUrl()]
+		h.mu.Unlock()
+		if ok {
+			r := proto.Clone(req).(*discoveryv3.DiscoveryRequest)
+			r.VersionInfo = v
+			req = r
+		}
+	}
+	return h.SnapshotCache.CreateWatch(req, sub, ch)
 }
 
 // record notes an ACK (no error detail, a nonce) or a NACK.
@@ -133,6 +186,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	return err
 }
+
+// GRPCServer is the gRPC server, for registering more services (istiod's CA)
+// before Serve.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
 // Close stops the server at once, ending every stream.
 func (s *Server) Close() {

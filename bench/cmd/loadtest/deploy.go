@@ -123,7 +123,10 @@ func (r *runner) deployWaypoint(ctx context.Context, s scenario, d *deployment, 
 	hboneAddr := hostPort(ipWaypoint, portHBONE)
 	p, err := r.sup.start("waypoint-"+tag, r.o.waypointEnv(), r.tools.waypoint, "run", "--config", conf,
 		"--cert-dir", r.certDir(saWaypoint), "--hbone-addr", hboneAddr,
-		"--admin-addr", hostPort(ipWaypoint, portAdmin), "--drain-timeout", "1s", "--log-level", r.o.logLevel)
+		"--admin-addr", hostPort(ipWaypoint, portAdmin), "--drain-timeout", "1s", "--log-level", r.o.logLevel,
+		// The same job as the other proxies, which keep no statistics:
+		// Istio's metrics off (their cost is measured apart, bench/README.md).
+		"--metrics-addr", "off", "--stats=false")
 	if err != nil {
 		return err
 	}
