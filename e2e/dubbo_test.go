@@ -557,7 +557,12 @@ func TestDubboProviderKilled(t *testing.T) {
 		r, err := c.Call(ctx, greeterService("failoverHold", "1.0.0"), nil, map[string]string{"timeout": "30000"})
 		done <- result{r, err}
 	}()
-	victim := <-held
+	var victim string
+	select {
+	case victim = <-held:
+	case <-ctx.Done():
+		t.Fatal("the held call never reached a provider")
+	}
 	e.pods[victim].Kill()
 	killed := time.Now()
 	var res result
