@@ -13,7 +13,10 @@
 // call is the connection manager's (proxy/dubboconn): the request is the
 // call in the request model, the response carries the provider's status
 // as ":dubbo-status" (and as an HTTP status, protocols/status's mapping)
-// with the provider's frame as its body.
+// with the provider's frame as its body. As the HTTP router does, it
+// tells the stream's Observer of each try and records the tries, the
+// cluster, the endpoint and the last failure on the stream, for metrics
+// and access logs.
 package dubborouter
 
 import (
@@ -171,7 +174,7 @@ func (t *try) run() (*l7.Response, error) {
 		t.ureq.Deadline = t.deadline
 		t.ureq.Host = netip.AddrPort{}
 		t.ureq.Exclude = t.tried[:t.nTried]
-		resp, err := t.s.Upstream.RoundTrip(t.s.Context, &t.ureq)
+		resp, err := t.attempt()
 		if t.ureq.Host.IsValid() && t.nTried < len(t.tried) {
 			t.tried[t.nTried] = t.ureq.Host
 			t.nTried++
@@ -194,6 +197,29 @@ func (t *try) run() (*l7.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+// attempt sends one try, telling the stream's Observer (telemetry's
+// cluster counters) and recording on the stream what access logs and
+// metrics read: the try count, the cluster, the endpoint and why the try
+// failed.
+func (t *try) attempt() (*l7.Response, error) {
+	s := t.s
+	s.Attempts++
+	s.UpstreamCluster = t.ureq.Cluster
+	if s.Observer != nil {
+		s.Observer.StartAttempt(s, &t.ureq)
+	}
+	resp, err := s.Upstream.RoundTrip(s.Context, &t.ureq)
+	if s.Observer != nil {
+		s.Observer.EndAttempt(s, &t.ureq, resp, err)
+	}
+	s.UpstreamHost = t.ureq.Host
+	s.UpstreamFailure = ""
+	if err != nil {
+		s.UpstreamFailure = err.Error()
+	}
+	return resp, err
 }
 
 // retriable reports whether a failed try cannot have reached a provider.

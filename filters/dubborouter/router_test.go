@@ -3,6 +3,7 @@ package dubborouter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -91,6 +92,17 @@ func (u *upstream) RoundTrip(ctx context.Context, req *filters.UpstreamRequest) 
 	return resp, nil
 }
 
+// observer records the tries it is told of.
+type observer struct{ events []string }
+
+func (o *observer) StartAttempt(s *filters.Stream, req *filters.UpstreamRequest) {
+	o.events = append(o.events, fmt.Sprintf("start %s retry=%v", req.Cluster, req.Retry))
+}
+
+func (o *observer) EndAttempt(s *filters.Stream, req *filters.UpstreamRequest, resp *l7.Response, err error) {
+	o.events = append(o.events, fmt.Sprintf("end %v err=%v", req.Host, err != nil))
+}
+
 const routes = `
 route_config:
 - interface: com.example.Greeter
@@ -146,6 +158,8 @@ func TestServe(t *testing.T) {
 			u := &upstream{answers: c.answers}
 			s := filters.NewStream(context.Background(), c.req, &filters.Downstream{}, resolver{table(t, routes), c.decoded})
 			s.Upstream = u
+			obs := &observer{}
+			s.Observer = obs
 			err = r.Serve(s)
 			if status.KindOf(err) != c.wantErr || (err != nil) != (c.wantErr != status.Unknown) {
 				t.Fatalf("Serve = %v, want kind %v", err, c.wantErr)
@@ -156,6 +170,23 @@ func TestServe(t *testing.T) {
 			for i, tr := range u.tries {
 				if tr.Cluster != "greeter" || tr.Retry != (i > 0) || len(tr.Exclude) != i || tr.MaxHostSelectionAttempts != hostSelectionAttempts {
 					t.Fatalf("try %d: %+v", i, tr)
+				}
+			}
+			if s.Attempts != c.wantTries || len(obs.events) != 2*c.wantTries {
+				t.Fatalf("stream attempts %d, observer saw %v; want %d tries", s.Attempts, obs.events, c.wantTries)
+			}
+			for i := range c.wantTries {
+				a := c.answers[min(i, len(c.answers)-1)]
+				start, end := fmt.Sprintf("start greeter retry=%v", i > 0), fmt.Sprintf("end 127.0.50.%d:20880 err=%v", i+1, a.err != nil)
+				if obs.events[2*i] != start || obs.events[2*i+1] != end {
+					t.Fatalf("try %d: observer saw %q, %q; want %q, %q", i, obs.events[2*i], obs.events[2*i+1], start, end)
+				}
+			}
+			if c.wantTries > 0 {
+				last := c.answers[min(c.wantTries-1, len(c.answers)-1)]
+				host := fmt.Sprintf("127.0.50.%d:20880", c.wantTries)
+				if s.UpstreamCluster != "greeter" || s.UpstreamHost.String() != host || (s.UpstreamFailure != "") != (last.err != nil) {
+					t.Fatalf("stream upstream %q %v failure %q; want greeter %s", s.UpstreamCluster, s.UpstreamHost, s.UpstreamFailure, host)
 				}
 			}
 			if c.wantLocal != 0 && (s.Local == nil || s.Local.Status != c.wantLocal) {
