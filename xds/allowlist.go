@@ -31,7 +31,8 @@ var allowlist = pbcheck.Allowlist{
 	// Listener.
 	"envoy.config.listener.v3.Listener": fields("name", "address", "internal_listener",
 		"filter_chains", "default_filter_chain", "filter_chain_matcher", "listener_filters",
-		"use_original_dst", "stat_prefix", "traffic_direction", "metadata*", "connection_balance_config"),
+		"use_original_dst", "stat_prefix", "traffic_direction", "metadata*", "connection_balance_config",
+		"access_log*"), // checked by telemetry/accesslog; written for Dubbo calls only (listener_decode.go)
 	"envoy.config.listener.v3.Listener.ConnectionBalanceConfig":              fields("exact_balance"),
 	"envoy.config.listener.v3.Listener.ConnectionBalanceConfig.ExactBalance": fields(),
 	"envoy.config.listener.v3.Listener.InternalListenerConfig":               fields(),

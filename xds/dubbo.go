@@ -11,6 +11,7 @@ import (
 	"github.com/gowaypoint/waypoint/filters/dubboroute"
 	"github.com/gowaypoint/waypoint/filters/dubborouter"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
 const dubboFilterName = "envoy.filters.network.dubbo_proxy"
@@ -29,6 +30,9 @@ type DubboProxy struct {
 	// chain is the Dubbo router alone, as in Envoy.
 	Chain       *filters.Chain
 	FilterNames []string
+	// AccessLog are the access logs of the listener whose chain this is
+	// (Envoy's DubboProxy has none of its own): a line per call.
+	AccessLog []*accesslog.Logger
 }
 
 // dubboAllowlist lists what of a DubboProxy is implemented. Its route

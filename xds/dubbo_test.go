@@ -90,3 +90,45 @@ func TestDubboRouterRefusedByHCM(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// dubboRBAC is an HTTP RBAC filter in dubbo_filters: a DENY of the calls
+// to /com.example.Admin/*.
+const dubboRBAC = `{name: envoy.filters.http.rbac, config: {"@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC, ` +
+	`rules: {action: DENY, policies: {deny-admin: {permissions: [{url_path: {path: {prefix: /com.example.Admin/}}}], principals: [{any: true}]}}}}}`
+
+func TestDubboRBACFilter(t *testing.T) {
+	b := mustParse(t, doc("", []string{listenerOn("l", 18000, "", dubboChain(dubboRoutes+`, dubbo_filters: [`+dubboRBAC+`, `+dubboRouter+`]`))}, []string{backendCluster}))
+	d := b.Snapshot.Listener("l").FilterChains[0].Dubbo
+	if diff := cmp.Diff([]string{"envoy.filters.http.rbac", "envoy.filters.dubbo.router"}, d.FilterNames); diff != "" {
+		t.Fatalf("filters (-want +got):\n%s", diff)
+	}
+	_, err := ParseBootstrap([]byte(doc("", []string{listenerOn("l", 18000, "", dubboChain(dubboRoutes+`, dubbo_filters: [`+
+		`{name: envoy.filters.http.rbac, config: {"@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC, rules: {policies: {p: {permissions: [{url_path: {path: {safe_regex: {regex: "("}}}}], principals: [{any: true}]}}}}}, `+
+		dubboRouter+`]`))}, []string{backendCluster})), "test.yaml")
+	const want = `test.yaml: listener "l": filter_chains[0].filters[0].typed_config.dubbo_filters[0].config.rules.policies["p"].permissions[0].url_path`
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("error\n %v\nwant the prefix\n %s", err, want)
+	}
+}
+
+func TestDubboListenerAccessLog(t *testing.T) {
+	const accessLog = `access_log: [{name: envoy.access_loggers.stdout, typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog}}]`
+	b := mustParse(t, doc("", []string{listenerOn("l", 18000, accessLog, tcpChain("tcp", "backend", `filter_chain_match: {destination_port: 9}`), dubboChain(dubboRoutes))}, []string{backendCluster}))
+	l := b.Snapshot.Listener("l")
+	if d := l.FilterChains[1].Dubbo; len(d.AccessLog) != 1 || d.AccessLog[0].Path != "/dev/stdout" {
+		t.Fatalf("the Dubbo chain's access logs: %+v", d.AccessLog)
+	}
+	for _, c := range []struct{ name, listener, want string }{
+		{"no Dubbo chain", listenerOn("l", 18000, accessLog, tcpChain("tcp", "backend", "")),
+			`test.yaml: listener "l": access_log: the listener has no envoy.filters.network.dubbo_proxy chain`},
+		{"a bad logger", listenerOn("l", 18000, `access_log: [{name: x, typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog}}]`, dubboChain(dubboRoutes)),
+			`test.yaml: listener "l": access_log[0].typed_config.path: required`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseBootstrap([]byte(doc("", []string{c.listener}, []string{backendCluster})), "test.yaml")
+			if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+				t.Fatalf("error\n %v\nwant the prefix\n %s", err, c.want)
+			}
+		})
+	}
+}

@@ -2,6 +2,8 @@ package xds
 
 import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
 // decodeListener decodes and validates one listener. clusters is the set of
@@ -38,6 +40,9 @@ func decodeListener(pb *listenerv3.Listener, clusters map[string]*Cluster) (*Lis
 		return nil, err
 	}
 	if isHBONEEntry(pb) {
+		if len(pb.GetAccessLog()) > 0 {
+			return nil, errAt("access_log", "not supported on the HBONE entry (a listener's access_log is written for Dubbo calls only)")
+		}
 		return decodeHBONEEntry(pb, l, clusters)
 	}
 
@@ -78,10 +83,48 @@ func decodeListener(pb *listenerv3.Listener, clusters map[string]*Cluster) (*Lis
 		}
 	}
 
+	if err := decodeListenerAccessLog(pb, l); err != nil {
+		return nil, err
+	}
 	if err := validate(pb); err != nil {
 		return nil, err
 	}
 	return l, nil
+}
+
+// decodeListenerAccessLog decodes the listener's access_log into the
+// DubboProxy of each of its dubbo_proxy chains. Envoy's DubboProxy has no
+// access_log of its own, so the waypoint writes a line per Dubbo call to
+// the access logs of the listener the call's connection came in on (Envoy
+// writes a listener's access_log once per downstream connection, for any
+// chain; the waypoint does not: an HTTP or TCP chain's connections are
+// logged by its HttpConnectionManager's or tcp_proxy's own access_log). A
+// listener with no dubbo_proxy chain would write nothing, so its
+// access_log is refused.
+func decodeListenerAccessLog(pb *listenerv3.Listener, l *Listener) error {
+	if len(pb.GetAccessLog()) == 0 {
+		return nil
+	}
+	logs, err := accesslog.Decode(pb.GetAccessLog())
+	if err != nil {
+		return err
+	}
+	chains := append([]*FilterChain(nil), l.FilterChains...)
+	if l.DefaultChain != nil {
+		chains = append(chains, l.DefaultChain)
+	}
+	dubbo := false
+	for _, c := range chains {
+		if c.Dubbo != nil {
+			c.Dubbo.AccessLog = logs
+			dubbo = true
+		}
+	}
+	if !dubbo {
+		return errAt("access_log", "the listener has no %s chain: a listener's access_log is written for Dubbo calls only "+
+			"(log HTTP and TCP chains with their HttpConnectionManager's or tcp_proxy's access_log)", dubboFilterName)
+	}
+	return nil
 }
 
 // chainsByName indexes chains by name for filter_chain_matcher actions.
