@@ -37,6 +37,7 @@ type call struct {
 	resp    l7.Response
 	reply   upReply
 	pending pendingCall
+	tel     callTelemetry
 	timer   *time.Timer
 	out     []byte             // a re-encoded request, or a local reply
 	atts    []dubbo.Attachment // the attachments of a re-encoded request
@@ -100,6 +101,7 @@ func (cl *call) serve() {
 	cl.b = c.src.current()
 	s := &cl.s
 	s.Init(c.ctx, &cl.req, c.down, cl)
+	cl.begin()
 	if cl.b.dubbo == nil {
 		s.SendLocalReply(404, "the listener no longer serves Dubbo to "+c.down.Destination.String(), "NR")
 	} else {
@@ -107,6 +109,7 @@ func (cl *call) serve() {
 		cl.b.dubbo.Chain.Run(s)
 	}
 	cl.respond()
+	cl.finish()
 	s.End()
 }
 
@@ -137,6 +140,7 @@ func (cl *call) respond() {
 	if s.Local == nil && s.Response != nil {
 		if f := cl.reply.take(); f != nil && cl.twoWay {
 			dubbo.SetID(f.Raw, cl.id)
+			cl.tel.status, cl.tel.bytesOut = uint8(f.Header.Status), int64(len(f.Raw))
 			cl.c.w.write(f.Raw)
 			f.Release()
 			return
@@ -160,12 +164,18 @@ func (cl *call) respond() {
 	} else {
 		cl.out = dubbo.AppendErrorResponse(cl.out[:0], cl.id, dubbo.Status(code), cl.localMessage(code))
 	}
+	cl.tel.status, cl.tel.bytesOut = uint8(code), int64(len(cl.out))
 	cl.c.w.write(cl.out)
 }
 
-// localMessage is a local reply's message: its body, or what happened.
+// localMessage is a local reply's message: what happened, and its body.
+// A denial's is its body alone ("RBAC: access denied"), the words of an
+// HTTP 403 and of gRPC's status 7.
 func (cl *call) localMessage(code int) string {
 	l := cl.s.Local
+	if l.Kind == status.Denied && l.Body != "" {
+		return l.Body
+	}
 	what := string(cl.req.Path)
 	if what == "" {
 		what = "call " + strconv.FormatUint(cl.id, 10)

@@ -42,6 +42,8 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/dubbo"
 	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 )
 
 // Env is what every Dubbo connection shares. Read-only after the first
@@ -55,6 +57,12 @@ type Env struct {
 	// MaxInFlight bounds the calls in flight on one downstream connection;
 	// default 1024 (dubbo.DefaultMaxInFlight).
 	MaxInFlight int
+	// Metrics records Istio's standard metrics and the Envoy-style
+	// cluster counters of every call; nil records none. Logs writes the
+	// access log lines of the listeners' access_log; nil writes none.
+	// Both are shared and safe for concurrent use (telemetry.go).
+	Metrics *metrics.Recorder
+	Logs    *accesslog.Sinks
 }
 
 func (e *Env) maxBody() int {

@@ -1,7 +1,8 @@
 package dubboconn
 
 // Addresses of this package's tests: 127.0.50.0/24 (the waypoint's
-// listener on 127.0.50.5, providers on 127.0.50.11 to .19).
+// listener on 127.0.50.5, providers on 127.0.50.11 to .19); those of
+// telemetry_test.go and drain_test.go 127.0.65.0/24 (the same layout).
 
 import (
 	"bytes"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/filters"
 	_ "github.com/gowaypoint/waypoint/filters/all"
+	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/dubboconn/dubbotest"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
 	"github.com/gowaypoint/waypoint/xds"
@@ -75,7 +77,7 @@ static_resources:
             config: {"@type": type.googleapis.com/xds.type.v3.TypedStruct, type_url: type.googleapis.com/test.Deny}
           - name: envoy.filters.dubbo.router
   clusters:
-{{- range .}}
+{{- range .Clusters}}
   - name: {{.Name}}
     connect_timeout: 1s
     transport_socket:
@@ -108,12 +110,24 @@ type env struct {
 	ln     net.Listener
 	wg     sync.WaitGroup
 	closed chan struct{}
+	dir    string // the config template's Dir
+	opts   envOptions
 }
 
 type envOptions struct {
 	upstream UpstreamConfig
 	env      Env
 	clusters []clusterT
+	// config is the config template (configTemplate when empty), run
+	// with Clusters and Dir (the test's temporary directory); its
+	// listener is named "dubbo". listenIP is the waypoint's address
+	// (waypointIP when empty).
+	config   string
+	listenIP string
+	// peer and baggage describe every downstream connection (none by
+	// default), as the HBONE inbound does.
+	peer    spiffe.ID
+	baggage string
 }
 
 func defaultClusters() []clusterT {
@@ -126,15 +140,25 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.clusters == nil {
 		o.clusters = defaultClusters()
 	}
+	if o.config == "" {
+		o.config = configTemplate
+	}
+	if o.listenIP == "" {
+		o.listenIP = waypointIP
+	}
 	var cfg bytes.Buffer
-	if err := template.Must(template.New("").Parse(configTemplate)).Execute(&cfg, o.clusters); err != nil {
+	data := struct {
+		Clusters []clusterT
+		Dir      string
+	}{o.clusters, t.TempDir()}
+	if err := template.Must(template.New("").Parse(o.config)).Execute(&cfg, data); err != nil {
 		t.Fatal(err)
 	}
 	bs, err := xds.ParseBootstrap(cfg.Bytes(), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, closed: make(chan struct{})}
+	e := &env{t: t, closed: make(chan struct{}), dir: data.Dir, opts: o}
 	e.store.Store(bs.Snapshot)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	clusters := upstream.NewClusters(upstream.NewDialer(nil, nil))
@@ -142,7 +166,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.ups = NewUpstreams(clusters, o.upstream, log)
 	e.denv = &o.env
 	e.denv.Log, e.denv.Upstreams = log, e.ups
-	if e.ln, err = net.Listen("tcp", waypointIP+":0"); err != nil {
+	if e.ln, err = net.Listen("tcp", o.listenIP+":0"); err != nil {
 		t.Fatal(err)
 	}
 	e.wg.Add(1)
@@ -191,8 +215,12 @@ func (e *env) accept() {
 			snap := e.store.Load()
 			in := xds.MatchInput{Destination: c.LocalAddr().(*net.TCPAddr).AddrPort(), Source: c.RemoteAddr().(*net.TCPAddr).AddrPort()}
 			fc := snap.Listener("dubbo").Match(in)
-			Serve(context.Background(), c, NewSource(&e.store, "dubbo", in, snap, fc.Dubbo),
-				&filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination}, e.denv)
+			down := &filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination,
+				Peer: e.opts.peer, Baggage: e.opts.baggage}
+			if !down.Peer.IsZero() {
+				down.PeerURI = down.Peer.String()
+			}
+			Serve(context.Background(), c, NewSource(&e.store, "dubbo", in, snap, fc.Dubbo), down, e.denv)
 		}()
 	}
 }

@@ -161,7 +161,7 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 		rec.RouteName = r.Name()
 	}
 	if rec.Details == "" {
-		rec.Details = details(s)
+		rec.Details = accesslog.StreamDetails(s)
 	}
 	if tel.Logs != nil && len(hcm.AccessLog) > 0 {
 		tel.Logs.Emit(hcm.AccessLog, &rec)
@@ -174,32 +174,6 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 		}
 		t.span.End(s, &rec)
 	}
-}
-
-// details is %RESPONSE_CODE_DETAILS% when no filter said: Envoy's words
-// for the usual cases.
-func details(s *filters.Stream) string {
-	if s.Local == nil {
-		if s.Response != nil {
-			return "via_upstream"
-		}
-		return ""
-	}
-	switch {
-	case s.ResponseFlags&filters.FlagFor("NR") != 0:
-		return "route_not_found"
-	case s.ResponseFlags&filters.FlagFor("UH") != 0:
-		return "no_healthy_upstream"
-	case s.ResponseFlags&filters.FlagFor("UF") != 0:
-		return "upstream_reset_before_response_started{connection_failure}"
-	case s.ResponseFlags&filters.FlagFor("UT") != 0:
-		return "upstream_response_timeout"
-	case s.ResponseFlags&filters.FlagFor("FI") != 0:
-		return "fault_filter_abort"
-	case s.ResponseFlags&filters.FlagFor("DC") != 0:
-		return "downstream_remote_disconnect"
-	}
-	return "direct_response"
 }
 
 func metricsKey(b *binding, s *filters.Stream) metrics.Key {

@@ -184,7 +184,8 @@ func Start(opts Options) (w *Waypoint, err error) {
 	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log, Metrics: rec, Logs: w.logs}
 	httpEnv := &httpconn.Env{Log: w.log, Telemetry: &httpconn.Telemetry{Metrics: rec, Logs: w.logs, Tracers: w.tracers}}
 	w.dubbo = dubboconn.NewUpstreams(w.clusters, dubboconn.UpstreamConfig{MaxBodyBytes: opts.DubboMaxBodyBytes}, w.log)
-	dubboEnv := &dubboconn.Env{Log: w.log, Upstreams: w.dubbo, MaxBodyBytes: opts.DubboMaxBodyBytes, MaxInFlight: opts.DubboMaxInFlight}
+	dubboEnv := &dubboconn.Env{Log: w.log, Upstreams: w.dubbo, MaxBodyBytes: opts.DubboMaxBodyBytes, MaxInFlight: opts.DubboMaxInFlight,
+		Metrics: rec, Logs: w.logs}
 	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, Log: w.log}
 
 	if bs.Dynamic != nil {

@@ -561,3 +561,30 @@ func appendRequestValue(dst []byte, req *l7.Request, name string) ([]byte, bool)
 	v, ok := req.Header.Get(name)
 	return append(dst, v...), ok
 }
+
+// StreamDetails is %RESPONSE_CODE_DETAILS% for a stream whose filters said
+// nothing (Stream.ResponseCodeDetails empty): Envoy's words for the usual
+// cases, from the stream's local reply and response flags.
+func StreamDetails(s *filters.Stream) string {
+	if s.Local == nil {
+		if s.Response != nil {
+			return "via_upstream"
+		}
+		return ""
+	}
+	switch {
+	case s.ResponseFlags&filters.FlagFor("NR") != 0:
+		return "route_not_found"
+	case s.ResponseFlags&filters.FlagFor("UH") != 0:
+		return "no_healthy_upstream"
+	case s.ResponseFlags&filters.FlagFor("UF") != 0:
+		return "upstream_reset_before_response_started{connection_failure}"
+	case s.ResponseFlags&filters.FlagFor("UT") != 0:
+		return "upstream_response_timeout"
+	case s.ResponseFlags&filters.FlagFor("FI") != 0:
+		return "fault_filter_abort"
+	case s.ResponseFlags&filters.FlagFor("DC") != 0:
+		return "downstream_remote_disconnect"
+	}
+	return "direct_response"
+}
