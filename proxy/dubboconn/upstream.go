@@ -74,7 +74,7 @@ type Upstreams struct {
 	log      *slog.Logger
 	cfg      UpstreamConfig
 
-	pools  sync.Map // poolKey -> *pool
+	pools  sync.Map // poolKey -> *pool; a pool leaves it when its last connection closes (pool.retire)
 	wg     sync.WaitGroup
 	closed atomic.Bool
 }
@@ -123,6 +123,10 @@ type pool struct {
 	dial     *dialWait
 	readonly bool // the provider said readonly; cleared by "writeable" or when no connection is left
 	closed   bool
+	// retired: the pool had no connection and no dial left and is no
+	// longer in Upstreams.pools; a caller that still holds it asks for
+	// the key's pool again.
+	retired bool
 }
 
 // dialWait lets callers wait for the one dial in flight.
@@ -143,6 +147,10 @@ func (p *pool) isReadonly() bool {
 func (p *pool) reserve(ctx context.Context, cl *xds.Cluster, h *lb.Host) (*upConn, error) {
 	for {
 		p.mu.Lock()
+		if p.retired {
+			p.mu.Unlock()
+			return p.u.pool(p.key.cluster, p.key.addr).reserve(ctx, cl, h)
+		}
 		if p.closed || p.u.closed.Load() {
 			p.mu.Unlock()
 			return nil, status.New(status.ConnectFailure, errors.New("dubbo upstream pool closed"))
@@ -193,7 +201,19 @@ func (p *pool) dialOne(cl *xds.Cluster, h *lb.Host, w *dialWait) {
 	w.err = err
 	p.dial = nil
 	close(w.done)
+	p.retireIfEmpty()
 	p.mu.Unlock()
+}
+
+// retireIfEmpty takes a pool with no connection and no dial in flight out
+// of Upstreams.pools, so that endpoints that come and go leave nothing
+// behind. Called with p.mu held.
+func (p *pool) retireIfEmpty() {
+	if len(p.conns) > 0 || p.dial != nil || p.retired {
+		return
+	}
+	p.retired = true
+	p.u.pools.CompareAndDelete(p.key, p)
 }
 
 func (p *pool) newConn(cl *xds.Cluster, h *lb.Host) (*upConn, error) {
@@ -231,6 +251,7 @@ func (p *pool) remove(c *upConn) {
 	if len(p.conns) == 0 {
 		p.readonly = false
 	}
+	p.retireIfEmpty()
 	p.mu.Unlock()
 }
 
