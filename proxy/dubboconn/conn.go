@@ -46,8 +46,9 @@ import (
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 )
 
-// Env is what every Dubbo connection shares. Read-only after the first
-// Serve.
+// Env is what every Dubbo connection shares. Its fields are read-only
+// after the first Serve; it also keeps the set of connections being
+// served, for Drain (safe for concurrent use).
 type Env struct {
 	Log       *slog.Logger
 	Upstreams *Upstreams
@@ -63,6 +64,65 @@ type Env struct {
 	// Both are shared and safe for concurrent use (telemetry.go).
 	Metrics *metrics.Recorder
 	Logs    *accesslog.Sinks
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{} // the connections being served; guarded by mu
+	draining bool               // guarded by mu
+}
+
+// Drain tells every consumer connected now, and every one that connects
+// from now on, that the waypoint is read-only: a readonly event ("R"), as a
+// Java provider sends its consumers when it shuts down, so that they send
+// new calls to other providers. Calls keep being served; the connections
+// end when the waypoint closes them. Drain does not wait for the events to
+// be written and returns how many consumers were told.
+func (e *Env) Drain() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.draining = true
+	for c := range e.conns {
+		c.sendReadonly()
+	}
+	if e.Log != nil && len(e.conns) > 0 {
+		e.Log.Info("dubbo: draining: told the consumers the waypoint is read-only", "connections", len(e.conns))
+	}
+	return len(e.conns)
+}
+
+// track adds c to the connections being served, telling it at once when
+// the waypoint drains.
+func (e *Env) track(c *conn) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.conns == nil {
+		e.conns = map[*conn]struct{}{}
+	}
+	e.conns[c] = struct{}{}
+	if e.draining {
+		c.sendReadonly()
+	}
+}
+
+// untrack removes c; after it, Drain adds nothing to c.calls.
+func (e *Env) untrack(c *conn) {
+	e.mu.Lock()
+	delete(e.conns, c)
+	e.mu.Unlock()
+}
+
+// readonlyID numbers the readonly events the waypoint sends.
+var readonlyID atomic.Uint64
+
+// sendReadonly writes the readonly event on a goroutine counted as a call
+// of c (a consumer that does not read must not hold Drain up); called
+// with c.env.mu held while c is tracked, so that Serve's final wait sees
+// it.
+func (c *conn) sendReadonly() {
+	c.calls.Add(1)
+	go func() {
+		defer c.calls.Done()
+		c.w.write(dubbo.AppendReadonlyEvent(nil, readonlyID.Add(1)))
+	}()
 }
 
 func (e *Env) maxBody() int {
@@ -116,6 +176,7 @@ func Serve(ctx context.Context, rwc io.ReadWriter, src *Source, down *filters.Do
 	}
 	r := dubbo.NewReader(io.MultiReader(bytes.NewReader(prefix), rwc), dubbo.ReaderConfig{MaxBodyBytes: env.maxBody()})
 	defer r.Close()
+	env.track(c)
 	for {
 		f, err := r.Next()
 		if err != nil {
@@ -129,6 +190,7 @@ func Serve(ctx context.Context, rwc io.ReadWriter, src *Source, down *filters.Do
 		}
 		c.dispatch(f)
 	}
+	env.untrack(c)
 	c.calls.Wait()
 }
 

@@ -214,7 +214,7 @@ func TestOneWay(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	provider(t, podA, "pod-a", nil)
 	provider(t, podB, "pod-b", nil)
-	e := newEnv(t, envOptions{env: Env{MaxBodyBytes: 4096}})
+	e := newEnv(t, envOptions{env: &Env{MaxBodyBytes: 4096}})
 	ctx := ctxTimeout(t, 10*time.Second)
 	good := func(c *dubbotest.Consumer) {
 		t.Helper()
@@ -435,7 +435,7 @@ func TestInFlightLimit(t *testing.T) {
 		<-release
 		return dubbotest.Reply{Value: "ok"}
 	})
-	e := newEnv(t, envOptions{env: Env{MaxInFlight: 2}, clusters: []clusterT{{"a", addrs(podA)}, {"b", addrs(podA)}, {"ab", addrs(podA)}, {"empty", nil}}})
+	e := newEnv(t, envOptions{env: &Env{MaxInFlight: 2}, clusters: []clusterT{{"a", addrs(podA)}, {"b", addrs(podA)}, {"ab", addrs(podA)}, {"empty", nil}}})
 	c := e.consumer()
 	ctx := ctxTimeout(t, 10*time.Second)
 	var wg sync.WaitGroup

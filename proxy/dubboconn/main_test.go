@@ -116,7 +116,7 @@ type env struct {
 
 type envOptions struct {
 	upstream UpstreamConfig
-	env      Env
+	env      *Env // a new Env when nil; Log and Upstreams are set
 	clusters []clusterT
 	// config is the config template (configTemplate when empty), run
 	// with Clusters and Dir (the test's temporary directory); its
@@ -164,7 +164,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	clusters := upstream.NewClusters(upstream.NewDialer(nil, nil))
 	clusters.Update(bs.Snapshot)
 	e.ups = NewUpstreams(clusters, o.upstream, log)
-	e.denv = &o.env
+	if o.env == nil {
+		o.env = &Env{}
+	}
+	e.denv = o.env
 	e.denv.Log, e.denv.Upstreams = log, e.ups
 	if e.ln, err = net.Listen("tcp", o.listenIP+":0"); err != nil {
 		t.Fatal(err)

@@ -141,7 +141,7 @@ func telemetryEnv(t *testing.T, peer spiffe.ID, reg *prometheus.Registry) *env {
 	cfg := strings.ReplaceAll(telemetryConfig, "{{.IstioFormat}}", strings.ReplaceAll(strings.TrimSuffix(accesslog.IstioFormat, "\n"), `"`, `\"`)+`\n`)
 	logs := &accesslog.Sinks{}
 	e := newEnv(t, envOptions{config: cfg, listenIP: telWaypointIP, peer: peer, baggage: telBaggage,
-		env: Env{Metrics: metrics.New(reg, 100), Logs: logs}})
+		env: &Env{Metrics: metrics.New(reg, 100), Logs: logs}})
 	t.Cleanup(logs.Close)
 	return e
 }

@@ -105,6 +105,7 @@ type Waypoint struct {
 	pool      *hbone.Pool
 	clusters  *upstream.Clusters
 	dubbo     *dubboconn.Upstreams
+	dubboEnv  *dubboconn.Env
 	hbone     *hbone.Server
 	listeners *listener.Manager
 	admin     *admin.Server
@@ -186,6 +187,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	w.dubbo = dubboconn.NewUpstreams(w.clusters, dubboconn.UpstreamConfig{MaxBodyBytes: opts.DubboMaxBodyBytes}, w.log)
 	dubboEnv := &dubboconn.Env{Log: w.log, Upstreams: w.dubbo, MaxBodyBytes: opts.DubboMaxBodyBytes, MaxInFlight: opts.DubboMaxInFlight,
 		Metrics: rec, Logs: w.logs}
+	w.dubboEnv = dubboEnv
 	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, Log: w.log}
 
 	if bs.Dynamic != nil {
@@ -352,10 +354,15 @@ func (w *Waypoint) watchConfig() {
 }
 
 // Shutdown drains: it stops accepting, sends GOAWAY on every HBONE
-// connection, lets streams finish until ctx is done or the drain timeout
-// passes, then closes everything and waits for every goroutine it started.
+// connection and the readonly event to every Dubbo consumer (so that they
+// send new calls elsewhere), lets streams finish until ctx is done or the
+// drain timeout passes, then closes everything and waits for every
+// goroutine it started.
 func (w *Waypoint) Shutdown(ctx context.Context) error {
 	w.ready.Store(false)
+	if w.dubboEnv != nil {
+		w.dubboEnv.Drain()
+	}
 	ctx, cancel := context.WithTimeout(ctx, w.opts.DrainTimeout)
 	defer cancel()
 	w.log.Info("waypoint draining", "timeout", w.opts.DrainTimeout)

@@ -399,8 +399,9 @@ type Consumer struct {
 	nextID  atomic.Int64
 	done    chan struct{}
 	// Unmatched counts answers to no pending call; Heartbeats the
-	// heartbeat requests the consumer answered.
-	Unmatched, Heartbeats atomic.Int64
+	// heartbeat requests the consumer answered; Readonly the readonly
+	// events received (not answered: they are one-way).
+	Unmatched, Heartbeats, Readonly atomic.Int64
 }
 
 // Dial connects a consumer to addr.
@@ -428,7 +429,11 @@ func (c *Consumer) read() {
 		if frame, err = ReadFrame(br); err != nil {
 			break
 		}
-		if frame[2]&0xa0 == 0xa0 { // a heartbeat request to the consumer
+		if frame[2]&0xa0 == 0xa0 { // an event request to the consumer
+			if string(frame[HeaderLen:]) == "\x01R" { // readonly (one-way): the provider side stops taking calls
+				c.Readonly.Add(1)
+				continue
+			}
 			c.Heartbeats.Add(1)
 			c.Send(HeartbeatResponse(int64(binary.BigEndian.Uint64(frame[4:12]))))
 			continue
