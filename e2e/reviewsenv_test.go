@@ -22,6 +22,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/dubboconn/dubbotest"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
@@ -29,8 +30,11 @@ import (
 // 127.0.N.0/24 with N in 60-64 (this file's tests' range):
 //
 //	127.0.N.5:15008   the waypoint (admin :15000, metrics :15020)
-//	127.0.N.10        the reviews VIP, ports 9080 (HTTP), 9090 (gRPC), 9300 (TCP): only ever an HBONE :authority
-//	127.0.N.11        reviews-v1: HTTP :9080, gRPC :9090, TCP echo :9300; hbone serve :15008 as default/reviews
+//	127.0.N.10        the reviews VIP, ports 9080 (HTTP), 9090 (gRPC), 9300 (TCP), with Dubbo (reviewsOptions.Dubbo)
+//	                  20880 (Dubbo, the HTTP chain's RBAC filters in dubbo_filters) and 20881 (Dubbo behind the
+//	                  TCP chain's network RBAC): only ever an HBONE :authority
+//	127.0.N.11        reviews-v1: HTTP :9080, gRPC :9090, TCP echo :9300, a Dubbo provider :20880 (with Dubbo);
+//	                  hbone serve :15008 as default/reviews
 //	127.0.N.12        reviews-v2: the same
 //	127.0.N.13        an endpoint nobody serves (connect failure)
 //	127.0.N.20:4317   the OTLP collector the test starts (plaintext gRPC)
@@ -59,6 +63,11 @@ type reviewsOptions struct {
 	// NoRBAC leaves the RBAC filters out (the router alone); NoTCPRBAC
 	// only the TCP chain's (istiod's refuse every connection).
 	NoRBAC, NoTCPRBAC bool
+	// Dubbo adds the Dubbo ports, providers and cluster, and with
+	// AccessLogDir main_internal's access_log (dubbo.json: a line per
+	// Dubbo call); the ALLOW filter of every chain then has one more
+	// policy, DubboPolicy.
+	Dubbo bool
 	// Sources are the "identity/port" sources to start.
 	Sources []string
 	// WaypointArgs are extra flags for the waypoint.
@@ -107,6 +116,14 @@ func newReviewsEnv(t *testing.T, netN int, opts reviewsOptions) *reviewsEnv {
 		name string
 	}{{11, "reviews-v1"}, {12, "reviews-v2"}} {
 		e.pods[p.name] = startReviewsPod(t, e.ip(p.host), p.name)
+		if opts.Dubbo {
+			prov, err := dubbotest.StartProvider(e.ip(p.host)+":20880", p.name, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(prov.Kill)
+			e.pods[p.name].dubbo = prov
+		}
 		e.startHBONEServe(p.host, "reviews")
 	}
 	e.waypoint = startProc(t, "waypoint", bins.waypoint, append([]string{"run", "--config", e.config, "--cert-dir", e.certDir("waypoint"),
@@ -186,6 +203,40 @@ func fixtureRBAC(t *testing.T, chain, name string) []string {
 	return out
 }
 
+// DubboPolicy is the policy reviewsOptions.Dubbo adds to the ALLOW filter
+// of every chain, as istiod writes an AuthorizationPolicy allowing
+// default/productpage the paths /reviews.ReviewService/* (any method): a
+// Dubbo interface's calls, and the same paths over HTTP and gRPC.
+const DubboPolicy = "ns[default]-policy[reviews-dubbo]-rule[0]"
+
+const dubboPolicyJSON = `{"permissions": [{"andRules": {"rules": [{"orRules": {"rules": [{"urlPath": {"path": {"prefix": "/reviews.ReviewService/"}}}]}}]}}],` +
+	`"principals": [{"andIds": {"ids": [{"orIds": {"ids": [{"filterState": {"key": "io.istio.peer_principal", "stringMatch": {"exact": "spiffe://cluster.local/ns/default/sa/productpage"}}}]}}]}}]}`
+
+// rbacFilters returns the fixture's RBAC filters of a chain, with
+// DubboPolicy in the ALLOW one when the options ask for Dubbo.
+func (e *reviewsEnv) rbacFilters(chain string) []string {
+	js := fixtureRBAC(e.t, chain, "envoy.filters.http.rbac")
+	if !e.opts.Dubbo {
+		return js
+	}
+	for i, f := range js {
+		var cfg map[string]any
+		if err := json.Unmarshal([]byte(f), &cfg); err != nil {
+			e.t.Fatal(err)
+		}
+		rules := cfg["rules"].(map[string]any)
+		if rules["action"] != nil && rules["action"] != "ALLOW" {
+			continue
+		}
+		var pol any
+		json.Unmarshal([]byte(dubboPolicyJSON), &pol)
+		rules["policies"].(map[string]any)[DubboPolicy] = pol
+		out, _ := json.Marshal(cfg)
+		js[i] = string(out)
+	}
+	return js
+}
+
 // bootstrap writes the waypoint's config.
 func (e *reviewsEnv) bootstrap() string {
 	t := e.t
@@ -194,7 +245,7 @@ func (e *reviewsEnv) bootstrap() string {
 	hcmFilters := func(chain string) {
 		w("          http_filters:")
 		if !e.opts.NoRBAC {
-			for _, js := range fixtureRBAC(t, chain, "envoy.filters.http.rbac") {
+			for _, js := range e.rbacFilters(chain) {
 				w("          - name: envoy.filters.http.rbac")
 				w("            typed_config: %s", js)
 			}
@@ -230,6 +281,14 @@ func (e *reviewsEnv) bootstrap() string {
 	w("  listeners:")
 	w("  - name: main_internal")
 	w("    internal_listener: {}")
+	if d := e.opts.AccessLogDir; d != "" && e.opts.Dubbo {
+		w("    access_log:")
+		w("    - name: envoy.access_loggers.file")
+		w(`      typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: %q,`, filepath.Join(d, "dubbo.json"))
+		w(`        log_format: {json_format: {code: "%%RESPONSE_CODE%%", dubbo_status: "%%RESP(:DUBBO-STATUS)%%", flags: "%%RESPONSE_FLAGS%%", details: "%%RESPONSE_CODE_DETAILS%%",`)
+		w(`          method: "%%REQ(:METHOD)%%", path: "%%REQ(:PATH)%%", protocol: "%%PROTOCOL%%", peer: "%%DOWNSTREAM_PEER_URI_SAN%%", upstream: "%%UPSTREAM_HOST%%",`)
+		w(`          cluster: "%%UPSTREAM_CLUSTER%%", route: "%%ROUTE_NAME%%", call: "%%REQ(CALL-ID)%%", destination: "%%FILTER_STATE(upstream_peer_obj:FIELD:workload)%%"}}}`)
+	}
 	w("    filter_chains:")
 	// HTTP.
 	w("    - name: inbound-vip|9080|http|reviews.mesh.local")
@@ -284,6 +343,9 @@ func (e *reviewsEnv) bootstrap() string {
 		w("          access_log:")
 		w(`          - {name: envoy.access_loggers.file, typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: %q}}`, filepath.Join(d, "tcp.log"))
 	}
+	if e.opts.Dubbo {
+		e.dubboChains(w, vip)
+	}
 	w("  clusters:")
 	services := `{istio: {services: [{host: reviews.mesh.local, name: reviews.mesh.local, namespace: default}]}}`
 	endpoints := func(port int) {
@@ -300,7 +362,10 @@ func (e *reviewsEnv) bootstrap() string {
 		name string
 		port int
 		h2   bool
-	}{{"reviews", 9080, false}, {"reviews-grpc", 9090, true}, {"reviews-tcp", 9300, false}} {
+	}{{"reviews", 9080, false}, {"reviews-grpc", 9090, true}, {"reviews-tcp", 9300, false}, {"reviews-dubbo", 20880, false}} {
+		if c.name == "reviews-dubbo" && !e.opts.Dubbo {
+			continue
+		}
 		w("  - name: %s", c.name)
 		w("    connect_timeout: 2s")
 		w("    metadata: {filter_metadata: %s}", services)
@@ -329,9 +394,11 @@ func (e *reviewsEnv) bootstrap() string {
 }
 
 // reviewsPod is one reviews pod's apps: HTTP on :9080 (HTTP/1.1 and h2c),
-// gRPC on :9090, a TCP echo on :9300.
+// gRPC on :9090, a TCP echo on :9300, and with reviewsOptions.Dubbo a Dubbo
+// provider on :20880 answering "<pod>: <method>(<args>)".
 type reviewsPod struct {
 	name     string
+	dubbo    *dubbotest.Provider
 	requests atomic.Int64 // HTTP requests seen
 	tcpBytes atomic.Int64 // bytes the TCP echo received
 	mu       sync.Mutex
@@ -420,4 +487,45 @@ func startReviewsPod(t *testing.T, ip, name string) *reviewsPod {
 		wg.Wait()
 	})
 	return p
+}
+
+// dubboChains writes the Dubbo chains of reviewsOptions.Dubbo: VIP:20880
+// with the 9080 chain's RBAC filters (DENY, then ALLOW) in dubbo_filters,
+// and VIP:20881 behind the 9300 chain's network RBAC (istiod's, which
+// refuses every connection).
+func (e *reviewsEnv) dubboChains(w func(string, ...any), vip string) {
+	proxy := func(port int, filters []string) {
+		w("      - name: envoy.filters.network.dubbo_proxy")
+		w("        typed_config:")
+		w(`          "@type": type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy`)
+		w("          stat_prefix: inbound-vip|%d|dubbo|reviews.mesh.local", port)
+		w(`          route_config: [{name: reviews-dubbo, interface: "*", routes: [{match: {}, route: {cluster: reviews-dubbo}}]}]`)
+		if len(filters) == 0 {
+			return
+		}
+		w("          dubbo_filters:")
+		for _, js := range filters {
+			w("          - name: envoy.filters.http.rbac")
+			w("            config: %s", js)
+		}
+		w("          - name: envoy.filters.dubbo.router")
+	}
+	w("    - name: inbound-vip|20880|dubbo|reviews.mesh.local")
+	w("      filter_chain_match: {prefix_ranges: [{address_prefix: %s, prefix_len: 32}], destination_port: 20880}", vip)
+	w("      filters:")
+	var rbac []string
+	if !e.opts.NoRBAC {
+		rbac = e.rbacFilters("inbound-vip|9080|http")
+	}
+	proxy(20880, rbac)
+	w("    - name: inbound-vip|20881|dubbo|reviews.mesh.local")
+	w("      filter_chain_match: {prefix_ranges: [{address_prefix: %s, prefix_len: 32}], destination_port: 20881}", vip)
+	w("      filters:")
+	if !e.opts.NoRBAC && !e.opts.NoTCPRBAC {
+		for _, js := range fixtureRBAC(e.t, "inbound-vip|9300|tcp", "envoy.filters.network.rbac") {
+			w("      - name: envoy.filters.network.rbac")
+			w("        typed_config: %s", js)
+		}
+	}
+	proxy(20881, nil)
 }
