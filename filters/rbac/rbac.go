@@ -13,7 +13,10 @@
 // lets through only what a policy matches, DENY what none matches, LOG
 // everything. Shadow rules are evaluated for their counters only. Filters
 // run in the order the config lists them, so istiod's DENY filter comes
-// before its ALLOW filter; a request no filter refuses goes on.
+// before its ALLOW filter; a request no filter refuses goes on. The HTTP
+// filter runs in a dubbo_proxy's dubbo_filters too, on a Dubbo call in the
+// request model (:path /interface/method, the attachments as headers; see
+// docs/dubbo.md), and counts its decisions in the same counters.
 //
 // Matching is compiled once per config into a tree walked without
 // allocation; regexes are compiled once (filters/router/route's string and
