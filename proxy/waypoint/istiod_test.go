@@ -113,8 +113,10 @@ func withDirectChains(t *testing.T, r *xds.Resources) *xds.Resources {
 
 // pod is one fixture workload: its apps and its ztunnel.
 type pod struct {
-	version string
-	hits    sync.Map // path -> *atomic.Int64
+	version  string
+	hits     sync.Map     // path -> *atomic.Int64
+	requests atomic.Int64 // HTTP requests, every path
+	tcpConns atomic.Int64 // connections to the TCP echo
 
 	mu       sync.Mutex
 	lastGRPC string // how the HTTP app saw the last gRPC request: proto, headers, body
@@ -136,6 +138,7 @@ func (p *pod) count(path string) int64 {
 // serveHTTP answers who it is; /v1/flaky fails its first try with 503,
 // /v1/slow answers after 5 s.
 func (p *pod) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	p.requests.Add(1)
 	n := p.hit(r.URL.Path)
 	if r.Header.Get("content-type") == "application/grpc" {
 		body, _ := io.ReadAll(r.Body)
@@ -192,6 +195,7 @@ func startPod(t *testing.T, ip, version string, src *certs.Source) *pod {
 			if err != nil {
 				return
 			}
+			p.tcpConns.Add(1)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -221,11 +225,12 @@ func startPod(t *testing.T, ip, version string, src *certs.Source) *pod {
 // client is a source ztunnel for one identity: a plaintext listener per
 // authority, carried to the waypoint over HBONE.
 type client struct {
-	t    *testing.T
-	pool *hbone.Pool
-	src  *certs.Source
-	next int
-	base string
+	t     *testing.T
+	pool  *hbone.Pool
+	src   *certs.Source
+	next  int
+	base  string
+	addrs map[string]string // authority -> a local address of via
 }
 
 func newClient(t *testing.T, dir string, id spiffe.ID, base string) *client {
@@ -254,6 +259,18 @@ func (c *client) to(authority string) string {
 		s.Shutdown(ctx)
 	})
 	return ln.Addr().String()
+}
+
+// via is to, one local address per authority.
+func (c *client) via(authority string) string {
+	if a, ok := c.addrs[authority]; ok {
+		return a
+	}
+	if c.addrs == nil {
+		c.addrs = map[string]string{}
+	}
+	c.addrs[authority] = c.to(authority)
+	return c.addrs[authority]
 }
 
 func get(t *testing.T, hc *http.Client, url string, hdr map[string]string) (int, string) {
