@@ -71,7 +71,8 @@ alloc-budgets:
 # The hot-path benchmark packages; bench-compare runs every benchmark in them.
 HOT_PATH = ./proxy/relay ./proxy/sockio ./proxy/hbone ./xds ./protocols/http1 ./protocols/http2 \
 	./filters/router/route ./filters/router ./proxy/localmesh ./proxy/upstream/lb \
-	./filters/rbac ./telemetry/metrics ./telemetry/accesslog
+	./filters/rbac ./telemetry/metrics ./telemetry/accesslog \
+	./protocols/dubbo ./protocols/dubbo/hessian2 ./proxy/dubboconn
 BENCH_COUNT ?= 6
 BENCH_RUN = $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m $(HOT_PATH)
 BENCHSTAT_VERSION = v0.0.0-20260908200009-22c9c6c9d4da

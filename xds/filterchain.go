@@ -47,6 +47,13 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 			c.Leading = append(c.Leading, name)
 			continue
 		}
+		if d, ok, err := decodeDubboFilter(f, clusters); ok {
+			if err != nil {
+				return nil, at(idx("filters", i), err)
+			}
+			c.Dubbo = d
+			continue
+		}
 		tp, hcm, err := decodeNetworkFilter(f, clusters)
 		if err != nil {
 			return nil, at(idx("filters", i), err)

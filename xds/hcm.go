@@ -324,6 +324,9 @@ func buildChain(pbs []*hcmv3.HttpFilter) (*filters.Chain, []string, error) {
 		if err != nil {
 			return nil, nil, at(path+".typed_config", err)
 		}
+		if _, dubbo := built.(interface{ DubboOnly() }); dubbo {
+			return nil, nil, errAt(path, "%q is a Dubbo filter", f.GetName())
+		}
 		names = append(names, f.GetName())
 		fs = append(fs, built)
 	}

@@ -88,10 +88,11 @@ type FilterChain struct {
 	// Name is the chain's name; may be empty unless the listener has a
 	// filter_chain_matcher.
 	Name string
-	// The terminal network filter: exactly one of TCPProxy and HTTP is
-	// set. Later issues add Dubbo.
+	// The terminal network filter: exactly one of TCPProxy, HTTP and
+	// Dubbo is set.
 	TCPProxy *TCPProxy
 	HTTP     *HTTPConnectionManager
+	Dubbo    *DubboProxy
 	// Leading names the network filters before the terminal one that
 	// change nothing on the data path (see network_filters.go), in order.
 	Leading []string

@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/gowaypoint/waypoint/internal/rss"
 	"os"
 	"runtime"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/cmd/internal/cli"
 	_ "github.com/gowaypoint/waypoint/filters/all"
+	"github.com/gowaypoint/waypoint/protocols/dubbo"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/localmesh"
@@ -81,6 +83,8 @@ func run(args []string) error {
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", waypoint.DefaultMetricsAddr, `Prometheus metrics listen address, serving /stats/prometheus ("off" disables it)`)
 	stats := fs.Bool("stats", true, "record Istio's standard metrics and the Envoy-style counters (false only to measure their cost)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
+	fs.IntVar(&o.DubboMaxBodyBytes, "dubbo-max-body-bytes", dubbo.DefaultMaxBodyBytes, "largest Dubbo frame body accepted (Dubbo's payload limit)")
+	fs.IntVar(&o.DubboMaxInFlight, "dubbo-max-in-flight", dubbo.DefaultMaxInFlight, "Dubbo calls in flight per downstream connection; past it a call is answered 100")
 	concurrency := fs.Int("concurrency", 0, "worker threads (GOMAXPROCS), as Envoy's --concurrency; 0 keeps Go's default: the container's CPU limit, else the cores")
 	logger := cli.LogFlags(fs)
 	fs.Parse(args)
@@ -121,6 +125,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	rss.TrimBinary()
 	ctx := cli.Signals(context.Background(), func() { w.Reload() })
 	<-ctx.Done()
 	if err := w.Shutdown(context.Background()); err != nil {

@@ -42,6 +42,9 @@ func descMatch(d []byte, i int) int {
 		if isPrimitiveDesc(d[j]) {
 			return j + 1 - i
 		}
+		if d[j] != 'L' {
+			return 0
+		}
 		if m := classDescMatch(d, j); m > 0 {
 			return j - i + m
 		}

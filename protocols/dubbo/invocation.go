@@ -1,6 +1,7 @@
 package dubbo
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/gowaypoint/waypoint/protocols/dubbo/hessian2"
@@ -58,8 +59,9 @@ type Invocation struct {
 	atts    attachmentSet
 	scratch []byte // decoded strings, lower-cased keys, the l7 path
 	r       hessian2.Reader
-	view    []viewField // what FillRequest put in an l7.Header
-	marks   []int8      // per attachment, scratch of AttachmentsFor
+	argR    hessian2.Reader // Arg's
+	view    []viewField     // what FillRequest put in an l7.Header
+	marks   []int8          // per attachment, scratch of AttachmentsFor
 }
 
 // DecodeRequest decodes a Hessian2 request body (not an event's) into
@@ -98,7 +100,7 @@ func (inv *Invocation) decodePrefix(body []byte) error {
 	*inv = Invocation{
 		Limits: inv.Limits, body: body, ArgsEnd: -1,
 		atts: attachmentSet{list: inv.atts.list[:0]}, scratch: inv.scratch[:0],
-		r: inv.r, view: inv.view[:0], marks: inv.marks[:0],
+		r: inv.r, argR: inv.argR, view: inv.view[:0], marks: inv.marks[:0],
 	}
 	inv.Attachments = inv.atts.list
 	inv.r.SetLimits(inv.Limits.Hessian)
@@ -178,3 +180,49 @@ func (inv *Invocation) Timeout() (time.Duration, bool) {
 // PrefixAndArgs returns the body up to the attachments: the prefix and
 // the arguments as they came. Only after DecodeRequest.
 func (inv *Invocation) PrefixAndArgs() []byte { return inv.body[:inv.ArgsEnd] }
+
+// Arg returns argument i as routing reads it (Envoy's dubbo_proxy
+// params_match): a string as it is, an int or a long in decimal, a
+// boolean as "true" or "false". ok is false for any other kind (null, a
+// list, an object...), for an index past the arguments and for a body
+// that does not parse. Decimal forms are appended to dst, returned for
+// reuse; a string is a slice of the body or of dst. Only after
+// DecodeRequest or DecodeRequestPrefix; not safe for concurrent use.
+func (inv *Invocation) Arg(i int, dst []byte) (v, newDst []byte, ok bool) {
+	if i < 0 || i >= inv.NumArgs {
+		return nil, dst, false
+	}
+	r := &inv.argR
+	r.SetLimits(inv.Limits.Hessian)
+	r.Reset(inv.body[inv.ArgsStart:])
+	for range i {
+		if r.Skip() != nil {
+			return nil, dst, false
+		}
+	}
+	switch r.PeekKind() {
+	case hessian2.String:
+		s, d, err := r.ReadString(dst)
+		return s, d, err == nil
+	case hessian2.Int, hessian2.Long:
+		n, err := r.ReadLong()
+		if err != nil {
+			return nil, dst, false
+		}
+		start := len(dst)
+		dst = strconv.AppendInt(dst, n, 10)
+		return dst[start:len(dst):len(dst)], dst, true
+	case hessian2.Bool:
+		b, err := r.ReadBool()
+		if err != nil {
+			return nil, dst, false
+		}
+		if b {
+			return bytesTrue, dst, true
+		}
+		return bytesFalse, dst, true
+	}
+	return nil, dst, false
+}
+
+var bytesTrue, bytesFalse = []byte("true"), []byte("false")

@@ -136,3 +136,14 @@ func AppendErrorResponse(dst []byte, id uint64, status Status, message string) [
 	setBodyLen(dst[start:], len(dst)-start-HeaderLen)
 	return dst
 }
+
+// AppendNullResponse appends an OK response whose body says the call
+// returned null (RESPONSE_NULL_VALUE): how a local reply with a success
+// status is rendered.
+func AppendNullResponse(dst []byte, id uint64) []byte {
+	start := len(dst)
+	dst = AppendHeader(dst, Header{Serialization: Hessian2, Status: StatusOK, ID: id})
+	dst = hessian2.AppendInt(dst, int32(FlagNull))
+	setBodyLen(dst[start:], len(dst)-start-HeaderLen)
+	return dst
+}

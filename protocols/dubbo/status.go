@@ -59,29 +59,6 @@ func (s Status) Valid() bool {
 	return false
 }
 
-// StatusForHTTP maps the HTTP status of a local reply (from a filter or
-// the router) to the Dubbo status that says the same: 400 bad request, 404
-// service not found, 408 and 504 server timeout, 429 and 503 threadpool
-// exhausted (the provider is saturated: try another), 2xx OK, any other
-// 4xx service error and any other status server error.
-func StatusForHTTP(code int) Status {
-	switch {
-	case code == 400:
-		return StatusBadRequest
-	case code == 404:
-		return StatusServiceNotFound
-	case code == 408, code == 504:
-		return StatusServerTimeout
-	case code == 429, code == 503:
-		return StatusServerThreadpoolExhausted
-	case code >= 200 && code < 300:
-		return StatusOK
-	case code >= 400 && code < 500:
-		return StatusServiceError
-	}
-	return StatusServerError
-}
-
 // Serialization is the serialization id of a frame's body.
 type Serialization uint8
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
@@ -29,6 +30,7 @@ type Handler struct {
 	TCP      *tcpproxy.Proxy
 	HTTP     *httpconn.Env
 	Clusters httpconn.Upstreams
+	Dubbo    *dubboconn.Env
 }
 
 var _ hbone.Handler = (*Handler)(nil)
@@ -78,6 +80,14 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		}
 		src := httpconn.NewSource(h.Store, name, in, h.Clusters, snap, fc.HTTP)
 		httpconn.Serve(ctx, conn, src, info, h.HTTP)
+		return
+	}
+	if fc.Dubbo != nil {
+		conn, err := st.Accept()
+		if err != nil {
+			return
+		}
+		dubboconn.Serve(ctx, conn, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), info, h.Dubbo)
 		return
 	}
 	h.TCP.Serve(ctx, snap, fc.TCPProxy, down, info, st.Peer.String()+" -> "+st.Authority)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gowaypoint/waypoint/protocols/sniff"
+	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
@@ -35,6 +36,8 @@ func appProtocol(p sniff.Protocol) string {
 		return "'http/1.1'"
 	case sniff.HTTP2:
 		return "'h2c'"
+	case sniff.Dubbo:
+		return "'dubbo'" // the waypoint's own: Envoy's http_inspector does not tell Dubbo
 	}
 	return ""
 }
@@ -72,6 +75,11 @@ func (h *Handler) serveSniffed(ctx context.Context, st *hbone.ServerStream, snap
 	if fc.HTTP != nil {
 		src := httpconn.NewSource(h.Store, name, in, h.Clusters, snap, fc.HTTP)
 		httpconn.Serve(ctx, rc, src, info, h.HTTP)
+		rc.Close()
+		return
+	}
+	if fc.Dubbo != nil {
+		dubboconn.Serve(ctx, rc, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), info, h.Dubbo)
 		rc.Close()
 		return
 	}

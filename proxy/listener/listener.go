@@ -14,6 +14,7 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
+	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/sockio"
@@ -30,6 +31,7 @@ type Manager struct {
 	TCP      *tcpproxy.Proxy
 	HTTP     *httpconn.Env
 	Clusters httpconn.Upstreams
+	Dubbo    *dubboconn.Env
 	Log      *slog.Logger
 
 	acc     acceptor.Acceptor
@@ -123,6 +125,10 @@ func (m *Manager) serve(name string, c *net.TCPConn) {
 	if fc.HTTP != nil {
 		src := httpconn.NewSource(m.Store, name, in, m.Clusters, snap, fc.HTTP)
 		httpconn.Serve(context.Background(), sockio.Wrap(c), src, info, m.HTTP)
+		return
+	}
+	if fc.Dubbo != nil {
+		dubboconn.Serve(context.Background(), c, dubboconn.NewSource(m.Store, name, in, snap, fc.Dubbo), info, m.Dubbo)
 		return
 	}
 	m.TCP.Serve(context.Background(), snap, fc.TCPProxy, down, info, name+" "+in.Source.String())

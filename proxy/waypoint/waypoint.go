@@ -22,6 +22,7 @@ import (
 	_ "github.com/gowaypoint/waypoint/filters/all" // the built-in HTTP filters
 	"github.com/gowaypoint/waypoint/proxy/admin"
 	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/inbound"
@@ -85,7 +86,12 @@ type Options struct {
 	ConfigPollInterval time.Duration
 	// CertPollInterval is how often CertDir is checked; default 1 s.
 	CertPollInterval time.Duration
-	Logger           *slog.Logger // default slog.Default()
+	// DubboMaxBodyBytes bounds a Dubbo frame's body (default 8 MiB);
+	// DubboMaxInFlight the calls in flight on one downstream Dubbo
+	// connection (default 1024).
+	DubboMaxBodyBytes int
+	DubboMaxInFlight  int
+	Logger            *slog.Logger // default slog.Default()
 }
 
 // Waypoint is a running proxy. Its methods are safe for concurrent use.
@@ -98,6 +104,7 @@ type Waypoint struct {
 	bootstrap atomic.Pointer[xds.Bootstrap]
 	pool      *hbone.Pool
 	clusters  *upstream.Clusters
+	dubbo     *dubboconn.Upstreams
 	hbone     *hbone.Server
 	listeners *listener.Manager
 	admin     *admin.Server
@@ -176,7 +183,9 @@ func Start(opts Options) (w *Waypoint, err error) {
 	}
 	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log, Metrics: rec, Logs: w.logs}
 	httpEnv := &httpconn.Env{Log: w.log, Telemetry: &httpconn.Telemetry{Metrics: rec, Logs: w.logs, Tracers: w.tracers}}
-	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Log: w.log}
+	w.dubbo = dubboconn.NewUpstreams(w.clusters, dubboconn.UpstreamConfig{MaxBodyBytes: opts.DubboMaxBodyBytes}, w.log)
+	dubboEnv := &dubboconn.Env{Log: w.log, Upstreams: w.dubbo, MaxBodyBytes: opts.DubboMaxBodyBytes, MaxInFlight: opts.DubboMaxInFlight}
+	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, Log: w.log}
 
 	if bs.Dynamic != nil {
 		if w.opts.ADS, err = w.dynamicADS(bs); err != nil {
@@ -197,7 +206,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	}
 
 	w.hbone, err = hbone.NewServer(w.hboneServerConfig(snap,
-		&inbound.Handler{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters}))
+		&inbound.Handler{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv}))
 	if err != nil {
 		return nil, err
 	}
@@ -392,6 +401,9 @@ func (w *Waypoint) close() {
 		w.metrics.Close()
 	}
 	w.wg.Wait()
+	if w.dubbo != nil {
+		w.dubbo.Close()
+	}
 	if w.tracers != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		w.tracers.Shutdown(ctx) // exports the spans still batched

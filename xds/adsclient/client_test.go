@@ -147,7 +147,6 @@ func testADS(t *testing.T, addr string, delta bool) {
 
 	// A cluster that does not validate is NACKed, naming it and the
 	// field; the config in force stays.
-	before := c.Snapshot()
 	bad := fixture(t)
 	for _, cl := range bad.Clusters {
 		if cl.GetName() == "inbound-vip|9080|http/v2|reviews.mesh.local" {
@@ -167,9 +166,7 @@ func testADS(t *testing.T, addr string, delta bool) {
 	}
 	// The other types of that version are ACKed and applied; the refused
 	// cluster stays as it was.
-	_ = before
-	time.Sleep(200 * time.Millisecond)
-	before = c.Snapshot()
+	before := settled(t, c)
 	if v2 := before.Cluster("inbound-vip|9080|http/v2|reviews.mesh.local"); v2 == nil || v2.LBPolicy != xds.LBPolicyLeastRequest {
 		t.Errorf("after the NACK, the v2 cluster in force is %+v", v2)
 	}
@@ -191,6 +188,25 @@ func testADS(t *testing.T, addr string, delta bool) {
 	if v := c.Versions(); v["type.googleapis.com/envoy.config.listener.v3.Listener"] == "" {
 		t.Errorf("versions = %v", v)
 	}
+}
+
+// settled waits until the client's snapshot has stayed the same for 300 ms
+// (what a push ACKed beside a NACK applies may land later on a loaded
+// machine) and returns it.
+func settled(t *testing.T, c *Client) *xds.Snapshot {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	last, since := c.Snapshot(), time.Now()
+	for time.Since(since) < 300*time.Millisecond {
+		if time.Now().After(deadline) {
+			t.Fatal("the config kept changing for 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+		if s := c.Snapshot(); s != last {
+			last, since = s, time.Now()
+		}
+	}
+	return last
 }
 
 // setEndpointPort moves every endpoint of the named ClusterLoadAssignment

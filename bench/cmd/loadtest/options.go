@@ -63,7 +63,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.IntVar(&o.conns, "c", 16, "client connections (fortio -c)")
 	fs.BoolVar(&o.uniform, "uniform", true, "at a fixed rate, spread the connections' requests evenly (fortio -uniform); with false they fire together in bursts, which batches work and lowers every proxy's CPU per request")
 	fs.IntVar(&o.size, "size", 1024, "payload bytes: the HTTP response (fortio's echo ?size=) and the gRPC ping payload")
-	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 2, "GOMAXPROCS of the waypoint process")
+	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 1, "GOMAXPROCS of the waypoint process: 1 by default, one core as nginx (1 worker) and HAProxy (nbthread 1) are given")
 	fs.StringVar(&o.gogc, "gogc", "", "GOGC of the waypoint process (default: unset, Go's default of 100)")
 	fs.StringVar(&o.gomemlimit, "gomemlimit", "", "GOMEMLIMIT of the waypoint process (default: unset)")
 	bulk := fs.String("bulk-streams", "1,16", "parallel streams of each bulk TCP run")

@@ -17,7 +17,7 @@ func TestParseOptions(t *testing.T) {
 		{name: "defaults: everything", args: nil, check: func(o *options) string {
 			if !slices.Equal(o.scenarios, allScenarios) || !slices.Equal(o.proxies, allProxies) || o.rounds != 3 ||
 				o.duration != 5*time.Second || o.qps != 3000 || o.hboneQPS != 1000 || o.conns != 16 || o.size != 1024 ||
-				o.gomaxprocs != 2 || o.gogc != "" || !slices.Equal(o.bulkStreams, []int{1, 16}) || o.idleStreams != 10000 {
+				o.gomaxprocs != 1 || o.gogc != "" || !slices.Equal(o.bulkStreams, []int{1, 16}) || o.idleStreams != 10000 {
 				return "not the documented defaults"
 			}
 			return ""
@@ -40,11 +40,11 @@ func TestParseOptions(t *testing.T) {
 			}
 			return ""
 		}},
-		{name: "runtime settings", args: []string{"-gomaxprocs", "1", "-gogc", "400", "-gomemlimit", "64MiB"}, check: func(o *options) string {
-			if !slices.Equal(o.waypointEnv(), []string{"GOMAXPROCS=1", "GOGC=400", "GOMEMLIMIT=64MiB"}) {
+		{name: "runtime settings", args: []string{"-gomaxprocs", "2", "-gogc", "400", "-gomemlimit", "64MiB"}, check: func(o *options) string {
+			if !slices.Equal(o.waypointEnv(), []string{"GOMAXPROCS=2", "GOGC=400", "GOMEMLIMIT=64MiB"}) {
 				return "waypointEnv " + strings.Join(o.waypointEnv(), " ")
 			}
-			if o.runtimeSettings() != "GOMAXPROCS=1, GOGC=400, GOMEMLIMIT=64MiB" {
+			if o.runtimeSettings() != "GOMAXPROCS=2, GOGC=400, GOMEMLIMIT=64MiB" {
 				return "runtimeSettings " + o.runtimeSettings()
 			}
 			return ""

@@ -22,7 +22,24 @@ const (
 	pseudoScheme
 	pseudoProtocol
 	pseudoStatus
+	// The views of a Dubbo call (protocols/dubbo's FillRequest puts them in
+	// the header list). A Triple (Dubbo 3, gRPC) request carries version
+	// and group as the tri-service-version and tri-service-group headers,
+	// which these names read on any request but a Dubbo 2 one, so that one
+	// route matches both.
+	pseudoDubboVersion
+	pseudoDubboServiceVersion
+	pseudoDubboGroup
 	pseudoUnknown // any other ":name": never present
+)
+
+// Names of the Dubbo views and of Triple's headers for them.
+const (
+	headerDubboVersion        = ":dubbo-version"
+	headerDubboServiceVersion = ":dubbo-service-version"
+	headerDubboGroup          = ":dubbo-group"
+	headerTriServiceVersion   = "tri-service-version"
+	headerTriServiceGroup     = "tri-service-group"
 )
 
 func pseudoOf(name string) pseudoHeader {
@@ -42,6 +59,12 @@ func pseudoOf(name string) pseudoHeader {
 		return pseudoProtocol
 	case ":status":
 		return pseudoStatus
+	case headerDubboVersion:
+		return pseudoDubboVersion
+	case headerDubboServiceVersion:
+		return pseudoDubboServiceVersion
+	case headerDubboGroup:
+		return pseudoDubboGroup
 	}
 	return pseudoUnknown
 }
@@ -235,6 +258,20 @@ func (c *matchCtx) value(name string, ps pseudoHeader) ([]byte, bool) {
 		c.takeScratch()
 		*c.scratch = strconv.AppendInt((*c.scratch)[:0], int64(c.resp.Status), 10)
 		return *c.scratch, true
+	case pseudoDubboVersion, pseudoDubboServiceVersion, pseudoDubboGroup:
+		if c.req == nil {
+			return nil, false
+		}
+		if c.req.Proto != l7.Dubbo {
+			switch ps {
+			case pseudoDubboServiceVersion:
+				name = headerTriServiceVersion
+			case pseudoDubboGroup:
+				name = headerTriServiceGroup
+			default:
+				return nil, false
+			}
+		}
 	default:
 		return nil, false
 	}
