@@ -76,6 +76,34 @@ func (v *view) Read(p []byte) (int, error) {
 		return n, err
 	}
 	n, err := b.src.Read(p)
+	return v.record(p, n, err)
+}
+
+// TryRead implements l7.TryReader: Read without waiting for the source
+// (nothing is ready while another view reads it).
+func (v *view) TryRead(p []byte) (int, error) {
+	b := v.b
+	if n, err, done := v.fromBuffer(p); done {
+		return n, err
+	}
+	if !b.srcMu.TryLock() {
+		return 0, nil
+	}
+	defer b.srcMu.Unlock()
+	if n, err, done := v.fromBuffer(p); done {
+		return n, err
+	}
+	n, err := l7.TryRead(b.src, p)
+	if n == 0 && err == nil {
+		return 0, nil
+	}
+	return v.record(p, n, err)
+}
+
+// record keeps what a read of the source returned (p[:n], err) for
+// retries and reports it to v; srcMu held.
+func (v *view) record(p []byte, n int, err error) (int, error) {
+	b := v.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if n > 0 {

@@ -452,6 +452,24 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 		}
 		inline, body = (*bufp)[:n], nil
 	}
+	// A body whose bytes have already arrived (a request relayed from an
+	// HTTP/2 stream) goes with the headers too: whole when it has ended,
+	// else its first bytes, the rest from the body goroutine.
+	if _, ok := body.(l7.TryReader); ok && inline == nil {
+		bufp = copyBufPool.Get().(*[]byte)
+		defer copyBufPool.Put(bufp)
+		n, err := l7.TryReadFull(body, (*bufp)[:maxInlineBody])
+		switch {
+		case err == io.EOF:
+			inline, body = (*bufp)[:n], nil
+		case err != nil:
+			return nil, err
+		case n > 0:
+			inline = (*bufp)[:n]
+		}
+	}
+	// rest is the body left for the body goroutine after inline.
+	rest := body
 	if err := c.acquireSlot(ctx); err != nil {
 		return nil, err
 	}
@@ -485,10 +503,12 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 	s.refs.Store(2) // the caller's and the connection's
 	c.streams[id] = s
 	c.opened++
-	// A small body goes with the headers if the windows take it now.
-	whole := inline != nil && int64(len(inline)) <= min(s.sendWin, c.connSendWin, int64(c.peerMaxFrame), maxDataFrame) &&
-		req.Trailer.Len() == 0
-	if whole {
+	// A small body (or the first bytes of one) goes with the headers if
+	// the windows take it now: whole, with END_STREAM, when it has ended
+	// and has no trailers.
+	fits := inline != nil && int64(len(inline)) <= min(s.sendWin, c.connSendWin, int64(c.peerMaxFrame), maxDataFrame)
+	whole := fits && rest == nil && req.Trailer.Len() == 0
+	if fits {
 		s.sendWin -= int64(len(inline))
 		c.connSendWin -= int64(len(inline))
 	}
@@ -497,8 +517,8 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 	}
 	c.mu.Unlock()
 	err = s.writeBlockLocked(c.w.enc.request(req, !endStream), endStream || (whole && len(inline) == 0))
-	if err == nil && whole && len(inline) > 0 {
-		err = c.w.fr.WriteData(id, true, inline)
+	if err == nil && fits && len(inline) > 0 {
+		err = c.w.fr.WriteData(id, whole, inline)
 		c.dataSent.Add(1)
 	}
 	c.w.unlock()
@@ -515,11 +535,21 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 		}
 		c.mu.Unlock()
 	}
+	if inline != nil && !fits && rest != nil {
+		// The first bytes wait for window: send them before the rest (if
+		// this fails, so does the body goroutine, and the stream's reader
+		// sees why).
+		s.writeData(inline, false)
+	}
 	switch {
 	case whole:
-	case inline != nil:
+	case rest == nil && inline != nil:
 		end := req.Trailer.Len() == 0
-		if _, err := s.writeData(inline, end); err == nil && !end {
+		if fits {
+			if !end {
+				s.writeTrailers(&req.Trailer)
+			}
+		} else if _, err := s.writeData(inline, end); err == nil && !end {
 			s.writeTrailers(&req.Trailer)
 		}
 	case body != nil:

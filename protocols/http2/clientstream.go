@@ -92,6 +92,14 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	return b.cs.s.read(p)
 }
 
+// TryRead implements l7.TryReader.
+func (b *responseBody) TryRead(p []byte) (int, error) {
+	if b.gen != b.cs.gen.Load() {
+		return 0, ErrStreamDone
+	}
+	return b.cs.s.tryRead(p)
+}
+
 func (b *responseBody) Close() error {
 	if b.gen != b.cs.gen.Load() {
 		return nil

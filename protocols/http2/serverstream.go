@@ -25,6 +25,9 @@ type requestBody struct{ s *stream }
 
 func (b *requestBody) Read(p []byte) (int, error) { return b.s.read(p) }
 
+// TryRead implements l7.TryReader.
+func (b *requestBody) TryRead(p []byte) (int, error) { return b.s.tryRead(p) }
+
 // WaitRead blocks until a Read of the request body would not block: data
 // is buffered, the body ended, or the stream failed. A relay waits with it
 // before taking a copy buffer, so an idle stream holds none.
@@ -160,9 +163,12 @@ func (st *ServerStream) Reset(code ErrCode) {
 
 // WriteResponse writes resp whole: headers, resp.Body copied as DATA
 // (through a pooled 16 KiB buffer), then resp.Trailer if it has fields
-// once Body is done, else END_STREAM on the last frame. A body of known
-// length that fits one frame and the windows goes out with the headers in
-// one flush. If Body implements io.Closer it is not closed.
+// once Body is done, else END_STREAM on the last frame. What of the body
+// is at hand goes out with the headers in one flush: a body of known
+// length that fits the buffer, or, from an l7.TryReader (a response
+// relayed from another HTTP/2 stream), what has arrived, with the
+// trailers too when it has all arrived. If Body implements io.Closer it is
+// not closed.
 func (st *ServerStream) WriteResponse(resp *l7.Response) error {
 	if resp.Body == nil {
 		hasTrailers := resp.Trailer.Len() > 0
@@ -177,21 +183,31 @@ func (st *ServerStream) WriteResponse(resp *l7.Response) error {
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
 	buf := *bp
-	if resp.ContentLength >= 0 && resp.ContentLength < int64(len(buf)) && resp.Status >= 200 {
-		n, err := io.ReadFull(resp.Body, buf[:resp.ContentLength+1])
+	var (
+		n        int
+		complete bool // the body has ended within buf[:n]
+		err      error
+	)
+	switch {
+	case resp.Status < 200:
+	case resp.ContentLength >= 0 && resp.ContentLength < int64(len(buf)):
+		n, err = io.ReadFull(resp.Body, buf[:resp.ContentLength+1])
 		if err == io.ErrUnexpectedEOF || err == io.EOF {
 			err = nil
 		}
-		if err != nil {
-			return err
+		complete = int64(n) == resp.ContentLength
+	default:
+		n, err = l7.TryReadFull(resp.Body, buf)
+		if err == io.EOF {
+			complete, err = true, nil
 		}
-		if resp.Trailer.Len() == 0 && int64(n) == resp.ContentLength {
-			return st.writeWhole(resp, buf[:n])
-		}
-		if err := st.WriteHeaders(resp, false); err != nil {
-			return err
-		}
-		if _, err := st.Write(buf[:n]); err != nil {
+	}
+	if err != nil {
+		st.Reset(ErrCodeInternal)
+		return err
+	}
+	if n > 0 || complete {
+		if err := st.writeFirst(resp, buf[:n], complete); err != nil || complete {
 			return err
 		}
 	} else if err := st.WriteHeaders(resp, false); err != nil {
@@ -218,10 +234,14 @@ func (st *ServerStream) WriteResponse(resp *l7.Response) error {
 	return st.CloseWrite()
 }
 
-// writeWhole sends headers and a small body with END_STREAM under one
-// hold of the write lock, when the windows allow it without waiting.
-func (st *ServerStream) writeWhole(resp *l7.Response, body []byte) error {
+// writeFirst sends the final headers and the first bytes of the body
+// under one hold of the write lock, when the windows allow it without
+// waiting; complete says the body ends there, and then the trailers (or
+// END_STREAM) go in the same hold.
+func (st *ServerStream) writeFirst(resp *l7.Response, body []byte, complete bool) error {
 	s := &st.s
+	trailers := complete && resp.Trailer.Len() > 0
+	end := complete && !trailers // END_STREAM on the headers or the DATA
 	m := 0
 	if len(body) > 0 {
 		var err error
@@ -233,25 +253,31 @@ func (st *ServerStream) writeWhole(resp *l7.Response, body []byte) error {
 			if err := st.WriteHeaders(resp, false); err != nil {
 				return err
 			}
-			_, err := s.writeData(body, true)
-			return err
+			if _, err := s.writeData(body, end); err != nil || !trailers {
+				return err
+			}
+			return st.WriteTrailers(&resp.Trailer)
 		}
 	}
-	if err := s.lockSend(true); err != nil {
+	if err := s.lockSend(end); err != nil {
 		s.unreserve(m)
 		return err
 	}
 	c := s.c
-	err := s.writeBlockLocked(c.w.enc.response(resp), len(body) == 0)
+	err := s.writeBlockLocked(c.w.enc.response(resp), end && len(body) == 0)
 	if err == nil && len(body) > 0 {
-		err = c.w.fr.WriteData(s.id, true, body)
+		err = c.w.fr.WriteData(s.id, end, body)
 		c.dataSent.Add(1)
+	}
+	if err == nil && trailers {
+		s.markLocalEnd()
+		err = s.writeBlockLocked(c.w.enc.trailers(&resp.Trailer), true)
 	}
 	c.mu.Lock()
 	s.responded = true
 	c.mu.Unlock()
 	st.final = true
-	s.unlockSend(true)
+	s.unlockSend(complete)
 	return err
 }
 

@@ -55,6 +55,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// TryRead implements l7.TryReader.
+func (c *countingReader) TryRead(p []byte) (int, error) {
+	n, err := l7.TryRead(c.r, p)
+	c.n += int64(n)
+	return n, err
+}
+
 // StartAttempt implements filters.Observer.
 func (t *streamTelemetry) StartAttempt(s *filters.Stream, ureq *filters.UpstreamRequest) {
 	if t.stats {

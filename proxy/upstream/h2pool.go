@@ -216,6 +216,15 @@ func (b *h2Body) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// TryRead implements l7.TryReader.
+func (b *h2Body) TryRead(p []byte) (int, error) {
+	n, err := l7.TryRead(b.r, p)
+	if err != nil && err != io.EOF {
+		err = h2Error(err)
+	}
+	return n, err
+}
+
 // Close ends the stream (RST_STREAM if it is not done) and reports it.
 func (b *h2Body) Close() error {
 	if c, ok := b.r.(io.Closer); ok {

@@ -25,10 +25,9 @@ import (
 	"github.com/gowaypoint/waypoint/xds/xdstest"
 )
 
-// fixture is the reviews fixture as the build can take it (issue 6's
-// filters out while they are refused).
+// fixture is the whole reviews fixture, as istiod sends it.
 func fixture(t *testing.T) *xds.Resources {
-	return xdstest.WithoutIssue6(t, xdstest.Reviews(t), false)
+	return xdstest.Reviews(t)
 }
 
 // controlPlane runs an xdsserver on addr until stopped.
