@@ -64,7 +64,7 @@ func BenchmarkCallTelemetry(b *testing.B) {
 				cl.finish()
 				s.End()
 			}
-			for range 100 { // the label set, its series and the log buffers, once
+			for range 3000 { // the label set, its series, and the log buffers grown past a few flushes
 				one()
 			}
 			b.ReportAllocs()
