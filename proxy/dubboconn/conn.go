@@ -23,6 +23,11 @@
 // Upstream, calls share connections to each endpoint across downstream
 // connections (Upstreams), with request ids of their own.
 //
+// Each call is reported as an HTTP request is (telemetry.go): Istio's
+// standard metrics, the Envoy-style cluster counters, and a line in the
+// listener's access logs. Env.Drain, when the waypoint drains, sends every
+// consumer the readonly event.
+//
 // Bodies are forwarded as they came; only a call whose attachments a
 // filter changed is re-encoded (its prefix and arguments still copied as
 // they came). A serialization other than Hessian2 is relayed by its header
