@@ -239,10 +239,10 @@ func compilePermission(pb *rbacv3.Permission) (permission, error) {
 		p.kind = kindAny
 	case *rbacv3.Permission_AndRules:
 		p.kind = kindAnd
-		p.children, err = compilePermissions(r.AndRules.GetRules(), "and_rules.rules")
+		p.children, err = compileAll(r.AndRules.GetRules(), "and_rules.rules", "rule", compilePermission)
 	case *rbacv3.Permission_OrRules:
 		p.kind = kindOr
-		p.children, err = compilePermissions(r.OrRules.GetRules(), "or_rules.rules")
+		p.children, err = compileAll(r.OrRules.GetRules(), "or_rules.rules", "rule", compilePermission)
 	case *rbacv3.Permission_NotRule:
 		var c permission
 		if c, err = compilePermission(r.NotRule); err != nil {
@@ -288,13 +288,15 @@ func compilePermission(pb *rbacv3.Permission) (permission, error) {
 	return p, err
 }
 
-func compilePermissions(pbs []*rbacv3.Permission, field string) ([]permission, error) {
+// compileAll compiles the rules (or identifiers) of an and/or list at
+// field, at least one.
+func compileAll[PB any, C any](pbs []PB, field, what string, compile func(PB) (C, error)) ([]C, error) {
 	if len(pbs) == 0 {
-		return nil, pbcheck.ErrAt(field, "at least one rule is required")
+		return nil, pbcheck.ErrAt(field, "at least one %s is required", what)
 	}
-	out := make([]permission, 0, len(pbs))
+	out := make([]C, 0, len(pbs))
 	for i, pb := range pbs {
-		c, err := compilePermission(pb)
+		c, err := compile(pb)
 		if err != nil {
 			return nil, pbcheck.At(pbcheck.Idx(field, i), err)
 		}
@@ -362,10 +364,10 @@ func compilePrincipal(pb *rbacv3.Principal) (principal, error) {
 		p.kind = kindAny
 	case *rbacv3.Principal_AndIds:
 		p.kind = kindAnd
-		p.children, err = compilePrincipals(r.AndIds.GetIds(), "and_ids.ids")
+		p.children, err = compileAll(r.AndIds.GetIds(), "and_ids.ids", "identifier", compilePrincipal)
 	case *rbacv3.Principal_OrIds:
 		p.kind = kindOr
-		p.children, err = compilePrincipals(r.OrIds.GetIds(), "or_ids.ids")
+		p.children, err = compileAll(r.OrIds.GetIds(), "or_ids.ids", "identifier", compilePrincipal)
 	case *rbacv3.Principal_NotId:
 		var c principal
 		if c, err = compilePrincipal(r.NotId); err != nil {
@@ -423,21 +425,6 @@ func compilePrincipal(pb *rbacv3.Principal) (principal, error) {
 		return p, fmt.Errorf("identifier %T is not supported", r)
 	}
 	return p, err
-}
-
-func compilePrincipals(pbs []*rbacv3.Principal, field string) ([]principal, error) {
-	if len(pbs) == 0 {
-		return nil, pbcheck.ErrAt(field, "at least one identifier is required")
-	}
-	out := make([]principal, 0, len(pbs))
-	for i, pb := range pbs {
-		c, err := compilePrincipal(pb)
-		if err != nil {
-			return nil, pbcheck.At(pbcheck.Idx(field, i), err)
-		}
-		out = append(out, c)
-	}
-	return out, nil
 }
 
 func (p *principal) matches(in *Input) bool {

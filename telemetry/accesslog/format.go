@@ -16,6 +16,7 @@ package accesslog
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/gowaypoint/waypoint/internal/cmdop"
 	"net/netip"
 	"os"
 	"sort"
@@ -242,39 +243,11 @@ func parse(s string) ([]part, error) {
 }
 
 func parseCommand(s string) (part, int, error) {
-	i := 1
-	for i < len(s) && (s[i] >= 'A' && s[i] <= 'Z' || s[i] >= '0' && s[i] <= '9' || s[i] == '_') {
-		i++
+	sc, err := cmdop.Scan(s)
+	if err != nil {
+		return part{}, 0, err
 	}
-	cmd := s[1:i]
-	if cmd == "" {
-		return part{}, 0, fmt.Errorf("'%%' not followed by a command (write %%%% for a literal '%%')")
-	}
-	var args string
-	hasArgs := false
-	if i < len(s) && s[i] == '(' {
-		end := strings.IndexByte(s[i:], ')')
-		if end < 0 {
-			return part{}, 0, fmt.Errorf("unterminated arguments of %%%s", cmd)
-		}
-		args, hasArgs = s[i+1:i+end], true
-		i += end + 1
-	}
-	maxLen := 0
-	if i < len(s) && s[i] == ':' {
-		j := i + 1
-		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-			j++
-		}
-		n, err := strconv.Atoi(s[i+1 : j])
-		if err != nil || n <= 0 {
-			return part{}, 0, fmt.Errorf("invalid length in %%%s: %q", cmd, s[i+1:j])
-		}
-		maxLen, i = n, j
-	}
-	if i >= len(s) || s[i] != '%' {
-		return part{}, 0, fmt.Errorf("unterminated %%%s", cmd)
-	}
+	cmd, args, hasArgs, maxLen := sc.Command, sc.Args, sc.HasArgs, sc.MaxLen
 	o, ok := commands[cmd]
 	if !ok {
 		return part{}, 0, fmt.Errorf("unsupported command operator %%%s%%", cmd)
@@ -310,7 +283,7 @@ func parseCommand(s string) (part, int, error) {
 			return part{}, 0, fmt.Errorf("%%%s takes no arguments", cmd)
 		}
 	}
-	return p, i + 1, nil
+	return p, sc.Len, nil
 }
 
 // Append formats r into dst: a text line, or a JSON object and a newline.

@@ -2,7 +2,7 @@ package route
 
 import (
 	"fmt"
-	"strconv"
+	"github.com/gowaypoint/waypoint/internal/cmdop"
 	"strings"
 
 	"github.com/gowaypoint/waypoint/filters"
@@ -96,39 +96,11 @@ func parseFormat(s string) (formatter, error) {
 // parseCommand parses "%COMMAND(args):N%" at the start of s, returning the
 // part and the length consumed.
 func parseCommand(s string) (fmtPart, int, error) {
-	i := 1
-	for i < len(s) && (s[i] >= 'A' && s[i] <= 'Z' || s[i] >= '0' && s[i] <= '9' || s[i] == '_') {
-		i++
+	sc, err := cmdop.Scan(s)
+	if err != nil {
+		return fmtPart{}, 0, err
 	}
-	cmd := s[1:i]
-	if cmd == "" {
-		return fmtPart{}, 0, fmt.Errorf("'%%' not followed by a command (write %%%% for a literal '%%')")
-	}
-	var args string
-	hasArgs := false
-	if i < len(s) && s[i] == '(' {
-		end := strings.IndexByte(s[i:], ')')
-		if end < 0 {
-			return fmtPart{}, 0, fmt.Errorf("unterminated arguments of %%%s", cmd)
-		}
-		args, hasArgs = s[i+1:i+end], true
-		i += end + 1
-	}
-	maxLen := 0
-	if i < len(s) && s[i] == ':' {
-		j := i + 1
-		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-			j++
-		}
-		n, err := strconv.Atoi(s[i+1 : j])
-		if err != nil || n <= 0 {
-			return fmtPart{}, 0, fmt.Errorf("invalid length in %%%s: %q", cmd, s[i+1:j])
-		}
-		maxLen, i = n, j
-	}
-	if i >= len(s) || s[i] != '%' {
-		return fmtPart{}, 0, fmt.Errorf("unterminated %%%s", cmd)
-	}
+	cmd, args, hasArgs, maxLen := sc.Command, sc.Args, sc.HasArgs, sc.MaxLen
 	op, ok := fmtCommands[cmd]
 	if !ok {
 		return fmtPart{}, 0, fmt.Errorf("unsupported formatter %%%s%% (supported: DOWNSTREAM_REMOTE_ADDRESS, DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT, DOWNSTREAM_LOCAL_ADDRESS, DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT, PROTOCOL, REQ(name), RESP(name))", cmd)
@@ -147,7 +119,7 @@ func parseCommand(s string) (fmtPart, int, error) {
 			return fmtPart{}, 0, fmt.Errorf("%%%s takes no arguments", cmd)
 		}
 	}
-	return p, i + 1, nil
+	return p, sc.Len, nil
 }
 
 // fmtCtx is what formatters read.

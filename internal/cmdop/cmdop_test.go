@@ -1,0 +1,36 @@
+package cmdop
+
+import "testing"
+
+func TestScan(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Operator
+		wantErr string
+	}{
+		{in: "%START_TIME%", want: Operator{Command: "START_TIME", Len: 12}},
+		{in: "%REQ(:path)%rest", want: Operator{Command: "REQ", Args: ":path", HasArgs: true, Len: 12}},
+		{in: "%REQ(x-a?x-b):10% tail", want: Operator{Command: "REQ", Args: "x-a?x-b", HasArgs: true, MaxLen: 10, Len: 17}},
+		{in: "%PROTOCOL()%", want: Operator{Command: "PROTOCOL", HasArgs: true, Len: 12}},
+		{in: "%", wantErr: "'%' not followed by a command (write %% for a literal '%')"},
+		{in: "%lower%", wantErr: "'%' not followed by a command (write %% for a literal '%')"},
+		{in: "%REQ(x", wantErr: "unterminated arguments of %REQ"},
+		{in: "%REQ(x):0%", wantErr: `invalid length in %REQ: "0"`},
+		{in: "%REQ(x):%", wantErr: `invalid length in %REQ: ""`},
+		{in: "%DURATION", wantErr: "unterminated %DURATION"},
+		{in: "%DURATION x%", wantErr: "unterminated %DURATION"},
+	}
+	for _, tt := range tests {
+		got, err := Scan(tt.in)
+		switch {
+		case tt.wantErr != "":
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("Scan(%q) error = %v, want %q", tt.in, err, tt.wantErr)
+			}
+		case err != nil:
+			t.Errorf("Scan(%q): %v", tt.in, err)
+		case got != tt.want:
+			t.Errorf("Scan(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
