@@ -79,12 +79,13 @@ BENCHSTAT_VERSION = v0.0.0-20260908200009-22c9c6c9d4da
 BENCHSTAT = $(TOOLS)/benchstat
 
 ## bench-compare: the hot-path benchmarks (-count 6) into bench/results/current.txt, then
-## benchstat against bench/baseline.txt; CPU figures are reported, never asserted
+## benchstat against bench/baseline.txt; CPU figures are reported, never asserted (-ignore cpu:
+## machines of one kind report different CPU model names)
 bench-compare: $(BENCHSTAT)
 	@mkdir -p bench/results
 	$(BENCH_RUN) | tee bench/results/current.txt
 	@! grep -q '^FAIL' bench/results/current.txt || { echo "bench-compare: go test failed, see bench/results/current.txt"; exit 1; }
-	$(BENCHSTAT) bench/baseline.txt bench/results/current.txt
+	$(BENCHSTAT) -ignore cpu bench/baseline.txt bench/results/current.txt
 
 ## bench-baseline: the same run into bench/baseline.txt, the figures bench-compare compares with
 bench-baseline:
