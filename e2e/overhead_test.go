@@ -20,15 +20,18 @@ import (
 // at the same rate, rounds interleaved; the CPU each waypoint process used
 // (utime+stime from /proc) is divided by the requests it served. It
 // reports figures and asserts only that every request succeeded: timings
-// are never asserted. A measurement, so it runs only with
+// are never asserted. Both run with --concurrency 1 (one P: fewer
+// cross-thread wake-ups, whose noise swamps the difference otherwise;
+// WAYPOINT_MEASURE_CONCURRENCY changes it). A measurement, so it runs only with
 // WAYPOINT_MEASURE=1 (bench/README.md, "Authorization and telemetry").
 func TestTelemetryOverhead(t *testing.T) {
 	if os.Getenv("WAYPOINT_MEASURE") == "" {
 		t.Skip("a measurement: run with WAYPOINT_MEASURE=1")
 	}
 	logs := t.TempDir()
-	base := newReviewsEnv(t, 62, reviewsOptions{NoRBAC: true, Sources: []string{"productpage/9080"}, WaypointArgs: []string{"--stats=false"}})
-	full := newReviewsEnv(t, 63, reviewsOptions{AccessLogDir: logs, TextLogOnly: true, Tracing: 1, Sources: []string{"productpage/9080"}})
+	conc := []string{"--concurrency", strconv.Itoa(envInt("WAYPOINT_MEASURE_CONCURRENCY", 1))}
+	base := newReviewsEnv(t, 62, reviewsOptions{NoRBAC: true, Sources: []string{"productpage/9080"}, WaypointArgs: append([]string{"--stats=false"}, conc...)})
+	full := newReviewsEnv(t, 63, reviewsOptions{AccessLogDir: logs, TextLogOnly: true, Tracing: 1, Sources: []string{"productpage/9080"}, WaypointArgs: conc})
 	startCollector(t, full.ip(20)+":4317")
 	qps, n := envInt("WAYPOINT_MEASURE_QPS", 1000), envInt("WAYPOINT_MEASURE_N", 10000)
 	rounds := envInt("WAYPOINT_MEASURE_ROUNDS", 3)
@@ -85,7 +88,18 @@ func TestTelemetryOverhead(t *testing.T) {
 	b, f := totals["router only"], totals["RBAC+metrics+tracing 1%+access log"]
 	pb, pf := perRequest(b.ticks, b.reqs), perRequest(f.ticks, f.reqs)
 	t.Logf("router only: %.1f µs CPU per request; all four on: %.1f µs (%+.1f%%), %d requests each at %d qps, %d rounds; median of the rounds' ratios %+.1f%%",
-		pb, pf, 100*(pf-pb)/pb, b.reqs, qps, rounds, 100*(ratios[len(ratios)/2]-1))
+		pb, pf, 100*(pf-pb)/pb, b.reqs, qps, rounds, 100*(median(ratios)-1))
+}
+
+// median is the middle of sorted values, or the mean of the two middle
+// ones: the rounds alternate which waypoint goes first, so an even count
+// holds as many of each order.
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
 func envInt(name string, def int) int {

@@ -376,7 +376,7 @@ func (f *Format) appendPart(dst []byte, p *part, r *Record, dash bool) []byte {
 		return append(dst, p.literal...)
 	case opStartTime:
 		if !r.Start.IsZero() {
-			dst = r.Start.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+			dst = appendStartTime(dst, r.Start)
 		}
 	case opReq:
 		if r.Request != nil {
