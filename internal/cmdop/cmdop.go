@@ -54,3 +54,41 @@ func Scan(s string) (Operator, error) {
 	op.Len = i + 1
 	return op, nil
 }
+
+// Split splits a format into its parts, in order: each run of literal text
+// (where "%%" stands for '%') becomes lit(text), each operator op(o). An
+// error names the format and the operator's position.
+func Split[P any](s string, lit func(string) P, op func(Operator) (P, error)) ([]P, error) {
+	var parts []P
+	var text strings.Builder
+	flush := func() {
+		if text.Len() > 0 {
+			parts = append(parts, lit(text.String()))
+			text.Reset()
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			text.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '%' {
+			text.WriteByte('%')
+			i++
+			continue
+		}
+		o, err := Scan(s[i:])
+		if err == nil {
+			var p P
+			if p, err = op(o); err == nil {
+				flush()
+				parts = append(parts, p)
+				i += o.Len - 1
+				continue
+			}
+		}
+		return nil, fmt.Errorf("format %q at position %d: %w", s, i, err)
+	}
+	flush()
+	return parts, nil
+}

@@ -34,3 +34,38 @@ func TestScan(t *testing.T) {
 		}
 	}
 }
+
+func TestSplit(t *testing.T) {
+	type part struct{ lit, cmd string }
+	lit := func(s string) part { return part{lit: s} }
+	op := func(o Operator) (part, error) {
+		if o.Command == "BAD" {
+			return part{}, errBad
+		}
+		return part{cmd: o.Command + "(" + o.Args + ")"}, nil
+	}
+	got, err := Split("a %% b %REQ(x)%%%c%DURATION%", lit, op)
+	want := []part{{lit: "a % b "}, {cmd: "REQ(x)"}, {lit: "%c"}, {cmd: "DURATION()"}}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("Split = %v, %v; want %v", got, err, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("Split = %v, want %v", got, want)
+		}
+	}
+	for in, wantErr := range map[string]string{
+		"x %BAD%":  `format "x %BAD%" at position 2: bad operator`,
+		"x %REQ(y": `format "x %REQ(y" at position 2: unterminated arguments of %REQ`,
+	} {
+		if _, err := Split(in, lit, op); err == nil || err.Error() != wantErr {
+			t.Errorf("Split(%q) error = %v, want %q", in, err, wantErr)
+		}
+	}
+}
+
+var errBad = errorString("bad operator")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }

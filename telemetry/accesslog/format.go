@@ -212,51 +212,21 @@ func hostname() string {
 }
 
 func parse(s string) ([]part, error) {
-	var parts []part
-	var lit strings.Builder
-	flush := func() {
-		if lit.Len() > 0 {
-			parts = append(parts, part{op: opLiteral, literal: lit.String()})
-			lit.Reset()
-		}
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			lit.WriteByte(s[i])
-			continue
-		}
-		if i+1 < len(s) && s[i+1] == '%' {
-			lit.WriteByte('%')
-			i++
-			continue
-		}
-		p, n, err := parseCommand(s[i:])
-		if err != nil {
-			return nil, fmt.Errorf("format %q at position %d: %w", s, i, err)
-		}
-		flush()
-		parts = append(parts, p)
-		i += n - 1
-	}
-	flush()
-	return parts, nil
+	return cmdop.Split(s, func(text string) part { return part{op: opLiteral, literal: text} }, parseCommand)
 }
 
-func parseCommand(s string) (part, int, error) {
-	sc, err := cmdop.Scan(s)
-	if err != nil {
-		return part{}, 0, err
-	}
+// parseCommand gives a scanned operator its meaning in an access log line.
+func parseCommand(sc cmdop.Operator) (part, error) {
 	cmd, args, hasArgs, maxLen := sc.Command, sc.Args, sc.HasArgs, sc.MaxLen
 	o, ok := commands[cmd]
 	if !ok {
-		return part{}, 0, fmt.Errorf("unsupported command operator %%%s%%", cmd)
+		return part{}, fmt.Errorf("unsupported command operator %%%s%%", cmd)
 	}
 	p := part{op: o, maxLen: maxLen}
 	switch o {
 	case opReq, opResp, opTrailer:
 		if !hasArgs || args == "" {
-			return part{}, 0, fmt.Errorf("%%%s needs a header name: %%%s(name)%%", cmd, cmd)
+			return part{}, fmt.Errorf("%%%s needs a header name: %%%s(name)%%", cmd, cmd)
 		}
 		name, alt, _ := strings.Cut(args, "?")
 		p.name, p.alt = strings.ToLower(name), strings.ToLower(alt)
@@ -264,7 +234,7 @@ func parseCommand(s string) (part, int, error) {
 		// KEY, KEY:PLAIN, KEY:TYPED, or KEY:FIELD:NAME for the peer objects.
 		key, rest, _ := strings.Cut(args, ":")
 		if key == "" {
-			return part{}, 0, fmt.Errorf("%%FILTER_STATE needs a key")
+			return part{}, fmt.Errorf("%%FILTER_STATE needs a key")
 		}
 		p.name = key
 		switch {
@@ -272,18 +242,18 @@ func parseCommand(s string) (part, int, error) {
 		case strings.HasPrefix(rest, "FIELD:"):
 			p.alt = strings.TrimPrefix(rest, "FIELD:")
 		default:
-			return part{}, 0, fmt.Errorf("%%FILTER_STATE(%s): unsupported serialization %q", args, rest)
+			return part{}, fmt.Errorf("%%FILTER_STATE(%s): unsupported serialization %q", args, rest)
 		}
 	case opStartTime:
 		if hasArgs && args != "" {
-			return part{}, 0, fmt.Errorf("%%START_TIME(%s)%%: custom time formats are not supported", args)
+			return part{}, fmt.Errorf("%%START_TIME(%s)%%: custom time formats are not supported", args)
 		}
 	default:
 		if hasArgs {
-			return part{}, 0, fmt.Errorf("%%%s takes no arguments", cmd)
+			return part{}, fmt.Errorf("%%%s takes no arguments", cmd)
 		}
 	}
-	return p, sc.Len, nil
+	return p, nil
 }
 
 // Append formats r into dst: a text line, or a JSON object and a newline.

@@ -57,33 +57,10 @@ func parseFormat(s string) (formatter, error) {
 	if !strings.Contains(s, "%") {
 		return formatter{literal: s}, nil
 	}
-	var parts []fmtPart
-	var lit strings.Builder
-	flush := func() {
-		if lit.Len() > 0 {
-			parts = append(parts, fmtPart{op: opLiteral, literal: lit.String()})
-			lit.Reset()
-		}
+	parts, err := cmdop.Split(s, func(text string) fmtPart { return fmtPart{op: opLiteral, literal: text} }, parseCommand)
+	if err != nil {
+		return formatter{}, err
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			lit.WriteByte(s[i])
-			continue
-		}
-		if i+1 < len(s) && s[i+1] == '%' {
-			lit.WriteByte('%')
-			i++
-			continue
-		}
-		p, n, err := parseCommand(s[i:])
-		if err != nil {
-			return formatter{}, fmt.Errorf("format %q at position %d: %w", s, i, err)
-		}
-		flush()
-		parts = append(parts, p)
-		i += n - 1
-	}
-	flush()
 	if len(parts) == 1 && parts[0].op == opLiteral {
 		return formatter{literal: parts[0].literal}, nil
 	}
@@ -93,33 +70,28 @@ func parseFormat(s string) (formatter, error) {
 	return formatter{parts: parts}, nil
 }
 
-// parseCommand parses "%COMMAND(args):N%" at the start of s, returning the
-// part and the length consumed.
-func parseCommand(s string) (fmtPart, int, error) {
-	sc, err := cmdop.Scan(s)
-	if err != nil {
-		return fmtPart{}, 0, err
-	}
+// parseCommand gives a scanned operator its meaning for a header value.
+func parseCommand(sc cmdop.Operator) (fmtPart, error) {
 	cmd, args, hasArgs, maxLen := sc.Command, sc.Args, sc.HasArgs, sc.MaxLen
 	op, ok := fmtCommands[cmd]
 	if !ok {
-		return fmtPart{}, 0, fmt.Errorf("unsupported formatter %%%s%% (supported: DOWNSTREAM_REMOTE_ADDRESS, DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT, DOWNSTREAM_LOCAL_ADDRESS, DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT, PROTOCOL, REQ(name), RESP(name))", cmd)
+		return fmtPart{}, fmt.Errorf("unsupported formatter %%%s%% (supported: DOWNSTREAM_REMOTE_ADDRESS, DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT, DOWNSTREAM_LOCAL_ADDRESS, DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT, PROTOCOL, REQ(name), RESP(name))", cmd)
 	}
 	p := fmtPart{op: op, maxLen: maxLen}
 	switch op {
 	case opReq, opResp:
 		if !hasArgs || args == "" {
-			return fmtPart{}, 0, fmt.Errorf("%%%s needs a header name: %%%s(name)%%", cmd, cmd)
+			return fmtPart{}, fmt.Errorf("%%%s needs a header name: %%%s(name)%%", cmd, cmd)
 		}
 		name, alt, _ := strings.Cut(args, "?")
 		p.name, p.alt = toLower(name), toLower(alt)
 		p.namePseudo, p.altPseudo = pseudoOf(p.name), pseudoOf(p.alt)
 	default:
 		if hasArgs {
-			return fmtPart{}, 0, fmt.Errorf("%%%s takes no arguments", cmd)
+			return fmtPart{}, fmt.Errorf("%%%s takes no arguments", cmd)
 		}
 	}
-	return p, sc.Len, nil
+	return p, nil
 }
 
 // fmtCtx is what formatters read.
