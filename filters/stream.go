@@ -78,6 +78,28 @@ type Observer interface {
 	EndAttempt(s *Stream, req *UpstreamRequest, resp *l7.Response, err error)
 }
 
+// SendTry sends one upstream try of the stream through s.Upstream, telling
+// its Observer, and records on the stream what access logs and metrics
+// read: the try count, the cluster, the endpoint, and why the try failed.
+// Routers call it for every try.
+func (s *Stream) SendTry(req *UpstreamRequest) (*l7.Response, error) {
+	s.Attempts++
+	s.UpstreamCluster = req.Cluster
+	if s.Observer != nil {
+		s.Observer.StartAttempt(s, req)
+	}
+	resp, err := s.Upstream.RoundTrip(s.Context, req)
+	if s.Observer != nil {
+		s.Observer.EndAttempt(s, req, resp, err)
+	}
+	s.UpstreamHost = req.Host
+	s.UpstreamFailure = ""
+	if err != nil {
+		s.UpstreamFailure = err.Error()
+	}
+	return resp, err
+}
+
 // TrustedRemoteAddr returns RemoteAddr, or the connection's peer address
 // when the connection manager set none.
 func (s *Stream) TrustedRemoteAddr() netip.AddrPort {

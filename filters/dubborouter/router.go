@@ -199,28 +199,8 @@ func (t *try) run() (*l7.Response, error) {
 	}
 }
 
-// attempt sends one try, telling the stream's Observer (telemetry's
-// cluster counters) and recording on the stream what access logs and
-// metrics read: the try count, the cluster, the endpoint and why the try
-// failed.
-func (t *try) attempt() (*l7.Response, error) {
-	s := t.s
-	s.Attempts++
-	s.UpstreamCluster = t.ureq.Cluster
-	if s.Observer != nil {
-		s.Observer.StartAttempt(s, &t.ureq)
-	}
-	resp, err := s.Upstream.RoundTrip(s.Context, &t.ureq)
-	if s.Observer != nil {
-		s.Observer.EndAttempt(s, &t.ureq, resp, err)
-	}
-	s.UpstreamHost = t.ureq.Host
-	s.UpstreamFailure = ""
-	if err != nil {
-		s.UpstreamFailure = err.Error()
-	}
-	return resp, err
-}
+// attempt sends one try (Stream.SendTry).
+func (t *try) attempt() (*l7.Response, error) { return t.s.SendTry(&t.ureq) }
 
 // retriable reports whether a failed try cannot have reached a provider.
 func retriable(err error) bool {

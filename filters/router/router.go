@@ -283,21 +283,7 @@ func (t *try) attempt(n uint32) (*l7.Response, error) {
 		t.ureq.Exclude = t.tried
 		t.ureq.MaxHostSelectionAttempts = int(t.policy.HostSelectionMaxAttempts)
 	}
-	s := t.s
-	s.Attempts++
-	s.UpstreamCluster = t.ureq.Cluster
-	if s.Observer != nil {
-		s.Observer.StartAttempt(s, &t.ureq)
-	}
-	resp, err := s.Upstream.RoundTrip(s.Context, &t.ureq)
-	if s.Observer != nil {
-		s.Observer.EndAttempt(s, &t.ureq, resp, err)
-	}
-	s.UpstreamHost = t.ureq.Host
-	s.UpstreamFailure = ""
-	if err != nil {
-		s.UpstreamFailure = err.Error()
-	}
+	resp, err := t.s.SendTry(&t.ureq)
 	if t.ureq.Host.IsValid() {
 		t.tried = append(t.tried, t.ureq.Host)
 	}
