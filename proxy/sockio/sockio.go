@@ -12,6 +12,13 @@
 // (EAGAIN when they would block) and need no syscall state: Conn makes
 // them with syscall.RawSyscall inside syscall.RawConn's Read and Write,
 // which wait in the poller as net.Conn does and honour its deadlines.
+//
+// The trade-off: sysmon also preempts goroutines that run too long, and
+// it now sleeps until the next timer while the proxy's syscalls go by. A
+// goroutine that computes for long without yielding keeps its P for up to
+// that long (the proxy's connections keep timers of seconds); the proxy's
+// request work is short and bounded, and other Ps, the GC's preemption and
+// every blocking call are unaffected.
 package sockio
 
 import (
