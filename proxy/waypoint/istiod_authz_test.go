@@ -7,7 +7,6 @@ package waypoint
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,9 +17,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	grpcstatus "google.golang.org/grpc/status"
 
@@ -211,14 +208,8 @@ func (e *fixtureEnv) send(t *testing.T, hc *http.Client, tc authzCase) string {
 		return "denied"
 	case svcGRPC:
 		e.lastGRPC() // forget earlier calls
-		gc, err := grpc.NewClient(c.via(fixtureVIP+":9090"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer gc.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		err = gc.Invoke(ctx, tc.path, &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{})
+		gc, ctx := dialGRPC(t, c.via(fixtureVIP+":9090"))
+		err := gc.Invoke(ctx, tc.path, &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{})
 		st := grpcstatus.Convert(err)
 		switch {
 		case st.Code() == codes.PermissionDenied && st.Message() == "RBAC: access denied":

@@ -111,6 +111,20 @@ func withDirectChains(t *testing.T, r *xds.Resources) *xds.Resources {
 	return r
 }
 
+// dialGRPC opens a plaintext gRPC client to addr (a source ztunnel's
+// listener) and a 10 s deadline for its calls, both ended with the test.
+func dialGRPC(t *testing.T, addr string) (*grpc.ClientConn, context.Context) {
+	t.Helper()
+	gc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gc.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return gc, ctx
+}
+
 // pod is one fixture workload: its apps and its ztunnel.
 type pod struct {
 	version  string
@@ -525,27 +539,15 @@ func TestIstiodFixtureOverADS(t *testing.T) {
 	// destinations name port 9080; but a gRPC call is a POST, which
 	// reviews-viewer does not allow: status 7, and no backend sees it.
 	t.Run("gRPC port: denied with status 7", func(t *testing.T) {
-		gc, err := grpc.NewClient(pp.to(fixtureVIP+":9090"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer gc.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
+		gc, ctx := dialGRPC(t, pp.to(fixtureVIP+":9090"))
 		const method = "/grpc.health.v1.Health/Check"
-		_, err = healthpb.NewHealthClient(gc).Check(ctx, &healthpb.HealthCheckRequest{})
+		_, err := healthpb.NewHealthClient(gc).Check(ctx, &healthpb.HealthCheckRequest{})
 		if n := v1.count(method) + v2.count(method); n != 0 || grpcstatus.Code(err) != codes.PermissionDenied {
 			t.Errorf("the 9080 backends saw %s %d times; client error %v (want PermissionDenied)", method, n, err)
 		}
 	})
 	t.Run("gRPC end to end (direct to a pod's gRPC port)", func(t *testing.T) {
-		gc, err := grpc.NewClient(pp.to(podV1+":9090"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer gc.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
+		gc, ctx := dialGRPC(t, pp.to(podV1+":9090"))
 		r, err := healthpb.NewHealthClient(gc).Check(ctx, &healthpb.HealthCheckRequest{})
 		if err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("health = %v, %v", r, err)
@@ -594,15 +596,9 @@ func TestIstiodFixtureOverADS(t *testing.T) {
 	// te: trailers kept) and returns the app's HTTP answer as it is; a gRPC
 	// client sees an HTTP 200 that is not gRPC. We do the same.
 	t.Run("policies deleted: gRPC port as istiod routes it, HTTP/1.1 to the 9080 backends", func(t *testing.T) {
-		gc, err := grpc.NewClient(pp.to(fixtureVIP+":9090"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer gc.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
+		gc, ctx := dialGRPC(t, pp.to(fixtureVIP+":9090"))
 		const method = "/grpc.health.v1.Health/Check"
-		_, err = healthpb.NewHealthClient(gc).Check(ctx, &healthpb.HealthCheckRequest{Service: "x"})
+		_, err := healthpb.NewHealthClient(gc).Check(ctx, &healthpb.HealthCheckRequest{Service: "x"})
 		if n := v1.count(method) + v2.count(method); n != 1 {
 			t.Fatalf("the 9080 backends saw %s %d times, want once", method, n)
 		}
@@ -621,14 +617,8 @@ func TestIstiodFixtureOverADS(t *testing.T) {
 	// A local reply of the 9090 chain is a gRPC one: the /teapot fault
 	// abort (418) is grpc-status 2 (Unknown), as Envoy maps it.
 	t.Run("policies deleted: gRPC port, the teapot abort as a gRPC status", func(t *testing.T) {
-		gc, err := grpc.NewClient(pp.to(fixtureVIP+":9090"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer gc.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		err = gc.Invoke(ctx, "/teapot", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{})
+		gc, ctx := dialGRPC(t, pp.to(fixtureVIP+":9090"))
+		err := gc.Invoke(ctx, "/teapot", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{})
 		if st := grpcstatus.Convert(err); st.Code() != codes.Unknown || st.Message() != "fault filter abort" {
 			t.Errorf("got %v, want Unknown %q", err, "fault filter abort")
 		}
