@@ -479,28 +479,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestNotDubboRelayedAsTCP(t *testing.T) {
 	provider(t, podA, "pod-a", nil)
 	echoAddr := "127.0.50.13:20880"
-	ln, err := net.Listen("tcp", echoAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	serveTCP(t, echoAddr, func(c net.Conn) { io.Copy(c, c) })
 	// The service-level route (interface "*", no conditions) goes to
 	// cluster ab: here the echo server.
 	e := newEnv(t, envOptions{clusters: []clusterT{{"a", addrs(podA)}, {"b", addrs(podA)}, {"ab", addrs(echoAddr)}, {"empty", nil}}})
@@ -527,7 +506,28 @@ func TestNotDubboRelayedAsTCP(t *testing.T) {
 
 func TestSilentProviderClosedByHeartbeat(t *testing.T) {
 	// A provider that reads and never writes, not even heartbeats.
-	ln, err := net.Listen("tcp", podA)
+	serveTCP(t, podA, func(c net.Conn) { io.Copy(io.Discard, c) })
+	e := newEnv(t, envOptions{upstream: UpstreamConfig{HeartbeatInterval: 50 * time.Millisecond}})
+	c := e.consumer()
+	start := time.Now()
+	r, err := c.Call(ctxTimeout(t, 10*time.Second), greeter("toA"), nil, map[string]string{"timeout": "5000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != 80 || !strings.Contains(r.ErrorMessage, "no heartbeat from the provider") {
+		t.Fatalf("status %d %q, want 80 for a dead connection", r.Status, r.ErrorMessage)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("answered after %v: the dead connection was not noticed by its heartbeats", d)
+	}
+}
+
+// serveTCP serves every connection to addr with handle, on goroutines
+// that end, with the listener, when the test does; handle's connection is
+// closed when it returns.
+func serveTCP(t *testing.T, addr string, handle func(net.Conn)) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,21 +545,8 @@ func TestSilentProviderClosedByHeartbeat(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				io.Copy(io.Discard, c)
+				handle(c)
 			}()
 		}
 	}()
-	e := newEnv(t, envOptions{upstream: UpstreamConfig{HeartbeatInterval: 50 * time.Millisecond}})
-	c := e.consumer()
-	start := time.Now()
-	r, err := c.Call(ctxTimeout(t, 10*time.Second), greeter("toA"), nil, map[string]string{"timeout": "5000"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Status != 80 || !strings.Contains(r.ErrorMessage, "no heartbeat from the provider") {
-		t.Fatalf("status %d %q, want 80 for a dead connection", r.Status, r.ErrorMessage)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("answered after %v: the dead connection was not noticed by its heartbeats", d)
-	}
 }
