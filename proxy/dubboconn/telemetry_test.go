@@ -476,25 +476,19 @@ func labelMap(m *dto.Metric) map[string]string {
 }
 
 // statsCounter sums the counters of the process's registry named name
-// whose labels include want.
+// whose labels include want; statsGauge the gauges.
 func statsCounter(t *testing.T, name string, want map[string]string) float64 {
 	t.Helper()
-	var sum float64
-next:
-	for _, m := range gatherSeries(t, stats.Registry, name) {
-		l := labelMap(m)
-		for k, v := range want {
-			if l[k] != v {
-				continue next
-			}
-		}
-		sum += m.GetCounter().GetValue()
-	}
-	return sum
+	return statsSum(t, name, want, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
 }
 
 func statsGauge(t *testing.T, name string, want map[string]string) float64 {
 	t.Helper()
+	return statsSum(t, name, want, func(m *dto.Metric) float64 { return m.GetGauge().GetValue() })
+}
+
+func statsSum(t *testing.T, name string, want map[string]string, value func(*dto.Metric) float64) float64 {
+	t.Helper()
 	var sum float64
 next:
 	for _, m := range gatherSeries(t, stats.Registry, name) {
@@ -504,7 +498,7 @@ next:
 				continue next
 			}
 		}
-		sum += m.GetGauge().GetValue()
+		sum += value(m)
 	}
 	return sum
 }
