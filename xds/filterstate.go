@@ -46,6 +46,15 @@ var (
 	}
 )
 
+// filterStateFactories are the object factories an entry may name. Both
+// make a string: Envoy's plain one, and Istio's hashable one (the same
+// string, which Envoy also hashes into the key of the upstream connection
+// pool so that streams of different peers or authorities never share an
+// upstream connection; the waypoint's pools already key upstream HBONE
+// connections by endpoint and identity, and each stream carries its own
+// authority and peer). "" is Envoy's default, the object key's own factory.
+var filterStateFactories = map[string]bool{"": true, "envoy.string": true, "istio.hashable_string": true}
+
 // filterStateAllowlist checks a FilterStateValue and what it holds.
 var filterStateAllowlist = pbcheck.Allowlist{
 	"envoy.extensions.filters.common.set_filter_state.v3.FilterStateValue": fields("object_key", "factory_key",
@@ -65,8 +74,8 @@ func checkFilterState(listName string, vals []*setfilterstatev3.FilterStateValue
 		if err := filterStateAllowlist.Check(v.ProtoReflect()); err != nil {
 			return at(path, err)
 		}
-		if f := v.GetFactoryKey(); f != "" && f != "envoy.string" {
-			return errAt(path+".factory_key", "%q is not supported (only envoy.string)", f)
+		if f := v.GetFactoryKey(); !filterStateFactories[f] {
+			return errAt(path+".factory_key", "%q is not supported (only envoy.string and istio.hashable_string)", f)
 		}
 		e := filterStateEntry{key: v.GetObjectKey(), format: v.GetFormatString().GetTextFormatSource().GetInlineString()}
 		if _, ok := known[e]; !ok {
