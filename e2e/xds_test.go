@@ -279,6 +279,32 @@ func TestXDSPushesUnderLoad(t *testing.T) {
 	e.push(pushSpec{Version: "v101", Pods: sets[100%3], Bad: true})
 	waitLog(t, e.waypoint, "config refused (NACK)", `listener \"main_internal\"`, "local_reply_config: not supported yet")
 	waitLog(t, e.xds, "xds server: NACK", "local_reply_config: not supported yet")
+	// The refusal is counted where Istio's dashboards look, under Envoy's
+	// names, on the metrics port.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fams := scrape(t, "http://"+e.ip(5)+":15020/stats/prometheus")
+		lds := sumMetric(fams, "envoy_listener_manager_lds_update_rejected", nil)
+		if lds == 1 {
+			if n := sumMetric(fams, "envoy_listener_manager_lds_update_success", nil); n < 101 {
+				t.Errorf("envoy_listener_manager_lds_update_success %v after 101 good pushes", n)
+			}
+			if n := sumMetric(fams, "envoy_cluster_manager_cds_update_rejected", nil); n != 0 {
+				t.Errorf("envoy_cluster_manager_cds_update_rejected %v, want 0", n)
+			}
+			if n := sumMetric(fams, "waypoint_xds_update_rejected_total", map[string]string{"type_url": "type.googleapis.com/envoy.config.listener.v3.Listener"}); n != 1 {
+				t.Errorf("waypoint_xds_update_rejected_total of listeners %v, want 1", n)
+			}
+			if n := sumMetric(fams, "envoy_control_plane_connected_state", nil); n != 1 {
+				t.Errorf("envoy_control_plane_connected_state %v, want 1", n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("envoy_listener_manager_lds_update_rejected %v, want 1", lds)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	for range 20 {
 		resp, _ := getResp(t, c, "http://"+e.web()+"/probe")
 		if resp.StatusCode != 200 || resp.Header.Get("x-config-version") != "v101" {

@@ -62,3 +62,20 @@ func NewHistogramVec(opts prometheus.HistogramOpts, labels []string) *prometheus
 	}
 	return v
 }
+
+// NewCounter is NewCounterVec for a counter without labels.
+func NewCounter(opts prometheus.CounterOpts) prometheus.Counter {
+	return NewCounterVec(opts, nil).WithLabelValues()
+}
+
+// NewGaugeFunc registers a gauge whose value is read from f at each
+// scrape; a gauge already registered under the name is kept (and f is
+// not used).
+func NewGaugeFunc(opts prometheus.GaugeOpts, f func() float64) {
+	if err := Registry.Register(prometheus.NewGaugeFunc(opts, f)); err != nil {
+		if _, ok := err.(prometheus.AlreadyRegisteredError); ok {
+			return
+		}
+		panic(err)
+	}
+}

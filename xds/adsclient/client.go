@@ -145,7 +145,8 @@ func (c *Client) Versions() map[string]string {
 	return out
 }
 
-// NACKs returns how many responses were rejected, and the last reason.
+// NACKs returns how many responses were rejected, and the last reason
+// (the process's Prometheus counters of stats.go count them too).
 func (c *Client) NACKs() (int, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -230,6 +231,8 @@ func (c *Client) stream(ctx context.Context) (bool, error) {
 		recv = func() message { r, err := st.Recv(); return message{sotw: r, err: err} }
 	}
 	c.connected++
+	liveStreams.Add(1) // envoy_control_plane_connected_state
+	defer liveStreams.Add(-1)
 	s := &session{c: c, sotw: sendSotw, delta: sendDelta, first: true}
 	clear(c.nonces)
 	// Subscribe: CDS and LDS wildcard, and what they refer to.
@@ -360,6 +363,7 @@ func (s *session) onSotw(r *discoveryv3.DiscoveryResponse) error {
 		c.noteNACK(t, r.GetVersionInfo(), err)
 	} else {
 		req.VersionInfo = r.GetVersionInfo()
+		countUpdate(t, true)
 	}
 	if err := s.sotw(req); err != nil {
 		return err
@@ -403,6 +407,8 @@ func (s *session) onDelta(r *discoveryv3.DeltaDiscoveryResponse) error {
 	if err != nil {
 		req.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
 		c.noteNACK(t, version, err)
+	} else {
+		countUpdate(t, true)
 	}
 	if err := s.delta(req); err != nil {
 		return err
@@ -421,6 +427,7 @@ func (s *session) resubscribeAll() error {
 
 func (c *Client) noteNACK(t, version string, err error) {
 	c.log.Error("xds: config refused (NACK); the last good config keeps serving", "type", short(t), "version", version, "error", err)
+	countUpdate(t, false)
 	c.mu.Lock()
 	c.nacks++
 	c.lastNACK = err.Error()

@@ -122,6 +122,11 @@ func testADS(t *testing.T, addr string, delta bool) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no config applied")
 	}
+	// The stream is up and the first CDS and LDS were ACKed.
+	st := readXDSStats(t)
+	if st.connected != 1 || st.cdsOK < 1 || st.ldsOK < 1 {
+		t.Errorf("after the first config: %+v", st)
+	}
 	snap := c.Snapshot()
 	if snap == nil {
 		t.Fatal("ready without a snapshot")
@@ -164,6 +169,14 @@ func testADS(t *testing.T, addr string, delta bool) {
 	if n, _ := c.NACKs(); n == 0 {
 		t.Error("client counted no NACK")
 	}
+	// The refused CDS is counted in the process's Prometheus registry,
+	// under Envoy's name and by type URL; LDS was not refused.
+	waitFor(t, "the NACK counted", func() bool { return readXDSStats(t).cdsRejected > st.cdsRejected })
+	n, _ := c.NACKs()
+	if after := readXDSStats(t); after.cdsRejected-st.cdsRejected != float64(n) ||
+		after.clusterTypeRejected-st.clusterTypeRejected != float64(n) || after.ldsRejected != st.ldsRejected {
+		t.Errorf("after %d refused CDS: %+v, before %+v", n, after, st)
+	}
 	// The other types of that version are ACKed and applied; the refused
 	// cluster stays as it was.
 	before := settled(t, c)
@@ -174,6 +187,7 @@ func testADS(t *testing.T, addr string, delta bool) {
 	// The server goes away and comes back: the config stays, the client
 	// reconnects and takes the next push.
 	cp.stop()
+	waitFor(t, "envoy_control_plane_connected_state 0", func() bool { return readXDSStats(t).connected == 0 })
 	time.Sleep(100 * time.Millisecond)
 	if c.Snapshot() != before {
 		t.Error("the config changed while the server was gone")
@@ -185,6 +199,9 @@ func testADS(t *testing.T, addr string, delta bool) {
 		s := c.Snapshot().Cluster("inbound-vip|9080|http/v1|reviews.mesh.local")
 		return s != nil && len(s.Endpoints) == 1 && s.Endpoints[0].Address.Port() == 9082
 	})
+	if st := readXDSStats(t); st.connected != 1 {
+		t.Errorf("reconnected, envoy_control_plane_connected_state = %v", st.connected)
+	}
 	if v := c.Versions(); v["type.googleapis.com/envoy.config.listener.v3.Listener"] == "" {
 		t.Errorf("versions = %v", v)
 	}
