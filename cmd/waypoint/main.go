@@ -8,6 +8,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -76,7 +77,7 @@ func run(args []string) error {
 	fs.StringVar(&o.ConfigFile, "config", "", "Envoy v3 bootstrap file, YAML or JSON; re-read on SIGHUP and when it changes (one with dynamic_resources takes the config over ADS)")
 	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with cert-chain.pem, key.pem and root-cert.pem (or --ca-addr); reloaded when they change")
 	caAddr := fs.String("ca-addr", "", "get the workload certificate from istiod's CA at this address (e.g. "+istiod.DefaultAddr+") instead of --cert-dir, over the TLS and token of --xds-root-cert, --xds-server-name, --xds-token-file; rotated at half its life")
-	trustDomain := fs.String("trust-domain", certs.DefaultTrustDomain, "with --ca-addr: the trust domain of the identity asked for (spiffe://TD/ns/--node-namespace/sa/--node-service-account)")
+	trustDomain := fs.String("trust-domain", "", "with --ca-addr: the trust domain of the identity asked for, spiffe://TD/ns/--node-namespace/sa/--node-service-account (default $TRUST_DOMAIN, else "+certs.DefaultTrustDomain+")")
 	fs.StringVar(&o.HBONEAddr, "hbone-addr", "", "HBONE listen address (default: the config's HBONE listener, connect_terminate, else "+waypoint.DefaultHBONEAddr+")")
 	xdsFlags := adsFlags(fs)
 	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
@@ -95,6 +96,9 @@ func run(args []string) error {
 	if *concurrency > 0 {
 		runtime.GOMAXPROCS(*concurrency)
 	}
+	if *trustDomain == "" {
+		*trustDomain = cmp.Or(os.Getenv("TRUST_DOMAIN"), certs.DefaultTrustDomain)
+	}
 	if (o.ConfigFile == "") == (*xdsFlags.addr == "") || (o.CertDir == "") == (*caAddr == "") {
 		return fmt.Errorf("run: one of --cert-dir or --ca-addr, and one of --config or --xds, are required")
 	}
@@ -103,10 +107,18 @@ func run(args []string) error {
 		return err
 	}
 	o.Logger = log
-	o.Node = xdsFlags.node()
+	node, err := xdsFlags.nodeConfig()
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	o.Node = node.Node()
+	if *xdsFlags.addr != "" {
+		log.Info("xds node", "id", o.Node.GetId(), "cluster", o.Node.GetCluster(), "istio_version", node.IstioVersion,
+			"gateway", node.Labels["gateway.networking.k8s.io/gateway-name"])
+	}
 	o.XDSTokenFile = *xdsFlags.token
 	if *caAddr != "" {
-		ca, err := xdsFlags.startCA(*caAddr, *trustDomain, log)
+		ca, err := xdsFlags.startCA(*caAddr, *trustDomain, node, log)
 		if err != nil {
 			return err
 		}
@@ -114,7 +126,7 @@ func run(args []string) error {
 		o.Certs = ca.Source()
 	}
 	if *xdsFlags.addr != "" {
-		ads, closeConn, err := xdsFlags.options()
+		ads, closeConn, err := xdsFlags.options(o.Node)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -27,42 +28,85 @@ import (
 	"github.com/gowaypoint/waypoint/xds/xdsserver"
 )
 
-// adsFlagSet are run's xDS flags.
+// adsFlagSet are run's xDS flags, and those of the node it describes
+// itself with (istiod.BuildNode reads the rest from the environment and
+// the pod's downward API files).
 type adsFlagSet struct {
 	addr, ip, pod, ns, sa, cluster *string
+	domain, serviceCluster         *string
+	istioVersion, podInfoDir       *string
+	labels                         labelFlags
 	rootCert, serverName, token    *string
 	delta                          *bool
 }
 
-func adsFlags(fs *flag.FlagSet) adsFlagSet {
-	env := func(k, def string) string {
-		if v := os.Getenv(k); v != "" {
-			return v
-		}
-		return def
+// nodeDefaults name the waypoint when neither a flag nor the environment
+// does (outside Kubernetes: the demo's waypoint, tests).
+var nodeDefaults = istiod.NodeFlags{IP: "127.0.0.5", PodName: "waypoint", Namespace: "default", ServiceAccount: "waypoint",
+	ClusterID: "Kubernetes"}
+
+func adsFlags(fs *flag.FlagSet) *adsFlagSet {
+	f := &adsFlagSet{
+		addr:           fs.String("xds", "", "xDS server (ADS over gRPC) to take the config from, instead of --config; e.g. "+istiod.DefaultAddr),
+		delta:          fs.Bool("xds-delta", false, "use incremental (delta) ADS"),
+		rootCert:       fs.String("xds-root-cert", "", "with --xds: talk TLS to the xDS server, verified against this root (istiod's: "+istiod.DefaultRootCertFile+"); plaintext when empty"),
+		serverName:     fs.String("xds-server-name", istiod.DefaultServerName, "with --xds-root-cert: the name the xDS server's certificate is checked against"),
+		token:          fs.String("xds-token-file", "", "service account token sent to the xDS server on every call, over TLS only (istiod's: "+istiod.DefaultTokenFile+")"),
+		ip:             fs.String("node-ip", "", "the waypoint's IP in its node id and INSTANCE_IPS (default $INSTANCE_IP, else "+nodeDefaults.IP+")"),
+		pod:            fs.String("node-pod", "", "the pod name in the node id and NAME (default $POD_NAME, else "+nodeDefaults.PodName+")"),
+		ns:             fs.String("node-namespace", "", "the namespace in the node id and NAMESPACE (default $POD_NAMESPACE, else "+nodeDefaults.Namespace+")"),
+		sa:             fs.String("node-service-account", "", "SERVICE_ACCOUNT node metadata (default $SERVICE_ACCOUNT, else "+nodeDefaults.ServiceAccount+")"),
+		cluster:        fs.String("node-cluster-id", "", "CLUSTER_ID node metadata (default $ISTIO_META_CLUSTER_ID, else "+nodeDefaults.ClusterID+")"),
+		domain:         fs.String("domain", "", "the DNS domain in the node id, as pilot-agent's --domain (default <namespace>.svc.cluster.local)"),
+		serviceCluster: fs.String("service-cluster", "", "node.cluster, as pilot-agent's --serviceCluster (default <service account>.<namespace>, as istiod's waypoint Deployment sets it)"),
+		istioVersion:   fs.String("istio-version", "", "ISTIO_VERSION node metadata (default $ISTIO_META_ISTIO_VERSION, else the version of the istio.io/api module the binary was built with)"),
+		podInfoDir:     fs.String("pod-info-dir", istiod.DefaultPodInfoDir, "directory of the pod's downward API files labels and annotations (LABELS and ANNOTATIONS node metadata); a missing one is skipped"),
 	}
-	return adsFlagSet{
-		addr:       fs.String("xds", "", "xDS server (ADS over gRPC) to take the config from, instead of --config; e.g. "+istiod.DefaultAddr),
-		delta:      fs.Bool("xds-delta", false, "use incremental (delta) ADS"),
-		rootCert:   fs.String("xds-root-cert", "", "with --xds: talk TLS to the xDS server, verified against this root (istiod's: "+istiod.DefaultRootCertFile+"); plaintext when empty"),
-		serverName: fs.String("xds-server-name", istiod.DefaultServerName, "with --xds-root-cert: the name the xDS server's certificate is checked against"),
-		token:      fs.String("xds-token-file", "", "service account token sent to the xDS server on every call, over TLS only (istiod's: "+istiod.DefaultTokenFile+")"),
-		ip:         fs.String("node-ip", env("INSTANCE_IP", "127.0.0.5"), "the waypoint's IP in its node id"),
-		pod:        fs.String("node-pod", env("POD_NAME", "waypoint"), "the pod name in the node id"),
-		ns:         fs.String("node-namespace", env("POD_NAMESPACE", "default"), "the namespace in the node id"),
-		sa:         fs.String("node-service-account", env("SERVICE_ACCOUNT", "waypoint"), "SERVICE_ACCOUNT node metadata"),
-		cluster:    fs.String("node-cluster-id", env("ISTIO_META_CLUSTER_ID", "Kubernetes"), "CLUSTER_ID node metadata"),
-	}
+	fs.Var(&f.labels, "node-label", "a LABELS node metadata entry k=v, over the pod's labels (repeatable; e.g. gateway.networking.k8s.io/gateway-name=NAME outside Kubernetes)")
+	return f
 }
 
-// node is the xDS node of the flags.
-func (f adsFlagSet) node() *corev3.Node {
-	return adsclient.NodeConfig{IP: *f.ip, PodName: *f.pod, Namespace: *f.ns, ServiceAccount: *f.sa,
-		ClusterID: *f.cluster, Labels: map[string]string{"gateway.networking.k8s.io/gateway-name": "waypoint"}}.Node()
+// labelFlags are repeated k=v flags.
+type labelFlags map[string]string
+
+func (l *labelFlags) String() string {
+	if l == nil || len(*l) == 0 {
+		return ""
+	}
+	kv := make([]string, 0, len(*l))
+	for k, v := range *l {
+		kv = append(kv, k+"="+v)
+	}
+	sort.Strings(kv)
+	return strings.Join(kv, ",")
+}
+
+func (l *labelFlags) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want k=v, got %q", s)
+	}
+	if *l == nil {
+		*l = labelFlags{}
+	}
+	(*l)[k] = v
+	return nil
+}
+
+// nodeConfig is the waypoint's node: the flags over the environment and
+// the pod's files, as Istio's agent reads them.
+func (f *adsFlagSet) nodeConfig() (adsclient.NodeConfig, error) {
+	return istiod.BuildNode(istiod.NodeSource{
+		Flags: istiod.NodeFlags{IP: *f.ip, PodName: *f.pod, Namespace: *f.ns, ServiceAccount: *f.sa, ClusterID: *f.cluster,
+			DNSDomain: *f.domain, ServiceCluster: *f.serviceCluster, IstioVersion: *f.istioVersion, Labels: f.labels},
+		Defaults:   nodeDefaults,
+		Environ:    os.Environ(),
+		PodInfoDir: *f.podInfoDir,
+	})
 }
 
 // controlPlane is the control plane at addr with the flags' TLS.
-func (f adsFlagSet) controlPlane(addr string) xds.ControlPlane {
+func (f *adsFlagSet) controlPlane(addr string) xds.ControlPlane {
 	cp := xds.ControlPlane{Target: addr}
 	if *f.rootCert != "" {
 		cp.TLS = &xds.ControlPlaneTLS{RootCAFile: *f.rootCert, ServerName: *f.serverName}
@@ -72,15 +116,15 @@ func (f adsFlagSet) controlPlane(addr string) xds.ControlPlane {
 
 // startCA gets the first workload certificate from the CA at addr (for at
 // most a minute) and keeps it fresh.
-func (f adsFlagSet) startCA(addr, trustDomain string, log *slog.Logger) (*istioca.Client, error) {
+func (f *adsFlagSet) startCA(addr, trustDomain string, node adsclient.NodeConfig, log *slog.Logger) (*istioca.Client, error) {
 	conn, err := istiod.Dial(istiod.DialConfig{ControlPlane: f.controlPlane(addr), TokenFile: *f.token})
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	id := spiffe.ID{TrustDomain: trustDomain, Namespace: *f.ns, ServiceAccount: *f.sa}
-	c, err := istioca.Start(ctx, istioca.ClientConfig{Conn: conn, ID: id, ClusterID: *f.cluster, Logger: log})
+	id := spiffe.ID{TrustDomain: trustDomain, Namespace: node.Namespace, ServiceAccount: node.ServiceAccount}
+	c, err := istioca.Start(ctx, istioca.ClientConfig{Conn: conn, ID: id, ClusterID: node.ClusterID, Logger: log})
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -88,13 +132,13 @@ func (f adsFlagSet) startCA(addr, trustDomain string, log *slog.Logger) (*istioc
 	return c, nil
 }
 
-// options are the ADS options of --xds.
-func (f adsFlagSet) options() (*waypoint.ADSOptions, func(), error) {
+// options are the ADS options of --xds, with node.
+func (f *adsFlagSet) options(node *corev3.Node) (*waypoint.ADSOptions, func(), error) {
 	conn, err := istiod.Dial(istiod.DialConfig{ControlPlane: f.controlPlane(*f.addr), TokenFile: *f.token})
 	if err != nil {
 		return nil, nil, err
 	}
-	return &waypoint.ADSOptions{Client: adsclient.Config{Conn: conn, Node: f.node(), Delta: *f.delta}}, func() { conn.Close() }, nil
+	return &waypoint.ADSOptions{Client: adsclient.Config{Conn: conn, Node: node, Delta: *f.delta}}, func() { conn.Close() }, nil
 }
 
 // xdsCommand runs `waypoint xds serve`.

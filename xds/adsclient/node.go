@@ -2,30 +2,58 @@ package adsclient
 
 import (
 	"fmt"
+	"maps"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // NodeConfig describes the waypoint to istiod as Istio's agent does
-// (pilot-agent's node metadata). Zero fields are left out of the metadata.
+// (pilot-agent's node metadata, the JSON names of Istio's NodeMetadata).
+// Zero fields are left out of the metadata. Package xds/istiod fills one
+// from a pod's environment and downward API files (istiod.BuildNode).
 type NodeConfig struct {
 	IP, PodName, Namespace string // the id: waypoint~IP~POD.NS~NS.svc.cluster.local
-	DNSDomain              string // default "<Namespace>.svc.cluster.local"
-	ServiceAccount         string
-	ClusterID              string // Kubernetes cluster name, "Kubernetes" by default in Istio
-	IstioVersion           string
-	MeshID                 string
-	Labels                 map[string]string
+	DNSDomain              string // default "<Namespace>.svc.cluster.local" (pilot-agent's --domain)
+	// ServiceCluster is node.cluster (pilot-agent's --serviceCluster);
+	// default "<ServiceAccount>.<Namespace>", as istiod's waypoint
+	// Deployment passes it ("istio-proxy.<Namespace>" without a service
+	// account, Istio's default).
+	ServiceCluster string
+	ServiceAccount string
+	ClusterID      string // Kubernetes cluster name, "Kubernetes" by default in Istio
+	IstioVersion   string
+	MeshID         string
+	Network        string
+	WorkloadName   string // the Deployment's name
+	Owner          string // kubernetes://apis/apps/v1/namespaces/NS/deployments/NAME
+	NodeName       string // the Kubernetes node the pod runs on
+	Labels         map[string]string
+	Annotations    map[string]string
+	// Meta holds the other metadata entries (ISTIO_META_* and
+	// ISTIO_METAJSON_* of the environment: INTERCEPTION_MODE...), by key;
+	// values are strings or JSON values (structpb.NewValue's types). The
+	// fields above win over an entry of the same key.
+	Meta map[string]any
 }
 
 // Node renders the node: id waypoint~IP~POD.NS~DOMAIN (the proxy type
-// istiod keys a waypoint's config on) and metadata NAME, NAMESPACE,
-// LABELS, CLUSTER_ID, ISTIO_VERSION, SERVICE_ACCOUNT, MESH_ID, INSTANCE_IPS.
+// istiod keys a waypoint's config on), cluster the service cluster, and
+// metadata NAME, NAMESPACE, INSTANCE_IPS, SERVICE_ACCOUNT, CLUSTER_ID,
+// MESH_ID, NETWORK, ISTIO_VERSION, WORKLOAD_NAME, OWNER, NODE_NAME, LABELS,
+// ANNOTATIONS over the entries of Meta.
 func (n NodeConfig) Node() *corev3.Node {
 	domain := n.DNSDomain
 	if domain == "" {
 		domain = n.Namespace + ".svc.cluster.local"
+	}
+	cluster := n.ServiceCluster
+	if cluster == "" {
+		sa := n.ServiceAccount
+		if sa == "" {
+			sa = "istio-proxy"
+		}
+		cluster = sa + "." + n.Namespace
 	}
 	md := map[string]any{}
 	set := func(k, v string) {
@@ -35,22 +63,36 @@ func (n NodeConfig) Node() *corev3.Node {
 	}
 	set("NAME", n.PodName)
 	set("NAMESPACE", n.Namespace)
-	set("CLUSTER_ID", n.ClusterID)
-	set("ISTIO_VERSION", n.IstioVersion)
-	set("SERVICE_ACCOUNT", n.ServiceAccount)
-	set("MESH_ID", n.MeshID)
 	set("INSTANCE_IPS", n.IP)
-	if len(n.Labels) > 0 {
-		labels := map[string]any{}
-		for k, v := range n.Labels {
-			labels[k] = v
+	set("SERVICE_ACCOUNT", n.ServiceAccount)
+	set("CLUSTER_ID", n.ClusterID)
+	set("MESH_ID", n.MeshID)
+	set("NETWORK", n.Network)
+	set("ISTIO_VERSION", n.IstioVersion)
+	set("WORKLOAD_NAME", n.WorkloadName)
+	set("OWNER", n.Owner)
+	set("NODE_NAME", n.NodeName)
+	for key, m := range map[string]map[string]string{"LABELS": n.Labels, "ANNOTATIONS": n.Annotations} {
+		if len(m) > 0 {
+			s := make(map[string]any, len(m))
+			for k, v := range m {
+				s[k] = v
+			}
+			md[key] = s
 		}
-		md["LABELS"] = labels
 	}
-	st, _ := structpb.NewStruct(md)
+	all := make(map[string]any, len(n.Meta)+len(md))
+	maps.Copy(all, n.Meta)
+	maps.Copy(all, md)
+	st, err := structpb.NewStruct(all)
+	if err != nil {
+		// A Meta value structpb does not take: send the typed fields
+		// rather than no metadata at all.
+		st, _ = structpb.NewStruct(md)
+	}
 	return &corev3.Node{
 		Id:       fmt.Sprintf("waypoint~%s~%s.%s~%s", n.IP, n.PodName, n.Namespace, domain),
-		Cluster:  n.ClusterID,
+		Cluster:  cluster,
 		Metadata: st,
 	}
 }

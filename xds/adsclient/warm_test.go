@@ -10,6 +10,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -140,21 +141,34 @@ func TestInitialFetchTimeout(t *testing.T) {
 // keys the proxy type on, and its metadata; the server receives it.
 func TestNode(t *testing.T) {
 	n := NodeConfig{IP: "10.8.0.5", PodName: "waypoint-7d9f", Namespace: "bookinfo", ServiceAccount: "waypoint",
-		ClusterID: "Kubernetes", IstioVersion: "1.31.0", MeshID: "cluster.local",
-		Labels: map[string]string{"gateway.networking.k8s.io/gateway-name": "waypoint"}}.Node()
-	if n.GetId() != "waypoint~10.8.0.5~waypoint-7d9f.bookinfo~bookinfo.svc.cluster.local" || n.GetCluster() != "Kubernetes" {
+		ClusterID: "Kubernetes", IstioVersion: "1.31.0", MeshID: "cluster.local", Network: "net-1", WorkloadName: "waypoint",
+		Owner: "kubernetes://apis/apps/v1/namespaces/bookinfo/deployments/waypoint", NodeName: "kind-worker",
+		Labels:      map[string]string{"gateway.networking.k8s.io/gateway-name": "waypoint"},
+		Annotations: map[string]string{"istio.io/rev": "default"},
+		Meta:        map[string]any{"INTERCEPTION_MODE": "REDIRECT", "NAME": "overridden", "N": []any{"a", 1.0}}}.Node()
+	if n.GetId() != "waypoint~10.8.0.5~waypoint-7d9f.bookinfo~bookinfo.svc.cluster.local" || n.GetCluster() != "waypoint.bookinfo" {
 		t.Errorf("node id %q, cluster %q", n.GetId(), n.GetCluster())
 	}
 	md := n.GetMetadata().AsMap()
 	want := map[string]any{"NAME": "waypoint-7d9f", "NAMESPACE": "bookinfo", "CLUSTER_ID": "Kubernetes", "ISTIO_VERSION": "1.31.0",
-		"SERVICE_ACCOUNT": "waypoint", "MESH_ID": "cluster.local", "INSTANCE_IPS": "10.8.0.5",
-		"LABELS": map[string]any{"gateway.networking.k8s.io/gateway-name": "waypoint"}}
-	if fmt.Sprint(md) != fmt.Sprint(want) {
-		t.Errorf("metadata %v\nwant     %v", md, want)
+		"SERVICE_ACCOUNT": "waypoint", "MESH_ID": "cluster.local", "INSTANCE_IPS": "10.8.0.5", "NETWORK": "net-1",
+		"WORKLOAD_NAME": "waypoint", "OWNER": "kubernetes://apis/apps/v1/namespaces/bookinfo/deployments/waypoint",
+		"NODE_NAME": "kind-worker", "INTERCEPTION_MODE": "REDIRECT", "N": []any{"a", 1.0},
+		"LABELS":      map[string]any{"gateway.networking.k8s.io/gateway-name": "waypoint"},
+		"ANNOTATIONS": map[string]any{"istio.io/rev": "default"}}
+	if diff := cmp.Diff(want, md); diff != "" {
+		t.Errorf("metadata (-want +got)\n%s", diff)
 	}
 	if n := (NodeConfig{IP: "10.8.0.5", PodName: "p", Namespace: "ns", DNSDomain: "ns.svc.corp"}).Node(); n.GetId() != "waypoint~10.8.0.5~p.ns~ns.svc.corp" ||
-		len(n.GetMetadata().GetFields()) != 3 {
-		t.Errorf("with a DNS domain and no optional fields: %q %v", n.GetId(), n.GetMetadata().AsMap())
+		n.GetCluster() != "istio-proxy.ns" || len(n.GetMetadata().GetFields()) != 3 {
+		t.Errorf("with a DNS domain and no optional fields: %q %q %v", n.GetId(), n.GetCluster(), n.GetMetadata().AsMap())
+	}
+	if n := (NodeConfig{IP: "10.8.0.5", PodName: "p", Namespace: "ns", ServiceAccount: "sa", ServiceCluster: "wp.ns"}).Node(); n.GetCluster() != "wp.ns" {
+		t.Errorf("service cluster %q", n.GetCluster())
+	}
+	// A Meta value structpb cannot take leaves Meta out, not the rest.
+	if n := (NodeConfig{IP: "10.8.0.5", PodName: "p", Namespace: "ns", Meta: map[string]any{"BAD": struct{}{}}}).Node(); len(n.GetMetadata().GetFields()) != 3 {
+		t.Errorf("with a bad Meta value: %v", n.GetMetadata().AsMap())
 	}
 
 	// The server sees it (on the NACK it records).

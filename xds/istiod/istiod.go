@@ -16,6 +16,9 @@
 // TokenCredentials refuse to send a token over a connection without
 // transport security; a plaintext control plane (the tests' and the demo's
 // `waypoint xds serve`) gets no token.
+//
+// BuildNode describes the waypoint to istiod as Istio's agent does, from
+// the pod's environment and downward API files (node.go).
 package istiod
 
 import (
