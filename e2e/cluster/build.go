@@ -1,0 +1,260 @@
+// Package cluster runs a local control plane for the end-to-end tests and for `make cluster`:
+// etcd, kube-apiserver, the Gateway API's and Istio's CRDs, and istiod (pilot-discovery), all
+// built from pinned Go modules and listening on one loopback address. There is no kubelet, no
+// controller manager and no scheduler: tests create what those would (see Cluster).
+//
+// The binaries come from two modules of their own, so that neither k8s.io/kubernetes nor the
+// istio.io/istio development snapshot ever enters the product's go.mod:
+//
+//	kube/    etcd (go.etcd.io/etcd/server/v3) and kube-apiserver (k8s.io/kubernetes v1.37.2)
+//	istiod/  pilot-discovery and istio-manifests (istio.io/istio, the snapshot ../shared/istiod names)
+//
+// Build compiles them once into a directory (the repository's bin/cluster by default) and
+// reuses them while the modules' go.mod, go.sum and commands are unchanged.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+// Versions of what the control plane is built from. The modules' go.mod files pin the
+// rest; these are the ones read here.
+const (
+	KubernetesVersion = "v1.37.2"
+	GatewayAPIVersion = "v1.6.3"
+)
+
+// Bins are the built control plane: its binaries and the files taken from Istio's and the
+// Gateway API's modules.
+type Bins struct {
+	Dir                          string
+	Etcd, APIServer, Istiod      string // binaries
+	InjectConfig, InjectValues   string // the istio-sidecar-injector ConfigMap's data
+	IstioCRDs                    string // one multi-document YAML file
+	GatewayAPICRDs               string // a directory of YAML files (the standard channel)
+	IstioVersion, IstioModuleRef string // what pilot-discovery reports, and the module version it was built from
+}
+
+// SourceDir is the directory of this package's sources (e2e/cluster), found from the
+// compiled-in file name; the sub-modules are below it.
+func SourceDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(file)
+}
+
+// DefaultBinDir is bin/cluster at the repository's top.
+func DefaultBinDir() string {
+	return filepath.Join(SourceDir(), "..", "..", "bin", "cluster")
+}
+
+// Build builds the control plane into dir (created), or reuses what an earlier Build left
+// there when its stamp (a hash of the Go version and of the sub-modules' go.mod, go.sum and
+// sources) is unchanged. Progress goes to log. A cold build takes 10 to 20 minutes on two
+// cores; a warm one, a second.
+func Build(ctx context.Context, dir string, log io.Writer) (*Bins, error) {
+	src := SourceDir()
+	b := &Bins{
+		Dir:            dir,
+		Etcd:           filepath.Join(dir, "etcd"),
+		APIServer:      filepath.Join(dir, "kube-apiserver"),
+		Istiod:         filepath.Join(dir, "pilot-discovery"),
+		InjectConfig:   filepath.Join(dir, "istio", "inject", "config"),
+		InjectValues:   filepath.Join(dir, "istio", "inject", "values"),
+		IstioCRDs:      filepath.Join(dir, "istio", "crds", "istio.yaml"),
+		GatewayAPICRDs: filepath.Join(dir, "gateway-api"),
+	}
+	istioLD, err := istioVersionFlags(ctx, filepath.Join(src, "istiod"))
+	if err != nil {
+		return nil, err
+	}
+	kubeLD := fmt.Sprintf("-s -w -X k8s.io/component-base/version.gitVersion=%s -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=%s",
+		KubernetesVersion, strings.Split(KubernetesVersion, ".")[1])
+	stamp, err := buildStamp(ctx, src, kubeLD, istioLD)
+	if err != nil {
+		return nil, err
+	}
+	stampFile := filepath.Join(dir, "stamp")
+	if old, err := os.ReadFile(stampFile); err == nil && string(old) == stamp && b.complete() {
+		return b, b.readVersions()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	os.Remove(stampFile)
+	steps := []struct {
+		what, module string
+		args         []string
+	}{
+		{"etcd and kube-apiserver", "kube", []string{"build", "-trimpath", "-ldflags", kubeLD, "-o", dir + "/",
+			"k8s.io/kubernetes/cmd/kube-apiserver", "./cmd/etcd"}},
+		{"pilot-discovery and istio-manifests", "istiod", []string{"build", "-trimpath", "-ldflags", "-s -w " + istioLD, "-o", dir + "/",
+			"istio.io/istio/pilot/cmd/pilot-discovery", "./cmd/istio-manifests"}},
+	}
+	for _, s := range steps {
+		fmt.Fprintf(log, "cluster: building %s (module e2e/cluster/%s)...\n", s.what, s.module)
+		if err := goCmd(ctx, filepath.Join(src, s.module), log, s.args...); err != nil {
+			return nil, fmt.Errorf("cluster: build %s: %w", s.what, err)
+		}
+	}
+	if err := run(ctx, "", log, filepath.Join(dir, "istio-manifests"), filepath.Join(dir, "istio")); err != nil {
+		return nil, fmt.Errorf("cluster: istio-manifests: %w", err)
+	}
+	if err := copyGatewayAPICRDs(ctx, filepath.Join(src, "kube"), b.GatewayAPICRDs); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(stampFile, []byte(stamp), 0o644); err != nil {
+		return nil, err
+	}
+	return b, b.readVersions()
+}
+
+func (b *Bins) complete() bool {
+	for _, f := range []string{b.Etcd, b.APIServer, b.Istiod, b.InjectConfig, b.InjectValues, b.IstioCRDs, b.GatewayAPICRDs} {
+		if _, err := os.Stat(f); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// readVersions fills IstioVersion (from pilot-discovery's own report) and IstioModuleRef.
+func (b *Bins) readVersions() error {
+	out, err := exec.Command(b.Istiod, "version", "-o", "json").Output()
+	if err != nil {
+		return fmt.Errorf("cluster: %s version: %w", b.Istiod, err)
+	}
+	var v struct {
+		ClientVersion struct {
+			Version string `json:"version"`
+		} `json:"clientVersion"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		return fmt.Errorf("cluster: pilot-discovery version: %w", err)
+	}
+	b.IstioVersion = v.ClientVersion.Version
+	mod, err := exec.Command("go", "version", "-m", b.Istiod).Output()
+	if err != nil {
+		return fmt.Errorf("cluster: go version -m: %w", err)
+	}
+	for _, line := range strings.Split(string(mod), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && (f[0] == "mod" || f[0] == "dep") && f[1] == "istio.io/istio" {
+			b.IstioModuleRef = f[2]
+		}
+	}
+	return nil
+}
+
+// istioVersionFlags are the linker flags that give pilot-discovery the version Istio's own
+// development builds report: the VERSION file of the pinned module and its commit,
+// "1.31-alpha.eed52ebb66ad" (without them it reports "unknown").
+func istioVersionFlags(ctx context.Context, moduleDir string) (string, error) {
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-json", "istio.io/istio")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = moduleDir, &out, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("cluster: go list -m istio.io/istio: %w", err)
+	}
+	var m struct{ Version, Dir string }
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+		return "", err
+	}
+	v, err := os.ReadFile(filepath.Join(m.Dir, "VERSION"))
+	if err != nil {
+		return "", fmt.Errorf("cluster: istio.io/istio's VERSION: %w", err)
+	}
+	commit := m.Version[strings.LastIndex(m.Version, "-")+1:]
+	version := strings.TrimSpace(string(v)) + "-alpha." + commit
+	const pkg = "istio.io/istio/pkg/version."
+	return fmt.Sprintf("-X %sbuildVersion=%s -X %sbuildGitRevision=%s -X %sbuildStatus=Clean -X %sbuildTag=%s",
+		pkg, version, pkg, commit, pkg, pkg, version), nil
+}
+
+// buildStamp hashes what the binaries are built from.
+func buildStamp(ctx context.Context, src string, flags ...string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q\n", flags)
+	v, err := exec.CommandContext(ctx, "go", "version").Output()
+	if err != nil {
+		return "", fmt.Errorf("cluster: go version: %w", err)
+	}
+	h.Write(v)
+	fmt.Fprintf(h, "gateway-api %s\n", GatewayAPIVersion)
+	for _, m := range []string{"kube", "istiod"} {
+		err := filepath.WalkDir(filepath.Join(src, m), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			if n := d.Name(); n != "go.mod" && n != "go.sum" && !strings.HasSuffix(n, ".go") {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%s %d\n", p[len(src):], len(b))
+			h.Write(b)
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// copyGatewayAPICRDs copies config/crd/standard of the pinned Gateway API module into dst.
+func copyGatewayAPICRDs(ctx context.Context, moduleDir, dst string) error {
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", "sigs.k8s.io/gateway-api@"+GatewayAPIVersion)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = moduleDir, &out, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("cluster: download the Gateway API %s: %w", GatewayAPIVersion, err)
+	}
+	var m struct{ Dir string }
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil || m.Dir == "" {
+		return fmt.Errorf("cluster: go mod download sigs.k8s.io/gateway-api: no directory (%v)", err)
+	}
+	files, err := filepath.Glob(filepath.Join(m.Dir, "config", "crd", "standard", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("cluster: no CRDs in %s/config/crd/standard", m.Dir)
+	}
+	os.RemoveAll(dst)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, filepath.Base(f)), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// goCmd runs the go command in the module at dir.
+func goCmd(ctx context.Context, dir string, log io.Writer, args ...string) error {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	return cmd.Run()
+}
+
+func run(ctx context.Context, dir string, log io.Writer, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
+	return cmd.Run()
+}
