@@ -6,6 +6,6 @@
 package kube
 
 import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubectl/pkg/cmd"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 )

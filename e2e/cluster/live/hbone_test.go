@@ -144,11 +144,11 @@ func (t *tunnel) Close() error {
 	t.w.Close()
 	return t.r.Close()
 }
-func (t *tunnel) LocalAddr() net.Addr                { return tunnelAddr("source") }
-func (t *tunnel) RemoteAddr() net.Addr               { return tunnelAddr(t.authority) }
-func (t *tunnel) SetDeadline(time.Time) error        { return nil }
-func (t *tunnel) SetReadDeadline(time.Time) error    { return nil }
-func (t *tunnel) SetWriteDeadline(time.Time) error   { return nil }
+func (t *tunnel) LocalAddr() net.Addr              { return tunnelAddr("source") }
+func (t *tunnel) RemoteAddr() net.Addr             { return tunnelAddr(t.authority) }
+func (t *tunnel) SetDeadline(time.Time) error      { return nil }
+func (t *tunnel) SetReadDeadline(time.Time) error  { return nil }
+func (t *tunnel) SetWriteDeadline(time.Time) error { return nil }
 
 type tunnelAddr string
 
