@@ -1,13 +1,10 @@
 package live
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"testing"
-	"time"
 )
 
 // call sends an HTTP/1.1 request from source sa through the waypoint to url (a VIP or pod
@@ -30,42 +27,10 @@ func (w *world) call(sa, method, url string, header http.Header) (int, echoReply
 		return resp.StatusCode, echoReply{}, err
 	}
 	var r echoReply
-	if resp.StatusCode == http.StatusOK && resp.Header.Get("x-pod") != "" {
+	if resp.Header.Get("x-pod") != "" {
 		if err := json.Unmarshal(b, &r); err != nil {
 			return resp.StatusCode, r, fmt.Errorf("%s %s: %v: %q", method, url, err, b)
 		}
 	}
 	return resp.StatusCode, r, nil
-}
-
-func TestSmoke(t *testing.T) {
-	w := newWorld(t, 1, "smoke")
-	w.workload("reviews-v1", "reviews", map[string]string{"app": "reviews", "version": "v1"}, 9080)
-	w.apply(`
-apiVersion: v1
-kind: Service
-metadata:
-  name: reviews
-  namespace: {{NS}}
-  labels:
-    istio.io/use-waypoint: waypoint
-spec:
-  selector: {app: reviews}
-  ports:
-  - name: http
-    port: 9080
-`)
-	vip := w.serviceVIP("reviews")
-	w.eventually(30*time.Second, "a request through the waypoint", func() error {
-		code, r, err := w.call("sleep", "GET", "http://"+vip+":9080/hello", nil)
-		if err != nil {
-			return err
-		}
-		if code != 200 || r.Pod != "reviews-v1" {
-			return fmt.Errorf("got %d from %q", code, r.Pod)
-		}
-		return nil
-	})
-	w.synced()
-	_ = context.Background
 }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -15,14 +17,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
-	"github.com/gowaypoint/waypoint/e2e/cluster"
 )
 
 // world is one namespace of the live cluster with its waypoint: a Gateway of class
@@ -212,6 +213,7 @@ func (w *world) synced() {
 // echo servers on its ports.
 type pod struct {
 	name, ip, sa string
+	hits         atomic.Int64 // requests its echo servers received
 }
 
 // workload adds a workload named name with service account sa, labels and HTTP ports.
@@ -276,7 +278,9 @@ type echoReply struct {
 	Headers http.Header `json:"headers"`
 }
 
-// echo serves HTTP/1.1 and h2c on ip:port, answering who it is and what it got.
+// echo serves HTTP/1.1 on ip:port, answering who it is and what it got. A request may ask
+// for a status (x-echo-status: 503) or a delay (x-echo-delay: 2s); a path starting with
+// /fail-on-POD is answered 503 by pod POD only.
 func (w *world) echo(p *pod, port int) {
 	w.t.Helper()
 	ln, err := net.Listen("tcp", net.JoinHostPort(p.ip, strconv.Itoa(port)))
@@ -284,9 +288,25 @@ func (w *world) echo(p *pod, port int) {
 		w.t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		p.hits.Add(1)
 		io.Copy(io.Discard, r.Body)
+		if d, err := time.ParseDuration(r.Header.Get("x-echo-delay")); err == nil {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		status := http.StatusOK
+		if s, err := strconv.Atoi(r.Header.Get("x-echo-status")); err == nil {
+			status = s
+		}
+		if strings.HasPrefix(r.URL.Path, "/fail-on-"+p.name) {
+			status = http.StatusServiceUnavailable
+		}
 		rw.Header().Set("content-type", "application/json")
 		rw.Header().Set("x-pod", p.name)
+		rw.WriteHeader(status)
 		json.NewEncoder(rw).Encode(echoReply{Pod: p.name, Method: r.Method, Path: r.URL.RequestURI(), Host: r.Host, Headers: r.Header})
 	})}
 	go srv.Serve(ln)
@@ -449,4 +469,20 @@ func tail(path string, n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
-var _ = cluster.IstiodServerName
+// meshRoot is the mesh root certificate (istiod's CA).
+func (w *world) meshRoot(t testing.TB) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(env.cluster.IstiodRootCert())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatal("no PEM in the mesh root")
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
