@@ -336,6 +336,7 @@ func (s *session) resubscribe(typeURL string) error {
 		return nil
 	}
 	c.subs[typeURL] = names
+	c.log.Debug("xds: subscription changed", "type", short(typeURL), "names", len(names))
 	if s.delta != nil {
 		add, del := diff(names, old)
 		return s.delta(&discoveryv3.DeltaDiscoveryRequest{Node: s.node(), TypeUrl: typeURL,
@@ -345,14 +346,26 @@ func (s *session) resubscribe(typeURL string) error {
 		VersionInfo: c.typeVer[typeURL], ResponseNonce: c.nonces[typeURL]})
 }
 
-// onSotw handles a state-of-the-world response: the whole set of its type
-// (for EDS and RDS, of the names subscribed).
+// onSotw handles a state-of-the-world response. For LDS and CDS it is the
+// whole set of its type: what it leaves out is removed. For EDS and RDS it
+// holds the subscribed resources that changed: one it leaves out is kept
+// as it was (the xDS protocol's rule for those types, which istiod
+// follows: after a subscription grows it sends only the new names), and
+// only unsubscribing removes one.
 func (s *session) onSotw(r *discoveryv3.DiscoveryResponse) error {
 	c := s.c
 	t := r.GetTypeUrl()
 	c.nonces[t] = r.GetNonce()
+	c.log.Debug("xds: response", "type", short(t), "version", r.GetVersionInfo(), "nonce", r.GetNonce(), "resources", len(r.GetResources()))
 	next := map[string]proto.Message{}
 	err := decodeAll(t, r.GetResources(), next)
+	if t == resourcev3.EndpointType || t == resourcev3.RouteType {
+		for _, name := range c.subs[t] {
+			if m, ok := c.state[t][name]; ok && next[name] == nil {
+				next[name] = m
+			}
+		}
+	}
 	if err == nil {
 		err = c.accept(t, next, nil, r.GetVersionInfo())
 	}
@@ -377,6 +390,7 @@ func (s *session) onDelta(r *discoveryv3.DeltaDiscoveryResponse) error {
 	c := s.c
 	t := r.GetTypeUrl()
 	c.nonces[t] = r.GetNonce()
+	c.log.Debug("xds: delta response", "type", short(t), "nonce", r.GetNonce(), "resources", len(r.GetResources()), "removed", len(r.GetRemovedResources()))
 	next := make(map[string]proto.Message, len(c.state[t]))
 	for k, v := range c.state[t] {
 		next[k] = v
@@ -512,6 +526,7 @@ func withAwaitedRoutes(r *xds.Resources) *xds.Resources {
 // tryApply builds and applies the accepted state once it is complete.
 func (c *Client) tryApply() {
 	if missing := c.missing(); len(missing) > 0 {
+		c.log.Debug("xds: config waits for", "resources", len(missing), "first", missing[0].key)
 		now := time.Now()
 		for _, m := range missing {
 			if _, ok := c.waiting[m.key]; !ok {
