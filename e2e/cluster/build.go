@@ -160,10 +160,10 @@ func (b *Bins) readVersions() error {
 // "1.31-alpha.eed52ebb66ad" (without them it reports "unknown").
 func istioVersionFlags(ctx context.Context, moduleDir string) (string, error) {
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-json", "istio.io/istio")
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", "istio.io/istio")
 	cmd.Dir, cmd.Stdout, cmd.Stderr = moduleDir, &out, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("cluster: go list -m istio.io/istio: %w", err)
+		return "", fmt.Errorf("cluster: go mod download istio.io/istio: %w", err)
 	}
 	var m struct{ Version, Dir string }
 	if err := json.Unmarshal(out.Bytes(), &m); err != nil {

@@ -3,7 +3,8 @@
 // config and certificate from istiod, and traffic from test sources through it to pods.
 //
 // Addresses: the control plane listens on 127.30.0.1; a test world k has 127.30.k.0/24 (the
-// waypoint at .5, pods from .11, each pod's ztunnel stand-in on its own :15008).
+// waypoint at .5, pods from .11, each pod's ztunnel stand-in on its own :15008). LIVE_NET=127.N
+// moves all of it to 127.N.0.0/16, so that two runs of the package can share a machine.
 package live
 
 import (
@@ -27,7 +28,13 @@ var env struct {
 	hbone    string // the ztunnel stand-in binary
 }
 
-const controlPlaneIP = "127.30.0.1"
+// liveNet is the /16 of the package's addresses (LIVE_NET, default 127.30).
+var liveNet = func() string {
+	if n := os.Getenv("LIVE_NET"); n != "" {
+		return n
+	}
+	return "127.30"
+}()
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -85,7 +92,7 @@ func setup(ctx context.Context, tmp string) error {
 	if out, err := exec.CommandContext(ctx, env.waypoint, "certs", "--out", env.meshCA, "istio-system/istiod").CombinedOutput(); err != nil {
 		return fmt.Errorf("waypoint certs: %v: %s", err, out)
 	}
-	env.cluster, err = cluster.Start(ctx, cluster.Config{Bins: bins, Dir: filepath.Join(tmp, "cluster"), IP: controlPlaneIP,
+	env.cluster, err = cluster.Start(ctx, cluster.Config{Bins: bins, Dir: filepath.Join(tmp, "cluster"), IP: liveNet + ".0.1",
 		MeshCA: env.meshCA, Log: os.Stderr})
 	return err
 }

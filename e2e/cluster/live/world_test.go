@@ -50,7 +50,7 @@ type world struct {
 // deployed it and marked it Programmed, and starts the waypoint binary for it.
 func newWorld(t *testing.T, k int, ns string) *world {
 	t.Helper()
-	w := &world{t: t, ns: ns, net: fmt.Sprintf("127.30.%d", k), dir: t.TempDir(), gateway: "waypoint",
+	w := &world{t: t, ns: ns, net: fmt.Sprintf("%s.%d", liveNet, k), dir: t.TempDir(), gateway: "waypoint",
 		nextIP: 11, sources: map[string]*source{}, pod: "waypoint-" + strconv.Itoa(k)}
 	w.waypointIP = w.net + ".5"
 	w.apply(`
@@ -177,11 +177,19 @@ func (w *world) startWaypoint() {
 		"--hbone-addr", net.JoinHostPort(w.waypointIP, "15008"),
 		"--admin-addr", net.JoinHostPort(w.waypointIP, "15000"),
 		"--metrics-addr", net.JoinHostPort(w.waypointIP, "15020"),
-		"--drain-timeout", "1s")
+		"--drain-timeout", "1s", "--log-level", logLevel())
 	w.eventually(time.Minute, "the waypoint is ready", func() error {
 		_, err := w.get(w.admin + "/healthz/ready")
 		return err
 	})
+}
+
+// logLevel is the waypoint's log level: LIVE_WAYPOINT_LOG, default info.
+func logLevel() string {
+	if l := os.Getenv("LIVE_WAYPOINT_LOG"); l != "" {
+		return l
+	}
+	return "info"
 }
 
 // proxyID is the suffix of the waypoint's node id that istiod's debug pages name it by.
@@ -206,6 +214,38 @@ func (w *world) synced() {
 		}
 		return nil
 	})
+}
+
+// nonces are the nonces istiod last sent the waypoint, per type.
+func (w *world) nonces() map[string]string {
+	w.t.Helper()
+	s, ok, err := env.cluster.ProxySync(context.Background(), w.proxyID())
+	if err != nil || !ok {
+		w.t.Fatalf("syncz: the waypoint connected %v, %v", ok, err)
+	}
+	out := map[string]string{}
+	for t, r := range s.Resources {
+		out[t] = r.Sent
+	}
+	return out
+}
+
+// applied applies text and waits until istiod has pushed the waypoint since (a nonce of some
+// type changed: istiod pushes after its debounce, with what it knows then) and the waypoint
+// has ACKed every push.
+func (w *world) applied(text string) {
+	w.t.Helper()
+	before := w.nonces()
+	w.apply(text)
+	w.eventually(30*time.Second, "a push after the change", func() error {
+		for t, n := range w.nonces() {
+			if before[t] != n {
+				return nil
+			}
+		}
+		return fmt.Errorf("no push since %v", before)
+	})
+	w.synced()
 }
 
 // pod is a workload on the world's loopback range: a WorkloadEntry istiod puts in the
