@@ -6,7 +6,10 @@
 // waypoint with the policy's access-control-allow-* headers; any other
 // request goes on and its response gets access-control-allow-origin (and
 // -credentials, -expose-headers). A request from an origin the policy does
-// not allow passes through untouched, as in Envoy.
+// not allow passes through untouched, as in Envoy; a preflight from such an
+// origin too, unless forward_not_matching_preflights is false (a
+// VirtualService's unmatchedPreflights: IGNORE), when the waypoint answers
+// it 200 with no CORS headers and no workload sees it.
 package cors
 
 import (
@@ -43,7 +46,8 @@ var fields = pbcheck.F
 var allowlist = pbcheck.Allowlist{
 	"envoy.extensions.filters.http.cors.v3.Cors": fields(),
 	"envoy.extensions.filters.http.cors.v3.CorsPolicy": fields("allow_origin_string_match", "allow_methods",
-		"allow_headers", "expose_headers", "max_age", "allow_credentials", "filter_enabled"),
+		"allow_headers", "expose_headers", "max_age", "allow_credentials", "filter_enabled",
+		"forward_not_matching_preflights"),
 	"envoy.type.matcher.v3.StringMatcher":           fields("exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"),
 	"envoy.type.matcher.v3.RegexMatcher":            fields("google_re2", "regex"),
 	"envoy.type.matcher.v3.RegexMatcher.GoogleRE2":  fields(),
@@ -76,7 +80,11 @@ func (factory) ParsePerRoute(cfg proto.Message) (any, error) {
 		return nil, err
 	}
 	p := &policy{enabled: true, allowMethods: pb.GetAllowMethods(), allowHeaders: pb.GetAllowHeaders(),
-		exposeHeaders: pb.GetExposeHeaders(), maxAge: pb.GetMaxAge(), credentials: pb.GetAllowCredentials().GetValue()}
+		exposeHeaders: pb.GetExposeHeaders(), maxAge: pb.GetMaxAge(), credentials: pb.GetAllowCredentials().GetValue(),
+		forwardUnmatched: true}
+	if f := pb.GetForwardNotMatchingPreflights(); f != nil {
+		p.forwardUnmatched = f.GetValue()
+	}
 	if fe := pb.GetFilterEnabled(); fe != nil {
 		on, err := allOrNothing(fe)
 		if err != nil {
@@ -115,6 +123,7 @@ type policy struct {
 	allowMethods, allowHeaders, exposeHeaders string
 	maxAge                                    string
 	credentials                               bool
+	forwardUnmatched                          bool // a preflight from another origin goes upstream (Envoy's default)
 }
 
 type originMatcher struct {
@@ -171,35 +180,52 @@ type filter struct{}
 
 // policyFor returns the route's policy and the allowed origin, or nil.
 func policyFor(s *filters.Stream) (*policy, string) {
-	r := s.Route()
-	if r == nil {
+	p, origin, allowed := routePolicy(s)
+	if !allowed {
 		return nil, ""
 	}
-	p, _ := r.FilterConfig(Name).(*policy)
-	if p == nil || !p.enabled {
-		return nil, ""
-	}
-	origin, ok := s.Request.Header.Get("origin")
-	if !ok || len(origin) == 0 {
-		return nil, ""
-	}
-	o := string(origin)
-	for i := range p.origins {
-		if p.origins[i].match(o) {
-			return p, o
-		}
-	}
-	return nil, ""
+	return p, origin
 }
 
-// OnRequest answers a preflight from an allowed origin.
+// routePolicy returns the route's enabled policy for a request with an
+// origin (nil when there is none), the origin, and whether it is allowed.
+func routePolicy(s *filters.Stream) (p *policy, origin string, allowed bool) {
+	r := s.Route()
+	if r == nil {
+		return nil, "", false
+	}
+	p, _ = r.FilterConfig(Name).(*policy)
+	if p == nil || !p.enabled {
+		return nil, "", false
+	}
+	o, ok := s.Request.Header.Get("origin")
+	if !ok || len(o) == 0 {
+		return nil, "", false
+	}
+	origin = string(o)
+	for i := range p.origins {
+		if p.origins[i].match(origin) {
+			return p, origin, true
+		}
+	}
+	return p, origin, false
+}
+
+// OnRequest answers a preflight from an allowed origin, and one from
+// another origin when the policy does not forward those.
 func (filter) OnRequest(s *filters.Stream) filters.Status {
 	if s.Request.Method != l7.MethodOptions || !s.Request.Header.Has("access-control-request-method") {
 		return filters.Continue
 	}
-	p, origin := policyFor(s)
+	p, origin, allowed := routePolicy(s)
 	if p == nil {
 		return filters.Continue
+	}
+	if !allowed {
+		if p.forwardUnmatched {
+			return filters.Continue
+		}
+		return s.SendLocalReply(200, "", "")
 	}
 	st := s.SendLocalReply(200, "", "")
 	h := &s.Local.Header
