@@ -4,7 +4,7 @@ GO ?= go
 # Tests that start servers bind 127.0.0.0/8 addresses only.
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: demo test build vet fmt-check bench e2e tools clean
+.PHONY: demo test build vet fmt-check bench e2e tools clean cluster e2e-istio
 
 ## demo: run a whole local mesh on loopback (waypoint, ztunnel stand-ins, two sample pods)
 demo:
@@ -14,10 +14,25 @@ demo:
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-## test: format and vet checks, then every test with the race detector, end-to-end tests included
+## test: format and vet checks, then every test with the race detector, end-to-end tests included,
+## then the waypoint under a live istiod (e2e-istio)
 test: fmt-check vet
 	$(GO) test $(TEST_FLAGS) ./...
 	$(GO) run ./bench/cmd/allocgate
+	$(MAKE) e2e-istio
+
+## cluster: build (once, into bin/cluster) and run a local control plane on 127.20.0.1: etcd,
+## kube-apiserver, the Gateway API's and Istio's CRDs, istiod; prints how to use it; Ctrl-C stops it
+cluster:
+	cd e2e/cluster && $(GO) run ./cmd/cluster
+
+## e2e-istio: the waypoint under a live istiod (e2e/cluster/live: TestWaypointUnderIstiod and the
+## catalogue of docs/istio-compat.md); COMPAT_DOC=1 rewrites that table from the run's results.
+## The control plane's first build takes 10 to 20 minutes; later runs reuse bin/cluster.
+LIVE_FLAGS ?= -count=1 -timeout 60m
+e2e-istio:
+	cd e2e/cluster && $(GO) vet ./...
+	cd e2e/cluster && $(GO) test $(LIVE_FLAGS) $(if $(COMPAT_DOC),./live -args -compat-doc $(CURDIR)/docs/istio-compat.md,./...)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -62,7 +62,55 @@ type Config struct {
 	Log io.Writer
 	// IstiodEnv adds to istiod's environment (NAME=VALUE).
 	IstiodEnv []string
+	// MeshConfig is the mesh config (MeshConfig YAML) istiod starts with, as the ConfigMap
+	// istio-system/istio (key mesh) that istiod watches; DefaultMeshConfig when empty.
+	MeshConfig string
 }
+
+// DefaultMeshConfig is the mesh config of a cluster: Istio's defaults, the trust domain
+// cluster.local, and extension providers for what users point Telemetry and CUSTOM
+// AuthorizationPolicies at (the services they name need not exist for istiod to render them).
+const DefaultMeshConfig = `
+trustDomain: cluster.local
+accessLogFile: ""
+enableTracing: true
+extensionProviders:
+- name: envoy-json
+  envoyFileAccessLog:
+    path: /dev/stdout
+    logFormat:
+      labels:
+        path: "%REQ(:PATH)%"
+        code: "%RESPONSE_CODE%"
+        upstream: "%UPSTREAM_HOST%"
+- name: otel-tracing
+  opentelemetry:
+    service: otel-collector.istio-system.svc.cluster.local
+    port: 4317
+- name: otel-http-tracing
+  opentelemetry:
+    service: otel-collector.istio-system.svc.cluster.local
+    port: 4318
+    http:
+      path: /v1/traces
+- name: zipkin
+  zipkin:
+    service: zipkin.istio-system.svc.cluster.local
+    port: 9411
+- name: otel-als
+  envoyOtelAls:
+    service: otel-collector.istio-system.svc.cluster.local
+    port: 4317
+- name: ext-authz-http
+  envoyExtAuthzHttp:
+    service: ext-authz.istio-system.svc.cluster.local
+    port: 8000
+    includeRequestHeadersInCheck: [x-ext-authz]
+- name: ext-authz-grpc
+  envoyExtAuthzGrpc:
+    service: ext-authz.istio-system.svc.cluster.local
+    port: 9000
+`
 
 // Cluster is a running control plane. Its methods may be called from several goroutines.
 type Cluster struct {
@@ -127,6 +175,9 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	fmt.Fprintf(cfg.Log, "cluster: API server ready at %s (%.1fs)\n", c.APIServer, time.Since(start).Seconds())
 	if err := c.installCRDs(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.applyMeshConfig(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.startIstiod(ctx); err != nil {

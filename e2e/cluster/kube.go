@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -124,6 +123,21 @@ func (c *Cluster) installCRDs(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(c.cfg.Log, "cluster: %d CRDs established\n", len(crds))
+	return nil
+}
+
+// applyMeshConfig writes the ConfigMap istio-system/istio that istiod reads its mesh config
+// from.
+func (c *Cluster) applyMeshConfig(ctx context.Context) error {
+	mesh := c.cfg.MeshConfig
+	if mesh == "" {
+		mesh = DefaultMeshConfig
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "istio", Namespace: "istio-system"},
+		Data: map[string]string{"mesh": mesh}}
+	if _, err := c.Client.CoreV1().ConfigMaps("istio-system").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("cluster: the mesh config: %w", err)
+	}
 	return nil
 }
 
@@ -269,6 +283,3 @@ func (a *applier) resource(o *unstructured.Unstructured) (dynamic.ResourceInterf
 	}
 	return a.dyn.Resource(m.Resource), nil
 }
-
-// indent is for error messages quoting YAML.
-func indent(s string) string { return "\t" + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n\t") }
