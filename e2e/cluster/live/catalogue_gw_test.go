@@ -1,0 +1,354 @@
+package live
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// versionServices are per-version Services of the reviews workloads, the backendRefs of the
+// Gateway API route cases (a GAMMA route splits by Service, not by subset).
+const versionServices = `
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-v1, namespace: "{{NS}}"}
+spec:
+  selector: {app: reviews, version: v1}
+  ports:
+  - {name: http, port: 9080}
+  - {name: grpc, port: 9090}
+  - {name: tcp, port: 9300}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-v2, namespace: "{{NS}}"}
+spec:
+  selector: {app: reviews, version: v2}
+  ports:
+  - {name: http, port: 9080}
+  - {name: grpc, port: 9090}
+  - {name: tcp, port: 9300}
+`
+
+// noRedirect sends a request as productpage without following a redirect.
+func noRedirect(t *testing.T, w *world, method, url string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	c := w.source("productpage").HTTP()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func init() {
+	catalogue = append(catalogue,
+		compatCase{
+			name: "gw-httproute-match",
+			resources: "Services reviews-v1/reviews-v2; HTTPRoute on Service reviews port 9080: PathPrefix `/v2`, Exact `/exact`, RegularExpression `/re/[0-9]+`, " +
+				"header `x-version: v2`, header regex, query `version=v2` to reviews-v2; Exact `/split` weighted 1:3 v1:v2; the rest to reviews-v1",
+			checks: "each match reaches v2 and its near misses v1; 200 requests to `/split` land 50±30 on v1 and 150±30 on v2",
+			yaml: versionServices + `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: reviews, port: 9080}
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /v2}
+    - path: {type: Exact, value: /exact}
+    - path: {type: RegularExpression, value: "/re/[0-9]+"}
+    - headers: [{name: x-version, value: v2}]
+    - headers: [{type: RegularExpression, name: x-user, value: "^admin-.*"}]
+    - queryParams: [{name: version, value: v2}]
+    backendRefs:
+    - {name: reviews-v2, port: 9080}
+  - matches:
+    - path: {type: Exact, value: /split}
+    backendRefs:
+    - {name: reviews-v1, port: 9080, weight: 1}
+    - {name: reviews-v2, port: 9080, weight: 3}
+  - backendRefs:
+    - {name: reviews-v1, port: 9080}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				for _, c := range []struct {
+					path   string
+					header http.Header
+					pod    string
+				}{
+					{"/v2", nil, "reviews-v2"},
+					{"/v2/deeper", nil, "reviews-v2"},
+					{"/v2x", nil, "reviews-v1"}, // a path prefix matches whole segments
+					{"/exact", nil, "reviews-v2"},
+					{"/exact/no", nil, "reviews-v1"},
+					{"/re/42", nil, "reviews-v2"},
+					{"/re/4x", nil, "reviews-v1"},
+					{"/", http.Header{"X-Version": {"v2"}}, "reviews-v2"},
+					{"/", http.Header{"X-Version": {"v1"}}, "reviews-v1"},
+					{"/", http.Header{"X-User": {"admin-jo"}}, "reviews-v2"},
+					{"/", http.Header{"X-User": {"jo-admin-"}}, "reviews-v1"},
+					{"/q?version=v2", nil, "reviews-v2"},
+					{"/q?version=v3", nil, "reviews-v1"},
+					{"/", nil, "reviews-v1"},
+				} {
+					expect(t, w, b, "GET", c.path, c.header, 200, c.pod)
+				}
+				got := map[string]int{}
+				for i := 0; i < 200; i++ {
+					got[expect(t, w, b, "GET", "/split", nil, 200, "").Pod]++
+				}
+				if got["reviews-v1"] < 20 || got["reviews-v1"] > 80 || got["reviews-v2"] < 120 {
+					t.Errorf("1:3 split of 200: %v", got)
+				}
+			},
+		},
+		compatCase{
+			name: "gw-httproute-filters",
+			resources: "HTTPRoute on Service reviews: RequestHeaderModifier (set/add/remove), ResponseHeaderModifier (set/add/remove), " +
+				"a backendRef's own RequestHeaderModifier; URLRewrite ReplacePrefixMatch `/old`→`/new` with hostname, ReplaceFullPath; " +
+				"RequestRedirect (hostname, path, 301) and (scheme https, port 8443, 302)",
+			checks: "the workload sees the headers set and added, not the removed one, the rewritten path and host; the client sees the response headers; " +
+				"redirects answer their `location` and reach no workload",
+			yaml: versionServices + `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: reviews, port: 9080}
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /old}
+    filters:
+    - type: URLRewrite
+      urlRewrite:
+        hostname: reviews.example
+        path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}
+    backendRefs:
+    - {name: reviews-v1, port: 9080}
+  - matches:
+    - path: {type: PathPrefix, value: /full}
+    filters:
+    - type: URLRewrite
+      urlRewrite:
+        path: {type: ReplaceFullPath, replaceFullPath: /replaced}
+    backendRefs:
+    - {name: reviews-v1, port: 9080}
+  - matches:
+    - path: {type: Exact, value: /moved}
+    filters:
+    - type: RequestRedirect
+      requestRedirect:
+        hostname: elsewhere.example
+        path: {type: ReplaceFullPath, replaceFullPath: /here}
+        statusCode: 301
+  - matches:
+    - path: {type: PathPrefix, value: /secure}
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {scheme: https, port: 8443, statusCode: 302}
+  - filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{name: x-set, value: route}]
+        add: [{name: x-added, value: "yes"}]
+        remove: [x-secret]
+    - type: ResponseHeaderModifier
+      responseHeaderModifier:
+        set: [{name: x-served-by, value: waypoint}]
+        add: [{name: x-resp-added, value: "yes"}]
+        remove: [x-pod]
+    backendRefs:
+    - name: reviews-v2
+      port: 9080
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set: [{name: x-backend, value: v2}]
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				r := expect(t, w, b, "GET", "/old/x?q=1", nil, 200, "reviews-v1")
+				if r.Path != "/new/x?q=1" || r.Host != "reviews.example" {
+					t.Errorf("/old/x?q=1 rewritten to %q host %q, want /new/x?q=1 host reviews.example", r.Path, r.Host)
+				}
+				r = expect(t, w, b, "GET", "/old", nil, 200, "reviews-v1")
+				if r.Path != "/new" {
+					t.Errorf("/old rewritten to %q, want /new", r.Path)
+				}
+				r = expect(t, w, b, "GET", "/full/a/b", nil, 200, "reviews-v1")
+				if r.Path != "/replaced" {
+					t.Errorf("/full/a/b rewritten to %q, want /replaced", r.Path)
+				}
+
+				hits := b.v1.hits.Load() + b.v2.hits.Load()
+				if resp := noRedirect(t, w, "GET", b.url("/moved")); resp.StatusCode != 301 || resp.Header.Get("location") != "http://elsewhere.example/here" {
+					t.Errorf("/moved: %d location %q, want 301 http://elsewhere.example/here", resp.StatusCode, resp.Header.Get("location"))
+				}
+				want := "https://" + b.vip + ":8443/secure/x?q=1"
+				if resp := noRedirect(t, w, "GET", b.url("/secure/x?q=1")); resp.StatusCode != 302 || resp.Header.Get("location") != want {
+					t.Errorf("/secure/x: %d location %q, want 302 %s", resp.StatusCode, resp.Header.Get("location"), want)
+				}
+				if n := b.v1.hits.Load() + b.v2.hits.Load(); n != hits {
+					t.Errorf("a redirect reached a workload")
+				}
+
+				req, _ := http.NewRequest("GET", b.url("/h"), nil)
+				req.Header.Set("x-secret", "s")
+				req.Header.Set("x-set", "client")
+				resp, err := w.source("productpage").HTTP().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				decodeJSON(t, resp, &r)
+				if r.Pod != "reviews-v2" {
+					t.Errorf("/h answered by %q, want reviews-v2", r.Pod)
+				}
+				if resp.Header.Get("x-served-by") != "waypoint" || resp.Header.Get("x-resp-added") != "yes" || resp.Header.Get("x-pod") != "" {
+					t.Errorf("response headers %v", resp.Header)
+				}
+				h := r.Headers
+				if h.Get("x-set") != "route" || h.Get("x-added") != "yes" || h.Get("x-secret") != "" || h.Get("x-backend") != "v2" {
+					t.Errorf("the workload saw %v", h)
+				}
+			},
+		},
+		compatCase{
+			name:      "gw-httproute-timeout",
+			resources: "HTTPRoute on Service reviews: `timeouts.request` 500ms on `/slow`, none elsewhere",
+			checks:    "a workload answering after 3 s gives the client 504 before 3 s; under `/other` a 1 s delay is waited for (200 after at least 1 s)",
+			yaml: versionServices + `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: reviews, port: 9080}
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /slow}
+    timeouts: {request: 500ms}
+    backendRefs:
+    - {name: reviews-v1, port: 9080}
+  - backendRefs:
+    - {name: reviews-v1, port: 9080}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				start := time.Now()
+				code, _, err := w.call("productpage", "GET", b.url("/slow"), http.Header{"X-Echo-Delay": {"3s"}})
+				if err != nil || code != 504 {
+					t.Errorf("/slow: %d %v, want 504", code, err)
+				}
+				if d := time.Since(start); d >= 3*time.Second {
+					t.Errorf("/slow answered after %v: the timeout did not cut the wait", d)
+				}
+				start = time.Now()
+				expect(t, w, b, "GET", "/other", http.Header{"X-Echo-Delay": {"1s"}}, 200, "reviews-v1")
+				if d := time.Since(start); d < time.Second {
+					t.Errorf("/other answered after %v, want at least 1s", d)
+				}
+			},
+		},
+		compatCase{
+			name:      "gw-httproute-mirror",
+			resources: "HTTPRoute on Service reviews: to reviews-v1 with a RequestMirror filter to reviews-v2",
+			checks:    "(once built) v1 answers and v2 gets a copy of each request",
+			yaml: versionServices + `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: reviews, port: 9080}
+  rules:
+  - filters:
+    - type: RequestMirror
+      requestMirror:
+        backendRef: {name: reviews-v2, port: 9080}
+    backendRefs:
+    - {name: reviews-v1, port: 9080}
+`,
+			waitsOn: "#13 (mirroring)",
+			nack:    "request_mirror_policies",
+		},
+		compatCase{
+			name: "gw-grpcroute",
+			resources: "GRPCRoute on Service reviews port 9090: method `echo.Echo/A` to reviews-v1, method `echo.Echo/B` or header `x-version: v2` to reviews-v2, " +
+				"service `echo.Other` to reviews-v2, the rest to reviews-v1",
+			checks: "each call is answered by the workload its match names (gRPC echo), 5 times each",
+			yaml: versionServices + `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: reviews, port: 9090}
+  rules:
+  - matches:
+    - method: {service: echo.Echo, method: A}
+    backendRefs:
+    - {name: reviews-v1, port: 9090}
+  - matches:
+    - method: {service: echo.Echo, method: B}
+    - headers: [{name: x-version, value: v2}]
+    - method: {service: echo.Other}
+    backendRefs:
+    - {name: reviews-v2, port: 9090}
+  - backendRefs:
+    - {name: reviews-v1, port: 9090}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				for i := 0; i < 5; i++ {
+					for _, c := range []struct {
+						method string
+						md     []string
+						pod    string
+					}{
+						{"/echo.Echo/A", nil, "reviews-v1"},
+						{"/echo.Echo/B", nil, "reviews-v2"},
+						{"/echo.Echo/C", nil, "reviews-v1"},
+						{"/echo.Echo/C", []string{"x-version", "v2"}, "reviews-v2"},
+						{"/echo.Echo/A", []string{"x-version", "v2"}, "reviews-v1"}, // the first rule wins
+						{"/echo.Other/Anything", nil, "reviews-v2"},
+					} {
+						if pod, err := w.grpcCall("productpage", b.vip+":9090", c.method, c.md...); err != nil || pod != c.pod {
+							t.Errorf("%s %v: %q %v, want %s", c.method, c.md, pod, err, c.pod)
+						}
+					}
+				}
+			},
+		},
+		compatCase{
+			name:      "gw-tcproute",
+			resources: "TCPRoute on Service reviews port 9300 to reviews-v2",
+			checks:    "10 TCP connections to the VIP's 9300 all reach reviews-v2, none reviews-v1",
+			yaml: versionServices + `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TCPRoute
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: reviews, port: 9300}
+  rules:
+  - backendRefs:
+    - {name: reviews-v2, port: 9300}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				v1 := b.v1.hits.Load()
+				for i := 0; i < 10; i++ {
+					if pod, err := w.tcpCall("productpage", b.vip+":9300"); err != nil || pod != "reviews-v2" {
+						t.Errorf("TCP: %q %v, want reviews-v2", pod, err)
+					}
+				}
+				if n := b.v1.hits.Load() - v1; n != 0 {
+					t.Errorf("reviews-v1 got %d connections", n)
+				}
+			},
+		},
+	)
+}
