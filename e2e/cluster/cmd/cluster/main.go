@@ -3,7 +3,7 @@
 // its CA being the mesh CA of `waypoint certs`. It prints how to use it and runs until
 // Ctrl-C (SIGINT or SIGTERM), then stops everything.
 //
-//	go run ./cmd/cluster [-ip 127.20.0.1] [-bin DIR] [-dir DIR] [-mesh-ca DIR]
+//	go run ./cmd/cluster [-ip 127.20.0.1] [-bin DIR] [-dir DIR] [-mesh-ca DIR] [-build-only]
 //
 // `make cluster` runs it from the repository's top.
 package main
@@ -28,7 +28,17 @@ func main() {
 	bin := flag.String("bin", cluster.DefaultBinDir(), "where the control plane's binaries are built and cached")
 	dir := flag.String("dir", filepath.Join(top, "bin", "cluster-run"), "the cluster's state and logs (emptied at start)")
 	meshCA := flag.String("mesh-ca", filepath.Join(top, "bin", "mesh-ca"), "the mesh CA (made with `waypoint certs` when missing)")
+	buildOnly := flag.Bool("build-only", false, "build the binaries (or find them built) and exit")
 	flag.Parse()
+	if *buildOnly {
+		start := time.Now()
+		if _, err := cluster.Build(context.Background(), *bin, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "cluster: binaries ready in %s (%.0fs)\n", *bin, time.Since(start).Seconds())
+		return
+	}
 	if err := run(*ip, *bin, *dir, *meshCA, top); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
