@@ -97,8 +97,11 @@ func decodeInternalUpstream(ts *corev3.TransportSocket) (innerTLS bool, err erro
 // transport of transport_socket_matches: per endpoint the first match whose
 // fields all equal the endpoint's envoy.transport_socket_match metadata,
 // else the cluster's transport_socket. The waypoint gives a cluster one
-// transport, so endpoints that pick different ones are refused. Errors are
-// relative to the cluster.
+// transport, so endpoints that pick different ones are refused. A match no
+// endpoint picks is not refused for what the waypoint cannot serve (istiod
+// writes its sidecar mTLS match, tlsMode-istio, on every outbound cluster of
+// a waypoint, whose ambient endpoints all pick the hbone match); an endpoint
+// that picks it is. Errors are relative to the cluster.
 func decodeTransportSocketMatches(pb *clusterv3.Cluster, c *Cluster) error {
 	type choice struct {
 		t   Transport
@@ -120,11 +123,6 @@ func decodeTransportSocketMatches(pb *clusterv3.Cluster, c *Cluster) error {
 		t, tls, err := decodeTransportSocket(m.GetTransportSocket())
 		choices[i] = choice{t: t, tls: tls, err: at(path, err)}
 	}
-	for i := range choices {
-		if choices[i].err != nil {
-			return choices[i].err
-		}
-	}
 	picked := -2 // not yet; -1 is the cluster's own transport_socket
 	for j, ep := range c.Endpoints {
 		md := ep.Metadata.GetFilterMetadata()[transportSocketMatchNamespace]
@@ -141,6 +139,9 @@ func decodeTransportSocketMatches(pb *clusterv3.Cluster, c *Cluster) error {
 		picked = k
 	}
 	if picked >= 0 {
+		if err := choices[picked].err; err != nil {
+			return err
+		}
 		c.Transport, c.UpstreamTLS = choices[picked].t, choices[picked].tls
 	}
 	return nil
