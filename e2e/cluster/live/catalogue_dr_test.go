@@ -1,0 +1,618 @@
+package live
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// DestinationRule cases: load balancing, consistent hashing, connection pools (circuit
+// breakers), outlier detection, locality, TLS, subset and port-level policies, as istiod
+// renders them on the waypoint's inbound-vip clusters and routes.
+
+// drReply is one answer as the DestinationRule cases look at it.
+type drReply struct {
+	code       int
+	pod        string // x-pod: the workload that answered, "" for a local reply
+	overloaded string // x-envoy-overloaded
+	setCookie  []string
+	remote     string // x-remote: the connection the workload saw (drEcho only)
+	body       string
+}
+
+// drGet sends GET path on reviews' HTTP port through client c (a source's HTTP client).
+func drGet(c *http.Client, b *base, path string, header http.Header) (drReply, error) {
+	req, err := http.NewRequest("GET", b.url(path), nil)
+	if err != nil {
+		return drReply{}, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return drReply{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return drReply{}, err
+	}
+	return drReply{code: resp.StatusCode, pod: resp.Header.Get("x-pod"), overloaded: resp.Header.Get("x-envoy-overloaded"),
+		setCookie: resp.Header.Values("set-cookie"), remote: resp.Header.Get("x-remote"), body: string(body)}, nil
+}
+
+// drCall is drGet as productpage on a new client, failing the test on a transport error.
+func drCall(t *testing.T, w *world, b *base, path string, header http.Header) drReply {
+	t.Helper()
+	r, err := drGet(w.source("productpage").HTTP(), b, path, header)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return r
+}
+
+// drBurst sends n GETs of path at once as productpage (each on its own connection to the
+// waypoint) and returns their answers.
+func drBurst(t *testing.T, w *world, b *base, n int, path string, header http.Header) []drReply {
+	t.Helper()
+	c := w.source("productpage").HTTP()
+	out := make([]drReply, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = drGet(c, b, path, header)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("burst of %d: %v", n, err)
+		}
+	}
+	return out
+}
+
+// drOverflow checks that replies holds ok answers 200 and the rest Envoy's overflow answer:
+// 503 with x-envoy-overloaded: true and the reset reason overflow, from no workload.
+func drOverflow(t *testing.T, replies []drReply, ok int) {
+	t.Helper()
+	got := 0
+	for _, r := range replies {
+		switch {
+		case r.code == 200 && r.pod != "":
+			got++
+		case r.code == 503 && r.pod == "":
+			if r.overloaded != "true" || !strings.Contains(r.body, "reset reason: overflow") {
+				t.Errorf("overflow answer: x-envoy-overloaded %q, body %q", r.overloaded, r.body)
+			}
+		default:
+			t.Errorf("unexpected answer %d from %q: %q", r.code, r.pod, r.body)
+		}
+	}
+	if got != ok {
+		t.Errorf("%d of %d answered 200, want %d (the rest overflow)", got, len(replies), ok)
+	}
+}
+
+// drCount calls path n times, sequentially, and counts the answers by workload; any answer
+// but 200 fails the test.
+func drCount(t *testing.T, w *world, b *base, n int, path string, header http.Header) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for range n {
+		r := drCall(t, w, b, path, header)
+		if r.code != 200 {
+			t.Fatalf("GET %s: %d %q", path, r.code, r.body)
+		}
+		got[r.pod]++
+	}
+	return got
+}
+
+// drEcho serves HTTP/1.1 on p's ip:port as the world's echo does (x-pod, x-echo-delay,
+// hits), and also says in x-remote the address of the connection the request came on, so
+// that a case sees how the waypoint's upstream connections are used.
+func drEcho(w *world, p *pod, port int) {
+	w.t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(p.ip, strconv.Itoa(port)))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		p.hits.Add(1)
+		io.Copy(io.Discard, r.Body)
+		if d, err := time.ParseDuration(r.Header.Get("x-echo-delay")); err == nil {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		rw.Header().Set("content-type", "application/json")
+		rw.Header().Set("x-pod", p.name)
+		rw.Header().Set("x-remote", r.RemoteAddr)
+		json.NewEncoder(rw).Encode(echoReply{Pod: p.name, Method: r.Method, Path: r.URL.RequestURI(), Host: r.Host, Headers: r.Header})
+	})}
+	go srv.Serve(ln)
+	w.t.Cleanup(func() { srv.Close() })
+}
+
+// drV3 is a DestinationRule with trafficPolicy policy (YAML indented for it) and a subset
+// v3 (version=v3), and a VirtualService routing reviews' HTTP port to that subset alone, so
+// that a case has one host whose connections it sees (drAddV3 adds it).
+func drV3(policy string) string {
+	return drV3Rule(policy) + `---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v3}
+`
+}
+
+// drV3Rule is drV3's DestinationRule.
+func drV3Rule(policy string) string {
+	return `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+` + policy + `
+  subsets:
+  - name: v3
+    labels: {version: v3}
+`
+}
+
+// drAddV3 adds workload reviews-v3 (app=reviews, version=v3) with a drEcho on 9080 and waits
+// until a request reaches it.
+func drAddV3(t *testing.T, w *world, b *base) *pod {
+	t.Helper()
+	p := w.workload("reviews-v3", "bookinfo-reviews", map[string]string{"app": "reviews", "version": "v3"})
+	drEcho(w, p, 9080)
+	w.eventually(30*time.Second, "a request reaches reviews-v3", func() error {
+		r, err := drGet(w.source("productpage").HTTP(), b, "/", nil)
+		if err != nil || r.pod != "reviews-v3" {
+			return fmt.Errorf("%d from %q: %v", r.code, r.pod, err)
+		}
+		return nil
+	})
+	w.synced()
+	return p
+}
+
+// drDistinct counts the distinct values of f over replies.
+func drDistinct(replies []drReply, f func(drReply) string) int {
+	seen := map[string]bool{}
+	for _, r := range replies {
+		seen[f(r)] = true
+	}
+	return len(seen)
+}
+
+var drSetCookie = regexp.MustCompile(`^session="([0-9a-f]{16})"; Max-Age=60; Path=/; HttpOnly$`)
+
+// drSticky checks that each of users (a header or cookie value set by with) always lands on
+// the same workload, over tries calls each, and that the users spread over both workloads.
+func drSticky(t *testing.T, w *world, b *base, users, tries int, with func(user string) http.Header) {
+	t.Helper()
+	owners := map[string]int{}
+	for u := range users {
+		user := fmt.Sprintf("user-%d", u)
+		var first string
+		for i := range tries {
+			r := drCall(t, w, b, "/", with(user))
+			if r.code != 200 {
+				t.Fatalf("%s: %d %q", user, r.code, r.body)
+			}
+			if i == 0 {
+				first = r.pod
+				owners[first]++
+			} else if r.pod != first {
+				t.Errorf("%s: try %d answered by %s, the first by %s", user, i, r.pod, first)
+			}
+		}
+	}
+	if owners["reviews-v1"] == 0 || owners["reviews-v2"] == 0 {
+		t.Errorf("%d users all on one workload: %v", users, owners)
+	}
+}
+
+func init() {
+	catalogue = append(catalogue,
+		compatCase{
+			name:      "dr-lb-round-robin",
+			resources: "DestinationRule loadBalancer simple ROUND_ROBIN",
+			checks:    "20 requests one after the other alternate strictly between the two workloads",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				var prev string
+				got := map[string]int{}
+				for i := range 20 {
+					r := drCall(t, w, b, "/", nil)
+					if r.code != 200 {
+						t.Fatalf("%d %q", r.code, r.body)
+					}
+					if i > 0 && r.pod == prev {
+						t.Errorf("request %d: %s again", i, r.pod)
+					}
+					prev = r.pod
+					got[r.pod]++
+				}
+				if got["reviews-v1"] != 10 || got["reviews-v2"] != 10 {
+					t.Errorf("20 requests: %v, want 10 each", got)
+				}
+			},
+		},
+		compatCase{
+			name:      "dr-lb-least-request",
+			resources: "DestinationRule loadBalancer simple LEAST_REQUEST",
+			checks:    "40 requests: both workloads answer some",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {simple: LEAST_REQUEST}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				got := drCount(t, w, b, 40, "/", nil)
+				if got["reviews-v1"] == 0 || got["reviews-v2"] == 0 {
+					t.Errorf("40 requests: %v", got)
+				}
+			},
+		},
+		compatCase{
+			name:      "dr-lb-random",
+			resources: "DestinationRule loadBalancer simple RANDOM",
+			checks:    "40 requests: both workloads answer some",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {simple: RANDOM}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				got := drCount(t, w, b, 40, "/", nil)
+				if got["reviews-v1"] == 0 || got["reviews-v2"] == 0 {
+					t.Errorf("40 requests: %v", got)
+				}
+			},
+		},
+		compatCase{
+			name:      "dr-consistent-hash-header",
+			resources: "DestinationRule consistentHash httpHeaderName `x-user`, ringHash minimumRingSize 1024",
+			checks:    "each of 20 users (header values) lands on the same workload 3 times out of 3; the users spread over both",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpHeaderName: x-user
+        ringHash: {minimumRingSize: 1024}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				drSticky(t, w, b, 20, 3, func(u string) http.Header { return http.Header{"X-User": {u}} })
+			},
+		},
+		compatCase{
+			name:      "dr-consistent-hash-cookie",
+			resources: "DestinationRule consistentHash httpCookie `session` (ttl 60s, path /), maglev tableSize 1021",
+			checks:    "a request without the cookie gets `Set-Cookie: session=\"<16 hex>\"; Max-Age=60; Path=/; HttpOnly`, and with that cookie lands on the workload that answered it, 5 times; 20 cookie values stick and spread over both",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpCookie: {name: session, ttl: 60s, path: /}
+        maglev: {tableSize: 1021}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				r := drCall(t, w, b, "/", nil)
+				if r.code != 200 || len(r.setCookie) != 1 {
+					t.Fatalf("without the cookie: %d, set-cookie %q", r.code, r.setCookie)
+				}
+				m := drSetCookie.FindStringSubmatch(r.setCookie[0])
+				if m == nil {
+					t.Fatalf("set-cookie %q, want session=\"<16 hex>\"; Max-Age=60; Path=/; HttpOnly", r.setCookie[0])
+				}
+				for i := range 5 {
+					again := drCall(t, w, b, "/", http.Header{"Cookie": {"session=" + m[1]}})
+					if again.code != 200 || again.pod != r.pod || len(again.setCookie) != 0 {
+						t.Errorf("with the cookie, try %d: %d from %s (set-cookie %q), want 200 from %s and no new cookie",
+							i, again.code, again.pod, again.setCookie, r.pod)
+					}
+				}
+				drSticky(t, w, b, 20, 3, func(u string) http.Header { return http.Header{"Cookie": {"other=1; session=" + u}} })
+			},
+		},
+		compatCase{
+			name:      "dr-consistent-hash-source-ip",
+			resources: "DestinationRule consistentHash useSourceIp",
+			checks:    "20 requests from one source, each on a new connection, land on one workload",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {useSourceIp: true}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				if got := drCount(t, w, b, 20, "/", nil); len(got) != 1 {
+					t.Errorf("20 requests from one source: %v, want one workload", got)
+				}
+			},
+		},
+		compatCase{
+			name:      "dr-connection-pool-pending",
+			resources: "DestinationRule connectionPool tcp.maxConnections 1, http.http1MaxPendingRequests 1 (one workload, subset v3)",
+			checks:    "of 4 slow requests (1 s) at once, 2 answer 200 over one upstream connection, the second after the first (at least 2 s), and 2 get 503 `x-envoy-overloaded: true` (reset reason overflow) without reaching the workload",
+			yaml: drV3(`    connectionPool:
+      tcp: {maxConnections: 1}
+      http: {http1MaxPendingRequests: 1}`),
+			check: func(t *testing.T, w *world, b *base) {
+				v3 := drAddV3(t, w, b)
+				warm := drCall(t, w, b, "/", nil)
+				if warm.code != 200 || warm.pod != "reviews-v3" {
+					t.Fatalf("first request: %d from %q", warm.code, warm.pod)
+				}
+				hits := v3.hits.Load()
+				start := time.Now()
+				replies := drBurst(t, w, b, 4, "/", http.Header{"X-Echo-Delay": {"1s"}})
+				drOverflow(t, replies, 2)
+				if d := time.Since(start); d < 2*time.Second {
+					t.Errorf("the burst ended after %v: the pending request did not wait for the connection", d)
+				}
+				if n := v3.hits.Load() - hits; n != 2 {
+					t.Errorf("the workload received %d requests, want 2", n)
+				}
+				var remotes []drReply
+				for _, r := range append(replies, warm) {
+					if r.code == 200 {
+						remotes = append(remotes, r)
+					}
+				}
+				if n := drDistinct(remotes, func(r drReply) string { return r.remote }); n != 1 {
+					t.Errorf("requests came over %d upstream connections, want 1: %v", n, remotes)
+				}
+			},
+		},
+		compatCase{
+			name:      "dr-connection-pool-max-requests",
+			resources: "DestinationRule connectionPool http.http2MaxRequests 2",
+			checks:    "of 5 slow requests (1 s) at once, exactly 2 answer 200 and 3 get 503 `x-envoy-overloaded: true`; the workloads receive 2",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    connectionPool:
+      http: {http2MaxRequests: 2}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				hits := b.v1.hits.Load() + b.v2.hits.Load()
+				drOverflow(t, drBurst(t, w, b, 5, "/", http.Header{"X-Echo-Delay": {"1s"}}), 2)
+				if n := b.v1.hits.Load() + b.v2.hits.Load() - hits; n != 2 {
+					t.Errorf("the workloads received %d requests, want 2", n)
+				}
+				// Once they are done, the next ones pass.
+				drOverflow(t, drBurst(t, w, b, 2, "/", nil), 2)
+			},
+		},
+		compatCase{
+			name:      "dr-connection-pool-per-connection",
+			resources: "DestinationRule connectionPool http.maxRequestsPerConnection 1 (one workload, subset v3), then without it",
+			checks:    "5 requests one after the other come to the workload over 5 connections; without the limit, over one",
+			yaml: drV3(`    connectionPool:
+      http: {maxRequestsPerConnection: 1}`),
+			check: func(t *testing.T, w *world, b *base) {
+				drAddV3(t, w, b)
+				var replies []drReply
+				for range 5 {
+					replies = append(replies, drCall(t, w, b, "/", nil))
+				}
+				if n := drDistinct(replies, func(r drReply) string { return r.remote }); n != 5 {
+					t.Errorf("5 requests over %d connections, want 5", n)
+				}
+				w.applied(drV3Rule(`    loadBalancer: {simple: ROUND_ROBIN}`))
+				replies = nil
+				for range 5 {
+					replies = append(replies, drCall(t, w, b, "/", nil))
+				}
+				if n := drDistinct(replies, func(r drReply) string { return r.remote }); n != 1 {
+					t.Errorf("without maxRequestsPerConnection, 5 requests over %d connections, want 1", n)
+				}
+			},
+		},
+		compatCase{
+			name:      "dr-outlier-detection",
+			resources: "DestinationRule outlierDetection consecutive5xxErrors 1, interval 1s, baseEjectionTime 30s, maxEjectionPercent 100",
+			checks:    "once reviews-v2 answers a 503 (`/fail-on-reviews-v2`, retried on v1 by the default retry policy), it is ejected: it receives nothing more and 20 requests all land on v1",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection:
+      consecutive5xxErrors: 1
+      interval: 1s
+      baseEjectionTime: 30s
+      maxEjectionPercent: 100
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				v2 := b.v2.hits.Load()
+				for i := 0; b.v2.hits.Load() == v2; i++ {
+					if i == 10 {
+						t.Fatalf("10 requests and none reached reviews-v2")
+					}
+					r := drCall(t, w, b, "/fail-on-reviews-v2", nil)
+					if r.code != 200 || r.pod != "reviews-v1" {
+						t.Errorf("/fail-on-reviews-v2: %d from %q, want 200 from reviews-v1", r.code, r.pod)
+					}
+				}
+				v2 = b.v2.hits.Load()
+				if got := drCount(t, w, b, 20, "/", nil); got["reviews-v1"] != 20 {
+					t.Errorf("after the ejection: %v, want all 20 on reviews-v1", got)
+				}
+				if n := b.v2.hits.Load() - v2; n != 0 {
+					t.Errorf("the ejected reviews-v2 received %d requests", n)
+				}
+			},
+		},
+		compatCase{
+			name:      "dr-subset-traffic-policy",
+			resources: "DestinationRule http2MaxRequests 3, subset v1 overriding it with 1; VirtualService: header `x-subset: v1` to v1, the rest to v2",
+			checks:    "of 3 slow requests at once to v1, 1 answers and 2 overflow (503 `x-envoy-overloaded`); of 4 to v2, 3 answer and 1 overflows (the top-level limit)",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    connectionPool:
+      http: {http2MaxRequests: 3}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+    trafficPolicy:
+      connectionPool:
+        http: {http2MaxRequests: 1}
+  - name: v2
+    labels: {version: v2}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  hosts: [reviews]
+  http:
+  - match:
+    - headers:
+        x-subset: {exact: v1}
+    route:
+    - destination: {host: reviews, subset: v1}
+  - route:
+    - destination: {host: reviews, subset: v2}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				drOverflow(t, drBurst(t, w, b, 3, "/", http.Header{"X-Echo-Delay": {"1s"}, "X-Subset": {"v1"}}), 1)
+				drOverflow(t, drBurst(t, w, b, 4, "/", http.Header{"X-Echo-Delay": {"1s"}}), 3)
+			},
+		},
+		compatCase{
+			name:      "dr-port-level-settings",
+			resources: "DestinationRule consistentHash httpHeaderName `x-user`, portLevelSettings: port 9080 ROUND_ROBIN",
+			checks:    "on 9080 one user's requests alternate between the workloads (the port's policy); on 9090 (gRPC) each user's calls stick to one workload (the top-level hash)",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {httpHeaderName: x-user}
+    portLevelSettings:
+    - port: {number: 9080}
+      loadBalancer: {simple: ROUND_ROBIN}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				if got := drCount(t, w, b, 10, "/", http.Header{"X-User": {"jason"}}); got["reviews-v1"] != 5 || got["reviews-v2"] != 5 {
+					t.Errorf("9080, one user: %v, want 5 on each", got)
+				}
+				owners := map[string]int{}
+				for u := range 10 {
+					var first string
+					for i := range 3 {
+						pod, err := w.grpcCall("productpage", b.vip+":9090", "/echo.Echo/Say", "x-user", fmt.Sprintf("user-%d", u))
+						if err != nil {
+							t.Fatalf("gRPC: %v", err)
+						}
+						if i == 0 {
+							first = pod
+							owners[pod]++
+						} else if pod != first {
+							t.Errorf("9090, user-%d: call %d on %s, the first on %s", u, i, pod, first)
+						}
+					}
+				}
+				if len(owners) != 2 {
+					t.Errorf("9090: 10 users on %v, want both workloads", owners)
+				}
+			},
+		},
+		compatCase{
+			name:      "dr-tls-istio-mutual",
+			resources: "DestinationRule trafficPolicy.tls mode ISTIO_MUTUAL on the in-mesh service",
+			checks:    "istiod keeps HBONE for the waypoint's clusters: HTTP, gRPC and TCP reach both workloads",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				if got := drCount(t, w, b, 10, "/", nil); len(got) != 2 {
+					t.Errorf("HTTP: %v, want both workloads", got)
+				}
+				for range 4 {
+					if _, err := w.grpcCall("productpage", b.vip+":9090", "/echo.Echo/Say"); err != nil {
+						t.Errorf("gRPC: %v", err)
+					}
+					if _, err := w.tcpCall("productpage", b.vip+":9300"); err != nil {
+						t.Errorf("TCP: %v", err)
+					}
+				}
+			},
+		},
+	)
+}
