@@ -69,6 +69,16 @@ func TestParseBootstrapDecodes(t *testing.T) {
 			}},
 		},
 		{
+			name: "tcp_proxy hash_policy source_ip",
+			yaml: doc("", []string{listenerOn("main", 8080, "",
+				`{filters: [{name: envoy.filters.network.tcp_proxy, typed_config: {`+tcpProxyType+`, stat_prefix: p, cluster: backend, hash_policy: [{source_ip: {}}]}}]}`,
+			)}, []string{backendCluster}),
+			listeners: []*Listener{{
+				Name: "main", Address: ap("127.0.0.1:8080"),
+				FilterChains: []*FilterChain{{TCPProxy: &TCPProxy{StatPrefix: "p", Cluster: "backend", IdleTimeout: time.Hour, HashSourceIP: true}}},
+			}},
+		},
+		{
 			name: "plaintext cluster with policy, timeout and weights",
 			yaml: doc("", []string{listenerOn("main", 8080, "", tcpChain("a", "echo", ""))}, []string{`{name: echo, alt_stat_name: echo-stats,
   connect_timeout: 2s, lb_policy: LEAST_REQUEST,
@@ -221,6 +231,11 @@ func TestParseBootstrapErrors(t *testing.T) {
 			name: "unsupported TcpProxy field",
 			yaml: doc("", main(`{filters: [{name: envoy.filters.network.tcp_proxy, typed_config: {`+tcpProxyType+`, stat_prefix: s, cluster: backend, tunneling_config: {hostname: x}}}]}`), []string{backendCluster}),
 			want: `test.yaml: listener "main": filter_chains[0].filters: tcp_proxy tunneling_config is only supported on an internal listener with one filter chain (connect_originate)`,
+		},
+		{
+			name: "TcpProxy hash_policy filter_state",
+			yaml: doc("", main(`{filters: [{name: envoy.filters.network.tcp_proxy, typed_config: {`+tcpProxyType+`, stat_prefix: s, cluster: backend, hash_policy: [{filter_state: {key: k}}]}}]}`), []string{backendCluster}),
+			want: `test.yaml: listener "main": filter_chains[0].filters[0].typed_config.hash_policy[0].filter_state: not supported yet`,
 		},
 		{
 			name: "TcpProxy weighted_clusters",

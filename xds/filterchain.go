@@ -108,5 +108,13 @@ func decodeTCPProxy(pb *tcpproxyv3.TcpProxy, clusters map[string]*Cluster) (*TCP
 	if tp.AccessLog, err = accesslog.Decode(pb.GetAccessLog()); err != nil {
 		return nil, err
 	}
+	// At most one policy (the proto's rule); source_ip is the only kind
+	// the allowlist lets through.
+	for i, hp := range pb.GetHashPolicy() {
+		if hp.GetSourceIp() == nil {
+			return nil, errAt(idx("hash_policy", i), "one of source_ip is required")
+		}
+		tp.HashSourceIP = true
+	}
 	return tp, nil
 }

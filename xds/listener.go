@@ -129,6 +129,11 @@ type TCPProxy struct {
 	Tunnel *Tunneling
 	// AccessLog are the access_log entries, a line per connection.
 	AccessLog []*accesslog.Logger
+	// HashSourceIP is a hash_policy of source_ip (what istiod writes for a
+	// DestinationRule's consistentHash useSourceIp): a ring-hash or Maglev
+	// cluster keys its pick on the downstream's IP address, as the HTTP
+	// route's connection_properties source_ip does.
+	HashSourceIP bool
 }
 
 // defaultTCPIdleTimeout is Envoy's tcp_proxy idle_timeout default.

@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/internal/xxhash"
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
+	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
@@ -44,11 +46,12 @@ type Proxy struct {
 // info describes the downstream connection (for telemetry).
 func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy, down Downstream, info *filters.Downstream, desc string) {
 	start := time.Now()
-	var dst netip.AddrPort
+	var pc lb.PickContext
 	if d, ok := down.(interface{ Destination() netip.AddrPort }); ok {
-		dst = d.Destination() // for a cluster whose host is the destination (encap)
+		pc.Destination = d.Destination() // for a cluster whose host is the destination (encap)
 	}
-	up, ep, done, err := p.Clusters.ConnectTCPTo(ctx, snap, tp.Cluster, dst)
+	pc.Hash, pc.HasHash = hash(tp, info)
+	up, ep, done, err := p.Clusters.ConnectTCPTo(ctx, snap, tp.Cluster, pc)
 	if err != nil {
 		p.report(snap, tp, info, nil, start, ep, relay.Result{}, err)
 		down.Refuse(err)
@@ -87,6 +90,19 @@ func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy,
 	cs.Active.Dec()
 	p.logEnd(desc, tp, ep, res)
 	p.report(snap, tp, info, ls, start, ep, res, nil)
+}
+
+// hash is the connection's hash for ring-hash and Maglev clusters, as
+// Envoy's tcp_proxy hash_policy computes it: source_ip hashes the
+// downstream's IP address as text with xxHash64 (as the HTTP route's
+// connection_properties source_ip does). ok is false without a policy or an
+// address (the balancer then picks at random).
+func hash(tp *xds.TCPProxy, info *filters.Downstream) (h uint64, ok bool) {
+	if !tp.HashSourceIP || info == nil || !info.RemoteAddr.IsValid() {
+		return 0, false
+	}
+	var buf [64]byte
+	return xxhash.Sum64(info.RemoteAddr.Addr().AppendTo(buf[:0]), 0), true
 }
 
 // labels returns the connection's metric labels (nil without metrics).

@@ -98,13 +98,14 @@ func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, r
 // to it for a tcp_proxy, holding a max_connections slot for the stream's
 // life. done must be called once the stream ends.
 func (c *Clusters) ConnectTCP(ctx context.Context, snap *xds.Snapshot, name string) (conn relay.Conn, host netip.AddrPort, done func(), err error) {
-	return c.ConnectTCPTo(ctx, snap, name, netip.AddrPort{})
+	return c.ConnectTCPTo(ctx, snap, name, lb.PickContext{})
 }
 
-// ConnectTCPTo is ConnectTCP for a stream whose original destination is
-// dst, which is the host of a cluster whose host is the destination
-// (xds.Cluster.OriginalDestination: istiod's encap).
-func (c *Clusters) ConnectTCPTo(ctx context.Context, snap *xds.Snapshot, name string, dst netip.AddrPort) (conn relay.Conn, host netip.AddrPort, done func(), err error) {
+// ConnectTCPTo is ConnectTCP with what the pick may depend on: the
+// stream's original destination (pc.Destination, the host of a cluster
+// whose host is the destination: xds.Cluster.OriginalDestination, istiod's
+// encap) and the tcp_proxy's hash (pc.Hash, for ring hash and Maglev).
+func (c *Clusters) ConnectTCPTo(ctx context.Context, snap *xds.Snapshot, name string, pc lb.PickContext) (conn relay.Conn, host netip.AddrPort, done func(), err error) {
 	cl := snap.Cluster(name)
 	cs := c.LB.Cluster(name)
 	if cl == nil || cs == nil {
@@ -117,7 +118,7 @@ func (c *Clusters) ConnectTCPTo(ctx context.Context, snap *xds.Snapshot, name st
 	if !ok {
 		return nil, netip.AddrPort{}, nil, status.New(status.Overflow, fmt.Errorf("cluster %q: max_connections reached", name))
 	}
-	h := cs.Pick(&lb.PickContext{Destination: dst})
+	h := cs.Pick(&pc)
 	if h == nil {
 		release()
 		return nil, netip.AddrPort{}, nil, status.New(status.NoHealthyUpstream, fmt.Errorf("cluster %q has no healthy endpoint", name))

@@ -14,6 +14,7 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -178,5 +179,67 @@ func TestHTTPErrorsAndBreakers(t *testing.T) {
 	cancel()
 	if err := <-first; err == nil || status.KindOf(err) != status.DownstreamGone {
 		t.Errorf("cancelled request: %v (kind %v), want DownstreamGone", err, status.KindOf(err))
+	}
+}
+
+// tcpBackend accepts TCP on ip:0 and closes each connection at once.
+func tcpBackend(t *testing.T, ip string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+func TestConnectTCPHash(t *testing.T) {
+	a, b := tcpBackend(t, "127.0.9.6"), tcpBackend(t, "127.0.9.7")
+	for _, tc := range []struct {
+		policy string
+		hashed bool // the pick follows the hash
+	}{
+		{"RING_HASH", true},
+		{"MAGLEV", true},
+		{"ROUND_ROBIN", false},
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			snap := snapshot(t, map[string][]string{"c0": {a, b}}, map[string]string{"c0": "    lb_policy: " + tc.policy + "\n"})
+			c := newClusters(t, snap)
+			hosts := map[uint64]map[string]bool{}
+			for i := range 40 {
+				h := uint64(i%3) * 0x9e3779b97f4a7c15 // 3 hashes over 2 hosts: round robin does not line up with them
+				conn, host, done, err := c.ConnectTCPTo(context.Background(), snap, "c0", lb.PickContext{Hash: h, HasHash: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				conn.Close()
+				done()
+				if hosts[h] == nil {
+					hosts[h] = map[string]bool{}
+				}
+				hosts[h][host.String()] = true
+			}
+			sticky := true
+			for _, hs := range hosts {
+				if len(hs) != 1 {
+					sticky = false
+				}
+			}
+			if sticky != tc.hashed {
+				t.Errorf("each hash on one host: %v, want %v (%v)", sticky, tc.hashed, hosts)
+			}
+		})
 	}
 }

@@ -367,7 +367,7 @@ spec:
 		compatCase{
 			name:      "dr-consistent-hash-source-ip",
 			resources: "DestinationRule consistentHash useSourceIp",
-			checks:    "20 requests from one source, each on a new connection, land on one workload",
+			checks:    "20 requests from one source, each on a new connection, land on one workload; so do 10 TCP connections to port 9300 (istiod writes the tcp_proxy's hash_policy source_ip)",
 			yaml: `
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -381,6 +381,17 @@ spec:
 			check: func(t *testing.T, w *world, b *base) {
 				if got := drCount(t, w, b, 20, "/", nil); len(got) != 1 {
 					t.Errorf("20 requests from one source: %v, want one workload", got)
+				}
+				got := map[string]int{}
+				for range 10 {
+					pod, err := w.tcpCall("productpage", b.vip+":9300")
+					if err != nil {
+						t.Fatalf("TCP: %v", err)
+					}
+					got[pod]++
+				}
+				if len(got) != 1 {
+					t.Errorf("10 TCP connections from one source: %v, want one workload", got)
 				}
 			},
 		},
