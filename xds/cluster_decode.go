@@ -70,6 +70,7 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string][]Endpoint) (*Cluster, 
 		return nil, err
 	}
 
+	var edsService string
 	switch pb.GetType() {
 	case clusterv3.Cluster_STATIC:
 		if pb.GetEdsClusterConfig() != nil {
@@ -87,11 +88,11 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string][]Endpoint) (*Cluster, 
 		if err := checkEDSConfig(pb.GetEdsClusterConfig()); err != nil {
 			return nil, at("eds_cluster_config", err)
 		}
-		service := pb.GetEdsClusterConfig().GetServiceName()
-		if service == "" {
-			service = c.Name
+		edsService = pb.GetEdsClusterConfig().GetServiceName()
+		if edsService == "" {
+			edsService = c.Name
 		}
-		c.Endpoints = eds[service]
+		c.Endpoints = eds[edsService]
 	case clusterv3.Cluster_ORIGINAL_DST:
 		if err := decodeOriginalDst(pb, c); err != nil {
 			return nil, err
@@ -113,7 +114,7 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string][]Endpoint) (*Cluster, 
 		return nil, at("transport_socket", err)
 	}
 	if len(pb.GetTransportSocketMatches()) > 0 {
-		if err := decodeTransportSocketMatches(pb, c); err != nil {
+		if err := decodeTransportSocketMatches(pb, c, edsService); err != nil {
 			return nil, err
 		}
 	}

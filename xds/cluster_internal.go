@@ -101,8 +101,9 @@ func decodeInternalUpstream(ts *corev3.TransportSocket) (innerTLS bool, err erro
 // endpoint picks is not refused for what the waypoint cannot serve (istiod
 // writes its sidecar mTLS match, tlsMode-istio, on every outbound cluster of
 // a waypoint, whose ambient endpoints all pick the hbone match); an endpoint
-// that picks it is. Errors are relative to the cluster.
-func decodeTransportSocketMatches(pb *clusterv3.Cluster, c *Cluster) error {
+// that picks it is, by an *endpointsError naming edsService (the cluster's EDS
+// service name, empty for other clusters). Errors are relative to the cluster.
+func decodeTransportSocketMatches(pb *clusterv3.Cluster, c *Cluster, edsService string) error {
 	type choice struct {
 		t   Transport
 		tls UpstreamTLS
@@ -136,16 +137,32 @@ func decodeTransportSocketMatches(pb *clusterv3.Cluster, c *Cluster) error {
 		if picked != -2 && k != picked {
 			return errAt("transport_socket_matches", "endpoints %d and %d pick different transports; one transport per cluster is supported", 0, j)
 		}
+		if k >= 0 && choices[k].err != nil {
+			err := fmt.Errorf("endpoint %s picks %s (%q) of cluster %q: %w",
+				ep.Address, idx("transport_socket_matches", k), matches[k].GetName(), c.Name, choices[k].err)
+			if edsService != "" {
+				return &endpointsError{service: edsService, err: err}
+			}
+			return err
+		}
 		picked = k
 	}
 	if picked >= 0 {
-		if err := choices[picked].err; err != nil {
-			return err
-		}
 		c.Transport, c.UpstreamTLS = choices[picked].t, choices[picked].tls
 	}
 	return nil
 }
+
+// endpointsError is a cluster's refusal of its EDS endpoints (one picks a
+// transport the waypoint cannot serve): Build names the
+// ClusterLoadAssignment, whose push is then the one refused.
+type endpointsError struct {
+	service string // the cluster's EDS service name
+	err     error
+}
+
+func (e *endpointsError) Error() string { return e.err.Error() }
+func (e *endpointsError) Unwrap() error { return e.err }
 
 // structSubset reports whether every field of want is in have with an
 // equal value (Envoy's transport socket match).

@@ -1,12 +1,14 @@
 package xds
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 	"sigs.k8s.io/yaml"
@@ -86,7 +88,7 @@ func TestDecodeTransportSocketMatches(t *testing.T) {
 		{name: "no endpoints yet"},
 		{name: "an endpoint with no metadata picks plaintext", endpoints: []Endpoint{endpoint(nil)}, want: TransportPlaintext},
 		{name: "a sidecar endpoint picks the mTLS the waypoint cannot serve", endpoints: []Endpoint{endpoint(sidecar)},
-			err: "transport_socket_matches[1].transport_socket.typed_config.common_tls_context"},
+			err: `endpoint 10.0.0.1:9080 picks transport_socket_matches[1] ("tlsMode-istio") of cluster "outbound|9080||reviews-v1.ns.svc.cluster.local": transport_socket_matches[1].transport_socket.typed_config.common_tls_context`},
 		{name: "endpoints picking different transports", endpoints: []Endpoint{endpoint(hbone), endpoint(nil)},
 			err: "one transport per cluster"},
 	}
@@ -104,6 +106,49 @@ func TestDecodeTransportSocketMatches(t *testing.T) {
 			}
 			if len(tt.endpoints) > 0 && c.Transport != tt.want {
 				t.Errorf("transport %v, want %v", c.Transport, tt.want)
+			}
+		})
+	}
+}
+
+// TestBuildNamesTheEndpointsOfAnUnservableTransport: Build refuses the ClusterLoadAssignment
+// whose endpoint picks a transport the waypoint cannot serve (the cluster alone is fine), so
+// that the xDS client NACKs the EDS push that brought it.
+func TestBuildNamesTheEndpointsOfAnUnservableTransport(t *testing.T) {
+	js, err := yaml.YAMLToJSON([]byte(istiodWaypointOutbound))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pb clusterv3.Cluster
+	if err := protojson.Unmarshal(js, &pb); err != nil {
+		t.Fatal(err)
+	}
+	name := pb.GetName()
+	for _, tt := range []struct {
+		name     string
+		tlsMode  string
+		wantKind string // "" for no error
+	}{
+		{name: "hbone endpoint", tlsMode: ""},
+		{name: "sidecar endpoint", tlsMode: "istio", wantKind: kindEndpoints},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cla(name, "10.0.0.1:9080")
+			md := map[string]any{"tunnel": "http"}
+			if tt.tlsMode != "" {
+				md = map[string]any{"tlsMode": tt.tlsMode}
+			}
+			s, _ := structpb.NewStruct(md)
+			c.Endpoints[0].LbEndpoints[0].Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{transportSocketMatchNamespace: s}}
+			_, err := Build("v", nil, []*clusterv3.Cluster{&pb}, []*endpointv3.ClusterLoadAssignment{c})
+			var re *ResourceError
+			switch {
+			case tt.wantKind == "":
+				if errors.As(err, &re) && re.Kind == kindCluster {
+					t.Fatalf("the cluster is refused: %v", err)
+				}
+			case !errors.As(err, &re) || re.Kind != tt.wantKind || re.Name != name:
+				t.Fatalf("error %v, want a %s %q", err, tt.wantKind, name)
 			}
 		})
 	}

@@ -82,6 +82,9 @@ func Build(version string, listeners []*listenerv3.Listener, clusters []*cluster
 		}
 		c, err := decodeCluster(pb, eds)
 		if err != nil {
+			if ee := (*endpointsError)(nil); errors.As(err, &ee) {
+				return nil, &ResourceError{Kind: kindEndpoints, Name: ee.service, Err: ee.err}
+			}
 			return nil, &ResourceError{Kind: kindCluster, Name: pb.GetName(), Err: err}
 		}
 		if s.Clusters[c.Name] != nil {
