@@ -46,4 +46,9 @@ type UpstreamRequest struct {
 
 	// Host is set by the Upstream to the endpoint tried.
 	Host netip.AddrPort
+	// HashUsed is set by the Upstream when the cluster's balancer keys its
+	// pick on the hash (ring hash, Maglev): only then does Envoy compute
+	// the hash, and so generate a hash policy's cookie (the router's
+	// Set-Cookie).
+	HashUsed bool
 }

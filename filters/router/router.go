@@ -125,11 +125,34 @@ func (r *Router) Serve(s *filters.Stream) error {
 	}
 	resp, err := t.run()
 	if err != nil {
+		if status.KindOf(err) == status.Overflow && s.Local == nil {
+			r.overflow(s)
+		}
 		return err
+	}
+	if t.ureq.HashUsed {
+		rt.AddSetCookies(resp, req, down)
 	}
 	rt.ApplyResponseHeaders(resp, req, down)
 	s.Response = resp
 	return nil
+}
+
+// overflow answers a request a circuit breaker refused as Envoy's router
+// does (a pool failure of reason overflow): 503, flag UO, the reset reason
+// in the body, and x-envoy-overloaded: true unless suppress_envoy_headers.
+// Envoy never retries an overflow.
+func (r *Router) overflow(s *filters.Stream) {
+	retried := ""
+	if s.Attempts > 1 {
+		retried = "retried and the latest "
+	}
+	s.SendLocalReply(503, "upstream connect error or disconnect/reset before headers. "+retried+"reset reason: overflow",
+		status.Overflow.ResponseFlag())
+	s.Local.Kind = status.Overflow
+	if !r.SuppressEnvoyHeaders {
+		s.Local.Header.Set("x-envoy-overloaded", "true")
+	}
 }
 
 // applyToLocal applies the route's response header mutations to a

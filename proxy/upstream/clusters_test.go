@@ -243,3 +243,27 @@ func TestConnectTCPHash(t *testing.T) {
 		})
 	}
 }
+
+func TestHTTPHashUsed(t *testing.T) {
+	addr, _ := httpBackend(t, "127.0.9.8", func(w http.ResponseWriter, r *http.Request) {})
+	for _, tc := range []struct {
+		policy string
+		want   bool
+	}{{"RING_HASH", true}, {"MAGLEV", true}, {"ROUND_ROBIN", false}, {"LEAST_REQUEST", false}, {"RANDOM", false}} {
+		t.Run(tc.policy, func(t *testing.T) {
+			snap := snapshot(t, map[string][]string{"c0": {addr}}, map[string]string{"c0": "    lb_policy: " + tc.policy + "\n"})
+			u := newClusters(t, snap).HTTP(snap)
+			req := &filters.UpstreamRequest{Cluster: "c0", Hash: 42, HasHash: true, Downstream: &filters.Downstream{},
+				Request: &l7.Request{Method: "GET", Scheme: "http", Authority: []byte("svc"), Path: []byte("/"), Proto: l7.HTTP11}}
+			resp, err := u.RoundTrip(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.ReadAll(resp.Body)
+			resp.Body.(io.Closer).Close()
+			if req.HashUsed != tc.want {
+				t.Errorf("HashUsed %v, want %v", req.HashUsed, tc.want)
+			}
+		})
+	}
+}

@@ -39,6 +39,7 @@ func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 		return nil, err
 	}
 	ureq.Host = p.host.Addr
+	ureq.HashUsed = cl.LBPolicy == xds.LBPolicyRingHash || cl.LBPolicy == xds.LBPolicyMaglev
 	proto := cl.UpstreamProtocol
 	if proto == xds.UpstreamUseDownstream {
 		proto = xds.UpstreamHTTP1
