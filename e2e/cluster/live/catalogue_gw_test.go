@@ -7,8 +7,9 @@ import (
 )
 
 // versionServices are per-version Services of the reviews workloads, the backendRefs of the
-// Gateway API route cases (a GAMMA route splits by Service, not by subset).
-const versionServices = `
+// Gateway API route cases (a GAMMA route splits by Service, not by subset), and the base
+// world's WorkloadEntries relabelled as ambient pods are (ambientReviews).
+const versionServices = ambientReviews + `---
 apiVersion: v1
 kind: Service
 metadata: {name: reviews-v1, namespace: "{{NS}}"}
@@ -30,6 +31,37 @@ spec:
   - {name: tcp, port: 9300}
 `
 
+// ambientReviews are the base world's WorkloadEntries (reviews-v1 at .11, reviews-v2 at .12)
+// with the label security.istio.io/tlsMode: disabled, as an ambient pod has none. A
+// WorkloadEntry with a service account and no such label is taken by istiod for a sidecar
+// (tlsMode istio): its endpoints in a waypoint's outbound clusters (a route of a Service the
+// waypoint owns naming another Service) are then the pod's own address reached with Istio
+// mTLS (transport_socket_matches tlsMode-istio), not HBONE, which neither the stand-in pods
+// (plaintext echoes behind an HBONE ztunnel) nor an ambient pod would take.
+const ambientReviews = `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: reviews-v1
+  namespace: "{{NS}}"
+  annotations: {ambient.istio.io/redirection: enabled}
+spec:
+  address: "{{NET}}.11"
+  serviceAccount: bookinfo-reviews
+  labels: {app: reviews, version: v1, security.istio.io/tlsMode: disabled}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: reviews-v2
+  namespace: "{{NS}}"
+  annotations: {ambient.istio.io/redirection: enabled}
+spec:
+  address: "{{NET}}.12"
+  serviceAccount: bookinfo-reviews
+  labels: {app: reviews, version: v2, security.istio.io/tlsMode: disabled}
+`
+
 // noRedirect sends a request as productpage without following a redirect.
 func noRedirect(t *testing.T, w *world, method, url string) *http.Response {
 	t.Helper()
@@ -49,8 +81,9 @@ func init() {
 		compatCase{
 			name: "gw-httproute-match",
 			resources: "Services reviews-v1/reviews-v2; HTTPRoute on Service reviews port 9080: PathPrefix `/v2`, Exact `/exact`, RegularExpression `/re/[0-9]+`, " +
-				"header `x-version: v2`, header regex, query `version=v2` to reviews-v2; Exact `/split` weighted 1:3 v1:v2; the rest to reviews-v1",
-			checks: "each match reaches v2 and its near misses v1; 200 requests to `/split` land 50±30 on v1 and 150±30 on v2",
+				"header `x-version: v2`, header regex `^admin-.*`, query `version=v2` to reviews-v2; PathPrefix `/v1` to reviews-v1; Exact `/split` weighted 1:3; no catch-all rule",
+			checks: "each match reaches v2, `/v1` v1 (a longer path prefix outranks a header match); near misses are 404 and reach no workload; " +
+				"200 requests to `/split` land 50±30 on v1 and 150±30 on v2",
 			yaml: versionServices + `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -73,31 +106,43 @@ spec:
     backendRefs:
     - {name: reviews-v1, port: 9080, weight: 1}
     - {name: reviews-v2, port: 9080, weight: 3}
-  - backendRefs:
+  - matches:
+    - path: {type: PathPrefix, value: /v1}
+    backendRefs:
     - {name: reviews-v1, port: 9080}
 `,
+			// Without a rule that matches everything: istiod ranks a RegularExpression path
+			// after every prefix match, the catch-all's `/` included, so that Envoy would never
+			// reach it behind one.
 			check: func(t *testing.T, w *world, b *base) {
 				for _, c := range []struct {
 					path   string
 					header http.Header
+					status int
 					pod    string
 				}{
-					{"/v2", nil, "reviews-v2"},
-					{"/v2/deeper", nil, "reviews-v2"},
-					{"/v2x", nil, "reviews-v1"}, // a path prefix matches whole segments
-					{"/exact", nil, "reviews-v2"},
-					{"/exact/no", nil, "reviews-v1"},
-					{"/re/42", nil, "reviews-v2"},
-					{"/re/4x", nil, "reviews-v1"},
-					{"/", http.Header{"X-Version": {"v2"}}, "reviews-v2"},
-					{"/", http.Header{"X-Version": {"v1"}}, "reviews-v1"},
-					{"/", http.Header{"X-User": {"admin-jo"}}, "reviews-v2"},
-					{"/", http.Header{"X-User": {"jo-admin-"}}, "reviews-v1"},
-					{"/q?version=v2", nil, "reviews-v2"},
-					{"/q?version=v3", nil, "reviews-v1"},
-					{"/", nil, "reviews-v1"},
+					{"/v2", nil, 200, "reviews-v2"},
+					{"/v2/deeper", nil, 200, "reviews-v2"},
+					{"/v2x", nil, 404, ""}, // a path prefix matches whole segments
+					{"/exact", nil, 200, "reviews-v2"},
+					{"/exact/no", nil, 404, ""},
+					{"/re/42", nil, 200, "reviews-v2"},
+					{"/re/42?q=1", nil, 200, "reviews-v2"}, // the regex is on the path only
+					{"/re/4x", nil, 404, ""},
+					{"/x", http.Header{"X-Version": {"v2"}}, 200, "reviews-v2"},
+					{"/x", http.Header{"X-Version": {"v1"}}, 404, ""},
+					{"/v1/x", http.Header{"X-Version": {"v2"}}, 200, "reviews-v1"},
+					{"/x", http.Header{"X-User": {"admin-jo"}}, 200, "reviews-v2"},
+					{"/x", http.Header{"X-User": {"jo-admin-"}}, 404, ""},
+					{"/q?version=v2", nil, 200, "reviews-v2"},
+					{"/q?version=v3", nil, 404, ""},
+					{"/v1", nil, 200, "reviews-v1"},
 				} {
-					expect(t, w, b, "GET", c.path, c.header, 200, c.pod)
+					hits := b.v1.hits.Load() + b.v2.hits.Load()
+					expect(t, w, b, "GET", c.path, c.header, c.status, c.pod)
+					if c.pod == "" && b.v1.hits.Load()+b.v2.hits.Load() != hits {
+						t.Errorf("%s %v: %d reached a workload", c.path, c.header, c.status)
+					}
 				}
 				got := map[string]int{}
 				for i := 0; i < 200; i++ {
