@@ -60,8 +60,10 @@ func (p *pick) done(r lb.Result) {
 	}
 }
 
-// choose takes breaker slots and picks a host of the named cluster.
-func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, retry bool) (*xds.Cluster, pick, error) {
+// choose takes breaker slots and picks a host of the named cluster. With
+// lateRequest, the max_requests slot is left for the caller to take once
+// the request has a connection (pick.takeRequest), as Envoy's pools do.
+func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, retry, lateRequest bool) (*xds.Cluster, pick, error) {
 	var p pick
 	cl := snap.Cluster(name)
 	cs := c.LB.Cluster(name)
@@ -72,11 +74,13 @@ func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, r
 		return nil, p, status.New(status.NoCluster, fmt.Errorf("cluster %q cannot be used: %s", name, cl.Refusal))
 	}
 	br := cs.Breakers()
-	rel, ok := br.TryRequest()
-	if !ok {
-		return nil, p, status.New(status.Overflow, fmt.Errorf("cluster %q: max_requests reached", name))
+	if !lateRequest {
+		rel, ok := br.TryRequest()
+		if !ok {
+			return nil, p, status.New(status.Overflow, fmt.Errorf("cluster %q: max_requests reached", name))
+		}
+		p.releaseReq = rel
 	}
-	p.releaseReq = rel
 	if retry {
 		rel, ok := br.TryRetry()
 		if !ok {
@@ -92,6 +96,20 @@ func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, r
 	}
 	p.end = p.host.Begin()
 	return cl, p, nil
+}
+
+// takeRequest takes the max_requests slot of a pick made with lateRequest.
+func (p *pick) takeRequest(c *Clusters, cl *xds.Cluster) error {
+	cs := c.LB.Cluster(cl.Name)
+	if cs == nil || p.releaseReq != nil {
+		return nil
+	}
+	rel, ok := cs.Breakers().TryRequest()
+	if !ok {
+		return status.New(status.Overflow, fmt.Errorf("cluster %q: max_requests reached", cl.Name))
+	}
+	p.releaseReq = rel
+	return nil
 }
 
 // ConnectTCP picks an endpoint of the named cluster and opens a byte stream

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,14 +18,27 @@ import (
 	"github.com/gowaypoint/waypoint/xds"
 )
 
-// h1Pool keeps idle HTTP/1.1 connections to one endpoint of one cluster.
-// A connection carries one exchange at a time; it returns to the pool when
-// its response body is closed after being read to the end, and is closed
-// otherwise. Safe for concurrent use.
+// h1Pool keeps the HTTP/1.1 connections to one endpoint of one cluster,
+// as Envoy's HTTP/1 pool for one host. A connection carries one exchange
+// at a time; it returns to the pool when its response body is closed after
+// being read to the end, and is closed otherwise. A request finds an idle
+// connection, or opens one within the cluster's max_connections, or waits
+// as a pending request (max_pending_requests) for the next connection this
+// pool frees; beyond that it overflows. Safe for concurrent use.
 type h1Pool struct {
-	mu     sync.Mutex
-	idle   []*h1Conn // most recently used last
-	closed bool
+	mu   sync.Mutex
+	idle []*h1Conn // most recently used last
+	// open counts the pool's connections, being dialed, busy or idle: a
+	// pool with none may open one past max_connections, as Envoy's does.
+	open    int
+	waiters []*h1Waiter // pending requests, oldest first
+	closed  bool
+}
+
+// h1Waiter is a pending request: it is handed the next connection the pool
+// frees, or told (nil) that one closed, so that it may open another.
+type h1Waiter struct {
+	ch chan *h1Conn // buffered: one message
 }
 
 // h1Conn is one upstream HTTP/1.1 connection and its exchange state,
@@ -37,6 +51,7 @@ type h1Conn struct {
 	release   func() // the max_connections slot
 	requests  uint32
 	idleSince time.Time
+	gone      atomic.Bool // closed
 
 	resp  l7.Response
 	body  h1Body
@@ -49,11 +64,9 @@ type h1Conn struct {
 	canceled bool        // the hook ran
 }
 
-// get returns an idle connection that is still within the cluster's idle
-// timeout, or nil.
-func (p *h1Pool) get(opts xds.HTTPOptions) *h1Conn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// popIdleLocked returns an idle connection that is still within the
+// cluster's idle timeout, or nil. p.mu is held.
+func (p *h1Pool) popIdleLocked(opts xds.HTTPOptions) *h1Conn {
 	for len(p.idle) > 0 {
 		c := p.idle[len(p.idle)-1]
 		p.idle[len(p.idle)-1] = nil
@@ -67,8 +80,9 @@ func (p *h1Pool) get(opts xds.HTTPOptions) *h1Conn {
 	return nil
 }
 
-// put returns c to the pool, or closes it when the pool is closed or the
-// connection served its max_requests_per_connection.
+// put returns c to the pool after an exchange: to the oldest pending
+// request if one waits, else idle. It closes c when the pool is closed or
+// the connection served its max_requests_per_connection.
 func (p *h1Pool) put(c *h1Conn, opts xds.HTTPOptions) {
 	if opts.MaxRequestsPerConnection > 0 && c.requests >= opts.MaxRequestsPerConnection {
 		c.close()
@@ -81,42 +95,174 @@ func (p *h1Pool) put(c *h1Conn, opts xds.HTTPOptions) {
 		c.close()
 		return
 	}
+	if len(p.waiters) > 0 {
+		w := p.popWaiterLocked()
+		p.mu.Unlock()
+		w.ch <- c
+		return
+	}
 	p.idle = append(p.idle, c)
 	p.mu.Unlock()
 }
 
-// Close closes the idle connections; connections in use close when their
-// exchange ends.
+func (p *h1Pool) popWaiterLocked() *h1Waiter {
+	w := p.waiters[0]
+	p.waiters[0] = nil
+	p.waiters = p.waiters[1:]
+	return w
+}
+
+// lost takes note that one of the pool's connections closed (or could not
+// be opened): the oldest pending request may now open one.
+func (p *h1Pool) lost() {
+	p.mu.Lock()
+	p.open--
+	var w *h1Waiter
+	if len(p.waiters) > 0 {
+		w = p.popWaiterLocked()
+	}
+	p.mu.Unlock()
+	if w != nil {
+		w.ch <- nil
+	}
+}
+
+// Close closes the idle connections and wakes the pending requests, which
+// then fail; connections in use close when their exchange ends.
 func (p *h1Pool) Close() error {
 	p.mu.Lock()
-	idle := p.idle
-	p.idle = nil
+	idle, waiters := p.idle, p.waiters
+	p.idle, p.waiters = nil, nil
 	p.closed = true
 	p.mu.Unlock()
 	for _, c := range idle {
 		c.close()
 	}
+	for _, w := range waiters {
+		w.ch <- nil
+	}
 	return nil
 }
 
 func (c *h1Conn) close() {
+	if c.gone.Swap(true) {
+		return
+	}
 	c.rwc.Close()
 	if c.release != nil {
 		c.release()
 		c.release = nil
 	}
+	c.pool.lost()
 }
 
-// dial opens a new connection, holding a max_connections slot for its life.
-func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick) (*h1Conn, error) {
-	st := cs.LB.Cluster(cl.Name)
-	var release func()
-	if st != nil {
-		var ok bool
-		if release, ok = st.Breakers().TryConnection(); !ok {
-			return nil, status.New(status.Overflow, errors.New("max_connections reached"))
+var errPoolClosed = status.New(status.ConnectFailure, errors.New("pool closed"))
+
+// acquire returns a connection for the exchange, as Envoy's pool attaches
+// a stream: an idle connection at once; else, as a pending request within
+// max_pending_requests (overflow beyond), a new connection within
+// max_connections (or past it when the pool has none), or else the next
+// connection the pool frees. reused says the connection served before.
+func (p *h1Pool) acquire(cs *Clusters, cl *xds.Cluster, x *exchange, opts xds.HTTPOptions) (c *h1Conn, reused bool, err error) {
+	p.mu.Lock()
+	if c := p.popIdleLocked(opts); c != nil {
+		p.mu.Unlock()
+		return c, true, nil
+	}
+	p.mu.Unlock()
+	var br *lb.Breakers
+	if st := cs.LB.Cluster(cl.Name); st != nil {
+		br = st.Breakers()
+		release, ok := br.TryPending()
+		if !ok {
+			return nil, false, status.New(status.Overflow, errors.New("max_pending_requests reached"))
+		}
+		defer release()
+	}
+	var wait context.Context // made on the first wait
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, false, errPoolClosed
+		}
+		if c := p.popIdleLocked(opts); c != nil {
+			p.mu.Unlock()
+			return c, true, nil
+		}
+		var release func()
+		dial := br == nil
+		if !dial {
+			release, dial = br.TryConnection()
+			if !dial && p.open == 0 {
+				release, dial = br.AddConnection(), true
+			}
+		}
+		if dial {
+			p.open++
+			p.mu.Unlock()
+			c, err := p.dial(x.ctx, cs, cl, &x.pick, release)
+			if err != nil {
+				p.lost()
+			}
+			return c, false, err
+		}
+		w := &h1Waiter{ch: make(chan *h1Conn, 1)}
+		p.waiters = append(p.waiters, w)
+		p.mu.Unlock()
+		if wait == nil {
+			var cancel context.CancelFunc
+			wait, cancel = x.ctx, func() {}
+			if !x.deadline.IsZero() {
+				wait, cancel = context.WithDeadline(x.ctx, x.deadline)
+			}
+			defer cancel()
+		}
+		select {
+		case c := <-w.ch:
+			if c != nil {
+				return c, true, nil
+			}
+			continue // a connection closed: try again
+		case <-wait.Done():
+			p.mu.Lock()
+			queued := slices.Contains(p.waiters, w)
+			if queued {
+				p.waiters = slices.DeleteFunc(p.waiters, func(o *h1Waiter) bool { return o == w })
+			}
+			p.mu.Unlock()
+			if !queued {
+				// Served as the wait ended: pass it on.
+				if c := <-w.ch; c != nil {
+					p.put(c, opts)
+				} else {
+					p.passOn()
+				}
+			}
+			// A request that never reached the host says nothing of it.
+			x.pick.done(lb.Canceled)
+			return nil, false, wait.Err()
 		}
 	}
+}
+
+// passOn gives the wake-up of a pending request that has left to the next
+// one, if any.
+func (p *h1Pool) passOn() {
+	p.mu.Lock()
+	var w *h1Waiter
+	if len(p.waiters) > 0 {
+		w = p.popWaiterLocked()
+	}
+	p.mu.Unlock()
+	if w != nil {
+		w.ch <- nil
+	}
+}
+
+// dial opens a new connection holding release, its max_connections slot
+// (nil: none), for its life; release is called if the dial fails.
+func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick, release func()) (*h1Conn, error) {
 	rwc, err := cs.Dialer.Dial(ctx, cl, pk.host.Addr, pk.host.Identity)
 	if err != nil {
 		if release != nil {
@@ -128,18 +274,22 @@ func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pi
 }
 
 // roundTrip sends the exchange's request on a pooled or new connection
-// and returns the response, its body streaming. A request without a body
+// and returns the response, its body streaming. The request takes its
+// max_requests slot once it has a connection (Envoy's attach), so that
+// pending requests do not count as requests. A request without a body
 // that fails on a reused connection before any response byte (the server
 // closed it while idle) is sent again once on a new connection, as
 // net/http does.
 func (p *h1Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Response, error) {
 	opts := cl.HTTPOrDefault()
 	for attempt := 0; ; attempt++ {
-		c := p.get(opts)
-		reused := c != nil
-		if c == nil {
-			var err error
-			if c, err = p.dial(x.ctx, cs, cl, &x.pick); err != nil {
+		c, reused, err := p.acquire(cs, cl, x, opts)
+		if err != nil {
+			return nil, err
+		}
+		if attempt == 0 {
+			if err := x.pick.takeRequest(cs, cl); err != nil {
+				p.put(c, opts)
 				return nil, err
 			}
 		}

@@ -34,7 +34,7 @@ func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 	if ureq.Downstream != nil {
 		pc.Destination = ureq.Downstream.Destination
 	}
-	cl, p, err := u.c.choose(u.snap, ureq.Cluster, &pc, ureq.Retry)
+	cl, p, err := u.c.choose(u.snap, ureq.Cluster, &pc, ureq.Retry, true)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,11 @@ func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 	var resp *l7.Response
 	switch proto {
 	case xds.UpstreamHTTP2:
-		resp, err = u.c.http.h2(cl, p.host.Addr).roundTrip(u.c, cl, &x)
+		// A stream reserved on a connection cannot be given back: the
+		// max_requests slot comes first.
+		if err = x.pick.takeRequest(u.c, cl); err == nil {
+			resp, err = u.c.http.h2(cl, p.host.Addr).roundTrip(u.c, cl, &x)
+		}
 	default:
 		resp, err = u.c.http.h1(cl, p.host.Addr).roundTrip(u.c, cl, &x)
 	}

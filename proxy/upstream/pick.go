@@ -24,6 +24,6 @@ func (p *Pick) Done(r lb.Result) { p.p.done(r) }
 // for a retry), then the cluster's balancer. Errors are status errors of
 // kinds NoCluster, Overflow and NoHealthyUpstream.
 func (c *Clusters) Choose(snap *xds.Snapshot, cluster string, pc *lb.PickContext, retry bool) (*xds.Cluster, Pick, error) {
-	cl, p, err := c.choose(snap, cluster, pc, retry)
+	cl, p, err := c.choose(snap, cluster, pc, retry, false)
 	return cl, Pick{p: p}, err
 }

@@ -67,6 +67,16 @@ func (b *Breakers) Thresholds() xds.Thresholds {
 // once, when the connection closes.
 func (b *Breakers) TryConnection() (release func(), ok bool) { return b.try(resConnections) }
 
+// AddConnection counts a new upstream connection whatever max_connections
+// says: Envoy opens one for a host whose pool has none even at the limit,
+// so that its pending requests are not left with no way to be served.
+// release must be called exactly once, when the connection closes.
+func (b *Breakers) AddConnection() (release func()) {
+	r := &b.res[resConnections]
+	r.n.Add(1)
+	return r.release
+}
+
 // TryPending counts a request waiting for a connection or stream, or
 // reports false at max_pending_requests. release is called once the
 // request has one (or gives up).

@@ -124,3 +124,23 @@ func TestBreakersUnlimited(t *testing.T) {
 		}
 	}
 }
+
+func TestBreakersAddConnectionPastTheLimit(t *testing.T) {
+	b := NewBreakers(xds.Thresholds{MaxConnections: 1, MaxPendingRequests: 1, MaxRequests: 1, MaxRetries: 1})
+	first, ok := b.TryConnection()
+	if !ok {
+		t.Fatal("first connection refused")
+	}
+	forced := b.AddConnection()
+	if c, _, _, _ := b.InFlight(); c != 2 {
+		t.Errorf("%d connections counted, want 2 (one past the limit)", c)
+	}
+	first()
+	if _, ok := b.TryConnection(); ok {
+		t.Error("a connection allowed while the forced one holds the only slot")
+	}
+	forced()
+	if c, _, _, _ := b.InFlight(); c != 0 {
+		t.Errorf("%d connections after both released", c)
+	}
+}
