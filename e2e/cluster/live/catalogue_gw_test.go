@@ -2,6 +2,7 @@ package live
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -157,9 +158,10 @@ spec:
 			name: "gw-httproute-filters",
 			resources: "HTTPRoute on Service reviews: RequestHeaderModifier (set/add/remove), ResponseHeaderModifier (set/add/remove), " +
 				"a backendRef's own RequestHeaderModifier; URLRewrite ReplacePrefixMatch `/old`→`/new` with hostname, ReplaceFullPath; " +
-				"RequestRedirect (hostname, path, 301) and (scheme https, port 8443, 302)",
+				"RequestRedirect (hostname, path, 301) and (scheme https, port 8443, 302); CORS (exact and wildcard origins, methods, headers, maxAge)",
 			checks: "the workload sees the headers set and added, not the removed one, the rewritten path and host; the client sees the response headers; " +
-				"redirects answer their `location` (the Service port when the filter names none, the query kept) and reach no workload",
+				"redirects answer their `location` (the Service port when the filter names none, the query kept) and reach no workload; " +
+				"preflights from allowed origins get the CORS headers and reach no workload, others get none",
 			yaml: versionServices + `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -198,6 +200,17 @@ spec:
     filters:
     - type: RequestRedirect
       requestRedirect: {scheme: https, port: 8443, statusCode: 302}
+  - matches:
+    - path: {type: PathPrefix, value: /api}
+    filters:
+    - type: CORS
+      cors:
+        allowOrigins: ["https://shop.example", "https://*.shop.example"]
+        allowMethods: [GET, POST]
+        allowHeaders: [x-token]
+        maxAge: 3600
+    backendRefs:
+    - {name: reviews-v1, port: 9080}
   - filters:
     - type: RequestHeaderModifier
       requestHeaderModifier:
@@ -244,6 +257,34 @@ spec:
 					t.Errorf("a redirect reached a workload")
 				}
 
+				preflight := func(origin string) *http.Response {
+					req, _ := http.NewRequest("OPTIONS", b.url("/api/x"), nil)
+					req.Header.Set("Origin", origin)
+					req.Header.Set("Access-Control-Request-Method", "POST")
+					resp, err := w.source("productpage").HTTP().Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					return resp
+				}
+				hits = b.v1.hits.Load() + b.v2.hits.Load()
+				for _, origin := range []string{"https://shop.example", "https://eu.shop.example"} {
+					resp := preflight(origin)
+					if resp.StatusCode != 200 || resp.Header.Get("access-control-allow-origin") != origin ||
+						!strings.Contains(resp.Header.Get("access-control-allow-methods"), "POST") || resp.Header.Get("access-control-max-age") != "3600" {
+						t.Errorf("preflight from %s: %d %v", origin, resp.StatusCode, resp.Header)
+					}
+				}
+				if b.v1.hits.Load()+b.v2.hits.Load() != hits {
+					t.Errorf("an allowed preflight reached a workload")
+				}
+				for _, origin := range []string{"https://evil.example", "https://shop.example.evil", "http://shop.example"} {
+					if resp := preflight(origin); resp.Header.Get("access-control-allow-origin") != "" {
+						t.Errorf("preflight from %s was allowed: %v", origin, resp.Header)
+					}
+				}
+
 				req, _ := http.NewRequest("GET", b.url("/h"), nil)
 				req.Header.Set("x-secret", "s")
 				req.Header.Set("x-set", "client")
@@ -266,8 +307,8 @@ spec:
 		},
 		compatCase{
 			name:      "gw-httproute-timeout",
-			resources: "HTTPRoute on Service reviews: `timeouts.request` 500ms on `/slow`, none elsewhere",
-			checks:    "a workload answering after 3 s gives the client 504 before 3 s; under `/other` a 1 s delay is waited for (200 after at least 1 s)",
+			resources: "HTTPRoute on Service reviews: `timeouts.request` 500ms on `/slow`, `backendRequest` 500ms (request 5s) on `/backend`, none elsewhere",
+			checks:    "a workload answering after 3 s gives the client 504 before 3 s on both; under `/other` a 1 s delay is waited for (200 after at least 1 s)",
 			yaml: versionServices + `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -281,6 +322,11 @@ spec:
     timeouts: {request: 500ms}
     backendRefs:
     - {name: reviews-v1, port: 9080}
+  - matches:
+    - path: {type: PathPrefix, value: /backend}
+    timeouts: {request: 5s, backendRequest: 500ms}
+    backendRefs:
+    - {name: reviews-v1, port: 9080}
   - backendRefs:
     - {name: reviews-v1, port: 9080}
 `,
@@ -292,6 +338,15 @@ spec:
 				}
 				if d := time.Since(start); d >= 3*time.Second {
 					t.Errorf("/slow answered after %v: the timeout did not cut the wait", d)
+				}
+				// backendRequest without retries is the route's timeout (istiod).
+				start = time.Now()
+				code, _, err = w.call("productpage", "GET", b.url("/backend"), http.Header{"X-Echo-Delay": {"3s"}})
+				if err != nil || code != 504 {
+					t.Errorf("/backend: %d %v, want 504", code, err)
+				}
+				if d := time.Since(start); d >= 3*time.Second {
+					t.Errorf("/backend answered after %v: the timeout did not cut the wait", d)
 				}
 				start = time.Now()
 				expect(t, w, b, "GET", "/other", http.Header{"X-Echo-Delay": {"1s"}}, 200, "reviews-v1")
