@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -73,8 +74,10 @@ type Config struct {
 	// BackoffBase and BackoffMax bound the jittered exponential reconnect
 	// delay; defaults 500 ms and 30 s.
 	BackoffBase, BackoffMax time.Duration
-	// Apply takes each new complete snapshot; an error refuses it (it is
-	// then NACKed, if it came with a response that has not been answered).
+	// Apply takes each new complete snapshot; an error refuses it: the LDS
+	// or CDS response that completed it is NACKed and forgotten; when an
+	// EDS or RDS response completed it, that is ACKed (its resources are
+	// fine) and the snapshot waits for the next change.
 	Apply  func(*xds.Snapshot) error
 	Logger *slog.Logger // default slog.Default()
 }
@@ -463,6 +466,7 @@ func (c *Client) accept(t string, next map[string]proto.Message, vers map[string
 		}
 		c.log.Info("xds: update accepted, waiting for the rest of the config", "type", short(t), "version", version, "waiting_on", err)
 	}
+	prevState, prevVer, prevResVer := c.state[t], c.typeVer[t], maps.Clone(c.resVer[t])
 	c.state[t] = next
 	c.typeVer[t] = version
 	if vers != nil {
@@ -477,11 +481,18 @@ func (c *Client) accept(t string, next map[string]proto.Message, vers map[string
 	for name := range next {
 		delete(c.waiting, t+"/"+name)
 	}
+	prevPending := c.pending
+	c.pending = true
+	if err := c.tryApply(); err != nil && (t == resourcev3.ListenerType || t == resourcev3.ClusterType) {
+		// The waypoint could not take what this LDS or CDS response made (a listener's
+		// address cannot be bound, say): refused, as Envoy's listener manager refuses it,
+		// and forgotten, so that the next snapshot is built from what is serving.
+		c.state[t], c.typeVer[t], c.resVer[t], c.pending = prevState, prevVer, prevResVer, prevPending
+		return fmt.Errorf("not applied: %w", err)
+	}
 	c.mu.Lock()
 	c.versions[t] = version
 	c.mu.Unlock()
-	c.pending = true
-	c.tryApply()
 	return nil
 }
 
@@ -523,8 +534,9 @@ func withAwaitedRoutes(r *xds.Resources) *xds.Resources {
 	return r
 }
 
-// tryApply builds and applies the accepted state once it is complete.
-func (c *Client) tryApply() {
+// tryApply builds and applies the accepted state once it is complete. It
+// returns Apply's error; an incomplete state is not one.
+func (c *Client) tryApply() error {
 	if missing := c.missing(); len(missing) > 0 {
 		c.log.Debug("xds: config waits for", "resources", len(missing), "first", missing[0].key)
 		now := time.Now()
@@ -534,13 +546,13 @@ func (c *Client) tryApply() {
 			}
 		}
 		if !c.expired() {
-			return
+			return nil
 		}
 	}
 	version := c.typeVer[resourcev3.ListenerType] + "/" + c.typeVer[resourcev3.ClusterType]
 	snap, err := xds.BuildResources(version, withAwaitedRoutes(c.resources("", nil)))
 	if err != nil {
-		return // waiting for another type (see accept)
+		return nil // waiting for another type (see accept)
 	}
 	vers := make(map[string]string, len(c.typeVer))
 	for k, v := range c.typeVer {
@@ -549,13 +561,14 @@ func (c *Client) tryApply() {
 	snap.SetSourceVersions(vers)
 	if err := c.cfg.Apply(snap); err != nil {
 		c.log.Error("xds: config not applied; the last good config keeps serving", "error", err)
-		return
+		return err
 	}
 	c.pending = false
 	c.mu.Lock()
 	c.applied = snap
 	c.mu.Unlock()
 	c.markReady()
+	return nil
 }
 
 // awaited is one resource a cluster or listener refers to that has not

@@ -14,6 +14,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
@@ -179,7 +180,7 @@ func testADS(t *testing.T, addr string, delta bool) {
 	}
 	// The other types of that version are ACKed and applied; the refused
 	// cluster stays as it was.
-	before := settled(t, c)
+	before := settled(t, c, delta, cp.srv.Version())
 	if v2 := before.Cluster("inbound-vip|9080|http/v2|reviews.mesh.local"); v2 == nil || v2.LBPolicy != xds.LBPolicyLeastRequest {
 		t.Errorf("after the NACK, the v2 cluster in force is %+v", v2)
 	}
@@ -207,11 +208,18 @@ func testADS(t *testing.T, addr string, delta bool) {
 	}
 }
 
-// settled waits until the client's snapshot has stayed the same for 300 ms
-// (what a push ACKed beside a NACK applies may land later on a loaded
-// machine) and returns it.
-func settled(t *testing.T, c *Client) *xds.Snapshot {
+// settled waits until the client has taken the rest of a push whose CDS it refused (in
+// state of the world, every other type comes again at the server's version; in delta, only
+// the changed cluster came) and its snapshot has then stayed the same for 300 ms, and
+// returns it.
+func settled(t *testing.T, c *Client, delta bool, version string) *xds.Snapshot {
 	t.Helper()
+	if !delta {
+		waitFor(t, "the types pushed beside the refused CDS taken", func() bool {
+			v := c.Versions()
+			return v[resourcev3.ListenerType] == version && v[resourcev3.EndpointType] == version
+		})
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	last, since := c.Snapshot(), time.Now()
 	for time.Since(since) < 300*time.Millisecond {
