@@ -629,5 +629,116 @@ spec:
 				}
 			},
 		},
+		compatCase{
+			name:      "dr-locality",
+			resources: "WorkloadEntries reviews-v1 in region1/zone1/sub1 and reviews-v2 in region2/zone2/sub2; DestinationRule localityLbSetting failover region1 to region2, outlierDetection",
+			checks:    "(once built) traffic stays in the waypoint's locality and fails over when its workload is ejected",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: reviews-v1
+  namespace: "{{NS}}"
+  annotations: {ambient.istio.io/redirection: enabled}
+spec:
+  address: "{{NET}}.11"
+  serviceAccount: bookinfo-reviews
+  labels: {app: reviews, version: v1}
+  locality: region1/zone1/sub1
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: reviews-v2
+  namespace: "{{NS}}"
+  annotations: {ambient.istio.io/redirection: enabled}
+spec:
+  address: "{{NET}}.12"
+  serviceAccount: bookinfo-reviews
+  labels: {app: reviews, version: v2}
+  locality: region2/zone2/sub2
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+      localityLbSetting:
+        enabled: true
+        failover:
+        - {from: region1, to: region2}
+    outlierDetection:
+      consecutive5xxErrors: 1
+      interval: 1s
+      baseEjectionTime: 30s
+`,
+			waitsOn: "#13 (locality)",
+			nack:    "common_lb_config.locality_weighted_lb_config: not supported yet",
+		},
+		compatCase{
+			name:      "dr-tls-simple-egress",
+			resources: "ServiceEntry `static.example.com` (port 80 to targetPort 443, STATIC endpoint, `istio.io/use-waypoint`); DestinationRule tls mode SIMPLE, sni",
+			checks:    "(once built) the waypoint originates TLS to the endpoint",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: static-api
+  namespace: "{{NS}}"
+  labels: {istio.io/use-waypoint: waypoint}
+spec:
+  hosts: [static.example.com]
+  addresses: [240.0.0.10]
+  ports:
+  - {number: 80, name: http, protocol: HTTP, targetPort: 443}
+  resolution: STATIC
+  endpoints:
+  - address: "{{NET}}.40"
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: static-api, namespace: "{{NS}}"}
+spec:
+  host: static.example.com
+  trafficPolicy:
+    tls: {mode: SIMPLE, sni: static.example.com}
+`,
+			waitsOn: "#13 (TLS origination)",
+			nack:    "transport_socket.typed_config.transport_socket.typed_config.sni: not supported yet",
+		},
+		compatCase{
+			name:      "dr-tls-mutual-egress",
+			resources: "ServiceEntry `mtls.example.com` (port 80 to targetPort 443, STATIC endpoint, `istio.io/use-waypoint`); DestinationRule tls mode MUTUAL, credentialName",
+			checks:    "(once built) the waypoint originates mutual TLS with the credential's certificate (SDS `kubernetes://client-credential`), its SNI from the host (auto_sni)",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: mtls-api
+  namespace: "{{NS}}"
+  labels: {istio.io/use-waypoint: waypoint}
+spec:
+  hosts: [mtls.example.com]
+  addresses: [240.0.0.11]
+  ports:
+  - {number: 80, name: http, protocol: HTTP, targetPort: 443}
+  resolution: STATIC
+  endpoints:
+  - address: "{{NET}}.41"
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: mtls-api, namespace: "{{NS}}"}
+spec:
+  host: mtls.example.com
+  trafficPolicy:
+    tls: {mode: MUTUAL, credentialName: client-credential}
+`,
+			waitsOn: "#13 (TLS origination)",
+			nack:    "upstream_http_protocol_options: not supported yet",
+		},
 	)
 }
