@@ -73,9 +73,15 @@ func (s *Snapshot) foldCluster(c *Cluster) error {
 	switch {
 	case internal == 0 && c.Transport != transportInternal:
 		return nil
+	case internal == 0 && len(c.Endpoints) > 0:
+		// Socket addresses behind internal_upstream are reached with its inner
+		// transport socket, raw_buffer (TLS inside is refused when decoded): as
+		// Envoy does for istiod's inline ServiceEntry endpoints, which are no
+		// ambient workloads (plain TCP to the address, no HBONE).
+		c.Transport = TransportPlaintext
+		return nil
 	case internal == 0:
-		c.Endpoints = nil // no endpoint yet (EDS): nothing to fold
-		c.Transport = TransportHBONE
+		c.Transport = TransportHBONE // no endpoint yet (EDS): nothing to fold
 		return nil
 	case c.Transport != transportInternal:
 		return errAt("transport_socket", "endpoints that are internal addresses need an internal_upstream transport socket")
