@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
 // Cluster is one decoded upstream cluster. Read-only after Build; safe for
@@ -76,6 +77,13 @@ type Cluster struct {
 	// Refusal, when set, says why the data path refuses to send to this
 	// cluster though it decodes (a loop into main_internal, double HBONE).
 	Refusal string
+	// TunnelAccessLog is the access_log of the tcp_proxy of the internal
+	// listener a folded cluster tunnels through (connect_originate), and
+	// TunnelCluster that tcp_proxy's ORIGINAL_DST cluster: Envoy writes a
+	// line per tunnel; the waypoint writes one per tunnel that fails to
+	// connect (UF), the only ones the decoder lets such a log write.
+	TunnelAccessLog []*accesslog.Logger
+	TunnelCluster   string
 
 	// Metadata is the cluster's metadata, as given; may be nil. Must not be modified.
 	Metadata *corev3.Metadata

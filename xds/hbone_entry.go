@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"net/http"
 	"time"
 
 	udpatypev1 "github.com/cncf/xds/go/udpa/type/v1"
@@ -18,6 +19,7 @@ import (
 
 	istiofilters "github.com/gowaypoint/waypoint/filters/istio"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
 // HBONEEntry is the listener that terminates HBONE: istiod's
@@ -46,6 +48,11 @@ type HBONEEntry struct {
 	PeerSAN UpstreamTLS
 	// FilterNames lists the connection manager's http_filters.
 	FilterNames []string
+	// AccessLog is the connection manager's access_log: Envoy writes a
+	// line per CONNECT stream; the waypoint writes one per stream it
+	// refuses (400, 503: the HBONE server's answers), the only ones the
+	// decoder lets it write (istiod filters it to codes of 400 and more).
+	AccessLog []*accesslog.Logger
 }
 
 // isHBONEEntry tells the HBONE entry from other listeners: it is the one
@@ -71,7 +78,7 @@ var hboneEntryAllowlist = pbcheck.Allowlist{
 		"stat_prefix", "route_config", "http_filters", "http2_protocol_options", "server_name",
 		"stream_idle_timeout", "use_remote_address", "forward_client_cert_details",
 		"set_current_client_cert_details", "upgrade_configs", "codec_type", "generate_request_id",
-		"server_header_transformation"),
+		"server_header_transformation", "access_log*"), // access_log: telemetry/accesslog
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails": fields(
 		"subject", "cert", "chain", "dns", "uri"),
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig": fields("upgrade_type"),
@@ -195,6 +202,13 @@ func decodeEntryHCM(a *anypb.Any, e *HBONEEntry, clusters map[string]*Cluster) e
 	}
 	if err := decodeEntryRoutes(pb.GetRouteConfig(), e, clusters); err != nil {
 		return at("route_config", err)
+	}
+	if e.AccessLog, err = accesslog.Decode(pb.GetAccessLog()); err != nil {
+		return err
+	}
+	if accesslog.MayLogAny(e.AccessLog, http.StatusOK, 0) {
+		return errAt("access_log", "on the HBONE listener, only an access_log filtered to refused streams (a status_code_filter "+
+			"that excludes 200) is supported (a line per accepted CONNECT stream is not written yet)")
 	}
 	for i, f := range pb.GetHttpFilters() {
 		if err := checkEntryFilter(f, i == len(pb.GetHttpFilters())-1); err != nil {

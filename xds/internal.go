@@ -3,9 +3,11 @@ package xds
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
-	"maps"
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
 // Envoy internal listeners, as istiod lays out a waypoint, are folded away
@@ -140,6 +142,9 @@ func (s *Snapshot) foldCluster(c *Cluster) error {
 	c.UpstreamTLS = tunnel.UpstreamTLS
 	c.HBONEPort = tunnel.OriginalDst.PortOverride
 	c.ConnectTimeout = tunnel.ConnectTimeout
+	if tunnel.Name != "" {
+		c.TunnelAccessLog, c.TunnelCluster = l.FilterChains[0].TCPProxy.AccessLog, tunnel.Name
+	}
 	return nil
 }
 
@@ -177,16 +182,29 @@ func (s *Snapshot) originate(l *Listener) (*Cluster, error) {
 }
 
 // checkTunnels refuses a tunneling_config where it would be ignored: on a
-// listener that is not an internal one shaped like connect_originate.
+// listener that is not an internal one shaped like connect_originate. Such
+// a listener's tcp_proxy access_log is written for the tunnels that fail
+// to connect (a folded cluster dials the pod's HBONE itself): one that
+// would log other tunnels is refused (istiod filters it to UF).
 func (s *Snapshot) checkTunnels(l *Listener) error {
 	shaped := l.Internal && len(l.FilterChains) == 1 && l.matcher == nil
 	for i, fc := range l.FilterChains {
-		if fc.TCPProxy != nil && fc.TCPProxy.Tunnel != nil && !shaped {
+		if fc.TCPProxy == nil || fc.TCPProxy.Tunnel == nil {
+			continue
+		}
+		if !shaped {
 			return errAt(idx("filter_chains", i)+".filters", "tcp_proxy tunneling_config is only supported on an internal listener with one filter chain (connect_originate)")
+		}
+		if accesslog.MayLogAny(fc.TCPProxy.AccessLog, 0, flagUF) {
+			return errAt(idx("filter_chains", i)+".filters", "the access_log of a tunnelling tcp_proxy is written for tunnels that fail "+
+				"to connect only: filter it with response_flag_filter UF (a line per tunnel is not written yet)")
 		}
 	}
 	return nil
 }
+
+// flagUF is the response flag of a failure to connect upstream.
+var flagUF = filters.FlagFor("UF")
 
 // HBONEEntry returns the listener that terminates HBONE (istiod's
 // connect_terminate), or nil when the config has none.

@@ -31,6 +31,12 @@ type Listener struct {
 	// HBONE is set when the listener is the HBONE entry (istiod's
 	// connect_terminate); it then has no FilterChains.
 	HBONE *HBONEEntry
+	// AccessLog is the listener's access_log. Envoy writes it once per
+	// downstream connection, of any chain; the waypoint writes it for the
+	// connections no filter chain takes (response flag NR) and, on a
+	// listener with dubbo_proxy chains, once per Dubbo call. The decoder
+	// refuses one that would log anything else (see decodeListenerAccessLog).
+	AccessLog []*accesslog.Logger
 	// Raw is the resource this was decoded from. It must not be modified.
 	Raw *listenerv3.Listener
 

@@ -3,6 +3,7 @@ package xds
 import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
@@ -40,8 +41,15 @@ func decodeListener(pb *listenerv3.Listener, clusters map[string]*Cluster) (*Lis
 		return nil, err
 	}
 	if isHBONEEntry(pb) {
-		if len(pb.GetAccessLog()) > 0 {
-			return nil, errAt("access_log", "not supported on the HBONE entry (a listener's access_log is written for Dubbo calls only)")
+		// Its one chain takes every connection: an access_log that writes
+		// only connections no chain takes (NR) never writes.
+		logs, err := accesslog.Decode(pb.GetAccessLog())
+		if err != nil {
+			return nil, err
+		}
+		if accesslog.MayLogAny(logs, 0, flagNR) {
+			return nil, errAt("access_log", "on the HBONE listener, only an access_log filtered to connections no filter chain takes "+
+				"(response_flag_filter NR) is supported (a line per HBONE connection is not written yet)")
 		}
 		return decodeHBONEEntry(pb, l, clusters)
 	}
@@ -92,15 +100,16 @@ func decodeListener(pb *listenerv3.Listener, clusters map[string]*Cluster) (*Lis
 	return l, nil
 }
 
-// decodeListenerAccessLog decodes the listener's access_log into the
-// DubboProxy of each of its dubbo_proxy chains. Envoy's DubboProxy has no
-// access_log of its own, so the waypoint writes a line per Dubbo call to
-// the access logs of the listener the call's connection came in on (Envoy
-// writes a listener's access_log once per downstream connection, for any
-// chain; the waypoint does not: an HTTP or TCP chain's connections are
-// logged by its HttpConnectionManager's or tcp_proxy's own access_log). A
-// listener with no dubbo_proxy chain would write nothing, so its
-// access_log is refused.
+// decodeListenerAccessLog decodes the listener's access_log. Envoy writes
+// a listener's access_log once per downstream connection, for any chain;
+// the waypoint writes it for the connections no filter chain takes
+// (response flag NR: istiod's filter on every listener of a waypoint when a
+// Telemetry turns access logs on) and, in the DubboProxy of each
+// dubbo_proxy chain (Envoy's DubboProxy has no access_log of its own), once
+// per Dubbo call. An HTTP or TCP chain's connections are logged by its
+// HttpConnectionManager's or tcp_proxy's own access_log. On a listener
+// without a dubbo_proxy chain, an access_log whose filter lets through
+// connections that found a chain would miss lines, so it is refused.
 func decodeListenerAccessLog(pb *listenerv3.Listener, l *Listener) error {
 	if len(pb.GetAccessLog()) == 0 {
 		return nil
@@ -120,12 +129,17 @@ func decodeListenerAccessLog(pb *listenerv3.Listener, l *Listener) error {
 			dubbo = true
 		}
 	}
-	if !dubbo {
-		return errAt("access_log", "the listener has no %s chain: a listener's access_log is written for Dubbo calls only "+
-			"(log HTTP and TCP chains with their HttpConnectionManager's or tcp_proxy's access_log)", dubboFilterName)
+	if !dubbo && accesslog.MayLogAny(logs, 0, flagNR) {
+		return errAt("access_log", "the listener has no %s chain: a listener's access_log is written for connections no filter chain takes "+
+			"(filter it with response_flag_filter NR) and Dubbo calls only (log HTTP and TCP chains with their HttpConnectionManager's "+
+			"or tcp_proxy's access_log)", dubboFilterName)
 	}
+	l.AccessLog = logs
 	return nil
 }
+
+// flagNR is the response flag of a connection no filter chain takes.
+var flagNR = filters.FlagFor("NR")
 
 // chainsByName indexes chains by name for filter_chain_matcher actions.
 // Envoy requires every chain to have a unique, non-empty name then.

@@ -57,6 +57,10 @@ type ServerConfig struct {
 	PeerIdentity func(tls.ConnectionState) (spiffe.ID, error)
 	Handler      Handler
 	Logger       *slog.Logger // default slog.Default()
+	// OnRefuse, when set, is called on the stream's goroutine after a
+	// stream is refused, with the status, the response flag and the
+	// reason (the waypoint writes the HBONE entry's access log there).
+	OnRefuse func(st *ServerStream, status int, flag, reason string)
 
 	MaxConcurrentStreams uint32        // advertised per connection; default 100
 	StreamWindow         int32         // per-stream receive window; default 4 MiB

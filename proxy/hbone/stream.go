@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/l7"
@@ -28,6 +29,8 @@ type ServerStream struct {
 	// Header holds the CONNECT request's other fields (baggage, forwarded,
 	// traceparent), lower-case.
 	Header *l7.Header
+	// Start is when the stream's request arrived.
+	Start time.Time
 
 	srv      *Server
 	st       *http2.ServerStream
@@ -45,13 +48,20 @@ type connInfo struct {
 
 // Refuse answers the stream with an error status and logs the peer, the
 // authority and the reason, as every refusal must.
-func (st *ServerStream) Refuse(status int, reason string) {
+func (st *ServerStream) Refuse(status int, reason string) { st.RefuseFlag(status, "", reason) }
+
+// RefuseFlag is Refuse with the Envoy response flag that describes the
+// refusal ("NR", "UF"...; "" for none), for the server's OnRefuse.
+func (st *ServerStream) RefuseFlag(status int, flag, reason string) {
 	if st.answered {
 		return
 	}
 	st.answered = true
 	st.srv.logRefusal(st.Peer, st.PeerAddr, st.Authority, status, reason)
 	st.st.WriteHeaders(&l7.Response{Status: status}, true)
+	if f := st.srv.cfg.OnRefuse; f != nil {
+		f(st, status, flag, reason)
+	}
 }
 
 // Accept answers 200 and returns the stream as a byte stream. Call it only
@@ -160,6 +170,7 @@ func (s *Server) logRefusal(peer spiffe.ID, remote netip.AddrPort, authority str
 func (s *Server) serveStream(ci *connInfo, hs *http2.ServerStream) {
 	req := hs.Request()
 	st := &ServerStream{
+		Start:     time.Now(),
 		Peer:      ci.peer,
 		PeerAddr:  ci.remote,
 		LocalAddr: ci.local,

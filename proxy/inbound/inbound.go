@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
@@ -16,6 +17,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
 )
@@ -31,6 +33,9 @@ type Handler struct {
 	HTTP     *httpconn.Env
 	Clusters httpconn.Upstreams
 	Dubbo    *dubboconn.Env
+	// Logs writes the listener's access_log for the streams no filter
+	// chain takes (nil: none written).
+	Logs *accesslog.Sinks
 }
 
 var _ hbone.Handler = (*Handler)(nil)
@@ -60,6 +65,7 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 	}
 	fc := l.Match(in)
 	if fc == nil {
+		h.noChain(l, st)
 		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
 		return
 	}
@@ -93,6 +99,16 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 	h.TCP.Serve(ctx, snap, fc.TCPProxy, down, info, st.Peer.String()+" -> "+st.Authority)
 }
 
+// noChain writes the listener's access_log for a stream no filter chain
+// takes, with Envoy's response flag NR.
+func (h *Handler) noChain(l *xds.Listener, st *hbone.ServerStream) {
+	if h.Logs == nil || len(l.AccessLog) == 0 {
+		return
+	}
+	h.Logs.Emit(l.AccessLog, &accesslog.Record{Start: st.Start, Duration: time.Since(st.Start), Downstream: downstreamOf(st),
+		Flags: filters.FlagFor("NR"), Termination: "filter_chain_not_found"})
+}
+
 func (h *Handler) denied(info *filters.Downstream, st *hbone.ServerStream, details string) {
 	h.TCP.Log.Info("inbound: connection denied by RBAC", "peer", info.PeerURI, "authority", st.Authority, "details", details)
 }
@@ -121,7 +137,10 @@ type stream struct{ st *hbone.ServerStream }
 
 func (s stream) Accept() (relay.Conn, error) { return s.st.Accept() }
 
-func (s stream) Refuse(err error) { s.st.Refuse(status.KindOf(err).HBONEStatus(), err.Error()) }
+func (s stream) Refuse(err error) {
+	k := status.KindOf(err)
+	s.st.RefuseFlag(k.HBONEStatus(), k.ResponseFlag(), err.Error())
+}
 
 // Destination is the stream's original destination, for a cluster whose
 // host it is (encap).

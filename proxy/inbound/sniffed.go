@@ -62,6 +62,7 @@ func (h *Handler) serveSniffed(ctx context.Context, st *hbone.ServerStream, snap
 	in.AppProtocol = appProtocol(p)
 	fc := l.Match(in)
 	if fc == nil {
+		h.noChain(l, st)
 		conn.Abort()
 		return
 	}

@@ -16,12 +16,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/relay"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -33,6 +36,10 @@ type Dialer struct {
 	pool  *hbone.Pool
 	certs *certs.Source
 	net   net.Dialer
+	// Logs writes the access_log of the tunnel a folded cluster dials
+	// through (connect_originate's tcp_proxy) for each tunnel that fails
+	// to connect; nil: none written.
+	Logs *accesslog.Sinks
 
 	tlsConfigs sync.Map // peer key (string) -> *tls.Config, built once per expectation
 }
@@ -64,15 +71,31 @@ func (d *Dialer) Dial(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort,
 	defer cancel()
 	var conn relay.Conn
 	var err error
+	start := time.Now()
 	if cl.Transport == xds.TransportPlaintext {
 		conn, err = d.dialTCP(ctx, addr)
 	} else {
 		conn, err = d.dialHBONE(ctx, cl, addr, id)
 	}
 	if err != nil {
+		d.tunnelFailed(cl, addr, start, err)
 		return nil, status.New(status.ConnectFailure, &ConnectError{Cluster: cl.Name, Endpoint: addr, Err: err})
 	}
 	return conn, nil
+}
+
+// tunnelFailed writes the tunnel's access_log for a failed HBONE dial of
+// a folded cluster, as Envoy's connect_originate tcp_proxy logs a tunnel it
+// could not connect: flag UF, the pod's HBONE address as the upstream
+// host, the pod address as the connection's local address.
+func (d *Dialer) tunnelFailed(cl *xds.Cluster, addr netip.AddrPort, start time.Time, err error) {
+	if d.Logs == nil || len(cl.TunnelAccessLog) == 0 || cl.Transport != xds.TransportHBONE {
+		return
+	}
+	d.Logs.Emit(cl.TunnelAccessLog, &accesslog.Record{Start: start, Duration: time.Since(start),
+		Downstream: &filters.Downstream{LocalAddr: addr, Destination: addr, Authority: addr.String()},
+		Flags:      filters.FlagFor(status.ConnectFailure.ResponseFlag()), Cluster: cl.TunnelCluster,
+		Host: netip.AddrPortFrom(addr.Addr(), cl.HBONEPortOrDefault()), Failure: err.Error()})
 }
 
 func (d *Dialer) dialTCP(ctx context.Context, addr netip.AddrPort) (relay.Conn, error) {

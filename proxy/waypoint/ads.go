@@ -5,10 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
+	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 	"github.com/gowaypoint/waypoint/xds"
 	"github.com/gowaypoint/waypoint/xds/adsclient"
 	"github.com/gowaypoint/waypoint/xds/istiod"
@@ -89,6 +93,7 @@ func (w *Waypoint) hboneServerConfig(snap *xds.Snapshot, h hbone.Handler) hbone.
 		PeerIdentity: w.peerIdentity,
 		Handler:      h,
 		Logger:       w.log,
+		OnRefuse:     w.logRefusedStream,
 	}
 	if l := snap.HBONEEntry(); l != nil {
 		e := l.HBONE
@@ -98,6 +103,26 @@ func (w *Waypoint) hboneServerConfig(snap *xds.Snapshot, h hbone.Handler) hbone.
 		cfg.KeepAliveInterval, cfg.KeepAliveTimeout = e.KeepAliveInterval, e.KeepAliveTimeout
 	}
 	return cfg
+}
+
+// logRefusedStream writes the HBONE entry's access_log (connect_terminate's
+// connection manager's, in the config in force) for a refused CONNECT
+// stream: a request CONNECT to its authority, answered status.
+func (w *Waypoint) logRefusedStream(st *hbone.ServerStream, status int, flag, reason string) {
+	l := w.store.Load().HBONEEntry()
+	if l == nil || len(l.HBONE.AccessLog) == 0 || w.logs == nil {
+		return
+	}
+	req := &l7.Request{Method: l7.MethodConnect, Authority: []byte(st.Authority), Proto: l7.HTTP2}
+	if st.Header != nil {
+		req.Header = *st.Header
+	}
+	down := &filters.Downstream{Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target, Authority: st.Authority}
+	if !st.Peer.IsZero() {
+		down.PeerURI = st.Peer.String()
+	}
+	w.logs.Emit(l.HBONE.AccessLog, &accesslog.Record{Start: st.Start, Duration: time.Since(st.Start), Request: req,
+		Response: &l7.Response{Status: status}, Downstream: down, Code: status, Flags: filters.FlagFor(flag), Details: reason})
 }
 
 // peerIdentity verifies an HBONE client: its SPIFFE identity, then the

@@ -175,8 +175,10 @@ func Start(opts Options) (w *Waypoint, err error) {
 		}
 	}
 	w.pool = hbone.NewPool(hbone.PoolConfig{Logger: w.log})
-	w.clusters = upstream.NewClusters(upstream.NewDialer(w.pool, w.certs))
 	w.logs = &accesslog.Sinks{Log: w.log}
+	dialer := upstream.NewDialer(w.pool, w.certs)
+	dialer.Logs = w.logs
+	w.clusters = upstream.NewClusters(dialer)
 	w.tracers = &tracing.Tracers{Dial: w.dialCluster, Log: w.log}
 	rec := metrics.Default
 	if opts.NoStats {
@@ -209,7 +211,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	}
 
 	w.hbone, err = hbone.NewServer(w.hboneServerConfig(snap,
-		&inbound.Handler{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv}))
+		&inbound.Handler{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, Logs: w.logs}))
 	if err != nil {
 		return nil, err
 	}

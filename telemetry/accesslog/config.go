@@ -9,6 +9,7 @@ import (
 	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
 )
 
@@ -21,15 +22,35 @@ type Logger struct {
 	// Path is the file (envoy.access_loggers.file's path), or Stdout.
 	Path   string
 	Format *Format
+	// Filter decides which records get a line (nil: all of them).
+	Filter *Filter
+}
+
+// MayLog reports whether the logger can write a line for a record of
+// response code code whose flags include none of absent (see
+// Filter.MayMatch).
+func (l *Logger) MayLog(code int, absent filters.Flags) bool { return l.Filter.MayMatch(code, absent) }
+
+// MayLogAny reports whether any of loggers can (see MayLog).
+func MayLogAny(loggers []*Logger, code int, absent filters.Flags) bool {
+	for _, l := range loggers {
+		if l.MayLog(code, absent) {
+			return true
+		}
+	}
+	return false
 }
 
 var allowlist = pbcheck.Allowlist{
-	"envoy.config.accesslog.v3.AccessLog":                       pbcheck.F("name", "typed_config"),
+	"envoy.config.accesslog.v3.AccessLog":                       pbcheck.F("name", "typed_config", "filter*"), // filter: DecodeFilter
 	"envoy.extensions.access_loggers.file.v3.FileAccessLog":     pbcheck.F("path", "format", "json_format", "typed_json_format", "log_format"),
 	"envoy.extensions.access_loggers.stream.v3.StdoutAccessLog": pbcheck.F("log_format"),
 	"envoy.extensions.access_loggers.stream.v3.StderrAccessLog": pbcheck.F("log_format"),
-	"envoy.config.core.v3.SubstitutionFormatString":             pbcheck.F("text_format", "json_format", "text_format_source", "omit_empty_values", "content_type"),
-	"envoy.config.core.v3.DataSource":                           pbcheck.F("inline_string", "inline_bytes"),
+	"envoy.config.core.v3.SubstitutionFormatString":             pbcheck.F("text_format", "json_format", "text_format_source", "omit_empty_values", "content_type", "json_format_options"),
+	// sort_properties: JSON lines are written with their keys sorted either way (the order of
+	// a Struct's keys is no part of its meaning); istiod writes an empty one.
+	"envoy.config.core.v3.JsonFormatOptions": pbcheck.F("sort_properties"),
+	"envoy.config.core.v3.DataSource":        pbcheck.F("inline_string", "inline_bytes"),
 }
 
 // Decode decodes an access_log list (of an HttpConnectionManager or a
@@ -53,6 +74,12 @@ func decodeOne(pb *accesslogv3.AccessLog) (*Logger, error) {
 	a := pb.GetTypedConfig()
 	if a == nil {
 		return nil, pbcheck.ErrAt("typed_config", "required")
+	}
+	switch a.MessageName() {
+	case "envoy.extensions.access_loggers.file.v3.FileAccessLog", "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+		"envoy.extensions.access_loggers.stream.v3.StderrAccessLog":
+	default:
+		return nil, pbcheck.ErrAt("typed_config", "unsupported access logger %q (%s)", pb.GetName(), a.GetTypeUrl())
 	}
 	m, err := a.UnmarshalNew()
 	if err != nil {
@@ -100,7 +127,13 @@ func decodeOne(pb *accesslogv3.AccessLog) (*Logger, error) {
 	if f == nil {
 		f, _ = Compile(EnvoyFormat, false)
 	}
-	return &Logger{Path: path, Format: f}, nil
+	l := &Logger{Path: path, Format: f}
+	if pb.GetFilter() != nil {
+		if l.Filter, err = DecodeFilter(pb.GetFilter()); err != nil {
+			return nil, pbcheck.At("filter", err)
+		}
+	}
+	return l, nil
 }
 
 func substitution(pb *corev3.SubstitutionFormatString) (*Format, error) {

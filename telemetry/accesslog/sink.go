@@ -48,9 +48,13 @@ type sink struct {
 	dropped prometheus.Counter
 }
 
-// Emit formats r with each logger and queues the lines.
+// Emit formats r with each logger whose filter lets it through and queues
+// the lines.
 func (s *Sinks) Emit(loggers []*Logger, r *Record) {
 	for _, l := range loggers {
+		if !l.Filter.Match(r) {
+			continue
+		}
 		sk := s.sink(l.Path)
 		if sk == nil {
 			continue

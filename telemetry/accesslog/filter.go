@@ -1,0 +1,209 @@
+package accesslog
+
+import (
+	"fmt"
+	"time"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/internal/pbcheck"
+)
+
+// Filter is a decoded AccessLogFilter: which finished requests or
+// connections an access log writes a line for. Read-only; Match does not
+// allocate.
+//
+// Implemented: status_code_filter and duration_filter (a comparison of the
+// response code, 0 when there is none, or of the duration in milliseconds,
+// with the value's default_value: the waypoint has no runtime, so a
+// runtime_key, such as istiod's "istio.io/unset", changes nothing),
+// response_flag_filter (any of the flags, or any flag at all when none is
+// listed), not_health_check_filter (the waypoint serves no health checks:
+// always true), and_filter and or_filter. The others (CEL extension
+// filters among them) are refused by name.
+type Filter struct {
+	kind  filterKind
+	op    accesslogv3.ComparisonFilter_Op
+	value uint64
+	flags filters.Flags // response_flag_filter: any of them; 0 means any flag
+	subs  []*Filter
+}
+
+type filterKind uint8
+
+const (
+	filterStatusCode filterKind = iota
+	filterDuration
+	filterResponseFlag
+	filterNotHealthCheck
+	filterAnd
+	filterOr
+)
+
+var filterAllowlist = pbcheck.Allowlist{
+	"envoy.config.accesslog.v3.AccessLogFilter": pbcheck.F("status_code_filter", "duration_filter", "not_health_check_filter",
+		"and_filter", "or_filter", "response_flag_filter"),
+	"envoy.config.accesslog.v3.StatusCodeFilter":     pbcheck.F("comparison"),
+	"envoy.config.accesslog.v3.DurationFilter":       pbcheck.F("comparison"),
+	"envoy.config.accesslog.v3.ComparisonFilter":     pbcheck.F("op", "value"),
+	"envoy.config.core.v3.RuntimeUInt32":             pbcheck.F("default_value", "runtime_key"),
+	"envoy.config.accesslog.v3.NotHealthCheckFilter": pbcheck.F(),
+	"envoy.config.accesslog.v3.AndFilter":            pbcheck.F("filters*"), // each by DecodeFilter
+	"envoy.config.accesslog.v3.OrFilter":             pbcheck.F("filters*"),
+	"envoy.config.accesslog.v3.ResponseFlagFilter":   pbcheck.F("flags"),
+}
+
+// DecodeFilter decodes an AccessLogFilter; errors name the field relative
+// to it.
+func DecodeFilter(pb *accesslogv3.AccessLogFilter) (*Filter, error) {
+	if ext := pb.GetExtensionFilter(); ext != nil {
+		return nil, pbcheck.ErrAt("extension_filter", "%q (%s) is not supported yet", ext.GetName(), ext.GetTypedConfig().GetTypeUrl())
+	}
+	if err := filterAllowlist.Check(pb.ProtoReflect()); err != nil {
+		return nil, err
+	}
+	switch s := pb.GetFilterSpecifier().(type) {
+	case *accesslogv3.AccessLogFilter_StatusCodeFilter:
+		return comparison(filterStatusCode, "status_code_filter", s.StatusCodeFilter.GetComparison())
+	case *accesslogv3.AccessLogFilter_DurationFilter:
+		return comparison(filterDuration, "duration_filter", s.DurationFilter.GetComparison())
+	case *accesslogv3.AccessLogFilter_NotHealthCheckFilter:
+		return &Filter{kind: filterNotHealthCheck}, nil
+	case *accesslogv3.AccessLogFilter_ResponseFlagFilter:
+		f := &Filter{kind: filterResponseFlag}
+		for i, name := range s.ResponseFlagFilter.GetFlags() {
+			fl := filters.FlagFor(name)
+			if fl == 0 {
+				return nil, pbcheck.ErrAt(pbcheck.Idx("response_flag_filter.flags", i), "unknown response flag %q", name)
+			}
+			f.flags |= fl
+		}
+		return f, nil
+	case *accesslogv3.AccessLogFilter_AndFilter:
+		return combine(filterAnd, "and_filter", s.AndFilter.GetFilters())
+	case *accesslogv3.AccessLogFilter_OrFilter:
+		return combine(filterOr, "or_filter", s.OrFilter.GetFilters())
+	}
+	return nil, fmt.Errorf("a filter is required")
+}
+
+func comparison(kind filterKind, name string, c *accesslogv3.ComparisonFilter) (*Filter, error) {
+	switch c.GetOp() {
+	case accesslogv3.ComparisonFilter_EQ, accesslogv3.ComparisonFilter_GE, accesslogv3.ComparisonFilter_LE, accesslogv3.ComparisonFilter_NE:
+	default:
+		return nil, pbcheck.ErrAt(name+".comparison.op", "%v is not supported", c.GetOp())
+	}
+	if c.GetValue() == nil {
+		return nil, pbcheck.ErrAt(name+".comparison.value", "required")
+	}
+	return &Filter{kind: kind, op: c.GetOp(), value: uint64(c.GetValue().GetDefaultValue())}, nil
+}
+
+func combine(kind filterKind, name string, pbs []*accesslogv3.AccessLogFilter) (*Filter, error) {
+	if len(pbs) < 2 {
+		return nil, pbcheck.ErrAt(name+".filters", "want at least 2 filters, got %d", len(pbs))
+	}
+	f := &Filter{kind: kind}
+	for i, pb := range pbs {
+		sub, err := DecodeFilter(pb)
+		if err != nil {
+			return nil, pbcheck.At(pbcheck.Idx(name+".filters", i), err)
+		}
+		f.subs = append(f.subs, sub)
+	}
+	return f, nil
+}
+
+func (f *Filter) compare(v uint64) bool {
+	switch f.op {
+	case accesslogv3.ComparisonFilter_GE:
+		return v >= f.value
+	case accesslogv3.ComparisonFilter_LE:
+		return v <= f.value
+	case accesslogv3.ComparisonFilter_NE:
+		return v != f.value
+	}
+	return v == f.value
+}
+
+// Match reports whether r is logged. A nil filter logs everything.
+func (f *Filter) Match(r *Record) bool {
+	if f == nil {
+		return true
+	}
+	switch f.kind {
+	case filterStatusCode:
+		return f.compare(uint64(max(r.Code, 0)))
+	case filterDuration:
+		return f.compare(uint64(r.Duration / time.Millisecond))
+	case filterResponseFlag:
+		if f.flags == 0 {
+			return r.Flags != 0
+		}
+		return r.Flags&f.flags != 0
+	case filterAnd:
+		for _, s := range f.subs {
+			if !s.Match(r) {
+				return false
+			}
+		}
+		return true
+	case filterOr:
+		for _, s := range f.subs {
+			if s.Match(r) {
+				return true
+			}
+		}
+		return false
+	}
+	return true // not_health_check_filter
+}
+
+// allFlags is every response flag.
+var allFlags = func() filters.Flags {
+	var all filters.Flags
+	for i := 0; ; i++ {
+		f := filters.Flags(1) << i
+		if f.String() == "" {
+			return all
+		}
+		all |= f
+	}
+}()
+
+// MayMatch reports whether the filter can log a record of response code
+// code whose flags are any set without the flags in absent, whatever its
+// duration: false means such records are never logged. A config decoder
+// uses it to accept an access log where the waypoint writes only the lines
+// that can pass (the HBONE entry's refusals, say), and to refuse one whose
+// other lines it would silently not write.
+func (f *Filter) MayMatch(code int, absent filters.Flags) bool {
+	if f == nil {
+		return true
+	}
+	switch f.kind {
+	case filterStatusCode:
+		return f.compare(uint64(max(code, 0)))
+	case filterResponseFlag:
+		if f.flags == 0 {
+			return allFlags&^absent != 0
+		}
+		return f.flags&^absent != 0
+	case filterAnd:
+		for _, s := range f.subs {
+			if !s.MayMatch(code, absent) {
+				return false
+			}
+		}
+		return true
+	case filterOr:
+		for _, s := range f.subs {
+			if s.MayMatch(code, absent) {
+				return true
+			}
+		}
+		return false
+	}
+	return true // duration_filter, not_health_check_filter
+}

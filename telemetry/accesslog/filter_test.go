@@ -1,0 +1,212 @@
+package accesslog
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	grpcv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
+	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/gowaypoint/waypoint/filters"
+)
+
+func statusFilter(op accesslogv3.ComparisonFilter_Op, v uint32) *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_StatusCodeFilter{StatusCodeFilter: &accesslogv3.StatusCodeFilter{
+		Comparison: &accesslogv3.ComparisonFilter{Op: op, Value: &corev3.RuntimeUInt32{DefaultValue: v, RuntimeKey: "istio.io/unset"}}}}}
+}
+
+func durationFilter(op accesslogv3.ComparisonFilter_Op, ms uint32) *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_DurationFilter{DurationFilter: &accesslogv3.DurationFilter{
+		Comparison: &accesslogv3.ComparisonFilter{Op: op, Value: &corev3.RuntimeUInt32{DefaultValue: ms}}}}}
+}
+
+func flagFilter(flags ...string) *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{
+		ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: flags}}}
+}
+
+func andFilter(fs ...*accesslogv3.AccessLogFilter) *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{AndFilter: &accesslogv3.AndFilter{Filters: fs}}}
+}
+
+func orFilter(fs ...*accesslogv3.AccessLogFilter) *accesslogv3.AccessLogFilter {
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_OrFilter{OrFilter: &accesslogv3.OrFilter{Filters: fs}}}
+}
+
+// TestFilters: what istiod writes when a Telemetry turns access logs on (status_code_filter
+// GE 400 on connect_terminate, response_flag_filter NR on listeners, UF on connect_originate's
+// tcp_proxy) and the other filters, on records and as MayMatch sees them.
+func TestFilters(t *testing.T) {
+	uf, nr := filters.FlagFor("UF"), filters.FlagFor("NR")
+	rec := func(code int, flags filters.Flags, d time.Duration) *Record {
+		return &Record{Code: code, Flags: flags, Duration: d}
+	}
+	cases := []struct {
+		name   string
+		pb     *accesslogv3.AccessLogFilter
+		logged []*Record
+		not    []*Record
+		// may: MayMatch(code, absent) for {200, none}, {0, NR}, {0, UF}
+		may [3]bool
+	}{
+		{"status GE 400 (istiod's connect_terminate)", statusFilter(accesslogv3.ComparisonFilter_GE, 400),
+			[]*Record{rec(400, 0, 0), rec(503, uf, 0)}, []*Record{rec(200, 0, 0), rec(0, nr, 0), rec(399, 0, 0)}, [3]bool{false, false, false}},
+		{"status EQ 0 (no response)", statusFilter(accesslogv3.ComparisonFilter_EQ, 0),
+			[]*Record{rec(0, 0, 0)}, []*Record{rec(200, 0, 0)}, [3]bool{false, true, true}},
+		{"status NE 200", statusFilter(accesslogv3.ComparisonFilter_NE, 200),
+			[]*Record{rec(404, 0, 0), rec(0, 0, 0)}, []*Record{rec(200, uf, 0)}, [3]bool{false, true, true}},
+		{"status LE 299", statusFilter(accesslogv3.ComparisonFilter_LE, 299),
+			[]*Record{rec(200, 0, 0), rec(0, 0, 0)}, []*Record{rec(300, 0, 0)}, [3]bool{true, true, true}},
+		{"flags NR (istiod's listeners)", flagFilter("NR"),
+			[]*Record{rec(0, nr, 0), rec(0, nr|uf, 0)}, []*Record{rec(0, 0, 0), rec(503, uf, 0)}, [3]bool{true, false, true}},
+		{"flags UF (istiod's connect_originate)", flagFilter("UF"),
+			[]*Record{rec(0, uf, 0)}, []*Record{rec(0, nr, 0), rec(200, 0, 0)}, [3]bool{true, true, false}},
+		{"any flag", flagFilter(),
+			[]*Record{rec(0, nr, 0), rec(200, uf, 0)}, []*Record{rec(503, 0, 0)}, [3]bool{true, true, true}},
+		{"duration GE 1000 ms", durationFilter(accesslogv3.ComparisonFilter_GE, 1000),
+			[]*Record{rec(200, 0, time.Second)}, []*Record{rec(200, 0, 999*time.Millisecond)}, [3]bool{true, true, true}},
+		{"not_health_check", &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_NotHealthCheckFilter{
+			NotHealthCheckFilter: &accesslogv3.NotHealthCheckFilter{}}},
+			[]*Record{rec(200, 0, 0)}, nil, [3]bool{true, true, true}},
+		{"and: 5xx with UF", andFilter(statusFilter(accesslogv3.ComparisonFilter_GE, 500), flagFilter("UF")),
+			[]*Record{rec(503, uf, 0)}, []*Record{rec(503, 0, 0), rec(200, uf, 0)}, [3]bool{false, false, false}},
+		{"or: 5xx or NR", orFilter(statusFilter(accesslogv3.ComparisonFilter_GE, 500), flagFilter("NR")),
+			[]*Record{rec(503, 0, 0), rec(0, nr, 0)}, []*Record{rec(200, uf, 0)}, [3]bool{true, false, true}},
+	}
+	for _, c := range cases {
+		f, err := DecodeFilter(c.pb)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		for _, r := range c.logged {
+			if !f.Match(r) {
+				t.Errorf("%s: %d %v %v not logged", c.name, r.Code, r.Flags, r.Duration)
+			}
+		}
+		for _, r := range c.not {
+			if f.Match(r) {
+				t.Errorf("%s: %d %v %v logged", c.name, r.Code, r.Flags, r.Duration)
+			}
+		}
+		may := [3]bool{f.MayMatch(200, 0), f.MayMatch(0, nr), f.MayMatch(0, uf)}
+		if may != c.may {
+			t.Errorf("%s: MayMatch %v, want %v", c.name, may, c.may)
+		}
+	}
+	var nilFilter *Filter
+	if !nilFilter.Match(rec(200, 0, 0)) || !nilFilter.MayMatch(200, 0) {
+		t.Errorf("no filter: not everything logged")
+	}
+}
+
+func TestFilterErrors(t *testing.T) {
+	cases := []struct {
+		pb   *accesslogv3.AccessLogFilter
+		want string
+	}{
+		{&accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ExtensionFilter{ExtensionFilter: &accesslogv3.ExtensionFilter{
+			Name: "envoy.access_loggers.extension_filters.cel", ConfigType: &accesslogv3.ExtensionFilter_TypedConfig{TypedConfig: &anypb.Any{
+				TypeUrl: "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter"}}}}},
+			`extension_filter: "envoy.access_loggers.extension_filters.cel" (type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter) is not supported yet`},
+		{&accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_TraceableFilter{TraceableFilter: &accesslogv3.TraceableFilter{}}},
+			"traceable_filter: not supported yet"},
+		{andFilter(flagFilter("UF")), "and_filter.filters: want at least 2 filters, got 1"},
+		// istiod's Telemetry filter.expression, beside its own NR or UF filter.
+		{andFilter(flagFilter("NR"), &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ExtensionFilter{ExtensionFilter: &accesslogv3.ExtensionFilter{
+			Name: "envoy.access_loggers.extension_filters.cel"}}}),
+			`and_filter.filters[1].extension_filter: "envoy.access_loggers.extension_filters.cel" () is not supported yet`},
+		{orFilter(flagFilter("UF"), flagFilter("XX")), `or_filter.filters[1].response_flag_filter.flags[0]: unknown response flag "XX"`},
+		{&accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_StatusCodeFilter{StatusCodeFilter: &accesslogv3.StatusCodeFilter{
+			Comparison: &accesslogv3.ComparisonFilter{}}}}, "status_code_filter.comparison.value: required"},
+		{&accesslogv3.AccessLogFilter{}, "a filter is required"},
+	}
+	for _, c := range cases {
+		if _, err := DecodeFilter(c.pb); err == nil || err.Error() != c.want {
+			t.Errorf("got %v, want %q", err, c.want)
+		}
+	}
+}
+
+// TestFilteredLogger: an access_log entry with a filter, decoded and emitted, writes the
+// lines that pass only.
+func TestFilteredLogger(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	typed, err := anypb.New(&filev3.FileAccessLog{Path: path, AccessLogFormat: &filev3.FileAccessLog_LogFormat{
+		LogFormat: &corev3.SubstitutionFormatString{Format: &corev3.SubstitutionFormatString_TextFormat{TextFormat: "%RESPONSE_CODE% %RESPONSE_FLAGS%\n"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loggers, err := Decode([]*accesslogv3.AccessLog{{Name: "envoy.access_loggers.file", ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: typed}, Filter: statusFilter(accesslogv3.ComparisonFilter_GE, 400)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if MayLogAny(loggers, 200, 0) || !MayLogAny(loggers, 503, 0) {
+		t.Errorf("MayLogAny: a filter GE 400 logs 200 %v, 503 %v", MayLogAny(loggers, 200, 0), MayLogAny(loggers, 503, 0))
+	}
+	s := &Sinks{}
+	for _, code := range []int{200, 503, 404, 0} {
+		s.Emit(loggers, &Record{Code: code, Flags: filters.FlagFor("UF")})
+	}
+	s.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); got != "503 UF\n404 UF\n" {
+		t.Errorf("lines %q, want the 503 and the 404 only", got)
+	}
+	bad := []*accesslogv3.AccessLog{{Name: "envoy.access_loggers.file", ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: typed}, Filter: flagFilter("ZZ")}}
+	if _, err := Decode(bad); err == nil || !strings.HasPrefix(err.Error(), "access_log[0].filter.response_flag_filter.flags[0]: unknown") {
+		t.Errorf("bad filter: %v", err)
+	}
+}
+
+// TestDecodeLoggers: the access loggers and formats istiod writes are taken; another logger is
+// refused by name and type.
+func TestDecodeLoggers(t *testing.T) {
+	entry := func(name string, m proto.Message) *accesslogv3.AccessLog {
+		a, err := anypb.New(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &accesslogv3.AccessLog{Name: name, ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: a}}
+	}
+	json, err := structpb.NewStruct(map[string]any{"path": "%REQ(:PATH)%", "code": "%RESPONSE_CODE%"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		pb   *accesslogv3.AccessLog
+		want string // "" when taken
+	}{
+		{"istiod's JSON labels, with json_format_options", entry("envoy.access_loggers.file", &filev3.FileAccessLog{Path: "/dev/stdout",
+			AccessLogFormat: &filev3.FileAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
+				Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: json}, JsonFormatOptions: &corev3.JsonFormatOptions{}}}}), ""},
+		{"sorted JSON", entry("envoy.access_loggers.file", &filev3.FileAccessLog{Path: "/dev/stdout",
+			AccessLogFormat: &filev3.FileAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
+				Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: json}, JsonFormatOptions: &corev3.JsonFormatOptions{SortProperties: true}}}}), ""},
+		{"stdout", entry("envoy.access_loggers.stdout", &streamv3.StdoutAccessLog{}), ""},
+		{"OpenTelemetry logs (istiod's envoyOtelAls)", entry("envoy.access_loggers.open_telemetry", &grpcv3.CommonGrpcAccessLogConfig{LogName: "otel"}),
+			`access_log[0].typed_config: unsupported access logger "envoy.access_loggers.open_telemetry" (type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.CommonGrpcAccessLogConfig)`},
+	}
+	for _, c := range cases {
+		_, err := Decode([]*accesslogv3.AccessLog{c.pb})
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || err.Error() != c.want):
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
