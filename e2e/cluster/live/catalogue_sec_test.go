@@ -1,11 +1,13 @@
 package live
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -620,7 +625,178 @@ spec:
 				secPlaintextRefused(t, w)
 			},
 		},
+		compatCase{
+			name: "telemetry-access-log",
+			resources: "Telemetry, targetRefs the Gateway `waypoint`: accessLogging providers `envoy` (Istio's built-in text format to " +
+				"/dev/stdout) and `envoy-json` (the mesh config's JSON labels path, code, upstream); istiod adds its filters (NR on every " +
+				"listener, codes of 400 and more on connect_terminate, UF on connect_originate's tunnel)",
+			checks: "pushes ACKed; the waypoint's stdout gets, per HTTP request, Istio's text line with method, path and code and a JSON " +
+				"line with the path, the code and the workload that answered (a 503 from the workload too); a TCP connection gets a text line " +
+				"with the workload's address; a CONNECT to an address no chain takes gets lines flagged NR",
+			yaml: `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}
+  accessLogging:
+  - providers: [{name: envoy}, {name: envoy-json}]
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				expect(t, w, b, "GET", "/logged/1", nil, 200, "")
+				expect(t, w, b, "POST", "/logged/2", http.Header{"X-Echo-Status": {"503"}}, 503, "")
+				secTCP(t, w, "productpage", b.vip+":9300", nil, true)
+				// An address no filter chain of main_internal takes.
+				if _, err := w.tcpCall("productpage", w.net+".99:7777"); err == nil {
+					t.Errorf("a tunnel to an address of no service was answered")
+				}
+				secLogLines(t, w, `"GET /logged/1 HTTP/1.1" 200 `, `"POST /logged/2 HTTP/1.1" 503 `, `{"code":200,"path":"/logged/1","upstream":"`+w.net+`.1`,
+					`{"code":503,"path":"/logged/2","upstream":"`+w.net+`.1`, `:9300" inbound-vip|9300|tcp|reviews.`, ` 0 NR - filter_chain_not_found `)
+			},
+		},
+		compatCase{
+			name:      "telemetry-access-log-namespace",
+			resources: "Telemetry for the whole namespace (no targetRefs, no selector): accessLogging provider `envoy`",
+			checks:    "pushes ACKed; the waypoint writes Istio's text line per request, with the path and the code",
+			yaml: `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs, namespace: "{{NS}}"}
+spec:
+  accessLogging:
+  - providers: [{name: envoy}]
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				expect(t, w, b, "GET", "/ns-logged", nil, 200, "")
+				expect(t, w, b, "GET", "/ns-missing", http.Header{"X-Echo-Status": {"404"}}, 404, "")
+				secLogLines(t, w, `"GET /ns-logged HTTP/1.1" 200 `, `"GET /ns-missing HTTP/1.1" 404 `)
+			},
+		},
+		compatCase{
+			name:      "telemetry-access-log-filter",
+			resources: "Telemetry, targetRefs the Gateway: accessLogging provider `envoy` with `filter.expression: response.code >= 400` (CEL)",
+			checks:    "(once built) only the requests answered 400 or more are logged",
+			yaml: `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}
+  accessLogging:
+  - providers: [{name: envoy}]
+    filter:
+      expression: "response.code >= 400"
+`,
+			waitsOn: "#13 (access-log filters)",
+			nack:    `extension_filter: "envoy.access_loggers.extension_filters.cel"`,
+		},
+		compatCase{
+			name:      "telemetry-access-log-otel",
+			resources: "Telemetry, targetRefs the Gateway: accessLogging provider `otel-als` (OpenTelemetry logs over gRPC to otel-collector.istio-system:4317)",
+			checks:    "(once built) a log record per request at the collector",
+			yaml: secOtelCollectorService + `---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: logs, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}
+  accessLogging:
+  - providers: [{name: otel-als}]
+`,
+			waitsOn: "#13 (OTel access-log sink)",
+			nack:    `unsupported access logger "envoy.access_loggers.open_telemetry"`,
+		},
+		compatCase{
+			name: "telemetry-tracing",
+			resources: "Service otel-collector.istio-system with a WorkloadEntry on the world's loopback (an OTLP gRPC receiver, plaintext); " +
+				"Telemetry, targetRefs the Gateway: tracing provider `otel-tracing`, randomSamplingPercentage 100, custom tags literal " +
+				"`lit: v` and header `user` from x-user (default `none`); then the same at 0%",
+			checks: "at 100%: a server span per request reaches the receiver with the request's path, the custom tags and the service " +
+				"`waypoint.NS`; at 0%: no span for new requests (a request with a sampled traceparent is still traced, as its parent decided)",
+			yaml: secOtelCollectorService + `---
+` + secTracing(100),
+			check: secCheckTracing,
+		},
+		compatCase{
+			name:      "telemetry-tracing-zipkin",
+			resources: "Service zipkin.istio-system; Telemetry, targetRefs the Gateway: tracing provider `zipkin`, randomSamplingPercentage 100",
+			checks:    "(once built) spans at the Zipkin collector",
+			yaml: `
+apiVersion: v1
+kind: Service
+metadata: {name: zipkin, namespace: istio-system}
+spec:
+  ports:
+  - {name: http, port: 9411}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: tracing, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}
+  tracing:
+  - providers: [{name: zipkin}]
+    randomSamplingPercentage: 100
+`,
+			waitsOn: "#13 (Zipkin tracer)",
+			nack:    `unsupported tracer "envoy.tracers.zipkin"`,
+		},
+		compatCase{
+			name:      "telemetry-tracing-otel-http",
+			resources: "Telemetry, targetRefs the Gateway: tracing provider `otel-http-tracing` (OTLP over HTTP to otel-collector.istio-system:4318)",
+			checks:    "(once built) spans at the collector over OTLP/HTTP",
+			yaml: secOtelCollectorService + `---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: tracing, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}
+  tracing:
+  - providers: [{name: otel-http-tracing}]
+    randomSamplingPercentage: 100
+`,
+			waitsOn: "#13 (OTLP/HTTP tracer)",
+			nack:    `http_service`,
+		},
 	)
+}
+
+// secOtelCollectorService is the Service the OpenTelemetry providers of the mesh config name,
+// selecting app=otel-collector (the tracing case's WorkloadEntry). Every case applies it alike
+// and none deletes it, so that cases may share it.
+const secOtelCollectorService = `
+apiVersion: v1
+kind: Service
+metadata: {name: otel-collector, namespace: istio-system}
+spec:
+  selector: {app: otel-collector}
+  ports:
+  - {name: grpc-otlp, port: 4317}
+  - {name: http-otlp, port: 4318}
+`
+
+// secLogLines waits until the waypoint's output (stdout and stderr, w.dir/waypoint.log) holds
+// a line containing each of want.
+func secLogLines(t *testing.T, w *world, want ...string) {
+	t.Helper()
+	path := filepath.Join(w.dir, "waypoint.log")
+	w.eventually(10*time.Second, "access log lines", func() error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, s := range want {
+			if !strings.Contains(string(b), s) {
+				return fmt.Errorf("no line with %q in %s", s, path)
+			}
+		}
+		return nil
+	})
 }
 
 // secExtAuthzService is the Service the ext-authz providers of the mesh config name: istiod
@@ -665,4 +841,158 @@ spec:
     - key: request.auth.claims[groups]
       values: ["group1"]
 `
+}
+
+// secTracing is the tracing Telemetry of the telemetry-tracing case at a sampling percentage.
+func secTracing(percent int) string {
+	return fmt.Sprintf(`
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: tracing, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}
+  tracing:
+  - providers: [{name: otel-tracing}]
+    randomSamplingPercentage: %d
+    customTags:
+      lit: {literal: {value: "v"}}
+      user: {header: {name: x-user, defaultValue: none}}
+`, percent)
+}
+
+// secCollector is an OTLP gRPC trace receiver keeping every span with its resource's
+// service.name.
+type secCollector struct {
+	collectorpb.UnimplementedTraceServiceServer
+	mu    sync.Mutex
+	spans []secSpan
+}
+
+type secSpan struct {
+	service string
+	span    *tracepb.Span
+}
+
+func (c *secCollector) Export(_ context.Context, req *collectorpb.ExportTraceServiceRequest) (*collectorpb.ExportTraceServiceResponse, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rs := range req.GetResourceSpans() {
+		service := ""
+		for _, kv := range rs.GetResource().GetAttributes() {
+			if kv.GetKey() == "service.name" {
+				service = kv.GetValue().GetStringValue()
+			}
+		}
+		for _, ss := range rs.GetScopeSpans() {
+			for _, sp := range ss.GetSpans() {
+				c.spans = append(c.spans, secSpan{service, sp})
+			}
+		}
+	}
+	return &collectorpb.ExportTraceServiceResponse{}, nil
+}
+
+// find returns the server spans whose http.url holds path.
+func (c *secCollector) find(path string) []secSpan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []secSpan
+	for _, s := range c.spans {
+		if s.span.GetKind() == tracepb.Span_SPAN_KIND_SERVER && strings.Contains(secAttrs(s.span)["http.url"], path) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func secAttrs(s *tracepb.Span) map[string]string {
+	m := map[string]string{}
+	for _, kv := range s.GetAttributes() {
+		m[kv.GetKey()] = kv.GetValue().GetStringValue()
+	}
+	return m
+}
+
+// secCheckTracing runs a collector where istiod's collector cluster points (a WorkloadEntry of
+// Service otel-collector.istio-system on the world's loopback), checks the spans of requests
+// at 100%, then turns sampling to 0%.
+func secCheckTracing(t *testing.T, w *world, b *base) {
+	addr := w.net + ".50"
+	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "4317"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := &secCollector{}
+	srv := grpc.NewServer()
+	collectorpb.RegisterTraceServiceServer(srv, col)
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	entry := `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: "otel-collector-{{NS}}", namespace: istio-system}
+spec:
+  address: "{{NET}}.50"
+  labels: {app: otel-collector}
+`
+	w.applied(entry)
+	t.Cleanup(func() { w.remove(entry) })
+
+	// At 100%: a server span per request, with the path and the custom tags. The collector's
+	// endpoint arrives with EDS: the first spans may be dropped before it does.
+	w.eventually(30*time.Second, "a span at the collector", func() error {
+		expect(t, w, b, "GET", "/traced/warm", nil, 200, "")
+		if len(col.find("/traced/warm")) == 0 {
+			return fmt.Errorf("no span yet")
+		}
+		return nil
+	})
+	for i := 0; i < 3; i++ {
+		expect(t, w, b, "GET", fmt.Sprintf("/traced/%d", i), http.Header{"X-User": {"jason"}}, 200, "")
+	}
+	expect(t, w, b, "GET", "/traced/anonymous", nil, 200, "")
+	w.eventually(10*time.Second, "the spans of the traced requests", func() error {
+		for i := 0; i < 3; i++ {
+			if len(col.find(fmt.Sprintf("/traced/%d", i))) != 1 {
+				return fmt.Errorf("no span for /traced/%d", i)
+			}
+		}
+		if len(col.find("/traced/anonymous")) != 1 {
+			return fmt.Errorf("no span for /traced/anonymous")
+		}
+		return nil
+	})
+	for i := 0; i < 3; i++ {
+		s := col.find(fmt.Sprintf("/traced/%d", i))[0]
+		a := secAttrs(s.span)
+		if a["lit"] != "v" || a["user"] != "jason" || s.service != "waypoint."+w.ns || a["http.method"] != "GET" {
+			t.Errorf("span of /traced/%d: service %q, attributes %v; want lit=v, user=jason, service waypoint.%s", i, s.service, a, w.ns)
+		}
+	}
+	if a := secAttrs(col.find("/traced/anonymous")[0].span); a["user"] != "none" {
+		t.Errorf("span without x-user: user=%q, want the default none", a["user"])
+	}
+
+	// At 0%: no span for new requests. A request whose traceparent says sampled is traced
+	// (its parent decided); it is sent last, so that once its span arrives, any span of the
+	// requests before it would have too (one batching exporter, in order).
+	w.applied(secTracing(0))
+	for i := 0; i < 5; i++ {
+		expect(t, w, b, "GET", fmt.Sprintf("/untraced/%d", i), nil, 200, "")
+	}
+	parent := http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
+	expect(t, w, b, "GET", "/parent-sampled", parent, 200, "")
+	w.eventually(10*time.Second, "the span of the request with a sampled parent", func() error {
+		if len(col.find("/parent-sampled")) == 0 {
+			return fmt.Errorf("no span yet")
+		}
+		return nil
+	})
+	if s := col.find("/parent-sampled")[0].span; fmt.Sprintf("%x", s.GetTraceId()) != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("the sampled parent's span has trace id %x", s.GetTraceId())
+	}
+	if n := len(col.find("/untraced/")); n != 0 {
+		t.Errorf("%d spans at 0%%", n)
+	}
 }
