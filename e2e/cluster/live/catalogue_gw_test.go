@@ -1,6 +1,8 @@
 package live
 
 import (
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -451,5 +453,242 @@ spec:
 				}
 			},
 		},
+		compatCase{
+			name: "se-static",
+			resources: "ServiceEntry ext.example.internal (MESH_INTERNAL, STATIC, VIP 240.240.0.10, port http 80 → targetPort 8080, workloadSelector app=ext, " +
+				"label istio.io/use-waypoint) over WorkloadEntries ext-1/ext-2; ServiceEntry inline.example.internal (VIP 240.240.0.11, port http 80, " +
+				"an inline endpoint with ports http: 8082); a VirtualService on ext.example.internal adding a header; an AuthorizationPolicy on the ServiceEntry denying `/admin`",
+			checks: "40 requests to 240.240.0.10:80 reach both ext workloads on 8080 with the VirtualService's header; `/admin` is 403 and reaches none; " +
+				"240.240.0.11:80 reaches the inline endpoint on 8082 in plain TCP (no ambient workload: no HBONE), as Envoy does",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ext-1, namespace: "{{NS}}", annotations: {ambient.istio.io/redirection: enabled}}
+spec:
+  address: "{{NET}}.201"
+  serviceAccount: ext
+  labels: {app: ext}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ext-2, namespace: "{{NS}}", annotations: {ambient.istio.io/redirection: enabled}}
+spec:
+  address: "{{NET}}.202"
+  serviceAccount: ext
+  labels: {app: ext}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: ext
+  namespace: "{{NS}}"
+  labels: {istio.io/use-waypoint: waypoint}
+spec:
+  hosts: [ext.example.internal]
+  addresses: [240.240.0.10]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 80, name: http, protocol: HTTP, targetPort: 8080}
+  workloadSelector:
+    labels: {app: ext}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: inline
+  namespace: "{{NS}}"
+  labels: {istio.io/use-waypoint: waypoint}
+spec:
+  hosts: [inline.example.internal]
+  addresses: [240.240.0.11]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 80, name: http, protocol: HTTP}
+  endpoints:
+  - address: "{{NET}}.203"
+    serviceAccount: inline
+    ports: {http: 8082}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ext, namespace: "{{NS}}"}
+spec:
+  hosts: [ext.example.internal]
+  http:
+  - headers:
+      request:
+        set: {x-via: ext-vs}
+    route:
+    - destination: {host: ext.example.internal}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext-admin, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {group: networking.istio.io, kind: ServiceEntry, name: ext}
+  action: DENY
+  rules:
+  - to:
+    - operation: {paths: ["/admin*"]}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				e1 := standIn(w, "ext-1", "ext", w.net+".201", 8080)
+				e2 := standIn(w, "ext-2", "ext", w.net+".202", 8080)
+				// The inline endpoint is no ambient workload (istiod gives the waypoint its socket
+				// address, no HBONE): a plain echo, with no ztunnel in front.
+				in := &pod{name: "inline-1", ip: w.net + ".203"}
+				w.echo(in, 8082)
+				var got map[string]int
+				w.eventually(20*time.Second, "the ServiceEntry's VIP served", func() error {
+					code, _, err := w.call("productpage", "GET", "http://240.240.0.10/", nil)
+					if err != nil || code != 200 {
+						return fmt.Errorf("%d %v", code, err)
+					}
+					return nil
+				})
+				got = spread(t, w, "http://240.240.0.10/x", nil, 40)
+				if got["ext-1"] == 0 || got["ext-2"] == 0 || got["ext-1"]+got["ext-2"] != 40 {
+					t.Errorf("40 requests to the ServiceEntry: %v", got)
+				}
+				code, r, err := w.call("productpage", "GET", "http://240.240.0.10/y", nil)
+				if err != nil || code != 200 || r.Headers.Get("x-via") != "ext-vs" || r.Path != "/y" {
+					t.Errorf("GET /y: %d %v, the workload saw %q %v", code, err, r.Path, r.Headers)
+				}
+				hits := e1.hits.Load() + e2.hits.Load()
+				if code, _, err := w.call("productpage", "GET", "http://240.240.0.10/admin/x", nil); err != nil || code != 403 {
+					t.Errorf("GET /admin/x: %d %v, want 403", code, err)
+				}
+				if e1.hits.Load()+e2.hits.Load() != hits {
+					t.Errorf("a denied request reached a workload")
+				}
+				code, r, err = w.call("productpage", "GET", "http://240.240.0.11/z", nil)
+				if err != nil || code != 200 || r.Pod != "inline-1" {
+					t.Errorf("the inline endpoint: %d %q %v", code, r.Pod, err)
+				}
+				if in.hits.Load() == 0 {
+					t.Errorf("the inline endpoint's 8082 got nothing")
+				}
+			},
+		},
+		compatCase{
+			name:      "se-dns",
+			resources: "ServiceEntry httpbin.example.com (MESH_EXTERNAL, resolution DNS, VIP 240.240.0.20, port http 80) with label istio.io/use-waypoint",
+			checks:    "(once built) requests to the VIP reach the name's addresses",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: httpbin
+  namespace: "{{NS}}"
+  labels: {istio.io/use-waypoint: waypoint}
+spec:
+  hosts: [httpbin.example.com]
+  addresses: [240.240.0.20]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports:
+  - {number: 80, name: http, protocol: HTTP}
+`,
+			waitsOn: "#13 (DNS clusters)",
+			nack:    "dns_refresh_rate: not supported yet",
+		},
+		compatCase{
+			name: "se-workloadentry",
+			resources: "Service ratings (http 9080, label istio.io/use-waypoint) selecting WorkloadEntries ratings-1 (the Service's target port), " +
+				"ratings-2 (`ports: {http: 8080}`, `weight: 3`) and ratings-3 (`network: remote`)",
+			checks: "250 requests reach ratings-1 on 9080, ratings-2 on 8080 and ratings-3 about 1:3:1 (50±30, 150±40, 50±30): istiod gives the waypoint, " +
+				"which names no network, ratings-3 as an HBONE endpoint like the others",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-1, namespace: "{{NS}}", annotations: {ambient.istio.io/redirection: enabled}}
+spec:
+  address: "{{NET}}.201"
+  serviceAccount: ratings
+  labels: {app: ratings}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-2, namespace: "{{NS}}", annotations: {ambient.istio.io/redirection: enabled}}
+spec:
+  address: "{{NET}}.202"
+  serviceAccount: ratings
+  labels: {app: ratings}
+  ports: {http: 8080}
+  weight: 3
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-3, namespace: "{{NS}}", annotations: {ambient.istio.io/redirection: enabled}}
+spec:
+  address: "{{NET}}.203"
+  serviceAccount: ratings
+  labels: {app: ratings}
+  network: remote
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: ratings
+  namespace: "{{NS}}"
+  labels: {istio.io/use-waypoint: waypoint}
+spec:
+  selector: {app: ratings}
+  ports:
+  - {name: http, port: 9080}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				r1 := standIn(w, "ratings-1", "ratings", w.net+".201", 9080)
+				r2 := standIn(w, "ratings-2", "ratings", w.net+".202", 8080)
+				r3 := standIn(w, "ratings-3", "ratings", w.net+".203", 9080)
+				url := "http://" + w.serviceVIP("ratings") + ":9080/"
+				w.eventually(20*time.Second, "ratings served", func() error {
+					code, _, err := w.call("productpage", "GET", url, nil)
+					if err != nil || code != 200 {
+						return fmt.Errorf("%d %v", code, err)
+					}
+					return nil
+				})
+				got := spread(t, w, url, nil, 250)
+				if got["ratings-1"] < 20 || got["ratings-1"] > 80 || got["ratings-2"] < 110 || got["ratings-2"] > 190 || got["ratings-3"] < 20 || got["ratings-3"] > 80 {
+					t.Errorf("250 requests: %v, want about 50:150:50", got)
+				}
+				if r1.hits.Load() == 0 || r2.hits.Load() == 0 || r3.hits.Load() == 0 {
+					t.Errorf("hits: ratings-1 %d, ratings-2 %d (on 8080), ratings-3 %d", r1.hits.Load(), r2.hits.Load(), r3.hits.Load())
+				}
+			},
+		},
 	)
+}
+
+// standIn starts, at ip, a pod of this world that no WorkloadEntry of the harness describes
+// (the case's own resources do: a WorkloadEntry with fields w.workload does not write, or a
+// ServiceEntry's inline endpoint): its ztunnel stand-in with identity ns/sa and HTTP echoes on
+// ports. Cases use host numbers from 200 up, which w.workload never reaches.
+func standIn(w *world, name, sa, ip string, ports ...int) *pod {
+	w.t.Helper()
+	p := &pod{name: name, ip: ip, sa: sa}
+	w.start("ztunnel-"+name, nil, env.hbone, "serve", "--listen", net.JoinHostPort(ip, "15008"), "--cert-dir", w.identity(sa))
+	for _, port := range ports {
+		w.echo(p, port)
+	}
+	return p
+}
+
+// spread calls url n times as productpage and counts the pods that answered 200; any other
+// answer fails the test.
+func spread(t *testing.T, w *world, url string, header http.Header, n int) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for i := 0; i < n; i++ {
+		code, r, err := w.call("productpage", "GET", url, header)
+		if err != nil || code != 200 {
+			t.Fatalf("GET %s: %d %v", url, code, err)
+		}
+		got[r.Pod]++
+	}
+	return got
 }
