@@ -661,7 +661,123 @@ spec:
 				}
 			},
 		},
+		compatCase{
+			name: "gw-waypoint-for",
+			resources: "the Gateway relabelled `istio.io/waypoint-for: all`, then `workload`; WorkloadEntry ratings-1 labelled `istio.io/use-waypoint: waypoint` " +
+				"(HTTP 9080, TCP 9300), details-1 not; an AuthorizationPolicy on the Gateway denying `/admin`",
+			checks: "with `all`: pod-addressed HTTP to ratings-1 goes through direct-http (200, `/admin` 403 reaching no workload), TCP through direct-tcp " +
+				"refused by the policy (istiod drops a DENY rule's HTTP-only fields for TCP), the reviews VIP still served, details-1's address refused (no chain); " +
+				"with `workload` and the policy removed: the pod served over HTTP (`/admin` too) and TCP, the reviews VIP refused",
+			yaml: waypointFor("all") + `---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: ratings-1
+  namespace: "{{NS}}"
+  labels: {istio.io/use-waypoint: waypoint}
+  annotations: {ambient.istio.io/redirection: enabled}
+spec:
+  address: "{{NET}}.201"
+  serviceAccount: ratings
+  labels: {app: ratings}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: details-1
+  namespace: "{{NS}}"
+  annotations: {ambient.istio.io/redirection: enabled}
+spec:
+  address: "{{NET}}.202"
+  serviceAccount: details
+  labels: {app: details}
+---` + noAdmin,
+			check: func(t *testing.T, w *world, b *base) {
+				ratings := standIn(w, "ratings-1", "ratings", w.net+".201", 9080)
+				w.tcpEcho(ratings, 9300)
+				details := standIn(w, "details-1", "details", w.net+".202", 9080)
+				pod := "http://" + ratings.ip + ":9080"
+				podHTTP := func(admin int) {
+					t.Helper()
+					code, r, err := w.call("productpage", "GET", pod+"/x", nil)
+					if err != nil || code != 200 || r.Pod != "ratings-1" || r.Path != "/x" {
+						t.Errorf("GET %s/x: %d from %q %v", pod, code, r.Pod, err)
+					}
+					hits := ratings.hits.Load()
+					if code, _, err := w.call("productpage", "GET", pod+"/admin/x", nil); err != nil || code != admin {
+						t.Errorf("GET %s/admin/x: %d %v, want %d", pod, code, err, admin)
+					}
+					if admin == 403 && ratings.hits.Load() != hits {
+						t.Errorf("a denied request reached ratings-1")
+					}
+				}
+				podHTTP(403)
+				// A DENY rule's HTTP-only fields are dropped for TCP (istiod): the
+				// direct-tcp chain's network RBAC refuses every connection.
+				hits := ratings.hits.Load()
+				if name, err := w.tcpCall("productpage", ratings.ip+":9300"); err == nil {
+					t.Errorf("TCP to %s:9300 under the DENY policy: answered by %q", ratings.ip, name)
+				}
+				if ratings.hits.Load() != hits {
+					t.Errorf("a denied TCP connection reached ratings-1")
+				}
+				expect(t, w, b, "GET", "/", nil, 200, "")
+				if code, _, err := w.call("productpage", "GET", "http://"+details.ip+":9080/", nil); err == nil {
+					t.Errorf("details-1, not bound to the waypoint, answered %d through it", code)
+				}
+				if details.hits.Load() != 0 {
+					t.Errorf("details-1 was reached")
+				}
+
+				w.applied(waypointFor("workload"))
+				w.remove(noAdmin)
+				w.eventually(20*time.Second, "the policy's removal in force", func() error {
+					if code, _, err := w.call("productpage", "GET", pod+"/admin/y", nil); err != nil || code != 200 {
+						return fmt.Errorf("%d %v", code, err)
+					}
+					return nil
+				})
+				w.synced()
+				podHTTP(200)
+				if name, err := w.tcpCall("productpage", ratings.ip+":9300"); err != nil || name != "ratings-1" {
+					t.Errorf("TCP to %s:9300: %q %v", ratings.ip, name, err)
+				}
+				if code, _, err := w.call("productpage", "GET", b.url("/"), nil); err == nil {
+					t.Errorf("the reviews VIP answered %d through a waypoint for workloads only", code)
+				}
+			},
+		},
 	)
+}
+
+// noAdmin is gw-waypoint-for's AuthorizationPolicy on the Gateway.
+const noAdmin = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-admin, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {group: gateway.networking.k8s.io, kind: Gateway, name: waypoint}
+  action: DENY
+  rules:
+  - to:
+    - operation: {paths: ["/admin*"]}
+`
+
+// waypointFor is the world's Gateway with label istio.io/waypoint-for: traffic.
+func waypointFor(traffic string) string {
+	return `
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: "{{NS}}"
+  labels: {istio.io/waypoint-for: ` + traffic + `}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+  - {name: mesh, port: 15008, protocol: HBONE}
+`
 }
 
 // standIn starts, at ip, a pod of this world that no WorkloadEntry of the harness describes
