@@ -8,6 +8,7 @@ import (
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 )
 
 // tcpProxyFilterName is the canonical name of the one network filter
@@ -27,6 +28,7 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 	if len(filters) == 0 {
 		return nil, errAt("filters", "want one terminal network filter (%s or %s), got none", tcpProxyFilterName, hcmFilterName)
 	}
+	var stats *metrics.Overrides // of an istio.stats network filter, for the tcp_proxy
 	for i, f := range filters {
 		if n, ok, err := decodeNetworkRBAC(f); ok {
 			if err != nil {
@@ -36,6 +38,17 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 				return nil, errAt(idx("filters", i), "%s must come before a terminal filter", f.GetName())
 			}
 			c.RBAC = append(c.RBAC, n)
+			continue
+		}
+		if ov, ok, err := decodeNetworkStats(f); ok {
+			if err != nil {
+				return nil, at(idx("filters", i), err)
+			}
+			if i == len(filters)-1 {
+				return nil, errAt(idx("filters", i), "%s must come before a terminal filter", f.GetName())
+			}
+			c.Leading = append(c.Leading, f.GetName())
+			stats = ov
 			continue
 		}
 		if i < len(filters)-1 {
@@ -59,6 +72,12 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 			return nil, at(idx("filters", i), err)
 		}
 		c.TCPProxy, c.HTTP = tp, hcm
+	}
+	if stats != nil {
+		if c.TCPProxy == nil {
+			return nil, errAt("filters", "%s overrides are only supported before a %s (or in an HttpConnectionManager)", metrics.StatsFilterName, tcpProxyFilterName)
+		}
+		c.TCPProxy.Stats = stats
 	}
 	return c, nil
 }

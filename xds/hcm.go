@@ -18,6 +18,7 @@ import (
 	"github.com/gowaypoint/waypoint/filters/router/route"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/telemetry/tracing"
 )
 
@@ -102,6 +103,9 @@ type HTTPConnectionManager struct {
 	// context added).
 	AccessLog []*accesslog.Logger
 	Tracing   *tracing.Config
+	// Stats are the overrides of the chain's istio.stats filter for the
+	// standard metrics of its requests (nil: none; see stats.go).
+	Stats *metrics.Overrides
 }
 
 // DownstreamHTTP2 are an HttpConnectionManager's http2_protocol_options,
@@ -274,6 +278,9 @@ func decodeHCM(a *anypb.Any, clusters map[string]*Cluster) (*HTTPConnectionManag
 		return nil, err
 	}
 	h.Chain, h.FilterNames = chain, names
+	if h.Stats, err = httpStatsOverrides(pb.GetHttpFilters()); err != nil {
+		return nil, err
+	}
 	// The generated rules run last, so that our own errors, which name
 	// fields the way all others do, come first.
 	if err := validate(&pb); err != nil {

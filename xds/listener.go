@@ -9,6 +9,7 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/filters/rbac"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 )
 
 // Listener is one decoded listener. Read-only after Build; safe for
@@ -135,6 +136,9 @@ type TCPProxy struct {
 	Tunnel *Tunneling
 	// AccessLog are the access_log entries, a line per connection.
 	AccessLog []*accesslog.Logger
+	// Stats are the overrides of the chain's istio.stats network filter
+	// for the standard metrics of its connections (nil: none).
+	Stats *metrics.Overrides
 	// HashSourceIP is a hash_policy of source_ip (what istiod writes for a
 	// DestinationRule's consistentHash useSourceIp): a ring-hash or Maglev
 	// cluster keys its pick on the downstream's IP address, as the HTTP

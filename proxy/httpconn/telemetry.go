@@ -154,7 +154,7 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 	respBytes := headerBytes(&resp.Header) + headerBytes(&resp.Trailer) + t.respBody.n
 	dur := time.Since(s.Start)
 	if tel.Metrics != nil {
-		tel.Metrics.LabelSet(metricsKey(b, s), destResolver{b.snap}).RecordHTTP(code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
+		tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap}).RecordHTTP(code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
 	}
 	if len(hcm.AccessLog) == 0 && !t.span.Sampled() {
 		return
@@ -175,7 +175,7 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 	}
 	if t.span.Sampled() {
 		if tel.Metrics != nil {
-			ls := tel.Metrics.LabelSet(metricsKey(b, s), destResolver{b.snap})
+			ls := tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap})
 			rec.Source = ls.SourceField
 			rec.Destination = ls.DestinationField
 		}
@@ -183,9 +183,10 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 	}
 }
 
-func metricsKey(b *binding, s *filters.Stream) metrics.Key {
+func metricsKey(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Stream) metrics.Key {
 	return metrics.Key{Version: b.snap.Version, Protocol: protocolOf(s), PeerURI: s.Downstream.PeerURI,
-		Baggage: s.Downstream.Baggage, Cluster: s.UpstreamCluster, Host: s.UpstreamHost, MutualTLS: s.Downstream.PeerURI != ""}
+		Baggage: s.Downstream.Baggage, Cluster: s.UpstreamCluster, Host: s.UpstreamHost, MutualTLS: s.Downstream.PeerURI != "",
+		Overrides: hcm.Stats}
 }
 
 func protocolOf(s *filters.Stream) metrics.Protocol {

@@ -111,7 +111,7 @@ func (p *Proxy) labels(snap *xds.Snapshot, tp *xds.TCPProxy, info *filters.Downs
 		return nil
 	}
 	k := metrics.Key{Version: snap.Version, Protocol: metrics.TCP, PeerURI: info.PeerURI, Baggage: info.Baggage,
-		Cluster: tp.Cluster, Host: ep, MutualTLS: info.PeerURI != ""}
+		Cluster: tp.Cluster, Host: ep, MutualTLS: info.PeerURI != "", Overrides: tp.Stats}
 	return p.Metrics.LabelSet(k, resolver{snap})
 }
 

@@ -70,6 +70,8 @@ type Key struct {
 	// MutualTLS is connection_security_policy="mutual_tls" (an HBONE
 	// peer), else "none".
 	MutualTLS bool
+	// Overrides are the chain's stats filter overrides (nil: none).
+	Overrides *Overrides
 }
 
 // Destination is what a resolver finds for a Key's cluster and endpoint.
@@ -160,6 +162,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 // LabelSet is one Key's static labels with the series made for it so far.
 type LabelSet struct {
 	r        *Recorder
+	ov       *Overrides
 	src, dst Peer
 	svc      Service
 	static   []string // values of labelNames up to connection_security_policy
@@ -175,6 +178,8 @@ type result struct {
 	flags filters.Flags
 }
 
+// httpSeries and tcpSeries hold a result's series; a metric the overrides
+// drop is nil.
 type httpSeries struct {
 	requests                      prometheus.Counter
 	duration, reqBytes, respBytes prometheus.Observer
@@ -195,7 +200,7 @@ func (r *Recorder) LabelSet(k Key, res Resolver) *LabelSet {
 		return ls
 	}
 	d := res.Destination(k)
-	ls = &LabelSet{r: r, src: SourcePeer(k.PeerURI, k.Baggage), dst: d.Peer.orUnknown(), svc: d.Service.orUnknown(),
+	ls = &LabelSet{r: r, ov: k.Overrides, src: SourcePeer(k.PeerURI, k.Baggage), dst: d.Peer.orUnknown(), svc: d.Service.orUnknown(),
 		results: map[result]*httpSeries{}}
 	ls.static = ls.staticLabels(k)
 	r.mu.Lock()
@@ -261,10 +266,18 @@ func (ls *LabelSet) RecordHTTP(code, grpcStatus int, flags filters.Flags, d time
 			return
 		}
 	}
-	s.requests.Inc()
-	s.duration.Observe(float64(d) / float64(time.Millisecond))
-	s.reqBytes.Observe(float64(reqBytes))
-	s.respBytes.Observe(float64(respBytes))
+	if s.requests != nil {
+		s.requests.Inc()
+	}
+	if s.duration != nil {
+		s.duration.Observe(float64(d) / float64(time.Millisecond))
+	}
+	if s.reqBytes != nil {
+		s.reqBytes.Observe(float64(reqBytes))
+	}
+	if s.respBytes != nil {
+		s.respBytes.Observe(float64(respBytes))
+	}
 }
 
 func (ls *LabelSet) newSeries(res result) *httpSeries {
@@ -280,12 +293,19 @@ func (ls *LabelSet) newSeries(res result) *httpSeries {
 	if !ls.r.admit(values) {
 		return nil
 	}
-	r := ls.r
-	s := &httpSeries{
-		requests:  r.requests.WithLabelValues(values...),
-		duration:  r.duration.WithLabelValues(values...),
-		reqBytes:  r.reqBytes.WithLabelValues(values...),
-		respBytes: r.respBytes.WithLabelValues(values...),
+	r, ov := ls.r, ls.ov
+	s := &httpSeries{}
+	if !ov.dropped(mRequests) {
+		s.requests = r.requests.WithLabelValues(ov.values(mRequests, values)...)
+	}
+	if !ov.dropped(mDuration) {
+		s.duration = r.duration.WithLabelValues(ov.values(mDuration, values)...)
+	}
+	if !ov.dropped(mRequestBytes) {
+		s.reqBytes = r.reqBytes.WithLabelValues(ov.values(mRequestBytes, values)...)
+	}
+	if !ov.dropped(mResponseBytes) {
+		s.respBytes = r.respBytes.WithLabelValues(ov.values(mResponseBytes, values)...)
 	}
 	ls.mu.Lock()
 	if old := ls.results[res]; old != nil {
@@ -307,12 +327,19 @@ func (ls *LabelSet) tcpSeries() *tcpSeries {
 	if !ls.r.admit(ls.static) {
 		return nil
 	}
-	r := ls.r
-	s = &tcpSeries{
-		opened:   r.tcpOpened.WithLabelValues(ls.static...),
-		closed:   r.tcpClosed.WithLabelValues(ls.static...),
-		sent:     r.tcpSent.WithLabelValues(ls.static...),
-		received: r.tcpReceived.WithLabelValues(ls.static...),
+	r, ov := ls.r, ls.ov
+	s = &tcpSeries{}
+	if !ov.dropped(mTCPOpened) {
+		s.opened = r.tcpOpened.WithLabelValues(ov.values(mTCPOpened, ls.static)...)
+	}
+	if !ov.dropped(mTCPClosed) {
+		s.closed = r.tcpClosed.WithLabelValues(ov.values(mTCPClosed, ls.static)...)
+	}
+	if !ov.dropped(mTCPSent) {
+		s.sent = r.tcpSent.WithLabelValues(ov.values(mTCPSent, ls.static)...)
+	}
+	if !ov.dropped(mTCPReceived) {
+		s.received = r.tcpReceived.WithLabelValues(ov.values(mTCPReceived, ls.static)...)
 	}
 	ls.mu.Lock()
 	if ls.tcp == nil {
@@ -329,7 +356,9 @@ func (ls *LabelSet) TCPOpened() {
 		return
 	}
 	if s := ls.tcpSeries(); s != nil {
-		s.opened.Inc()
+		if s.opened != nil {
+			s.opened.Inc()
+		}
 		return
 	}
 	ls.r.overflow.Inc()
@@ -346,9 +375,15 @@ func (ls *LabelSet) TCPClosed(sent, received int64) {
 		ls.r.overflow.Inc()
 		return
 	}
-	s.closed.Inc()
-	s.sent.Add(float64(sent))
-	s.received.Add(float64(received))
+	if s.closed != nil {
+		s.closed.Inc()
+	}
+	if s.sent != nil {
+		s.sent.Add(float64(sent))
+	}
+	if s.received != nil {
+		s.received.Add(float64(received))
+	}
 }
 
 // SourceField and DestinationField return a peer's field by the names of

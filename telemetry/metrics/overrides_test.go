@@ -1,0 +1,128 @@
+package metrics
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	statspb "istio.io/api/envoy/extensions/stats"
+
+	"github.com/gowaypoint/waypoint/filters"
+)
+
+// waypointStats is the stats filter config istiod writes for a waypoint, with overrides.
+func waypointStats(ms ...*statspb.MetricConfig) *statspb.PluginConfig {
+	return &statspb.PluginConfig{Reporter: statspb.Reporter_SERVER_GATEWAY, DisableHostHeaderFallback: true, Metrics: ms}
+}
+
+// TestOverrides: what a Telemetry's metric overrides become in istio.stats (a metric
+// disabled: drop; a tag removed: tags_to_remove; ALL_METRICS: no name), recorded for HTTP and
+// TCP: a dropped metric has no series, a removed tag is empty (absent, to Prometheus) and
+// the series that differ by it only are one.
+func TestOverrides(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  *statspb.PluginConfig
+		// series per metric after two requests of different protocols (HTTP, gRPC) and two
+		// TCP connections; -1: the metric is absent.
+		want map[string]int
+		// emptied: labels every series of istio_requests_total has empty.
+		emptied []string
+	}{
+		{"no overrides", waypointStats(), map[string]int{"istio_requests_total": 2, "istio_request_bytes": 2, "istio_tcp_connections_opened_total": 1}, nil},
+		{"request_bytes disabled", waypointStats(&statspb.MetricConfig{Name: "request_bytes", Drop: true}),
+			map[string]int{"istio_requests_total": 2, "istio_request_bytes": -1, "istio_response_bytes": 2}, nil},
+		{"request_protocol removed from requests_total", waypointStats(&statspb.MetricConfig{Name: "requests_total", TagsToRemove: []string{"request_protocol"}}),
+			map[string]int{"istio_requests_total": 1, "istio_request_duration_milliseconds": 2}, []string{"request_protocol"}},
+		{"all metrics without the source workload", waypointStats(&statspb.MetricConfig{TagsToRemove: []string{"source_workload", "source_app"}}),
+			map[string]int{"istio_requests_total": 2, "istio_tcp_sent_bytes_total": 1}, []string{"source_workload", "source_app"}},
+		{"all metrics disabled", waypointStats(&statspb.MetricConfig{Drop: true}),
+			map[string]int{"istio_requests_total": -1, "istio_request_duration_milliseconds": -1, "istio_tcp_connections_opened_total": -1}, nil},
+		{"TCP opened disabled, gRPC messages (not recorded) disabled", waypointStats(&statspb.MetricConfig{Name: "tcp_connections_opened_total", Drop: true},
+			&statspb.MetricConfig{Name: "request_messages_total", Drop: true}),
+			map[string]int{"istio_tcp_connections_opened_total": -1, "istio_tcp_connections_closed_total": 1, "istio_requests_total": 2}, nil},
+	}
+	for _, c := range cases {
+		ov, err := NewOverrides(c.cfg)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		reg := prometheus.NewRegistry()
+		r := New(reg, 100)
+		for _, p := range []Protocol{HTTP, GRPC} {
+			k := Key{Version: "v1", Protocol: p, PeerURI: "spiffe://cluster.local/ns/default/sa/productpage", Baggage: baggage,
+				Cluster: "reviews", Host: netip.MustParseAddrPort("127.0.60.11:9080"), MutualTLS: true, Overrides: ov}
+			r.LabelSet(k, reviews).RecordHTTP(200, -1, 0, time.Millisecond, 10, 20)
+		}
+		k := Key{Version: "v1", Protocol: TCP, PeerURI: "spiffe://cluster.local/ns/default/sa/productpage", Cluster: "reviews",
+			Host: netip.MustParseAddrPort("127.0.60.11:9300"), Overrides: ov}
+		for range 2 {
+			ls := r.LabelSet(k, reviews)
+			ls.TCPOpened()
+			ls.TCPClosed(5, 6)
+		}
+		for name, n := range c.want {
+			got := series(t, reg, name)
+			switch {
+			case n < 0 && len(got) > 0:
+				t.Errorf("%s: %s has %d series, want none", c.name, name, len(got))
+			case n >= 0 && len(got) != n:
+				t.Errorf("%s: %s has %d series, want %d", c.name, name, len(got), n)
+			}
+		}
+		for _, m := range series(t, reg, "istio_requests_total") {
+			l := labels(m)
+			for _, e := range c.emptied {
+				if l[e] != "" {
+					t.Errorf("%s: %s=%q, want it removed", c.name, e, l[e])
+				}
+			}
+			if len(c.emptied) == 0 && l["request_protocol"] == "" {
+				t.Errorf("%s: request_protocol removed", c.name)
+			}
+		}
+	}
+	if ov, err := NewOverrides(waypointStats()); ov != nil || err != nil {
+		t.Errorf("no overrides: %v %v, want nil", ov, err)
+	}
+}
+
+func TestOverridesRefused(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  *statspb.PluginConfig
+		want string
+	}{
+		{"a tag set by expression (Telemetry tagOverrides value)", waypointStats(&statspb.MetricConfig{Name: "requests_total",
+			Dimensions: map[string]string{"custom_dim": "request.host"}}),
+			"metrics[0].dimensions: tags set by expression ([custom_dim]) are not supported yet (metric overrides)"},
+		{"a custom metric", waypointStats(&statspb.MetricConfig{Name: "my_metric", Drop: true}),
+			`metrics[0].name: unknown metric "my_metric" (custom metrics are not supported yet)`},
+		{"metric definitions", &statspb.PluginConfig{Reporter: statspb.Reporter_SERVER_GATEWAY, DisableHostHeaderFallback: true,
+			Definitions: []*statspb.MetricDefinition{{Name: "x", Value: "1"}}}, "definitions: not supported yet"},
+		{"a sidecar's reporter", &statspb.PluginConfig{DisableHostHeaderFallback: true}, "reporter: UNSPECIFIED is not supported"},
+		{"host header fallback", &statspb.PluginConfig{Reporter: statspb.Reporter_SERVER_GATEWAY}, "disable_host_header_fallback: false is not supported"},
+		{"TCP reporting period", &statspb.PluginConfig{Reporter: statspb.Reporter_SERVER_GATEWAY, DisableHostHeaderFallback: true,
+			TcpReportingDuration: durationpb.New(time.Second)}, "tcp_reporting_duration: not supported yet"},
+	}
+	for _, c := range cases {
+		if _, err := NewOverrides(c.cfg); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+	// As a TypedStruct's value.
+	st, _ := structpb.NewStruct(map[string]any{"reporter": "SERVER_GATEWAY", "disable_host_header_fallback": true,
+		"metrics": []any{map[string]any{"name": "requests_total", "drop": true}}})
+	if ov, err := NewOverrides(st); err != nil || !ov.dropped(mRequests) || ov.dropped(mDuration) {
+		t.Errorf("Struct config: %+v %v", ov, err)
+	}
+	// The HTTP filter is registered by name and type.
+	if _, err := filters.Lookup(StatsFilterName, StatsTypeURL); err != nil {
+		t.Error(err)
+	}
+}
