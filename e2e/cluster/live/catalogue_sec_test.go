@@ -763,6 +763,103 @@ spec:
 			waitsOn: "#13 (OTLP/HTTP tracer)",
 			nack:    `http_service`,
 		},
+		compatCase{
+			name: "telemetry-metrics",
+			resources: "Telemetry, targetRefs the Gateway: metrics provider `prometheus` (istiod adds its istio.stats filter to every chain); " +
+				"then overrides: REQUEST_SIZE and TCP_OPENED_CONNECTIONS disabled, tag request_protocol removed from REQUEST_COUNT",
+			checks: "pushes ACKed; first the standard metrics with request_protocol `http` and `tcp`; with the overrides, new requests " +
+				"are counted in istio_requests_total without request_protocol, istio_request_bytes gets no sample while " +
+				"istio_response_bytes does, TCP connections are counted closed but not opened",
+			yaml: `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: metrics, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}
+  metrics:
+  - providers: [{name: prometheus}]
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				dest := fmt.Sprintf(`destination_service="reviews.%s.svc.cluster.local"`, w.ns)
+				expect(t, w, b, "GET", "/counted", nil, 200, "")
+				secTCP(t, w, "productpage", b.vip+":9300", nil, true)
+				w.eventually(5*time.Second, "the standard metrics", func() error {
+					if w.metric("istio_requests_total", dest, `request_protocol="http"`) == 0 ||
+						w.metric("istio_tcp_connections_closed_total", `request_protocol="tcp"`) == 0 {
+						return fmt.Errorf("no HTTP request or TCP connection counted")
+					}
+					return nil
+				})
+				w.applied(`
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: metrics, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - match: {metric: REQUEST_SIZE}
+      disabled: true
+    - match: {metric: TCP_OPENED_CONNECTIONS}
+      disabled: true
+    - match: {metric: REQUEST_COUNT}
+      tagOverrides:
+        request_protocol: {operation: REMOVE}
+`)
+				http0, none0 := w.metric("istio_requests_total", dest, `request_protocol="http"`), w.metric("istio_requests_total", dest, `request_protocol=""`)
+				reqBytes0, respBytes0 := w.metric("istio_request_bytes_count", dest), w.metric("istio_response_bytes_count", dest)
+				opened0, closed0 := w.metric("istio_tcp_connections_opened_total"), w.metric("istio_tcp_connections_closed_total")
+				for i := 0; i < 3; i++ {
+					expect(t, w, b, "GET", "/counted", nil, 200, "")
+				}
+				secTCP(t, w, "productpage", b.vip+":9300", nil, true)
+				w.eventually(5*time.Second, "the TCP connection counted closed", func() error {
+					if w.metric("istio_tcp_connections_closed_total") == closed0 {
+						return fmt.Errorf("not yet")
+					}
+					return nil
+				})
+				if n := w.metric("istio_requests_total", dest, `request_protocol=""`) - none0; n != 3 {
+					t.Errorf("requests counted without request_protocol: %v, want 3", n)
+				}
+				if n := w.metric("istio_requests_total", dest, `request_protocol="http"`) - http0; n != 0 {
+					t.Errorf("requests counted with request_protocol: %v, want 0", n)
+				}
+				if n := w.metric("istio_request_bytes_count", dest) - reqBytes0; n != 0 {
+					t.Errorf("istio_request_bytes disabled, but %v samples", n)
+				}
+				if n := w.metric("istio_response_bytes_count", dest) - respBytes0; n != 3 {
+					t.Errorf("istio_response_bytes: %v samples, want 3", n)
+				}
+				if n := w.metric("istio_tcp_connections_opened_total") - opened0; n != 0 {
+					t.Errorf("istio_tcp_connections_opened_total disabled, but counted %v", n)
+				}
+			},
+		},
+		compatCase{
+			name:      "telemetry-metrics-tag-value",
+			resources: "Telemetry, targetRefs the Gateway: metrics provider `prometheus`, REQUEST_COUNT tagOverrides `custom_dim: {value: request.host}` (a CEL expression)",
+			checks:    "(once built) istio_requests_total carries custom_dim with the request's host",
+			yaml: `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: metrics, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - match: {metric: REQUEST_COUNT}
+      tagOverrides:
+        custom_dim: {value: "request.host"}
+`,
+			waitsOn: "#13 (metric overrides)",
+			nack:    "metrics[0].dimensions: tags set by expression ([custom_dim]) are not supported yet",
+		},
 	)
 }
 
