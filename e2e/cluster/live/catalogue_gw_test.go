@@ -1,12 +1,18 @@
 package live
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // versionServices are per-version Services of the reviews workloads, the backendRefs of the
@@ -747,6 +753,103 @@ spec:
 				}
 			},
 		},
+		compatCase{
+			name: "gw-allowed-routes",
+			resources: "namespace NS-other (ambient) with Service ratings (http 9080) labelled `istio.io/use-waypoint: waypoint` and " +
+				"`istio.io/use-waypoint-namespace: NS` over a WorkloadEntry; the Gateway's listener allowedRoutes: Same (default), then All, then a Selector " +
+				"matching NS (labelled for it) and not NS-other",
+			checks: "the other namespace's VIP is refused by the waypoint while the Gateway admits only its own namespace, served (by the other namespace's workload, " +
+				"under its own identity) once it admits All, refused again under the Selector; the reviews VIP served throughout",
+			yaml: `
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: "{{NS}}-other"
+  labels: {istio.io/dataplane-mode: ambient}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: ratings, namespace: "{{NS}}-other"}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: ratings-1
+  namespace: "{{NS}}-other"
+  annotations: {ambient.istio.io/redirection: enabled}
+spec:
+  address: "{{NET}}.201"
+  serviceAccount: ratings
+  labels: {app: ratings}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: ratings
+  namespace: "{{NS}}-other"
+  labels: {istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: "{{NS}}"}
+spec:
+  selector: {app: ratings}
+  ports:
+  - {name: http, port: 9080}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				other := w.ns + "-other"
+				t.Cleanup(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					env.cluster.Client.CoreV1().Namespaces().Delete(ctx, other, metav1.DeleteOptions{})
+				})
+				ratings := standInOf(w, "ratings-1", other, "ratings", w.net+".201", 9080)
+				svc, err := env.cluster.Client.CoreV1().Services(other).Get(context.Background(), "ratings", metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				url := "http://" + svc.Spec.ClusterIP + ":9080/"
+				refused := func(when string) {
+					t.Helper()
+					if code, _, err := w.call("productpage", "GET", url, nil); err == nil {
+						t.Errorf("%s: the other namespace's VIP answered %d through the waypoint", when, code)
+					}
+					expect(t, w, b, "GET", "/", nil, 200, "")
+				}
+				refused("allowedRoutes Same")
+				if ratings.hits.Load() != 0 {
+					t.Errorf("ratings-1 was reached")
+				}
+
+				w.applied(gatewayAllowing(`{from: All}`))
+				w.eventually(20*time.Second, "the other namespace's Service served", func() error {
+					code, r, err := w.call("productpage", "GET", url, nil)
+					if err != nil || code != 200 || r.Pod != "ratings-1" {
+						return fmt.Errorf("%d %q %v", code, r.Pod, err)
+					}
+					return nil
+				})
+				for i := 0; i < 5; i++ {
+					if code, r, err := w.call("productpage", "GET", url+"x", nil); err != nil || code != 200 || r.Pod != "ratings-1" || r.Path != "/x" {
+						t.Errorf("allowedRoutes All: %d %q %q %v", code, r.Pod, r.Path, err)
+					}
+				}
+				expect(t, w, b, "GET", "/", nil, 200, "")
+
+				// A Selector admits the Gateway's own namespace only if it matches it too.
+				w.applied(`
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: "{{NS}}"
+  labels: {istio.io/dataplane-mode: ambient, team: reviews}
+---` + gatewayAllowing(`{from: Selector, selector: {matchLabels: {team: reviews}}}`))
+				w.eventually(20*time.Second, "the other namespace's Service no longer served", func() error {
+					if code, _, err := w.call("productpage", "GET", url, nil); err == nil {
+						return fmt.Errorf("answered %d", code)
+					}
+					return nil
+				})
+				refused("allowedRoutes Selector")
+			},
+		},
 	)
 }
 
@@ -778,6 +881,43 @@ spec:
   listeners:
   - {name: mesh, port: 15008, protocol: HBONE}
 `
+}
+
+// gatewayAllowing is the world's Gateway whose HBONE listener admits Services of the namespaces
+// namespaces (a RouteNamespaces in YAML) to use it.
+func gatewayAllowing(namespaces string) string {
+	return `
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: "{{NS}}"
+  labels: {istio.io/waypoint-for: service}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+  - name: mesh
+    port: 15008
+    protocol: HBONE
+    allowedRoutes: {namespaces: ` + namespaces + `}
+`
+}
+
+// standInOf is standIn for a pod of namespace ns (its identity ns/sa).
+func standInOf(w *world, name, ns, sa, ip string, ports ...int) *pod {
+	w.t.Helper()
+	dir := filepath.Join(env.meshCA, ns, sa)
+	if _, err := os.Stat(filepath.Join(dir, "key.pem")); err != nil {
+		if out, err := exec.Command(env.waypoint, "certs", "--out", env.meshCA, ns+"/"+sa).CombinedOutput(); err != nil {
+			w.t.Fatalf("waypoint certs %s/%s: %v: %s", ns, sa, err, out)
+		}
+	}
+	p := &pod{name: name, ip: ip, sa: sa}
+	w.start("ztunnel-"+name, nil, env.hbone, "serve", "--listen", net.JoinHostPort(ip, "15008"), "--cert-dir", dir)
+	for _, port := range ports {
+		w.echo(p, port)
+	}
+	return p
 }
 
 // standIn starts, at ip, a pod of this world that no WorkloadEntry of the harness describes
