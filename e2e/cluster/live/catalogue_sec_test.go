@@ -761,7 +761,7 @@ spec:
     randomSamplingPercentage: 100
 `,
 			waitsOn: "#13 (OTLP/HTTP tracer)",
-			nack:    `http_service`,
+			nack:    "tracing.provider.typed_config.http_service: not supported yet",
 		},
 		compatCase{
 			name: "telemetry-metrics",
