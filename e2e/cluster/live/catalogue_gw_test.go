@@ -850,6 +850,91 @@ metadata:
 				refused("allowedRoutes Selector")
 			},
 		},
+		compatCase{
+			name: "se-httproute",
+			resources: "ServiceEntry ext.example.internal (as in se-static, over WorkloadEntries ext-1/ext-2) with an HTTPRoute whose parentRef is the ServiceEntry: " +
+				"header `x-version: v2` to Service reviews-v2, the rest to the ServiceEntry itself (backendRef kind Hostname) with a RequestHeaderModifier",
+			checks: "requests to the ServiceEntry's VIP reach ext-1/ext-2 with the route's header; with `x-version: v2`, reviews-v2",
+			yaml: versionServices + `---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ext-1, namespace: "{{NS}}", annotations: {ambient.istio.io/redirection: enabled}}
+spec:
+  address: "{{NET}}.201"
+  serviceAccount: ext
+  labels: {app: ext}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ext-2, namespace: "{{NS}}", annotations: {ambient.istio.io/redirection: enabled}}
+spec:
+  address: "{{NET}}.202"
+  serviceAccount: ext
+  labels: {app: ext}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: ext
+  namespace: "{{NS}}"
+  labels: {istio.io/use-waypoint: waypoint}
+spec:
+  hosts: [ext.example.internal]
+  addresses: [240.240.0.10]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 80, name: http, protocol: HTTP, targetPort: 8080}
+  workloadSelector:
+    labels: {app: ext}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ext, namespace: "{{NS}}"}
+spec:
+  parentRefs:
+  - {group: networking.istio.io, kind: ServiceEntry, name: ext, port: 80}
+  rules:
+  - matches:
+    - headers: [{name: x-version, value: v2}]
+    backendRefs:
+    - {name: reviews-v2, port: 9080}
+  - filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{name: x-via, value: ext-route}]
+    backendRefs:
+    - {group: networking.istio.io, kind: Hostname, name: ext.example.internal, port: 80}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				standIn(w, "ext-1", "ext", w.net+".201", 8080)
+				standIn(w, "ext-2", "ext", w.net+".202", 8080)
+				w.eventually(20*time.Second, "the ServiceEntry's VIP served", func() error {
+					code, _, err := w.call("productpage", "GET", "http://240.240.0.10/", nil)
+					if err != nil || code != 200 {
+						return fmt.Errorf("%d %v", code, err)
+					}
+					return nil
+				})
+				got := map[string]int{}
+				for i := 0; i < 20; i++ {
+					code, r, err := w.call("productpage", "GET", "http://240.240.0.10/x", nil)
+					if err != nil || code != 200 || r.Headers.Get("x-via") != "ext-route" {
+						t.Fatalf("GET /x: %d %v, the workload saw %v", code, err, r.Headers)
+					}
+					got[r.Pod]++
+				}
+				if got["ext-1"] == 0 || got["ext-2"] == 0 {
+					t.Errorf("20 requests to the ServiceEntry: %v", got)
+				}
+				for i := 0; i < 5; i++ {
+					code, r, err := w.call("productpage", "GET", "http://240.240.0.10/x", http.Header{"X-Version": {"v2"}})
+					if err != nil || code != 200 || r.Pod != "reviews-v2" || r.Headers.Get("x-via") != "" {
+						t.Errorf("GET /x with x-version v2: %d from %q %v, saw %v", code, r.Pod, err, r.Headers)
+					}
+				}
+			},
+		},
 	)
 }
 
