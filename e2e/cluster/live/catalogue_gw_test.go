@@ -383,7 +383,7 @@ spec:
     - {name: reviews-v1, port: 9080}
 `,
 			waitsOn: "#13 (mirroring)",
-			nack:    "request_mirror_policies",
+			nack:    "request_mirror_policies: not supported yet",
 		},
 		compatCase{
 			name: "gw-grpcroute",
