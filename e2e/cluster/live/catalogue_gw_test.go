@@ -165,7 +165,7 @@ spec:
 		compatCase{
 			name: "gw-httproute-filters",
 			resources: "HTTPRoute on Service reviews: RequestHeaderModifier (set/add/remove), ResponseHeaderModifier (set/add/remove), " +
-				"a backendRef's own RequestHeaderModifier; URLRewrite ReplacePrefixMatch `/old`→`/new` with hostname, ReplaceFullPath; " +
+				"a backendRef's own RequestHeaderModifier; URLRewrite ReplacePrefixMatch `/old`→`/new` with hostname, `/strip`→`/`, ReplaceFullPath; " +
 				"RequestRedirect (hostname, path, 301) and (scheme https, port 8443, 302); CORS (exact and wildcard origins, methods, headers, maxAge)",
 			checks: "the workload sees the headers set and added, not the removed one, the rewritten path and host; the client sees the response headers; " +
 				"redirects answer their `location` (the Service port when the filter names none, the query kept) and reach no workload; " +
@@ -185,6 +185,14 @@ spec:
       urlRewrite:
         hostname: reviews.example
         path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}
+    backendRefs:
+    - {name: reviews-v1, port: 9080}
+  - matches:
+    - path: {type: PathPrefix, value: /strip}
+    filters:
+    - type: URLRewrite
+      urlRewrite:
+        path: {type: ReplacePrefixMatch, replacePrefixMatch: /}
     backendRefs:
     - {name: reviews-v1, port: 9080}
   - matches:
@@ -246,6 +254,11 @@ spec:
 				r = expect(t, w, b, "GET", "/old", nil, 200, "reviews-v1")
 				if r.Path != "/new" {
 					t.Errorf("/old rewritten to %q, want /new", r.Path)
+				}
+				for path, want := range map[string]string{"/strip/x?q=1": "/x?q=1", "/strip": "/", "/strip/": "/"} {
+					if r := expect(t, w, b, "GET", path, nil, 200, "reviews-v1"); r.Path != want {
+						t.Errorf("%s rewritten to %q, want %s", path, r.Path, want)
+					}
 				}
 				r = expect(t, w, b, "GET", "/full/a/b", nil, 200, "reviews-v1")
 				if r.Path != "/replaced" {
