@@ -22,6 +22,15 @@ type Upstream interface {
 	RoundTrip(ctx context.Context, req *UpstreamRequest) (*l7.Response, error)
 }
 
+// RetryLimiter is implemented by an Upstream whose clusters bound the
+// retries in flight (a circuit breaker's max_retries, a retry budget). The
+// router takes a retry's slot when it decides to retry, as Envoy's retry
+// state does: refused, it does not retry and keeps the answer it has, with
+// the flag UO. release gives the slot back; it is called once.
+type RetryLimiter interface {
+	TryRetry(cluster string) (release func(), ok bool)
+}
+
 // UpstreamRequest is one try of a request to a cluster.
 type UpstreamRequest struct {
 	Cluster string
@@ -35,8 +44,10 @@ type UpstreamRequest struct {
 	Exclude                  []netip.AddrPort
 	MaxHostSelectionAttempts int
 	// Retry marks a retry, which counts against the cluster's max_retries
-	// circuit breaker.
-	Retry bool
+	// circuit breaker, unless RetryHeld: the caller took the retry's slot
+	// already (RetryLimiter).
+	Retry     bool
+	RetryHeld bool
 	// Deadline, when not zero, bounds the whole exchange, response body
 	// included (the route and per-try timeouts): past it the upstream
 	// fails with a Timeout.

@@ -124,3 +124,76 @@ func TestHashCookieIsSet(t *testing.T) {
 		})
 	}
 }
+
+// limitedUpstream is an upstream whose cluster allows slots retries in flight.
+type limitedUpstream struct {
+	upstream
+	slots, held, taken int
+}
+
+func (u *limitedUpstream) TryRetry(string) (func(), bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.held >= u.slots {
+		return nil, false
+	}
+	u.held++
+	u.taken++
+	return func() { u.mu.Lock(); u.held--; u.mu.Unlock() }, true
+}
+
+func TestRetryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		slots      int
+		fn         attemptFunc
+		wantTries  int
+		wantStatus int
+		wantLocal  bool
+		wantFlags  string
+	}{
+		{"no retry slot: the 503 in hand, UO", 0, func(context.Context, int, *filters.UpstreamRequest, []byte) (*l7.Response, error) {
+			return respond(503), nil
+		}, 1, 503, false, "UO"},
+		{"no retry slot after a connect failure: UF, UO", 0, func(context.Context, int, *filters.UpstreamRequest, []byte) (*l7.Response, error) {
+			return nil, status.New(status.ConnectFailure, errors.New("refused"))
+		}, 1, 503, true, "UF,UO"},
+		{"one slot, given back before the next retry: every retry runs", 1, func(_ context.Context, n int, _ *filters.UpstreamRequest, _ []byte) (*l7.Response, error) {
+			if n < 3 {
+				return respond(503), nil
+			}
+			return respond(200), nil
+		}, 4, 200, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := &limitedUpstream{upstream: upstream{fn: tc.fn}, slots: tc.slots}
+			s := runWith(t, nil, up, get("/retry"), &filters.Downstream{})
+			if len(up.tries) != tc.wantTries {
+				t.Errorf("%d tries, want %d", len(up.tries), tc.wantTries)
+			}
+			got := 0
+			if tc.wantLocal {
+				if s.Local == nil {
+					t.Fatalf("want a local reply, got %+v", s.Response)
+				}
+				got = s.Local.Status
+			} else {
+				if s.Response == nil {
+					t.Fatalf("want the upstream's response, got local %+v", s.Local)
+				}
+				got = s.Response.Status
+			}
+			if got != tc.wantStatus || s.ResponseFlags.String() != tc.wantFlags {
+				t.Errorf("status %d flags %q, want %d %q", got, s.ResponseFlags, tc.wantStatus, tc.wantFlags)
+			}
+			for i, tr := range up.tries {
+				if tr.RetryHeld != (i > 0) {
+					t.Errorf("try %d: RetryHeld %v", i, tr.RetryHeld)
+				}
+			}
+			if up.held != 0 || up.taken != tc.wantTries-1 {
+				t.Errorf("after the stream: %d slots held, %d taken; want 0, %d", up.held, up.taken, tc.wantTries-1)
+			}
+		})
+	}
+}

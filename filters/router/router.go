@@ -124,6 +124,9 @@ func (r *Router) Serve(s *filters.Stream) error {
 		ureq: filters.UpstreamRequest{Cluster: cluster, Request: req, Hash: hash, HasHash: hasHash, Downstream: down},
 	}
 	resp, err := t.run()
+	if t.retrySlot != nil {
+		s.OnEnd(t.retrySlot) // held to the end, as Envoy's retry state
+	}
 	if err != nil {
 		if status.KindOf(err) == status.Overflow && s.Local == nil {
 			r.overflow(s)
@@ -203,6 +206,9 @@ type try struct {
 	ureq     filters.UpstreamRequest
 	body     *replayBody
 	tried    []netip.AddrPort
+	// retrySlot releases the max_retries slot of the retry in flight
+	// (filters.RetryLimiter); nil when none is held.
+	retrySlot func()
 }
 
 // expired reports whether the route's time is up.
@@ -241,6 +247,9 @@ func (t *try) run() (*l7.Response, error) {
 				}
 				return resp, nil
 			}
+			if !t.takeRetry() {
+				return resp, nil
+			}
 			discard(resp)
 			if !t.wait(backoff) || !t.rewind() {
 				return nil, t.timeoutOr(status.New(status.UpstreamReset, errors.New("retry abandoned")))
@@ -259,10 +268,36 @@ func (t *try) run() (*l7.Response, error) {
 			}
 			return nil, err
 		}
+		if !t.takeRetry() {
+			return nil, err
+		}
 		if !t.wait(backoff) || !t.rewind() {
 			return nil, t.timeoutOr(err)
 		}
 	}
+}
+
+// takeRetry takes the slot of the retry the policy calls for, giving back
+// the one of the previous retry, as Envoy's retry state does; false, with
+// the flag UO, when the cluster's max_retries or retry budget refuses it:
+// the answer in hand is then the request's.
+func (t *try) takeRetry() bool {
+	if t.retrySlot != nil {
+		t.retrySlot()
+		t.retrySlot = nil
+	}
+	rl, ok := t.s.Upstream.(filters.RetryLimiter)
+	if !ok {
+		return true
+	}
+	release, ok := rl.TryRetry(t.ureq.Cluster)
+	if !ok {
+		t.s.AddResponseFlag("UO")
+		return false
+	}
+	t.retrySlot = release
+	t.ureq.RetryHeld = true
+	return true
 }
 
 // rewind points the request at a fresh replay of its body; false when the

@@ -267,3 +267,42 @@ func TestHTTPHashUsed(t *testing.T) {
 		})
 	}
 }
+
+func TestHTTPRetryLimiter(t *testing.T) {
+	addr, _ := httpBackend(t, "127.0.9.9", func(w http.ResponseWriter, r *http.Request) {})
+	snap := snapshot(t, map[string][]string{"c0": {addr}}, map[string]string{"c0": "    circuit_breakers: {thresholds: [{max_retries: 1}]}\n"})
+	u := newClusters(t, snap).HTTP(snap)
+	rl, ok := u.(filters.RetryLimiter)
+	if !ok {
+		t.Fatal("the HTTP upstream is not a RetryLimiter")
+	}
+	release, ok := rl.TryRetry("c0")
+	if !ok {
+		t.Fatal("the first retry refused")
+	}
+	if _, ok := rl.TryRetry("c0"); ok {
+		t.Error("a second retry past max_retries 1")
+	}
+	try := func(held bool) error {
+		req := &filters.UpstreamRequest{Cluster: "c0", Retry: true, RetryHeld: held, Downstream: &filters.Downstream{},
+			Request: &l7.Request{Method: "GET", Scheme: "http", Authority: []byte("svc"), Path: []byte("/"), Proto: l7.HTTP11}}
+		resp, err := u.RoundTrip(context.Background(), req)
+		if err == nil {
+			io.ReadAll(resp.Body)
+			resp.Body.(io.Closer).Close()
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		held bool
+		want status.Kind
+	}{{true, status.Unknown}, {false, status.Overflow}} {
+		if err := try(tc.held); status.KindOf(err) != tc.want || (tc.want == status.Unknown && err != nil) {
+			t.Errorf("a retry with its slot held %v, the breaker full: %v, want kind %v", tc.held, err, tc.want)
+		}
+	}
+	release()
+	if err := try(false); err != nil {
+		t.Errorf("a retry once the slot is back: %v", err)
+	}
+}

@@ -34,7 +34,7 @@ func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 	if ureq.Downstream != nil {
 		pc.Destination = ureq.Downstream.Destination
 	}
-	cl, p, err := u.c.choose(u.snap, ureq.Cluster, &pc, ureq.Retry, true)
+	cl, p, err := u.c.choose(u.snap, ureq.Cluster, &pc, ureq.Retry && !ureq.RetryHeld, true)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +65,16 @@ func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 		return nil, err
 	}
 	return resp, nil
+}
+
+// TryRetry implements filters.RetryLimiter: the cluster's max_retries or
+// retry budget.
+func (u *httpUpstream) TryRetry(cluster string) (release func(), ok bool) {
+	cs := u.c.LB.Cluster(cluster)
+	if cs == nil {
+		return func() {}, true // the try fails on the cluster anyway
+	}
+	return cs.Breakers().TryRetry()
 }
 
 // exchange is one request to one picked host: what bounds it and what it
