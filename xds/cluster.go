@@ -39,6 +39,10 @@ type Cluster struct {
 	LeastRequest *LeastRequestConfig
 	RingHash     *RingHashConfig
 	Maglev       *MaglevConfig
+	// SlowStart is the slow_start_config of round_robin_lb_config or
+	// least_request_lb_config (each only with its own LBPolicy); nil when
+	// absent or without a slow_start_window, which disables slow start.
+	SlowStart *SlowStartConfig
 	// CommonLB is common_lb_config; nil when absent (see PanicThreshold).
 	CommonLB *CommonLBConfig
 	// CircuitBreakers holds the DEFAULT priority thresholds of
@@ -84,6 +88,14 @@ type Cluster struct {
 	// connect (UF), the only ones the decoder lets such a log write.
 	TunnelAccessLog []*accesslog.Logger
 	TunnelCluster   string
+
+	// TCPKeepalive is upstream_connection_options.tcp_keepalive: TCP
+	// keep-alive on the cluster's plaintext connections. nil when absent
+	// (keep-alive off, as in Envoy). HBONE connections have the HBONE
+	// pool's own keep-alive (HTTP/2 PING): in Envoy the waypoint's service
+	// clusters reach their endpoints through internal connections, on
+	// which socket options do nothing either.
+	TCPKeepalive *TCPKeepalive
 
 	// Metadata is the cluster's metadata, as given; may be nil. Must not be modified.
 	Metadata *corev3.Metadata
@@ -214,6 +226,32 @@ type MaglevConfig struct {
 	TableSize uint64
 }
 
+// SlowStartConfig is Envoy's slow start: a host that joined the cluster
+// less than Window ago has its weight scaled by
+// max(MinWeightPercent/100, (max(age, 1s)/Window)^(1/Aggression)).
+type SlowStartConfig struct {
+	// Window is slow_start_window, > 0.
+	Window time.Duration
+	// Aggression is aggression's default_value (1 when absent or not a
+	// positive number, as Envoy falls back to): how fast the weight ramps
+	// up.
+	Aggression float64
+	// MinWeightPercent is min_weight_percent (10 by default), 0-100.
+	MinWeightPercent float64
+}
+
+// TCPKeepalive holds a cluster's TCP keep-alive settings. A zero field
+// leaves the system's value.
+type TCPKeepalive struct {
+	// Probes is keepalive_probes: unanswered probes before the connection
+	// is dropped.
+	Probes uint32
+	// Time is keepalive_time: idle time before the first probe.
+	Time time.Duration
+	// Interval is keepalive_interval: time between probes.
+	Interval time.Duration
+}
+
 // CommonLBConfig is the part of common_lb_config the waypoint implements.
 type CommonLBConfig struct {
 	// HealthyPanicThreshold is a percentage (0-100, truncated to an integer
@@ -234,6 +272,19 @@ type Thresholds struct {
 	MaxRequests uint32
 	// MaxRetries bounds retries in flight; 3.
 	MaxRetries uint32
+	// RetryBudget, when set, bounds retries in flight instead of
+	// MaxRetries; nil when absent.
+	RetryBudget *RetryBudget
+}
+
+// RetryBudget is Envoy's retry budget: the retries in flight may be
+// Percent of the requests in flight (active and pending), and at least
+// MinConcurrency.
+type RetryBudget struct {
+	// Percent is budget_percent (20 by default), 0-100.
+	Percent float64
+	// MinConcurrency is min_retry_concurrency (3 by default).
+	MinConcurrency uint32
 }
 
 // OutlierDetection configures passive health checking: ejecting hosts that
@@ -355,6 +406,10 @@ type HTTPOptions struct {
 	// MaxStreamDuration bounds a stream's whole life; 0 means none (the
 	// default).
 	MaxStreamDuration time.Duration
+	// MaxConnectionDuration is how long a connection may serve from when
+	// it was opened: past it the connection takes no new request and
+	// closes once idle (Envoy drains it). 0 means no limit (the default).
+	MaxConnectionDuration time.Duration
 }
 
 // Envoy's limits and defaults for the options above.
@@ -376,6 +431,10 @@ var (
 	DefaultHTTP2        = HTTP2Options{MaxConcurrentStreams: 2147483647,
 		InitialStreamWindowSize: 256 << 20, InitialConnectionWindowSize: 256 << 20}
 	DefaultHTTP = HTTPOptions{IdleTimeout: time.Hour}
+	// DefaultRetryBudget and DefaultSlowStart hold the defaults of a
+	// retry_budget and a slow_start_config's fields.
+	DefaultRetryBudget = RetryBudget{Percent: 20, MinConcurrency: 3}
+	DefaultSlowStart   = SlowStartConfig{Aggression: 1, MinWeightPercent: 10}
 	// DefaultOutlierDetection is what an empty outlier_detection means. When
 	// base_ejection_time is set above 300s, max_ejection_time defaults to it.
 	DefaultOutlierDetection = OutlierDetection{

@@ -58,6 +58,11 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string][]Endpoint) (*Cluster, 
 	if err := decodeLB(pb, c); err != nil {
 		return nil, err
 	}
+	if ka := pb.GetUpstreamConnectionOptions().GetTcpKeepalive(); ka != nil {
+		c.TCPKeepalive = &TCPKeepalive{Probes: ka.GetKeepaliveProbes().GetValue(),
+			Time:     time.Duration(ka.GetKeepaliveTime().GetValue()) * time.Second,
+			Interval: time.Duration(ka.GetKeepaliveInterval().GetValue()) * time.Second}
+	}
 	if c.CircuitBreakers, err = decodeCircuitBreakers(pb.GetCircuitBreakers()); err != nil {
 		return nil, at("circuit_breakers", err)
 	}
@@ -158,6 +163,17 @@ func decodeLB(pb *clusterv3.Cluster, c *Cluster) error {
 		if c.LeastRequest, err = decodeLeastRequest(lr); err != nil {
 			return at("least_request_lb_config", err)
 		}
+		if c.SlowStart, err = decodeSlowStart(lr.GetSlowStartConfig()); err != nil {
+			return at("least_request_lb_config.slow_start_config", err)
+		}
+	}
+	if rr := pb.GetRoundRobinLbConfig(); rr != nil {
+		if c.LBPolicy != LBPolicyRoundRobin {
+			return errAt("round_robin_lb_config", "only applies to lb_policy ROUND_ROBIN, not %s", c.LBPolicy)
+		}
+		if c.SlowStart, err = decodeSlowStart(rr.GetSlowStartConfig()); err != nil {
+			return at("round_robin_lb_config.slow_start_config", err)
+		}
 	}
 	if rh := pb.GetRingHashLbConfig(); rh != nil {
 		if c.LBPolicy != LBPolicyRingHash {
@@ -213,6 +229,38 @@ func decodeLeastRequest(pb *clusterv3.Cluster_LeastRequestLbConfig) (*LeastReque
 		lr.ActiveRequestBias = v
 	}
 	return &lr, nil
+}
+
+// decodeSlowStart applies Envoy's defaults to a slow_start_config; nil
+// (slow start off) when it is absent or has no slow_start_window.
+// aggression.runtime_key is accepted and unused, as for
+// active_request_bias; an aggression that is not a positive number falls
+// back to 1, as Envoy's does. Errors are relative to it.
+func decodeSlowStart(pb *clusterv3.Cluster_SlowStartConfig) (*SlowStartConfig, error) {
+	if pb.GetSlowStartWindow() == nil {
+		return nil, nil
+	}
+	ss := DefaultSlowStart
+	var err error
+	if ss.Window, err = duration(pb.GetSlowStartWindow(), 0); err != nil {
+		return nil, at("slow_start_window", err)
+	}
+	if ss.Window == 0 {
+		return nil, nil
+	}
+	if a := pb.GetAggression(); a != nil {
+		if v := a.GetDefaultValue(); v > 0 && !math.IsInf(v, 1) {
+			ss.Aggression = v
+		}
+	}
+	if p := pb.GetMinWeightPercent(); p != nil {
+		v := p.GetValue()
+		if !(v >= 0 && v <= 100) {
+			return nil, errAt("min_weight_percent.value", "must be 0-100, got %v", v)
+		}
+		ss.MinWeightPercent = v
+	}
+	return &ss, nil
 }
 
 // decodeRingHash applies Envoy's defaults to a ring_hash_lb_config. Errors
@@ -280,6 +328,20 @@ func decodeCircuitBreakers(pb *clusterv3.CircuitBreakers) (*Thresholds, error) {
 			if f.v != nil {
 				*f.dst = f.v.GetValue()
 			}
+		}
+		if rb := th.GetRetryBudget(); rb != nil {
+			b := DefaultRetryBudget
+			if p := rb.GetBudgetPercent(); p != nil {
+				v := p.GetValue()
+				if !(v >= 0 && v <= 100) {
+					return nil, errAt(idx("thresholds", i)+".retry_budget.budget_percent.value", "must be 0-100, got %v", v)
+				}
+				b.Percent = v
+			}
+			if v := rb.GetMinRetryConcurrency(); v != nil {
+				b.MinConcurrency = v.GetValue()
+			}
+			t.RetryBudget = &b
 		}
 		out = &t
 	}
@@ -368,7 +430,7 @@ var protocolOptionsAllowlist = pbcheck.Allowlist{
 	httpProtocolOptionsKey: fields("common_http_protocol_options", "explicit_http_config", "use_downstream_protocol_config"),
 	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig":      fields("http_protocol_options", "http2_protocol_options"),
 	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig": fields("http_protocol_options", "http2_protocol_options"),
-	"envoy.config.core.v3.HttpProtocolOptions":                                       fields("idle_timeout", "max_requests_per_connection", "max_stream_duration"),
+	"envoy.config.core.v3.HttpProtocolOptions":                                       fields("idle_timeout", "max_requests_per_connection", "max_stream_duration", "max_connection_duration"),
 	"envoy.config.core.v3.Http1ProtocolOptions":                                      fields(),
 	"envoy.config.core.v3.Http2ProtocolOptions": fields("allow_connect", "max_concurrent_streams",
 		"initial_stream_window_size", "initial_connection_window_size"),
@@ -438,6 +500,9 @@ func decodeHTTPProtocolOptions(pb *httpv3.HttpProtocolOptions, c *Cluster) error
 		}
 		if o.MaxStreamDuration, err = duration(common.GetMaxStreamDuration(), 0); err != nil {
 			return at("common_http_protocol_options.max_stream_duration", err)
+		}
+		if o.MaxConnectionDuration, err = duration(common.GetMaxConnectionDuration(), 0); err != nil {
+			return at("common_http_protocol_options.max_connection_duration", err)
 		}
 		o.MaxRequestsPerConnection = common.GetMaxRequestsPerConnection().GetValue()
 		c.HTTP = &o

@@ -94,9 +94,9 @@ func TestDecodeClusterBalancing(t *testing.T) {
 		},
 		{
 			name: "common HTTP options",
-			yaml: `{name: c, ` + httpOpts(`common_http_protocol_options: {idle_timeout: 0s, max_requests_per_connection: 1, max_stream_duration: 2s}, explicit_http_config: {http_protocol_options: {}}`) + `}`,
+			yaml: `{name: c, ` + httpOpts(`common_http_protocol_options: {idle_timeout: 0s, max_requests_per_connection: 1, max_stream_duration: 2s, max_connection_duration: 3600s}, explicit_http_config: {http_protocol_options: {}}`) + `}`,
 			want: base(func(c *Cluster) {
-				c.HTTP = &HTTPOptions{MaxRequestsPerConnection: 1, MaxStreamDuration: 2 * time.Second}
+				c.HTTP = &HTTPOptions{MaxRequestsPerConnection: 1, MaxStreamDuration: 2 * time.Second, MaxConnectionDuration: time.Hour}
 			}),
 		},
 		{
@@ -181,6 +181,62 @@ func TestDecodeClusterBalancing(t *testing.T) {
 			name: "circuit breakers with zeros",
 			yaml: `{name: c, circuit_breakers: {thresholds: [{max_connections: 0, max_pending_requests: 0, max_requests: 0, max_retries: 0}]}}`,
 			want: base(func(c *Cluster) { c.CircuitBreakers = &Thresholds{} }),
+		},
+		{
+			name: "retry budget as istiod writes it",
+			yaml: `{name: c, circuit_breakers: {thresholds: [{max_retries: 4294967295, retry_budget: {budget_percent: {value: 25}, min_retry_concurrency: 5}}]}}`,
+			want: base(func(c *Cluster) {
+				c.CircuitBreakers = &Thresholds{MaxConnections: 1024, MaxPendingRequests: 1024, MaxRequests: 1024, MaxRetries: UnlimitedThreshold,
+					RetryBudget: &RetryBudget{Percent: 25, MinConcurrency: 5}}
+			}),
+		},
+		{
+			name: "retry budget defaults",
+			yaml: `{name: c, circuit_breakers: {thresholds: [{retry_budget: {}}]}}`,
+			want: base(func(c *Cluster) {
+				c.CircuitBreakers = &Thresholds{MaxConnections: 1024, MaxPendingRequests: 1024, MaxRequests: 1024, MaxRetries: 3,
+					RetryBudget: &RetryBudget{Percent: 20, MinConcurrency: 3}}
+			}),
+		},
+		{
+			name: "slow start on round robin, as istiod writes warmupDurationSecs",
+			yaml: `{name: c, round_robin_lb_config: {slow_start_config: {slow_start_window: 30s}}}`,
+			want: base(func(c *Cluster) {
+				c.SlowStart = &SlowStartConfig{Window: 30 * time.Second, Aggression: 1, MinWeightPercent: 10}
+			}),
+		},
+		{
+			name: "slow start on least request with aggression and minimum weight",
+			yaml: `{name: c, lb_policy: LEAST_REQUEST, least_request_lb_config: {slow_start_config: {slow_start_window: 10s, aggression: {default_value: 2, runtime_key: k}, min_weight_percent: {value: 25}}}}`,
+			want: base(func(c *Cluster) {
+				c.LBPolicy = LBPolicyLeastRequest
+				c.LeastRequest = &LeastRequestConfig{ChoiceCount: 2, ActiveRequestBias: 1}
+				c.SlowStart = &SlowStartConfig{Window: 10 * time.Second, Aggression: 2, MinWeightPercent: 25}
+			}),
+		},
+		{
+			name: "slow start without a window is off",
+			yaml: `{name: c, round_robin_lb_config: {slow_start_config: {aggression: {default_value: 2, runtime_key: k}}}}`,
+			want: base(func(*Cluster) {}),
+		},
+		{
+			name: "an aggression Envoy falls back from",
+			yaml: `{name: c, round_robin_lb_config: {slow_start_config: {slow_start_window: 5s, aggression: {default_value: -1, runtime_key: k}}}}`,
+			want: base(func(c *Cluster) {
+				c.SlowStart = &SlowStartConfig{Window: 5 * time.Second, Aggression: 1, MinWeightPercent: 10}
+			}),
+		},
+		{
+			name: "TCP keep-alive",
+			yaml: `{name: c, upstream_connection_options: {tcp_keepalive: {keepalive_probes: 9, keepalive_time: 7200, keepalive_interval: 75}}}`,
+			want: base(func(c *Cluster) {
+				c.TCPKeepalive = &TCPKeepalive{Probes: 9, Time: 7200 * time.Second, Interval: 75 * time.Second}
+			}),
+		},
+		{
+			name: "TCP keep-alive with the system's values",
+			yaml: `{name: c, upstream_connection_options: {tcp_keepalive: {}}}`,
+			want: base(func(c *Cluster) { c.TCPKeepalive = &TCPKeepalive{} }),
 		},
 		{
 			name: "empty circuit breakers",
@@ -271,8 +327,14 @@ func TestDecodeClusterBalancingErrors(t *testing.T) {
 			`least_request_lb_config.choice_count: must be >= 2, got 1`},
 		{"negative active_request_bias", `{name: c, lb_policy: LEAST_REQUEST, least_request_lb_config: {active_request_bias: {default_value: -1, runtime_key: k}}}`,
 			`least_request_lb_config.active_request_bias.default_value: must be a finite number >= 0, got -1`},
-		{"slow start", `{name: c, lb_policy: LEAST_REQUEST, least_request_lb_config: {slow_start_config: {}}}`,
-			`least_request_lb_config.slow_start_config: not supported yet`},
+		{"slow start min_weight_percent over 100", `{name: c, lb_policy: LEAST_REQUEST, least_request_lb_config: {slow_start_config: {slow_start_window: 1s, min_weight_percent: {value: 101}}}}`,
+			`least_request_lb_config.slow_start_config.min_weight_percent.value: must be 0-100, got 101`},
+		{"negative slow start window", `{name: c, round_robin_lb_config: {slow_start_config: {slow_start_window: -1s}}}`,
+			`round_robin_lb_config.slow_start_config.slow_start_window: must not be negative, got -1s`},
+		{"round robin config on another policy", `{name: c, lb_policy: LEAST_REQUEST, round_robin_lb_config: {}}`,
+			`round_robin_lb_config: only applies to lb_policy ROUND_ROBIN, not LEAST_REQUEST`},
+		{"happy eyeballs", `{name: c, upstream_connection_options: {happy_eyeballs_config: {}}}`,
+			`upstream_connection_options.happy_eyeballs_config: not supported yet`},
 		{"least request config on another policy", `{name: c, least_request_lb_config: {}}`,
 			`least_request_lb_config: only applies to lb_policy LEAST_REQUEST, not ROUND_ROBIN`},
 		{"ring sizes inverted", `{name: c, lb_policy: RING_HASH, ring_hash_lb_config: {minimum_ring_size: 2048, maximum_ring_size: 1024}}`,
@@ -301,8 +363,8 @@ func TestDecodeClusterBalancingErrors(t *testing.T) {
 			`circuit_breakers.thresholds[1].priority: only DEFAULT is supported, got HIGH`},
 		{"per-host thresholds", `{name: c, circuit_breakers: {per_host_thresholds: [{max_connections: 1}]}}`,
 			`circuit_breakers.per_host_thresholds: not supported yet`},
-		{"retry budget", `{name: c, circuit_breakers: {thresholds: [{retry_budget: {}}]}}`,
-			`circuit_breakers.thresholds[0].retry_budget: not supported yet`},
+		{"retry budget over 100%", `{name: c, circuit_breakers: {thresholds: [{retry_budget: {budget_percent: {value: 120}}}]}}`,
+			`circuit_breakers.thresholds[0].retry_budget.budget_percent.value: must be 0-100, got 120`},
 		{"enforcing percentage over 100", `{name: c, outlier_detection: {enforcing_consecutive_5xx: 101}}`,
 			`outlier_detection.enforcing_consecutive_5xx: must be a percentage (0-100), got 101`},
 		{"max_ejection_percent over 100", `{name: c, outlier_detection: {max_ejection_percent: 101}}`,
@@ -369,7 +431,7 @@ func TestClusterOrDefault(t *testing.T) {
 	if got := zero.PanicThreshold(); got != 50 {
 		t.Errorf("PanicThreshold = %d", got)
 	}
-	if got := zero.ThresholdsOrDefault(); got != (Thresholds{1024, 1024, 1024, 3}) {
+	if got := zero.ThresholdsOrDefault(); got != (Thresholds{MaxConnections: 1024, MaxPendingRequests: 1024, MaxRequests: 1024, MaxRetries: 3}) {
 		t.Errorf("ThresholdsOrDefault = %+v", got)
 	}
 	if got := zero.HTTP2OrDefault(); got != (HTTP2Options{MaxConcurrentStreams: 1<<31 - 1, InitialStreamWindowSize: 1 << 28, InitialConnectionWindowSize: 1 << 28}) {

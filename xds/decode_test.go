@@ -69,13 +69,13 @@ func TestParseBootstrapDecodes(t *testing.T) {
 			}},
 		},
 		{
-			name: "tcp_proxy hash_policy source_ip",
+			name: "tcp_proxy hash_policy source_ip and max_downstream_connection_duration",
 			yaml: doc("", []string{listenerOn("main", 8080, "",
-				`{filters: [{name: envoy.filters.network.tcp_proxy, typed_config: {`+tcpProxyType+`, stat_prefix: p, cluster: backend, hash_policy: [{source_ip: {}}]}}]}`,
+				`{filters: [{name: envoy.filters.network.tcp_proxy, typed_config: {`+tcpProxyType+`, stat_prefix: p, cluster: backend, hash_policy: [{source_ip: {}}], max_downstream_connection_duration: 3600s}}]}`,
 			)}, []string{backendCluster}),
 			listeners: []*Listener{{
 				Name: "main", Address: ap("127.0.0.1:8080"),
-				FilterChains: []*FilterChain{{TCPProxy: &TCPProxy{StatPrefix: "p", Cluster: "backend", IdleTimeout: time.Hour, HashSourceIP: true}}},
+				FilterChains: []*FilterChain{{TCPProxy: &TCPProxy{StatPrefix: "p", Cluster: "backend", IdleTimeout: time.Hour, HashSourceIP: true, MaxDownstreamConnectionDuration: time.Hour}}},
 			}},
 		},
 		{

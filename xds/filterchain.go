@@ -119,6 +119,9 @@ func decodeTCPProxy(pb *tcpproxyv3.TcpProxy, clusters map[string]*Cluster) (*TCP
 	if tp.IdleTimeout, err = duration(pb.GetIdleTimeout(), defaultTCPIdleTimeout); err != nil {
 		return nil, at("idle_timeout", err)
 	}
+	if tp.MaxDownstreamConnectionDuration, err = duration(pb.GetMaxDownstreamConnectionDuration(), 0); err != nil {
+		return nil, at("max_downstream_connection_duration", err)
+	}
 	if tc := pb.GetTunnelingConfig(); tc != nil {
 		if tp.Tunnel, err = decodeTunneling(tc); err != nil {
 			return nil, at("tunneling_config", err)

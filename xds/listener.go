@@ -144,6 +144,10 @@ type TCPProxy struct {
 	// cluster keys its pick on the downstream's IP address, as the HTTP
 	// route's connection_properties source_ip does.
 	HashSourceIP bool
+	// MaxDownstreamConnectionDuration closes the connection, both sides,
+	// once it has lasted this long (what istiod writes for a
+	// DestinationRule's tcp.maxConnectionDuration); 0: no limit.
+	MaxDownstreamConnectionDuration time.Duration
 }
 
 // defaultTCPIdleTimeout is Envoy's tcp_proxy idle_timeout default.

@@ -61,10 +61,16 @@ type Options struct {
 	// direction for this long. Zero disables it (Envoy's tcp_proxy default
 	// is one hour; the caller passes the configured value).
 	IdleTimeout time.Duration
+	// MaxDuration aborts both sides once the relay has run this long
+	// (tcp_proxy's max_downstream_connection_duration). Zero: no limit.
+	MaxDuration time.Duration
 }
 
 // ErrIdleTimeout is the Result error when the idle timeout fired.
 var ErrIdleTimeout = errors.New("relay: idle timeout")
+
+// ErrMaxDuration is the Result error when MaxDuration passed.
+var ErrMaxDuration = errors.New("relay: max connection duration reached")
 
 // Result reports what one relay moved and how it ended.
 type Result struct {
@@ -108,6 +114,7 @@ type run struct {
 	activity  atomic.Uint64
 	lastSeen  uint64 // touched only by the idle timer's callback
 	idle      *time.Timer
+	maxLife   *time.Timer // MaxDuration's; nil without one
 	finished  atomic.Bool
 	err       atomic.Pointer[errBox]
 	abortOnce sync.Once
@@ -125,6 +132,9 @@ func newRun(down, up Conn, opts Options, counters *Counters) *run {
 		r.idle = time.AfterFunc(time.Duration(1<<62), func() { r.checkIdle(opts.IdleTimeout) })
 		r.idle.Reset(opts.IdleTimeout)
 	}
+	if opts.MaxDuration > 0 {
+		r.maxLife = time.AfterFunc(opts.MaxDuration, func() { r.fail(ErrMaxDuration) })
+	}
 	return r
 }
 
@@ -134,6 +144,9 @@ func (r *run) end() Result {
 	r.finished.Store(true)
 	if r.idle != nil {
 		r.idle.Stop()
+	}
+	if r.maxLife != nil {
+		r.maxLife.Stop()
 	}
 	res := Result{
 		DownstreamToUpstream: r.counters.DownstreamToUpstream.Load(),

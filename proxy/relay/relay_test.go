@@ -134,3 +134,58 @@ func TestRelayActivityKeepsIdleTimerAway(t *testing.T) {
 		t.Fatalf("result %+v, want clean end after 10 bytes", res)
 	}
 }
+
+// TestRelayMaxDuration checks that MaxDuration ends a relay however busy it is, and that a
+// relay that ends first stops its timer.
+func TestRelayMaxDuration(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		opts    Options
+		active  bool // keep bytes moving
+		wantErr error
+	}{
+		{"idle past the duration", Options{MaxDuration: 50 * time.Millisecond}, false, ErrMaxDuration},
+		{"busy past the duration", Options{MaxDuration: 150 * time.Millisecond, IdleTimeout: time.Minute}, true, ErrMaxDuration},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, backend, result := setup(t, tc.opts)
+			stop := make(chan struct{})
+			moved := make(chan struct{})
+			go func() {
+				defer close(moved)
+				b := make([]byte, 1)
+				for tc.active {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := client.Write([]byte{1}); err != nil {
+						return
+					}
+					if _, err := io.ReadFull(backend, b); err != nil {
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}()
+			select {
+			case res := <-result:
+				if !errors.Is(res.Err, tc.wantErr) {
+					t.Errorf("err = %v, want %v", res.Err, tc.wantErr)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the relay outlived its max duration")
+			}
+			close(stop)
+			<-moved
+		})
+	}
+	// Ended before its time: a clean end.
+	client, backend, result := setup(t, Options{MaxDuration: time.Minute})
+	client.CloseWrite()
+	backend.CloseWrite()
+	if res := <-result; res.Err != nil {
+		t.Errorf("a relay ended by both sides: %v", res.Err)
+	}
+}

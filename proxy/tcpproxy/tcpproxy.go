@@ -74,7 +74,7 @@ func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy,
 		}
 		return
 	}
-	opts := relay.Options{IdleTimeout: tp.IdleTimeout}
+	opts := relay.Options{IdleTimeout: tp.IdleTimeout, MaxDuration: tp.MaxDownstreamConnectionDuration}
 	if d, ok := dc.(Detacher); ok {
 		finish := d.Detach()
 		relay.Start(dc, up, opts, nil, func(res relay.Result) {

@@ -73,7 +73,7 @@ func (d *Dialer) Dial(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort,
 	var err error
 	start := time.Now()
 	if cl.Transport == xds.TransportPlaintext {
-		conn, err = d.dialTCP(ctx, addr)
+		conn, err = d.dialTCP(ctx, cl, addr)
 	} else {
 		conn, err = d.dialHBONE(ctx, cl, addr, id)
 	}
@@ -98,12 +98,35 @@ func (d *Dialer) tunnelFailed(cl *xds.Cluster, addr netip.AddrPort, start time.T
 		Host: netip.AddrPortFrom(addr.Addr(), cl.HBONEPortOrDefault()), Failure: err.Error()})
 }
 
-func (d *Dialer) dialTCP(ctx context.Context, addr netip.AddrPort) (relay.Conn, error) {
-	nc, err := d.net.DialContext(ctx, "tcp", addr.String())
+func (d *Dialer) dialTCP(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort) (relay.Conn, error) {
+	nd := d.net
+	if cl.TCPKeepalive == nil {
+		nd.KeepAlive = -1 // off, as in Envoy (Go would turn it on)
+	} else {
+		nd.KeepAliveConfig = keepalive(cl.TCPKeepalive)
+	}
+	nc, err := nd.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
 		return nil, err
 	}
 	return relay.NewTCP(nc.(*net.TCPConn)), nil
+}
+
+// keepalive is the TCP keep-alive a cluster's upstream_connection_options
+// tcp_keepalive asks of its plaintext connections: on, each setting it
+// leaves out at the system's value.
+func keepalive(ka *xds.TCPKeepalive) net.KeepAliveConfig {
+	c := net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}
+	if ka.Time > 0 {
+		c.Idle = ka.Time
+	}
+	if ka.Interval > 0 {
+		c.Interval = ka.Interval
+	}
+	if ka.Probes > 0 {
+		c.Count = int(ka.Probes)
+	}
+	return c
 }
 
 func (d *Dialer) dialHBONE(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID) (relay.Conn, error) {

@@ -50,6 +50,7 @@ type h1Conn struct {
 	cc        *http1.ClientConn
 	release   func() // the max_connections slot
 	requests  uint32
+	born      time.Time // when it was opened (max_connection_duration)
 	idleSince time.Time
 	gone      atomic.Bool // closed
 
@@ -71,7 +72,7 @@ func (p *h1Pool) popIdleLocked(opts xds.HTTPOptions) *h1Conn {
 		c := p.idle[len(p.idle)-1]
 		p.idle[len(p.idle)-1] = nil
 		p.idle = p.idle[:len(p.idle)-1]
-		if opts.IdleTimeout > 0 && time.Since(c.idleSince) > opts.IdleTimeout {
+		if opts.IdleTimeout > 0 && time.Since(c.idleSince) > opts.IdleTimeout || c.expired(opts) {
 			go c.close()
 			continue
 		}
@@ -84,7 +85,7 @@ func (p *h1Pool) popIdleLocked(opts xds.HTTPOptions) *h1Conn {
 // request if one waits, else idle. It closes c when the pool is closed or
 // the connection served its max_requests_per_connection.
 func (p *h1Pool) put(c *h1Conn, opts xds.HTTPOptions) {
-	if opts.MaxRequestsPerConnection > 0 && c.requests >= opts.MaxRequestsPerConnection {
+	if opts.MaxRequestsPerConnection > 0 && c.requests >= opts.MaxRequestsPerConnection || c.expired(opts) {
 		c.close()
 		return
 	}
@@ -103,6 +104,13 @@ func (p *h1Pool) put(c *h1Conn, opts xds.HTTPOptions) {
 	}
 	p.idle = append(p.idle, c)
 	p.mu.Unlock()
+}
+
+// expired reports whether c has served its max_connection_duration: it
+// then takes no new request and closes (Envoy drains it; an idle one
+// closes when the pool next looks at it).
+func (c *h1Conn) expired(opts xds.HTTPOptions) bool {
+	return opts.MaxConnectionDuration > 0 && time.Since(c.born) >= opts.MaxConnectionDuration
 }
 
 func (p *h1Pool) popWaiterLocked() *h1Waiter {
@@ -270,7 +278,7 @@ func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pi
 		}
 		return nil, err
 	}
-	return &h1Conn{pool: p, rwc: rwc, cc: http1.NewClientConn(rwc, http1.ClientConfig{}), release: release}, nil
+	return &h1Conn{pool: p, rwc: rwc, cc: http1.NewClientConn(rwc, http1.ClientConfig{}), release: release, born: time.Now()}, nil
 }
 
 // roundTrip sends the exchange's request on a pooled or new connection

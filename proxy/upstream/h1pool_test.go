@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -215,5 +216,68 @@ func TestHTTP1PendingGivesUp(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections, want 1", n)
+	}
+}
+
+// TestMaxConnectionDuration checks common_http_protocol_options.max_connection_duration on
+// both pools: a connection that has served its time takes no new request, and a request in
+// flight on it when the time passes still completes.
+func TestMaxConnectionDuration(t *testing.T) {
+	for _, tc := range []struct {
+		name, protocol, ip string
+	}{
+		{"HTTP/1.1", "http_protocol_options: {}", "127.0.9.25"},
+		{"HTTP/2", "http2_protocol_options: {}", "127.0.9.26"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", tc.ip+":0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var conns atomic.Int32
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if d, err := time.ParseDuration(r.URL.Query().Get("delay")); err == nil {
+					time.Sleep(d)
+				}
+				io.WriteString(w, "ok")
+			}), ConnState: func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}}
+			srv.Protocols = new(http.Protocols)
+			srv.Protocols.SetHTTP1(true)
+			srv.Protocols.SetUnencryptedHTTP2(true)
+			done := make(chan struct{})
+			go func() { defer close(done); srv.Serve(ln) }()
+			defer func() { srv.Close(); <-done }()
+
+			extra := "    typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {\"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, common_http_protocol_options: {max_connection_duration: 0.3s}, explicit_http_config: {" + tc.protocol + "}}}\n"
+			snap := snapshot(t, map[string][]string{"c0": {ln.Addr().String()}}, map[string]string{"c0": extra})
+			u := newClusters(t, snap).HTTP(snap)
+			call := func(path string) {
+				t.Helper()
+				req := &l7.Request{Method: "GET", Scheme: "http", Authority: []byte("svc"), Path: []byte(path), Proto: l7.HTTP11}
+				resp, err := u.RoundTrip(context.Background(), &filters.UpstreamRequest{Cluster: "c0", Request: req, Downstream: &filters.Downstream{}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.(io.Closer).Close()
+				if string(b) != "ok" {
+					t.Fatalf("%s: %q", path, b)
+				}
+			}
+			call("/")
+			call("/")
+			if n := conns.Load(); n != 1 {
+				t.Fatalf("%d connections for 2 requests within the duration, want 1", n)
+			}
+			call("/?delay=400ms") // outlives the connection's time, and completes
+			call("/")
+			if n := conns.Load(); n != 2 {
+				t.Errorf("%d connections, want a new one past max_connection_duration", n)
+			}
+		})
 	}
 }

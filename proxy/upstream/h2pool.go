@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/l7"
@@ -28,6 +29,7 @@ type h2Pool struct {
 type h2Conn struct {
 	cc      *http2.ClientConn
 	release func() // the max_connections slot
+	born    time.Time
 	once    sync.Once
 }
 
@@ -57,13 +59,17 @@ func (p *h2Pool) reserve(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk 
 		live := p.conns[:0]
 		var picked *h2Conn
 		var dead []*h2Conn
+		maxAge := cl.HTTPOrDefault().MaxConnectionDuration
 		for _, c := range p.conns {
-			if picked == nil && c.cc.TryReserve() {
+			// Past max_connection_duration a connection takes no new
+			// stream and closes once its streams are done (drained).
+			draining := maxAge > 0 && time.Since(c.born) >= maxAge
+			if picked == nil && !draining && c.cc.TryReserve() {
 				picked = c
 				live = append(live, c)
 				continue
 			}
-			if st := c.cc.State(); st.Closed || (st.GoAway && st.ActiveStreams == 0) {
+			if st := c.cc.State(); st.Closed || ((st.GoAway || draining) && st.ActiveStreams == 0) {
 				dead = append(dead, c)
 				continue
 			}
@@ -149,7 +155,7 @@ func (p *h2Pool) newConn(cs *Clusters, cl *xds.Cluster, pk *pick) (*h2Conn, erro
 		}
 		return nil, status.New(status.ConnectFailure, err)
 	}
-	return &h2Conn{cc: cc, release: release}, nil
+	return &h2Conn{cc: cc, release: release, born: time.Now()}, nil
 }
 
 func (p *h2Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Response, error) {

@@ -117,6 +117,7 @@ type config struct {
 	leastRequest   xds.LeastRequestConfig
 	ringHash       xds.RingHashConfig
 	maglev         xds.MaglevConfig
+	slowStart      xds.SlowStartConfig // zero Window: off
 	panicThreshold uint32
 }
 
@@ -126,12 +127,27 @@ func configOf(cl *xds.Cluster) config {
 		leastRequest:   cl.LeastRequestOrDefault(),
 		ringHash:       cl.RingHashOrDefault(),
 		maglev:         cl.MaglevOrDefault(),
+		slowStart:      slowStartOf(cl),
 		panicThreshold: cl.PanicThreshold(),
 	}
 }
 
+// slowStartOf is the slow start of the cluster's policy, zero when off:
+// Envoy has it for ROUND_ROBIN and LEAST_REQUEST only.
+func slowStartOf(cl *xds.Cluster) xds.SlowStartConfig {
+	if cl.SlowStart == nil || (cl.LBPolicy != xds.LBPolicyRoundRobin && cl.LBPolicy != xds.LBPolicyLeastRequest) {
+		return xds.SlowStartConfig{}
+	}
+	return *cl.SlowStart
+}
+
 // newPicker builds the picker of cfg's policy over hosts (not empty).
 func (c *ClusterState) newPicker(cfg config, hosts []*Host) picker {
+	if cfg.slowStart.Window > 0 {
+		plain := cfg
+		plain.slowStart = xds.SlowStartConfig{}
+		return newSlowStart(hosts, cfg, c.m.clock.Now, c.newPicker(plain, hosts))
+	}
 	rnd := c.m.rnd
 	switch cfg.policy {
 	case xds.LBPolicyLeastRequest:

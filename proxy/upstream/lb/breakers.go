@@ -14,6 +14,8 @@ import (
 // concurrent use; nothing allocates.
 type Breakers struct {
 	res [numResources]resource
+	// budget, when set, bounds retries instead of max_retries.
+	budget atomic.Pointer[xds.RetryBudget]
 }
 
 // The resources, in xds.Thresholds order.
@@ -50,6 +52,7 @@ func (b *Breakers) SetThresholds(t xds.Thresholds) {
 	b.res[resPending].max.Store(t.MaxPendingRequests)
 	b.res[resRequests].max.Store(t.MaxRequests)
 	b.res[resRetries].max.Store(t.MaxRetries)
+	b.budget.Store(t.RetryBudget)
 }
 
 // Thresholds returns the current thresholds.
@@ -59,6 +62,7 @@ func (b *Breakers) Thresholds() xds.Thresholds {
 		MaxPendingRequests: b.res[resPending].max.Load(),
 		MaxRequests:        b.res[resRequests].max.Load(),
 		MaxRetries:         b.res[resRetries].max.Load(),
+		RetryBudget:        b.budget.Load(),
 	}
 }
 
@@ -86,9 +90,24 @@ func (b *Breakers) TryPending() (release func(), ok bool) { return b.try(resPend
 // max_requests. release is called when the request ends.
 func (b *Breakers) TryRequest() (release func(), ok bool) { return b.try(resRequests) }
 
-// TryRetry counts a retry in flight, or reports false at max_retries.
+// TryRetry counts a retry in flight, or reports false at max_retries, or
+// with a retry budget at its share of the requests in flight (active and
+// pending) or its minimum concurrency, whichever is larger, as Envoy's.
 // release is called when the retry ends.
-func (b *Breakers) TryRetry() (release func(), ok bool) { return b.try(resRetries) }
+func (b *Breakers) TryRetry() (release func(), ok bool) {
+	rb := b.budget.Load()
+	if rb == nil {
+		return b.try(resRetries)
+	}
+	active := b.res[resRequests].n.Load() + b.res[resPending].n.Load()
+	limit := max(int64(rb.Percent/100*float64(active)), int64(rb.MinConcurrency))
+	r := &b.res[resRetries]
+	if r.n.Add(1) > limit {
+		r.n.Add(-1)
+		return nil, false
+	}
+	return r.release, true
+}
 
 // InFlight returns the current counts, in xds.Thresholds order.
 func (b *Breakers) InFlight() (connections, pending, requests, retries int64) {

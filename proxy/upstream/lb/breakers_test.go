@@ -144,3 +144,52 @@ func TestBreakersAddConnectionPastTheLimit(t *testing.T) {
 		t.Errorf("%d connections after both released", c)
 	}
 }
+
+func TestBreakersRetryBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		budget           xds.RetryBudget
+		requests, pendng int
+		want             int // retries allowed at once
+	}{
+		{"the minimum with nothing in flight", xds.RetryBudget{Percent: 20, MinConcurrency: 3}, 0, 0, 3},
+		{"20% of 50 requests", xds.RetryBudget{Percent: 20, MinConcurrency: 3}, 50, 0, 10},
+		{"pending requests count", xds.RetryBudget{Percent: 20, MinConcurrency: 3}, 30, 20, 10},
+		{"the share truncated, below the minimum", xds.RetryBudget{Percent: 20, MinConcurrency: 3}, 19, 0, 3},
+		{"no minimum, nothing in flight: none", xds.RetryBudget{Percent: 50}, 0, 0, 0},
+		{"no minimum", xds.RetryBudget{Percent: 50}, 5, 0, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// max_retries 1 is ignored with a budget.
+			b := NewBreakers(xds.Thresholds{MaxConnections: 1000, MaxPendingRequests: 1000, MaxRequests: 1000, MaxRetries: 1, RetryBudget: &tc.budget})
+			for range tc.requests {
+				if _, ok := b.TryRequest(); !ok {
+					t.Fatal("request refused")
+				}
+			}
+			for range tc.pendng {
+				if _, ok := b.TryPending(); !ok {
+					t.Fatal("pending refused")
+				}
+			}
+			got := 0
+			for range 1000 {
+				if _, ok := b.TryRetry(); !ok {
+					break
+				}
+				got++
+			}
+			if got != tc.want {
+				t.Errorf("%d retries allowed, want %d", got, tc.want)
+			}
+		})
+	}
+	// Without a budget, max_retries.
+	b := NewBreakers(xds.Thresholds{MaxRetries: 1})
+	if _, ok := b.TryRetry(); !ok {
+		t.Fatal("first retry refused")
+	}
+	if _, ok := b.TryRetry(); ok {
+		t.Error("a second retry past max_retries 1")
+	}
+}

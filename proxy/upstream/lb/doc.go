@@ -40,11 +40,22 @@
 //     weight; a request hash maps to the first entry at or after it.
 //   - MAGLEV: Envoy's weighted Maglev table of table_size entries.
 //
+// Slow start (slow_start_config, ROUND_ROBIN and LEAST_REQUEST): while a
+// host is younger than the window (its age counted from when the cluster
+// first had it, so reloads do not restart it), its weight is scaled by
+// max(min_weight_percent, (age/window)^(1/aggression)) in Envoy's EDF
+// schedule with weights taken at each pick; once every host is past the
+// window, the policy picks as without it.
+//
 // Hash policies pick randomly when the request has no hash. Retries that
 // must avoid previous hosts re-pick up to host_selection_retry_max_attempts
 // times, as Envoy does ([PickContext]).
 //
 // # Health
+//
+// Circuit breakers count connections, pending requests, requests and
+// retries; a retry_budget replaces max_retries with a share of the requests
+// in flight, at least min_retry_concurrency.
 //
 // Outlier detection follows Envoy's: consecutive 5xx, consecutive gateway
 // failures, consecutive local-origin failures (when

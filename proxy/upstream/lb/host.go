@@ -52,6 +52,7 @@ type hostState struct {
 	end func(Result)  // finish bound to this state, made once; read-only
 
 	active atomic.Int64
+	joined time.Time // when the cluster first had the host (slow start); read-only
 
 	// Outlier detection counters, written lock-free by end.
 	consecutive5xx     atomic.Uint32
@@ -76,7 +77,7 @@ type rateCounter struct {
 }
 
 func newHostState(c *ClusterState) *hostState {
-	s := &hostState{c: c}
+	s := &hostState{c: c, joined: c.m.clock.Now()}
 	s.end = s.finish
 	return s
 }
