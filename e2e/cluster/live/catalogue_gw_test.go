@@ -865,7 +865,7 @@ metadata:
 		},
 		compatCase{
 			name: "se-httproute",
-			resources: "ServiceEntry ext.example.internal (as in se-static, over WorkloadEntries ext-1/ext-2) with an HTTPRoute whose parentRef is the ServiceEntry: " +
+			resources: "ServiceEntry ext-route.example.internal (VIP 240.240.1.10, as in se-static, over WorkloadEntries ext-1/ext-2) with an HTTPRoute whose parentRef is the ServiceEntry: " +
 				"header `x-version: v2` to Service reviews-v2, the rest to the ServiceEntry itself (backendRef kind Hostname) with a RequestHeaderModifier",
 			checks: "requests to the ServiceEntry's VIP reach ext-1/ext-2 with the route's header; with `x-version: v2`, reviews-v2",
 			yaml: versionServices + `---
@@ -892,8 +892,8 @@ metadata:
   namespace: "{{NS}}"
   labels: {istio.io/use-waypoint: waypoint}
 spec:
-  hosts: [ext.example.internal]
-  addresses: [240.240.0.10]
+  hosts: [ext-route.example.internal]
+  addresses: [240.240.1.10]
   location: MESH_INTERNAL
   resolution: STATIC
   ports:
@@ -917,13 +917,13 @@ spec:
       requestHeaderModifier:
         set: [{name: x-via, value: ext-route}]
     backendRefs:
-    - {group: networking.istio.io, kind: Hostname, name: ext.example.internal, port: 80}
+    - {group: networking.istio.io, kind: Hostname, name: ext-route.example.internal, port: 80}
 `,
 			check: func(t *testing.T, w *world, b *base) {
 				standIn(w, "ext-1", "ext", w.net+".201", 8080)
 				standIn(w, "ext-2", "ext", w.net+".202", 8080)
 				w.eventually(20*time.Second, "the ServiceEntry's VIP served", func() error {
-					code, _, err := w.call("productpage", "GET", "http://240.240.0.10/", nil)
+					code, _, err := w.call("productpage", "GET", "http://240.240.1.10/", nil)
 					if err != nil || code != 200 {
 						return fmt.Errorf("%d %v", code, err)
 					}
@@ -931,7 +931,7 @@ spec:
 				})
 				got := map[string]int{}
 				for i := 0; i < 20; i++ {
-					code, r, err := w.call("productpage", "GET", "http://240.240.0.10/x", nil)
+					code, r, err := w.call("productpage", "GET", "http://240.240.1.10/x", nil)
 					if err != nil || code != 200 || r.Headers.Get("x-via") != "ext-route" {
 						t.Fatalf("GET /x: %d %v, the workload saw %v", code, err, r.Headers)
 					}
@@ -941,7 +941,7 @@ spec:
 					t.Errorf("20 requests to the ServiceEntry: %v", got)
 				}
 				for i := 0; i < 5; i++ {
-					code, r, err := w.call("productpage", "GET", "http://240.240.0.10/x", http.Header{"X-Version": {"v2"}})
+					code, r, err := w.call("productpage", "GET", "http://240.240.1.10/x", http.Header{"X-Version": {"v2"}})
 					if err != nil || code != 200 || r.Pod != "reviews-v2" || r.Headers.Get("x-via") != "" {
 						t.Errorf("GET /x with x-version v2: %d from %q %v, saw %v", code, r.Pod, err, r.Headers)
 					}
