@@ -1,6 +1,7 @@
 package live
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -739,6 +740,128 @@ spec:
 `,
 			waitsOn: "#13 (TLS origination)",
 			nack:    "upstream_http_protocol_options: not supported yet",
+		},
+		compatCase{
+			name:      "dr-connection-pool-tcp",
+			resources: "DestinationRule connectionPool tcp: tcpKeepalive, connectTimeout 2s, maxConnectionDuration 2s (one workload, subset v3, for HTTP; both on TCP 9300)",
+			checks:    "requests one after the other share an upstream connection until it is 2 s old, then a new one is opened; a TCP connection through the waypoint is closed by it, after at least 2 s",
+			yaml: drV3(`    connectionPool:
+      tcp:
+        tcpKeepalive: {time: 600s, interval: 30s, probes: 3}
+        connectTimeout: 2s
+        maxConnectionDuration: 2s`),
+			check: func(t *testing.T, w *world, b *base) {
+				drAddV3(t, w, b)
+				first := drCall(t, w, b, "/", nil)
+				again := drCall(t, w, b, "/", nil)
+				if first.remote == "" || again.remote != first.remote {
+					t.Errorf("two requests at once over %q and %q, want one connection", first.remote, again.remote)
+				}
+				time.Sleep(2500 * time.Millisecond)
+				if late := drCall(t, w, b, "/", nil); late.code != 200 || late.remote == first.remote {
+					t.Errorf("a request after the connection's 2 s: %d over %q, want 200 over a new connection", late.code, late.remote)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				start := time.Now()
+				c, err := w.source("productpage").Dial(ctx, b.vip+":9300")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				go func() { <-ctx.Done(); c.Close() }()
+				buf := make([]byte, 64)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						break
+					}
+				}
+				if d := time.Since(start); d < 2*time.Second || ctx.Err() != nil {
+					t.Errorf("the TCP connection ended after %v (test deadline passed: %v), want the waypoint to close it at 2 s", d, ctx.Err() != nil)
+				}
+			},
+		},
+		compatCase{
+			name:      "dr-warmup",
+			resources: "DestinationRule loadBalancer ROUND_ROBIN with warmup (duration 20s, minimumPercent 10, aggression 0.25); once reviews-v1 and v2 are past it, workload reviews-v3 joins",
+			checks:    "of 60 requests in reviews-v3's first seconds (its weight at the 10% minimum until about 11 s), it gets some and less than half of what each older workload gets",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+      warmup: {duration: 20s, minimumPercent: 10, aggression: 0.25}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				// The hosts the cluster had from the start of the world, and
+				// so from before this check, are past their 20 s after this.
+				time.Sleep(20 * time.Second)
+				p := w.workload("reviews-v3", "bookinfo-reviews", map[string]string{"app": "reviews", "version": "v3"})
+				drEcho(w, p, 9080)
+				w.eventually(30*time.Second, "reviews-v3 answers", func() error {
+					if r, err := drGet(w.source("productpage").HTTP(), b, "/", nil); err != nil || r.pod != "reviews-v3" {
+						return fmt.Errorf("%q %v", r.pod, err)
+					}
+					return nil
+				})
+				got := drCount(t, w, b, 60, "/", nil)
+				if v3 := got["reviews-v3"]; v3 == 0 || 2*v3 >= got["reviews-v1"] || 2*v3 >= got["reviews-v2"] {
+					t.Errorf("60 requests: %v, want reviews-v3 warming up (some, less than half of each other)", got)
+				}
+			},
+		},
+		compatCase{
+			name:      "dr-retry-budget",
+			resources: "VirtualService retries attempts 3 on 5xx; DestinationRule retryBudget percent 20, minRetryConcurrency 1; then connectionPool.http.maxRetries 1 instead",
+			checks:    "3 requests at once that the workloads answer 503 after 1 s: one is retried 3 times, the two others not (the budget), so the workloads see 6 requests and the client three 503 from them; the same with maxRetries 1",
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    retryBudget: {percent: 20, minRetryConcurrency: 1}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews}
+    retries: {attempts: 3, retryOn: 5xx}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				burst := func(what string) {
+					hits := b.v1.hits.Load() + b.v2.hits.Load()
+					for _, r := range drBurst(t, w, b, 3, "/", http.Header{"X-Echo-Delay": {"1s"}, "X-Echo-Status": {"503"}}) {
+						if r.code != 503 || r.pod == "" {
+							t.Errorf("%s: %d from %q, want the workload's 503", what, r.code, r.pod)
+						}
+					}
+					if n := b.v1.hits.Load() + b.v2.hits.Load() - hits; n != 6 {
+						t.Errorf("%s: the workloads saw %d requests, want 6 (3, and 3 retries of one)", what, n)
+					}
+				}
+				burst("retry budget")
+				w.applied(`
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    connectionPool:
+      http: {maxRetries: 1}
+`)
+				burst("maxRetries 1")
+			},
 		},
 	)
 }
