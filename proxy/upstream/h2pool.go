@@ -33,6 +33,12 @@ type h2Conn struct {
 	once    sync.Once
 }
 
+// room reports whether c has fewer than max streams open or reserved.
+func (c *h2Conn) room(max int) bool {
+	st := c.cc.State()
+	return st.ActiveStreams+st.Reserved < max
+}
+
 func (c *h2Conn) close() {
 	c.cc.Close()
 	c.once.Do(func() {
@@ -60,11 +66,16 @@ func (p *h2Pool) reserve(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk 
 		var picked *h2Conn
 		var dead []*h2Conn
 		maxAge := cl.HTTPOrDefault().MaxConnectionDuration
+		maxStreams := int(cl.HTTP2OrDefault().MaxConcurrentStreams)
 		for _, c := range p.conns {
 			// Past max_connection_duration a connection takes no new
 			// stream and closes once its streams are done (drained).
 			draining := maxAge > 0 && time.Since(c.born) >= maxAge
-			if picked == nil && !draining && c.cc.TryReserve() {
+			// The cluster's max_concurrent_streams caps a connection's
+			// streams as well as the peer's SETTINGS, as in Envoy. Only
+			// the pool reserves streams, under p.mu: the count cannot
+			// grow between the look and the reservation.
+			if picked == nil && !draining && c.room(maxStreams) && c.cc.TryReserve() {
 				picked = c
 				live = append(live, c)
 				continue
