@@ -13,6 +13,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 )
 
 // DestinationRule cases: load balancing, consistent hashing, connection pools (circuit
@@ -148,6 +153,62 @@ func drEcho(w *world, p *pod, port int) {
 	})}
 	go srv.Serve(ln)
 	w.t.Cleanup(func() { srv.Close() })
+}
+
+// drGRPCEcho serves gRPC (h2c) on p's ip:port as the world's gRPC echo does, waiting for the
+// metadata x-echo-delay first, and says in the header x-remote the address of the connection
+// the call came on.
+func drGRPCEcho(w *world, p *pod, port int) {
+	w.t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(p.ip, strconv.Itoa(port)))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}), grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+		p.hits.Add(1)
+		remote := ""
+		if pr, ok := peer.FromContext(ss.Context()); ok {
+			remote = pr.Addr.String()
+		}
+		ss.SetHeader(metadata.Pairs("x-pod", p.name, "x-remote", remote))
+		var msg []byte
+		if err := ss.RecvMsg(&msg); err != nil {
+			return err
+		}
+		if md, ok := metadata.FromIncomingContext(ss.Context()); ok && len(md.Get("x-echo-delay")) > 0 {
+			if d, err := time.ParseDuration(md.Get("x-echo-delay")[0]); err == nil {
+				time.Sleep(d)
+			}
+		}
+		return ss.SendMsg(&msg)
+	}))
+	go srv.Serve(ln)
+	w.t.Cleanup(srv.Stop)
+}
+
+// drGRPCCall calls /echo.Echo/Say on authority as productpage with metadata md and returns
+// the x-remote the echo answered.
+func drGRPCCall(w *world, authority string, md ...string) (string, error) {
+	src := w.source("productpage")
+	conn, err := grpc.NewClient("passthrough:///"+authority,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return src.Dial(ctx, addr) }),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), md...), 10*time.Second)
+	defer cancel()
+	var header metadata.MD
+	in, out := []byte("ping"), []byte(nil)
+	if err := conn.Invoke(ctx, "/echo.Echo/Say", &in, &out, grpc.Header(&header)); err != nil {
+		return "", err
+	}
+	if v := header.Get("x-remote"); len(v) > 0 {
+		return v[0], nil
+	}
+	return "", fmt.Errorf("no x-remote header")
 }
 
 // drV3 is a DestinationRule with trafficPolicy policy (YAML indented for it) and a subset
@@ -861,6 +922,42 @@ spec:
       http: {maxRetries: 1}
 `)
 				burst("maxRetries 1")
+			},
+		},
+		compatCase{
+			name:      "dr-connection-pool-h2",
+			resources: "DestinationRule connectionPool.http.maxConcurrentStreams 1 (one workload, subset v3, gRPC on 9090, HTTP/2 upstream)",
+			checks:    "3 slow gRPC calls at once reach the workload over 3 upstream connections; with maxConcurrentStreams 100, over one",
+			yaml: drV3(`    connectionPool:
+      http: {maxConcurrentStreams: 1}`),
+			check: func(t *testing.T, w *world, b *base) {
+				p := drAddV3(t, w, b)
+				drGRPCEcho(w, p, 9090)
+				calls := func() int {
+					remotes := make([]drReply, 3)
+					var wg sync.WaitGroup
+					for i := range remotes {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							r, err := drGRPCCall(w, b.vip+":9090", "x-echo-delay", "1s")
+							if err != nil {
+								t.Errorf("gRPC: %v", err)
+							}
+							remotes[i].remote = r
+						}()
+					}
+					wg.Wait()
+					return drDistinct(remotes, func(r drReply) string { return r.remote })
+				}
+				if n := calls(); n != 3 {
+					t.Errorf("3 calls at once over %d connections, want 3", n)
+				}
+				w.applied(drV3Rule(`    connectionPool:
+      http: {maxConcurrentStreams: 100}`))
+				if n := calls(); n != 1 {
+					t.Errorf("with maxConcurrentStreams 100, 3 calls at once over %d connections, want 1", n)
+				}
 			},
 		},
 	)
