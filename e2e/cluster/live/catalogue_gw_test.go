@@ -16,9 +16,8 @@ import (
 )
 
 // versionServices are per-version Services of the reviews workloads, the backendRefs of the
-// Gateway API route cases (a GAMMA route splits by Service, not by subset), and the base
-// world's WorkloadEntries relabelled as ambient pods are (ambientReviews).
-const versionServices = ambientReviews + `---
+// Gateway API route cases (a GAMMA route splits by Service, not by subset).
+const versionServices = `
 apiVersion: v1
 kind: Service
 metadata: {name: reviews-v1, namespace: "{{NS}}"}
@@ -38,37 +37,6 @@ spec:
   - {name: http, port: 9080}
   - {name: grpc, port: 9090}
   - {name: tcp, port: 9300}
-`
-
-// ambientReviews are the base world's WorkloadEntries (reviews-v1 at .11, reviews-v2 at .12)
-// with the label security.istio.io/tlsMode: disabled, as an ambient pod has none. A
-// WorkloadEntry with a service account and no such label is taken by istiod for a sidecar
-// (tlsMode istio): its endpoints in a waypoint's outbound clusters (a route of a Service the
-// waypoint owns naming another Service) are then the pod's own address reached with Istio
-// mTLS (transport_socket_matches tlsMode-istio), not HBONE, which neither the stand-in pods
-// (plaintext echoes behind an HBONE ztunnel) nor an ambient pod would take.
-const ambientReviews = `
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata:
-  name: reviews-v1
-  namespace: "{{NS}}"
-  annotations: {ambient.istio.io/redirection: enabled}
-spec:
-  address: "{{NET}}.11"
-  serviceAccount: bookinfo-reviews
-  labels: {app: reviews, version: v1, security.istio.io/tlsMode: disabled}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata:
-  name: reviews-v2
-  namespace: "{{NS}}"
-  annotations: {ambient.istio.io/redirection: enabled}
-spec:
-  address: "{{NET}}.12"
-  serviceAccount: bookinfo-reviews
-  labels: {app: reviews, version: v2, security.istio.io/tlsMode: disabled}
 `
 
 // noRedirect sends a request as productpage without following a redirect.

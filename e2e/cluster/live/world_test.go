@@ -250,7 +250,11 @@ func (w *world) applied(text string) {
 
 // pod is a workload on the world's loopback range: a WorkloadEntry istiod puts in the
 // waypoint's EDS, its ztunnel (`hbone serve` with the workload's identity on IP:15008) and
-// echo servers on its ports.
+// echo servers on its ports. The WorkloadEntry is an ambient pod as istiod sees one: the
+// annotation ambient.istio.io/redirection: enabled (what istio-cni writes on a captured pod),
+// and security.istio.io/tlsMode: disabled, which is what a pod without a sidecar has (no such
+// label); without it istiod takes a WorkloadEntry with a service account for a sidecar's, and
+// reaches it from a waypoint's outbound clusters with Istio mTLS rather than HBONE.
 type pod struct {
 	name, ip, sa string
 	hits         atomic.Int64 // requests its echo servers received
@@ -285,7 +289,8 @@ metadata:
 spec:
   address: %[3]s
   serviceAccount: %[2]s
-  labels:%[4]s
+  labels:
+    security.istio.io/tlsMode: disabled%[4]s
 `, name, sa, ip, lb.String()))
 	certDir := w.identity(sa)
 	w.start("ztunnel-"+name, nil, env.hbone, "serve", "--listen", net.JoinHostPort(ip, "15008"), "--cert-dir", certDir)
