@@ -35,6 +35,10 @@ const (
 	GatewayAPIVersion = "v1.6.3"
 )
 
+// noInlining compiles the control plane without inlining: about a fifth less compile time for
+// the cold build (which a fresh CI machine pays), for binaries that serve a test's few objects.
+const noInlining = "all=-l"
+
 // Bins are the built control plane: its binaries and the files taken from Istio's and the
 // Gateway API's modules.
 type Bins struct {
@@ -80,7 +84,7 @@ func Build(ctx context.Context, dir string, log io.Writer) (*Bins, error) {
 	}
 	kubeLD := fmt.Sprintf("-s -w -X k8s.io/component-base/version.gitVersion=%s -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=%s",
 		KubernetesVersion, strings.Split(KubernetesVersion, ".")[1])
-	stamp, err := buildStamp(ctx, src, kubeLD, istioLD)
+	stamp, err := buildStamp(ctx, src, kubeLD, istioLD, noInlining)
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +100,9 @@ func Build(ctx context.Context, dir string, log io.Writer) (*Bins, error) {
 		what, module string
 		args         []string
 	}{
-		{"etcd and kube-apiserver", "kube", []string{"build", "-trimpath", "-ldflags", kubeLD, "-o", dir + "/",
+		{"etcd and kube-apiserver", "kube", []string{"build", "-trimpath", "-gcflags", noInlining, "-ldflags", kubeLD, "-o", dir + "/",
 			"k8s.io/kubernetes/cmd/kube-apiserver", "./cmd/etcd"}},
-		{"pilot-discovery and istio-manifests", "istiod", []string{"build", "-trimpath", "-ldflags", "-s -w " + istioLD, "-o", dir + "/",
+		{"pilot-discovery and istio-manifests", "istiod", []string{"build", "-trimpath", "-gcflags", noInlining, "-ldflags", "-s -w " + istioLD, "-o", dir + "/",
 			"istio.io/istio/pilot/cmd/pilot-discovery", "./cmd/istio-manifests"}},
 	}
 	for _, s := range steps {
