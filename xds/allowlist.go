@@ -116,6 +116,8 @@ var allowlist = pbcheck.Allowlist{
 	"envoy.config.core.v3.AggregatedConfigSource":                                                           fields(),
 	"envoy.config.core.v3.TransportSocket":                                                                  fields("name", "typed_config"),
 	"envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer":                                            fields(),
+	"envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport":                   fields("config", "transport_socket"),
+	"envoy.config.core.v3.ProxyProtocolConfig":                                                              fields("version"),
 	"envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport":                     fields("passthrough_metadata", "transport_socket"),
 	"envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport.MetadataValueSource": fields("kind", "name"),
 	"envoy.type.metadata.v3.MetadataKind":                                                                   fields("request", "route", "cluster", "host"),

@@ -89,6 +89,11 @@ type Cluster struct {
 	TunnelAccessLog []*accesslog.Logger
 	TunnelCluster   string
 
+	// ProxyProtocol is the PROXY protocol header each upstream connection
+	// starts with (an upstream_proxy_protocol transport socket, inside
+	// internal_upstream or not), carrying the downstream's source and
+	// original destination; ProxyProtocolNone when there is none.
+	ProxyProtocol ProxyProtocolVersion
 	// TCPKeepalive is upstream_connection_options.tcp_keepalive: TCP
 	// keep-alive on the cluster's plaintext connections. nil when absent
 	// (keep-alive off, as in Envoy). HBONE connections have the HBONE

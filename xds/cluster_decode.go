@@ -107,16 +107,27 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string][]Endpoint) (*Cluster, 
 	}
 
 	if isInternalUpstream(pb.GetTransportSocket()) {
-		innerTLS, err := decodeInternalUpstream(pb.GetTransportSocket())
+		innerTLS, pp, err := decodeInternalUpstream(pb.GetTransportSocket())
 		if err != nil {
 			return nil, at("transport_socket", err)
 		}
-		c.Transport = transportInternal
+		c.Transport, c.ProxyProtocol = transportInternal, pp
 		if innerTLS {
 			c.Refusal = "TLS inside internal_upstream (double HBONE, multi-network) is not supported yet"
 		}
-	} else if c.Transport, c.UpstreamTLS, err = decodeTransportSocket(pb.GetTransportSocket()); err != nil {
-		return nil, at("transport_socket", err)
+	} else {
+		ts, pp, err := unwrapProxyProtocol(pb.GetTransportSocket())
+		if err != nil {
+			return nil, at("transport_socket", err)
+		}
+		path := "transport_socket"
+		if pp != ProxyProtocolNone {
+			path += ".typed_config.transport_socket"
+		}
+		if c.Transport, c.UpstreamTLS, err = decodeTransportSocket(ts); err != nil {
+			return nil, at(path, err)
+		}
+		c.ProxyProtocol = pp
 	}
 	if len(pb.GetTransportSocketMatches()) > 0 {
 		if err := decodeTransportSocketMatches(pb, c, edsService); err != nil {

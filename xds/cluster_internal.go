@@ -72,25 +72,36 @@ func decodeOriginalDst(pb *clusterv3.Cluster, c *Cluster) error {
 // metadata named in passthrough_metadata goes with the connection
 // (original_dst's local: the pod address; istio's: telemetry). It reports
 // whether the inner socket is TLS (double HBONE, which the waypoint decodes
-// but does not serve). Errors are relative to the transport_socket.
-func decodeInternalUpstream(ts *corev3.TransportSocket) (innerTLS bool, err error) {
+// but does not serve), and the PROXY protocol header the connections start
+// with when the inner socket is an upstream_proxy_protocol one (around
+// raw_buffer: the header goes first into the tunnel, as through Envoy's
+// internal listener). Errors are relative to the transport_socket.
+func decodeInternalUpstream(ts *corev3.TransportSocket) (innerTLS bool, pp ProxyProtocolVersion, err error) {
 	var iu internalupstreamv3.InternalUpstreamTransport
 	if err := unpack(ts.GetTypedConfig(), &iu); err != nil {
-		return false, at("typed_config", err)
+		return false, 0, at("typed_config", err)
 	}
 	for i, m := range iu.GetPassthroughMetadata() {
 		if m.GetKind().GetHost() == nil && m.GetKind().GetCluster() == nil {
-			return false, errAt("typed_config."+idx("passthrough_metadata", i)+".kind", "only host and cluster metadata are supported")
+			return false, 0, errAt("typed_config."+idx("passthrough_metadata", i)+".kind", "only host and cluster metadata are supported")
 		}
 	}
 	if iu.GetTransportSocket() == nil {
-		return false, errAt("typed_config.transport_socket", "required (raw_buffer)")
+		return false, 0, errAt("typed_config.transport_socket", "required (raw_buffer)")
 	}
-	inner, _, err := decodeTransportSocket(iu.GetTransportSocket())
+	innerTS, pp, err := unwrapProxyProtocol(iu.GetTransportSocket())
 	if err != nil {
-		return false, at("typed_config.transport_socket", err)
+		return false, 0, at("typed_config.transport_socket", err)
 	}
-	return inner == TransportHBONE, nil
+	path := "typed_config.transport_socket"
+	if pp != ProxyProtocolNone {
+		path += ".typed_config.transport_socket"
+	}
+	inner, _, err := decodeTransportSocket(innerTS)
+	if err != nil {
+		return false, 0, at(path, err)
+	}
+	return inner == TransportHBONE, pp, nil
 }
 
 // decodeTransportSocketMatches picks, for the cluster's endpoints, the
@@ -107,6 +118,7 @@ func decodeTransportSocketMatches(pb *clusterv3.Cluster, c *Cluster, edsService 
 	type choice struct {
 		t   Transport
 		tls UpstreamTLS
+		pp  ProxyProtocolVersion
 		err error
 	}
 	matches := pb.GetTransportSocketMatches()
@@ -114,15 +126,23 @@ func decodeTransportSocketMatches(pb *clusterv3.Cluster, c *Cluster, edsService 
 	for i, m := range matches {
 		path := idx("transport_socket_matches", i) + ".transport_socket"
 		if isInternalUpstream(m.GetTransportSocket()) {
-			innerTLS, err := decodeInternalUpstream(m.GetTransportSocket())
+			innerTLS, pp, err := decodeInternalUpstream(m.GetTransportSocket())
 			if err == nil && innerTLS {
 				err = errAt("typed_config.transport_socket", "TLS inside internal_upstream (double HBONE) is not supported yet")
 			}
-			choices[i] = choice{t: transportInternal, err: at(path, err)}
+			choices[i] = choice{t: transportInternal, pp: pp, err: at(path, err)}
 			continue
 		}
-		t, tls, err := decodeTransportSocket(m.GetTransportSocket())
-		choices[i] = choice{t: t, tls: tls, err: at(path, err)}
+		ts, pp, err := unwrapProxyProtocol(m.GetTransportSocket())
+		if err != nil {
+			choices[i] = choice{err: at(path, err)}
+			continue
+		}
+		if pp != ProxyProtocolNone {
+			path += ".typed_config.transport_socket"
+		}
+		t, tls, err := decodeTransportSocket(ts)
+		choices[i] = choice{t: t, tls: tls, pp: pp, err: at(path, err)}
 	}
 	picked := -2 // not yet; -1 is the cluster's own transport_socket
 	for j, ep := range c.Endpoints {
@@ -148,7 +168,7 @@ func decodeTransportSocketMatches(pb *clusterv3.Cluster, c *Cluster, edsService 
 		picked = k
 	}
 	if picked >= 0 {
-		c.Transport, c.UpstreamTLS = choices[picked].t, choices[picked].tls
+		c.Transport, c.UpstreamTLS, c.ProxyProtocol = choices[picked].t, choices[picked].tls, choices[picked].pp
 	}
 	return nil
 }

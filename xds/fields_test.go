@@ -5,6 +5,7 @@ import (
 
 	httpinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
 	internalupstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/internal_upstream/v3"
+	proxyprotocolv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/proxy_protocol/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"testing"
 
@@ -106,6 +107,7 @@ func TestAllowlistIsConsistent(t *testing.T) {
 		&networkinputsv3.SourceIPInput{}, &networkinputsv3.SourcePortInput{},
 		&networkinputsv3.ApplicationProtocolInput{}, &httpinspectorv3.HttpInspector{},
 		&internalupstreamv3.InternalUpstreamTransport{}, &tlsv3.DownstreamTlsContext{},
+		&proxyprotocolv3.ProxyProtocolUpstreamTransport{},
 	}
 	var descs []protoreflect.MessageDescriptor
 	for _, r := range roots {

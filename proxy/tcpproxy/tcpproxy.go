@@ -51,7 +51,7 @@ func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy,
 		pc.Destination = d.Destination() // for a cluster whose host is the destination (encap)
 	}
 	pc.Hash, pc.HasHash = hash(tp, info)
-	up, ep, done, err := p.Clusters.ConnectTCPTo(ctx, snap, tp.Cluster, pc)
+	up, ep, done, err := p.Clusters.ConnectTCPTo(ctx, snap, tp.Cluster, pc, info)
 	if err != nil {
 		p.report(snap, tp, info, nil, start, ep, relay.Result{}, err)
 		down.Refuse(err)

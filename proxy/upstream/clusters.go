@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
@@ -116,14 +117,16 @@ func (p *pick) takeRequest(c *Clusters, cl *xds.Cluster) error {
 // to it for a tcp_proxy, holding a max_connections slot for the stream's
 // life. done must be called once the stream ends.
 func (c *Clusters) ConnectTCP(ctx context.Context, snap *xds.Snapshot, name string) (conn relay.Conn, host netip.AddrPort, done func(), err error) {
-	return c.ConnectTCPTo(ctx, snap, name, lb.PickContext{})
+	return c.ConnectTCPTo(ctx, snap, name, lb.PickContext{}, nil)
 }
 
 // ConnectTCPTo is ConnectTCP with what the pick may depend on: the
 // stream's original destination (pc.Destination, the host of a cluster
 // whose host is the destination: xds.Cluster.OriginalDestination, istiod's
-// encap) and the tcp_proxy's hash (pc.Hash, for ring hash and Maglev).
-func (c *Clusters) ConnectTCPTo(ctx context.Context, snap *xds.Snapshot, name string, pc lb.PickContext) (conn relay.Conn, host netip.AddrPort, done func(), err error) {
+// encap) and the tcp_proxy's hash (pc.Hash, for ring hash and Maglev);
+// down is where the stream comes from, for a cluster whose connections
+// start with a PROXY protocol header (nil: unknown).
+func (c *Clusters) ConnectTCPTo(ctx context.Context, snap *xds.Snapshot, name string, pc lb.PickContext, down *filters.Downstream) (conn relay.Conn, host netip.AddrPort, done func(), err error) {
 	cl := snap.Cluster(name)
 	cs := c.LB.Cluster(name)
 	if cl == nil || cs == nil {
@@ -142,7 +145,7 @@ func (c *Clusters) ConnectTCPTo(ctx context.Context, snap *xds.Snapshot, name st
 		return nil, netip.AddrPort{}, nil, status.New(status.NoHealthyUpstream, fmt.Errorf("cluster %q has no healthy endpoint", name))
 	}
 	end := h.Begin()
-	conn, err = c.Dialer.Dial(ctx, cl, h.Addr, h.Identity)
+	conn, err = c.Dialer.DialWith(ctx, cl, h.Addr, h.Identity, proxyHeader(cl.ProxyProtocol, down))
 	if err != nil {
 		end(lb.ConnectFailed)
 		release()

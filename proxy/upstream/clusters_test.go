@@ -220,7 +220,7 @@ func TestConnectTCPHash(t *testing.T) {
 			hosts := map[uint64]map[string]bool{}
 			for i := range 40 {
 				h := uint64(i%3) * 0x9e3779b97f4a7c15 // 3 hashes over 2 hosts: round robin does not line up with them
-				conn, host, done, err := c.ConnectTCPTo(context.Background(), snap, "c0", lb.PickContext{Hash: h, HasHash: true})
+				conn, host, done, err := c.ConnectTCPTo(context.Background(), snap, "c0", lb.PickContext{Hash: h, HasHash: true}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -84,6 +84,20 @@ func (d *Dialer) Dial(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort,
 	return conn, nil
 }
 
+// DialWith is Dial for a connection that starts with header (a PROXY
+// protocol header; nil: none), written before the connection is returned.
+func (d *Dialer) DialWith(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID, header []byte) (relay.Conn, error) {
+	conn, err := d.Dial(ctx, cl, addr, id)
+	if err != nil || len(header) == 0 {
+		return conn, err
+	}
+	if _, err := conn.Write(header); err != nil {
+		conn.Close()
+		return nil, status.New(status.ConnectFailure, &ConnectError{Cluster: cl.Name, Endpoint: addr, Err: err})
+	}
+	return conn, nil
+}
+
 // tunnelFailed writes the tunnel's access_log for a failed HBONE dial of
 // a folded cluster, as Envoy's connect_originate tcp_proxy logs a tunnel it
 // could not connect: flag UF, the pod's HBONE address as the upstream

@@ -51,6 +51,7 @@ type h1Conn struct {
 	release   func() // the max_connections slot
 	requests  uint32
 	born      time.Time // when it was opened (max_connection_duration)
+	single    bool      // serves one exchange: it began with a PROXY protocol header
 	idleSince time.Time
 	gone      atomic.Bool // closed
 
@@ -85,7 +86,7 @@ func (p *h1Pool) popIdleLocked(opts xds.HTTPOptions) *h1Conn {
 // request if one waits, else idle. It closes c when the pool is closed or
 // the connection served its max_requests_per_connection.
 func (p *h1Pool) put(c *h1Conn, opts xds.HTTPOptions) {
-	if opts.MaxRequestsPerConnection > 0 && c.requests >= opts.MaxRequestsPerConnection || c.expired(opts) {
+	if c.single || opts.MaxRequestsPerConnection > 0 && c.requests >= opts.MaxRequestsPerConnection || c.expired(opts) {
 		c.close()
 		return
 	}
@@ -209,7 +210,7 @@ func (p *h1Pool) acquire(cs *Clusters, cl *xds.Cluster, x *exchange, opts xds.HT
 		if dial {
 			p.open++
 			p.mu.Unlock()
-			c, err := p.dial(x.ctx, cs, cl, &x.pick, release)
+			c, err := p.dial(x.ctx, cs, cl, &x.pick, release, proxyHeader(cl.ProxyProtocol, x.down))
 			if err != nil {
 				p.lost()
 			}
@@ -269,16 +270,18 @@ func (p *h1Pool) passOn() {
 }
 
 // dial opens a new connection holding release, its max_connections slot
-// (nil: none), for its life; release is called if the dial fails.
-func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick, release func()) (*h1Conn, error) {
-	rwc, err := cs.Dialer.Dial(ctx, cl, pk.host.Addr, pk.host.Identity)
+// (nil: none), for its life; release is called if the dial fails. A
+// connection that starts with the PROXY protocol header pp serves one
+// exchange.
+func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick, release func(), pp []byte) (*h1Conn, error) {
+	rwc, err := cs.Dialer.DialWith(ctx, cl, pk.host.Addr, pk.host.Identity, pp)
 	if err != nil {
 		if release != nil {
 			release()
 		}
 		return nil, err
 	}
-	return &h1Conn{pool: p, rwc: rwc, cc: http1.NewClientConn(rwc, http1.ClientConfig{}), release: release, born: time.Now()}, nil
+	return &h1Conn{pool: p, rwc: rwc, cc: http1.NewClientConn(rwc, http1.ClientConfig{}), release: release, born: time.Now(), single: pp != nil}, nil
 }
 
 // roundTrip sends the exchange's request on a pooled or new connection

@@ -24,6 +24,9 @@ type h2Pool struct {
 	conns  []*h2Conn
 	dial   *dialWait // the dial in flight, nil if none
 	closed bool
+	// pp is the PROXY protocol header a connection starts with, for the
+	// pool of one request of a cluster that sends one (see proxyproto.go).
+	pp []byte
 }
 
 type h2Conn struct {
@@ -145,7 +148,7 @@ func (p *h2Pool) newConn(cs *Clusters, cl *xds.Cluster, pk *pick) (*h2Conn, erro
 			return nil, status.New(status.Overflow, errors.New("max_connections reached"))
 		}
 	}
-	rwc, err := cs.Dialer.Dial(context.Background(), cl, pk.host.Addr, pk.host.Identity)
+	rwc, err := cs.Dialer.DialWith(context.Background(), cl, pk.host.Addr, pk.host.Identity, p.pp)
 	if err != nil {
 		if release != nil {
 			release()
@@ -192,10 +195,17 @@ func (p *h2Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Resp
 		if cancel != nil {
 			cancel()
 		}
+		if p.pp != nil {
+			p.Close()
+		}
 		x.pick.done(lb.Status(resp.Status))
 		return resp, nil
 	}
-	resp.Body = &h2Body{r: resp.Body, pk: x.pick, status: resp.Status, cancel: cancel}
+	b := &h2Body{r: resp.Body, pk: x.pick, status: resp.Status, cancel: cancel}
+	if p.pp != nil {
+		b.own = p
+	}
+	resp.Body = b
 	return resp, nil
 }
 
@@ -222,6 +232,7 @@ type h2Body struct {
 	pk     pick
 	status int
 	cancel context.CancelFunc // the deadline's, if any
+	own    *h2Pool            // a pool of this exchange alone, closed with it; nil if none
 	once   sync.Once
 }
 
@@ -250,6 +261,9 @@ func (b *h2Body) Close() error {
 	b.once.Do(func() {
 		if b.cancel != nil {
 			b.cancel()
+		}
+		if b.own != nil {
+			b.own.Close()
 		}
 		b.pk.done(lb.Status(b.status))
 	})

@@ -47,14 +47,22 @@ func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 			proto = xds.UpstreamHTTP2
 		}
 	}
-	x := exchange{ctx: ctx, deadline: ureq.Deadline, pick: p, req: ureq.Request}
+	x := exchange{ctx: ctx, deadline: ureq.Deadline, pick: p, req: ureq.Request, down: ureq.Downstream}
 	var resp *l7.Response
 	switch proto {
 	case xds.UpstreamHTTP2:
 		// A stream reserved on a connection cannot be given back: the
 		// max_requests slot comes first.
 		if err = x.pick.takeRequest(u.c, cl); err == nil {
-			resp, err = u.c.http.h2(cl, p.host.Addr).roundTrip(u.c, cl, &x)
+			pool := u.c.http.h2(cl, p.host.Addr)
+			if cl.ProxyProtocol != xds.ProxyProtocolNone {
+				// A connection of this request alone (proxyproto.go),
+				// closed with its response.
+				pool = &h2Pool{pp: proxyHeader(cl.ProxyProtocol, ureq.Downstream)}
+			}
+			if resp, err = pool.roundTrip(u.c, cl, &x); err != nil && pool.pp != nil {
+				pool.Close()
+			}
 		}
 	default:
 		resp, err = u.c.http.h1(cl, p.host.Addr).roundTrip(u.c, cl, &x)
@@ -84,6 +92,7 @@ type exchange struct {
 	deadline time.Time       // zero: none
 	pick     pick
 	req      *l7.Request
+	down     *filters.Downstream // where the request came from (PROXY protocol)
 }
 
 // expired reports whether the exchange's deadline has passed.
