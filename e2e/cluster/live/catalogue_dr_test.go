@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -155,6 +156,52 @@ func drEcho(w *world, p *pod, port int) {
 	w.t.Cleanup(func() { srv.Close() })
 }
 
+// drPPEcho is drEcho behind a PROXY protocol v1 reader: each connection's header line (its
+// first) is taken off and said in x-proxy, without its CRLF.
+func drPPEcho(w *world, p *pod, port int) {
+	w.t.Helper()
+	inner, err := net.Listen("tcp", net.JoinHostPort(p.ip, strconv.Itoa(port)))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	type key struct{}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		p.hits.Add(1)
+		line, _ := r.Context().Value(key{}).(string)
+		rw.Header().Set("x-pod", p.name)
+		rw.Header().Set("x-proxy", strings.TrimRight(line, "\r\n"))
+		json.NewEncoder(rw).Encode(echoReply{Pod: p.name, Method: r.Method, Path: r.URL.RequestURI(), Host: r.Host, Headers: r.Header})
+	}), ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, key{}, c.(*drPPConn).line)
+	}}
+	go srv.Serve(drPPListener{inner})
+	w.t.Cleanup(func() { srv.Close() })
+}
+
+// drPPListener reads the first line of each connection it accepts.
+type drPPListener struct{ net.Listener }
+
+func (l drPPListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	r := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, _ := r.ReadString('\n')
+	c.SetReadDeadline(time.Time{})
+	return &drPPConn{Conn: c, r: r, line: line}, nil
+}
+
+// drPPConn is a connection whose first line was read off.
+type drPPConn struct {
+	net.Conn
+	r    *bufio.Reader
+	line string
+}
+
+func (c *drPPConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
 // drGRPCEcho serves gRPC (h2c) on p's ip:port as the world's gRPC echo does, waiting for the
 // metadata x-echo-delay first, and says in the header x-remote the address of the connection
 // the call came on.
@@ -247,8 +294,14 @@ spec:
 // until a request reaches it.
 func drAddV3(t *testing.T, w *world, b *base) *pod {
 	t.Helper()
+	return drAddV3With(t, w, b, drEcho)
+}
+
+// drAddV3With is drAddV3 with echo serving 9080.
+func drAddV3With(t *testing.T, w *world, b *base, echo func(*world, *pod, int)) *pod {
+	t.Helper()
 	p := w.workload("reviews-v3", "bookinfo-reviews", map[string]string{"app": "reviews", "version": "v3"})
-	drEcho(w, p, 9080)
+	echo(w, p, 9080)
 	w.eventually(30*time.Second, "a request reaches reviews-v3", func() error {
 		r, err := drGet(w.source("productpage").HTTP(), b, "/", nil)
 		if err != nil || r.pod != "reviews-v3" {
@@ -957,6 +1010,27 @@ spec:
       http: {maxConcurrentStreams: 100}`))
 				if n := calls(); n != 1 {
 					t.Errorf("with maxConcurrentStreams 100, 3 calls at once over %d connections, want 1", n)
+				}
+			},
+		},
+		compatCase{
+			name:      "dr-proxy-protocol",
+			resources: "DestinationRule trafficPolicy.proxyProtocol version V1 (one workload, subset v3, behind a PROXY protocol reader)",
+			checks:    "each connection to the workload starts with `PROXY TCP4 <source> <VIP> <port> 9080`: the downstream's source and original destination, through the HBONE tunnel",
+			yaml:      drV3(`    proxyProtocol: {version: V1}`),
+			check: func(t *testing.T, w *world, b *base) {
+				drAddV3With(t, w, b, drPPEcho)
+				want := regexp.MustCompile(`^PROXY TCP4 [0-9.]+ ` + regexp.QuoteMeta(b.vip) + ` [0-9]+ 9080$`)
+				for range 3 {
+					req, _ := http.NewRequest("GET", b.url("/"), nil)
+					resp, err := w.source("productpage").HTTP().Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if got := resp.Header.Get("x-proxy"); resp.StatusCode != 200 || !want.MatchString(got) {
+						t.Errorf("%d, the connection began with %q, want %s", resp.StatusCode, got, want)
+					}
 				}
 			},
 		},
