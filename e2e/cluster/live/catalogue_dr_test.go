@@ -865,7 +865,7 @@ spec:
         connectTimeout: 2s
         maxConnectionDuration: 2s`),
 			check: func(t *testing.T, w *world, b *base) {
-				drAddV3(t, w, b)
+				w.tcpEcho(drAddV3(t, w, b), 9300) // the TCP port's traffic may go to any workload
 				first := drCall(t, w, b, "/", nil)
 				again := drCall(t, w, b, "/", nil)
 				if first.remote == "" || again.remote != first.remote {
