@@ -758,7 +758,7 @@ metadata:
 spec:
   address: "{{NET}}.11"
   serviceAccount: bookinfo-reviews
-  labels: {app: reviews, version: v1}
+  labels: {security.istio.io/tlsMode: disabled, app: reviews, version: v1}
   locality: region1/zone1/sub1
 ---
 apiVersion: networking.istio.io/v1
@@ -770,7 +770,7 @@ metadata:
 spec:
   address: "{{NET}}.12"
   serviceAccount: bookinfo-reviews
-  labels: {app: reviews, version: v2}
+  labels: {security.istio.io/tlsMode: disabled, app: reviews, version: v2}
   locality: region2/zone2/sub2
 ---
 apiVersion: networking.istio.io/v1
