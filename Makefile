@@ -29,9 +29,10 @@ cluster:
 ## e2e-istio: the waypoint under a live istiod (e2e/cluster/live: TestWaypointUnderIstiod and the
 ## catalogue of docs/istio-compat.md); COMPAT_DOC=1 rewrites that table from the run's results.
 ## The control plane's first build takes 10 to 20 minutes; later runs reuse bin/cluster.
-LIVE_FLAGS ?= -count=1 -timeout 60m
+LIVE_FLAGS ?= -count=1 -timeout 30m -parallel 4
 e2e-istio:
 	cd e2e/cluster && $(GO) vet ./...
+	cd e2e/cluster && $(GO) run ./cmd/cluster -build-only
 	cd e2e/cluster && $(GO) test $(LIVE_FLAGS) $(if $(COMPAT_DOC),./live -args -compat-doc $(CURDIR)/docs/istio-compat.md,./...)
 
 fmt-check:
