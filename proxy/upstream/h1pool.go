@@ -455,11 +455,13 @@ func (b *h1Body) Close() error {
 	b.closed = true
 	c, pk, status := b.c, b.pk, b.status
 	intact := c.unbound()
+	// The exchange ends (its max_requests slot freed) before the connection goes to a
+	// pending request, which takes that slot when it attaches.
+	pk.done(lb.Status(status))
 	if b.eof && intact && c.cc.Reusable() {
 		c.pool.put(c, b.opts)
 	} else {
 		c.close()
 	}
-	pk.done(lb.Status(status))
 	return nil
 }
