@@ -238,14 +238,19 @@ func startPod(t *testing.T, ip, version string, src *certs.Source) *pod {
 
 // client is a source ztunnel for one identity: a plaintext listener per
 // authority, carried to the waypoint over HBONE.
+//
+// Its local addresses take ports from one counter for the whole package, so that no test
+// listens where an earlier one did (a connect to an address whose last connections are still
+// closing can be reset).
 type client struct {
 	t     *testing.T
 	pool  *hbone.Pool
 	src   *certs.Source
-	next  int
 	base  string
 	addrs map[string]string // authority -> a local address of via
 }
+
+var clientPorts atomic.Int32
 
 func newClient(t *testing.T, dir string, id spiffe.ID, base string) *client {
 	src, err := certs.NewSource(certs.IdentityDir(dir, id), certs.SourceOptions{Logger: quietLog()})
@@ -260,8 +265,7 @@ func newClient(t *testing.T, dir string, id spiffe.ID, base string) *client {
 // to returns a local address whose connections reach authority through
 // the waypoint.
 func (c *client) to(authority string) string {
-	c.next++
-	ln := listen(c.t, fmt.Sprintf("%s:%d", c.base, 20000+c.next))
+	ln := listen(c.t, fmt.Sprintf("%s:%d", c.base, 20000+clientPorts.Add(1)))
 	wp := spiffe.ID{TrustDomain: "cluster.local", Namespace: "default", ServiceAccount: "waypoint"}
 	s := &ztunnel.Source{Pool: c.pool, Via: netip.MustParseAddrPort(wpAddr), Authority: authority,
 		PeerKey: wp.String(), TLS: c.src.ClientTLSConfig(certs.PeerExpectation{ID: wp}), Log: quietLog()}
