@@ -698,6 +698,12 @@ spec:
 						t.Errorf("a denied request reached ratings-1")
 					}
 				}
+				w.eventually(20*time.Second, "pod-addressed traffic through the waypoint", func() error {
+					if code, _, err := w.call("productpage", "GET", pod+"/x", nil); err != nil || code != 200 {
+						return fmt.Errorf("%d %v", code, err)
+					}
+					return nil
+				})
 				podHTTP(403)
 				// A DENY rule's HTTP-only fields are dropped for TCP (istiod): the
 				// direct-tcp chain's network RBAC refuses every connection.
@@ -709,8 +715,9 @@ spec:
 					t.Errorf("a denied TCP connection reached ratings-1")
 				}
 				expect(t, w, b, "GET", "/", nil, 200, "")
-				if code, _, err := w.call("productpage", "GET", "http://"+details.ip+":9080/", nil); err == nil {
-					t.Errorf("details-1, not bound to the waypoint, answered %d through it", code)
+				if resp, err := w.source("productpage").FreshHTTP().Get("http://" + details.ip + ":9080/"); err == nil {
+					resp.Body.Close()
+					t.Errorf("details-1, not bound to the waypoint, answered %d through it", resp.StatusCode)
 				}
 				if details.hits.Load() != 0 {
 					t.Errorf("details-1 was reached")
@@ -729,8 +736,9 @@ spec:
 				if name, err := w.tcpCall("productpage", ratings.ip+":9300"); err != nil || name != "ratings-1" {
 					t.Errorf("TCP to %s:9300: %q %v", ratings.ip, name, err)
 				}
-				if code, _, err := w.call("productpage", "GET", b.url("/"), nil); err == nil {
-					t.Errorf("the reviews VIP answered %d through a waypoint for workloads only", code)
+				if resp, err := w.source("productpage").FreshHTTP().Get(b.url("/")); err == nil {
+					resp.Body.Close()
+					t.Errorf("the reviews VIP answered %d through a waypoint for workloads only", resp.StatusCode)
 				}
 			},
 		},
@@ -789,8 +797,9 @@ spec:
 				url := "http://" + svc.Spec.ClusterIP + ":9080/"
 				refused := func(when string) {
 					t.Helper()
-					if code, _, err := w.call("productpage", "GET", url, nil); err == nil {
-						t.Errorf("%s: the other namespace's VIP answered %d through the waypoint", when, code)
+					if resp, err := w.source("productpage").FreshHTTP().Get(url); err == nil {
+						resp.Body.Close()
+						t.Errorf("%s: the other namespace's VIP answered %d through the waypoint", when, resp.StatusCode)
 					}
 					expect(t, w, b, "GET", "/", nil, 200, "")
 				}
@@ -823,8 +832,9 @@ metadata:
   labels: {istio.io/dataplane-mode: ambient, team: reviews}
 ---` + gatewayAllowing(`{from: Selector, selector: {matchLabels: {team: reviews}}}`))
 				w.eventually(20*time.Second, "the other namespace's Service no longer served", func() error {
-					if code, _, err := w.call("productpage", "GET", url, nil); err == nil {
-						return fmt.Errorf("answered %d", code)
+					if resp, err := w.source("productpage").FreshHTTP().Get(url); err == nil {
+						resp.Body.Close()
+						return fmt.Errorf("answered %d", resp.StatusCode)
 					}
 					return nil
 				})

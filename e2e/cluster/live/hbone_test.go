@@ -24,8 +24,9 @@ type source struct {
 	waypoint string // ip:15008
 	tls      *tls.Config
 
-	mu sync.Mutex
-	cc *http2.ClientConn
+	mu     sync.Mutex
+	cc     *http2.ClientConn
+	client *http.Client // HTTP's, with one transport for the source's life
 }
 
 // newSource loads the identity in dir (cert-chain.pem, key.pem, root-cert.pem of `waypoint
@@ -69,11 +70,12 @@ func newSource(dir, waypoint string) (*source, error) {
 	return &source{waypoint: waypoint, tls: conf}, nil
 }
 
-// conn is the HTTP/2 connection to the waypoint, dialled when there is none usable.
-func (s *source) conn(ctx context.Context) (*http2.ClientConn, error) {
+// conn is the HTTP/2 connection to the waypoint, dialled when there is none usable (or
+// when stale, the one that just failed, is the one in use).
+func (s *source) conn(ctx context.Context, stale *http2.ClientConn) (*http2.ClientConn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cc != nil && s.cc.CanTakeNewRequest() {
+	if s.cc != nil && s.cc != stale && s.cc.CanTakeNewRequest() {
 		return s.cc, nil
 	}
 	d := tls.Dialer{Config: s.tls, NetDialer: &net.Dialer{Timeout: 5 * time.Second}}
@@ -90,12 +92,26 @@ func (s *source) conn(ctx context.Context) (*http2.ClientConn, error) {
 	return cc, nil
 }
 
-// Dial opens an HBONE tunnel to authority (ip:port) through the waypoint.
+// Dial opens an HBONE tunnel to authority (ip:port) through the waypoint. A CONNECT that
+// finds the connection unusable (its streams all taken, or going away, between the check and
+// the send) goes once more on a new connection, as ztunnel's pool does.
 func (s *source) Dial(ctx context.Context, authority string) (net.Conn, error) {
-	cc, err := s.conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("hbone: dial the waypoint %s: %w", s.waypoint, err)
+	var stale *http2.ClientConn
+	for attempt := 0; ; attempt++ {
+		cc, err := s.conn(ctx, stale)
+		if err != nil {
+			return nil, fmt.Errorf("hbone: dial the waypoint %s: %w", s.waypoint, err)
+		}
+		t, err := s.connect(ctx, cc, authority)
+		if err != nil && attempt == 0 && !cc.CanTakeNewRequest() {
+			stale = cc
+			continue
+		}
+		return t, err
 	}
+}
+
+func (s *source) connect(ctx context.Context, cc *http2.ClientConn, authority string) (net.Conn, error) {
 	pr, pw := io.Pipe()
 	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Host: authority}, Host: authority,
 		Header: http.Header{}, Body: pr, ContentLength: -1}
@@ -114,18 +130,39 @@ func (s *source) Dial(ctx context.Context, authority string) (net.Conn, error) {
 }
 
 // HTTP is an HTTP/1.1 client whose every connection is a tunnel: a URL's host:port is the
-// original destination (a service VIP or a pod address), never dialled directly.
+// original destination (a service VIP or a pod address), never dialled directly. The clients
+// share one transport (its idle tunnels reused, at most 8 per destination); each is a copy
+// that a caller may change (CheckRedirect, Timeout).
 func (s *source) HTTP() *http.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client == nil {
+		s.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			DialContext:         func(ctx context.Context, _, addr string) (net.Conn, error) { return s.Dial(ctx, addr) },
+			MaxIdleConnsPerHost: 8,
+		}}
+	}
+	c := *s.client
+	return &c
+}
+
+// FreshHTTP is an HTTP/1.1 client with a transport of its own: its requests open new
+// tunnels, for a check that a new connection is refused (an idle tunnel of HTTP's, opened
+// before a config change, would go on with the chain it started with).
+func (s *source) FreshHTTP() *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext:       func(ctx context.Context, _, addr string) (net.Conn, error) { return s.Dial(ctx, addr) },
-		DisableKeepAlives: false, MaxIdleConnsPerHost: 4,
+		DisableKeepAlives: true,
 	}}
 }
 
-// Close closes the connection to the waypoint.
+// Close closes the tunnels and the connection to the waypoint.
 func (s *source) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.client != nil {
+		s.client.Transport.(*http.Transport).CloseIdleConnections()
+	}
 	if s.cc != nil {
 		s.cc.Close()
 	}
