@@ -2,6 +2,7 @@ package waypoint
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -84,28 +85,30 @@ func TestRefusedPushCounted(t *testing.T) {
 	if err := e.cp.Push(bad); err != nil {
 		t.Fatal(err)
 	}
+	// The client counts a refusal in each family in turn: wait until a scrape sees them all
+	// agree with the refusals the client noted.
 	deadline := time.Now().Add(10 * time.Second)
-	var after map[string]float64
 	for {
-		after = xdsStats(t, hc)
-		if after["envoy_cluster_manager_cds_update_rejected"] > before["envoy_cluster_manager_cds_update_rejected"] {
+		after := xdsStats(t, hc)
+		n, _ := e.w.ads.NACKs()
+		var wrong []string
+		for name, want := range map[string]float64{
+			"envoy_cluster_manager_cds_update_rejected":         before["envoy_cluster_manager_cds_update_rejected"] + float64(n),
+			"waypoint_xds_update_rejected_total/" + clusterType: before["waypoint_xds_update_rejected_total/"+clusterType] + float64(n),
+			"envoy_listener_manager_lds_update_rejected":        before["envoy_listener_manager_lds_update_rejected"],
+			"envoy_control_plane_connected_state":               1,
+		} {
+			if after[name] != want {
+				wrong = append(wrong, fmt.Sprintf("%s = %v, want %v", name, after[name], want))
+			}
+		}
+		if n > 0 && len(wrong) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no CDS rejection counted: %v", after)
+			t.Fatalf("after %d refusals: %s", n, strings.Join(wrong, "; "))
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-	n, _ := e.w.ads.NACKs()
-	for name, want := range map[string]float64{
-		"envoy_cluster_manager_cds_update_rejected":         before["envoy_cluster_manager_cds_update_rejected"] + float64(n),
-		"waypoint_xds_update_rejected_total/" + clusterType: before["waypoint_xds_update_rejected_total/"+clusterType] + float64(n),
-		"envoy_listener_manager_lds_update_rejected":        before["envoy_listener_manager_lds_update_rejected"],
-		"envoy_control_plane_connected_state":               1,
-	} {
-		if after[name] != want {
-			t.Errorf("%s = %v, want %v", name, after[name], want)
-		}
 	}
 	// The refused CDS version is not in force (the snapshot's version is
 	// LDS/CDS).
