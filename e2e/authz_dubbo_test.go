@@ -16,6 +16,7 @@ import (
 	"time"
 
 	hessian "github.com/apache/dubbo-go-hessian2"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -150,7 +151,18 @@ func TestAuthorizationPoliciesDubbo(t *testing.T) {
 		}
 	})
 
-	after := scrape(t, e.metricsURL())
+	// A call's metrics are recorded as its stream ends, which may be just
+	// after the consumer has read the reply.
+	wantDubbo := float64(len(cases) + 1)
+	dubboLabels := map[string]string{"reporter": "waypoint", "request_protocol": "dubbo"}
+	after := scrapeUntil(t, e.metricsURL(), func(f map[string]*dto.MetricFamily) bool {
+		for _, name := range []string{"istio_requests_total", "istio_request_bytes", "istio_request_duration_milliseconds"} {
+			if sumMetric(f, name, dubboLabels)-sumMetric(before, name, dubboLabels) < wantDubbo {
+				return false
+			}
+		}
+		return true
+	})
 	t.Run("decisions are counted per policy", func(t *testing.T) {
 		perPolicy := map[string]float64{}
 		for _, tc := range cases {
