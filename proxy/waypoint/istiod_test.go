@@ -1,7 +1,7 @@
 package waypoint
 
 // This file replays the xDS istiod sends a waypoint (xds/testdata/istiod,
-// a copy of ../shared/istiod/reviews) over ADS end to end through HBONE.
+// xds/testdata/istiod/reviews) over ADS end to end through HBONE.
 // It owns the fixture's pod addresses, 127.10.0.11 and 127.10.0.12 (each
 // pod's app on 9080/9090/9300 and its ztunnel on 15008), and the VIP
 // 127.10.0.10: no other test package binds them. The waypoint, the xDS
