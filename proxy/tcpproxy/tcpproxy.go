@@ -9,8 +9,9 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/gowaypoint/waypoint/filters"
-	"github.com/gowaypoint/waypoint/internal/xxhash"
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
@@ -102,7 +103,7 @@ func hash(tp *xds.TCPProxy, info *filters.Downstream) (h uint64, ok bool) {
 		return 0, false
 	}
 	var buf [64]byte
-	return xxhash.Sum64(info.RemoteAddr.Addr().AppendTo(buf[:0]), 0), true
+	return xxhash.Sum64(info.RemoteAddr.Addr().AppendTo(buf[:0])), true
 }
 
 // labels returns the connection's metric labels (nil without metrics).

@@ -4,8 +4,9 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/gowaypoint/waypoint/filters"
-	"github.com/gowaypoint/waypoint/internal/xxhash"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -20,8 +21,8 @@ func TestHash(t *testing.T) {
 		wantOK bool
 	}{
 		{"no policy", xds.TCPProxy{}, from, 0, false},
-		{"source_ip: the address as text, the port left out", xds.TCPProxy{HashSourceIP: true}, from, xxhash.Sum64([]byte("10.1.2.3"), 0), true},
-		{"source_ip, another port of the same address", xds.TCPProxy{HashSourceIP: true}, other, xxhash.Sum64([]byte("10.1.2.3"), 0), true},
+		{"source_ip: the address as text, the port left out", xds.TCPProxy{HashSourceIP: true}, from, xxhash.Sum64String("10.1.2.3"), true},
+		{"source_ip, another port of the same address", xds.TCPProxy{HashSourceIP: true}, other, xxhash.Sum64String("10.1.2.3"), true},
 		{"source_ip without an address", xds.TCPProxy{HashSourceIP: true}, &filters.Downstream{}, 0, false},
 		{"source_ip without a downstream", xds.TCPProxy{HashSourceIP: true}, nil, 0, false},
 	} {

@@ -7,11 +7,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
-	"github.com/gowaypoint/waypoint/internal/xxhash"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 )
 
@@ -287,4 +287,4 @@ func (p *hashPolicy) appendSetCookie(dst []byte, down *filters.Downstream) []byt
 }
 
 // xxHash64 is Envoy's HashUtil::xxHash64: XXH64 with seed 0.
-func xxHash64(b []byte) uint64 { return xxhash.Sum64(b, 0) }
+func xxHash64(b []byte) uint64 { return xxhash.Sum64(b) }

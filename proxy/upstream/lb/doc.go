@@ -73,8 +73,9 @@
 //
 // # Written here rather than imported
 //
-// xxHash64 (xxhash.go) is a few dozen lines; the module has no xxHash
-// dependency and the ring must hash exactly as Envoy does. The EDF heap is
-// hand-written because container/heap boxes every element in an interface,
-// which would allocate on each pick.
+// The EDF heap is hand-written because container/heap boxes every element
+// in an interface, which would allocate on each pick. Hashing is not:
+// ring hash and Maglev use github.com/cespare/xxhash/v2, whose XXH64 is
+// Envoy's HashUtil::xxHash64 bit for bit (seed 0, and seed 1 for Maglev's
+// skip; TestEnvoyXXHash64), so hosts land where Envoy puts them.
 package lb

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/gowaypoint/waypoint/internal/xxhash"
+	"github.com/cespare/xxhash/v2"
 )
 
 // maglev is Envoy's MAGLEV: a lookup table of a prime size where each host
@@ -16,7 +16,7 @@ type maglev struct {
 
 // newMaglev builds the table as Envoy's original implementation does: hosts
 // sorted by address string; host i's permutation starts at
-// xxhash.Sum64(addr, 0) mod size and steps by xxhash.Sum64(addr, 1) mod (size-1) + 1;
+// xxHash64(addr, seed 0) mod size and steps by xxHash64(addr, seed 1) mod (size-1) + 1;
 // in round r a host takes its next free slot when r*weight reaches its
 // running target, which grows by the largest weight each time it does.
 func newMaglev(hosts []*Host, size uint64) picker {
@@ -41,8 +41,8 @@ func newMaglev(hosts []*Host, size uint64) picker {
 	for i := range entries {
 		e := &entries[i]
 		m.hosts[i] = e.host
-		e.offset = xxhash.Sum64([]byte(e.key), 0) % size
-		e.skip = xxhash.Sum64([]byte(e.key), 1)%(size-1) + 1
+		e.offset = xxhash.Sum64String(e.key) % size
+		e.skip = sum64Seed(e.key, 1)%(size-1) + 1
 	}
 
 	filled := make([]bool, size)
@@ -78,4 +78,12 @@ func (m *maglev) pick(hash uint64, attempt int) *Host {
 		hash ^= ^uint64(0) - uint64(attempt) + 1
 	}
 	return m.hosts[m.table[hash%uint64(len(m.table))]]
+}
+
+// sum64Seed is Envoy's HashUtil::xxHash64(s, seed): XXH64 with a seed
+// (Maglev's skip uses seed 1). It runs only when a table is built.
+func sum64Seed(s string, seed uint64) uint64 {
+	d := xxhash.NewWithSeed(seed)
+	d.WriteString(s)
+	return d.Sum64()
 }

@@ -5,9 +5,9 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/gowaypoint/waypoint/xds"
+	"github.com/cespare/xxhash/v2"
 
-	"github.com/gowaypoint/waypoint/internal/xxhash"
+	"github.com/gowaypoint/waypoint/xds"
 )
 
 // ring is Envoy's RING_HASH: a sorted ring of host hashes; a request hash
@@ -48,7 +48,7 @@ func newRing(hosts []*Host, cfg xds.RingHashConfig) picker {
 		target += scale * float64(max(h.Weight, 1)) / sum
 		for n := uint64(0); current < target; n++ {
 			key = strconv.AppendUint(key[:base], n, 10)
-			entries = append(entries, entry{hash: xxhash.Sum64(key, 0), idx: uint32(i)})
+			entries = append(entries, entry{hash: xxhash.Sum64(key), idx: uint32(i)})
 			current++
 		}
 	}
