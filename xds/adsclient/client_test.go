@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,6 +65,22 @@ func (cp *controlPlane) stop() { cp.srv.Close(); <-cp.done }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// lossCounter is a quiet slog.Handler that counts the client's "stream
+// lost" warnings: one when a stream breaks, one more for every attempt to
+// reconnect that fails.
+type lossCounter struct{ n atomic.Int64 }
+
+func (h *lossCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h *lossCounter) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *lossCounter) WithGroup(string) slog.Handler            { return h }
+
+func (h *lossCounter) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "xds: stream lost") {
+		h.n.Add(1)
+	}
+	return nil
+}
+
 // applied collects the snapshots a client applies.
 type applied struct {
 	mu    sync.Mutex
@@ -111,7 +128,8 @@ func testADS(t *testing.T, addr string, delta bool) {
 	defer conn.Close()
 	a := &applied{ch: make(chan struct{}, 1)}
 	node := &corev3.Node{Id: "waypoint~127.0.0.5~waypoint-a.default~default.svc.cluster.local"}
-	c := New(Config{Conn: conn, Node: node, Delta: delta, Apply: a.apply, Logger: quiet(),
+	losses := &lossCounter{}
+	c := New(Config{Conn: conn, Node: node, Delta: delta, Apply: a.apply, Logger: slog.New(losses),
 		BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
@@ -187,9 +205,10 @@ func testADS(t *testing.T, addr string, delta bool) {
 
 	// The server goes away and comes back: the config stays, the client
 	// reconnects and takes the next push.
+	lost := losses.n.Load()
 	cp.stop()
 	waitFor(t, "envoy_control_plane_connected_state 0", func() bool { return readXDSStats(t).connected == 0 })
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "the stream lost and a reconnection failed", func() bool { return losses.n.Load() >= lost+2 })
 	if c.Snapshot() != before {
 		t.Error("the config changed while the server was gone")
 	}
