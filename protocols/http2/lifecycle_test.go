@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,8 +189,19 @@ func TestKeepAlive(t *testing.T) {
 	cfg := Config{KeepAliveInterval: 10 * time.Millisecond, KeepAliveTimeout: 30 * time.Millisecond}
 	t.Run("answered", func(t *testing.T) {
 		addr, _ := serveCtx(t, context.Background(), cfg, okHandler)
-		cc := dialClient(t, addr, Config{})
-		time.Sleep(150 * time.Millisecond) // many intervals, each PING answered
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc := newPingCounter(nc)
+		cc, err := NewClientConn(pc, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close(); pc.wait() })
+		// Five PINGs span more than KeepAliveTimeout: the server only
+		// keeps the connection because the client answers each one.
+		eventually(t, "five keep-alive PINGs", func() bool { return pc.pings.Load() >= 5 })
 		resp, err := cc.RoundTrip(context.Background(), newRequest("GET", "example.com", "/"))
 		if err != nil {
 			t.Fatalf("connection with answered PINGs: %v", err)
@@ -364,4 +376,51 @@ func TestClientRefusedStream(t *testing.T) {
 		t.Fatalf("refused stream: %v", err)
 	}
 	eventually(t, "the slot to free", func() bool { return cc.State().ActiveStreams == 0 })
+}
+
+// pingCounter is a client's connection that counts the PINGs (not the
+// acknowledgements) the server sends, by parsing a copy of what the
+// client reads.
+type pingCounter struct {
+	net.Conn
+	pw    *io.PipeWriter
+	pings atomic.Int64
+	done  chan struct{}
+}
+
+func newPingCounter(c net.Conn) *pingCounter {
+	pr, pw := io.Pipe()
+	pc := &pingCounter{Conn: c, pw: pw, done: make(chan struct{})}
+	go func() {
+		defer close(pc.done)
+		fr := xhttp2.NewFramer(nil, pr)
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				pr.CloseWithError(err)
+				return
+			}
+			if p, ok := f.(*xhttp2.PingFrame); ok && !p.IsAck() {
+				pc.pings.Add(1)
+			}
+		}
+	}()
+	return pc
+}
+
+func (pc *pingCounter) Read(p []byte) (int, error) {
+	n, err := pc.Conn.Read(p)
+	if n > 0 {
+		pc.pw.Write(p[:n])
+	}
+	if err != nil {
+		pc.pw.CloseWithError(err)
+	}
+	return n, err
+}
+
+// wait waits for the parsing goroutine, once the connection is closed.
+func (pc *pingCounter) wait() {
+	pc.pw.Close()
+	<-pc.done
 }
