@@ -252,7 +252,21 @@ func TestL7ReloadUnderLoad(t *testing.T) {
 	done := make(chan fortioResult, 1)
 	go func() { done <- fortioLoad(t, "-qps", "1000", "-t", "12s", "-c", "16", "http://"+e.web()+"/load") }()
 	c := httpClient()
-	time.Sleep(500 * time.Millisecond)
+	// served waits until pod a has answered n more of the load's requests
+	// than when it was called: the load is flowing through the config in
+	// force.
+	served := func(n int, what string) {
+		t.Helper()
+		target := e.pods["pod-a"].requests("/load") + n
+		deadline := time.Now().Add(10 * time.Second)
+		for e.pods["pod-a"].requests("/load") < target {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the load did not reach pod a", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	served(100, "before the first reload")
 	for i := 1; i <= 20; i++ {
 		version := fmt.Sprintf("v%d", i+1)
 		e.writeL7Config(version)
@@ -268,7 +282,7 @@ func TestL7ReloadUnderLoad(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(300 * time.Millisecond)
+		served(100, fmt.Sprintf("after reload %d", i))
 	}
 	// A config that does not validate is refused; the last good one serves.
 	bad := strings.Replace(l7Template, "cluster: pod-a}", "cluster: no-such-cluster}", 1)
