@@ -414,10 +414,13 @@ func (s *stream) lockSend(end bool) error {
 }
 
 // unlockSend releases the write lock; after END_STREAM the stream closes
-// if the peer's side ended too.
+// if the peer's side ended too. It closes before the release, because the
+// release may flush: once the peer can see our END_STREAM, the read loop
+// must already have forgotten the stream, so that a frame the peer still
+// sends on it is an error on a closed stream (a connection error for
+// HEADERS), not one on a half-closed one.
 func (s *stream) unlockSend(end bool) {
 	c := s.c
-	c.w.unlock()
 	if end {
 		c.mu.Lock()
 		if s.remoteEnd {
@@ -425,6 +428,7 @@ func (s *stream) unlockSend(end bool) {
 		}
 		c.mu.Unlock()
 	}
+	c.w.unlock()
 }
 
 // writeData sends p as DATA frames, blocking on flow control; end sets
