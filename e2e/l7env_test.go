@@ -28,7 +28,7 @@ import (
 //	127.10.N.1:80     service "web": routes below; clusters pod-a (HTTP/1.1 upstream),
 //	                  pod-b (HTTP/2 upstream), both, flaky-a
 //	127.10.N.2:GRPC   service "grpc": gRPC to the interop server over HTTP/2
-//	127.10.N.3:80     service "h2only": HTTP/2 downstream answered by a direct_response (h2spec)
+//	127.10.N.3:80     service "h2only": HTTP/2 downstream only, routed to pod a (h2spec)
 //	127.0.N.1:1800x   hbone connect sources: 18001 -> web, 18002 -> grpc, 18003 -> h2only
 type l7env struct {
 	env
@@ -166,7 +166,7 @@ static_resources:
           - {name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
           route_config:
             virtual_hosts:
-            - {name: all, domains: ["*"], routes: [{match: {prefix: /}, direct_response: {status: 200, body: {inline_string: ok}}}]}
+            - {name: all, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: pod-a}}]}
   clusters:
   - name: pod-a
     connect_timeout: 2s

@@ -12,9 +12,10 @@ import (
 // The real peers the end-to-end tests drive, pinned. They are installed
 // with `go install` into bin/tools at the module root on first use (the
 // module cache makes later runs instant); `make tools` does the same.
+// h2spec is not among them: go.mod pins it with a tool directive and
+// protocols/http2/h2spectest runs it with `go tool h2spec`.
 var toolPackages = map[string]string{
 	"fortio":         "fortio.org/fortio@v1.66.5",
-	"h2spec":         "github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible",
 	"interop-client": "google.golang.org/grpc/interop/client@" + grpcVersion(),
 	"interop-server": "google.golang.org/grpc/interop/server@" + grpcVersion(),
 }
