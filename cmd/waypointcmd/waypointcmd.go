@@ -1,0 +1,242 @@
+// Package waypointcmd is the waypoint command, as a package: Main parses
+// the command line and runs the command it names, as cmd/waypoint does.
+// It is public so that a waypoint with filters of your own needs no fork:
+// a custom build is a main package that imports this package and, for
+// their init functions, the packages of your filters.
+//
+//	package main
+//
+//	import (
+//		waypointcmd "github.com/gowaypoint/waypoint/cmd/waypointcmd"
+//		_ "example.com/you/yourfilter"
+//	)
+//
+//	func main() { waypointcmd.Main() }
+//
+// The built-in filters (filters/all) are linked by this package; a filter
+// registered by an imported package is found by its name and type URL in
+// any config (see docs/filters.md). The commands:
+//
+//	waypoint run --config FILE --cert-dir DIR    serve an Envoy v3 bootstrap
+//	waypoint validate --config FILE              check a bootstrap without serving
+//	waypoint certs --out DIR [--trust-domain TD] ns/sa...
+//	                                             write a dev mesh CA and identities
+//	waypoint demo                                run a whole local mesh on loopback
+//	waypoint xds serve --dir DIR --addr ADDR     serve Envoy resources over ADS
+package waypointcmd
+
+import (
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/gowaypoint/waypoint/cmd/internal/cli"
+	_ "github.com/gowaypoint/waypoint/filters/all" // the built-in HTTP filters
+	"github.com/gowaypoint/waypoint/internal/rss"
+	"github.com/gowaypoint/waypoint/protocols/dubbo"
+	"github.com/gowaypoint/waypoint/protocols/spiffe"
+	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/localmesh"
+	"github.com/gowaypoint/waypoint/proxy/waypoint"
+	"github.com/gowaypoint/waypoint/xds"
+	"github.com/gowaypoint/waypoint/xds/istiod"
+)
+
+const usage = `usage: waypoint <command> [flags]
+
+commands:
+  run       serve an Envoy v3 bootstrap (--config FILE --cert-dir DIR)
+  validate  check a bootstrap file without serving (--config FILE)
+  certs     write a dev mesh CA and workload identities (--out DIR ns/sa...)
+  demo      run a whole local mesh on loopback until Ctrl-C
+  xds serve serve Envoy resources from files over ADS (--dir DIR --addr ADDR)
+
+Run 'waypoint <command> -h' for a command's flags.
+`
+
+// Main runs the waypoint command named by os.Args[1] with the flags that
+// follow, and exits the process when the command fails (status 1) or the
+// command line is wrong (status 2). It returns when a command ends
+// cleanly, run and demo after SIGTERM or SIGINT.
+func Main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	args := os.Args[2:]
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = run(args)
+	case "validate":
+		err = validate(args)
+	case "certs":
+		err = writeCerts(args)
+	case "demo":
+		err = demo(args)
+	case "xds":
+		err = xdsCommand(args)
+	case "-h", "-help", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "waypoint: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		cli.Fatal(err)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	var o waypoint.Options
+	fs.StringVar(&o.ConfigFile, "config", "", "Envoy v3 bootstrap file, YAML or JSON; re-read on SIGHUP and when it changes (one with dynamic_resources takes the config over ADS)")
+	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with cert-chain.pem, key.pem and root-cert.pem (or --ca-addr); reloaded when they change")
+	caAddr := fs.String("ca-addr", "", "get the workload certificate from istiod's CA at this address (e.g. "+istiod.DefaultAddr+") instead of --cert-dir, over the TLS and token of --xds-root-cert, --xds-server-name, --xds-token-file; rotated at half its life")
+	trustDomain := fs.String("trust-domain", "", "with --ca-addr: the trust domain of the identity asked for, spiffe://TD/ns/--node-namespace/sa/--node-service-account (default $TRUST_DOMAIN, else "+certs.DefaultTrustDomain+")")
+	fs.StringVar(&o.HBONEAddr, "hbone-addr", "", "HBONE listen address (default: the config's HBONE listener, connect_terminate, else "+waypoint.DefaultHBONEAddr+")")
+	xdsFlags := adsFlags(fs)
+	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", waypoint.DefaultMetricsAddr, `Prometheus metrics listen address, serving /stats/prometheus ("off" disables it)`)
+	stats := fs.Bool("stats", true, "record Istio's standard metrics and the Envoy-style counters (false only to measure their cost)")
+	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
+	fs.IntVar(&o.DubboMaxBodyBytes, "dubbo-max-body-bytes", dubbo.DefaultMaxBodyBytes, "largest Dubbo frame body accepted (Dubbo's payload limit)")
+	fs.IntVar(&o.DubboMaxInFlight, "dubbo-max-in-flight", dubbo.DefaultMaxInFlight, "Dubbo calls in flight per downstream connection; past it a call is answered 100")
+	concurrency := fs.Int("concurrency", 0, "worker threads (GOMAXPROCS), as Envoy's --concurrency; 0 keeps Go's default: the container's CPU limit, else the cores")
+	logger := cli.LogFlags(fs)
+	fs.Parse(args)
+	o.NoStats = !*stats
+	if *concurrency < 0 {
+		return fmt.Errorf("run: --concurrency %d: want 0 or more", *concurrency)
+	}
+	if *concurrency > 0 {
+		runtime.GOMAXPROCS(*concurrency)
+	}
+	if *trustDomain == "" {
+		*trustDomain = cmp.Or(os.Getenv("TRUST_DOMAIN"), certs.DefaultTrustDomain)
+	}
+	if (o.ConfigFile == "") == (*xdsFlags.addr == "") || (o.CertDir == "") == (*caAddr == "") {
+		return fmt.Errorf("run: one of --cert-dir or --ca-addr, and one of --config or --xds, are required")
+	}
+	log, err := logger()
+	if err != nil {
+		return err
+	}
+	o.Logger = log
+	node, err := xdsFlags.nodeConfig()
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	o.Node = node.Node()
+	if *xdsFlags.addr != "" {
+		log.Info("xds node", "id", o.Node.GetId(), "cluster", o.Node.GetCluster(), "istio_version", node.IstioVersion,
+			"gateway", node.Labels["gateway.networking.k8s.io/gateway-name"])
+	}
+	o.XDSTokenFile = *xdsFlags.token
+	if *caAddr != "" {
+		ca, err := xdsFlags.startCA(*caAddr, *trustDomain, node, log)
+		if err != nil {
+			return err
+		}
+		defer ca.Close()
+		o.Certs = ca.Source()
+	}
+	if *xdsFlags.addr != "" {
+		ads, closeConn, err := xdsFlags.options(o.Node)
+		if err != nil {
+			return err
+		}
+		defer closeConn()
+		o.ADS = ads
+	}
+	w, err := waypoint.Start(o)
+	if err != nil {
+		return err
+	}
+	rss.TrimBinary()
+	ctx := cli.Signals(context.Background(), func() { w.Reload() })
+	<-ctx.Done()
+	if err := w.Shutdown(context.Background()); err != nil {
+		log.Warn("drain timeout passed; remaining streams were closed", "error", err)
+	}
+	log.Info("waypoint stopped")
+	return nil
+}
+
+func validate(args []string) error {
+	fs := flag.NewFlagSet("validate", flag.ExitOnError)
+	config := fs.String("config", "", "Envoy v3 bootstrap file, YAML or JSON (required)")
+	fs.Parse(args)
+	if *config == "" {
+		return fmt.Errorf("validate: --config is required")
+	}
+	bs, err := xds.LoadBootstrapFile(*config)
+	if err != nil {
+		return err
+	}
+	if d := bs.Dynamic; d != nil {
+		fmt.Printf("%s: valid (dynamic resources over ADS from cluster %q at %s, tls %v, delta %v)\n", *config,
+			d.ControlPlane.Cluster, d.ControlPlane.Target, d.ControlPlane.TLS != nil, d.Delta)
+		return nil
+	}
+	fmt.Printf("%s: valid (%d listeners, %d clusters)\n", *config, len(bs.Snapshot.Listeners), len(bs.Snapshot.Clusters))
+	return nil
+}
+
+func writeCerts(args []string) error {
+	fs := flag.NewFlagSet("certs", flag.ExitOnError)
+	out := fs.String("out", "", "output directory (required); an existing CA there is reused")
+	td := fs.String("trust-domain", certs.DefaultTrustDomain, "trust domain of the identities")
+	validity := fs.Duration("validity", certs.DefaultLeafValidity, "lifetime of each workload certificate")
+	servers := fs.String("server", "", "comma-separated DNS names (e.g. istiod.istio-system.svc) to write a serving certificate for, in DIR/servers/NAME")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: waypoint certs --out DIR [--trust-domain TD] ns/sa [ns/sa ...]")
+		fs.PrintDefaults()
+	}
+	fs.Parse(args)
+	var serverNames []string
+	if *servers != "" {
+		serverNames = strings.Split(*servers, ",")
+	}
+	if *out == "" || (fs.NArg() == 0 && len(serverNames) == 0) {
+		fs.Usage()
+		return fmt.Errorf("certs: --out and at least one ns/sa are required")
+	}
+	var ids []spiffe.ID
+	for _, a := range fs.Args() {
+		ns, sa, err := certs.ParseNamespacedSA(a)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, spiffe.ID{TrustDomain: *td, Namespace: ns, ServiceAccount: sa})
+	}
+	if err := certs.WriteMesh(certs.MeshOptions{Dir: *out, TrustDomain: *td, IDs: ids, LeafValidity: *validity, ServerNames: serverNames}); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		fmt.Printf("%s -> %s\n", id, certs.IdentityDir(*out, id))
+	}
+	for _, n := range serverNames {
+		fmt.Printf("%s -> %s\n", n, certs.ServerDir(*out, n))
+	}
+	return nil
+}
+
+func demo(args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	dir := fs.String("dir", "", "directory for the demo's certificates and config (default: a temporary one)")
+	logger := cli.LogFlags(fs)
+	fs.Parse(args)
+	log, err := logger()
+	if err != nil {
+		return err
+	}
+	ctx := cli.Signals(context.Background(), nil)
+	return localmesh.Run(ctx, localmesh.Options{Dir: *dir, Logger: log, Out: os.Stdout, DrainTimeout: 2 * time.Second})
+}
