@@ -35,7 +35,6 @@
 package dubboconn
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -47,6 +46,7 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/dubbo"
 	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 )
@@ -145,33 +145,40 @@ func (e *Env) maxInFlight() int32 {
 }
 
 // conn is one downstream connection. The reader goroutine (Serve's) owns
-// names; calls run on goroutines of their own, waited for by calls.
+// names and first; calls run on goroutines of their own, waited for by
+// calls.
 type conn struct {
 	env  *Env
 	src  *Source
-	down *filters.Downstream
-	ctx  context.Context // cancelled when the connection fails
+	rw   *downstream.Conn
+	down *filters.Downstream // &rw.Info
+	ctx  context.Context     // cancelled when the connection fails
 	w    *frameWriter
 	desc string
 
 	names    dubbo.Interner
+	first    [2]byte // the bytes sniffed, replayed from here
 	inFlight atomic.Int32
 	calls    sync.WaitGroup
 }
 
-// Serve runs the Dubbo connection rwc through the DubboProxy src gives
+// Serve runs the Dubbo connection dc through the DubboProxy src gives
 // until the connection ends, and returns once every call it started has
-// ended. Each call takes the config current when it starts. Serve closes
-// nothing: the caller owns rwc.
-func Serve(ctx context.Context, rwc io.ReadWriter, src *Source, down *filters.Downstream, env *Env) {
-	ctx, cancel := context.WithCancel(ctx)
+// ended. Each call takes the config current when it starts; calls in
+// flight give up when dc's Context ends or the connection fails. Dubbo
+// drains through Env.Drain (the readonly event), not a context. The caller
+// owns dc and closes it after Serve returns (the L4 fallback's relay may
+// close it before).
+func Serve(dc *downstream.Conn, src *Source, env *Env) {
+	ctx, cancel := context.WithCancel(dc.Context())
 	defer cancel()
-	c := &conn{env: env, src: src, down: down, ctx: ctx, w: newFrameWriter(rwc),
+	down := &dc.Info
+	c := &conn{env: env, src: src, rw: dc, down: down, ctx: ctx, w: newFrameWriter(dc),
 		desc: down.Peer.String() + " " + down.RemoteAddr.String() + " -> " + down.Destination.String()}
-	var first [2]byte
-	isDubbo, prefix, err := sniffDubbo(rwc, &first)
+	isDubbo, prefix, err := sniffDubbo(dc, &c.first)
+	dc.Unread(prefix)
 	if !isDubbo {
-		if len(prefix) > 0 && !c.relayFallback(rwc, prefix) {
+		if len(prefix) > 0 && !c.relayFallback() {
 			c.env.Log.Info("dubbo: refused a connection that is not Dubbo (no service-level route to relay it to)",
 				"conn", c.desc, "first bytes", prefix)
 		} else if err != nil && len(prefix) > 0 {
@@ -179,7 +186,7 @@ func Serve(ctx context.Context, rwc io.ReadWriter, src *Source, down *filters.Do
 		}
 		return
 	}
-	r := dubbo.NewReader(io.MultiReader(bytes.NewReader(prefix), rwc), dubbo.ReaderConfig{MaxBodyBytes: env.maxBody()})
+	r := dubbo.NewReader(dc, dubbo.ReaderConfig{MaxBodyBytes: env.maxBody()})
 	defer r.Close()
 	env.track(c)
 	for {

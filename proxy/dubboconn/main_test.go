@@ -23,6 +23,7 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	_ "github.com/gowaypoint/waypoint/filters/all"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
+	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/proxy/dubboconn/dubbotest"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
 	"github.com/gowaypoint/waypoint/xds"
@@ -216,14 +217,14 @@ func (e *env) accept() {
 				c.Close()
 			}()
 			snap := e.store.Load()
-			in := xds.MatchInput{Destination: c.LocalAddr().(*net.TCPAddr).AddrPort(), Source: c.RemoteAddr().(*net.TCPAddr).AddrPort()}
+			dc := downstream.NewTCP(c.(*net.TCPConn))
+			in := xds.MatchInput{Destination: dc.Info.LocalAddr, Source: dc.Info.RemoteAddr}
 			fc := snap.Listener("dubbo").Match(in)
-			down := &filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination,
-				Peer: e.opts.peer, Baggage: e.opts.baggage}
-			if !down.Peer.IsZero() {
-				down.PeerURI = down.Peer.String()
+			dc.Info.Peer, dc.Info.Baggage = e.opts.peer, e.opts.baggage
+			if !dc.Info.Peer.IsZero() {
+				dc.Info.PeerURI = dc.Info.Peer.String()
 			}
-			Serve(context.Background(), c, NewSource(&e.store, "dubbo", in, snap, fc.Dubbo), down, e.denv)
+			Serve(dc, NewSource(&e.store, "dubbo", in, snap, fc.Dubbo), e.denv)
 		}()
 	}
 }

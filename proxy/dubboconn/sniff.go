@@ -1,8 +1,6 @@
 package dubboconn
 
 import (
-	"bytes"
-	"errors"
 	"io"
 	"time"
 
@@ -19,20 +17,21 @@ const fallbackIdleTimeout = time.Hour
 // are Dubbo's magic. It waits as long as it takes: Dubbo consumers often
 // connect long before their first call (a protocol whose server speaks
 // first is not for a dubbo_proxy chain). It returns the bytes read, to be
-// replayed.
+// put back (downstream.Conn.Unread).
 func sniffDubbo(r io.Reader, buf *[2]byte) (isDubbo bool, prefix []byte, err error) {
 	n, err := io.ReadFull(r, buf[:])
 	return dubbo.IsDubbo(buf[:n]), buf[:n], err
 }
 
-// relayFallback relays a connection that does not speak Dubbo as opaque
-// TCP to the cluster of the chain's service-level route (the route a call
-// takes when nothing about it is known), so that a dubbo_proxy chain can
-// serve a port whose protocol is not known for sure, as an HTTP
-// connection manager tells HTTP/2 from HTTP/1.1 by its first bytes. It
-// returns false when the config has no such route: the connection is then
-// closed.
-func (c *conn) relayFallback(rwc io.ReadWriter, prefix []byte) bool {
+// relayFallback relays a connection that does not speak Dubbo (its
+// sniffed bytes put back) as opaque TCP to the cluster of the chain's
+// service-level route (the route a call takes when nothing about it is
+// known), so that a dubbo_proxy chain can serve a port whose protocol is
+// not known for sure, as an HTTP connection manager tells HTTP/2 from
+// HTTP/1.1 by its first bytes. The relay closes the connection at its end.
+// It returns false when the config has no such route: the connection is
+// then closed by Serve's caller.
+func (c *conn) relayFallback() bool {
 	b := c.src.current()
 	if b.dubbo == nil || c.env.Upstreams == nil {
 		return false
@@ -48,45 +47,8 @@ func (c *conn) relayFallback(rwc io.ReadWriter, prefix []byte) bool {
 		return true
 	}
 	defer done()
-	res := relay.Run(&replayConn{r: io.MultiReader(bytes.NewReader(prefix), rwc), rw: rwc}, up,
-		relay.Options{IdleTimeout: fallbackIdleTimeout}, nil)
+	res := relay.Run(c.rw.Relayed(), up, relay.Options{IdleTimeout: fallbackIdleTimeout}, nil)
 	c.env.Log.Debug("dubbo: not Dubbo, relayed as TCP", "conn", c.desc, "cluster", cluster, "upstream", host,
 		"bytes_sent", res.DownstreamToUpstream, "bytes_received", res.UpstreamToDownstream, "error", res.Err)
 	return true
 }
-
-// replayConn is the downstream connection with its sniffed bytes put back
-// in front of its reads, as a relay.Conn (closing it makes the close by
-// Serve's caller a no-op).
-type replayConn struct {
-	r  io.Reader
-	rw io.ReadWriter
-}
-
-func (c *replayConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
-func (c *replayConn) Write(p []byte) (int, error) { return c.rw.Write(p) }
-
-func (c *replayConn) CloseWrite() error {
-	if cw, ok := c.rw.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.ErrUnsupported
-}
-
-func (c *replayConn) Close() error {
-	if cl, ok := c.rw.(io.Closer); ok {
-		return cl.Close()
-	}
-	return nil
-}
-
-// Abort resets the connection when it can (relay.Aborter).
-func (c *replayConn) Abort() {
-	if a, ok := c.rw.(relay.Aborter); ok {
-		a.Abort()
-		return
-	}
-	c.Close()
-}
-
-var _ relay.Conn = (*replayConn)(nil)

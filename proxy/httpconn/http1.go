@@ -1,6 +1,7 @@
 package httpconn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,13 +10,15 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/http1"
 	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 )
 
-// serveHTTP1 serves HTTP/1.1 requests one after the other on rw, on the
-// calling goroutine, reusing the request, stream and local-reply storage.
-func (c *conn) serveHTTP1(rw io.ReadWriter) {
-	sc := http1.NewServerConn(rw, http1.ServerConfig{
+// serveHTTP1 serves HTTP/1.1 requests one after the other on the
+// connection, on the calling goroutine, reusing the request, stream and
+// local-reply storage.
+func (c *conn) serveHTTP1() {
+	sc := http1.NewServerConn(c.rw, http1.ServerConfig{
 		Limits:      http1.Limits{MaxHeaderBytes: c.hcm.MaxRequestHeadersBytes, MaxHeaders: c.hcm.MaxHeadersCount},
 		IdleTimeout: c.hcm.IdleTimeout,
 	})
@@ -34,7 +37,7 @@ func (c *conn) serveHTTP1(rw io.ReadWriter) {
 	for {
 		err := sc.ReadRequest(&req)
 		if err != nil {
-			c.refuse(sc, rw, err)
+			c.refuse(sc, err)
 			return
 		}
 		if req.Body != nil {
@@ -49,7 +52,7 @@ func (c *conn) serveHTTP1(rw io.ReadWriter) {
 			c.done(&s, resp, &tel)
 			closeBody(resp)
 			s.End()
-			c.refuse(sc, rw, body.err)
+			c.refuse(sc, body.err)
 			return
 		}
 		if resp.Status == 101 {
@@ -77,7 +80,7 @@ func (c *conn) serveHTTP1(rw io.ReadWriter) {
 // refuse answers a malformed request with its status, logs it, and lets
 // the connection close gracefully (the client's remaining bytes are read
 // and dropped for a moment, so that the answer is not lost to a reset).
-func (c *conn) refuse(sc *http1.ServerConn, rw io.ReadWriter, err error) {
+func (c *conn) refuse(sc *http1.ServerConn, err error) {
 	var pe *http1.Error
 	if !errors.As(err, &pe) {
 		return
@@ -85,20 +88,18 @@ func (c *conn) refuse(sc *http1.ServerConn, rw io.ReadWriter, err error) {
 	c.env.Log.Info("http: refused malformed request", "peer", c.down.Peer.String(),
 		"remote", c.down.RemoteAddr, "status", pe.Status, "reason", pe.Reason)
 	if sc.WriteError(pe) == nil {
-		lingerClose(rw)
+		lingerClose(c.rw)
 	}
 }
 
 // lingerClose half-closes rw and discards what the peer still sends, up to
-// a bound, as nginx's lingering_close does.
-func lingerClose(rw io.ReadWriter) {
-	cw, ok := rw.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil {
+// a bound (in time too, where the connection has a read deadline), as
+// nginx's lingering_close does.
+func lingerClose(rw *downstream.Conn) {
+	if rw.CloseWrite() != nil {
 		return
 	}
-	if d, ok := rw.(interface{ SetReadDeadline(time.Time) error }); ok {
-		d.SetReadDeadline(time.Now().Add(lingerTimeout))
-	}
+	rw.SetReadDeadline(time.Now().Add(lingerTimeout))
 	io.CopyN(io.Discard, rw, lingerBytes)
 }
 
@@ -125,10 +126,11 @@ func (b *bodyWatch) Read(p []byte) (int, error) {
 }
 
 // upgrade writes a 101 and relays bytes between the downstream connection
-// and the upgraded upstream stream until both sides end.
+// and the upgraded upstream stream until both sides end; the relay closes
+// both (or resets both after an error).
 func (c *conn) upgrade(sc *http1.ServerConn, req *l7.Request, resp *l7.Response, s *filters.Stream) {
 	defer s.End()
-	up, ok := resp.Body.(io.ReadWriteCloser)
+	up, ok := resp.Body.(relay.Conn)
 	if !ok {
 		c.logf("upgrade", "error", errUpgradeBody)
 		closeBody(resp)
@@ -139,50 +141,7 @@ func (c *conn) upgrade(sc *http1.ServerConn, req *l7.Request, resp *l7.Response,
 		up.Close()
 		return
 	}
-	rw, buffered := sc.Hijack()
-	down := &halfConn{r: replay(buffered, rw), w: rw}
-	relay.Run(down, &halfConn{r: up, w: up, c: up}, relay.Options{}, nil)
-}
-
-func replay(b []byte, r io.Reader) io.Reader {
-	if len(b) == 0 {
-		return r
-	}
-	return io.MultiReader(&byteReader{b: append([]byte(nil), b...)}, r)
-}
-
-type byteReader struct{ b []byte }
-
-func (r *byteReader) Read(p []byte) (int, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b)
-	r.b = r.b[n:]
-	return n, nil
-}
-
-// halfConn adapts reader/writer pairs to relay.Conn; CloseWrite and Close
-// use the underlying stream's when it has them.
-type halfConn struct {
-	r io.Reader
-	w io.Writer
-	c io.Closer
-}
-
-func (h *halfConn) Read(p []byte) (int, error)  { return h.r.Read(p) }
-func (h *halfConn) Write(p []byte) (int, error) { return h.w.Write(p) }
-
-func (h *halfConn) CloseWrite() error {
-	if cw, ok := h.w.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
-
-func (h *halfConn) Close() error {
-	if h.c != nil {
-		return h.c.Close()
-	}
-	return nil
+	_, buffered := sc.Hijack() // the stream is c.rw
+	c.rw.Unread(bytes.Clone(buffered))
+	relay.Run(c.rw.Relayed(), up, relay.Options{}, nil)
 }

@@ -1,16 +1,16 @@
 package httpconn
 
 import (
-	"io"
-
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 )
 
-// serveHTTP2 serves HTTP/2 on rw: the engine runs each stream's handler on
-// its own goroutine and owns them all until the connection ends.
-func (c *conn) serveHTTP2(rw io.ReadWriter) {
+// serveHTTP2 serves HTTP/2 on the connection: the engine runs each
+// stream's handler on its own goroutine and owns them all until the
+// connection ends; it closes the connection then. The end of c.ctx is its
+// graceful shutdown (GOAWAY).
+func (c *conn) serveHTTP2() {
 	cfg := http2.Config{
 		MaxConcurrentStreams: c.hcm.HTTP2.MaxConcurrentStreams,
 		InitialStreamWindow:  int32(c.hcm.HTTP2.InitialStreamWindowSize),
@@ -19,19 +19,11 @@ func (c *conn) serveHTTP2(rw io.ReadWriter) {
 		MaxHeaderCount:       c.hcm.MaxHeadersCount,
 		IdleTimeout:          c.hcm.IdleTimeout,
 	}
-	rwc, ok := rw.(io.ReadWriteCloser)
-	if !ok {
-		rwc = nopCloser{rw} // the caller owns the connection and closes it
-	}
-	err := http2.ServeConn(c.ctx, rwc, cfg, http2.HandlerFunc(c.serveStream))
+	err := http2.ServeConn(c.ctx, c.rw, cfg, http2.HandlerFunc(c.serveStream))
 	if err != nil {
 		c.logf("HTTP/2 connection ended", "error", err)
 	}
 }
-
-type nopCloser struct{ io.ReadWriter }
-
-func (nopCloser) Close() error { return nil }
 
 // serveStream runs one HTTP/2 stream through the chain.
 func (c *conn) serveStream(st *http2.ServerStream) {

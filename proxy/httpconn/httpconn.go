@@ -15,11 +15,11 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/sniff"
+	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -36,77 +36,54 @@ type conn struct {
 	env  *Env
 	src  *Source
 	hcm  *xds.HTTPConnectionManager // at accept: codec settings and limits
-	down *filters.Downstream
+	rw   *downstream.Conn
+	down *filters.Downstream // &rw.Info
 	ctx  context.Context
+
+	// preface holds the bytes read to tell HTTP/2 under AUTO, replayed
+	// from here.
+	preface [len(sniff.Preface)]byte
 }
 
-// Serve runs rwc through the HttpConnectionManager src gives until the
+// Serve runs dc through the HttpConnectionManager src gives until the
 // connection ends. Each request takes the config current when it starts
 // and keeps it to its end; when the config no longer has an HTTP chain for
 // this connection, the connection is closed after the request in flight.
-// Serve closes nothing: the caller owns rwc.
-func Serve(ctx context.Context, rwc io.ReadWriter, src *Source, down *filters.Downstream, env *Env) {
+//
+// The end of ctx is an HTTP/2 connection's graceful shutdown (GOAWAY);
+// requests never see it: their contexts carry its values only.
+//
+// The caller owns dc and closes it after Serve returns; Serve may close it
+// before (HTTP/2 closes its connection when it ends).
+func Serve(ctx context.Context, dc *downstream.Conn, src *Source, env *Env) {
 	b := src.current()
 	if b.hcm == nil {
 		return
 	}
-	c := &conn{env: env, src: src, hcm: b.hcm, down: down, ctx: ctx}
+	c := &conn{env: env, src: src, hcm: b.hcm, rw: dc, down: &dc.Info, ctx: ctx}
 	switch c.hcm.Codec {
 	case xds.CodecHTTP1:
-		c.serveHTTP1(rwc)
+		c.serveHTTP1()
 	case xds.CodecHTTP2:
-		c.serveHTTP2(rwc)
+		c.serveHTTP2()
 	default:
-		isH2, prefix, err := detectPreface(rwc)
+		isH2, prefix, err := detectPreface(dc, c.preface[:])
 		if err != nil && len(prefix) == 0 {
 			return
 		}
-		rw := &replayConn{Reader: sniff.Replay(prefix, rwc), conn: rwc}
+		dc.Unread(prefix)
 		if isH2 {
-			c.serveHTTP2(rw)
+			c.serveHTTP2()
 		} else {
-			c.serveHTTP1(rw)
+			c.serveHTTP1()
 		}
 	}
 }
 
-// replayConn is the connection with the sniffed bytes put back in front of
-// its reads; writes, half-close and read deadlines go to the connection.
-type replayConn struct {
-	io.Reader
-	conn io.ReadWriter
-}
-
-func (r *replayConn) Write(p []byte) (int, error) { return r.conn.Write(p) }
-
-// CloseWrite half-closes the connection when it can.
-func (r *replayConn) CloseWrite() error {
-	if cw, ok := r.conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.ErrUnsupported
-}
-
-// SetReadDeadline sets the connection's read deadline when it has one.
-func (r *replayConn) SetReadDeadline(t time.Time) error {
-	if d, ok := r.conn.(interface{ SetReadDeadline(time.Time) error }); ok {
-		return d.SetReadDeadline(t)
-	}
-	return errors.ErrUnsupported
-}
-
-// Close closes the connection when it can.
-func (r *replayConn) Close() error {
-	if c, ok := r.conn.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
-}
-
-// detectPreface reads until the bytes differ from the HTTP/2 preface or
-// complete it; it returns what it read for replay.
-func detectPreface(r io.Reader) (bool, []byte, error) {
-	buf := make([]byte, len(sniff.Preface))
+// detectPreface reads into buf (len(sniff.Preface) bytes) until the bytes
+// differ from the HTTP/2 preface or complete it; it returns what it read
+// for replay.
+func detectPreface(r io.Reader, buf []byte) (bool, []byte, error) {
 	n := 0
 	for n < len(buf) {
 		m, err := r.Read(buf[n:])

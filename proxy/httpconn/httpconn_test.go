@@ -14,8 +14,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/gowaypoint/waypoint/filters"
 	_ "github.com/gowaypoint/waypoint/filters/all"
+	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
 	"github.com/gowaypoint/waypoint/xds"
 )
@@ -115,9 +115,10 @@ func serve(t *testing.T) string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
+				dc := downstream.NewTCP(c.(*net.TCPConn))
+				defer dc.Close()
 				src := NewSource(&store, "l", xds.MatchInput{}, cl, bs.Snapshot, hcm)
-				Serve(context.Background(), c, src, &filters.Downstream{}, env)
+				Serve(context.Background(), dc, src, env)
 			}()
 		}
 	}()

@@ -7,15 +7,14 @@ package inbound
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
-	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
@@ -46,66 +45,64 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 	ls.Connections.Inc()
 	ls.Active.Inc()
 	defer ls.Active.Dec()
-	down := stream{st}
+	c := downstream.NewPending(ctx, stream{st}, downstreamOf(st))
+	c.Target = st.Target
 	snap := h.Store.Load()
 	if snap == nil {
-		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no config loaded")))
+		c.Refuse(status.New(status.NoRoute, fmt.Errorf("no config loaded")))
 		return
 	}
 	name := targetListener(snap)
 	l := snap.Listener(name)
 	if l == nil {
-		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no %s listener in config", name)))
+		c.Refuse(status.New(status.NoRoute, fmt.Errorf("no %s listener in config", name)))
 		return
 	}
 	in := xds.MatchInput{Destination: st.Target, Source: st.PeerAddr}
 	if l.Sniffs(st.Target) {
-		h.serveSniffed(ctx, st, snap, name, l, in) // http_inspector: see sniffed.go
+		h.serveSniffed(ctx, c, st, snap, name, l, in) // http_inspector: see sniffed.go
 		return
 	}
 	fc := l.Match(in)
 	if fc == nil {
-		h.noChain(l, st)
-		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
+		h.noChain(l, st, &c.Info)
+		c.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
 		return
 	}
-	info := downstreamOf(st)
-	if ok, details := fc.AllowConnection(info); !ok {
+	if ok, details := fc.AllowConnection(&c.Info); !ok {
 		// As in Envoy, the tunnel is up before the network filters run:
 		// the CONNECT is answered, then the connection closed.
-		h.denied(info, st, details)
-		if conn, err := st.Accept(); err == nil {
-			conn.Close()
+		h.denied(&c.Info, st, details)
+		if c.Accept() == nil {
+			c.Close()
 		}
 		return
 	}
 	if fc.HTTP != nil {
-		conn, err := st.Accept()
-		if err != nil {
+		if c.Accept() != nil {
 			return
 		}
 		src := httpconn.NewSource(h.Store, name, in, h.Clusters, snap, fc.HTTP)
-		httpconn.Serve(ctx, conn, src, info, h.HTTP)
+		httpconn.Serve(ctx, c, src, h.HTTP)
 		return
 	}
 	if fc.Dubbo != nil {
-		conn, err := st.Accept()
-		if err != nil {
+		if c.Accept() != nil {
 			return
 		}
-		dubboconn.Serve(ctx, conn, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), info, h.Dubbo)
+		dubboconn.Serve(c, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), h.Dubbo)
 		return
 	}
-	h.TCP.Serve(ctx, snap, fc.TCPProxy, down, info, st.Peer.String()+" -> "+st.Authority)
+	h.TCP.Serve(snap, fc.TCPProxy, c)
 }
 
 // noChain writes the listener's access_log for a stream no filter chain
 // takes, with Envoy's response flag NR.
-func (h *Handler) noChain(l *xds.Listener, st *hbone.ServerStream) {
+func (h *Handler) noChain(l *xds.Listener, st *hbone.ServerStream, info *filters.Downstream) {
 	if h.Logs == nil || len(l.AccessLog) == 0 {
 		return
 	}
-	h.Logs.Emit(l.AccessLog, &accesslog.Record{Start: st.Start, Duration: time.Since(st.Start), Downstream: downstreamOf(st),
+	h.Logs.Emit(l.AccessLog, &accesslog.Record{Start: st.Start, Duration: time.Since(st.Start), Downstream: info,
 		Flags: filters.FlagFor("NR"), Termination: "filter_chain_not_found"})
 }
 
@@ -116,8 +113,8 @@ func (h *Handler) denied(info *filters.Downstream, st *hbone.ServerStream, detai
 // downstreamOf describes an HBONE stream's downstream connection: the
 // peer's identity, the addresses, the :authority, and the baggage header
 // the source ztunnel sent (its workload's metadata, for telemetry).
-func downstreamOf(st *hbone.ServerStream) *filters.Downstream {
-	d := &filters.Downstream{
+func downstreamOf(st *hbone.ServerStream) filters.Downstream {
+	d := filters.Downstream{
 		Peer: st.Peer, RemoteAddr: st.PeerAddr, LocalAddr: st.LocalAddr, Destination: st.Target,
 		Authority: st.Authority,
 	}
@@ -132,16 +129,20 @@ func downstreamOf(st *hbone.ServerStream) *filters.Downstream {
 	return d
 }
 
-// stream adapts an HBONE server stream to tcpproxy.Downstream.
+// stream answers an HBONE server stream for a downstream.Conn.
 type stream struct{ st *hbone.ServerStream }
 
-func (s stream) Accept() (relay.Conn, error) { return s.st.Accept() }
+// Accept answers 200.
+func (s stream) Accept() (downstream.Transport, error) {
+	conn, err := s.st.Accept()
+	if err != nil {
+		return nil, err // not a nil *StreamConn in an interface
+	}
+	return conn, nil
+}
 
+// Refuse answers err's HBONE status; hbone logs the refusal.
 func (s stream) Refuse(err error) {
 	k := status.KindOf(err)
 	s.st.RefuseFlag(k.HBONEStatus(), k.ResponseFlag(), err.Error())
 }
-
-// Destination is the stream's original destination, for a cluster whose
-// host it is (encap).
-func (s stream) Destination() netip.AddrPort { return s.st.Target }

@@ -2,14 +2,13 @@ package inbound
 
 import (
 	"context"
-	"net/netip"
 	"time"
 
 	"github.com/gowaypoint/waypoint/protocols/sniff"
+	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
-	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -46,78 +45,41 @@ func appProtocol(p sniff.Protocol) string {
 // it speaks: the stream is accepted first (as Envoy's connect_terminate
 // answers 200 once main_internal has the connection), its first bytes
 // inspected, then the chain chosen and given the bytes again.
-func (h *Handler) serveSniffed(ctx context.Context, st *hbone.ServerStream, snap *xds.Snapshot, name string, l *xds.Listener, in xds.MatchInput) {
-	conn, err := st.Accept()
-	if err != nil {
+func (h *Handler) serveSniffed(ctx context.Context, c *downstream.Conn, st *hbone.ServerStream, snap *xds.Snapshot, name string, l *xds.Listener, in xds.MatchInput) {
+	if c.Accept() != nil {
 		return
 	}
 	buf := make([]byte, sniff.MaxBytes)
-	t := time.AfterFunc(ListenerFiltersTimeout, conn.Abort)
-	p, n, err := sniff.Detect(conn, buf, ListenerFiltersTimeout)
+	t := time.AfterFunc(ListenerFiltersTimeout, c.Abort)
+	p, n, err := sniff.Detect(c, buf, ListenerFiltersTimeout)
 	stopped := t.Stop()
 	if !stopped || (err != nil && n == 0) {
-		conn.Abort()
+		c.Abort()
 		return
 	}
+	c.Unread(buf[:n])
 	in.AppProtocol = appProtocol(p)
 	fc := l.Match(in)
 	if fc == nil {
-		h.noChain(l, st)
-		conn.Abort()
+		h.noChain(l, st, &c.Info)
+		c.Abort()
 		return
 	}
-	info := downstreamOf(st)
-	if ok, details := fc.AllowConnection(info); !ok {
-		h.denied(info, st, details)
-		conn.Close()
+	if ok, details := fc.AllowConnection(&c.Info); !ok {
+		h.denied(&c.Info, st, details)
+		c.Close()
 		return
 	}
-	rc := &replayConn{conn: conn, pending: buf[:n]}
 	if fc.HTTP != nil {
 		src := httpconn.NewSource(h.Store, name, in, h.Clusters, snap, fc.HTTP)
-		httpconn.Serve(ctx, rc, src, info, h.HTTP)
-		rc.Close()
+		httpconn.Serve(ctx, c, src, h.HTTP)
+		c.Close()
 		return
 	}
 	if fc.Dubbo != nil {
-		dubboconn.Serve(ctx, rc, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), info, h.Dubbo)
-		rc.Close()
+		dubboconn.Serve(c, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), h.Dubbo)
+		c.Close()
 		return
 	}
-	h.TCP.Serve(ctx, snap, fc.TCPProxy, acceptedDown{rc: rc, st: st}, info, st.Peer.String()+" -> "+st.Authority)
+	h.TCP.Serve(snap, fc.TCPProxy, c)
 }
-
-// replayConn gives the inspected bytes back before the rest of the
-// stream. It does not embed the stream, so that nothing reads past it (the
-// event-driven relay's TryRead would).
-type replayConn struct {
-	conn    *hbone.StreamConn
-	pending []byte
-}
-
-func (c *replayConn) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
-	}
-	return c.conn.Read(p)
-}
-
-func (c *replayConn) Write(p []byte) (int, error) { return c.conn.Write(p) }
-func (c *replayConn) CloseWrite() error           { return c.conn.CloseWrite() }
-func (c *replayConn) Close() error                { return c.conn.Close() }
-func (c *replayConn) Abort()                      { c.conn.Abort() }
-
-// acceptedDown is a stream already answered: Accept hands it over, Refuse
-// resets it.
-type acceptedDown struct {
-	rc *replayConn
-	st *hbone.ServerStream
-}
-
-func (d acceptedDown) Accept() (relay.Conn, error) { return d.rc, nil }
-
-func (d acceptedDown) Refuse(err error) { d.rc.Abort() }
-
-func (d acceptedDown) Destination() netip.AddrPort { return d.st.Target }

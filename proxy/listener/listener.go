@@ -11,13 +11,10 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/gowaypoint/waypoint/filters"
-	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
+	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
-	"github.com/gowaypoint/waypoint/proxy/relay"
-	"github.com/gowaypoint/waypoint/proxy/sockio"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
@@ -98,40 +95,45 @@ func (m *Manager) Addr(name string) (net.Addr, bool) {
 	return s.ln.Addr(), true
 }
 
-func (m *Manager) serve(name string, c *net.TCPConn) {
+func (m *Manager) serve(name string, tc *net.TCPConn) {
 	ls := metrics.Listener(name)
 	ls.Connections.Inc()
 	ls.Active.Inc()
 	defer ls.Active.Dec()
-	down := tcpDown{conn: c, log: m.Log, listener: name}
+	c := downstream.NewTCP(tc)
 	snap := m.Store.Load()
 	l := snap.Listener(name)
 	if l == nil {
-		down.Refuse(status.New(status.NoRoute, fmt.Errorf("listener %q is gone", name)))
+		m.refuse(c, name, fmt.Errorf("listener %q is gone", name))
 		return
 	}
-	in := xds.MatchInput{Destination: c.LocalAddr().(*net.TCPAddr).AddrPort(), Source: c.RemoteAddr().(*net.TCPAddr).AddrPort()}
+	in := xds.MatchInput{Destination: c.Info.LocalAddr, Source: c.Info.RemoteAddr}
 	fc := l.Match(in)
 	if fc == nil {
-		down.Refuse(status.New(status.NoRoute, fmt.Errorf("no filter chain matches %s", in.Destination)))
+		m.refuse(c, name, fmt.Errorf("no filter chain matches %s", in.Destination))
 		return
 	}
-	info := &filters.Downstream{RemoteAddr: in.Source, LocalAddr: in.Destination, Destination: in.Destination}
-	if ok, details := fc.AllowConnection(info); !ok {
+	if ok, details := fc.AllowConnection(&c.Info); !ok {
 		m.Log.Info("listener: connection denied by RBAC", "listener", name, "remote", in.Source.String(), "details", details)
 		c.Close()
 		return
 	}
 	if fc.HTTP != nil {
 		src := httpconn.NewSource(m.Store, name, in, m.Clusters, snap, fc.HTTP)
-		httpconn.Serve(context.Background(), sockio.Wrap(c), src, info, m.HTTP)
+		httpconn.Serve(context.Background(), c, src, m.HTTP)
 		return
 	}
 	if fc.Dubbo != nil {
-		dubboconn.Serve(context.Background(), c, dubboconn.NewSource(m.Store, name, in, snap, fc.Dubbo), info, m.Dubbo)
+		dubboconn.Serve(c, dubboconn.NewSource(m.Store, name, in, snap, fc.Dubbo), m.Dubbo)
 		return
 	}
-	m.TCP.Serve(context.Background(), snap, fc.TCPProxy, down, info, name+" "+in.Source.String())
+	m.TCP.Serve(snap, fc.TCPProxy, c)
+}
+
+// refuse logs why a connection is not served and resets it.
+func (m *Manager) refuse(c *downstream.Conn, listener string, reason error) {
+	m.Log.Info("listener: refused connection", "listener", listener, "remote", c.Info.RemoteAddr.String(), "reason", reason.Error())
+	c.Refuse(reason)
 }
 
 // Drain closes every socket so no connection is accepted, then waits for
@@ -141,19 +143,4 @@ func (m *Manager) Drain(ctx context.Context) error {
 	clear(m.sockets)
 	m.mu.Unlock()
 	return m.acc.Drain(ctx)
-}
-
-// tcpDown is an accepted TCP connection as a tcpproxy.Downstream: it is
-// already answered, so Accept hands it over and Refuse resets it.
-type tcpDown struct {
-	conn     *net.TCPConn
-	log      *slog.Logger
-	listener string
-}
-
-func (d tcpDown) Accept() (relay.Conn, error) { return relay.NewTCP(d.conn), nil }
-
-func (d tcpDown) Refuse(err error) {
-	d.log.Info("listener: refused connection", "listener", d.listener, "remote", d.conn.RemoteAddr().String(), "reason", err.Error())
-	relay.NewTCP(d.conn).Abort()
 }

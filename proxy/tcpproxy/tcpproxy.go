@@ -13,6 +13,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
 	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
@@ -20,15 +21,6 @@ import (
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
 )
-
-// Downstream is the connection being proxied, before it is answered.
-type Downstream interface {
-	// Accept answers the downstream (HBONE 200) and returns it as a byte
-	// stream.
-	Accept() (relay.Conn, error)
-	// Refuse answers the downstream with err's status and logs why.
-	Refuse(err error)
-}
 
 // Proxy serves tcp_proxy chains. Safe for concurrent use.
 type Proxy struct {
@@ -40,22 +32,29 @@ type Proxy struct {
 	Logs    *accesslog.Sinks
 }
 
-// Serve proxies one downstream connection per tp until both directions
-// end, or, for a downstream that is a Detacher, until the relay is started:
-// it then goes on without the caller. Streams in flight keep the snapshot
-// they started with.
-// info describes the downstream connection (for telemetry).
-func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy, down Downstream, info *filters.Downstream, desc string) {
+// Serve proxies the downstream connection c per tp: it opens the upstream,
+// answers c only once the upstream is up (HBONE 200; an upstream that
+// cannot be reached refuses it, 503), then relays both ways until both
+// directions end, or, for a connection that is a Detacher (an HBONE
+// stream), starts the relay and returns: the relay goes on without the
+// caller. Serve owns c: the relay closes it (or resets it after an error),
+// or it is refused. The dial stops when c's Context ends. Streams in flight
+// keep the snapshot they started with; a drain does not cut them (the
+// waypoint closes them when its drain time is up).
+func (p *Proxy) Serve(snap *xds.Snapshot, tp *xds.TCPProxy, c *downstream.Conn) {
 	start := time.Now()
-	var pc lb.PickContext
-	if d, ok := down.(interface{ Destination() netip.AddrPort }); ok {
-		pc.Destination = d.Destination() // for a cluster whose host is the destination (encap)
-	}
+	info := &c.Info
+	// Destination is for a cluster whose host is the connection's own
+	// destination (encap).
+	pc := lb.PickContext{Destination: c.Target}
 	pc.Hash, pc.HasHash = hash(tp, info)
-	up, ep, done, err := p.Clusters.ConnectTCPTo(ctx, snap, tp.Cluster, pc, info)
+	up, ep, done, err := p.Clusters.ConnectTCPTo(c.Context(), snap, tp.Cluster, pc, info)
 	if err != nil {
 		p.report(snap, tp, info, nil, start, ep, relay.Result{}, err)
-		down.Refuse(err)
+		if c.Answered() {
+			p.Log.Info("tcp_proxy: refused connection", "conn", c.String(), "cluster", tp.Cluster, "reason", err.Error())
+		}
+		c.Refuse(err)
 		return
 	}
 	defer done()
@@ -63,9 +62,8 @@ func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy,
 	ls.TCPOpened()
 	cs := metrics.Cluster(tp.Cluster)
 	cs.Active.Inc()
-	dc, err := down.Accept()
-	if err != nil {
-		p.Log.Debug("tcp_proxy: downstream gone before accept", "stream", desc, "error", err)
+	if err := c.Accept(); err != nil {
+		p.Log.Debug("tcp_proxy: downstream gone before accept", "conn", c.String(), "error", err)
 		cs.Active.Dec()
 		p.report(snap, tp, info, ls, start, ep, relay.Result{}, status.New(status.DownstreamGone, err))
 		if a, ok := up.(relay.Aborter); ok {
@@ -75,13 +73,14 @@ func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy,
 		}
 		return
 	}
+	dc := c.Relayed()
 	opts := relay.Options{IdleTimeout: tp.IdleTimeout, MaxDuration: tp.MaxDownstreamConnectionDuration}
 	if d, ok := dc.(Detacher); ok {
 		finish := d.Detach()
 		relay.Start(dc, up, opts, nil, func(res relay.Result) {
 			done()
 			cs.Active.Dec()
-			p.logEnd(desc, tp, ep, res)
+			p.logEnd(c, tp, ep, res)
 			p.report(snap, tp, info, ls, start, ep, res, nil)
 			finish()
 		})
@@ -89,7 +88,7 @@ func (p *Proxy) Serve(ctx context.Context, snap *xds.Snapshot, tp *xds.TCPProxy,
 	}
 	res := relay.Run(dc, up, opts, nil)
 	cs.Active.Dec()
-	p.logEnd(desc, tp, ep, res)
+	p.logEnd(c, tp, ep, res)
 	p.report(snap, tp, info, ls, start, ep, res, nil)
 }
 
@@ -153,10 +152,10 @@ type Detacher interface {
 	Detach() (finish func())
 }
 
-func (p *Proxy) logEnd(desc string, tp *xds.TCPProxy, ep netip.AddrPort, res relay.Result) {
+func (p *Proxy) logEnd(c *downstream.Conn, tp *xds.TCPProxy, ep netip.AddrPort, res relay.Result) {
 	if !p.Log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
-	p.Log.Debug("tcp_proxy: stream ended", "stream", desc, "cluster", tp.Cluster, "upstream", ep,
+	p.Log.Debug("tcp_proxy: stream ended", "conn", c.String(), "cluster", tp.Cluster, "upstream", ep,
 		"bytes_sent", res.DownstreamToUpstream, "bytes_received", res.UpstreamToDownstream, "error", res.Err)
 }
