@@ -7,9 +7,10 @@
 // as methods of its own rather than interfaces the managers look for.
 //
 // Ownership: a Conn is made by the entry that received the connection
-// (proxy/inbound, proxy/listener), which owns it: it closes it when the
-// HTTP or Dubbo connection manager returns, or hands it to tcp_proxy's
-// relay, which closes it when both directions end.
+// (proxy/inbound, proxy/listener) and handed to proxy/filterchain, which
+// owns it from then on: it closes it when the HTTP or Dubbo connection
+// manager returns, or hands it to tcp_proxy's relay, which closes it when
+// both directions end.
 package downstream
 
 import (

@@ -12,10 +12,8 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/downstream"
-	"github.com/gowaypoint/waypoint/proxy/dubboconn"
+	"github.com/gowaypoint/waypoint/proxy/filterchain"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
-	"github.com/gowaypoint/waypoint/proxy/httpconn"
-	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
@@ -24,14 +22,12 @@ import (
 // MainInternal is the name of the internal listener HBONE streams enter.
 const MainInternal = "main_internal"
 
-// Handler serves HBONE streams from the current config. Safe for concurrent
-// use; each stream reads the snapshot once and keeps it to its end.
+// Handler serves HBONE streams from the current config. Its fields are set
+// before the first stream and read-only afterwards; safe for concurrent
+// use. Each stream reads the snapshot once and keeps it to its end.
 type Handler struct {
-	Store    *xds.Store
-	TCP      *tcpproxy.Proxy
-	HTTP     *httpconn.Env
-	Clusters httpconn.Upstreams
-	Dubbo    *dubboconn.Env
+	// Chains serves the chain a stream matches; its Store is the config.
+	Chains *filterchain.Server
 	// Logs writes the listener's access_log for the streams no filter
 	// chain takes (nil: none written).
 	Logs *accesslog.Sinks
@@ -39,7 +35,8 @@ type Handler struct {
 
 var _ hbone.Handler = (*Handler)(nil)
 
-// ServeHBONE implements hbone.Handler.
+// ServeHBONE implements hbone.Handler. ctx is the stream's: it ends when
+// the stream is reset.
 func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 	ls := metrics.Listener(MainInternal)
 	ls.Connections.Inc()
@@ -47,7 +44,7 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 	defer ls.Active.Dec()
 	c := downstream.NewPending(ctx, stream{st}, downstreamOf(st))
 	c.Target = st.Target
-	snap := h.Store.Load()
+	snap := h.Chains.Store.Load()
 	if snap == nil {
 		c.Refuse(status.New(status.NoRoute, fmt.Errorf("no config loaded")))
 		return
@@ -60,40 +57,21 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 	}
 	in := xds.MatchInput{Destination: st.Target, Source: st.PeerAddr}
 	if l.Sniffs(st.Target) {
-		h.serveSniffed(ctx, c, st, snap, name, l, in) // http_inspector: see sniffed.go
-		return
+		// http_inspector: the stream is answered and read first (sniffed.go).
+		p, ok := sniffProtocol(c)
+		if !ok {
+			return
+		}
+		in.AppProtocol = p
 	}
 	fc := l.Match(in)
 	if fc == nil {
 		h.noChain(l, st, &c.Info)
+		// A stream answered for sniffing is reset.
 		c.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
 		return
 	}
-	if ok, details := fc.AllowConnection(&c.Info); !ok {
-		// As in Envoy, the tunnel is up before the network filters run:
-		// the CONNECT is answered, then the connection closed.
-		h.denied(&c.Info, st, details)
-		if c.Accept() == nil {
-			c.Close()
-		}
-		return
-	}
-	if fc.HTTP != nil {
-		if c.Accept() != nil {
-			return
-		}
-		src := httpconn.NewSource(h.Store, name, in, h.Clusters, snap, fc.HTTP)
-		httpconn.Serve(ctx, c, src, h.HTTP)
-		return
-	}
-	if fc.Dubbo != nil {
-		if c.Accept() != nil {
-			return
-		}
-		dubboconn.Serve(c, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), h.Dubbo)
-		return
-	}
-	h.TCP.Serve(snap, fc.TCPProxy, c)
+	h.Chains.Serve(ctx, c, filterchain.Match{Snapshot: snap, Listener: name, Input: in, Chain: fc})
 }
 
 // noChain writes the listener's access_log for a stream no filter chain
@@ -104,10 +82,6 @@ func (h *Handler) noChain(l *xds.Listener, st *hbone.ServerStream, info *filters
 	}
 	h.Logs.Emit(l.AccessLog, &accesslog.Record{Start: st.Start, Duration: time.Since(st.Start), Downstream: info,
 		Flags: filters.FlagFor("NR"), Termination: "filter_chain_not_found"})
-}
-
-func (h *Handler) denied(info *filters.Downstream, st *hbone.ServerStream, details string) {
-	h.TCP.Log.Info("inbound: connection denied by RBAC", "peer", info.PeerURI, "authority", st.Authority, "details", details)
 }
 
 // downstreamOf describes an HBONE stream's downstream connection: the

@@ -1,14 +1,10 @@
 package inbound
 
 import (
-	"context"
 	"time"
 
 	"github.com/gowaypoint/waypoint/protocols/sniff"
 	"github.com/gowaypoint/waypoint/proxy/downstream"
-	"github.com/gowaypoint/waypoint/proxy/dubboconn"
-	"github.com/gowaypoint/waypoint/proxy/hbone"
-	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -41,13 +37,14 @@ func appProtocol(p sniff.Protocol) string {
 	return ""
 }
 
-// serveSniffed serves a stream whose filter chain depends on the protocol
-// it speaks: the stream is accepted first (as Envoy's connect_terminate
-// answers 200 once main_internal has the connection), its first bytes
-// inspected, then the chain chosen and given the bytes again.
-func (h *Handler) serveSniffed(ctx context.Context, c *downstream.Conn, st *hbone.ServerStream, snap *xds.Snapshot, name string, l *xds.Listener, in xds.MatchInput) {
+// sniffProtocol answers a stream whose filter chain depends on the
+// protocol it speaks (as Envoy's connect_terminate answers 200 once
+// main_internal has the connection), reads its first bytes and puts them
+// back for the chain, and returns the application protocol they tell. On
+// false the stream is gone (reset when it sent nothing in time).
+func sniffProtocol(c *downstream.Conn) (string, bool) {
 	if c.Accept() != nil {
-		return
+		return "", false
 	}
 	buf := make([]byte, sniff.MaxBytes)
 	t := time.AfterFunc(ListenerFiltersTimeout, c.Abort)
@@ -55,31 +52,8 @@ func (h *Handler) serveSniffed(ctx context.Context, c *downstream.Conn, st *hbon
 	stopped := t.Stop()
 	if !stopped || (err != nil && n == 0) {
 		c.Abort()
-		return
+		return "", false
 	}
 	c.Unread(buf[:n])
-	in.AppProtocol = appProtocol(p)
-	fc := l.Match(in)
-	if fc == nil {
-		h.noChain(l, st, &c.Info)
-		c.Abort()
-		return
-	}
-	if ok, details := fc.AllowConnection(&c.Info); !ok {
-		h.denied(&c.Info, st, details)
-		c.Close()
-		return
-	}
-	if fc.HTTP != nil {
-		src := httpconn.NewSource(h.Store, name, in, h.Clusters, snap, fc.HTTP)
-		httpconn.Serve(ctx, c, src, h.HTTP)
-		c.Close()
-		return
-	}
-	if fc.Dubbo != nil {
-		dubboconn.Serve(c, dubboconn.NewSource(h.Store, name, in, snap, fc.Dubbo), h.Dubbo)
-		c.Close()
-		return
-	}
-	h.TCP.Serve(snap, fc.TCPProxy, c)
+	return appProtocol(p), true
 }

@@ -13,23 +13,23 @@ import (
 
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
 	"github.com/gowaypoint/waypoint/proxy/downstream"
-	"github.com/gowaypoint/waypoint/proxy/dubboconn"
-	"github.com/gowaypoint/waypoint/proxy/httpconn"
-	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
+	"github.com/gowaypoint/waypoint/proxy/filterchain"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
 // Manager keeps one socket per addressed listener of the current config.
 // Apply reconciles the sockets with a new snapshot; connections always read
-// the snapshot current when they were accepted. Safe for concurrent use.
+// the snapshot current when they were accepted. Chains and Log are set
+// before the first Apply and read-only afterwards; safe for concurrent
+// use. The Manager owns every socket and connection (its acceptor serves
+// each connection on a goroutine of its own and closes it after); Drain
+// ends them.
 type Manager struct {
-	Store    *xds.Store
-	TCP      *tcpproxy.Proxy
-	HTTP     *httpconn.Env
-	Clusters httpconn.Upstreams
-	Dubbo    *dubboconn.Env
-	Log      *slog.Logger
+	// Chains serves the chain a connection matches; its Store is the
+	// config.
+	Chains *filterchain.Server
+	Log    *slog.Logger
 
 	acc     acceptor.Acceptor
 	mu      sync.Mutex
@@ -95,13 +95,15 @@ func (m *Manager) Addr(name string) (net.Addr, bool) {
 	return s.ln.Addr(), true
 }
 
+// serve serves one accepted connection by the chain it matches, until it
+// ends; the acceptor closes it after.
 func (m *Manager) serve(name string, tc *net.TCPConn) {
 	ls := metrics.Listener(name)
 	ls.Connections.Inc()
 	ls.Active.Inc()
 	defer ls.Active.Dec()
 	c := downstream.NewTCP(tc)
-	snap := m.Store.Load()
+	snap := m.Chains.Store.Load()
 	l := snap.Listener(name)
 	if l == nil {
 		m.refuse(c, name, fmt.Errorf("listener %q is gone", name))
@@ -113,21 +115,7 @@ func (m *Manager) serve(name string, tc *net.TCPConn) {
 		m.refuse(c, name, fmt.Errorf("no filter chain matches %s", in.Destination))
 		return
 	}
-	if ok, details := fc.AllowConnection(&c.Info); !ok {
-		m.Log.Info("listener: connection denied by RBAC", "listener", name, "remote", in.Source.String(), "details", details)
-		c.Close()
-		return
-	}
-	if fc.HTTP != nil {
-		src := httpconn.NewSource(m.Store, name, in, m.Clusters, snap, fc.HTTP)
-		httpconn.Serve(context.Background(), c, src, m.HTTP)
-		return
-	}
-	if fc.Dubbo != nil {
-		dubboconn.Serve(c, dubboconn.NewSource(m.Store, name, in, snap, fc.Dubbo), m.Dubbo)
-		return
-	}
-	m.TCP.Serve(snap, fc.TCPProxy, c)
+	m.Chains.Serve(context.Background(), c, filterchain.Match{Snapshot: snap, Listener: name, Input: in, Chain: fc})
 }
 
 // refuse logs why a connection is not served and resets it.

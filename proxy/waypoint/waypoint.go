@@ -23,6 +23,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/admin"
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/dubboconn"
+	"github.com/gowaypoint/waypoint/proxy/filterchain"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/inbound"
@@ -106,6 +107,7 @@ type Waypoint struct {
 	clusters  *upstream.Clusters
 	dubbo     *dubboconn.Upstreams
 	dubboEnv  *dubboconn.Env
+	chains    *filterchain.Server
 	hbone     *hbone.Server
 	listeners *listener.Manager
 	admin     *admin.Server
@@ -190,7 +192,8 @@ func Start(opts Options) (w *Waypoint, err error) {
 	dubboEnv := &dubboconn.Env{Log: w.log, Upstreams: w.dubbo, MaxBodyBytes: opts.DubboMaxBodyBytes, MaxInFlight: opts.DubboMaxInFlight,
 		Metrics: rec, Logs: w.logs}
 	w.dubboEnv = dubboEnv
-	w.listeners = &listener.Manager{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, Log: w.log}
+	w.chains = &filterchain.Server{Store: &w.store, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, TCP: tcp, Log: w.log}
+	w.listeners = &listener.Manager{Chains: w.chains, Log: w.log}
 
 	if bs.Dynamic != nil {
 		if w.opts.ADS, err = w.dynamicADS(bs); err != nil {
@@ -211,7 +214,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	}
 
 	w.hbone, err = hbone.NewServer(w.hboneServerConfig(snap,
-		&inbound.Handler{Store: &w.store, TCP: tcp, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, Logs: w.logs}))
+		&inbound.Handler{Chains: w.chains, Logs: w.logs}))
 	if err != nil {
 		return nil, err
 	}

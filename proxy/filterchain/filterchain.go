@@ -1,0 +1,95 @@
+// Package filterchain serves a downstream connection by the filter chain
+// its listener matched for it. The chain's network filters decide: its
+// network RBAC first (a denied connection is answered, then closed, as
+// Envoy's internal listener does), then its terminal filter picks the
+// connection manager: HttpConnectionManager (proxy/httpconn), dubbo_proxy
+// (proxy/dubboconn) or tcp_proxy (proxy/tcpproxy).
+//
+// Both entries of the data path end here: proxy/inbound for HBONE streams
+// (after sniffing, for http_inspector listeners) and proxy/listener for
+// plaintext listeners' TCP connections.
+package filterchain
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/gowaypoint/waypoint/proxy/downstream"
+	"github.com/gowaypoint/waypoint/proxy/dubboconn"
+	"github.com/gowaypoint/waypoint/proxy/httpconn"
+	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
+	"github.com/gowaypoint/waypoint/xds"
+)
+
+// Server serves matched chains with the connection managers it holds. Its
+// fields are set before the first Serve and read-only afterwards; safe
+// for concurrent use. Every field but Log is required.
+type Server struct {
+	// Store is the config in force: HTTP and Dubbo connections rebind to
+	// it per request or call.
+	Store    *xds.Store
+	HTTP     *httpconn.Env
+	Clusters httpconn.Upstreams
+	Dubbo    *dubboconn.Env
+	TCP      *tcpproxy.Proxy
+	// Log receives the RBAC denials; nil: slog.Default().
+	Log *slog.Logger
+}
+
+// Match is a connection's match: the chain, the listener it belongs to
+// and what it was matched on, in the snapshot current when the
+// connection came in.
+type Match struct {
+	Snapshot *xds.Snapshot
+	Listener string         // the listener's name
+	Input    xds.MatchInput // what the chain was matched on; HTTP and Dubbo match again on it when the config changes
+	Chain    *xds.FilterChain
+}
+
+// Serve serves c by m's chain until the connection ends; for a tcp_proxy
+// chain on an HBONE stream, until the relay is started (it then goes on
+// without the caller, see tcpproxy.Proxy.Serve).
+//
+// The end of ctx is an HTTP/2 connection's graceful shutdown (GOAWAY).
+// Dubbo drains through dubboconn.Env.Drain, and a TCP relay goes on until
+// its owner closes it.
+//
+// Serve owns c, answered or not: it answers it (HBONE 200) when the chain
+// takes it and closes it when the connection manager returns, or hands it
+// to tcp_proxy, which answers it once the upstream is up and whose relay
+// closes it.
+func (s *Server) Serve(ctx context.Context, c *downstream.Conn, m Match) {
+	fc := m.Chain
+	if ok, details := fc.AllowConnection(&c.Info); !ok {
+		s.log().Info("connection denied by RBAC", "listener", m.Listener, "conn", c.String(), "details", details)
+		// As in Envoy, the connection is up before the network filters
+		// run: it is answered, then closed.
+		if c.Accept() == nil {
+			c.Close()
+		}
+		return
+	}
+	switch {
+	case fc.HTTP != nil:
+		if c.Accept() != nil {
+			return
+		}
+		httpconn.Serve(ctx, c, httpconn.NewSource(s.Store, m.Listener, m.Input, s.Clusters, m.Snapshot, fc.HTTP), s.HTTP)
+		c.Close()
+	case fc.Dubbo != nil:
+		if c.Accept() != nil {
+			return
+		}
+		dubboconn.Serve(c, dubboconn.NewSource(s.Store, m.Listener, m.Input, m.Snapshot, fc.Dubbo), s.Dubbo)
+		c.Close()
+	default:
+		s.TCP.Serve(m.Snapshot, fc.TCPProxy, c)
+	}
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
