@@ -7,7 +7,9 @@
 //
 // Both entries of the data path end here: proxy/inbound for HBONE streams
 // (after sniffing, for http_inspector listeners) and proxy/listener for
-// plaintext listeners' TCP connections.
+// plaintext listeners' TCP connections. Each passes its drain context,
+// whose end tells the connections to finish (HTTP: GOAWAY, or the end of
+// an HTTP/1.1 connection after its response in flight).
 package filterchain
 
 import (
@@ -50,9 +52,10 @@ type Match struct {
 // chain on an HBONE stream, until the relay is started (it then goes on
 // without the caller, see tcpproxy.Proxy.Serve).
 //
-// The end of ctx is an HTTP/2 connection's graceful shutdown (GOAWAY).
-// Dubbo drains through dubboconn.Env.Drain, and a TCP relay goes on until
-// its owner closes it.
+// ctx is the drain context: when it is done, connections finish what is
+// in flight and end (HTTP/2 GOAWAY; HTTP/1.1 after the response in flight,
+// at once when idle). Dubbo drains through dubboconn.Env.Drain, and a TCP
+// relay goes on until its owner closes it.
 //
 // Serve owns c, answered or not: it answers it (HBONE 200) when the chain
 // takes it and closes it when the connection manager returns, or hands it

@@ -16,7 +16,11 @@ import (
 
 // serveHTTP1 serves HTTP/1.1 requests one after the other on the
 // connection, on the calling goroutine, reusing the request, stream and
-// local-reply storage.
+// local-reply storage. When the drain context ends it serves no further
+// request: a response in flight is the connection's last, and a connection
+// waiting for its next request is closed at once (a request whose head is
+// arriving just then is lost, as whenever a server closes an idle
+// keep-alive connection; clients retry it on a new one).
 func (c *conn) serveHTTP1() {
 	sc := http1.NewServerConn(c.rw, http1.ServerConfig{
 		Limits:      http1.Limits{MaxHeaderBytes: c.hcm.MaxRequestHeadersBytes, MaxHeaders: c.hcm.MaxHeadersCount},
@@ -34,8 +38,19 @@ func (c *conn) serveHTTP1() {
 	// written, so the streams' context carries no cancellation (and costs
 	// no allocation per request to watch).
 	ctx := context.WithoutCancel(c.ctx)
+	if c.ctx.Done() != nil {
+		stop := context.AfterFunc(c.ctx, c.closeIdle)
+		defer stop()
+	}
 	for {
+		c.idle.Store(idleWaiting)
+		if c.ctx.Err() != nil {
+			return // drained between requests
+		}
 		err := sc.ReadRequest(&req)
+		if !c.idle.CompareAndSwap(idleWaiting, idleBusy) {
+			return // closed by the drain while waiting
+		}
 		if err != nil {
 			c.refuse(sc, err)
 			return
@@ -71,9 +86,28 @@ func (c *conn) serveHTTP1() {
 			c.logf("writing response", "error", err)
 			return
 		}
-		if !sc.KeepAlive() || !current {
+		if !sc.KeepAlive() || !current || c.ctx.Err() != nil {
 			return
 		}
+	}
+}
+
+// States of conn.idle.
+const (
+	idleBusy    int32 = iota // reading or serving a request
+	idleWaiting              // waiting for the next request's head
+	idleClosed               // closed by the drain while waiting
+)
+
+// closeIdle is the drain's callback: it closes the connection if it is
+// waiting for its next request (the blocked read then ends); a connection
+// serving a request ends after its response instead. It runs on the
+// goroutine context.AfterFunc starts, which ends as soon as it returns;
+// serveHTTP1 unregisters it when it returns (a call already started may
+// then close a connection that is closing anyway).
+func (c *conn) closeIdle() {
+	if c.idle.CompareAndSwap(idleWaiting, idleClosed) {
+		c.rw.Close()
 	}
 }
 

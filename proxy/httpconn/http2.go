@@ -8,8 +8,8 @@ import (
 
 // serveHTTP2 serves HTTP/2 on the connection: the engine runs each
 // stream's handler on its own goroutine and owns them all until the
-// connection ends; it closes the connection then. The end of c.ctx is its
-// graceful shutdown (GOAWAY).
+// connection ends; it closes the connection then. The drain context's end
+// is its graceful shutdown (GOAWAY).
 func (c *conn) serveHTTP2() {
 	cfg := http2.Config{
 		MaxConcurrentStreams: c.hcm.HTTP2.MaxConcurrentStreams,

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/l7"
@@ -38,8 +39,11 @@ type conn struct {
 	hcm  *xds.HTTPConnectionManager // at accept: codec settings and limits
 	rw   *downstream.Conn
 	down *filters.Downstream // &rw.Info
-	ctx  context.Context
+	ctx  context.Context     // the drain context
 
+	// idle says whether an HTTP/1.1 connection waits for its next
+	// request, for the drain (http1.go): shared with the drain's callback.
+	idle atomic.Int32
 	// preface holds the bytes read to tell HTTP/2 under AUTO, replayed
 	// from here.
 	preface [len(sniff.Preface)]byte
@@ -50,11 +54,15 @@ type conn struct {
 // and keeps it to its end; when the config no longer has an HTTP chain for
 // this connection, the connection is closed after the request in flight.
 //
-// The end of ctx is an HTTP/2 connection's graceful shutdown (GOAWAY);
-// requests never see it: their contexts carry its values only.
+// ctx is the drain context. Once it is done, an HTTP/2 connection sends
+// GOAWAY and ends when its streams have (http2.ServeConn's graceful
+// shutdown), and an HTTP/1.1 connection ends after the response in flight,
+// or at once if it is waiting for its next request. Requests never see it:
+// their contexts carry its values only.
 //
 // The caller owns dc and closes it after Serve returns; Serve may close it
-// before (HTTP/2 closes its connection when it ends).
+// before (HTTP/2 closes its connection when it ends, a drain closes an
+// idle HTTP/1.1 one).
 func Serve(ctx context.Context, dc *downstream.Conn, src *Source, env *Env) {
 	b := src.current()
 	if b.hcm == nil {

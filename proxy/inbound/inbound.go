@@ -31,6 +31,11 @@ type Handler struct {
 	// Logs writes the listener's access_log for the streams no filter
 	// chain takes (nil: none written).
 	Logs *accesslog.Sinks
+	// Drain is the drain context: when it is done, the connections the
+	// streams carry finish what is in flight and end (HTTP/2 GOAWAY,
+	// HTTP/1.1 after its response), while the HBONE server drains the
+	// tunnels around them. nil: never.
+	Drain context.Context
 }
 
 var _ hbone.Handler = (*Handler)(nil)
@@ -71,7 +76,14 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 		c.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
 		return
 	}
-	h.Chains.Serve(ctx, c, filterchain.Match{Snapshot: snap, Listener: name, Input: in, Chain: fc})
+	h.Chains.Serve(h.drain(), c, filterchain.Match{Snapshot: snap, Listener: name, Input: in, Chain: fc})
+}
+
+func (h *Handler) drain() context.Context {
+	if h.Drain != nil {
+		return h.Drain
+	}
+	return context.Background()
 }
 
 // noChain writes the listener's access_log for a stream no filter chain

@@ -34,6 +34,10 @@ type Manager struct {
 	acc     acceptor.Acceptor
 	mu      sync.Mutex
 	sockets map[string]*socket // by listener name; guarded by mu
+	// drain is every connection's drain context, cancelled by Drain
+	// (stop); made by the first Apply, guarded by mu until then.
+	drain context.Context
+	stop  context.CancelFunc
 }
 
 type socket struct {
@@ -50,6 +54,9 @@ func (m *Manager) Apply(snap *xds.Snapshot) error {
 	defer m.mu.Unlock()
 	if m.sockets == nil {
 		m.sockets = map[string]*socket{}
+	}
+	if m.drain == nil {
+		m.drain, m.stop = context.WithCancel(context.Background())
 	}
 	want := map[string]netip.AddrPort{}
 	for _, l := range snap.Listeners {
@@ -79,7 +86,8 @@ func (m *Manager) Apply(snap *xds.Snapshot) error {
 	}
 	for _, s := range opened {
 		m.sockets[s.name] = s
-		go m.acc.Serve(s.ln, func(c net.Conn) { m.serve(s.name, c.(*net.TCPConn)) })
+		drain := m.drain
+		go m.acc.Serve(s.ln, func(c net.Conn) { m.serve(drain, s.name, c.(*net.TCPConn)) })
 	}
 	return nil
 }
@@ -97,7 +105,7 @@ func (m *Manager) Addr(name string) (net.Addr, bool) {
 
 // serve serves one accepted connection by the chain it matches, until it
 // ends; the acceptor closes it after.
-func (m *Manager) serve(name string, tc *net.TCPConn) {
+func (m *Manager) serve(drain context.Context, name string, tc *net.TCPConn) {
 	ls := metrics.Listener(name)
 	ls.Connections.Inc()
 	ls.Active.Inc()
@@ -115,7 +123,7 @@ func (m *Manager) serve(name string, tc *net.TCPConn) {
 		m.refuse(c, name, fmt.Errorf("no filter chain matches %s", in.Destination))
 		return
 	}
-	m.Chains.Serve(context.Background(), c, filterchain.Match{Snapshot: snap, Listener: name, Input: in, Chain: fc})
+	m.Chains.Serve(drain, c, filterchain.Match{Snapshot: snap, Listener: name, Input: in, Chain: fc})
 }
 
 // refuse logs why a connection is not served and resets it.
@@ -124,11 +132,16 @@ func (m *Manager) refuse(c *downstream.Conn, listener string, reason error) {
 	c.Refuse(reason)
 }
 
-// Drain closes every socket so no connection is accepted, then waits for
-// the connections in flight until ctx is done, and closes what is left.
+// Drain closes every socket so no connection is accepted and tells the
+// connections to finish (their drain context ends: HTTP/2 sends GOAWAY,
+// HTTP/1.1 ends after its response in flight, at once when idle), then
+// waits for them until ctx is done, and closes what is left.
 func (m *Manager) Drain(ctx context.Context) error {
 	m.mu.Lock()
 	clear(m.sockets)
+	if m.stop != nil {
+		m.stop()
+	}
 	m.mu.Unlock()
 	return m.acc.Drain(ctx)
 }

@@ -115,6 +115,12 @@ type Waypoint struct {
 	logs      *accesslog.Sinks
 	tracers   *tracing.Tracers
 
+	// drain is the HBONE streams' drain context (inbound.Handler.Drain),
+	// cancelled by startDrain when Shutdown begins; the plaintext
+	// listeners' is listener.Manager's own, cancelled by its Drain.
+	drain      context.Context
+	startDrain context.CancelFunc
+
 	hboneAddr   net.Addr
 	adminAddr   net.Addr
 	metricsAddr net.Addr
@@ -147,6 +153,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 		opts.ConfigPollInterval = DefaultConfigPollInterval
 	}
 	wp := &Waypoint{opts: opts, log: opts.Logger, stop: make(chan struct{})}
+	wp.drain, wp.startDrain = context.WithCancel(context.Background())
 	w = wp
 	defer func() {
 		if err != nil {
@@ -214,7 +221,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	}
 
 	w.hbone, err = hbone.NewServer(w.hboneServerConfig(snap,
-		&inbound.Handler{Chains: w.chains, Logs: w.logs}))
+		&inbound.Handler{Chains: w.chains, Logs: w.logs, Drain: w.drain}))
 	if err != nil {
 		return nil, err
 	}
@@ -360,14 +367,17 @@ func (w *Waypoint) watchConfig() {
 
 // Shutdown drains: it stops accepting, sends GOAWAY on every HBONE
 // connection and the readonly event to every Dubbo consumer (so that they
-// send new calls elsewhere), lets streams finish until ctx is done or the
-// drain timeout passes, then closes everything and waits for every
-// goroutine it started.
+// send new calls elsewhere), tells every HTTP connection, on HBONE streams
+// and plaintext listeners alike, to finish (HTTP/2 GOAWAY; HTTP/1.1 ends
+// after its response in flight, at once when idle), lets streams finish
+// until ctx is done or the drain timeout passes, then closes everything
+// and waits for every goroutine it started.
 func (w *Waypoint) Shutdown(ctx context.Context) error {
 	w.ready.Store(false)
 	if w.dubboEnv != nil {
 		w.dubboEnv.Drain()
 	}
+	w.startDrain()
 	ctx, cancel := context.WithTimeout(ctx, w.opts.DrainTimeout)
 	defer cancel()
 	w.log.Info("waypoint draining", "timeout", w.opts.DrainTimeout)
@@ -389,6 +399,7 @@ func (w *Waypoint) close() {
 	default:
 		close(w.stop)
 	}
+	w.startDrain()
 	if w.adsStop != nil {
 		w.adsStop()
 	}
