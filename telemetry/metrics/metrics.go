@@ -375,14 +375,16 @@ func (ls *LabelSet) TCPClosed(sent, received int64) {
 		ls.r.overflow.Inc()
 		return
 	}
-	if s.closed != nil {
-		s.closed.Inc()
-	}
+	// The bytes first: a scrape that sees the connection closed sees
+	// everything it carried.
 	if s.sent != nil {
 		s.sent.Add(float64(sent))
 	}
 	if s.received != nil {
 		s.received.Add(float64(received))
+	}
+	if s.closed != nil {
+		s.closed.Inc()
 	}
 }
 
