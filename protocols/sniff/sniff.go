@@ -141,11 +141,3 @@ func classifyHTTP1(b []byte) (Protocol, bool) {
 func isTokenChar(c byte) bool {
 	return 'A' <= c && c <= 'Z' || c == '-' || c == '_'
 }
-
-// Replay returns a reader that yields prefix, then r.
-func Replay(prefix []byte, r io.Reader) io.Reader {
-	if len(prefix) == 0 {
-		return r
-	}
-	return io.MultiReader(bytes.NewReader(prefix), r)
-}

@@ -89,10 +89,3 @@ func TestDetectTimesOutToTCPForServerFirstProtocols(t *testing.T) {
 		t.Fatalf("read after Detect: %v", err)
 	}
 }
-
-func TestReplay(t *testing.T) {
-	b, _ := io.ReadAll(Replay([]byte("GET "), &oneByte{[]byte("/ HTTP/1.1")}))
-	if string(b) != "GET / HTTP/1.1" {
-		t.Fatalf("Replay = %q", b)
-	}
-}
