@@ -40,7 +40,7 @@ func (c *Chain) Run(s *Stream) {
 	}
 	if err := c.terminal.Serve(s); err != nil && s.Local == nil {
 		k := status.KindOf(err)
-		s.SendLocalReply(k.HTTPStatus(), localBody(k, err), k.ResponseFlag())
+		s.SendLocalReply(k.HTTPStatus(), localBody(k, err), FlagOf(k))
 		s.Local.Kind = k
 	}
 	c.respond(s)

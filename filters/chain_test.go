@@ -25,7 +25,7 @@ type recorder struct {
 func (r *recorder) OnRequest(s *Stream) Status {
 	*r.trace = append(*r.trace, r.name+".req")
 	if r.stop {
-		return s.SendLocalReply(403, "no", "")
+		return s.SendLocalReply(403, "no", 0)
 	}
 	return Continue
 }
@@ -142,7 +142,7 @@ func TestStreamDetectsGRPC(t *testing.T) {
 
 func TestFlagsPrintInEnvoysOrder(t *testing.T) {
 	s := NewStream(context.Background(), &l7.Request{}, &Downstream{}, nil)
-	for _, f := range []string{"URX", "UF", "NOPE", "UT", "UF"} {
+	for _, f := range []Flags{FlagURX, FlagUF, FlagUT, FlagUF} {
 		s.AddResponseFlag(f)
 	}
 	if got := s.ResponseFlags.String(); got != "UT,UF,URX" {
@@ -150,6 +150,38 @@ func TestFlagsPrintInEnvoysOrder(t *testing.T) {
 	}
 	if Flags(0).String() != "" {
 		t.Fatal("no flags should print empty")
+	}
+	if got := testing.AllocsPerRun(100, func() { _ = FlagUAEX.String() }); got != 0 {
+		t.Errorf("one flag's String allocates %v times", got)
+	}
+}
+
+// TestFlagConstants checks each constant against Envoy's short name, in
+// Envoy's order, and FlagFor (config text) against the constants.
+func TestFlagConstants(t *testing.T) {
+	consts := []struct {
+		f    Flags
+		name string
+	}{
+		{FlagLH, "LH"}, {FlagUH, "UH"}, {FlagUT, "UT"}, {FlagLR, "LR"}, {FlagUR, "UR"}, {FlagUF, "UF"},
+		{FlagUC, "UC"}, {FlagUO, "UO"}, {FlagNR, "NR"}, {FlagDI, "DI"}, {FlagFI, "FI"}, {FlagRL, "RL"},
+		{FlagUAEX, "UAEX"}, {FlagRLSE, "RLSE"}, {FlagDC, "DC"}, {FlagURX, "URX"}, {FlagSI, "SI"},
+		{FlagIH, "IH"}, {FlagDPE, "DPE"}, {FlagUMSDR, "UMSDR"}, {FlagRFCF, "RFCF"}, {FlagNFCF, "NFCF"},
+		{FlagDT, "DT"}, {FlagUPE, "UPE"}, {FlagNC, "NC"}, {FlagOM, "OM"}, {FlagDF, "DF"}, {FlagDO, "DO"},
+	}
+	if len(consts) != len(flagNames) {
+		t.Fatalf("%d constants for %d flags", len(consts), len(flagNames))
+	}
+	for i, c := range consts {
+		if c.f != 1<<i || c.f.String() != c.name || FlagFor(c.name) != c.f {
+			t.Errorf("flag %d: constant %#x prints %q, FlagFor(%q) = %#x", i, uint32(c.f), c.f, c.name, uint32(FlagFor(c.name)))
+		}
+	}
+	if FlagFor("NOPE") != 0 || FlagFor("") != 0 {
+		t.Error("an unknown name should be no flag")
+	}
+	if FlagOf(status.Timeout) != FlagUT || FlagOf(status.Unknown) != 0 {
+		t.Error("FlagOf does not follow the kinds' flags")
 	}
 }
 

@@ -140,8 +140,9 @@ type LocalReply struct {
 	GRPCStatus *int
 	// Header holds extra response fields (e.g. from a direct_response).
 	Header l7.Header
-	// Flag is Envoy's response flag for telemetry (e.g. "NR", "FI").
-	Flag string
+	// Flag is Envoy's response flag for telemetry (e.g. FlagNR, FlagFI);
+	// 0 for none.
+	Flag Flags
 	// Kind, when not status.Unknown, classifies the reply (status.Denied
 	// for a policy denial), so that a codec whose protocol has codes of
 	// its own renders it through protocols/status (Dubbo:
@@ -252,16 +253,15 @@ func (s *Stream) ClearRouteCache() {
 }
 
 // SendLocalReply answers the stream with status and body and returns Stop.
-func (s *Stream) SendLocalReply(status int, body, flag string) Status {
+// flag is the response flag telemetry records for the reply (0 for none),
+// e.g. FlagUAEX for an authorization denial, FlagRL for a rate limit.
+func (s *Stream) SendLocalReply(status int, body string, flag Flags) Status {
 	s.local = LocalReply{Status: status, Body: body, Flag: flag}
 	s.Local = &s.local
 	s.Response = nil
-	s.AddResponseFlag(flag)
+	s.ResponseFlags |= flag
 	return Stop
 }
 
-// AddResponseFlag records an Envoy response flag by its short name ("UF",
-// "URX"); unknown names are ignored.
-func (s *Stream) AddResponseFlag(flag string) {
-	s.ResponseFlags |= FlagFor(flag)
-}
+// AddResponseFlag records Envoy response flags (FlagURX, FlagDI...).
+func (s *Stream) AddResponseFlag(f Flags) { s.ResponseFlags |= f }

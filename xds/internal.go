@@ -195,16 +195,13 @@ func (s *Snapshot) checkTunnels(l *Listener) error {
 		if !shaped {
 			return errAt(idx("filter_chains", i)+".filters", "tcp_proxy tunneling_config is only supported on an internal listener with one filter chain (connect_originate)")
 		}
-		if accesslog.MayLogAny(fc.TCPProxy.AccessLog, 0, flagUF) {
+		if accesslog.MayLogAny(fc.TCPProxy.AccessLog, 0, filters.FlagUF) {
 			return errAt(idx("filter_chains", i)+".filters", "the access_log of a tunnelling tcp_proxy is written for tunnels that fail "+
 				"to connect only: filter it with response_flag_filter UF (a line per tunnel is not written yet)")
 		}
 	}
 	return nil
 }
-
-// flagUF is the response flag of a failure to connect upstream.
-var flagUF = filters.FlagFor("UF")
 
 // HBONEEntry returns the listener that terminates HBONE (istiod's
 // connect_terminate), or nil when the config has none.

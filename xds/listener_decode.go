@@ -47,7 +47,7 @@ func decodeListener(pb *listenerv3.Listener, clusters map[string]*Cluster) (*Lis
 		if err != nil {
 			return nil, err
 		}
-		if accesslog.MayLogAny(logs, 0, flagNR) {
+		if accesslog.MayLogAny(logs, 0, filters.FlagNR) {
 			return nil, errAt("access_log", "on the HBONE listener, only an access_log filtered to connections no filter chain takes "+
 				"(response_flag_filter NR) is supported (a line per HBONE connection is not written yet)")
 		}
@@ -129,7 +129,7 @@ func decodeListenerAccessLog(pb *listenerv3.Listener, l *Listener) error {
 			dubbo = true
 		}
 	}
-	if !dubbo && accesslog.MayLogAny(logs, 0, flagNR) {
+	if !dubbo && accesslog.MayLogAny(logs, 0, filters.FlagNR) {
 		return errAt("access_log", "the listener has no %s chain: a listener's access_log is written for connections no filter chain takes "+
 			"(filter it with response_flag_filter NR) and Dubbo calls only (log HTTP and TCP chains with their HttpConnectionManager's "+
 			"or tcp_proxy's access_log)", dubboFilterName)
@@ -137,9 +137,6 @@ func decodeListenerAccessLog(pb *listenerv3.Listener, l *Listener) error {
 	l.AccessLog = logs
 	return nil
 }
-
-// flagNR is the response flag of a connection no filter chain takes.
-var flagNR = filters.FlagFor("NR")
 
 // chainsByName indexes chains by name for filter_chain_matcher actions.
 // Envoy requires every chain to have a unique, non-empty name then.

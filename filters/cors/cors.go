@@ -225,9 +225,9 @@ func (filter) OnRequest(s *filters.Stream) filters.Status {
 		if p.forwardUnmatched {
 			return filters.Continue
 		}
-		return s.SendLocalReply(200, "", "")
+		return s.SendLocalReply(200, "", 0)
 	}
-	st := s.SendLocalReply(200, "", "")
+	st := s.SendLocalReply(200, "", 0)
 	h := &s.Local.Header
 	h.Add("access-control-allow-origin", origin)
 	if p.credentials {

@@ -118,7 +118,7 @@ func (r *Router) Serve(s *filters.Stream) error {
 		return fmt.Errorf("dubbo router: route of type %T", fr)
 	}
 	if reason := rt.Refusal(); reason != "" {
-		s.SendLocalReply(400, reason, "")
+		s.SendLocalReply(400, reason, 0)
 		return nil
 	}
 	if s.Upstream == nil {
@@ -183,7 +183,7 @@ func (t *try) run() (*l7.Response, error) {
 		if err == nil {
 			if !threadpoolExhausted(resp) || !more {
 				if attempt > 0 && threadpoolExhausted(resp) {
-					t.s.AddResponseFlag("URX")
+					t.s.AddResponseFlag(filters.FlagURX)
 				}
 				return resp, nil
 			}
@@ -192,7 +192,7 @@ func (t *try) run() (*l7.Response, error) {
 		}
 		if !retriable(err) || !more {
 			if attempt > 0 && retriable(err) {
-				t.s.AddResponseFlag("URX")
+				t.s.AddResponseFlag(filters.FlagURX)
 			}
 			return nil, err
 		}

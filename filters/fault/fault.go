@@ -31,8 +31,6 @@ const (
 )
 
 const (
-	flagAbort      = "FI" // Envoy's response flag for an injected abort
-	flagDelay      = "DI" // and for an injected delay
 	localAbortBody = "fault filter abort"
 	maxHeaderDelay = time.Hour
 )
@@ -88,17 +86,17 @@ func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 		defer f.active.Add(-1)
 	}
 	if delayed {
-		s.AddResponseFlag(flagDelay)
+		s.AddResponseFlag(filters.FlagDI)
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-s.Context.Done():
 			t.Stop()
-			return s.SendLocalReply(499, "", "DC")
+			return s.SendLocalReply(499, "", filters.FlagDC)
 		}
 	}
 	if aborted {
-		s.SendLocalReply(status, localAbortBody, flagAbort)
+		s.SendLocalReply(status, localAbortBody, filters.FlagFI)
 		if grpcStatus >= 0 {
 			s.Local.GRPCStatus = &grpcStatus
 		}

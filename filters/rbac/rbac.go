@@ -123,7 +123,7 @@ func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 	if ok {
 		return filters.Continue
 	}
-	s.SendLocalReply(status.Denied.HTTPStatus(), DeniedBody, "")
+	s.SendLocalReply(status.Denied.HTTPStatus(), DeniedBody, 0)
 	s.Local.Kind = status.Denied
 	s.ResponseCodeDetails = details
 	return filters.Stop

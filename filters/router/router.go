@@ -93,13 +93,13 @@ func (r *Router) Serve(s *filters.Stream) error {
 	req, down := s.Request, s.Downstream
 	switch rt.Action() {
 	case route.ActionRedirect:
-		s.SendLocalReply(rt.Redirect().Status, "", "")
+		s.SendLocalReply(rt.Redirect().Status, "", 0)
 		s.Local.Header.Set("location", rt.RedirectLocation(req))
 		r.applyToLocal(s, rt)
 		return nil
 	case route.ActionDirectResponse:
 		d := rt.DirectResponse()
-		s.SendLocalReply(d.Status, d.Body, "")
+		s.SendLocalReply(d.Status, d.Body, 0)
 		r.applyToLocal(s, rt)
 		return nil
 	}
@@ -107,7 +107,7 @@ func (r *Router) Serve(s *filters.Stream) error {
 	if rt.Action() == route.ActionClusterHeader {
 		name, ok := rt.HeaderCluster(req)
 		if !ok {
-			s.SendLocalReply(rt.ClusterNotFoundStatus(), "", "NC")
+			s.SendLocalReply(rt.ClusterNotFoundStatus(), "", filters.FlagNC)
 			return nil
 		}
 		cluster = string(name)
@@ -151,7 +151,7 @@ func (r *Router) overflow(s *filters.Stream) {
 		retried = "retried and the latest "
 	}
 	s.SendLocalReply(503, "upstream connect error or disconnect/reset before headers. "+retried+"reset reason: overflow",
-		status.Overflow.ResponseFlag())
+		filters.FlagUO)
 	s.Local.Kind = status.Overflow
 	if !r.SuppressEnvoyHeaders {
 		s.Local.Header.Set("x-envoy-overloaded", "true")
@@ -243,7 +243,7 @@ func (t *try) run() (*l7.Response, error) {
 					return nil, t.timeout(context.DeadlineExceeded)
 				}
 				if attempt > 0 {
-					t.s.AddResponseFlag("URX")
+					t.s.AddResponseFlag(filters.FlagURX)
 				}
 				return resp, nil
 			}
@@ -264,7 +264,7 @@ func (t *try) run() (*l7.Response, error) {
 		}
 		if !mayRetry {
 			if attempt > 0 && attempt >= retries {
-				t.s.AddResponseFlag("URX")
+				t.s.AddResponseFlag(filters.FlagURX)
 			}
 			return nil, err
 		}
@@ -292,7 +292,7 @@ func (t *try) takeRetry() bool {
 	}
 	release, ok := rl.TryRetry(t.ureq.Cluster)
 	if !ok {
-		t.s.AddResponseFlag("UO")
+		t.s.AddResponseFlag(filters.FlagUO)
 		return false
 	}
 	t.retrySlot = release
@@ -359,7 +359,7 @@ func (t *try) timeout(cause error) error {
 	}
 	if t.s.GRPC {
 		code := status.GRPCDeadlineExceeded
-		t.s.SendLocalReply(504, "upstream request timeout", status.Timeout.ResponseFlag())
+		t.s.SendLocalReply(504, "upstream request timeout", filters.FlagUT)
 		t.s.Local.GRPCStatus = &code
 	}
 	return status.New(status.Timeout, cause)

@@ -103,7 +103,7 @@ func (cl *call) serve() {
 	s.Init(c.ctx, &cl.req, c.down, cl)
 	cl.begin()
 	if cl.b.dubbo == nil {
-		s.SendLocalReply(404, "the listener no longer serves Dubbo to "+c.down.Destination.String(), "NR")
+		s.SendLocalReply(404, "the listener no longer serves Dubbo to "+c.down.Destination.String(), filters.FlagNR)
 	} else {
 		s.Upstream = &cl.up
 		cl.b.dubbo.Chain.Run(s)
@@ -150,15 +150,15 @@ func (cl *call) respond() {
 		if !cl.twoWay {
 			return
 		}
-		s.SendLocalReply(502, "the upstream gave no answer", "")
+		s.SendLocalReply(502, "the upstream gave no answer", 0)
 	}
 	if !cl.twoWay {
 		return
 	}
 	if s.Local == nil {
-		s.SendLocalReply(503, "no response", "")
+		s.SendLocalReply(503, "no response", 0)
 	}
-	code := status.DubboFromLocal(s.Local.Kind, s.Local.Status, s.Local.Flag)
+	code := status.DubboFromLocal(s.Local.Kind, s.Local.Status, s.Local.Flag.String())
 	if code == status.DubboOK {
 		cl.out = dubbo.AppendNullResponse(cl.out[:0], cl.id)
 	} else {
@@ -184,8 +184,8 @@ func (cl *call) localMessage(code int) string {
 	if l.Body != "" {
 		msg += ": " + l.Body
 	}
-	if l.Flag != "" {
-		msg += " (" + l.Flag + ")"
+	if l.Flag != 0 {
+		msg += " (" + l.Flag.String() + ")"
 	}
 	return msg
 }

@@ -39,7 +39,7 @@ func TestCallsAndRoutes(t *testing.T) {
 		{"fault abort 503", greeter("toA"), nil, map[string]string{"x-envoy-fault-abort-request": "503"}, 80, "fault filter abort (FI)"},
 		{"fault abort 404", greeter("toA"), nil, map[string]string{"x-envoy-fault-abort-request": "404"}, 60, "fault filter abort"},
 		{"fault abort 429", greeter("toA"), nil, map[string]string{"x-envoy-fault-abort-request": "429"}, 100, "fault filter abort"},
-		{"denied", greeter("toA"), nil, map[string]string{"x-deny": "1"}, 40, "RBAC: access denied (RBAC)"},
+		{"denied", greeter("toA"), nil, map[string]string{"x-deny": "1"}, 40, "RBAC: access denied (UAEX)"},
 		{"no healthy upstream", greeter("toEmpty"), nil, nil, 80, "no healthy upstream (UH)"},
 		{"no route", hessian.Service{Path: "", Method: "m"}, nil, nil, 60, "no route for //m (NR)"},
 	}

@@ -247,12 +247,12 @@ func (tagFactory) TypeURLs() []string                        { return []string{"
 func (tagFactory) New(proto.Message) (filters.Filter, error) { return tagFilter{}, nil }
 
 // denyFilter, "test.deny", denies calls that carry x-deny as an
-// authorization filter does: 403 with Envoy's RBAC flag.
+// external authorization filter does: 403 with Envoy's flag UAEX.
 type denyFilter struct{}
 
 func (denyFilter) OnRequest(s *filters.Stream) filters.Status {
 	if s.Request.Header.Has("x-deny") {
-		return s.SendLocalReply(403, "RBAC: access denied", "RBAC")
+		return s.SendLocalReply(403, "RBAC: access denied", filters.FlagUAEX)
 	}
 	return filters.Continue
 }

@@ -77,7 +77,7 @@ func (c *conn) serveHTTP1() {
 		}
 		err = sc.WriteResponse(&req, resp)
 		if err != nil {
-			s.AddResponseFlag("DC")
+			s.AddResponseFlag(filters.FlagDC)
 		}
 		c.done(&s, resp, &tel)
 		closeBody(resp)

@@ -39,7 +39,7 @@ func (c *conn) serveStream(st *http2.ServerStream) {
 		resp.Status = 200
 	}
 	if err := st.WriteResponse(resp); err != nil {
-		s.AddResponseFlag("DC")
+		s.AddResponseFlag(filters.FlagDC)
 		st.Reset(http2.ErrCodeCancel)
 	}
 	c.done(&s, resp, &tel)

@@ -180,7 +180,7 @@ func (c *conn) respond(hcm *xds.HTTPConnectionManager, s *filters.Stream, local 
 	resp := s.Response
 	if s.Local != nil || resp == nil {
 		if s.Local == nil {
-			s.SendLocalReply(503, "no response", "")
+			s.SendLocalReply(503, "no response", 0)
 		}
 		renderLocal(s, local)
 		resp = local
@@ -209,16 +209,16 @@ func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, loca
 	if hcm == nil {
 		hcm = c.hcm
 		s.Init(ctx, req, c.down, nil)
-		s.SendLocalReply(503, "the listener no longer serves this connection", "NR")
+		s.SendLocalReply(503, "the listener no longer serves this connection", filters.FlagNR)
 		return c.respond(hcm, s, local), false
 	}
 	s.Init(ctx, req, c.down, hcm.Routes)
 	s.Upstream = b.up
 	switch {
 	case !c.prepare(hcm, s, req):
-		s.SendLocalReply(400, "Bad Request", "DPE")
+		s.SendLocalReply(400, "Bad Request", filters.FlagDPE)
 	case req.Protocol != "" && !hcm.Upgrades[strings.ToLower(req.Protocol)]:
-		s.SendLocalReply(403, "upgrade not allowed: "+req.Protocol, "")
+		s.SendLocalReply(403, "upgrade not allowed: "+req.Protocol, 0)
 	default:
 		c.begin(hcm, s, t)
 		hcm.Chain.Run(s)

@@ -129,7 +129,7 @@ func (p *Proxy) report(snap *xds.Snapshot, tp *xds.TCPProxy, info *filters.Downs
 	rec := accesslog.Record{Start: start, Duration: time.Since(start), Downstream: info,
 		BytesIn: res.DownstreamToUpstream, BytesOut: res.UpstreamToDownstream, Cluster: tp.Cluster, Host: ep}
 	if err != nil {
-		rec.Flags = filters.FlagFor(status.KindOf(err).ResponseFlag())
+		rec.Flags = filters.FlagOf(status.KindOf(err))
 		rec.Failure = err.Error()
 	} else if res.Err != nil {
 		rec.Termination = res.Err.Error()

@@ -46,7 +46,7 @@ func orFilter(fs ...*accesslogv3.AccessLogFilter) *accesslogv3.AccessLogFilter {
 // GE 400 on connect_terminate, response_flag_filter NR on listeners, UF on connect_originate's
 // tcp_proxy) and the other filters, on records and as MayMatch sees them.
 func TestFilters(t *testing.T) {
-	uf, nr := filters.FlagFor("UF"), filters.FlagFor("NR")
+	uf, nr := filters.FlagUF, filters.FlagNR
 	rec := func(code int, flags filters.Flags, d time.Duration) *Record {
 		return &Record{Code: code, Flags: flags, Duration: d}
 	}
@@ -155,7 +155,7 @@ func TestFilteredLogger(t *testing.T) {
 	}
 	s := &Sinks{}
 	for _, code := range []int{200, 503, 404, 0} {
-		s.Emit(loggers, &Record{Code: code, Flags: filters.FlagFor("UF")})
+		s.Emit(loggers, &Record{Code: code, Flags: filters.FlagUF})
 	}
 	s.Close()
 	b, err := os.ReadFile(path)

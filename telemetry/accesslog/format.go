@@ -516,17 +516,17 @@ func StreamDetails(s *filters.Stream) string {
 		return ""
 	}
 	switch {
-	case s.ResponseFlags&filters.FlagFor("NR") != 0:
+	case s.ResponseFlags&filters.FlagNR != 0:
 		return "route_not_found"
-	case s.ResponseFlags&filters.FlagFor("UH") != 0:
+	case s.ResponseFlags&filters.FlagUH != 0:
 		return "no_healthy_upstream"
-	case s.ResponseFlags&filters.FlagFor("UF") != 0:
+	case s.ResponseFlags&filters.FlagUF != 0:
 		return "upstream_reset_before_response_started{connection_failure}"
-	case s.ResponseFlags&filters.FlagFor("UT") != 0:
+	case s.ResponseFlags&filters.FlagUT != 0:
 		return "upstream_response_timeout"
-	case s.ResponseFlags&filters.FlagFor("FI") != 0:
+	case s.ResponseFlags&filters.FlagFI != 0:
 		return "fault_filter_abort"
-	case s.ResponseFlags&filters.FlagFor("DC") != 0:
+	case s.ResponseFlags&filters.FlagDC != 0:
 		return "downstream_remote_disconnect"
 	}
 	return "direct_response"

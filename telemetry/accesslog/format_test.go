@@ -29,7 +29,7 @@ func record() *Record {
 		Authority: "127.10.0.10:9080"}
 	return &Record{
 		Start: time.Date(2026, 1, 2, 3, 4, 5, 678e6, time.UTC), Duration: 12 * time.Millisecond,
-		Request: req, Response: resp, Downstream: down, Code: 503, Flags: filters.FlagFor("UF") | filters.FlagFor("URX"),
+		Request: req, Response: resp, Downstream: down, Code: 503, Flags: filters.FlagUF | filters.FlagURX,
 		BytesIn: 10, BytesOut: 91, Cluster: "outbound|9080||reviews", Host: netip.MustParseAddrPort("127.0.60.11:9080"),
 		Failure: "connection refused", RouteName: "default", Details: "upstream_reset_before_response_started{connection_failure}",
 		Destination: func(f string) string { return map[string]string{"app": "reviews"}[f] },

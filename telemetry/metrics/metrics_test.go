@@ -56,7 +56,7 @@ func TestRecordHTTP(t *testing.T) {
 	for range 3 {
 		ls.RecordHTTP(200, -1, 0, 3*time.Millisecond, 100, 2000)
 	}
-	r.LabelSet(k, reviews).RecordHTTP(503, -1, filters.FlagFor("UF"), time.Millisecond, 100, 20)
+	r.LabelSet(k, reviews).RecordHTTP(503, -1, filters.FlagUF, time.Millisecond, 100, 20)
 	ms := series(t, reg, "istio_requests_total")
 	if len(ms) != 2 {
 		t.Fatalf("%d series, want 2", len(ms))

@@ -65,7 +65,7 @@ type Filter struct {
 func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 	caller := s.Downstream.Peer.ServiceAccount
 	if f.deny[caller] {
-		return s.SendLocalReply(403, "greeting: "+caller+" is not welcome", "")
+		return s.SendLocalReply(403, "greeting: "+caller+" is not welcome", 0)
 	}
 	s.Request.Header.Set(f.header, caller)
 	return filters.Continue
