@@ -13,8 +13,13 @@
 // In Go a filter may block its stream's goroutine, so "stop, then continue
 // later" (an authorization call, a delay) is a plain synchronous call.
 //
-// See docs/filters.md for how to write one. This package may import
-// protocols, never proxy.
+// A factory builds its filter with a BuildContext: a stats Scope on the
+// waypoint's registry, a logger and the cluster manager, so that filters
+// need nothing from proxy or telemetry.
+//
+// See docs/filters.md for how to write one. This package and the filters
+// under it import protocols and internal, never proxy, telemetry, xds or
+// cmd.
 package filters
 
 // Status is what a filter returns: go on with the chain, or stop it.

@@ -19,9 +19,11 @@ type Factory interface {
 	// "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault".
 	TypeURLs() []string
 	// New builds the filter once per chain from its decoded config (nil
-	// when the entry has no typed_config). It validates the config whole:
-	// an error names the field at fault.
-	New(cfg proto.Message) (Filter, error)
+	// when the entry has no typed_config; a *structpb.Struct for a
+	// TypedStruct, see DecodeTypedStruct) and ctx, which gives it a stats
+	// scope, a logger and the cluster manager. It validates the config
+	// whole: an error names the field at fault.
+	New(ctx BuildContext, cfg proto.Message) (Filter, error)
 }
 
 // PerRouteFactory is implemented by factories whose filters take
@@ -29,8 +31,9 @@ type Factory interface {
 type PerRouteFactory interface {
 	Factory
 	// ParsePerRoute decodes a route's config for the filter, once, at
-	// config time; Route.FilterConfig returns the result.
-	ParsePerRoute(cfg proto.Message) (any, error)
+	// config time, with the same kind of context as New; Route.FilterConfig
+	// returns the result.
+	ParsePerRoute(ctx BuildContext, cfg proto.Message) (any, error)
 }
 
 var registry = struct {

@@ -9,8 +9,11 @@ import (
 )
 
 // Upstream sends requests to clusters. The proxy provides one on every
-// Stream (Stream.Upstream); the router is its main user, and any filter may
-// call a cluster through it (an authorization service, say).
+// Stream (Stream.Upstream), to the clusters of the stream's config; the
+// router is its main user, and any filter may call a cluster through it
+// (an authorization service, say). A filter that calls out on its own,
+// outside a stream, has one in its BuildContext, to the clusters of the
+// config in force at each call. Safe for concurrent use.
 type Upstream interface {
 	// RoundTrip picks an endpoint of req.Cluster, sends req.Request there
 	// (its Body streamed) and returns once the response headers are in; the
@@ -52,7 +55,8 @@ type UpstreamRequest struct {
 	// included (the route and per-try timeouts): past it the upstream
 	// fails with a Timeout.
 	Deadline time.Time
-	// Downstream is where the request came from.
+	// Downstream is where the request came from; nil for a call a filter
+	// makes on its own (BuildContext.Upstream).
 	Downstream *Downstream
 
 	// Host is set by the Upstream to the endpoint tried.

@@ -38,11 +38,16 @@ type Bootstrap struct {
 // LoadBootstrapFile reads and decodes the bootstrap file at path (see
 // ParseBootstrap). Errors start with path.
 func LoadBootstrapFile(path string) (*Bootstrap, error) {
+	return BuildOptions{}.LoadBootstrapFile(path)
+}
+
+// LoadBootstrapFile is the package's LoadBootstrapFile with o.
+func (o BuildOptions) LoadBootstrapFile(path string) (*Bootstrap, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParseBootstrap(data, path)
+	return o.ParseBootstrap(data, path)
 }
 
 // ParseBootstrap decodes a bootstrap in JSON (when its first non-blank byte
@@ -57,16 +62,22 @@ func LoadBootstrapFile(path string) (*Bootstrap, error) {
 // cluster is parsed on its own so that a parse error names it, e.g.
 // `static_resources.listeners[1] "main": proto: ...unknown field "foo"`;
 // type URLs must name a type the waypoint supports. The snapshot's Version is
-// a hash of data. Errors start with name (the file name).
+// a hash of data. Errors start with name (the file name). It builds with
+// the zero BuildOptions, as Build does.
 func ParseBootstrap(data []byte, name string) (*Bootstrap, error) {
-	b, err := parseBootstrap(data)
+	return BuildOptions{}.ParseBootstrap(data, name)
+}
+
+// ParseBootstrap is the package's ParseBootstrap with o.
+func (o BuildOptions) ParseBootstrap(data []byte, name string) (*Bootstrap, error) {
+	b, err := o.parseBootstrap(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return b, nil
 }
 
-func parseBootstrap(data []byte) (*Bootstrap, error) {
+func (o BuildOptions) parseBootstrap(data []byte) (*Bootstrap, error) {
 	js := data
 	if !bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{")) {
 		var err error
@@ -128,7 +139,7 @@ func parseBootstrap(data []byte) (*Bootstrap, error) {
 	}
 
 	sum := sha256.Sum256(data)
-	snap, err := Build(hex.EncodeToString(sum[:8]), listeners, clusters, nil)
+	snap, err := o.Build(hex.EncodeToString(sum[:8]), listeners, clusters, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ var dubboAllowlist = pbcheck.Allowlist{
 }
 
 // decodeDubbo decodes a DubboProxy filter; errors are relative to it.
-func decodeDubbo(a *anypb.Any, clusters map[string]*Cluster) (*DubboProxy, error) {
+func decodeDubbo(a *anypb.Any, b *build) (*DubboProxy, error) {
 	var pb dubbov3.DubboProxy
 	if err := pbUnmarshal(a, &pb); err != nil {
 		return nil, err
@@ -75,13 +75,13 @@ func decodeDubbo(a *anypb.Any, clusters map[string]*Cluster) (*DubboProxy, error
 		return nil, errAt(field, "at least one route configuration is required (drds is not supported yet)")
 	}
 	table, err := dubboroute.Compile(rcs, field, dubboroute.CompileOptions{
-		ClusterExists: func(name string) bool { return clusters[name] != nil },
+		ClusterExists: func(name string) bool { return b.clusters[name] != nil },
 	})
 	if err != nil {
 		return nil, err
 	}
 	d.Routes = table
-	if d.Chain, d.FilterNames, err = buildDubboChain(pb.GetDubboFilters()); err != nil {
+	if d.Chain, d.FilterNames, err = buildDubboChain(b, pb.GetDubboFilters()); err != nil {
 		return nil, err
 	}
 	if err := validate(&pb); err != nil {
@@ -92,7 +92,7 @@ func decodeDubbo(a *anypb.Any, clusters map[string]*Cluster) (*DubboProxy, error
 
 // buildDubboChain builds the dubbo_filters: each from the filters
 // registry, the last one the Dubbo router.
-func buildDubboChain(pbs []*dubbov3.DubboFilter) (*filters.Chain, []string, error) {
+func buildDubboChain(b *build, pbs []*dubbov3.DubboFilter) (*filters.Chain, []string, error) {
 	if len(pbs) == 0 {
 		return filters.NewChain(&dubborouter.Router{Retries: dubborouter.DefaultRetries,
 			DefaultTimeout: dubborouter.DefaultTimeout}), []string{dubborouter.Name}, nil
@@ -105,7 +105,7 @@ func buildDubboChain(pbs []*dubbov3.DubboFilter) (*filters.Chain, []string, erro
 		if err != nil {
 			return nil, nil, at(path, err)
 		}
-		built, err := factory.New(cfg)
+		built, err := factory.New(b.context(f.GetName()), cfg)
 		if err != nil {
 			return nil, nil, at(path+".config", err)
 		}
@@ -134,11 +134,11 @@ func pbUnmarshal(a *anypb.Any, m *dubbov3.DubboProxy) error {
 
 // decodeDubboFilter decodes f when it is a dubbo_proxy (ok), with errors
 // relative to f.
-func decodeDubboFilter(f *listenerv3.Filter, clusters map[string]*Cluster) (d *DubboProxy, ok bool, err error) {
+func decodeDubboFilter(f *listenerv3.Filter, b *build) (d *DubboProxy, ok bool, err error) {
 	a := f.GetTypedConfig()
 	if a == nil || a.MessageName() != nameOf(&dubbov3.DubboProxy{}) {
 		return nil, false, nil
 	}
-	d, err = decodeDubbo(a, clusters)
+	d, err = decodeDubbo(a, b)
 	return d, true, at("typed_config", err)
 }

@@ -19,7 +19,7 @@ const tcpProxyFilterName = "envoy.filters.network.tcp_proxy"
 // its filter_chain_match, which the listener compiles (or, as Envoy does,
 // ignores when the listener has a filter_chain_matcher or this is the default
 // chain). Errors are relative to the chain.
-func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster) (*FilterChain, error) {
+func decodeFilterChain(pb *listenerv3.FilterChain, b *build) (*FilterChain, error) {
 	if _, _, err := decodeChainMatch(pb.GetFilterChainMatch()); err != nil {
 		return nil, at("filter_chain_match", err)
 	}
@@ -30,7 +30,7 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 	}
 	var stats *metrics.Overrides // of an istio.stats network filter, for the tcp_proxy
 	for i, f := range filters {
-		if n, ok, err := decodeNetworkRBAC(f); ok {
+		if n, ok, err := decodeNetworkRBAC(b, f); ok {
 			if err != nil {
 				return nil, at(idx("filters", i), err)
 			}
@@ -60,14 +60,14 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 			c.Leading = append(c.Leading, name)
 			continue
 		}
-		if d, ok, err := decodeDubboFilter(f, clusters); ok {
+		if d, ok, err := decodeDubboFilter(f, b); ok {
 			if err != nil {
 				return nil, at(idx("filters", i), err)
 			}
 			c.Dubbo = d
 			continue
 		}
-		tp, hcm, err := decodeNetworkFilter(f, clusters)
+		tp, hcm, err := decodeNetworkFilter(f, b)
 		if err != nil {
 			return nil, at(idx("filters", i), err)
 		}
@@ -85,7 +85,7 @@ func decodeFilterChain(pb *listenerv3.FilterChain, clusters map[string]*Cluster)
 // decodeNetworkFilter decodes one network filter: a tcp_proxy or an
 // http_connection_manager. A filter is identified by the type of its
 // typed_config, as in Envoy; its name is descriptive.
-func decodeNetworkFilter(f *listenerv3.Filter, clusters map[string]*Cluster) (*TCPProxy, *HTTPConnectionManager, error) {
+func decodeNetworkFilter(f *listenerv3.Filter, b *build) (*TCPProxy, *HTTPConnectionManager, error) {
 	a := f.GetTypedConfig()
 	if a == nil {
 		return nil, nil, at("typed_config", errRequired)
@@ -97,10 +97,10 @@ func decodeNetworkFilter(f *listenerv3.Filter, clusters map[string]*Cluster) (*T
 		if err := unpack(a, &tcp); err != nil {
 			return nil, nil, at("typed_config", err)
 		}
-		tp, err := decodeTCPProxy(&tcp, clusters)
+		tp, err := decodeTCPProxy(&tcp, b.clusters)
 		return tp, nil, at("typed_config", err)
 	case nameOf(&hcm):
-		h, err := decodeHCM(a, clusters)
+		h, err := decodeHCM(a, b)
 		return nil, h, at("typed_config", err)
 	}
 	return nil, nil, fmt.Errorf("unsupported network filter %q (%s)", f.GetName(), a.GetTypeUrl())

@@ -157,7 +157,7 @@ var hcmAllowlist = pbcheck.Allowlist{
 
 // decodeHCM decodes an HttpConnectionManager filter; errors are relative
 // to it.
-func decodeHCM(a *anypb.Any, clusters map[string]*Cluster) (*HTTPConnectionManager, error) {
+func decodeHCM(a *anypb.Any, b *build) (*HTTPConnectionManager, error) {
 	var pb hcmv3.HttpConnectionManager
 	if err := proto.Unmarshal(a.GetValue(), &pb); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", a.GetTypeUrl(), err)
@@ -256,7 +256,7 @@ func decodeHCM(a *anypb.Any, clusters map[string]*Cluster) (*HTTPConnectionManag
 	if h.Tracing, err = tracing.Decode(pb.GetTracing()); err != nil {
 		return nil, at("tracing", err)
 	}
-	if h.Tracing != nil && clusters[h.Tracing.Cluster] == nil {
+	if h.Tracing != nil && b.clusters[h.Tracing.Cluster] == nil {
 		return nil, errAt("tracing.provider.typed_config.grpc_service.envoy_grpc.cluster_name", "unknown cluster %q", h.Tracing.Cluster)
 	}
 
@@ -265,20 +265,20 @@ func decodeHCM(a *anypb.Any, clusters map[string]*Cluster) (*HTTPConnectionManag
 		return nil, errAt("route_config", "required (RDS is not supported yet)")
 	}
 	table, err := route.Compile(rc, route.CompileOptions{
-		ClusterExists:   func(name string) bool { return clusters[name] != nil },
-		PerFilterConfig: perFilterConfig,
+		ClusterExists:   func(name string) bool { return b.clusters[name] != nil },
+		PerFilterConfig: b.perFilterConfig,
 	})
 	if err != nil {
 		return nil, at("route_config", err)
 	}
 	h.Routes = table
 
-	chain, names, err := buildChain(pb.GetHttpFilters())
+	chain, names, err := buildChain(b, pb.GetHttpFilters())
 	if err != nil {
 		return nil, err
 	}
 	h.Chain, h.FilterNames = chain, names
-	if h.Stats, err = httpStatsOverrides(pb.GetHttpFilters()); err != nil {
+	if h.Stats, err = httpStatsOverrides(b, pb.GetHttpFilters()); err != nil {
 		return nil, err
 	}
 	// The generated rules run last, so that our own errors, which name
@@ -312,7 +312,7 @@ func (h *HTTPConnectionManager) decodeTimeouts(pb *hcmv3.HttpConnectionManager) 
 
 // buildChain builds the http_filters: each entry's factory from the
 // registry, the last one the terminal filter (the router).
-func buildChain(pbs []*hcmv3.HttpFilter) (*filters.Chain, []string, error) {
+func buildChain(b *build, pbs []*hcmv3.HttpFilter) (*filters.Chain, []string, error) {
 	if len(pbs) == 0 {
 		return nil, nil, errAt("http_filters", "want at least the router")
 	}
@@ -327,7 +327,7 @@ func buildChain(pbs []*hcmv3.HttpFilter) (*filters.Chain, []string, error) {
 			}
 			return nil, nil, at(path, err)
 		}
-		built, err := factory.New(cfg)
+		built, err := factory.New(b.context(f.GetName()), cfg)
 		if err != nil {
 			return nil, nil, at(path+".typed_config", err)
 		}
@@ -395,7 +395,7 @@ func resolveFilter(name string, a *anypb.Any) (filters.Factory, proto.Message, e
 // perFilterConfig parses a route's typed_per_filter_config entry with the
 // filter's factory. A route.v3.FilterConfig wrapper is unwrapped; an
 // optional config for an unknown filter is dropped, as in Envoy.
-func perFilterConfig(filterName string, a *anypb.Any) (any, error) {
+func (b *build) perFilterConfig(filterName string, a *anypb.Any) (any, error) {
 	optional := false
 	var fc routev3.FilterConfig
 	if a.MessageName() == nameOf(&fc) {
@@ -418,5 +418,5 @@ func perFilterConfig(filterName string, a *anypb.Any) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("filter %q takes no per-route config", filterName)
 	}
-	return pr.ParsePerRoute(cfg)
+	return pr.ParsePerRoute(b.context(filterName), cfg)
 }

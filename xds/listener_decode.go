@@ -7,10 +7,10 @@ import (
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
-// decodeListener decodes and validates one listener. clusters is the set of
-// known clusters, for the tcp_proxy cross-reference. Errors are relative to
-// the listener.
-func decodeListener(pb *listenerv3.Listener, clusters map[string]*Cluster) (*Listener, error) {
+// decodeListener decodes and validates one listener. b holds the known
+// clusters, for the tcp_proxy cross-reference, and what its filters are
+// built with. Errors are relative to the listener.
+func decodeListener(pb *listenerv3.Listener, b *build) (*Listener, error) {
 	if err := checkSupported(pb.ProtoReflect()); err != nil {
 		return nil, err
 	}
@@ -51,21 +51,21 @@ func decodeListener(pb *listenerv3.Listener, clusters map[string]*Cluster) (*Lis
 			return nil, errAt("access_log", "on the HBONE listener, only an access_log filtered to connections no filter chain takes "+
 				"(response_flag_filter NR) is supported (a line per HBONE connection is not written yet)")
 		}
-		return decodeHBONEEntry(pb, l, clusters)
+		return decodeHBONEEntry(pb, l, b.clusters)
 	}
 
 	if len(pb.GetFilterChains()) == 0 && pb.GetDefaultFilterChain() == nil {
 		return nil, errAt("filter_chains", "at least one filter chain or a default_filter_chain is required")
 	}
 	for i, fc := range pb.GetFilterChains() {
-		c, err := decodeFilterChain(fc, clusters)
+		c, err := decodeFilterChain(fc, b)
 		if err != nil {
 			return nil, at(idx("filter_chains", i), err)
 		}
 		l.FilterChains = append(l.FilterChains, c)
 	}
 	if fc := pb.GetDefaultFilterChain(); fc != nil {
-		c, err := decodeFilterChain(fc, clusters)
+		c, err := decodeFilterChain(fc, b)
 		if err != nil {
 			return nil, at("default_filter_chain", err)
 		}

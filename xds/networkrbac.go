@@ -10,7 +10,7 @@ import (
 // decodeNetworkRBAC decodes f when it is an envoy.filters.network.rbac (by
 // its typed_config's type, as Envoy identifies filters); ok is false for
 // any other filter. Errors are relative to f.
-func decodeNetworkRBAC(f *listenerv3.Filter) (n *rbac.Network, ok bool, err error) {
+func decodeNetworkRBAC(b *build, f *listenerv3.Filter) (n *rbac.Network, ok bool, err error) {
 	var pb netrbacv3.RBAC
 	if f.GetTypedConfig().MessageName() != nameOf(&pb) {
 		return nil, false, nil
@@ -21,6 +21,6 @@ func decodeNetworkRBAC(f *listenerv3.Filter) (n *rbac.Network, ok bool, err erro
 	if err := validate(&pb); err != nil {
 		return nil, true, at("typed_config", err)
 	}
-	n, err = rbac.NewNetwork(&pb)
+	n, err = rbac.NewNetwork(b.context(f.GetName()), &pb)
 	return n, true, at("typed_config", err)
 }

@@ -131,8 +131,14 @@ func MarshalResourceList[M proto.Message](ms []M) ([]byte, error) {
 // HttpConnectionManager naming a route configuration by rds is given that
 // RouteConfiguration inline, as if it had come so (the listener as given
 // is what the config dump shows). An rds naming a route configuration that
-// is absent is an error, as is any config_source but ads.
+// is absent is an error, as is any config_source but ads. It builds with
+// the zero BuildOptions, as Build does.
 func BuildResources(version string, r *Resources) (*Snapshot, error) {
+	return BuildOptions{}.BuildResources(version, r)
+}
+
+// BuildResources is the package's BuildResources with o.
+func (o BuildOptions) BuildResources(version string, r *Resources) (*Snapshot, error) {
 	routes := make(map[string]*routev3.RouteConfiguration, len(r.Routes))
 	for _, rc := range r.Routes {
 		if routes[rc.GetName()] != nil {
@@ -151,7 +157,7 @@ func BuildResources(version string, r *Resources) (*Snapshot, error) {
 			listeners[i] = inl
 		}
 	}
-	snap, err := Build(version, listeners, r.Clusters, r.Endpoints)
+	snap, err := o.Build(version, listeners, r.Clusters, r.Endpoints)
 	if err != nil {
 		return nil, err
 	}

@@ -62,16 +62,27 @@ func (s *Snapshot) Cluster(name string) *Cluster {
 //
 // Build is a pure function of its arguments. The returned snapshot keeps the
 // messages (for the config dump and equality checks): the caller must not
-// modify them afterwards.
+// modify them afterwards. It builds with the zero BuildOptions (filters
+// count into no registry and have no cluster manager); the waypoint uses
+// BuildOptions.Build.
 func Build(version string, listeners []*listenerv3.Listener, clusters []*clusterv3.Cluster,
+	endpoints []*endpointv3.ClusterLoadAssignment) (*Snapshot, error) {
+	return BuildOptions{}.Build(version, listeners, clusters, endpoints)
+}
+
+// Build is the package's Build with o's registry, logger and cluster
+// manager given to the filters it builds.
+func (o BuildOptions) Build(version string, listeners []*listenerv3.Listener, clusters []*clusterv3.Cluster,
 	endpoints []*endpointv3.ClusterLoadAssignment) (*Snapshot, error) {
 	eds, err := indexEndpoints(endpoints)
 	if err != nil {
 		return nil, err
 	}
+	b := o.newBuild()
+	b.clusters = make(map[string]*Cluster, len(clusters))
 	s := &Snapshot{
 		Version:      version,
-		Clusters:     make(map[string]*Cluster, len(clusters)),
+		Clusters:     b.clusters,
 		listeners:    make(map[string]*Listener, len(listeners)),
 		clusterOrder: clusters,
 		endpoints:    endpoints,
@@ -96,7 +107,7 @@ func Build(version string, listeners []*listenerv3.Listener, clusters []*cluster
 		if pb == nil {
 			return nil, fmt.Errorf("listeners[%d]: nil Listener", i)
 		}
-		l, err := decodeListener(pb, s.Clusters)
+		l, err := decodeListener(pb, b)
 		if err != nil {
 			return nil, &ResourceError{Kind: kindListener, Name: pb.GetName(), Err: err}
 		}

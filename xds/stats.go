@@ -19,7 +19,7 @@ import (
 // httpStatsOverrides returns the overrides of the istio.stats filter among
 // an HttpConnectionManager's http_filters (nil when there is none, or it
 // overrides nothing). The chain was built: each config decodes.
-func httpStatsOverrides(pbs []*hcmv3.HttpFilter) (*metrics.Overrides, error) {
+func httpStatsOverrides(b *build, pbs []*hcmv3.HttpFilter) (*metrics.Overrides, error) {
 	var out *metrics.Overrides
 	seen := false
 	for i, f := range pbs {
@@ -34,7 +34,7 @@ func httpStatsOverrides(pbs []*hcmv3.HttpFilter) (*metrics.Overrides, error) {
 		if err != nil {
 			return nil, at(idx("http_filters", i), err)
 		}
-		built, err := factory.New(cfg)
+		built, err := factory.New(b.context(f.GetName()), cfg)
 		if err != nil {
 			return nil, at(idx("http_filters", i)+".typed_config", err)
 		}

@@ -56,7 +56,7 @@ var allowlist = pbcheck.Allowlist{
 }
 
 // New takes the filter's own (empty) Cors config.
-func (factory) New(cfg proto.Message) (filters.Filter, error) {
+func (factory) New(_ filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
 	if cfg != nil {
 		pb, ok := cfg.(*corsv3.Cors)
 		if !ok {
@@ -71,7 +71,7 @@ func (factory) New(cfg proto.Message) (filters.Filter, error) {
 
 // ParsePerRoute decodes a route's CorsPolicy. filter_enabled may be 0% or
 // 100% (runtime keys are not read: the waypoint has no runtime).
-func (factory) ParsePerRoute(cfg proto.Message) (any, error) {
+func (factory) ParsePerRoute(_ filters.BuildContext, cfg proto.Message) (any, error) {
 	pb, ok := cfg.(*corsv3.CorsPolicy)
 	if !ok {
 		return nil, fmt.Errorf("cors: per-route config is %T, want CorsPolicy", cfg)

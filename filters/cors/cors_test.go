@@ -61,13 +61,13 @@ func TestCORS(t *testing.T) {
 		{"a simple request from another origin is untouched", shopPolicy(nil), "GET",
 			map[string]string{"origin": "https://evil.example"}, false, map[string]string{"access-control-allow-origin": ""}},
 	}
-	f, err := factory{}.New(&corsv3.Cors{})
+	f, err := factory{}.New(filters.BuildContext{}, &corsv3.Cors{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			pc, err := factory{}.ParsePerRoute(c.policy)
+			pc, err := factory{}.ParsePerRoute(filters.BuildContext{}, c.policy)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +104,7 @@ func TestCORS(t *testing.T) {
 func TestCORSConfigRefused(t *testing.T) {
 	p := shopPolicy(nil)
 	p.AllowPrivateNetworkAccess = wrapperspb.Bool(true)
-	if _, err := (factory{}).ParsePerRoute(p); err == nil {
+	if _, err := (factory{}).ParsePerRoute(filters.BuildContext{}, p); err == nil {
 		t.Errorf("allow_private_network_access taken, but it is not implemented")
 	}
 }

@@ -150,7 +150,7 @@ func TestServe(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f, err := factory{}.New(nil)
+			f, err := factory{}.New(filters.BuildContext{}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

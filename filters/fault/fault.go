@@ -43,7 +43,7 @@ func (factory) Names() []string    { return []string{Name} }
 func (factory) TypeURLs() []string { return []string{TypeURL} }
 
 // New builds the filter from an HTTPFault config.
-func (factory) New(cfg proto.Message) (filters.Filter, error) {
+func (factory) New(_ filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
 	c, err := decode(cfg)
 	if err != nil {
 		return nil, err
@@ -53,7 +53,9 @@ func (factory) New(cfg proto.Message) (filters.Filter, error) {
 
 // ParsePerRoute decodes a route's HTTPFault, which replaces the filter's
 // config for that route.
-func (factory) ParsePerRoute(cfg proto.Message) (any, error) { return decode(cfg) }
+func (factory) ParsePerRoute(_ filters.BuildContext, cfg proto.Message) (any, error) {
+	return decode(cfg)
+}
 
 // Filter injects faults. Safe for concurrent use; its only state is the
 // count of active faults for max_active_faults.

@@ -40,7 +40,7 @@ func (r resolver) Resolve(*filters.Stream) filters.Route { return r.r }
 
 func build(t *testing.T, cfg *faultv3.HTTPFault) *Filter {
 	t.Helper()
-	f, err := factory{}.New(cfg)
+	f, err := factory{}.New(filters.BuildContext{}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestAbort(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var rr filters.RouteResolver
 			if c.perRoute != nil {
-				pc, err := factory{}.ParsePerRoute(c.perRoute)
+				pc, err := factory{}.ParsePerRoute(filters.BuildContext{}, c.perRoute)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -191,7 +191,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := factory{}.New(c.cfg)
+			_, err := factory{}.New(filters.BuildContext{}, c.cfg)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("New = %v, want an error naming %q", err, c.want)
 			}

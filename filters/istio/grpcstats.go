@@ -29,7 +29,7 @@ var grpcStatsAllowlist = pbcheck.Allowlist{
 
 // New checks a grpc_stats FilterConfig and returns a filter that does
 // nothing: the statistics it would count are telemetry's.
-func (grpcStatsFactory) New(cfg proto.Message) (filters.Filter, error) {
+func (grpcStatsFactory) New(_ filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
 	if cfg == nil {
 		return noop{}, nil
 	}

@@ -25,7 +25,7 @@ func (peerMetadataFactory) TypeURLs() []string { return []string{PeerMetadataTyp
 
 // New checks the config (a *structpb.Struct, see CheckPeerMetadata) and
 // returns a filter that does nothing.
-func (peerMetadataFactory) New(cfg proto.Message) (filters.Filter, error) {
+func (peerMetadataFactory) New(_ filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
 	st, _ := cfg.(*structpb.Struct)
 	if cfg != nil && st == nil {
 		return nil, fmt.Errorf("peer_metadata: config is %T, want a TypedStruct value", cfg)

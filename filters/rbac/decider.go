@@ -4,8 +4,8 @@ import (
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
-	"github.com/gowaypoint/waypoint/telemetry/stats"
 )
 
 // Decider is what both RBAC filters run: the enforced rules and the shadow
@@ -23,41 +23,57 @@ type engineCounters struct {
 	none    prometheus.Counter
 }
 
-// Decision counters, by filter kind ("http" or "tcp"), as Envoy names its
-// RBAC statistics (<stat_prefix>rbac.allowed, denied, shadow_allowed,
-// shadow_denied), labelled with the rules' stat prefix and the policy that
-// decided ("none" when no policy matched).
-var decisions = map[string]map[string]*prometheus.CounterVec{}
-
-func init() {
-	for _, kind := range []string{"http", "tcp"} {
-		decisions[kind] = map[string]*prometheus.CounterVec{}
-		for _, r := range []string{"allowed", "denied", "shadow_allowed", "shadow_denied"} {
-			decisions[kind][r] = stats.NewCounterVec(prometheus.CounterOpts{
-				Name: "envoy_" + kind + "_rbac_" + r,
-				Help: "RBAC decisions (" + r + ") of the " + kind + " RBAC filters, by rules stat prefix and deciding policy.",
-			}, []string{"prefix", "policy"})
+// decisionCounters returns the decision counters of a filter kind ("http"
+// or "tcp") by result, registered on scope. Envoy names its RBAC
+// statistics <stat_prefix>rbac.allowed, denied, shadow_allowed and
+// shadow_denied; here they are envoy_<kind>_rbac_<result>, labelled with
+// the rules' stat prefix and the policy that decided ("none" when no
+// policy matched). Registered once per scope's registry: a filter rebuilt
+// by a reload counts on the same series.
+func decisionCounters(scope filters.Scope, kind string) (map[string]*prometheus.CounterVec, error) {
+	vecs := make(map[string]*prometheus.CounterVec, 4)
+	for _, r := range []string{"allowed", "denied", "shadow_allowed", "shadow_denied"} {
+		v, err := scope.CounterVec(prometheus.CounterOpts{
+			Name: "envoy_" + kind + "_rbac_" + r,
+			Help: "RBAC decisions (" + r + ") of the " + kind + " RBAC filters, by rules stat prefix and deciding policy.",
+		}, "prefix", "policy")
+		if err != nil {
+			return nil, err
 		}
+		vecs[r] = v
 	}
+	return vecs, nil
 }
 
 // NewDecider compiles rules and shadow (either may be nil: no enforcement,
 // no shadow evaluation). kind is "http" or "tcp"; the prefixes label the
-// counters. Errors name the field, relative to the filter's config.
-func NewDecider(kind string, rules, shadow *rbacv3.RBAC, rulesPrefix, shadowPrefix string) (*Decider, error) {
+// counters, which are registered on scope. Errors name the field,
+// relative to the filter's config.
+func NewDecider(scope filters.Scope, kind string, rules, shadow *rbacv3.RBAC, rulesPrefix, shadowPrefix string) (*Decider, error) {
 	d := &Decider{}
 	var err error
 	if rules != nil {
 		if d.enforced, err = Compile(rules); err != nil {
 			return nil, pbcheck.At("rules", err)
 		}
-		d.enforcedCnt = counters(d.enforced, decisions[kind], "", rulesPrefix)
 	}
 	if shadow != nil {
 		if d.shadow, err = Compile(shadow); err != nil {
 			return nil, pbcheck.At("shadow_rules", err)
 		}
-		d.shadowCnt = counters(d.shadow, decisions[kind], "shadow_", shadowPrefix)
+	}
+	if rules == nil && shadow == nil {
+		return d, nil
+	}
+	vecs, err := decisionCounters(scope, kind)
+	if err != nil {
+		return nil, err
+	}
+	if d.enforced != nil {
+		d.enforcedCnt = counters(d.enforced, vecs, "", rulesPrefix)
+	}
+	if d.shadow != nil {
+		d.shadowCnt = counters(d.shadow, vecs, "shadow_", shadowPrefix)
 	}
 	return d, nil
 }

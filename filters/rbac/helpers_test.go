@@ -3,14 +3,26 @@ package rbac
 import (
 	"testing"
 
-	"github.com/gowaypoint/waypoint/telemetry/stats"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gowaypoint/waypoint/filters"
 )
 
-// counterValue reads a counter of the stats registry by name and labels
-// (prefix, policy).
+// testStats is the registry the tests' filters count on, as the waypoint's
+// would.
+var testStats = prometheus.NewRegistry()
+
+// testContext is the build context of the tests' filters: counters on
+// testStats.
+func testContext() filters.BuildContext {
+	return filters.BuildContext{Name: Name, Stats: filters.NewScope(testStats)}
+}
+
+// counterValue reads a counter of testStats by name and labels (prefix,
+// policy).
 func counterValue(t *testing.T, name, prefix, policy string) float64 {
 	t.Helper()
-	mfs, err := stats.Registry.Gather()
+	mfs, err := testStats.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

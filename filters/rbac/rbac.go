@@ -61,17 +61,17 @@ var httpAllowlist = pbcheck.Allowlist{
 }
 
 // New builds the HTTP filter from an RBAC config.
-func (factory) New(cfg proto.Message) (filters.Filter, error) {
+func (factory) New(ctx filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
 	pb, ok := cfg.(*httprbacv3.RBAC)
 	if !ok {
 		return nil, fmt.Errorf("%s: config is %T, want RBAC", Name, cfg)
 	}
-	return newFilter(pb)
+	return newFilter(ctx, pb)
 }
 
 // ParsePerRoute decodes a route's RBACPerRoute: its rbac replaces the
 // filter's config for the route; an empty one turns the filter off there.
-func (factory) ParsePerRoute(cfg proto.Message) (any, error) {
+func (factory) ParsePerRoute(ctx filters.BuildContext, cfg proto.Message) (any, error) {
 	pb, ok := cfg.(*httprbacv3.RBACPerRoute)
 	if !ok {
 		return nil, fmt.Errorf("%s: per-route config is %T, want RBACPerRoute", Name, cfg)
@@ -82,17 +82,17 @@ func (factory) ParsePerRoute(cfg proto.Message) (any, error) {
 	if pb.GetRbac() == nil {
 		return &Filter{}, nil
 	}
-	f, err := newFilter(pb.GetRbac())
+	f, err := newFilter(ctx, pb.GetRbac())
 	return f, pbcheck.At("rbac", err)
 }
 
-func newFilter(pb *httprbacv3.RBAC) (*Filter, error) {
+func newFilter(ctx filters.BuildContext, pb *httprbacv3.RBAC) (*Filter, error) {
 	if err := httpAllowlist.Check(pb.ProtoReflect()); err != nil {
 		return nil, err
 	}
 	// track_per_rule_stats changes nothing here: decisions are always
 	// counted per policy.
-	d, err := NewDecider("http", pb.GetRules(), pb.GetShadowRules(), pb.GetRulesStatPrefix(), pb.GetShadowRulesStatPrefix())
+	d, err := NewDecider(ctx.Stats, "http", pb.GetRules(), pb.GetShadowRules(), pb.GetRulesStatPrefix(), pb.GetShadowRulesStatPrefix())
 	if err != nil {
 		return nil, err
 	}
@@ -142,16 +142,16 @@ type Network struct {
 	d          *Decider
 }
 
-// NewNetwork decodes a network RBAC filter's config; errors name the field
-// relative to it.
-func NewNetwork(pb *netrbacv3.RBAC) (*Network, error) {
+// NewNetwork decodes a network RBAC filter's config, its counters
+// registered on ctx.Stats; errors name the field relative to it.
+func NewNetwork(ctx filters.BuildContext, pb *netrbacv3.RBAC) (*Network, error) {
 	if err := networkAllowlist.Check(pb.ProtoReflect()); err != nil {
 		return nil, err
 	}
 	if pb.GetEnforcementType() != netrbacv3.RBAC_ONE_TIME_ON_FIRST_BYTE {
 		return nil, pbcheck.ErrAt("enforcement_type", "%v is not supported", pb.GetEnforcementType())
 	}
-	d, err := NewDecider("tcp", pb.GetRules(), pb.GetShadowRules(), pb.GetStatPrefix(), pb.GetShadowRulesStatPrefix())
+	d, err := NewDecider(ctx.Stats, "tcp", pb.GetRules(), pb.GetShadowRules(), pb.GetStatPrefix(), pb.GetShadowRulesStatPrefix())
 	if err != nil {
 		return nil, err
 	}

@@ -90,7 +90,7 @@ func reviewsChain(t testing.TB) []*Filter {
 		if err := protojson.Unmarshal(b, &pb); err != nil {
 			t.Fatal(err)
 		}
-		f, err := factory{}.New(&pb)
+		f, err := factory{}.New(testContext(), &pb)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -314,7 +314,7 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%s: error %v, want one naming %s", c.js, err, c.want)
 		}
 	}
-	if _, err := (factory{}).New(&httprbacv3.RBAC{Matcher: nil, ShadowMatcher: nil, Rules: &rbacv3.RBAC{AuditLoggingOptions: &rbacv3.RBAC_AuditLoggingOptions{}}}); err == nil || !strings.Contains(err.Error(), "rules.audit_logging_options") {
+	if _, err := (factory{}).New(testContext(), &httprbacv3.RBAC{Matcher: nil, ShadowMatcher: nil, Rules: &rbacv3.RBAC{AuditLoggingOptions: &rbacv3.RBAC_AuditLoggingOptions{}}}); err == nil || !strings.Contains(err.Error(), "rules.audit_logging_options") {
 		t.Errorf("audit logging: %v", err)
 	}
 }
@@ -329,7 +329,7 @@ func TestNetworkFixture(t *testing.T) {
 		if err := protojson.Unmarshal(b, &pb); err != nil {
 			t.Fatal(err)
 		}
-		n, err := NewNetwork(&pb)
+		n, err := NewNetwork(testContext(), &pb)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +341,7 @@ func TestNetworkFixture(t *testing.T) {
 	if ok0 || d0 != "rbac_access_denied_matched_policy[ns[default]-policy[deny-admin]-rule[0]]" || ok1 || d1 != NoDetails {
 		t.Errorf("got %v %q, %v %q; want both denied", ok0, d0, ok1, d1)
 	}
-	if _, err := NewNetwork(&netrbacv3.RBAC{EnforcementType: netrbacv3.RBAC_CONTINUOUS}); err == nil || !strings.Contains(err.Error(), "enforcement_type") {
+	if _, err := NewNetwork(testContext(), &netrbacv3.RBAC{EnforcementType: netrbacv3.RBAC_CONTINUOUS}); err == nil || !strings.Contains(err.Error(), "enforcement_type") {
 		t.Errorf("CONTINUOUS: %v", err)
 	}
 }
@@ -349,7 +349,7 @@ func TestNetworkFixture(t *testing.T) {
 func TestShadowRulesOnlyCount(t *testing.T) {
 	pb := &httprbacv3.RBAC{ShadowRules: rbacFrom(t, `{"action":"DENY","policies":{"all":{"permissions":[{"any":true}],"principals":[{"any":true}]}}}`),
 		ShadowRulesStatPrefix: "shadow_test_"}
-	f, err := factory{}.New(pb)
+	f, err := factory{}.New(testContext(), pb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,10 +362,36 @@ func TestShadowRulesOnlyCount(t *testing.T) {
 	}
 }
 
+// TestCountersOutliveRebuild: a filter built again from the same config
+// (a reload) counts on the same series, and a filter built with the zero
+// scope (a config only validated) counts on none of the registry's.
+func TestCountersOutliveRebuild(t *testing.T) {
+	pb := &httprbacv3.RBAC{Rules: rbacFrom(t, `{"action":"DENY","policies":{"all":{"permissions":[{"any":true}],"principals":[{"any":true}]}}}`),
+		RulesStatPrefix: "rebuild_test_"}
+	before := counterValue(t, "envoy_http_rbac_denied", "rebuild_test_", "all")
+	for i := range 2 {
+		f, err := factory{}.New(testContext(), pb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := run([]*Filter{f.(*Filter)}, identity("a", "b"), "GET", "/"); st != 403 {
+			t.Fatalf("build %d: status %d, want 403", i, st)
+		}
+	}
+	unregistered, err := factory{}.New(filters.BuildContext{}, pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run([]*Filter{unregistered.(*Filter)}, identity("a", "b"), "GET", "/")
+	if got := counterValue(t, "envoy_http_rbac_denied", "rebuild_test_", "all"); got != before+2 {
+		t.Errorf("denied %v, want %v: both builds on one series, the unregistered one on none", got, before+2)
+	}
+}
+
 func TestPerRoute(t *testing.T) {
 	deny := &httprbacv3.RBAC{Rules: rbacFrom(t, `{"action":"DENY","policies":{"all":{"permissions":[{"any":true}],"principals":[{"any":true}]}}}`)}
-	f, _ := factory{}.New(deny)
-	off, err := factory{}.ParsePerRoute(&httprbacv3.RBACPerRoute{})
+	f, _ := factory{}.New(testContext(), deny)
+	off, err := factory{}.ParsePerRoute(testContext(), &httprbacv3.RBACPerRoute{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,10 +41,10 @@ func mustFilter(b *testing.B, name, typeURL string, cfg any) filters.Filter {
 	if err != nil {
 		b.Fatal(err)
 	}
-	built, err := f.New(nil)
+	built, err := f.New(filters.BuildContext{}, nil)
 	if cfg != nil {
 		st, _ := structpb.NewStruct(cfg.(map[string]any))
-		built, err = f.New(st)
+		built, err = f.New(filters.BuildContext{}, st)
 	}
 	if err != nil {
 		b.Fatal(err)

@@ -18,7 +18,7 @@ import (
 // runWith is run with the router built from cfg.
 func runWith(t *testing.T, cfg proto.Message, up filters.Upstream, req *l7.Request, down *filters.Downstream) *filters.Stream {
 	t.Helper()
-	r, err := factory{}.New(cfg)
+	r, err := factory{}.New(filters.BuildContext{}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

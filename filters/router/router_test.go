@@ -86,7 +86,7 @@ func respond(code int) *l7.Response {
 
 func run(t *testing.T, tb *route.Table, up filters.Upstream, req *l7.Request) *filters.Stream {
 	t.Helper()
-	r, err := factory{}.New(nil)
+	r, err := factory{}.New(filters.BuildContext{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

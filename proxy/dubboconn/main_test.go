@@ -26,6 +26,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/proxy/dubboconn/dubbotest"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
+	"github.com/gowaypoint/waypoint/telemetry/stats"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -155,7 +156,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err := template.Must(template.New("").Parse(o.config)).Execute(&cfg, data); err != nil {
 		t.Fatal(err)
 	}
-	bs, err := xds.ParseBootstrap(cfg.Bytes(), "test.yaml")
+	// The filters count on the process's registry, as the waypoint's do.
+	bs, err := xds.BuildOptions{Registry: stats.Registry}.ParseBootstrap(cfg.Bytes(), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,9 +244,11 @@ func (tagFilter) OnRequest(s *filters.Stream) filters.Status {
 
 type tagFactory struct{}
 
-func (tagFactory) Names() []string                           { return []string{"test.tag"} }
-func (tagFactory) TypeURLs() []string                        { return []string{"type.googleapis.com/test.Tag"} }
-func (tagFactory) New(proto.Message) (filters.Filter, error) { return tagFilter{}, nil }
+func (tagFactory) Names() []string    { return []string{"test.tag"} }
+func (tagFactory) TypeURLs() []string { return []string{"type.googleapis.com/test.Tag"} }
+func (tagFactory) New(filters.BuildContext, proto.Message) (filters.Filter, error) {
+	return tagFilter{}, nil
+}
 
 // denyFilter, "test.deny", denies calls that carry x-deny as an
 // external authorization filter does: 403 with Envoy's flag UAEX.
@@ -259,9 +263,11 @@ func (denyFilter) OnRequest(s *filters.Stream) filters.Status {
 
 type denyFactory struct{}
 
-func (denyFactory) Names() []string                           { return []string{"test.deny"} }
-func (denyFactory) TypeURLs() []string                        { return []string{"type.googleapis.com/test.Deny"} }
-func (denyFactory) New(proto.Message) (filters.Filter, error) { return denyFilter{}, nil }
+func (denyFactory) Names() []string    { return []string{"test.deny"} }
+func (denyFactory) TypeURLs() []string { return []string{"type.googleapis.com/test.Deny"} }
+func (denyFactory) New(filters.BuildContext, proto.Message) (filters.Filter, error) {
+	return denyFilter{}, nil
+}
 
 func init() {
 	filters.Register(tagFactory{})

@@ -21,7 +21,7 @@ import (
 // ADSOptions configure the waypoint over xDS (ADS) instead of a file.
 type ADSOptions struct {
 	// Client configures the xDS client; its Conn and Node are required,
-	// its Apply and Logger are the waypoint's.
+	// its Apply, Logger and Build are the waypoint's.
 	Client adsclient.Config
 }
 
@@ -59,6 +59,7 @@ func (w *Waypoint) startADS() (*xds.Snapshot, error) {
 	cfg := w.opts.ADS.Client
 	cfg.Logger = w.log
 	cfg.Apply = w.applyADS
+	cfg.Build = w.buildOptions()
 	w.ads = adsclient.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	w.adsStop = cancel

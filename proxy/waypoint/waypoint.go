@@ -126,6 +126,10 @@ type Waypoint struct {
 	metricsAddr net.Addr
 	ready       atomic.Bool
 
+	// filterUpstream is the cluster manager of filters that call out
+	// (buildOptions).
+	filterUpstream filterUpstream
+
 	ads     *adsclient.Client // nil unless configured over ADS
 	adsStop context.CancelFunc
 	adsConn io.Closer // the control-plane connection the waypoint dialled, or nil
@@ -154,6 +158,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	}
 	wp := &Waypoint{opts: opts, log: opts.Logger, stop: make(chan struct{})}
 	wp.drain, wp.startDrain = context.WithCancel(context.Background())
+	wp.filterUpstream.store = &wp.store
 	w = wp
 	defer func() {
 		if err != nil {
@@ -167,7 +172,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("waypoint: config: %w", err)
 		}
-		if bs, err = xds.LoadBootstrapFile(opts.ConfigFile); err != nil {
+		if bs, err = w.buildOptions().LoadBootstrapFile(opts.ConfigFile); err != nil {
 			return nil, err
 		}
 		if bs.Dynamic == nil {
@@ -188,6 +193,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	dialer := upstream.NewDialer(w.pool, w.certs)
 	dialer.Logs = w.logs
 	w.clusters = upstream.NewClusters(dialer)
+	w.filterUpstream.clusters.Store(w.clusters)
 	w.tracers = &tracing.Tracers{Dial: w.dialCluster, Log: w.log}
 	rec := metrics.Default
 	if opts.NoStats {
@@ -326,7 +332,7 @@ func (w *Waypoint) Reload() error {
 	w.reloadMu.Lock()
 	defer w.reloadMu.Unlock()
 	fi, statErr := os.Stat(w.opts.ConfigFile)
-	bs, err := xds.LoadBootstrapFile(w.opts.ConfigFile)
+	bs, err := w.buildOptions().LoadBootstrapFile(w.opts.ConfigFile)
 	if err == nil {
 		err = w.listeners.Apply(bs.Snapshot)
 	}

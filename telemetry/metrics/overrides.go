@@ -191,7 +191,7 @@ func (statsFactory) TypeURLs() []string { return []string{StatsTypeURL} }
 // decoder.
 type StatsFilter struct{ Overrides *Overrides }
 
-func (statsFactory) New(cfg proto.Message) (filters.Filter, error) {
+func (statsFactory) New(_ filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("%s: a stats.PluginConfig is required", StatsFilterName)
 	}

@@ -80,6 +80,10 @@ type Config struct {
 	// fine) and the snapshot waits for the next change.
 	Apply  func(*xds.Snapshot) error
 	Logger *slog.Logger // default slog.Default()
+	// Build is what snapshots are built with: the registry, logger and
+	// cluster manager their filters get (the waypoint's). The zero value
+	// builds as xds.BuildResources does.
+	Build xds.BuildOptions
 }
 
 // Client keeps a waypoint's config in step with a control plane. Start it
@@ -457,7 +461,7 @@ func (c *Client) noteNACK(t, version string, err error) {
 // leaves the update accepted but not applied until the other types follow.
 func (c *Client) accept(t string, next map[string]proto.Message, vers map[string]string, version string) error {
 	res := withAwaitedRoutes(c.resources(t, next))
-	if _, err := xds.BuildResources(version, res); err != nil {
+	if _, err := c.cfg.Build.BuildResources(version, res); err != nil {
 		var re *xds.ResourceError
 		// Listeners that came before any cluster cannot be checked yet.
 		early := t == resourcev3.ListenerType && c.typeVer[resourcev3.ClusterType] == ""
@@ -550,7 +554,7 @@ func (c *Client) tryApply() error {
 		}
 	}
 	version := c.typeVer[resourcev3.ListenerType] + "/" + c.typeVer[resourcev3.ClusterType]
-	snap, err := xds.BuildResources(version, withAwaitedRoutes(c.resources("", nil)))
+	snap, err := c.cfg.Build.BuildResources(version, withAwaitedRoutes(c.resources("", nil)))
 	if err != nil {
 		return nil // waiting for another type (see accept)
 	}

@@ -6,6 +6,7 @@ package greeting
 import (
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -34,8 +35,9 @@ func (factory) Names() []string    { return []string{Name} }
 func (factory) TypeURLs() []string { return []string{TypeURL} }
 
 // New reads {header: string, deny: [service accounts]}; header defaults to
-// "x-caller".
-func (factory) New(cfg proto.Message) (filters.Filter, error) {
+// "x-caller". It counts the callers turned away on ctx's stats scope, the
+// waypoint's registry: a reload keeps counting on the same series.
+func (factory) New(ctx filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
 	f := &Filter{header: "x-caller", deny: map[string]bool{}}
 	st, _ := cfg.(*structpb.Struct)
 	for k, v := range st.GetFields() {
@@ -50,6 +52,12 @@ func (factory) New(cfg proto.Message) (filters.Filter, error) {
 			return nil, fmt.Errorf("%s: unknown field %q", Name, k)
 		}
 	}
+	var err error
+	f.denied, err = ctx.Stats.Counter(prometheus.CounterOpts{
+		Name: "greeting_denied_total", Help: "Callers the greeting filter turned away."})
+	if err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -58,6 +66,7 @@ func (factory) New(cfg proto.Message) (filters.Filter, error) {
 type Filter struct {
 	header string
 	deny   map[string]bool
+	denied prometheus.Counter
 }
 
 // OnRequest names the caller (the HBONE peer's service account) upstream,
@@ -65,6 +74,7 @@ type Filter struct {
 func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 	caller := s.Downstream.Peer.ServiceAccount
 	if f.deny[caller] {
+		f.denied.Inc()
 		return s.SendLocalReply(403, "greeting: "+caller+" is not welcome", 0)
 	}
 	s.Request.Header.Set(f.header, caller)

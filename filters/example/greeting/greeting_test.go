@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -31,7 +32,7 @@ func run(t *testing.T, caller string) (*filters.Stream, *backend) {
 		t.Fatal(err)
 	}
 	cfg, _ := structpb.NewStruct(map[string]any{"header": "x-caller", "deny": []any{"intruder"}})
-	f, err := factory.New(cfg)
+	f, err := factory.New(filters.BuildContext{Name: Name, Stats: filters.NewScope(testStats)}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,11 @@ func TestGreetsAllowedCallers(t *testing.T) {
 	}
 }
 
+// testStats is the registry the tests' filters count on.
+var testStats = prometheus.NewRegistry()
+
 func TestTurnsAwayDeniedCallers(t *testing.T) {
+	before := deniedCount(t)
 	s, b := run(t, "intruder")
 	if b.got != nil {
 		t.Fatal("a denied request reached the backend")
@@ -61,6 +66,24 @@ func TestTurnsAwayDeniedCallers(t *testing.T) {
 	if s.Local == nil || s.Local.Status != 403 || !strings.Contains(s.Local.Body, "intruder") {
 		t.Fatalf("local reply %+v, want 403 naming the caller", s.Local)
 	}
+	if got := deniedCount(t); got != before+1 {
+		t.Fatalf("greeting_denied_total %v, want %v", got, before+1)
+	}
+}
+
+// deniedCount reads greeting_denied_total from testStats.
+func deniedCount(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := testStats.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "greeting_denied_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // TestDocsShowThisFile keeps docs/filters.md honest: the example there is

@@ -1,0 +1,53 @@
+package xds
+
+import (
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gowaypoint/waypoint/filters"
+)
+
+// BuildOptions are what a build gives the filters it builds besides their
+// config (filters.BuildContext): the waypoint's metrics registry, logger
+// and cluster manager. The build stays a pure function of the resources
+// and these options.
+//
+// The zero value builds for validation and tests: metrics registered
+// nowhere, logs discarded, no cluster manager. Build, BuildResources,
+// ParseBootstrap and LoadBootstrapFile use it; the waypoint calls the
+// methods of its own options.
+type BuildOptions struct {
+	// Registry is where filters register their metrics (the waypoint's
+	// telemetry/stats.Registry, which /stats/prometheus serves); nil
+	// registers none.
+	Registry prometheus.Registerer
+	// Logger is the filters' logger, given to each with its name as the
+	// "filter" attribute; nil discards.
+	Logger *slog.Logger
+	// Upstream is the cluster manager filters call out through on their
+	// own (filters.BuildContext.Upstream); nil: none.
+	Upstream filters.Upstream
+}
+
+// build is the state of one Build: its options, the clusters decoded so
+// far (which listeners refer to). Owned by the Build call.
+type build struct {
+	opts     BuildOptions
+	scope    filters.Scope
+	log      *slog.Logger
+	clusters map[string]*Cluster
+}
+
+func (o BuildOptions) newBuild() *build {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &build{opts: o, scope: filters.NewScope(o.Registry), log: log}
+}
+
+// context is the filters.BuildContext of the filter named name.
+func (b *build) context(name string) filters.BuildContext {
+	return filters.BuildContext{Name: name, Stats: b.scope, Logger: b.log.With("filter", name), Upstream: b.opts.Upstream}
+}
