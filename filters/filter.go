@@ -34,7 +34,8 @@ const (
 )
 
 // Filter is one configured filter. Implement RequestFilter,
-// ResponseFilter, or both.
+// ResponseFilter, or both (or Terminal for the last filter of a chain);
+// Register checks that a factory's filter type does, or embeds NoOp.
 type Filter interface{}
 
 // RequestFilter sees each request after its headers are in, in chain order.

@@ -28,13 +28,13 @@ var builtContexts struct {
 func (ctxFactory) Names() []string    { return []string{"test.buildctx"} }
 func (ctxFactory) TypeURLs() []string { return []string{"type.googleapis.com/test.BuildCtx"} }
 
-func (ctxFactory) New(ctx filters.BuildContext, _ proto.Message) (filters.Filter, error) {
+func (ctxFactory) New(ctx filters.BuildContext, _ proto.Message) (ctxFilter, error) {
 	builtContexts.Lock()
 	builtContexts.all = append(builtContexts.all, ctx)
 	builtContexts.Unlock()
 	c, err := ctx.Stats.Counter(prometheus.CounterOpts{Name: "test_buildctx_built_total", Help: "Filters built."})
 	if err != nil {
-		return nil, err
+		return ctxFilter{}, err
 	}
 	c.Inc()
 	ctx.Logger.Info("built")

@@ -353,7 +353,7 @@ func buildChain(b *build, pbs []*hcmv3.HttpFilter) (*filters.Chain, []string, er
 // resolveFilter finds the factory for a filter config and decodes the
 // config: a TypedStruct carries its own type URL and a Struct; any other
 // Any is the config proto itself.
-func resolveFilter(name string, a *anypb.Any) (filters.Factory, proto.Message, error) {
+func resolveFilter(name string, a *anypb.Any) (*filters.Registration, proto.Message, error) {
 	if a == nil {
 		f, err := filters.Lookup(name, "")
 		return f, nil, err
@@ -414,7 +414,7 @@ func (b *build) perFilterConfig(filterName string, a *anypb.Any) (any, error) {
 		}
 		return nil, err
 	}
-	pr, ok := factory.(filters.PerRouteFactory)
+	pr, ok := factory.PerRoute()
 	if !ok {
 		return nil, fmt.Errorf("filter %q takes no per-route config", filterName)
 	}

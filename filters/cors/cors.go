@@ -56,14 +56,14 @@ var allowlist = pbcheck.Allowlist{
 }
 
 // New takes the filter's own (empty) Cors config.
-func (factory) New(_ filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
+func (factory) New(_ filters.BuildContext, cfg proto.Message) (filter, error) {
 	if cfg != nil {
 		pb, ok := cfg.(*corsv3.Cors)
 		if !ok {
-			return nil, fmt.Errorf("cors: config is %T, want Cors", cfg)
+			return filter{}, fmt.Errorf("cors: config is %T, want Cors", cfg)
 		}
 		if err := allowlist.Check(pb.ProtoReflect()); err != nil {
-			return nil, err
+			return filter{}, err
 		}
 	}
 	return filter{}, nil

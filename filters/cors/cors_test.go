@@ -76,7 +76,7 @@ func TestCORS(t *testing.T) {
 				req.Header.Add(k, v)
 			}
 			s := filters.NewStream(context.Background(), req, &filters.Downstream{}, resolver{route{pc}})
-			st := f.(filters.RequestFilter).OnRequest(s)
+			st := f.OnRequest(s)
 			if got := st == filters.Stop; got != c.answered {
 				t.Fatalf("answered by the filter: %v, want %v", got, c.answered)
 			}
@@ -88,7 +88,7 @@ func TestCORS(t *testing.T) {
 				h = &s.Local.Header
 			} else {
 				s.Response = &l7.Response{Status: 200}
-				f.(filters.ResponseFilter).OnResponse(s)
+				f.OnResponse(s)
 				h = &s.Response.Header
 			}
 			for k, v := range c.want {

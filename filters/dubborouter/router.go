@@ -76,7 +76,7 @@ var allowlist = pbcheck.Allowlist{
 }
 
 // New builds the router; Envoy's Router config has no fields.
-func (factory) New(_ filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
+func (factory) New(_ filters.BuildContext, cfg proto.Message) (*Router, error) {
 	r := &Router{Retries: DefaultRetries, DefaultTimeout: DefaultTimeout}
 	if cfg == nil {
 		return r, nil

@@ -154,7 +154,7 @@ func TestServe(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := f.(*Router)
+			r := f
 			u := &upstream{answers: c.answers}
 			s := filters.NewStream(context.Background(), c.req, &filters.Downstream{}, resolver{table(t, routes), c.decoded})
 			s.Upstream = u

@@ -43,7 +43,7 @@ func (factory) Names() []string    { return []string{Name} }
 func (factory) TypeURLs() []string { return []string{TypeURL} }
 
 // New builds the filter from an HTTPFault config.
-func (factory) New(_ filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
+func (factory) New(_ filters.BuildContext, cfg proto.Message) (*Filter, error) {
 	c, err := decode(cfg)
 	if err != nil {
 		return nil, err

@@ -44,7 +44,7 @@ func build(t *testing.T, cfg *faultv3.HTTPFault) *Filter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f.(*Filter)
+	return f
 }
 
 func stream(ctx context.Context, headers map[string]string, rr filters.RouteResolver) *filters.Stream {
@@ -204,7 +204,7 @@ func TestRegistered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := f.(filters.PerRouteFactory); !ok {
+	if _, ok := f.PerRoute(); !ok {
 		t.Fatal("the fault factory takes no per-route config")
 	}
 }

@@ -29,16 +29,13 @@ var grpcStatsAllowlist = pbcheck.Allowlist{
 
 // New checks a grpc_stats FilterConfig and returns a filter that does
 // nothing: the statistics it would count are telemetry's.
-func (grpcStatsFactory) New(_ filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
+func (grpcStatsFactory) New(_ filters.BuildContext, cfg proto.Message) (filters.NoOp, error) {
 	if cfg == nil {
-		return noop{}, nil
+		return filters.NoOp{}, nil
 	}
 	pb, ok := cfg.(*grpcstatsv3.FilterConfig)
 	if !ok {
-		return nil, fmt.Errorf("grpc_stats: config is %T, want FilterConfig", cfg)
+		return filters.NoOp{}, fmt.Errorf("grpc_stats: config is %T, want FilterConfig", cfg)
 	}
-	if err := grpcStatsAllowlist.Check(pb.ProtoReflect()); err != nil {
-		return nil, err
-	}
-	return noop{}, nil
+	return filters.NoOp{}, grpcStatsAllowlist.Check(pb.ProtoReflect())
 }

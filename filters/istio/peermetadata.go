@@ -25,19 +25,13 @@ func (peerMetadataFactory) TypeURLs() []string { return []string{PeerMetadataTyp
 
 // New checks the config (a *structpb.Struct, see CheckPeerMetadata) and
 // returns a filter that does nothing.
-func (peerMetadataFactory) New(_ filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
+func (peerMetadataFactory) New(_ filters.BuildContext, cfg proto.Message) (filters.NoOp, error) {
 	st, _ := cfg.(*structpb.Struct)
 	if cfg != nil && st == nil {
-		return nil, fmt.Errorf("peer_metadata: config is %T, want a TypedStruct value", cfg)
+		return filters.NoOp{}, fmt.Errorf("peer_metadata: config is %T, want a TypedStruct value", cfg)
 	}
-	if err := CheckPeerMetadata(st); err != nil {
-		return nil, err
-	}
-	return noop{}, nil
+	return filters.NoOp{}, CheckPeerMetadata(st)
 }
-
-// noop is a filter that passes every stream on unchanged.
-type noop struct{}
 
 // CheckPeerMetadata checks a peer metadata Config (io.istio.http.peer_metadata)
 // as the waypoint implements it: discovery through workload_discovery only

@@ -61,7 +61,7 @@ var httpAllowlist = pbcheck.Allowlist{
 }
 
 // New builds the HTTP filter from an RBAC config.
-func (factory) New(ctx filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
+func (factory) New(ctx filters.BuildContext, cfg proto.Message) (*Filter, error) {
 	pb, ok := cfg.(*httprbacv3.RBAC)
 	if !ok {
 		return nil, fmt.Errorf("%s: config is %T, want RBAC", Name, cfg)

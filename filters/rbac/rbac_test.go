@@ -94,7 +94,7 @@ func reviewsChain(t testing.TB) []*Filter {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fs = append(fs, f.(*Filter))
+		fs = append(fs, f)
 	}
 	if len(fs) != 2 {
 		t.Fatalf("%d RBAC filters in the chain, want 2", len(fs))
@@ -354,7 +354,7 @@ func TestShadowRulesOnlyCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := counterValue(t, "envoy_http_rbac_shadow_denied", "shadow_test_", "all")
-	if st, _ := run([]*Filter{f.(*Filter)}, identity("a", "b"), "GET", "/"); st != 0 {
+	if st, _ := run([]*Filter{f}, identity("a", "b"), "GET", "/"); st != 0 {
 		t.Errorf("shadow rules refused the request: %d", st)
 	}
 	if got := counterValue(t, "envoy_http_rbac_shadow_denied", "shadow_test_", "all"); got != before+1 {
@@ -374,7 +374,7 @@ func TestCountersOutliveRebuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st, _ := run([]*Filter{f.(*Filter)}, identity("a", "b"), "GET", "/"); st != 403 {
+		if st, _ := run([]*Filter{f}, identity("a", "b"), "GET", "/"); st != 403 {
 			t.Fatalf("build %d: status %d, want 403", i, st)
 		}
 	}
@@ -382,7 +382,7 @@ func TestCountersOutliveRebuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run([]*Filter{unregistered.(*Filter)}, identity("a", "b"), "GET", "/")
+	run([]*Filter{unregistered}, identity("a", "b"), "GET", "/")
 	if got := counterValue(t, "envoy_http_rbac_denied", "rebuild_test_", "all"); got != before+2 {
 		t.Errorf("denied %v, want %v: both builds on one series, the unregistered one on none", got, before+2)
 	}
@@ -397,7 +397,7 @@ func TestPerRoute(t *testing.T) {
 	}
 	req := &l7.Request{Method: "GET", Path: []byte("/")}
 	s := filters.NewStream(context.Background(), req, identity("a", "b"), resolver{testRoute{off}})
-	if f.(*Filter).OnRequest(s) != filters.Continue {
+	if f.OnRequest(s) != filters.Continue {
 		t.Error("an empty RBACPerRoute did not turn the filter off")
 	}
 }

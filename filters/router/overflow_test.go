@@ -22,7 +22,7 @@ func runWith(t *testing.T, cfg proto.Message, up filters.Upstream, req *l7.Reque
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain := filters.NewChain(r.(filters.Terminal))
+	chain := filters.NewChain(r)
 	s := filters.NewStream(context.Background(), req, down, table(t, basic+sticky))
 	s.Upstream = up
 	chain.Run(s)

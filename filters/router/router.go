@@ -51,7 +51,7 @@ var allowlist = pbcheck.Allowlist{
 }
 
 // New builds the router from its config (nil: defaults).
-func (factory) New(_ filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
+func (factory) New(_ filters.BuildContext, cfg proto.Message) (*Router, error) {
 	r := &Router{RetryBufferLimit: DefaultRetryBufferLimit}
 	if cfg == nil {
 		return r, nil

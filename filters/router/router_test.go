@@ -90,7 +90,7 @@ func run(t *testing.T, tb *route.Table, up filters.Upstream, req *l7.Request) *f
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain := filters.NewChain(r.(filters.Terminal))
+	chain := filters.NewChain(r)
 	s := filters.NewStream(context.Background(), req, &filters.Downstream{}, tb)
 	s.Upstream = up
 	chain.Run(s)

@@ -246,7 +246,7 @@ type tagFactory struct{}
 
 func (tagFactory) Names() []string    { return []string{"test.tag"} }
 func (tagFactory) TypeURLs() []string { return []string{"type.googleapis.com/test.Tag"} }
-func (tagFactory) New(filters.BuildContext, proto.Message) (filters.Filter, error) {
+func (tagFactory) New(filters.BuildContext, proto.Message) (tagFilter, error) {
 	return tagFilter{}, nil
 }
 
@@ -265,7 +265,7 @@ type denyFactory struct{}
 
 func (denyFactory) Names() []string    { return []string{"test.deny"} }
 func (denyFactory) TypeURLs() []string { return []string{"type.googleapis.com/test.Deny"} }
-func (denyFactory) New(filters.BuildContext, proto.Message) (filters.Filter, error) {
+func (denyFactory) New(filters.BuildContext, proto.Message) (denyFilter, error) {
 	return denyFilter{}, nil
 }
 

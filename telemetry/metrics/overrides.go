@@ -187,17 +187,20 @@ type statsFactory struct{}
 func (statsFactory) Names() []string    { return []string{StatsFilterName} }
 func (statsFactory) TypeURLs() []string { return []string{StatsTypeURL} }
 
-// StatsFilter is the built filter: no hooks, its overrides for the config
-// decoder.
-type StatsFilter struct{ Overrides *Overrides }
+// StatsFilter is the built filter: no hooks (a filters.NoOp), its
+// overrides for the config decoder.
+type StatsFilter struct {
+	filters.NoOp
+	Overrides *Overrides
+}
 
-func (statsFactory) New(_ filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
+func (statsFactory) New(_ filters.BuildContext, cfg proto.Message) (StatsFilter, error) {
 	if cfg == nil {
-		return nil, fmt.Errorf("%s: a stats.PluginConfig is required", StatsFilterName)
+		return StatsFilter{}, fmt.Errorf("%s: a stats.PluginConfig is required", StatsFilterName)
 	}
 	ov, err := NewOverrides(cfg)
 	if err != nil {
-		return nil, err
+		return StatsFilter{}, err
 	}
-	return StatsFilter{ov}, nil
+	return StatsFilter{Overrides: ov}, nil
 }

@@ -37,7 +37,7 @@ func (factory) TypeURLs() []string { return []string{TypeURL} }
 // New reads {header: string, deny: [service accounts]}; header defaults to
 // "x-caller". It counts the callers turned away on ctx's stats scope, the
 // waypoint's registry: a reload keeps counting on the same series.
-func (factory) New(ctx filters.BuildContext, cfg proto.Message) (filters.Filter, error) {
+func (factory) New(ctx filters.BuildContext, cfg proto.Message) (*Filter, error) {
 	f := &Filter{header: "x-caller", deny: map[string]bool{}}
 	st, _ := cfg.(*structpb.Struct)
 	for k, v := range st.GetFields() {
