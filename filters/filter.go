@@ -36,6 +36,14 @@ const (
 // Filter is one configured filter. Implement RequestFilter,
 // ResponseFilter, or both (or Terminal for the last filter of a chain);
 // Register checks that a factory's filter type does, or embeds NoOp.
+//
+// A filter that owns something (a goroutine, a connection, a cache it
+// refreshes) implements io.Closer. The config that built it owns it and
+// closes it once when that config is dropped: replaced by a new one, or
+// refused, or built only to be validated (xds.Snapshot.Close). Streams that
+// started on the old config may still be running then, so a filter stays
+// safe to call after Close. Per-route configs (PerRouteFactory) that are
+// io.Closers are closed the same way.
 type Filter interface{}
 
 // RequestFilter sees each request after its headers are in, in chain order.

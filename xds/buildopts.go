@@ -1,6 +1,8 @@
 package xds
 
 import (
+	"errors"
+	"io"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,12 +33,14 @@ type BuildOptions struct {
 }
 
 // build is the state of one Build: its options, the clusters decoded so
-// far (which listeners refer to). Owned by the Build call.
+// far (which listeners refer to), and the filters built that own something.
+// Owned by the Build call.
 type build struct {
 	opts     BuildOptions
 	scope    filters.Scope
 	log      *slog.Logger
 	clusters map[string]*Cluster
+	owned    []io.Closer // in build order; the snapshot's, or closed when the build fails
 }
 
 func (o BuildOptions) newBuild() *build {
@@ -45,6 +49,25 @@ func (o BuildOptions) newBuild() *build {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &build{opts: o, scope: filters.NewScope(o.Registry), log: log}
+}
+
+// own takes v, a built filter or per-route config, into the build's
+// keeping when it is an io.Closer.
+func (b *build) own(v any) {
+	if c, ok := v.(io.Closer); ok {
+		b.owned = append(b.owned, c)
+	}
+}
+
+// closeAll closes cs, last built first, and returns their errors joined.
+func closeAll(cs []io.Closer) error {
+	var errs []error
+	for i := len(cs) - 1; i >= 0; i-- {
+		if err := cs[i].Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // context is the filters.BuildContext of the filter named name.

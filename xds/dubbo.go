@@ -109,6 +109,7 @@ func buildDubboChain(b *build, pbs []*dubbov3.DubboFilter) (*filters.Chain, []st
 		if err != nil {
 			return nil, nil, at(path+".config", err)
 		}
+		b.own(built)
 		_, terminal := built.(filters.Terminal)
 		_, dubbo := built.(interface{ DubboOnly() })
 		switch last := i == len(pbs)-1; {

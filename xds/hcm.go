@@ -331,6 +331,7 @@ func buildChain(b *build, pbs []*hcmv3.HttpFilter) (*filters.Chain, []string, er
 		if err != nil {
 			return nil, nil, at(path+".typed_config", err)
 		}
+		b.own(built)
 		if _, dubbo := built.(interface{ DubboOnly() }); dubbo {
 			return nil, nil, errAt(path, "%q is a Dubbo filter", f.GetName())
 		}
@@ -418,5 +419,9 @@ func (b *build) perFilterConfig(filterName string, a *anypb.Any) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("filter %q takes no per-route config", filterName)
 	}
-	return pr.ParsePerRoute(b.context(filterName), cfg)
+	v, err := pr.ParsePerRoute(b.context(filterName), cfg)
+	if err == nil {
+		b.own(v)
+	}
+	return v, err
 }

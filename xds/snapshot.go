@@ -3,6 +3,8 @@ package xds
 import (
 	"errors"
 	"fmt"
+	"io"
+	"sync"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -35,6 +37,28 @@ type Snapshot struct {
 	raw          *Resources                          // set by BuildResources: the resources as given
 
 	sourceVersions map[string]string // accepted xDS versions by type URL; see SetSourceVersions
+
+	owned     []io.Closer // the filters and per-route configs that own something, in build order
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Close closes the filters (and per-route configs) of the snapshot that
+// own something (io.Closers), last built first, once; later calls return
+// the first call's error. A nil Snapshot has none.
+//
+// The snapshot's owner calls it when the snapshot is dropped: replaced by
+// a new one (after the new one is in force), refused, or built only to be
+// validated. Streams that started on the snapshot may still be running
+// then: Close does not wait for them, so a filter stays safe to call after
+// Close (it answers from what it has, or fails closed). Everything else of
+// the snapshot stays readable.
+func (s *Snapshot) Close() error {
+	if s == nil {
+		return nil
+	}
+	s.closeOnce.Do(func() { s.closeErr = closeAll(s.owned) })
+	return s.closeErr
 }
 
 // Listener returns the listener named name, or nil. A nil Snapshot has none.
@@ -72,13 +96,27 @@ func Build(version string, listeners []*listenerv3.Listener, clusters []*cluster
 
 // Build is the package's Build with o's registry, logger and cluster
 // manager given to the filters it builds.
+//
+// The snapshot owns the filters it built: Snapshot.Close closes those that
+// are io.Closers. When the build fails, it closes those it had built.
 func (o BuildOptions) Build(version string, listeners []*listenerv3.Listener, clusters []*clusterv3.Cluster,
+	endpoints []*endpointv3.ClusterLoadAssignment) (*Snapshot, error) {
+	b := o.newBuild()
+	s, err := b.snapshot(version, listeners, clusters, endpoints)
+	if err != nil {
+		closeAll(b.owned) // nothing to report them to: the build's error says what failed
+		return nil, err
+	}
+	s.owned = b.owned
+	return s, nil
+}
+
+func (b *build) snapshot(version string, listeners []*listenerv3.Listener, clusters []*clusterv3.Cluster,
 	endpoints []*endpointv3.ClusterLoadAssignment) (*Snapshot, error) {
 	eds, err := indexEndpoints(endpoints)
 	if err != nil {
 		return nil, err
 	}
-	b := o.newBuild()
 	b.clusters = make(map[string]*Cluster, len(clusters))
 	s := &Snapshot{
 		Version:      version,

@@ -38,6 +38,7 @@ func httpStatsOverrides(b *build, pbs []*hcmv3.HttpFilter) (*metrics.Overrides, 
 		if err != nil {
 			return nil, at(idx("http_filters", i)+".typed_config", err)
 		}
+		b.own(built)
 		if sf, ok := built.(metrics.StatsFilter); ok {
 			out = sf.Overrides
 		}

@@ -81,7 +81,7 @@ func (w *Waypoint) applyADS(snap *xds.Snapshot) error {
 		return err
 	}
 	w.clusters.Update(snap)
-	w.store.Store(snap)
+	w.replaceSnapshot(snap)
 	w.log.Info("config applied", "source", "xds", "version", snap.Version)
 	return nil
 }

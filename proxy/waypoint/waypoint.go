@@ -340,14 +340,27 @@ func (w *Waypoint) Reload() error {
 		w.fileStat = fi
 	}
 	if err != nil {
+		if bs != nil {
+			bs.Snapshot.Close()
+		}
 		w.log.Error("config reload refused; the last good config keeps serving", "config", w.opts.ConfigFile, "error", err)
 		return err
 	}
 	w.bootstrap.Store(bs)
 	w.clusters.Update(bs.Snapshot)
-	w.store.Store(bs.Snapshot)
+	w.replaceSnapshot(bs.Snapshot)
 	w.log.Info("config reloaded", "config", w.opts.ConfigFile, "version", bs.Snapshot.Version)
 	return nil
+}
+
+// replaceSnapshot puts snap in force and closes the filters of the
+// snapshot it replaces (xds.Snapshot.Close): the old snapshot is dropped
+// here, though streams that started on it may still be running. Called
+// with reloadMu held (or before any other writer runs).
+func (w *Waypoint) replaceSnapshot(snap *xds.Snapshot) {
+	if err := w.store.Swap(snap).Close(); err != nil {
+		w.log.Warn("closing the filters of the replaced config", "error", err)
+	}
 }
 
 // watchConfig reloads when the config file's size, time or inode change.
@@ -451,4 +464,5 @@ func (w *Waypoint) close() {
 	if w.certs != nil && w.opts.Certs == nil {
 		w.certs.Close()
 	}
+	w.store.Load().Close() // the filters of the config in force; nothing serves it any more
 }

@@ -77,7 +77,9 @@ type Config struct {
 	// Apply takes each new complete snapshot; an error refuses it: the LDS
 	// or CDS response that completed it is NACKed and forgotten; when an
 	// EDS or RDS response completed it, that is ACKed (its resources are
-	// fine) and the snapshot waits for the next change.
+	// fine) and the snapshot waits for the next change. A snapshot Apply
+	// takes (returns nil for) is the caller's, who closes it
+	// (Snapshot.Close) when it drops it; one it refuses the client closes.
 	Apply  func(*xds.Snapshot) error
 	Logger *slog.Logger // default slog.Default()
 	// Build is what snapshots are built with: the registry, logger and
@@ -461,7 +463,9 @@ func (c *Client) noteNACK(t, version string, err error) {
 // leaves the update accepted but not applied until the other types follow.
 func (c *Client) accept(t string, next map[string]proto.Message, vers map[string]string, version string) error {
 	res := withAwaitedRoutes(c.resources(t, next))
-	if _, err := c.cfg.Build.BuildResources(version, res); err != nil {
+	checked, err := c.cfg.Build.BuildResources(version, res)
+	checked.Close() // built to be validated only
+	if err != nil {
 		var re *xds.ResourceError
 		// Listeners that came before any cluster cannot be checked yet.
 		early := t == resourcev3.ListenerType && c.typeVer[resourcev3.ClusterType] == ""
@@ -564,6 +568,7 @@ func (c *Client) tryApply() error {
 	}
 	snap.SetSourceVersions(vers)
 	if err := c.cfg.Apply(snap); err != nil {
+		snap.Close()
 		c.log.Error("xds: config not applied; the last good config keeps serving", "error", err)
 		return err
 	}
