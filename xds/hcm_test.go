@@ -85,6 +85,9 @@ func TestHCMErrors(t *testing.T) {
 		{"router not last", routerFilter + ", " + faultFilter, simpleRoutes, "", `must be terminal (the router)`},
 		{"no route config", routerFilter, `null`, "", "route_config: required"},
 		{"unsupported HCM field", routerFilter, simpleRoutes, "add_user_agent: true", "add_user_agent: not supported yet"},
+		{"unknown field in a TypedStruct", `{name: example.greeting, typed_config: {"@type": type.googleapis.com/udpa.type.v1.TypedStruct, ` +
+			`type_url: type.googleapis.com/example.greeting.v1.Config, value: {header: x-caller, dney: [intruder]}}}, ` + routerFilter, simpleRoutes, "",
+			`http_filters[0].typed_config: example.greeting: unknown field "dney" (known: deny, header)`},
 		{"bad fault config", `{name: envoy.filters.http.fault, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault, abort: {http_status: 99, percentage: {numerator: 1}}}}, ` + routerFilter,
 			simpleRoutes, "", "http_filters[0].typed_config.abort.http_status: 99 is not in [200, 600)"},
 	}

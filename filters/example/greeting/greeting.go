@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gowaypoint/waypoint/filters"
 )
@@ -34,23 +33,23 @@ type factory struct{}
 func (factory) Names() []string    { return []string{Name} }
 func (factory) TypeURLs() []string { return []string{TypeURL} }
 
-// New reads {header: string, deny: [service accounts]}; header defaults to
-// "x-caller". It counts the callers turned away on ctx's stats scope, the
+// Config is the filter's config, the TypedStruct's value.
+type Config struct {
+	Header string   `json:"header"` // the request header naming the caller; default "x-caller"
+	Deny   []string `json:"deny"`   // service accounts turned away
+}
+
+// New decodes the config strictly (a field it does not know is refused,
+// naming it). It counts the callers turned away on ctx's stats scope, the
 // waypoint's registry: a reload keeps counting on the same series.
 func (factory) New(ctx filters.BuildContext, cfg proto.Message) (*Filter, error) {
-	f := &Filter{header: "x-caller", deny: map[string]bool{}}
-	st, _ := cfg.(*structpb.Struct)
-	for k, v := range st.GetFields() {
-		switch k {
-		case "header":
-			f.header = v.GetStringValue()
-		case "deny":
-			for _, sa := range v.GetListValue().GetValues() {
-				f.deny[sa.GetStringValue()] = true
-			}
-		default:
-			return nil, fmt.Errorf("%s: unknown field %q", Name, k)
-		}
+	c := Config{Header: "x-caller"}
+	if err := filters.DecodeTypedStruct(cfg, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	f := &Filter{header: c.Header, deny: map[string]bool{}}
+	for _, sa := range c.Deny {
+		f.deny[sa] = true
 	}
 	var err error
 	f.denied, err = ctx.Stats.Counter(prometheus.CounterOpts{

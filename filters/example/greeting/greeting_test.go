@@ -54,6 +54,24 @@ func TestGreetsAllowedCallers(t *testing.T) {
 	}
 }
 
+// TestUnknownFieldRefused: a config field the filter does not know (a typo)
+// is refused, naming it, rather than ignored.
+func TestUnknownFieldRefused(t *testing.T) {
+	factory, err := filters.Lookup(Name, TypeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := structpb.NewStruct(map[string]any{"header": "x-caller", "dney": []any{"intruder"}})
+	_, err = factory.New(filters.BuildContext{Name: Name}, cfg)
+	if err == nil || !strings.Contains(err.Error(), `example.greeting: unknown field "dney" (known: deny, header)`) {
+		t.Fatalf("err = %v, want the unknown field named", err)
+	}
+	cfg, _ = structpb.NewStruct(map[string]any{"deny": "intruder"})
+	if _, err = factory.New(filters.BuildContext{Name: Name}, cfg); err == nil || !strings.Contains(err.Error(), "deny: want []string, got string") {
+		t.Fatalf("err = %v, want the mistyped field named", err)
+	}
+}
+
 // testStats is the registry the tests' filters count on.
 var testStats = prometheus.NewRegistry()
 
