@@ -473,6 +473,13 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 	if err := c.acquireSlot(ctx); err != nil {
 		return nil, err
 	}
+	upper, err := checkNames(&req.Header, "request header")
+	if err != nil {
+		c.mu.Lock()
+		c.releaseSlotLocked()
+		c.mu.Unlock()
+		return nil, err
+	}
 	cs := clientStreamPool.Get().(*ClientStream)
 	cs.recyclable = recyclable
 	cs.ctx, cs.reqBody, cs.reqTrailer = ctx, body, &req.Trailer
@@ -487,7 +494,7 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 		return nil, err
 	}
 	c.mu.Lock()
-	err := c.usableErrLocked()
+	err = c.usableErrLocked()
 	if err == nil && req.Protocol != "" && c.peerSettings && !c.peerConnectExt {
 		err = errors.New("http2: extended CONNECT (:protocol " + req.Protocol + ") not enabled by the server's SETTINGS")
 	}
@@ -516,7 +523,7 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 		s.localEnd = true
 	}
 	c.mu.Unlock()
-	err = s.writeBlockLocked(c.w.enc.request(req, !endStream), endStream || (whole && len(inline) == 0))
+	err = s.writeBlockLocked(c.w.enc.request(req, !endStream, upper), endStream || (whole && len(inline) == 0))
 	if err == nil && fits && len(inline) > 0 {
 		err = c.w.fr.WriteData(id, whole, inline)
 		c.dataSent.Add(1)

@@ -2,12 +2,14 @@ package http2
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 	"unsafe"
 
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/protocols/status"
 )
 
 // headerEncoder turns l7 fields into an HPACK block with x/net's encoder.
@@ -22,11 +24,31 @@ import (
 // which Envoy used) and what is secret (authorization, cookies, per RFC
 // 7541 §7.1) as never-indexed literals through a zero-copy string view
 // that lives only for the WriteField call.
+//
+// Field names reach the wire lower-case, as HTTP/2 requires (RFC 9113
+// §8.2.1): the model's names are, but a filter may Set "X-Caller". The
+// caller checks a block's names first (checkNames), so that a name that
+// is not a token is refused before anything of the block changes the
+// dynamic table; when one has upper-case letters, fields lower-cases each
+// name into lower, so that names already lower-case cost no copy.
 type headerEncoder struct {
 	enc    *hpack.Encoder
 	buf    bytes.Buffer
 	intern map[string]string
 	num    [20]byte
+	lower  []byte // a name lower-cased, valid until the next field
+}
+
+// checkNames checks the field names of h, a block about to be encoded
+// (what names it in the error): a name that is not a token fails the
+// message with an error of kind status.InvalidHeader, before anything is
+// sent; upper says that the encoder must lower-case names.
+func checkNames(h *l7.Header, what string) (upper bool, err error) {
+	upper, bad := h.CheckNames()
+	if bad >= 0 {
+		return false, status.New(status.InvalidHeader, fmt.Errorf("http2: %s field name %q is not a token", what, h.At(bad).Name))
+	}
+	return upper, nil
 }
 
 const (
@@ -89,23 +111,30 @@ func indexable(name []byte) bool {
 	return true
 }
 
-// skipOnWire reports whether a model field must not be sent in HTTP/2:
-// connection-specific fields (RFC 9113 §8.2.2), host (it is :authority)
-// and te other than "trailers".
-func skipOnWire(f l7.Field) bool {
-	switch string(f.Name) {
+// skipOnWire reports whether a model field (its lower-case name) must not
+// be sent in HTTP/2: connection-specific fields (RFC 9113 §8.2.2), host
+// (it is :authority) and te other than "trailers".
+func skipOnWire(name, value []byte) bool {
+	switch string(name) {
 	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host":
 		return true
 	case "te":
-		return string(f.Value) != "trailers"
+		return string(value) != "trailers"
 	}
 	return false
 }
 
-func (e *headerEncoder) fields(h *l7.Header) {
+// fields encodes h's fields, their names lower-cased when upper (see
+// checkNames).
+func (e *headerEncoder) fields(h *l7.Header, upper bool) {
 	for _, f := range h.Fields() {
-		if !skipOnWire(f) {
-			e.field(f.Name, f.Value)
+		name := f.Name
+		if upper {
+			e.lower = l7.AppendLower(e.lower[:0], name)
+			name = e.lower
+		}
+		if !skipOnWire(name, f.Value) {
+			e.field(name, f.Value)
 		}
 	}
 }
@@ -120,8 +149,9 @@ func (e *headerEncoder) contentLength(h *l7.Header, n int64) {
 	e.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: view(v), Sensitive: true})
 }
 
-// request encodes a request's header block into e.buf.
-func (e *headerEncoder) request(r *l7.Request, withBody bool) []byte {
+// request encodes a request's header block into e.buf; upper is
+// checkNames' for r.Header.
+func (e *headerEncoder) request(r *l7.Request, withBody, upper bool) []byte {
 	e.buf.Reset()
 	e.fieldStr(":method", r.Method)
 	if r.Method != l7.MethodConnect || r.Protocol != "" {
@@ -142,7 +172,7 @@ func (e *headerEncoder) request(r *l7.Request, withBody bool) []byte {
 	if r.Protocol != "" {
 		e.fieldStr(":protocol", r.Protocol)
 	}
-	e.fields(&r.Header)
+	e.fields(&r.Header, upper)
 	if withBody && r.ContentLength > 0 {
 		e.contentLength(&r.Header, r.ContentLength)
 	}
@@ -155,11 +185,12 @@ var (
 	namePath      = []byte(":path")
 )
 
-// response encodes a response's header block into e.buf.
-func (e *headerEncoder) response(r *l7.Response) []byte {
+// response encodes a response's header block into e.buf; upper is
+// checkNames' for r.Header.
+func (e *headerEncoder) response(r *l7.Response, upper bool) []byte {
 	e.buf.Reset()
 	e.status(r.Status)
-	e.fields(&r.Header)
+	e.fields(&r.Header, upper)
 	if r.ContentLength > 0 {
 		e.contentLength(&r.Header, r.ContentLength)
 	}
@@ -186,10 +217,11 @@ func (e *headerEncoder) status(code int) {
 	}
 }
 
-// trailers encodes a trailer block into e.buf.
-func (e *headerEncoder) trailers(h *l7.Header) []byte {
+// trailers encodes a trailer block into e.buf; upper is checkNames' for
+// h.
+func (e *headerEncoder) trailers(h *l7.Header, upper bool) []byte {
 	e.buf.Reset()
-	e.fields(h)
+	e.fields(h, upper)
 	return e.buf.Bytes()
 }
 

@@ -94,11 +94,15 @@ func (st *ServerStream) WriteHeaders(resp *l7.Response, endStream bool) error {
 	if informational && endStream {
 		endStream = false
 	}
+	upper, err := checkNames(&resp.Header, "response header")
+	if err != nil {
+		return err
+	}
 	s := &st.s
 	if err := s.lockSend(endStream); err != nil {
 		return err
 	}
-	err := s.writeBlockLocked(s.c.w.enc.response(resp), endStream)
+	err = s.writeBlockLocked(s.c.w.enc.response(resp, upper), endStream)
 	if !informational {
 		s.c.mu.Lock()
 		s.responded = true
@@ -242,6 +246,16 @@ func (st *ServerStream) writeFirst(resp *l7.Response, body []byte, complete bool
 	s := &st.s
 	trailers := complete && resp.Trailer.Len() > 0
 	end := complete && !trailers // END_STREAM on the headers or the DATA
+	upper, err := checkNames(&resp.Header, "response header")
+	if err != nil {
+		return err
+	}
+	var upperT bool
+	if trailers {
+		if upperT, err = checkNames(&resp.Trailer, "trailer"); err != nil {
+			return err
+		}
+	}
 	m := 0
 	if len(body) > 0 {
 		var err error
@@ -264,14 +278,14 @@ func (st *ServerStream) writeFirst(resp *l7.Response, body []byte, complete bool
 		return err
 	}
 	c := s.c
-	err := s.writeBlockLocked(c.w.enc.response(resp), end && len(body) == 0)
+	err = s.writeBlockLocked(c.w.enc.response(resp, upper), end && len(body) == 0)
 	if err == nil && len(body) > 0 {
 		err = c.w.fr.WriteData(s.id, end, body)
 		c.dataSent.Add(1)
 	}
 	if err == nil && trailers {
 		s.markLocalEnd()
-		err = s.writeBlockLocked(c.w.enc.trailers(&resp.Trailer), true)
+		err = s.writeBlockLocked(c.w.enc.trailers(&resp.Trailer, upperT), true)
 	}
 	c.mu.Lock()
 	s.responded = true

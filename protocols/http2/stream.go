@@ -511,12 +511,19 @@ func (s *stream) writeBlockLocked(b []byte, end bool) error {
 	return err
 }
 
-// writeTrailers sends a trailer block with END_STREAM.
+// writeTrailers sends a trailer block with END_STREAM. Trailers whose
+// names cannot be sent (checkNames) reset the stream (INTERNAL_ERROR):
+// the message has started and cannot be ended well.
 func (s *stream) writeTrailers(h *l7.Header) error {
+	upper, err := checkNames(h, "trailer")
+	if err != nil {
+		s.c.resetStream(s, ErrCodeInternal, err.Error(), false)
+		return err
+	}
 	if err := s.lockSend(true); err != nil {
 		return err
 	}
-	err := s.writeBlockLocked(s.c.w.enc.trailers(h), true)
+	err = s.writeBlockLocked(s.c.w.enc.trailers(h, upper), true)
 	s.unlockSend(true)
 	return err
 }

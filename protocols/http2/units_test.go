@@ -177,7 +177,7 @@ func TestEncoderPolicy(t *testing.T) {
 		resp.Header.Add(f[0], f[1])
 	}
 	resp.ContentLength = 42
-	block := e.response(&resp)
+	block := e.response(&resp, false)
 	var fields []hpack.HeaderField
 	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) { fields = append(fields, f) })
 	if _, err := dec.Write(block); err != nil {
@@ -207,7 +207,7 @@ func TestEncoderPolicy(t *testing.T) {
 		t.Fatalf("encoded fields (-want +got):\n%s", diff)
 	}
 	// Indexed fields come back as one-byte references the second time.
-	again := e.response(&l7.Response{Status: 503, Header: resp.Header})
+	again := e.response(&l7.Response{Status: 503, Header: resp.Header}, false)
 	if len(again) >= len(block) {
 		t.Fatalf("second block %d bytes, first %d: nothing was indexed", len(again), len(block))
 	}

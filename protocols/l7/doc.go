@@ -10,6 +10,9 @@
 //
 // Header names are lower-case everywhere in the model (codecs lower-case
 // HTTP/1 names as they parse, as Envoy does), so lookups compare bytes
-// exactly. Pseudo-headers (:method, :scheme, :authority, :path) are fields
+// exactly. Set and Add do not lower-case: a name a filter sets is checked
+// at the codec edge when the message is sent (Header.CheckNames), where
+// HTTP/2 lower-cases it and a name that is not a token fails the message
+// with a status.InvalidHeader error, nothing sent. Pseudo-headers (:method, :scheme, :authority, :path) are fields
 // of Request, not Header entries; HTTP/1's Host becomes Authority.
 package l7

@@ -66,7 +66,8 @@ func (h *Header) Count(name string) int {
 	return n
 }
 
-// Add appends a field, copying name (which must be lower-case) and value.
+// Add appends a field, copying name (which should be lower-case: see the
+// package doc) and value.
 func (h *Header) Add(name, value string) {
 	start := len(h.arena)
 	h.arena = append(h.arena, name...)
@@ -135,6 +136,64 @@ func (h *Header) delFrom(name string, from int) {
 	}
 	clear(h.fields[len(out):])
 	h.fields = out
+}
+
+// nameChars maps each token character (RFC 9110 §5.6.2), which a field
+// name is made of, to its lower-case form, and anything else to 0.
+var nameChars = func() (t [256]byte) {
+	for c := range 256 {
+		b := byte(c)
+		switch {
+		case 'a' <= b && b <= 'z', '0' <= b && b <= '9':
+			t[c] = b
+		case 'A' <= b && b <= 'Z':
+			t[c] = b + 'a' - 'A'
+		default:
+			for i := 0; i < len("!#$%&'*+-.^_`|~"); i++ {
+				if "!#$%&'*+-.^_`|~"[i] == b {
+					t[c] = b
+				}
+			}
+		}
+	}
+	return t
+}()
+
+// CheckNames looks at every field name of h for a codec about to send it.
+// bad is the index of the first field whose name is not a non-empty token,
+// which no message may carry; -1 when every name is one. upper reports
+// whether a name has an upper-case letter: names in the model are
+// lower-case, but Set and Add keep what a filter gives them, so a codec
+// whose protocol wants lower-case names (HTTP/2) lower-cases them
+// (AppendLower) when upper is true. It does not allocate.
+func (h *Header) CheckNames() (upper bool, bad int) {
+	var diff byte // a bit of an upper-case letter's difference from its lower case
+	for i := range h.fields {
+		name := h.fields[i].Name
+		if len(name) == 0 {
+			return diff != 0, i
+		}
+		for _, b := range name {
+			l := nameChars[b]
+			if l == 0 {
+				return diff != 0, i
+			}
+			diff |= l ^ b
+		}
+	}
+	return diff != 0, -1
+}
+
+// AppendLower appends name to dst with its upper-case ASCII letters
+// lower-cased.
+func AppendLower(dst, name []byte) []byte {
+	for _, b := range name {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		dst = append(dst, b)
+	}
+	return dst
 }
 
 // CopyFrom makes h a copy of src, with its own storage.

@@ -148,3 +148,33 @@ func TestIsGRPCAndInternMethod(t *testing.T) {
 		t.Error("custom method not kept")
 	}
 }
+
+func TestCheckNames(t *testing.T) {
+	cases := []struct {
+		names []string
+		upper bool
+		bad   int
+	}{
+		{nil, false, -1},
+		{[]string{"x-caller", "content-type", "a!#$%&'*+-.^_`|~9"}, false, -1},
+		{[]string{"x-caller", "X-Caller"}, true, -1},
+		{[]string{"X-Caller", "x caller"}, true, 1},
+		{[]string{"ok", ""}, false, 1},
+		{[]string{":path"}, false, 0},
+		{[]string{"x-é"}, false, 0},
+		{[]string{"x\r\ny"}, false, 0},
+	}
+	for _, c := range cases {
+		var h Header
+		for _, n := range c.names {
+			h.Add(n, "v")
+		}
+		upper, bad := h.CheckNames()
+		if upper != c.upper || bad != c.bad {
+			t.Errorf("%q: CheckNames = %v, %d; want %v, %d", c.names, upper, bad, c.upper, c.bad)
+		}
+	}
+	if got := string(AppendLower([]byte("x:"), []byte("X-Caller-9_Z"))); got != "x:x-caller-9_z" {
+		t.Errorf("AppendLower = %q", got)
+	}
+}

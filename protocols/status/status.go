@@ -40,6 +40,11 @@ const (
 	RefusedStream
 	// DownstreamGone: the client went away before the answer (499, DC).
 	DownstreamGone
+	// InvalidHeader: a message the proxy was to send has a header field
+	// the protocol cannot carry, such as a name that is not a token, set
+	// by a filter; the codec refused it whole, before sending anything
+	// (500, no flag; HBONE 503).
+	InvalidHeader
 )
 
 var kinds = [...]struct {
@@ -61,6 +66,7 @@ var kinds = [...]struct {
 	Overflow:          {"upstream overflow", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UO", DubboThreadpoolExhausted},
 	RefusedStream:     {"upstream refused stream", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UR", DubboThreadpoolExhausted},
 	DownstreamGone:    {"downstream disconnected", 499, 499, "DC", DubboClientError},
+	InvalidHeader:     {"invalid header", http.StatusInternalServerError, http.StatusServiceUnavailable, "", DubboServerError},
 }
 
 // Dubbo response statuses a local reply may carry (Dubbo 2's status byte,

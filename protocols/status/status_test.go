@@ -23,6 +23,7 @@ func TestMapping(t *testing.T) {
 		{"denied", New(Denied, nil), Denied, 403, 401, "RBAC"},
 		{"bad request", New(BadRequest, nil), BadRequest, 400, 400, ""},
 		{"no healthy upstream", New(NoHealthyUpstream, nil), NoHealthyUpstream, 503, 503, "UH"},
+		{"invalid header", fmt.Errorf("sending: %w", New(InvalidHeader, errors.New(`name "X Caller" is not a token`))), InvalidHeader, 500, 503, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
