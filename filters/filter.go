@@ -19,7 +19,7 @@
 //
 // See docs/filters.md for how to write one. This package and the filters
 // under it import protocols and internal, never proxy, telemetry, xds or
-// cmd.
+// cmd (internal/importrules checks it).
 package filters
 
 // Status is what a filter returns: go on with the chain, or stop it.
