@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
 	"github.com/gowaypoint/waypoint/xds"
 )
@@ -148,8 +149,9 @@ func serveConfig(t *testing.T, config string) string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
-				Serve(context.Background(), c, NewSource(&store, "l", xds.MatchInput{}, cl, bs.Snapshot, hcm), &filters.Downstream{}, env)
+				dc := downstream.NewTCP(c.(*net.TCPConn))
+				defer dc.Close()
+				Serve(context.Background(), dc, NewSource(&store, "l", xds.MatchInput{}, cl, bs.Snapshot, hcm), env)
 			}()
 		}
 	}()
