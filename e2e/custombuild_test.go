@@ -35,13 +35,13 @@ type factory struct{}
 func (factory) Names() []string    { return []string{"example.hello"} }
 func (factory) TypeURLs() []string { return []string{"type.googleapis.com/example.hello.v1.Config"} }
 
-func (factory) New(proto.Message) (filters.Filter, error) { return hello{}, nil }
+func (factory) New(filters.BuildContext, proto.Message) (hello, error) { return hello{}, nil }
 
 type hello struct{}
 
 func (hello) OnRequest(s *filters.Stream) filters.Status {
 	if string(s.Request.Path) == "/custom/hello" {
-		return s.SendLocalReply(200, "hello from a custom build", "")
+		return s.SendLocalReply(200, "hello from a custom build", 0)
 	}
 	s.Request.Header.Set("x-custom-filter", "request")
 	return filters.Continue

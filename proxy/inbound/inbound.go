@@ -93,7 +93,7 @@ func (h *Handler) noChain(l *xds.Listener, st *hbone.ServerStream, info *filters
 		return
 	}
 	h.Logs.Emit(l.AccessLog, &accesslog.Record{Start: st.Start, Duration: time.Since(st.Start), Downstream: info,
-		Flags: filters.FlagFor("NR"), Termination: "filter_chain_not_found"})
+		Flags: filters.FlagNR, Termination: "filter_chain_not_found"})
 }
 
 // downstreamOf describes an HBONE stream's downstream connection: the
