@@ -43,9 +43,10 @@ var rules = []rule{
 }
 
 // cmdLibraries are the directories under cmd/ whose packages need not be
-// main packages: helpers of the binaries' wiring (flags, signals). The
-// public package a binary's main calls goes here if it lives under cmd/.
-var cmdLibraries = []string{"cmd/internal"}
+// main packages: helpers of the binaries' wiring (flags, signals), and
+// waypointcmd, the public package whose Main the waypoint binary (and a
+// custom build with its own filters) calls.
+var cmdLibraries = []string{"cmd/internal", "cmd/waypointcmd"}
 
 // under reports whether rel (a path relative to the module) is dir or
 // below it.
