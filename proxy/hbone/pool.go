@@ -37,6 +37,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/proxy/internal/dialonce"
 )
 
 // Defaults of PoolConfig.
@@ -117,13 +118,8 @@ type poolKey struct {
 // keyState is the pool's state for one key. Guarded by Pool.mu.
 type keyState struct {
 	conns  []*poolConn
-	dial   *dialAttempt // the dial in flight, nil if none
-	dialed int          // connections opened over the key's life, for stats
-}
-
-type dialAttempt struct {
-	done chan struct{} // closed when the dial ends
-	err  error         // set before done is closed
+	dial   dialonce.Slot // the dial in flight, if any
+	dialed int           // connections opened over the key's life, for stats
 }
 
 // poolConn is one pooled connection. active counts our streams on it.
@@ -206,23 +202,15 @@ func (p *Pool) reserve(ctx context.Context, d Dest) (*poolConn, error) {
 			closeAll(dead)
 			return pc, nil
 		}
-		da := ks.dial
-		if da == nil {
-			da = &dialAttempt{done: make(chan struct{})}
-			ks.dial = da
+		da, lead := ks.dial.Join()
+		if lead {
 			p.wg.Add(1)
 			go p.dial(key, ks, da, d.TLS)
 		}
 		p.mu.Unlock()
 		closeAll(dead)
-
-		select {
-		case <-da.done:
-			if da.err != nil {
-				return nil, da.err
-			}
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := da.Wait(ctx); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -260,7 +248,7 @@ func closeAll(conns []*poolConn) {
 }
 
 // dial opens one connection for key and reports to everyone waiting on da.
-func (p *Pool) dial(key poolKey, ks *keyState, da *dialAttempt, tlsConf *tls.Config) {
+func (p *Pool) dial(key poolKey, ks *keyState, da *dialonce.Dial, tlsConf *tls.Config) {
 	defer p.wg.Done()
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ConnectTimeout)
 	defer cancel()
@@ -276,9 +264,7 @@ func (p *Pool) dial(key poolKey, ks *keyState, da *dialAttempt, tlsConf *tls.Con
 	} else {
 		p.log.Debug("hbone: dial failed", "addr", key.addr, "peer", key.peer, "error", err)
 	}
-	da.err = err
-	ks.dial = nil
-	close(da.done)
+	ks.dial.Finish(da, err)
 	p.mu.Unlock()
 }
 

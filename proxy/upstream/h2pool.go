@@ -10,6 +10,7 @@ import (
 	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/status"
+	"github.com/gowaypoint/waypoint/proxy/internal/dialonce"
 	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
 	"github.com/gowaypoint/waypoint/xds"
 )
@@ -22,7 +23,7 @@ import (
 type h2Pool struct {
 	mu     sync.Mutex
 	conns  []*h2Conn
-	dial   *dialWait // the dial in flight, nil if none
+	dial   dialonce.Slot // the dial in flight, if any
 	closed bool
 	// pp is the PROXY protocol header a connection starts with, for the
 	// pool of one request of a cluster that sends one (see proxyproto.go).
@@ -49,12 +50,6 @@ func (c *h2Conn) close() {
 			c.release()
 		}
 	})
-}
-
-// dialWait lets callers wait for the one dial in flight.
-type dialWait struct {
-	done chan struct{}
-	err  error
 }
 
 // reserve returns a connection with a stream slot reserved for the caller.
@@ -96,21 +91,14 @@ func (p *h2Pool) reserve(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk 
 			closeH2(dead)
 			return picked, nil
 		}
-		w := p.dial
-		if w == nil {
-			w = &dialWait{done: make(chan struct{})}
-			p.dial = w
+		w, lead := p.dial.Join()
+		if lead {
 			go p.dialOne(cs, cl, pk, w)
 		}
 		p.mu.Unlock()
 		closeH2(dead)
-		select {
-		case <-w.done:
-			if w.err != nil {
-				return nil, w.err
-			}
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := w.Wait(ctx); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -124,7 +112,7 @@ func closeH2(cs []*h2Conn) {
 // dialOne opens a connection for the pool and wakes the waiters. It runs
 // on its own goroutine, bounded by the cluster's connect timeout (in Dial)
 // and the HTTP/2 handshake.
-func (p *h2Pool) dialOne(cs *Clusters, cl *xds.Cluster, pk *pick, w *dialWait) {
+func (p *h2Pool) dialOne(cs *Clusters, cl *xds.Cluster, pk *pick, w *dialonce.Dial) {
 	c, err := p.newConn(cs, cl, pk)
 	p.mu.Lock()
 	if err == nil && p.closed {
@@ -134,9 +122,7 @@ func (p *h2Pool) dialOne(cs *Clusters, cl *xds.Cluster, pk *pick, w *dialWait) {
 	if err == nil {
 		p.conns = append(p.conns, c)
 	}
-	w.err = err
-	p.dial = nil
-	close(w.done)
+	p.dial.Finish(w, err)
 	p.mu.Unlock()
 }
 
