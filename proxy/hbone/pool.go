@@ -19,8 +19,9 @@ package hbone
 //     streams; streams already on it finish there. Closed connections are
 //     dropped from the pool when next seen, and idle ones close themselves
 //     after IdleTimeout.
-//  5. Every goroutine the pool starts (dials, x/net/http2's connection
-//     readers) ends by Close, which closes every connection.
+//  5. Every goroutine the pool starts (dials, and through each connection
+//     the read loop of protocols/http2's ClientConn with the goroutines it
+//     owns) ends by Close, which closes every connection.
 
 import (
 	"context"
