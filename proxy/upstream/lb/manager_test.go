@@ -93,15 +93,35 @@ func TestUpdateDropsClusters(t *testing.T) {
 	}
 }
 
+// sweepClock is the real clock, telling each time an AfterFunc callback
+// (an outlier detection sweep) has returned.
+type sweepClock struct {
+	realClock
+	swept chan struct{}
+}
+
+func (c sweepClock) AfterFunc(d time.Duration, f func()) Timer {
+	return time.AfterFunc(d, func() {
+		f()
+		select {
+		case c.swept <- struct{}{}:
+		default: // nobody counting any more
+		}
+	})
+}
+
 func TestCloseStopsTimers(t *testing.T) {
-	m := NewManager(nil) // real time: goleak in TestMain checks the timers end
+	clock := sweepClock{swept: make(chan struct{})}
+	m := NewManager(clock) // real time: goleak in TestMain checks the timers end
 	m.Update(snapshot(odCluster(3, func(o *xds.OutlierDetection) {
 		o.Interval = time.Millisecond
 		o.MaxEjectionPercent = 100
 	})))
 	h := m.Cluster("c").Hosts()[0]
 	send(h, repeat(Status(500), 5)...)
-	time.Sleep(5 * time.Millisecond) // let some sweeps run
+	for range 3 { // some sweeps ran, each arming the next timer
+		<-clock.swept
+	}
 	m.Close()
 	if m.Cluster("c") != nil {
 		t.Error("cluster known after Close")
