@@ -569,10 +569,11 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 	return cs, nil
 }
 
-// Shutdown closes the connection gracefully: no new streams, streams in
-// flight finish, then GOAWAY and close. If ctx ends first the connection
-// is closed at once and ctx's error returned.
-func (cc *ClientConn) Shutdown(ctx context.Context) error {
+// Drain starts a graceful close and returns at once: the connection takes
+// no new stream (reservations lapse), the streams in flight finish, and
+// then it sends GOAWAY and closes, on goroutines it owns. Close still ends
+// it at once. Shutdown is Drain and a wait.
+func (cc *ClientConn) Drain() {
 	c := cc.c
 	c.mu.Lock()
 	c.cli.closing = true
@@ -581,6 +582,14 @@ func (cc *ClientConn) Shutdown(ctx context.Context) error {
 	c.cli.notifySlotsLocked()
 	c.maybeIdleLocked()
 	c.mu.Unlock()
+}
+
+// Shutdown closes the connection gracefully: no new streams, streams in
+// flight finish, then GOAWAY and close. If ctx ends first the connection
+// is closed at once and ctx's error returned.
+func (cc *ClientConn) Shutdown(ctx context.Context) error {
+	c := cc.c
+	cc.Drain()
 	select {
 	case <-c.cli.readDone:
 		return nil

@@ -349,3 +349,49 @@ func TestClientConcurrentLargeBodies(t *testing.T) {
 		})
 	}
 }
+
+// TestClientDrain: Drain returns at once; the connection takes no new
+// stream, the stream in flight finishes, and then the connection closes
+// by itself.
+func TestClientDrain(t *testing.T) {
+	release := make(chan struct{})
+	ts := startServer(t, Config{}, HandlerFunc(func(st *ServerStream) {
+		st.WriteHeaders(&l7.Response{Status: 200}, false)
+		st.Write([]byte("first"))
+		<-release
+		st.Write([]byte(" rest"))
+		st.CloseWrite()
+	}))
+	cc := dialClient(t, ts.addr(), Config{})
+	resp, err := cc.RoundTrip(context.Background(), newRequest("GET", "example.com", "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	cc.Drain()
+	if cc.TryReserve() {
+		t.Error("a draining connection reserved a stream")
+	}
+	if _, err := cc.RoundTrip(context.Background(), newRequest("GET", "example.com", "/")); err == nil {
+		t.Error("a draining connection opened a stream")
+	}
+	if st := cc.State(); st.Closed || !st.GoAway {
+		t.Fatalf("state after Drain with a stream in flight: %+v", st)
+	}
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != " rest" {
+		t.Fatalf("the stream in flight ended with %q, %v", rest, err)
+	}
+	resp.Body.(io.Closer).Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cc.State().Closed && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if st := cc.State(); !st.Closed {
+		t.Fatalf("not closed once its last stream ended: %+v", st)
+	}
+}
