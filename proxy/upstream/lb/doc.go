@@ -64,6 +64,19 @@
 // respected. When the share of available hosts falls below the healthy
 // panic threshold, the balancer uses all hosts.
 //
+// # State of other packages per host
+//
+// A host's live state is the owner of what other packages keep per
+// endpoint ([Attachment], made on first use by [Host.Attach]):
+// proxy/upstream hangs each endpoint's HTTP/1.1 and HTTP/2 pools and its
+// hold on an HBONE pool key there. When an Update drops the host's
+// address or its cluster, when [Manager.Close] runs, or when an
+// original-destination host is evicted, the attachment is closed once,
+// outside the package's locks, and a Host of that state attaches nothing
+// more (Attach returns nil: the caller picks again). So the per-endpoint
+// state of the proxy is pruned exactly when the balancer's is, and an
+// address that comes back starts afresh.
+//
 // # Goroutines
 //
 // The package starts none of its own except the interval timer of each

@@ -62,8 +62,12 @@ type hostState struct {
 
 	ejected atomic.Bool // written under c.mu
 
+	// attached is what another package hangs off the host (Host.Attach);
+	// written under c.mu, read without a lock, nil once removed.
+	attached atomic.Pointer[attachment]
+
 	// Guarded by c.mu.
-	removed        bool   // no longer in the cluster
+	removed        bool   // no longer in the cluster: nothing attaches any more
 	backoff        uint32 // ejection time multiplier
 	lastEjection   time.Time
 	lastUneject    time.Time // zero: never un-ejected

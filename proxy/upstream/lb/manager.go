@@ -50,22 +50,24 @@ func (m *Manager) Update(snap *xds.Snapshot) {
 	}
 	old := *m.clusters.Load()
 	next := make(map[string]*ClusterState, len(old))
+	var gone []Attachment
 	if snap != nil {
 		for name, cl := range snap.Clusters {
 			c := old[name]
 			if c == nil {
 				c = newClusterState(m, name)
 			}
-			c.update(cl)
+			gone = c.update(cl, gone)
 			next[name] = c
 		}
 	}
 	m.clusters.Store(&next)
 	for name, c := range old {
 		if next[name] == nil {
-			c.close()
+			gone = c.close(gone)
 		}
 	}
+	closeAttachments(gone)
 }
 
 // Cluster returns the state of the named cluster of the last Update, or
@@ -80,14 +82,16 @@ func (m *Manager) Cluster(name string) *ClusterState {
 // returned any more.
 func (m *Manager) Close() {
 	m.mu.Lock()
+	var gone []Attachment
 	if !m.closed {
 		m.closed = true
 		for _, c := range *m.clusters.Load() {
-			c.close()
+			gone = c.close(gone)
 		}
 		m.clusters.Store(&map[string]*ClusterState{})
 	}
 	m.mu.Unlock()
+	closeAttachments(gone)
 	m.timers.Wait()
 }
 
@@ -148,8 +152,10 @@ func (c *ClusterState) Hosts() []*Host { return c.set.Load().all }
 // too few are healthy (the healthy panic threshold).
 func (c *ClusterState) Panic() bool { return c.set.Load().panic }
 
-// update applies one snapshot's version of the cluster.
-func (c *ClusterState) update(cl *xds.Cluster) {
+// update applies one snapshot's version of the cluster. It appends to gone
+// the attachments of the hosts that left, for the caller to close once no
+// lock is held.
+func (c *ClusterState) update(cl *xds.Cluster, gone []Attachment) []Attachment {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.breakers.SetThresholds(cl.ThresholdsOrDefault())
@@ -181,7 +187,9 @@ func (c *ClusterState) update(cl *xds.Cluster) {
 	}
 	for addr, s := range c.states {
 		if states[addr] == nil {
-			s.removed = true
+			if a := s.detachLocked(); a != nil {
+				gone = append(gone, a)
+			}
 		}
 	}
 	c.origDst.Store(cl.OriginalDestination)
@@ -206,6 +214,7 @@ func (c *ClusterState) update(cl *xds.Cluster) {
 	if changed {
 		c.rebuildLocked()
 	}
+	return gone
 }
 
 // rebuildLocked stores a new host set from c.hosts and their health.
@@ -236,12 +245,19 @@ func (c *ClusterState) rebuildLocked() {
 }
 
 // close stops the cluster's timer; its hosts are no longer ejected or
-// returned.
-func (c *ClusterState) close() {
+// returned, and their attachments are appended to gone for the caller to
+// close.
+func (c *ClusterState) close(gone []Attachment) []Attachment {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
 	c.stopTimerLocked()
+	for _, s := range c.order {
+		if a := s.detachLocked(); a != nil {
+			gone = append(gone, a)
+		}
+	}
+	c.mu.Unlock()
+	return c.dsts.detach(c, gone)
 }
 
 // armLocked starts the interval timer.

@@ -26,21 +26,53 @@ func (c *ClusterState) originalDstHost(dst netip.AddrPort) *Host {
 	}
 	d := &c.dsts
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if h := d.m[dst]; h != nil {
+		d.mu.Unlock()
 		return h
 	}
 	if d.m == nil {
 		d.m = make(map[netip.AddrPort]*Host)
 	}
+	var evicted []*Host
 	if len(d.m) >= maxOriginalDstHosts {
 		for a, h := range d.m {
 			if h.Active() == 0 {
 				delete(d.m, a)
+				evicted = append(evicted, h)
 			}
 		}
 	}
 	h := &Host{Addr: dst, Weight: 1, s: newHostState(c)}
 	d.m[dst] = h
+	d.mu.Unlock()
+	if evicted != nil {
+		closeAttachments(c.detachHosts(evicted, nil))
+	}
 	return h
+}
+
+// detach forgets every original-destination host and appends their
+// attachments to gone.
+func (d *origDstHosts) detach(c *ClusterState, gone []Attachment) []Attachment {
+	d.mu.Lock()
+	hosts := make([]*Host, 0, len(d.m))
+	for _, h := range d.m {
+		hosts = append(hosts, h)
+	}
+	d.m = nil
+	d.mu.Unlock()
+	return c.detachHosts(hosts, gone)
+}
+
+// detachHosts marks the hosts removed and appends their attachments to
+// gone. It takes c.mu (never while d.mu is held).
+func (c *ClusterState) detachHosts(hosts []*Host, gone []Attachment) []Attachment {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range hosts {
+		if a := h.s.detachLocked(); a != nil {
+			gone = append(gone, a)
+		}
+	}
+	return gone
 }
