@@ -22,6 +22,15 @@ package hbone
 //  5. Every goroutine the pool starts (dials, and through each connection
 //     the read loop of protocols/http2's ClientConn with the goroutines it
 //     owns) ends by Close, which closes every connection.
+//  6. A key lives while someone holds it (Hold: proxy/upstream holds one per
+//     endpoint of a cluster, so a key shared by several clusters lives
+//     while any of them has the endpoint). When the last holder releases
+//     it the key is forgotten at once: idle connections close, busy ones
+//     drain (invariant 4) and close when their last stream ends, and a
+//     dial in flight closes what it opens. A key that nobody holds (a bare
+//     Connect) is forgotten by the sweep, every IdleTimeout, once its
+//     connections have closed. So the pool's state is bounded by the peers
+//     in use, not by every peer ever seen.
 
 import (
 	"context"
@@ -32,6 +41,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,7 +106,14 @@ func (e *ConnectError) Error() string {
 	return fmt.Sprintf("hbone: CONNECT %s: peer answered %d %s", e.Authority, e.Status, http.StatusText(e.Status))
 }
 
-// Pool opens HBONE streams over pooled connections. Safe for concurrent use.
+// Pool opens HBONE streams over pooled connections, keyed by (peer
+// address, expected identity); the invariants above say how. Safe for
+// concurrent use.
+//
+// Goroutines: the dials (one per key at a time), the read loop of each
+// connection, and the sweep (a timer callback, armed while keys that
+// nobody holds or draining connections exist); all owned by the pool and
+// ended by Close.
 type Pool struct {
 	cfg PoolConfig
 	log *slog.Logger
@@ -104,11 +121,14 @@ type Pool struct {
 	// ctx is cancelled by Close; it bounds every dial.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // dial goroutines
+	wg     sync.WaitGroup // dial goroutines and sweep callbacks
 
-	mu     sync.Mutex // guards keys, closed
-	keys   map[poolKey]*keyState
-	closed bool
+	mu      sync.Mutex // guards the fields below
+	keys    map[poolKey]*keyState
+	retired []*poolConn // connections of forgotten keys, draining
+	sweep   *time.Timer // armed while sweeping may find something; nil before first use
+	sweepOn bool        // sweep is armed
+	closed  bool
 }
 
 type poolKey struct {
@@ -121,6 +141,7 @@ type keyState struct {
 	conns  []*poolConn
 	dial   dialonce.Slot // the dial in flight, if any
 	dialed int           // connections opened over the key's life, for stats
+	holds  int           // Hold calls not yet released
 }
 
 // poolConn is one pooled connection. active counts our streams on it.
@@ -159,6 +180,118 @@ func NewPool(cfg PoolConfig) *Pool {
 // ErrPoolClosed is returned by Connect after Close.
 var ErrPoolClosed = errors.New("hbone: pool closed")
 
+// errReleased fails the callers waiting for a dial whose key was
+// forgotten (its last holder released it) while the dial was in flight.
+var errReleased = errors.New("hbone: peer released while dialling")
+
+// Hold makes the caller a holder of the key of d.Addr and d.PeerKey (as
+// Connect would use it) and returns the release of that hold, to be
+// called once (later calls do nothing). The key, its connections and its
+// dial live while it has holders; at the last release they go at once
+// (invariant 6): streams in flight finish, nothing new opens. Connect
+// works without a hold; holding is for callers whose peers come and go,
+// so that a peer that left leaves nothing behind.
+func (p *Pool) Hold(d Dest) (release func()) {
+	key := poolKey{d.Addr, d.PeerKey}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return func() {}
+	}
+	ks := p.keys[key]
+	if ks == nil {
+		ks = &keyState{}
+		p.keys[key] = ks
+	}
+	ks.holds++
+	var once sync.Once
+	return func() { once.Do(func() { p.release(key, ks) }) }
+}
+
+// release drops one hold of ks and forgets the key with its last.
+func (p *Pool) release(key poolKey, ks *keyState) {
+	p.mu.Lock()
+	if p.closed || p.keys[key] != ks {
+		p.mu.Unlock()
+		return
+	}
+	ks.holds--
+	if ks.holds > 0 {
+		p.mu.Unlock()
+		return
+	}
+	delete(p.keys, key)
+	// Connections retired before, whose streams have ended since, go now:
+	// under churn the list then holds only what still drains.
+	p.retired = slices.DeleteFunc(p.retired, func(pc *poolConn) bool { return pc.cc.State().Closed })
+	var idle []*poolConn
+	for _, pc := range ks.conns {
+		if pc.active.Load() == 0 {
+			idle = append(idle, pc)
+		} else {
+			// Drain, not Close: its streams finish. It stays known to
+			// the pool, so that Close still ends it.
+			pc.cc.Drain()
+			p.retired = append(p.retired, pc)
+			p.armSweepLocked()
+		}
+	}
+	ks.conns = nil
+	p.mu.Unlock()
+	closeAll(idle)
+}
+
+// armSweepLocked arms the sweep unless it is armed. p.mu is held.
+func (p *Pool) armSweepLocked() {
+	if p.sweepOn || p.closed {
+		return
+	}
+	p.sweepOn = true
+	p.wg.Add(1)
+	if p.sweep == nil {
+		p.sweep = time.AfterFunc(p.cfg.IdleTimeout, p.sweepKeys)
+	} else {
+		p.sweep.Reset(p.cfg.IdleTimeout)
+	}
+}
+
+// sweepKeys is the sweep's callback: it forgets the keys that nobody
+// holds and that have no dial in flight and no open connection, drops
+// closed connections, and re-arms while there is more to sweep later.
+func (p *Pool) sweepKeys() {
+	defer p.wg.Done()
+	p.mu.Lock()
+	p.sweepOn = false
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	again := p.sweepLocked()
+	if again {
+		p.armSweepLocked()
+	}
+	p.mu.Unlock()
+}
+
+// sweepLocked is one sweep; it reports whether unheld keys or draining
+// connections remain. p.mu is held.
+func (p *Pool) sweepLocked() (again bool) {
+	p.retired = slices.DeleteFunc(p.retired, func(pc *poolConn) bool { return pc.cc.State().Closed })
+	again = len(p.retired) > 0
+	for key, ks := range p.keys {
+		if ks.holds > 0 {
+			continue
+		}
+		ks.conns = slices.DeleteFunc(ks.conns, func(pc *poolConn) bool { return pc.cc.State().Closed })
+		if len(ks.conns) == 0 && !ks.dial.Busy() {
+			delete(p.keys, key)
+			continue
+		}
+		again = true
+	}
+	return again
+}
+
 // Connect opens a CONNECT stream to d and returns it once the peer answered
 // 200. A failure before the peer answered is retried once on another
 // connection, since no byte of the tunnelled stream has been sent yet.
@@ -196,6 +329,7 @@ func (p *Pool) reserve(ctx context.Context, d Dest) (*poolConn, error) {
 		if ks == nil {
 			ks = &keyState{}
 			p.keys[key] = ks
+			p.armSweepLocked() // nobody holds it (yet)
 		}
 		pc, dead := p.pickLocked(ks)
 		if pc != nil {
@@ -258,6 +392,10 @@ func (p *Pool) dial(key poolKey, ks *keyState, da *dialonce.Dial, tlsConf *tls.C
 	if err == nil && p.closed {
 		cc.Close()
 		err = ErrPoolClosed
+	}
+	if err == nil && p.keys[key] != ks {
+		cc.Close()
+		err = errReleased
 	}
 	if err == nil {
 		ks.conns = append(ks.conns, &poolConn{cc: cc})
@@ -342,8 +480,15 @@ func (p *Pool) open(ctx context.Context, pc *poolConn, d Dest) (*ClientStream, e
 type PoolStats struct {
 	// Conns counts open connections per peer address.
 	Conns map[netip.AddrPort]int
-	// Dialed counts connections ever opened per peer address.
+	// Dialed counts connections opened per peer address over the life of
+	// the keys the pool knows.
 	Dialed map[netip.AddrPort]int
+	// Keys counts the keys the pool knows, Held those of them with a
+	// holder.
+	Keys, Held int
+	// Draining counts the connections of forgotten keys that still carry
+	// streams (closed ones are not counted).
+	Draining int
 }
 
 // Stats reports the pool's connections per peer address.
@@ -360,11 +505,21 @@ func (p *Pool) Stats() PoolStats {
 			all = append(all, entry{k.addr, pc})
 		}
 		st.Dialed[k.addr] += ks.dialed
+		if ks.holds > 0 {
+			st.Held++
+		}
 	}
+	st.Keys = len(p.keys)
+	retired := slices.Clone(p.retired)
 	p.mu.Unlock()
 	for _, e := range all {
 		if !e.pc.cc.State().Closed {
 			st.Conns[e.addr]++
+		}
+	}
+	for _, pc := range retired {
+		if !pc.cc.State().Closed {
+			st.Draining++
 		}
 	}
 	return st
@@ -376,11 +531,16 @@ func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true
 	p.cancel()
-	var conns []*poolConn
+	conns := p.retired
+	p.retired = nil
 	for _, ks := range p.keys {
 		conns = append(conns, ks.conns...)
 	}
 	p.keys = map[poolKey]*keyState{}
+	if p.sweepOn && p.sweep.Stop() {
+		p.sweepOn = false
+		p.wg.Done()
+	}
 	p.mu.Unlock()
 	p.wg.Wait()
 	closeAll(conns)
@@ -391,7 +551,7 @@ func (p *Pool) Close() {
 func (p *Pool) Shutdown(ctx context.Context) {
 	p.mu.Lock()
 	p.closed = true
-	var conns []*poolConn
+	conns := slices.Clone(p.retired)
 	for _, ks := range p.keys {
 		conns = append(conns, ks.conns...)
 	}
