@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/status"
@@ -16,24 +18,89 @@ import (
 // LB, transports from Dialer, and the HTTP connection pools. It outlives
 // config snapshots; Update must see every snapshot before streams use it.
 // Safe for concurrent use.
+//
+// Ownership: the per-endpoint state (HTTP/1.1 and HTTP/2 pools, holds on
+// HBONE pool keys) hangs off LB's hosts (see endpoint) and goes when an
+// Update drops the host; Clusters itself keeps no map of endpoints. It
+// owns the goroutines that dial HTTP/2 connections, which Close cancels
+// and waits for.
 type Clusters struct {
 	LB     *lb.Manager
 	Dialer *Dialer
-	http   httpPools
+
+	mkEndpoint func() lb.Attachment // c.newEndpoint, made once: Attach does not allocate
+	endpoints  atomic.Int64         // endpoints made and not yet closed
+
+	ctx    context.Context // cancelled by Close: bounds the HTTP/2 dials
+	cancel context.CancelFunc
+	mu     sync.Mutex // guards closed and the Add of dials
+	closed bool
+	dials  sync.WaitGroup // HTTP/2 dial goroutines
 }
 
 // NewClusters returns Clusters over a new balancer manager.
 func NewClusters(d *Dialer) *Clusters {
-	return &Clusters{LB: lb.NewManager(nil), Dialer: d}
+	c := &Clusters{LB: lb.NewManager(nil), Dialer: d}
+	c.mkEndpoint = c.newEndpoint
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
 }
 
-// Update takes a new snapshot's clusters into the balancers.
+// Update takes a new snapshot's clusters into the balancers; the
+// endpoints of hosts it drops close (gracefully: what is in flight
+// finishes).
 func (c *Clusters) Update(snap *xds.Snapshot) { c.LB.Update(snap) }
 
-// Close stops balancer timers and closes pooled HTTP connections.
+// Close stops balancer timers, closes every endpoint's pools as an
+// update that drops them would, and cancels and waits for the dials in
+// flight.
 func (c *Clusters) Close() {
 	c.LB.Close()
-	c.http.closeAll()
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.dials.Wait()
+}
+
+// Endpoints returns the number of endpoints that have state in c (pools,
+// HBONE holds): hosts that served a request and are still in their
+// cluster.
+func (c *Clusters) Endpoints() int { return int(c.endpoints.Load()) }
+
+// goDial runs dial on a goroutine that Close waits for; false after Close.
+func (c *Clusters) goDial(dial func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.dials.Add(1)
+	go func() {
+		defer c.dials.Done()
+		dial()
+	}()
+	return true
+}
+
+// maxAttachAttempts bounds the picks of a request whose picked host left
+// its cluster between the pick and its use (a concurrent update): the
+// next pick reads the updated host set.
+const maxAttachAttempts = 4
+
+// pickEndpoint picks a host of cs and its endpoint, picking again when a
+// concurrent update has just removed the host picked. nil, nil: no host.
+func (c *Clusters) pickEndpoint(cs *lb.ClusterState, pc *lb.PickContext) (*lb.Host, *endpoint) {
+	for range maxAttachAttempts {
+		h := cs.Pick(pc)
+		if h == nil {
+			return nil, nil
+		}
+		if ep := c.endpointOf(h); ep != nil {
+			return h, ep
+		}
+	}
+	return nil, nil
 }
 
 // pick is one chosen host with the breaker slots and accounting it holds;
@@ -41,6 +108,7 @@ func (c *Clusters) Close() {
 // the exchange, copied, without allocation.
 type pick struct {
 	host         *lb.Host
+	ep           *endpoint // the host's pools and HBONE holds
 	end          func(lb.Result)
 	releaseReq   func()
 	releaseRetry func()
@@ -90,7 +158,7 @@ func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, r
 		}
 		p.releaseRetry = rel
 	}
-	p.host = cs.Pick(pc)
+	p.host, p.ep = c.pickEndpoint(cs, pc)
 	if p.host == nil {
 		p.done(lb.Canceled)
 		return nil, p, status.New(status.NoHealthyUpstream, fmt.Errorf("cluster %q has no healthy endpoint", name))
@@ -139,13 +207,13 @@ func (c *Clusters) ConnectTCPTo(ctx context.Context, snap *xds.Snapshot, name st
 	if !ok {
 		return nil, netip.AddrPort{}, nil, status.New(status.Overflow, fmt.Errorf("cluster %q: max_connections reached", name))
 	}
-	h := cs.Pick(&pc)
+	h, ep := c.pickEndpoint(cs, &pc)
 	if h == nil {
 		release()
 		return nil, netip.AddrPort{}, nil, status.New(status.NoHealthyUpstream, fmt.Errorf("cluster %q has no healthy endpoint", name))
 	}
 	end := h.Begin()
-	conn, err = c.Dialer.DialWith(ctx, cl, h.Addr, h.Identity, proxyHeader(cl.ProxyProtocol, down))
+	conn, err = c.Dialer.dial(ctx, cl, h.Addr, h.Identity, ep, proxyHeader(cl.ProxyProtocol, down))
 	if err != nil {
 		end(lb.ConnectFailed)
 		release()

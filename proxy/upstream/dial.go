@@ -65,8 +65,17 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 
 // Dial opens a byte stream to the endpoint addr of cl, expecting identity
 // id there when it is set, within the cluster's connect timeout. Errors are
-// status errors of kind ConnectFailure.
+// status errors of kind ConnectFailure. An HBONE stream goes through a pool
+// key that nobody holds: the pool forgets it once its connections closed
+// (hbone.Pool's sweep); the HTTP and TCP paths of Clusters dial through
+// their endpoint instead, which holds its keys.
 func (d *Dialer) Dial(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID) (relay.Conn, error) {
+	return d.dialEndpoint(ctx, cl, addr, id, nil)
+}
+
+// dialEndpoint is Dial on behalf of ep (nil: none), which holds the HBONE
+// pool key used for as long as it lives.
+func (d *Dialer) dialEndpoint(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID, ep *endpoint) (relay.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, cl.ConnectTimeout)
 	defer cancel()
 	var conn relay.Conn
@@ -75,7 +84,7 @@ func (d *Dialer) Dial(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort,
 	if cl.Transport == xds.TransportPlaintext {
 		conn, err = d.dialTCP(ctx, cl, addr)
 	} else {
-		conn, err = d.dialHBONE(ctx, cl, addr, id)
+		conn, err = d.dialHBONE(ctx, cl, addr, id, ep)
 	}
 	if err != nil {
 		d.tunnelFailed(cl, addr, start, err)
@@ -87,7 +96,12 @@ func (d *Dialer) Dial(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort,
 // DialWith is Dial for a connection that starts with header (a PROXY
 // protocol header; nil: none), written before the connection is returned.
 func (d *Dialer) DialWith(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID, header []byte) (relay.Conn, error) {
-	conn, err := d.Dial(ctx, cl, addr, id)
+	return d.dial(ctx, cl, addr, id, nil, header)
+}
+
+// dial is DialWith on behalf of ep (nil: none), as dialEndpoint.
+func (d *Dialer) dial(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID, ep *endpoint, header []byte) (relay.Conn, error) {
+	conn, err := d.dialEndpoint(ctx, cl, addr, id, ep)
 	if err != nil || len(header) == 0 {
 		return conn, err
 	}
@@ -143,19 +157,25 @@ func keepalive(ka *xds.TCPKeepalive) net.KeepAliveConfig {
 	return c
 }
 
-func (d *Dialer) dialHBONE(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID) (relay.Conn, error) {
+func (d *Dialer) dialHBONE(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID, ep *endpoint) (relay.Conn, error) {
 	expect := certs.PeerExpectation{
 		ID:          id,
 		SANExact:    cl.UpstreamTLS.SANExact,
 		SANPrefixes: cl.UpstreamTLS.SANPrefixes,
 	}
 	key := peerKey(expect)
-	return d.pool.Connect(ctx, hbone.Dest{
+	dest := hbone.Dest{
 		Addr:      netip.AddrPortFrom(addr.Addr(), cl.HBONEPortOrDefault()),
 		Authority: addr.String(),
 		PeerKey:   key,
 		TLS:       d.clientTLS(key, expect),
-	})
+	}
+	if ep != nil {
+		if err := ep.hold(d.pool, dest); err != nil {
+			return nil, err
+		}
+	}
+	return d.pool.Connect(ctx, dest)
 }
 
 func (d *Dialer) clientTLS(key string, expect certs.PeerExpectation) *tls.Config {

@@ -24,7 +24,8 @@ import (
 // being read to the end, and is closed otherwise. A request finds an idle
 // connection, or opens one within the cluster's max_connections, or waits
 // as a pending request (max_pending_requests) for the next connection this
-// pool frees; beyond that it overflows. Safe for concurrent use.
+// pool frees; beyond that it overflows. Owned by its endpoint. Safe for
+// concurrent use.
 type h1Pool struct {
 	mu   sync.Mutex
 	idle []*h1Conn // most recently used last
@@ -274,7 +275,7 @@ func (p *h1Pool) passOn() {
 // connection that starts with the PROXY protocol header pp serves one
 // exchange.
 func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick, release func(), pp []byte) (*h1Conn, error) {
-	rwc, err := cs.Dialer.DialWith(ctx, cl, pk.host.Addr, pk.host.Identity, pp)
+	rwc, err := cs.Dialer.dial(ctx, cl, pk.host.Addr, pk.host.Identity, pk.ep, pp)
 	if err != nil {
 		if release != nil {
 			release()

@@ -18,8 +18,13 @@ import (
 // h2Pool multiplexes requests to one endpoint of one cluster over HTTP/2
 // connections: a stream goes on the first connection with a free slot (the
 // peer's SETTINGS_MAX_CONCURRENT_STREAMS), and when every connection is
-// full one new connection is dialed, one at a time, as the HBONE pool does.
-// Safe for concurrent use.
+// full one new connection is dialed, one at a time (dialonce), as the
+// HBONE pool does. The dial runs on a goroutine owned by Clusters (goDial),
+// bounded by the cluster's connect timeout and cancelled by
+// Clusters.Close. A connection closes itself after the cluster's idle
+// timeout without streams (http2.Config.IdleTimeout); the pool drops it
+// when it next looks, or when it closes. Owned by its endpoint (or, for a
+// PROXY protocol cluster, by its one exchange). Safe for concurrent use.
 type h2Pool struct {
 	mu     sync.Mutex
 	conns  []*h2Conn
@@ -92,8 +97,8 @@ func (p *h2Pool) reserve(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk 
 			return picked, nil
 		}
 		w, lead := p.dial.Join()
-		if lead {
-			go p.dialOne(cs, cl, pk, w)
+		if lead && !cs.goDial(func() { p.dialOne(cs, cl, pk, w) }) {
+			p.dial.Finish(w, errPoolClosed)
 		}
 		p.mu.Unlock()
 		closeH2(dead)
@@ -110,8 +115,8 @@ func closeH2(cs []*h2Conn) {
 }
 
 // dialOne opens a connection for the pool and wakes the waiters. It runs
-// on its own goroutine, bounded by the cluster's connect timeout (in Dial)
-// and the HTTP/2 handshake.
+// on a goroutine of Clusters (goDial), bounded by the cluster's connect
+// timeout (in Dial) and the HTTP/2 handshake.
 func (p *h2Pool) dialOne(cs *Clusters, cl *xds.Cluster, pk *pick, w *dialonce.Dial) {
 	c, err := p.newConn(cs, cl, pk)
 	p.mu.Lock()
@@ -134,7 +139,7 @@ func (p *h2Pool) newConn(cs *Clusters, cl *xds.Cluster, pk *pick) (*h2Conn, erro
 			return nil, status.New(status.Overflow, errors.New("max_connections reached"))
 		}
 	}
-	rwc, err := cs.Dialer.DialWith(context.Background(), cl, pk.host.Addr, pk.host.Identity, p.pp)
+	rwc, err := cs.Dialer.dial(cs.ctx, cl, pk.host.Addr, pk.host.Identity, pk.ep, p.pp)
 	if err != nil {
 		if release != nil {
 			release()
@@ -256,13 +261,26 @@ func (b *h2Body) Close() error {
 	return nil
 }
 
-// Close closes every connection of the pool.
+// Close closes the pool: idle connections close, connections with
+// streams drain (their streams finish, then they close themselves), and
+// nothing new opens. Each connection's max_connections slot is freed now.
 func (p *h2Pool) Close() error {
 	p.mu.Lock()
 	conns := p.conns
 	p.conns = nil
 	p.closed = true
 	p.mu.Unlock()
-	closeH2(conns)
+	for _, c := range conns {
+		if st := c.cc.State(); st.ActiveStreams+st.Reserved == 0 {
+			c.close()
+			continue
+		}
+		c.cc.Drain()
+		c.once.Do(func() {
+			if c.release != nil {
+				c.release()
+			}
+		})
+	}
 	return nil
 }

@@ -3,10 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
-	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/gowaypoint/waypoint/filters"
@@ -54,7 +51,7 @@ func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 		// A stream reserved on a connection cannot be given back: the
 		// max_requests slot comes first.
 		if err = x.pick.takeRequest(u.c, cl); err == nil {
-			pool := u.c.http.h2(cl, p.host.Addr)
+			pool := &p.ep.h2
 			if cl.ProxyProtocol != xds.ProxyProtocolNone {
 				// A connection of this request alone (proxyproto.go),
 				// closed with its response.
@@ -65,7 +62,7 @@ func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 			}
 		}
 	default:
-		resp, err = u.c.http.h1(cl, p.host.Addr).roundTrip(u.c, cl, &x)
+		resp, err = p.ep.h1.roundTrip(u.c, cl, &x)
 	}
 	if err != nil {
 		err = x.classify(err)
@@ -115,42 +112,4 @@ func (x *exchange) classify(err error) error {
 		return status.New(status.DownstreamGone, err)
 	}
 	return status.New(status.UpstreamReset, err)
-}
-
-// httpPools holds the connection pools, one per (cluster, endpoint,
-// protocol), as Envoy pools per host of a cluster.
-type httpPools struct {
-	pools sync.Map // poolKey -> *h1Pool or *h2Pool
-}
-
-type poolKey struct {
-	cluster string
-	addr    netip.AddrPort
-	h2      bool
-}
-
-func (hp *httpPools) h1(cl *xds.Cluster, addr netip.AddrPort) *h1Pool {
-	k := poolKey{cluster: cl.Name, addr: addr}
-	if v, ok := hp.pools.Load(k); ok {
-		return v.(*h1Pool)
-	}
-	v, _ := hp.pools.LoadOrStore(k, &h1Pool{})
-	return v.(*h1Pool)
-}
-
-func (hp *httpPools) h2(cl *xds.Cluster, addr netip.AddrPort) *h2Pool {
-	k := poolKey{cluster: cl.Name, addr: addr, h2: true}
-	if v, ok := hp.pools.Load(k); ok {
-		return v.(*h2Pool)
-	}
-	v, _ := hp.pools.LoadOrStore(k, &h2Pool{})
-	return v.(*h2Pool)
-}
-
-func (hp *httpPools) closeAll() {
-	hp.pools.Range(func(k, v any) bool {
-		v.(io.Closer).Close()
-		hp.pools.Delete(k)
-		return true
-	})
 }
