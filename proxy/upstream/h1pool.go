@@ -24,8 +24,15 @@ import (
 // being read to the end, and is closed otherwise. A request finds an idle
 // connection, or opens one within the cluster's max_connections, or waits
 // as a pending request (max_pending_requests) for the next connection this
-// pool frees; beyond that it overflows. Owned by its endpoint. Safe for
-// concurrent use.
+// pool frees; beyond that it overflows. An idle connection closes after
+// the cluster's idle timeout (common_http_protocol_options.idle_timeout,
+// 1 h by default, 0: never), closed by the reaper without waiting for a
+// request to find it stale. Owned by its endpoint. Safe for concurrent
+// use.
+//
+// Goroutines: none of its own; the reaper is a timer callback, owned by
+// the pool, armed while connections are idle and stopped by Close (one
+// already running returns at once: it only closes idle connections).
 type h1Pool struct {
 	mu   sync.Mutex
 	idle []*h1Conn // most recently used last
@@ -34,6 +41,10 @@ type h1Pool struct {
 	open    int
 	waiters []*h1Waiter // pending requests, oldest first
 	closed  bool
+
+	reaper      *time.Timer   // made on first use, then Reset
+	reaperOn    bool          // reaper armed
+	idleTimeout time.Duration // the cluster's, as of the last put
 }
 
 // h1Waiter is a pending request: it is handed the next connection the pool
@@ -67,20 +78,72 @@ type h1Conn struct {
 	canceled bool        // the hook ran
 }
 
-// popIdleLocked returns an idle connection that is still within the
-// cluster's idle timeout, or nil. p.mu is held.
-func (p *h1Pool) popIdleLocked(opts xds.HTTPOptions) *h1Conn {
-	for len(p.idle) > 0 {
-		c := p.idle[len(p.idle)-1]
-		p.idle[len(p.idle)-1] = nil
-		p.idle = p.idle[:len(p.idle)-1]
-		if opts.IdleTimeout > 0 && time.Since(c.idleSince) > opts.IdleTimeout || c.expired(opts) {
-			go c.close()
+// popIdleLocked takes the most recently used idle connection: c if it is
+// still within the cluster's idle timeout and max_connection_duration,
+// else stale, for the caller to close once p.mu is released (close takes
+// it) before looking again. Both nil: none idle. p.mu is held.
+func (p *h1Pool) popIdleLocked(opts xds.HTTPOptions) (c, stale *h1Conn) {
+	if len(p.idle) == 0 {
+		return nil, nil
+	}
+	c = p.idle[len(p.idle)-1]
+	p.idle[len(p.idle)-1] = nil
+	p.idle = p.idle[:len(p.idle)-1]
+	if opts.IdleTimeout > 0 && time.Since(c.idleSince) > opts.IdleTimeout || c.expired(opts) {
+		return nil, c
+	}
+	return c, nil
+}
+
+// armReaperLocked arms the reaper to run in d. p.mu is held.
+func (p *h1Pool) armReaperLocked(d time.Duration) {
+	p.reaperOn = true
+	if p.reaper == nil {
+		p.reaper = time.AfterFunc(d, p.reap)
+	} else {
+		p.reaper.Reset(d)
+	}
+}
+
+// reap is the reaper's callback: it closes the idle connections past the
+// idle timeout and re-arms for the next one to reach it.
+func (p *h1Pool) reap() {
+	p.mu.Lock()
+	p.reaperOn = false
+	if p.closed || p.idleTimeout <= 0 {
+		p.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	var expired []*h1Conn
+	var next time.Duration
+	live := p.idle[:0]
+	for _, c := range p.idle {
+		if left := p.idleTimeout - now.Sub(c.idleSince); left > 0 {
+			live = append(live, c)
+			if next == 0 || left < next {
+				next = left
+			}
 			continue
 		}
-		return c
+		expired = append(expired, c)
 	}
-	return nil
+	clear(p.idle[len(live):])
+	p.idle = live
+	if len(live) > 0 {
+		p.armReaperLocked(next)
+	}
+	p.mu.Unlock()
+	for _, c := range expired {
+		c.close()
+	}
+}
+
+// idleConns returns the number of idle connections.
+func (p *h1Pool) idleConns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
 }
 
 // put returns c to the pool after an exchange: to the oldest pending
@@ -105,6 +168,10 @@ func (p *h1Pool) put(c *h1Conn, opts xds.HTTPOptions) {
 		return
 	}
 	p.idle = append(p.idle, c)
+	p.idleTimeout = opts.IdleTimeout
+	if !p.reaperOn && p.idleTimeout > 0 {
+		p.armReaperLocked(p.idleTimeout)
+	}
 	p.mu.Unlock()
 }
 
@@ -137,13 +204,18 @@ func (p *h1Pool) lost() {
 	}
 }
 
-// Close closes the idle connections and wakes the pending requests, which
-// then fail; connections in use close when their exchange ends.
+// Close closes the idle connections, stops the reaper and wakes the
+// pending requests, which then fail; connections in use close when their
+// exchange ends, and no new one opens.
 func (p *h1Pool) Close() error {
 	p.mu.Lock()
 	idle, waiters := p.idle, p.waiters
 	p.idle, p.waiters = nil, nil
 	p.closed = true
+	if p.reaperOn {
+		p.reaper.Stop()
+		p.reaperOn = false
+	}
 	p.mu.Unlock()
 	for _, c := range idle {
 		c.close()
@@ -174,12 +246,19 @@ var errPoolClosed = status.New(status.ConnectFailure, errors.New("pool closed"))
 // max_connections (or past it when the pool has none), or else the next
 // connection the pool frees. reused says the connection served before.
 func (p *h1Pool) acquire(cs *Clusters, cl *xds.Cluster, x *exchange, opts xds.HTTPOptions) (c *h1Conn, reused bool, err error) {
-	p.mu.Lock()
-	if c := p.popIdleLocked(opts); c != nil {
+	for {
+		p.mu.Lock()
+		c, stale := p.popIdleLocked(opts)
 		p.mu.Unlock()
-		return c, true, nil
+		if stale != nil {
+			stale.close()
+			continue
+		}
+		if c != nil {
+			return c, true, nil
+		}
+		break
 	}
-	p.mu.Unlock()
 	var br *lb.Breakers
 	if st := cs.LB.Cluster(cl.Name); st != nil {
 		br = st.Breakers()
@@ -196,7 +275,13 @@ func (p *h1Pool) acquire(cs *Clusters, cl *xds.Cluster, x *exchange, opts xds.HT
 			p.mu.Unlock()
 			return nil, false, errPoolClosed
 		}
-		if c := p.popIdleLocked(opts); c != nil {
+		c, stale := p.popIdleLocked(opts)
+		if stale != nil {
+			p.mu.Unlock()
+			stale.close()
+			continue
+		}
+		if c != nil {
 			p.mu.Unlock()
 			return c, true, nil
 		}
