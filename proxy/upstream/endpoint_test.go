@@ -11,6 +11,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/protocols/status"
 )
 
 // eventually waits up to 10 s for cond.
@@ -123,4 +124,29 @@ func TestEndpointLeavesWithHost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHTTP2ReservedWhenHostLeaves: a request that reserved its stream on
+// a connection just before its host left finds the connection draining;
+// it fails as a refused stream (never sent: safe to retry elsewhere), not
+// as a reset.
+func TestHTTP2ReservedWhenHostLeaves(t *testing.T) {
+	addr, open := trackedBackend(t, "127.0.9.65", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	snap := snapshot(t, map[string][]string{"c0": {addr}}, map[string]string{"c0": useHTTP2})
+	cs := newClusters(t, snap)
+	cl := snap.Cluster("c0")
+	h := cs.LB.Cluster("c0").Hosts()[0]
+	ep := cs.endpointOf(h)
+	req := &l7.Request{Method: "GET", Scheme: "http", Authority: []byte("svc"), Path: []byte("/"), Proto: l7.HTTP2}
+	x := &exchange{ctx: context.Background(), pick: pick{host: h, ep: ep}, req: req}
+	c, err := ep.h2.reserve(context.Background(), cs, cl, &x.pick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.Update(snapshot(t, map[string][]string{"c0": nil}, nil)) // the host leaves
+	_, err = ep.h2.send(context.Background(), nil, c, x)
+	if k := status.KindOf(err); k != status.RefusedStream {
+		t.Fatalf("the reserved stream failed with %v (kind %v), want a refused stream", err, k)
+	}
+	eventually(t, "closed the drained connection", func() bool { return open.Load() == 0 })
 }

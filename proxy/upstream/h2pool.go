@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gowaypoint/waypoint/protocols/http2"
@@ -40,6 +41,9 @@ type h2Conn struct {
 	release func() // the max_connections slot
 	born    time.Time
 	once    sync.Once
+	// drained is set when the pool's Close drained the connection: a
+	// stream refused by it afterwards was never sent.
+	drained atomic.Bool
 }
 
 // room reports whether c has fewer than max streams open or reserved.
@@ -175,10 +179,22 @@ func (p *h2Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Resp
 		}
 		return nil, err
 	}
+	return p.send(ctx, cancel, c, x)
+}
+
+// send runs the exchange on c, where a stream slot is reserved for it;
+// cancel (nil: none) ends ctx's deadline once the exchange is done.
+func (p *h2Pool) send(ctx context.Context, cancel context.CancelFunc, c *h2Conn, x *exchange) (*l7.Response, error) {
 	resp, err := c.cc.RoundTrip(ctx, x.req)
 	if err != nil {
 		if cancel != nil {
 			cancel()
+		}
+		if c.drained.Load() && errors.Is(err, http2.ErrClosed) {
+			// The endpoint left between the reservation and the stream:
+			// Drain refuses new streams only, so this one never started
+			// and may go to another host (refused-stream).
+			return nil, status.New(status.RefusedStream, err)
 		}
 		return nil, h2Error(err)
 	}
@@ -275,6 +291,7 @@ func (p *h2Pool) Close() error {
 			c.close()
 			continue
 		}
+		c.drained.Store(true)
 		c.cc.Drain()
 		c.once.Do(func() {
 			if c.release != nil {
