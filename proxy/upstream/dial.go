@@ -5,6 +5,12 @@
 // through the shared pool) or plain TCP as the cluster says, and on that
 // transport relays TCP (ConnectTCP) or speaks HTTP/1.1 or HTTP/2 through
 // pooled connections (the filters.Upstream from HTTP).
+//
+// What this package keeps per endpoint (its HTTP/1.1 and HTTP/2 pools,
+// its holds on HBONE pool keys) belongs to the balancer's host and goes
+// when a config or EDS update drops the host (endpoint.go): the package
+// keeps no map of endpoints of its own, so pod churn leaves nothing
+// behind.
 package upstream
 
 import (
