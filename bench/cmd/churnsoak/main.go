@@ -403,10 +403,11 @@ func (s *soak) soak(ctx context.Context, wp *waypointProc, entry string, out io.
 			for ctx.Err() == nil {
 				resp, err := client.Get("http://" + entry + path)
 				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
+					var body []byte
+					body, err = io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 					resp.Body.Close()
 					if err == nil && resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
+						err = fmt.Errorf("%s: status %d: %q", path, resp.StatusCode, body)
 					}
 				}
 				if err != nil && ctx.Err() == nil {
