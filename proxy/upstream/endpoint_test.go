@@ -150,3 +150,26 @@ func TestHTTP2ReservedWhenHostLeaves(t *testing.T) {
 	}
 	eventually(t, "closed the drained connection", func() bool { return open.Load() == 0 })
 }
+
+// TestHTTP2DialEndsInClosedPool: the requests waiting for a dial that
+// ends after their host left (its pool closed) fail as a connect failure,
+// which the route's retry_on connect-failure sends to another host; not
+// as a reset, which it does not retry.
+func TestHTTP2DialEndsInClosedPool(t *testing.T) {
+	addr, open := trackedBackend(t, "127.0.9.66", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	snap := snapshot(t, map[string][]string{"c0": {addr}}, map[string]string{"c0": useHTTP2})
+	cs := newClusters(t, snap)
+	h := cs.LB.Cluster("c0").Hosts()[0]
+	pk := pick{host: h, ep: cs.endpointOf(h)}
+	p := &h2Pool{}
+	p.mu.Lock()
+	w, _ := p.dial.Join()
+	p.mu.Unlock()
+	p.Close() // the host leaves while the dial is in flight
+	p.dialOne(cs, snap.Cluster("c0"), &pk, w)
+	err := w.Wait(context.Background())
+	if k := status.KindOf(err); k != status.ConnectFailure {
+		t.Fatalf("waiters of the dial got %v (kind %v), want a connect failure", err, k)
+	}
+	eventually(t, "closed what the dial opened", func() bool { return open.Load() == 0 })
+}

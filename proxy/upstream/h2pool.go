@@ -67,7 +67,7 @@ func (p *h2Pool) reserve(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk 
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
-			return nil, status.New(status.ConnectFailure, errors.New("pool closed"))
+			return nil, errPoolClosed
 		}
 		live := p.conns[:0]
 		var picked *h2Conn
@@ -126,7 +126,7 @@ func (p *h2Pool) dialOne(cs *Clusters, cl *xds.Cluster, pk *pick, w *dialonce.Di
 	p.mu.Lock()
 	if err == nil && p.closed {
 		c.close()
-		err = errors.New("pool closed")
+		err = errPoolClosed // a connect failure: nothing was sent, retry elsewhere
 	}
 	if err == nil {
 		p.conns = append(p.conns, c)
