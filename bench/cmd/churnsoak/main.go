@@ -207,7 +207,8 @@ func (s *soak) startPods() error {
 }
 
 // The waypoint's config. Both clusters are EDS over ADS, over HBONE (no
-// transport_socket); routes retry as istiod's default retry policy does.
+// transport_socket), with istiod's 10 s connect timeout; routes retry as
+// istiod's default retry policy does.
 const (
 	listenersJSON = `{"resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", "name": "main_internal", "internalListener": {},
  "filterChains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typedConfig": {
@@ -217,9 +218,9 @@ const (
    {"match": {"prefix": "/h2"}, "route": {"cluster": "churn-h2", "retryPolicy": {"retryOn": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes", "retriableStatusCodes": [503], "numRetries": 2}}},
    {"match": {"prefix": "/"}, "route": {"cluster": "churn", "retryPolicy": {"retryOn": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes", "retriableStatusCodes": [503], "numRetries": 2}}}]}]}}}]}]}]}`
 	clustersJSON = `{"resources": [
- {"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "churn", "type": "EDS", "connectTimeout": "2s",
+ {"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "churn", "type": "EDS", "connectTimeout": "10s",
   "edsClusterConfig": {"edsConfig": {"ads": {}, "resourceApiVersion": "V3"}}},
- {"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "churn-h2", "type": "EDS", "connectTimeout": "2s",
+ {"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "churn-h2", "type": "EDS", "connectTimeout": "10s",
   "edsClusterConfig": {"edsConfig": {"ads": {}, "resourceApiVersion": "V3"}},
   "typedExtensionProtocolOptions": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "explicitHttpConfig": {"http2ProtocolOptions": {}}}}}]}`
