@@ -388,7 +388,8 @@ func (s *soak) soak(ctx context.Context, wp *waypointProc, entry string, out io.
 	ctx, cancel := context.WithTimeout(ctx, s.o.duration)
 	defer cancel()
 	var requests, failures atomic.Int64
-	var lastErr atomic.Value
+	var reasonsMu sync.Mutex
+	reasons := map[string]int{} // failure message -> count
 	var work sync.WaitGroup
 	for w := range s.o.workers {
 		work.Add(1)
@@ -413,7 +414,9 @@ func (s *soak) soak(ctx context.Context, wp *waypointProc, entry string, out io.
 				}
 				if err != nil && ctx.Err() == nil {
 					failures.Add(1)
-					lastErr.Store(err.Error())
+					reasonsMu.Lock()
+					reasons[err.Error()]++
+					reasonsMu.Unlock()
 					continue
 				}
 				requests.Add(1)
@@ -494,11 +497,14 @@ loop:
 		failed = take()
 	}
 	summarize(out, rows, s.o.warmup, requests.Load(), failures.Load())
+	for msg, n := range reasons {
+		fmt.Fprintf(out, "  %6d x %s\n", n, msg)
+	}
 	if failed != nil {
 		return failed
 	}
 	if n := failures.Load(); n > 0 {
-		return fmt.Errorf("%d requests failed, the last with: %v", n, lastErr.Load())
+		return fmt.Errorf("%d requests failed", n)
 	}
 	return nil
 }
