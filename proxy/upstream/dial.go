@@ -128,7 +128,7 @@ func (d *Dialer) tunnelFailed(cl *xds.Cluster, addr netip.AddrPort, start time.T
 	}
 	d.Logs.Emit(cl.TunnelAccessLog, &accesslog.Record{Start: start, Duration: time.Since(start),
 		Downstream: &filters.Downstream{LocalAddr: addr, Destination: addr, Authority: addr.String()},
-		Flags:      filters.FlagFor(status.ConnectFailure.ResponseFlag()), Cluster: cl.TunnelCluster,
+		Flags:      filters.FlagOf(status.ConnectFailure), Cluster: cl.TunnelCluster,
 		Host: netip.AddrPortFrom(addr.Addr(), cl.HBONEPortOrDefault()), Failure: err.Error()})
 }
 
