@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/relay"
+	"github.com/gowaypoint/waypoint/proxy/replay"
 	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
 	"github.com/gowaypoint/waypoint/xds"
 )
@@ -467,7 +467,7 @@ func (c *h1Conn) exchange(x *exchange, opts xds.HTTPOptions) (*l7.Response, erro
 		// upgraded byte stream, the response's Body.
 		c.unbound()
 		rw, buffered := c.cc.Hijack()
-		resp.Body = &upgraded{c: c, r: io.MultiReader(bytes.NewReader(append([]byte(nil), buffered...)), rw), w: rw, pk: x.pick}
+		resp.Body = &upgraded{c: c, r: replay.NewReader(append([]byte(nil), buffered...), rw), w: rw, pk: x.pick}
 		return resp, nil
 	}
 	// The body always goes through c.body, even an empty one, so that the
