@@ -1,9 +1,7 @@
 package httpconn
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -14,9 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gowaypoint/waypoint/filters"
-	"github.com/gowaypoint/waypoint/proxy/downstream"
-	"github.com/gowaypoint/waypoint/proxy/upstream"
-	"github.com/gowaypoint/waypoint/xds"
 )
 
 // setHeaderFactory, "test.set_header", builds a filter that sets the
@@ -90,78 +85,9 @@ func h2Backend(t *testing.T) (port string, requests func() int) {
 		io.WriteString(w, "caller="+r.Header.Get("X-Caller"))
 	})
 	srv := &http2.Server{}
-	var wg sync.WaitGroup
-	var conns sync.Map
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Store(c, true)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				srv.ServeConn(c, &http2.ServeConnOpts{Handler: h})
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		conns.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true })
-		wg.Wait()
-	})
+	acceptAll(t, ln, func(c net.Conn) { srv.ServeConn(c, &http2.ServeConnOpts{Handler: h}) })
 	_, port, _ = net.SplitHostPort(ln.Addr().String())
 	return port, func() int { mu.Lock(); defer mu.Unlock(); return n }
-}
-
-// serveConfig runs httpconn for config's listener l on loopback until the
-// test ends.
-func serveConfig(t *testing.T, config string) string {
-	t.Helper()
-	bs, err := xds.ParseBootstrap([]byte(config), "test.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hcm := bs.Snapshot.Listener("l").FilterChains[0].HTTP
-	cl := upstream.NewClusters(upstream.NewDialer(nil, nil))
-	cl.Update(bs.Snapshot)
-	var store xds.Store
-	store.Store(bs.Snapshot)
-	env := &Env{Log: slog.New(slog.DiscardHandler)}
-	ln, err := net.Listen("tcp", "127.0.24.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var conns sync.Map
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Store(c, true)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				dc := downstream.NewTCP(c.(*net.TCPConn))
-				defer dc.Close()
-				Serve(context.Background(), dc, NewSource(&store, "l", xds.MatchInput{}, cl, bs.Snapshot, hcm), env)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		conns.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true })
-		wg.Wait()
-		cl.Close()
-	})
-	return ln.Addr().String()
 }
 
 // TestFilterHeaderNamesAtTheCodecEdge: a header a filter sets as

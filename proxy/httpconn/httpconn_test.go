@@ -80,10 +80,10 @@ func bodyReader(t *testing.T) string {
 	return port
 }
 
-// serve runs httpconn on a loopback listener until the test ends.
-func serve(t *testing.T) string {
+// serveConfig runs httpconn for config's listener l on loopback until the
+// test ends.
+func serveConfig(t *testing.T, config string) string {
 	t.Helper()
-	config := strings.Replace(directConfig, "BACKEND_PORT", bodyReader(t), 1)
 	bs, err := xds.ParseBootstrap([]byte(config), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -91,16 +91,35 @@ func serve(t *testing.T) string {
 	hcm := bs.Snapshot.Listener("l").FilterChains[0].HTTP
 	cl := upstream.NewClusters(upstream.NewDialer(nil, nil))
 	cl.Update(bs.Snapshot)
-	env := &Env{Log: slog.New(slog.DiscardHandler)}
 	var store xds.Store
 	store.Store(bs.Snapshot)
+	env := &Env{Log: slog.New(slog.DiscardHandler)}
 	ln, err := net.Listen("tcp", "127.0.24.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(cl.Close) // after acceptAll's cleanup: the handlers use cl
+	acceptAll(t, ln, func(c net.Conn) {
+		dc := downstream.NewTCP(c.(*net.TCPConn))
+		defer dc.Close()
+		Serve(context.Background(), dc, NewSource(&store, "l", xds.MatchInput{}, cl, bs.Snapshot, hcm), env)
+	})
+	return ln.Addr().String()
+}
+
+// serve runs httpconn for directConfig on a loopback listener until the
+// test ends.
+func serve(t *testing.T) string {
+	t.Helper()
+	return serveConfig(t, strings.Replace(directConfig, "BACKEND_PORT", bodyReader(t), 1))
+}
+
+// acceptAll serves each connection ln accepts with handle, on its own
+// goroutine, until the test ends; then it closes ln and every connection
+// and waits for the handlers.
+func acceptAll(t *testing.T, ln net.Listener, handle func(net.Conn)) {
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
+	var conns sync.Map
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -109,30 +128,19 @@ func serve(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
+			conns.Store(c, true)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				dc := downstream.NewTCP(c.(*net.TCPConn))
-				defer dc.Close()
-				src := NewSource(&store, "l", xds.MatchInput{}, cl, bs.Snapshot, hcm)
-				Serve(context.Background(), dc, src, env)
+				handle(c)
 			}()
 		}
 	}()
 	t.Cleanup(func() {
 		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
+		conns.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true })
 		wg.Wait()
-		cl.Close()
 	})
-	return ln.Addr().String()
 }
 
 // TestMalformedRequestsGet400AndClose sends each malformed request of RFC
