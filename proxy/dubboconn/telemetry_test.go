@@ -273,6 +273,17 @@ func TestMetricsAndAccessLog(t *testing.T) {
 		}
 		reqBytes += len(frame)
 	}
+	// A call is recorded as it ends, which may be just after the consumer
+	// has read its reply.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var n float64
+		for _, m := range gatherSeries(t, reg, "istio_requests_total") {
+			n += m.GetCounter().GetValue()
+		}
+		if n >= float64(len(calls)) {
+			break
+		}
+	}
 
 	t.Run("istio standard metrics", func(t *testing.T) {
 		want := map[string]struct {

@@ -266,9 +266,8 @@ func (ls *LabelSet) RecordHTTP(code, grpcStatus int, flags filters.Flags, d time
 			return
 		}
 	}
-	if s.requests != nil {
-		s.requests.Inc()
-	}
+	// The count last: a scrape that sees the request counted sees its
+	// duration and sizes too.
 	if s.duration != nil {
 		s.duration.Observe(float64(d) / float64(time.Millisecond))
 	}
@@ -277,6 +276,9 @@ func (ls *LabelSet) RecordHTTP(code, grpcStatus int, flags filters.Flags, d time
 	}
 	if s.respBytes != nil {
 		s.respBytes.Observe(float64(respBytes))
+	}
+	if s.requests != nil {
+		s.requests.Inc()
 	}
 }
 
