@@ -644,6 +644,7 @@ spec:
   - providers: [{name: envoy}, {name: envoy-json}]
 `,
 			check: func(t *testing.T, w *world, b *base) {
+				secLogsInForce(t, w, b)
 				expect(t, w, b, "GET", "/logged/1", nil, 200, "")
 				expect(t, w, b, "POST", "/logged/2", http.Header{"X-Echo-Status": {"503"}}, 503, "")
 				secTCP(t, w, "productpage", b.vip+":9300", nil, true)
@@ -668,6 +669,7 @@ spec:
   - providers: [{name: envoy}]
 `,
 			check: func(t *testing.T, w *world, b *base) {
+				secLogsInForce(t, w, b)
 				expect(t, w, b, "GET", "/ns-logged", nil, 200, "")
 				expect(t, w, b, "GET", "/ns-missing", http.Header{"X-Echo-Status": {"404"}}, 404, "")
 				secLogLines(t, w, `"GET /ns-logged HTTP/1.1" 200 `, `"GET /ns-missing HTTP/1.1" 404 `)
@@ -893,6 +895,32 @@ func secLogLines(t *testing.T, w *world, want ...string) {
 			}
 		}
 		return nil
+	})
+}
+
+// secLogsInForce waits until the waypoint logs requests: istiod's syncz may show the pushes
+// before the Telemetry's ACKed while the one that brings it is still being debounced. Each
+// probe has a path of its own, so that a line is the probe's own.
+func secLogsInForce(t *testing.T, w *world, b *base) {
+	t.Helper()
+	path := filepath.Join(w.dir, "waypoint.log")
+	probe := 0
+	w.eventually(30*time.Second, "access logging in force", func() error {
+		probe++
+		p := fmt.Sprintf("/log-probe/%d", probe)
+		if code, _, err := w.call("productpage", "GET", b.url(p), nil); err != nil || code != 200 {
+			return fmt.Errorf("GET %s: %d %v", p, code, err)
+		}
+		deadline := time.Now().Add(2 * time.Second) // the sinks flush every second
+		for {
+			if out, err := os.ReadFile(path); err == nil && strings.Contains(string(out), "GET "+p+" HTTP/1.1") {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no line for %s in %s", p, path)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 }
 
