@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"time"
 
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/protocols/status"
@@ -199,7 +201,8 @@ type Stream struct {
 	route    Route
 	resolved bool
 	onEnd    []func()
-	local    LocalReply // Local's storage, so a local reply allocates nothing
+	local    LocalReply                  // Local's storage, so a local reply allocates nothing
+	metadata map[string]*structpb.Struct // dynamic metadata, nil until a filter sets some
 }
 
 // NewStream prepares a stream for a chain run. resolver may be nil (no
