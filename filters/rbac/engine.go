@@ -47,6 +47,9 @@ type Input struct {
 	Request    *l7.Request
 	Downstream *filters.Downstream
 	RemoteAddr netip.AddrPort
+	// Metadata is the stream's dynamic metadata (metadata rules); nil
+	// for a network filter.
+	Metadata MetadataSource
 }
 
 // Engine is one compiled RBAC: an action and policies, matched in policy
@@ -216,6 +219,7 @@ const (
 	kindSourceIP // source_ip and direct_remote_ip: the connection's peer
 	kindRemoteIP
 	kindFilterState
+	kindMetadata
 )
 
 // permission is a compiled Permission: a tree, matched without allocation.
@@ -226,6 +230,7 @@ type permission struct {
 	str      *route.StringMatcher // url_path, requested_server_name
 	prefix   netip.Prefix
 	lo, hi   uint32 // destination_port (lo == hi), destination_port_range [lo, hi)
+	metadata *metadataMatcher
 }
 
 func compilePermission(pb *rbacv3.Permission) (permission, error) {
@@ -279,6 +284,11 @@ func compilePermission(pb *rbacv3.Permission) (permission, error) {
 		p.kind = kindServerName
 		if p.str, err = route.CompileStringMatcher(r.RequestedServerName); err != nil {
 			return p, pbcheck.At("requested_server_name", err)
+		}
+	case *rbacv3.Permission_Metadata:
+		p.kind = kindMetadata
+		if p.metadata, err = compileMetadataMatcher(r.Metadata); err != nil {
+			return p, pbcheck.At("metadata", err)
 		}
 	case nil:
 		return p, errors.New("a rule is required")
@@ -339,6 +349,8 @@ func (p *permission) matches(in *Input) bool {
 		return in.Downstream.Destination.IsValid() && port >= p.lo && port < p.hi
 	case kindServerName:
 		return p.str.MatchString(in.Downstream.ServerName)
+	case kindMetadata:
+		return p.metadata.matches(in.Metadata)
 	}
 	return false
 }
@@ -351,6 +363,7 @@ type principal struct {
 	str      *route.StringMatcher // authenticated (nil: any peer), url_path, filter_state
 	key      string               // filter_state's key
 	prefix   netip.Prefix
+	metadata *metadataMatcher
 }
 
 func compilePrincipal(pb *rbacv3.Principal) (principal, error) {
@@ -419,6 +432,11 @@ func compilePrincipal(pb *rbacv3.Principal) (principal, error) {
 		if p.str, err = route.CompileStringMatcher(sm); err != nil {
 			return p, pbcheck.At("filter_state.string_match", err)
 		}
+	case *rbacv3.Principal_Metadata:
+		p.kind = kindMetadata
+		if p.metadata, err = compileMetadataMatcher(r.Metadata); err != nil {
+			return p, pbcheck.At("metadata", err)
+		}
 	case nil:
 		return p, errors.New("an identifier is required")
 	default:
@@ -467,6 +485,8 @@ func (p *principal) matches(in *Input) bool {
 	case kindFilterState:
 		v, ok := in.Downstream.FilterState(p.key)
 		return ok && p.str.MatchString(v)
+	case kindMetadata:
+		return p.metadata.matches(in.Metadata)
 	}
 	return false
 }
@@ -515,23 +535,31 @@ func cidr(pb *corev3.CidrRange) (netip.Prefix, error) {
 }
 
 // allowlist lists what of an RBAC the engine implements (CEL conditions,
-// metadata, audit logging and extension matchers are refused by name).
+// audit logging and extension matchers are refused by name).
 var allowlist = pbcheck.Allowlist{
 	"envoy.config.rbac.v3.RBAC":                    pbcheck.F("action", "policies"),
 	"envoy.config.rbac.v3.Policy":                  pbcheck.F("permissions", "principals"),
-	"envoy.config.rbac.v3.Permission":              pbcheck.F("and_rules", "or_rules", "any", "header", "url_path", "destination_ip", "destination_port", "destination_port_range", "not_rule", "requested_server_name"),
+	"envoy.config.rbac.v3.Permission":              pbcheck.F("and_rules", "or_rules", "any", "header", "url_path", "destination_ip", "destination_port", "destination_port_range", "not_rule", "requested_server_name", "metadata"),
 	"envoy.config.rbac.v3.Permission.Set":          pbcheck.F("rules"),
-	"envoy.config.rbac.v3.Principal":               pbcheck.F("and_ids", "or_ids", "any", "authenticated", "source_ip", "direct_remote_ip", "remote_ip", "header", "url_path", "filter_state", "not_id"),
+	"envoy.config.rbac.v3.Principal":               pbcheck.F("and_ids", "or_ids", "any", "authenticated", "source_ip", "direct_remote_ip", "remote_ip", "header", "url_path", "filter_state", "not_id", "metadata"),
 	"envoy.config.rbac.v3.Principal.Set":           pbcheck.F("ids"),
 	"envoy.config.rbac.v3.Principal.Authenticated": pbcheck.F("principal_name"),
 	"envoy.config.route.v3.HeaderMatcher": pbcheck.F("name", "exact_match", "safe_regex_match", "range_match", "present_match",
 		"prefix_match", "suffix_match", "contains_match", "string_match", "invert_match", "treat_missing_header_as_empty"),
-	"envoy.type.matcher.v3.PathMatcher":            pbcheck.F("path"),
-	"envoy.type.matcher.v3.StringMatcher":          pbcheck.F("exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"),
-	"envoy.type.matcher.v3.RegexMatcher":           pbcheck.F("google_re2", "regex"),
-	"envoy.type.matcher.v3.RegexMatcher.GoogleRE2": pbcheck.F(),
-	"envoy.type.matcher.v3.FilterStateMatcher":     pbcheck.F("key", "string_match"),
-	"envoy.type.v3.Int64Range":                     pbcheck.F("start", "end"),
-	"envoy.type.v3.Int32Range":                     pbcheck.F("start", "end"),
-	"envoy.config.core.v3.CidrRange":               pbcheck.F("address_prefix", "prefix_len"),
+	"envoy.type.matcher.v3.PathMatcher":                 pbcheck.F("path"),
+	"envoy.type.matcher.v3.StringMatcher":               pbcheck.F("exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"),
+	"envoy.type.matcher.v3.RegexMatcher":                pbcheck.F("google_re2", "regex"),
+	"envoy.type.matcher.v3.RegexMatcher.GoogleRE2":      pbcheck.F(),
+	"envoy.type.matcher.v3.FilterStateMatcher":          pbcheck.F("key", "string_match"),
+	"envoy.type.matcher.v3.MetadataMatcher":             pbcheck.F("filter", "path", "value", "invert"),
+	"envoy.type.matcher.v3.MetadataMatcher.PathSegment": pbcheck.F("key"),
+	"envoy.type.matcher.v3.ValueMatcher":                pbcheck.F("null_match", "double_match", "string_match", "bool_match", "present_match", "list_match", "or_match"),
+	"envoy.type.matcher.v3.ValueMatcher.NullMatch":      pbcheck.F(),
+	"envoy.type.matcher.v3.DoubleMatcher":               pbcheck.F("range", "exact"),
+	"envoy.type.v3.DoubleRange":                         pbcheck.F("start", "end"),
+	"envoy.type.matcher.v3.ListMatcher":                 pbcheck.F("one_of"),
+	"envoy.type.matcher.v3.OrMatcher":                   pbcheck.F("value_matchers"),
+	"envoy.type.v3.Int64Range":                          pbcheck.F("start", "end"),
+	"envoy.type.v3.Int32Range":                          pbcheck.F("start", "end"),
+	"envoy.config.core.v3.CidrRange":                    pbcheck.F("address_prefix", "prefix_len"),
 }

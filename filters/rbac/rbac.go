@@ -118,7 +118,7 @@ func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 	if d == nil {
 		return filters.Continue
 	}
-	in := Input{Request: s.Request, Downstream: s.Downstream, RemoteAddr: s.TrustedRemoteAddr()}
+	in := Input{Request: s.Request, Downstream: s.Downstream, RemoteAddr: s.TrustedRemoteAddr(), Metadata: s}
 	ok, details := d.Decide(&in)
 	if ok {
 		return filters.Continue

@@ -302,7 +302,8 @@ func TestPolicyOrder(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	for _, c := range []struct{ js, want string }{
 		{`{"policies":{"p":{"permissions":[{"any":true}],"principals":[{"any":true}],"condition":{"constExpr":{"boolValue":true}}}}}`, `policies["p"].condition`},
-		{`{"policies":{"p":{"permissions":[{"metadata":{"filter":"x"}}],"principals":[{"any":true}]}}}`, `policies["p"].permissions[0].metadata`},
+		{`{"policies":{"p":{"permissions":[{"metadata":{"filter":"x"}}],"principals":[{"any":true}]}}}`, `policies["p"].permissions[0].metadata.path`},
+		{`{"policies":{"p":{"permissions":[{"any":true}],"principals":[{"metadata":{"filter":"x","path":[{"key":"a"}],"value":{}}}]}}}`, `policies["p"].principals[0].metadata.value`},
 		{`{"policies":{"p":{"permissions":[{"urlPath":{"path":{"safeRegex":{"regex":"(("}}}}],"principals":[{"any":true}]}}}`, `policies["p"].permissions[0].url_path.path.safe_regex`},
 		{`{"policies":{"p":{"permissions":[],"principals":[{"any":true}]}}}`, `policies["p"].permissions`},
 		{`{"policies":{"p":{"permissions":[{"any":true}],"principals":[{"filterState":{"key":"k","addressMatch":{}}}]}}}`, `policies["p"].principals[0].filter_state`},
