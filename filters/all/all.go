@@ -10,3 +10,5 @@ import (
 	_ "github.com/gowaypoint/waypoint/filters/rbac"   // envoy.filters.http.rbac
 	_ "github.com/gowaypoint/waypoint/filters/router" // envoy.filters.http.router
 )
+
+import _ "github.com/gowaypoint/waypoint/filters/jwtauthn" // envoy.filters.http.jwt_authn
