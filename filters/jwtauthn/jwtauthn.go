@@ -494,4 +494,3 @@ func originalURI(s *filters.Stream) string {
 
 // Guard against a factory that does not implement PerRouteFactory.
 var _ filters.PerRouteFactory = factory{}
-
