@@ -1,6 +1,7 @@
 package jwtauthn
 
 import (
+	"bytes"
 	"net/url"
 	"strings"
 
@@ -37,7 +38,6 @@ var defaultLocations = []location{
 
 // extract appends the tokens found at locs to out.
 func extract(s *filters.Stream, locs []location, out []found) []found {
-	var query url.Values
 	for _, l := range locs {
 		switch l.kind {
 		case locHeader:
@@ -57,13 +57,7 @@ func extract(s *filters.Stream, locs []location, out []found) []found {
 				out = append(out, found{val, l})
 			}
 		case locParam:
-			if query == nil {
-				query, _ = url.ParseQuery(string(s.Request.Query()))
-				if query == nil {
-					query = url.Values{}
-				}
-			}
-			if v := query.Get(l.name); v != "" {
+			if v := queryParam(s.Request.Query(), l.name); v != "" {
 				out = append(out, found{v, l})
 			}
 		case locCookie:
@@ -102,6 +96,34 @@ func cookie(s *filters.Stream, name string) string {
 				return strings.Trim(v, `"`)
 			}
 		}
+	}
+	return ""
+}
+
+// queryParam returns the first value of the query parameter name,
+// unescaped; "" when absent. It allocates only for what it returns.
+func queryParam(q []byte, name string) string {
+	for len(q) > 0 {
+		var kv []byte
+		if i := bytes.IndexByte(q, '&'); i >= 0 {
+			kv, q = q[:i], q[i+1:]
+		} else {
+			kv, q = q, nil
+		}
+		k, v, _ := bytes.Cut(kv, []byte("="))
+		if string(k) != name {
+			if bytes.IndexAny(k, "%+") < 0 {
+				continue
+			}
+			if uk, err := url.QueryUnescape(string(k)); err != nil || uk != name {
+				continue
+			}
+		}
+		uv, err := url.QueryUnescape(string(v))
+		if err != nil {
+			return ""
+		}
+		return uv
 	}
 	return ""
 }

@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
+	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	"go.uber.org/goleak"
-	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gowaypoint/waypoint/filters"
 )
@@ -248,8 +249,8 @@ func TestPerRoute(t *testing.T) {
 		"requirementMap":{"need":{"providerName":"p"}},
 		"rules":[{"match":{"prefix":"/"},"requires":{"providerName":"p"}}]}`)
 	parse := func(js string) any {
-		var pb = new(perRoutePB)
-		if err := pbUnmarshal(js, pb); err != nil {
+		pb := new(jwtv3.PerRouteConfig)
+		if err := protojson.Unmarshal([]byte(js), pb); err != nil {
 			t.Fatal(err)
 		}
 		v, err := factory{}.ParsePerRoute(filters.BuildContext{}, pb)
@@ -305,5 +306,3 @@ func TestNoValidKeys(t *testing.T) {
 		t.Errorf("got %q", o)
 	}
 }
-
-var _ = structpb.NewStruct

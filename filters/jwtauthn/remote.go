@@ -71,7 +71,7 @@ func (r *remoteJWKS) get(ctx context.Context, up filters.Upstream) (*jwks, statu
 		r.inflight = ch
 		r.mu.Unlock()
 		k, err := r.fetch(ctx, up)
-		r.store(k, err)
+		r.store(k, err, ch)
 		close(ch)
 		if err != nil {
 			return nil, statusJwksFetchFail
@@ -81,11 +81,14 @@ func (r *remoteJWKS) get(ctx context.Context, up filters.Upstream) (*jwks, statu
 }
 
 // store keeps what a fetch brought (nothing on a failure: the stale keys
-// stay, and the next request fetches again) and ends the fetch in flight.
-func (r *remoteJWKS) store(k *jwks, err error) {
+// stay, and the next request fetches again) and ends the fetch in flight
+// ch (nil for a background fetch).
+func (r *remoteJWKS) store(k *jwks, err error, ch chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.inflight = nil
+	if ch != nil && r.inflight == ch {
+		r.inflight = nil
+	}
 	if err != nil {
 		r.logger.Warn("jwks fetch failed", "uri", r.uri.String(), "cluster", r.cluster, "err", err)
 		return
@@ -149,7 +152,7 @@ func (r *remoteJWKS) start(up filters.Upstream) {
 			if ctx.Err() != nil {
 				return
 			}
-			r.store(k, err)
+			r.store(k, err, nil)
 			wait := r.cacheDuration
 			if err != nil {
 				wait = r.refetch
