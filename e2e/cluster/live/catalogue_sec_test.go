@@ -475,18 +475,19 @@ spec:
 			name: "authz-jwt",
 			resources: "RequestAuthentication, targetRefs Service reviews, issuer with an inline jwks; AuthorizationPolicy ALLOW when " +
 				"`request.auth.claims[groups]` is `group1`",
-			checks:  "(once built) a token with the claim passes, one without it or none is refused",
-			yaml:    secJWT(`jwks: '` + secJWKS + `'`),
-			waitsOn: "#13 (JWT)",
-			nack:    `unsupported HTTP filter "envoy.filters.http.jwt_authn"`,
+			checks: "a token with the claim (a list or a string) passes; one without it, with another group, or no token is refused 403 " +
+				"(RBAC on the payload jwt_authn puts in the dynamic metadata); a token signed by another key or expired is refused 401; " +
+				"the token does not reach the workload",
+			yaml:  secJWT(`jwks: '` + secJWKS + `'`),
+			check: secJWTCheck,
 		},
 		compatCase{
 			name:      "authz-jwt-jwksuri",
-			resources: "RequestAuthentication, targetRefs Service reviews, issuer with a jwksUri (istiod fetches it); the same AuthorizationPolicy",
-			checks:    "(once built) as authz-jwt",
+			resources: "RequestAuthentication, targetRefs Service reviews, issuer with a jwksUri (istiod fetches it and inlines the keys); the same AuthorizationPolicy",
+			checks:    "as authz-jwt",
+			setup:     secServeJWKS,
 			yaml:      secJWT(`jwksUri: "http://{{NET}}.99:8080/jwks.json"`),
-			waitsOn:   "#13 (JWT)",
-			nack:      `unsupported HTTP filter "envoy.filters.http.jwt_authn"`,
+			check:     secJWTCheck,
 		},
 		compatCase{
 			name: "authz-namespace-wide",
@@ -936,9 +937,6 @@ spec:
   - {name: http, port: 8000}
   - {name: grpc, port: 9000}
 `
-
-// secJWKS is Istio's sample JWKS (security/tools/jwt/samples).
-const secJWKS = `{"keys":[{"e":"AQAB","kid":"DHFbpoIUqrY8t2zpA2qXfCmr5VO5ZEr4RzHU_-envvQ","kty":"RSA","n":"xAE7eB6qugXyCAG3yhh7pkDkT65pHymX-P7KfIupjf59vsdo91bSP9C8H07pSAGQO1MV_xFj9VswgsCg4R6otmg5PV2He95lZdHtOcU5DXIg_pbhLdKXbi66GlVeK6ABZOUW3WYtnNHD-91gVuoeJT_DwtGGcp4ignkgXfkiEm4sw-4sfb4qdt5oLbyVpmW6x9cfa7vs2WTfURiCrBoUqgBo_-4WTiULmmHSGZHOjzwa8WtrtOQGsAFjIbno85jp6MnGGGZPYZbDAa_b3y5u-YpW7ypZrvD8BgtKVjgtQgZhLAGezMt0ua3DRrWnKqTZ0BJ_EyxOGuHJrLsn00fnMQ"}]}`
 
 // secJWT is a RequestAuthentication with the jwtRules key source given, and a policy on its
 // claims.

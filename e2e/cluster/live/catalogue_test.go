@@ -29,6 +29,8 @@ type compatCase struct {
 	check     func(t *testing.T, w *world, b *base)
 	waitsOn   string // e.g. "#13 (JWT)"
 	nack      string
+	// setup, when set, runs before yaml is applied (a server istiod reads).
+	setup func(t *testing.T, w *world)
 }
 
 // catalogue holds every case; files catalogue_*_test.go add theirs in init.
@@ -130,6 +132,9 @@ func TestCatalogue(t *testing.T) {
 						t.Errorf("the refusal is not counted in waypoint_xds_update_rejected_total")
 					}
 					return
+				}
+				if c.setup != nil {
+					c.setup(t, w)
 				}
 				w.applied(c.yaml)
 				c.check(t, w, b)
