@@ -136,6 +136,9 @@ func (c *compiler) routeAction(r *Route, pb *routev3.RouteAction) error {
 		}
 		r.hash = append(r.hash, p)
 	}
+	if r.mirrors, err = c.compileMirrorPolicies(pb.GetRequestMirrorPolicies()); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -47,6 +47,7 @@ type Route struct {
 	honorGRPCTimeout   bool
 	retry              *RetryPolicy
 	hash               []hashPolicy
+	mirrors            []MirrorPolicy
 	reqChain           []*headerMutation
 	respChain          []*headerMutation
 	headersNeedScratch bool
