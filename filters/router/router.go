@@ -7,7 +7,7 @@
 // grpc-timeout when the route honours it) and retry policy (Envoy's
 // conditions, jittered exponential back-off, previous_hosts, and no retry
 // once the request body outgrew the retry buffer or a response was
-// accepted).
+// accepted), and sends the route's request mirrors (mirror.go).
 package router
 
 import (
@@ -51,19 +51,22 @@ var allowlist = pbcheck.Allowlist{
 }
 
 // New builds the router from its config (nil: defaults).
-func (factory) New(_ filters.BuildContext, cfg proto.Message) (*Router, error) {
+func (factory) New(ctx filters.BuildContext, cfg proto.Message) (*Router, error) {
 	r := &Router{RetryBufferLimit: DefaultRetryBufferLimit}
-	if cfg == nil {
-		return r, nil
+	if cfg != nil {
+		pb, ok := cfg.(*routerv3.Router)
+		if !ok {
+			return nil, fmt.Errorf("router: config is %T, want Router", cfg)
+		}
+		if err := allowlist.Check(pb.ProtoReflect()); err != nil {
+			return nil, err
+		}
+		r.SuppressEnvoyHeaders = pb.GetSuppressEnvoyHeaders()
 	}
-	pb, ok := cfg.(*routerv3.Router)
-	if !ok {
-		return nil, fmt.Errorf("router: config is %T, want Router", cfg)
-	}
-	if err := allowlist.Check(pb.ProtoReflect()); err != nil {
+	var err error
+	if r.mirrors, err = newMirrors(ctx); err != nil {
 		return nil, err
 	}
-	r.SuppressEnvoyHeaders = pb.GetSuppressEnvoyHeaders()
 	return r, nil
 }
 
@@ -75,6 +78,20 @@ type Router struct {
 	SuppressEnvoyHeaders bool
 	// RetryBufferLimit bounds the request body kept for retries.
 	RetryBufferLimit int
+
+	// mirrors sends the routes' request mirrors (mirror.go); nil in a
+	// Router not made by New, which does not mirror.
+	mirrors *mirrors
+}
+
+// Close ends the mirrors in flight (the config that built the router is
+// dropped, or the waypoint shuts down) and waits for them; streams still
+// running on the router are served, without mirrors.
+func (r *Router) Close() error {
+	if r.mirrors != nil {
+		r.mirrors.close()
+	}
+	return nil
 }
 
 var _ filters.Terminal = (*Router)(nil)
@@ -117,6 +134,9 @@ func (r *Router) Serve(s *filters.Stream) error {
 	}
 
 	rt.Finalize(req, down, !r.SuppressEnvoyHeaders)
+	if ps := rt.MirrorPolicies(); ps != nil && r.mirrors != nil {
+		r.mirrors.mirror(s, rt, ps)
+	}
 	hash, hasHash := rt.Hash(req, down)
 
 	t := try{
