@@ -83,3 +83,37 @@ func BenchmarkChainFiveFilters(b *testing.B) {
 		up.resp.Header.Reset()
 	}
 }
+
+// BenchmarkMirror is one request through the router alone. "none" is a
+// route without request_mirror_policies: it must allocate what a route
+// did before mirroring existed (the try). "never" has a policy whose
+// runtime_fraction is 0: the policy is checked and nothing more.
+func BenchmarkMirror(b *testing.B) {
+	r, err := factory{}.New(filters.BuildContext{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	chain := filters.NewChain(r)
+	up := &staticUpstream{}
+	down := &filters.Downstream{}
+	tb := mirrorTable()
+	for _, c := range []struct{ name, path string }{{"none", "/none"}, {"never", "/never"}} {
+		b.Run(c.name, func(b *testing.B) {
+			req := &l7.Request{Method: "GET", Scheme: "http", Authority: []byte("svc"), Path: []byte(c.path)}
+			var s filters.Stream
+			b.ReportAllocs()
+			for b.Loop() {
+				req.Header.Reset()
+				req.Path = append(req.Path[:0], c.path...)
+				s.Init(context.Background(), req, down, tb)
+				s.Upstream = up
+				chain.Run(&s)
+				if s.Response == nil {
+					b.Fatalf("no response: %+v", s.Local)
+				}
+				s.End()
+			}
+		})
+	}
+}
