@@ -347,7 +347,7 @@ spec:
 		compatCase{
 			name:      "gw-httproute-mirror",
 			resources: "HTTPRoute on Service reviews: to reviews-v1 with a RequestMirror filter to reviews-v2",
-			checks:    "(once built) v1 answers and v2 gets a copy of each request",
+			checks:    "as vs-mirror: v1 answers each of 10 requests, v2 gets a copy of each, body and Host included",
 			yaml: versionServices + `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -363,8 +363,7 @@ spec:
     backendRefs:
     - {name: reviews-v1, port: 9080}
 `,
-			waitsOn: "#13 (mirroring)",
-			nack:    "request_mirror_policies: not supported yet",
+			check: mirrorCheck,
 		},
 		compatCase{
 			name: "gw-grpcroute",

@@ -258,6 +258,28 @@ func (w *world) applied(text string) {
 type pod struct {
 	name, ip, sa string
 	hits         atomic.Int64 // requests its echo servers received
+
+	mu       sync.Mutex
+	received []received // the HTTP requests its echo server received, in order
+}
+
+// received is what a pod's HTTP echo server saw of one request.
+type received struct {
+	Method, Path, Host string
+	Body               []byte
+}
+
+// requests returns the HTTP requests the pod received whose path starts with prefix.
+func (p *pod) requests(prefix string) []received {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []received
+	for _, r := range p.received {
+		if strings.HasPrefix(r.Path, prefix) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // workload adds a workload named name with service account sa, labels and HTTP ports.
@@ -334,7 +356,11 @@ func (w *world) echo(p *pod, port int) {
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		p.hits.Add(1)
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		io.Copy(io.Discard, r.Body)
+		p.mu.Lock()
+		p.received = append(p.received, received{Method: r.Method, Path: r.URL.RequestURI(), Host: r.Host, Body: body})
+		p.mu.Unlock()
 		if d, err := time.ParseDuration(r.Header.Get("x-echo-delay")); err == nil {
 			select {
 			case <-time.After(d):
