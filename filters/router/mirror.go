@@ -145,7 +145,11 @@ func (m *mirrors) mirror(s *filters.Stream, rt *route.Route, policies []route.Mi
 	if timeout <= 0 {
 		timeout = DefaultMirrorTimeout
 	}
-	send := sender{m: m, up: s.Upstream, down: s.Downstream, timeout: timeout}
+	send := sender{m: m, up: s.Upstream, timeout: timeout}
+	if s.Downstream != nil {
+		d := *s.Downstream // the connection's, which may end (and be reused) before the mirror
+		send.down = &d
+	}
 	if req.Body == nil {
 		send.all(shots, nil)
 		return
