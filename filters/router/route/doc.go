@@ -50,8 +50,10 @@
 //
 // # Applying a route
 //
-// The router runtime asks the [Route] for its action, timeouts, retry policy
-// and hash policy, picks a weighted cluster ([Route.Pick]), then applies the
+// The router runtime asks the [Route] for its action, timeouts, retry policy,
+// hash policy and request mirror policies ([Route.MirrorPolicies]: which
+// copies go where; the router sends them), picks a weighted cluster
+// ([Route.Pick]), then applies the
 // header mutations, host rewrite and path rewrite in Envoy's order
 // ([Route.Finalize]). Request header mutations of the three levels are
 // applied route first, then virtual host, then route configuration (so the
