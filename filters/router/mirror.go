@@ -38,11 +38,16 @@ import (
 // Upgrades and CONNECT are not mirrored.
 //
 // Bounds. At most MaxMirrors copies per router are in flight, counting
-// those waiting for their body; a mirror that finds none free is dropped
-// (result "overflow"). Each copy is bounded by the route timeout, or
-// DefaultMirrorTimeout when the route has none. The goroutines belong to
-// the router: Close (the config is replaced, or the waypoint shuts down)
-// cancels those in flight and waits for them.
+// those waiting for their body (a long gRPC stream holds its slot until it
+// ends), so the bodies kept are at most MaxMirrors × MirrorBodyLimit per
+// router; a mirror that finds no slot free is dropped (result
+// "overflow"). Each copy is bounded by the route timeout, or
+// DefaultMirrorTimeout when the route has none (istiod's routes have
+// none, which in Envoy leaves a shadow unbounded). The goroutines belong
+// to the router: Close (the config is replaced, or the waypoint shuts
+// down) cancels those in flight and waits for them, so a push cuts the
+// mirrors of the config it replaces (Envoy's outlive it); streams still
+// running on a closed router are not mirrored (result "closed").
 
 // Mirroring bounds.
 const (
