@@ -203,7 +203,11 @@ type Stream struct {
 	onEnd    []func()
 	local    LocalReply                  // Local's storage, so a local reply allocates nothing
 	metadata map[string]*structpb.Struct // dynamic metadata, nil until a filter sets some
+	strMeta  []metadataEntry             // string values of dynamic metadata; storage reused by Init
 }
+
+// metadataEntry is one string value of the stream's dynamic metadata.
+type metadataEntry struct{ filter, key, value string }
 
 // NewStream prepares a stream for a chain run. resolver may be nil (no
 // routes).
@@ -215,8 +219,8 @@ func NewStream(ctx context.Context, req *l7.Request, down *Downstream, resolver 
 
 // Init readies s for a new request, so codecs can reuse one Stream value.
 func (s *Stream) Init(ctx context.Context, req *l7.Request, down *Downstream, resolver RouteResolver) {
-	onEnd := s.onEnd[:0]
-	*s = Stream{Context: ctx, Request: req, Downstream: down, resolver: resolver, Start: time.Now(), onEnd: onEnd}
+	onEnd, md := s.onEnd[:0], s.strMeta[:0]
+	*s = Stream{Context: ctx, Request: req, Downstream: down, resolver: resolver, Start: time.Now(), onEnd: onEnd, strMeta: md}
 	if ct, ok := req.Header.Get("content-type"); ok {
 		s.GRPC = l7.IsGRPC(ct)
 	}
@@ -268,3 +272,39 @@ func (s *Stream) SendLocalReply(status int, body string, flag Flags) Status {
 
 // AddResponseFlag records Envoy response flags (FlagURX, FlagDI...).
 func (s *Stream) AddResponseFlag(f Flags) { s.ResponseFlags |= f }
+
+// SetMetadataString sets a string value of the stream's dynamic metadata,
+// Envoy's per-request namespace of values one filter leaves for the next
+// (the RBAC filter's shadow_effective_policy_id, which ext_authz's
+// filter_enabled_metadata reads): key in the namespace filter (a filter's
+// name). It is the cheap form of SetDynamicMetadata for one string: a
+// stream that sets none pays nothing, and the storage is reused by Init.
+func (s *Stream) SetMetadataString(filter, key, value string) {
+	for i := range s.strMeta {
+		if m := &s.strMeta[i]; m.filter == filter && m.key == key {
+			m.value = value
+			return
+		}
+	}
+	s.strMeta = append(s.strMeta, metadataEntry{filter, key, value})
+}
+
+// MetadataString returns the string under filter and key: the value
+// SetMetadataString set, else a string field of the Struct
+// SetDynamicMetadata set for filter; false when neither has one. It does
+// not allocate.
+func (s *Stream) MetadataString(filter, key string) (string, bool) {
+	for i := range s.strMeta {
+		if m := &s.strMeta[i]; m.filter == filter && m.key == key {
+			return m.value, true
+		}
+	}
+	if st := s.metadata[filter]; st != nil {
+		if v, ok := st.GetFields()[key]; ok {
+			if sv, ok := v.GetKind().(*structpb.Value_StringValue); ok {
+				return sv.StringValue, true
+			}
+		}
+	}
+	return "", false
+}

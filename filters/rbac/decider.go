@@ -100,21 +100,31 @@ func counters(e *Engine, vecs map[string]*prometheus.CounterVec, pre, prefix str
 // rules. It returns whether the request or connection may go on and, when
 // not, Envoy's response code details naming the deciding policy.
 func (d *Decider) Decide(in *Input) (allowed bool, details string) {
+	allowed, details, _ = d.DecideShadow(in)
+	return allowed, details
+}
+
+// DecideShadow is Decide, also returning the shadow rules' result (Index
+// -1 and Allowed true when there are no shadow rules), which the HTTP
+// filter records in the stream's dynamic metadata.
+func (d *Decider) DecideShadow(in *Input) (allowed bool, details string, shadow Result) {
+	shadow = Result{Allowed: true, Index: -1}
 	if d.shadow != nil {
-		count(&d.shadowCnt, d.shadow.Evaluate(in))
+		shadow = d.shadow.Evaluate(in)
+		count(&d.shadowCnt, shadow)
 	}
 	if d.enforced == nil {
-		return true, ""
+		return true, "", shadow
 	}
 	r := d.enforced.Evaluate(in)
 	count(&d.enforcedCnt, r)
 	if r.Allowed {
-		return true, ""
+		return true, "", shadow
 	}
 	if r.Policy != nil {
-		return false, r.Policy.Details
+		return false, r.Policy.Details, shadow
 	}
-	return false, NoDetails
+	return false, NoDetails, shadow
 }
 
 func count(c *engineCounters, r Result) {

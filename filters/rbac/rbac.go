@@ -96,30 +96,58 @@ func newFilter(ctx filters.BuildContext, pb *httprbacv3.RBAC) (*Filter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Filter{d: d}, nil
+	f := &Filter{d: d}
+	if d.Shadow() != nil {
+		p := pb.GetShadowRulesStatPrefix()
+		f.shadowPolicyKey, f.shadowResultKey = p+MetadataShadowPolicyID, p+MetadataShadowResult
+	}
+	return f, nil
 }
+
+// Dynamic metadata keys the filter sets under its name when it has shadow
+// rules, as Envoy's does, each prefixed with shadow_rules_stat_prefix: the
+// matching shadow policy's name (only when one matched) and the shadow
+// decision ("allowed" or "denied"). Istio's CUSTOM action selects the
+// requests ext_authz checks so (istio_ext_authz_shadow_effective_policy_id).
+const (
+	MetadataShadowPolicyID = "shadow_effective_policy_id"
+	MetadataShadowResult   = "shadow_engine_result"
+)
 
 // Filter is the HTTP RBAC filter. Built once per chain, shared by its
 // streams; read-only.
 type Filter struct {
 	d *Decider // nil: disabled (an empty RBACPerRoute)
+	// shadowPolicyKey and shadowResultKey are the dynamic metadata keys
+	// of the shadow decision; "" without shadow rules.
+	shadowPolicyKey, shadowResultKey string
 }
 
 // OnRequest decides the request; a denial is answered 403 "RBAC: access
 // denied" (gRPC status 7, Dubbo status 40: the local reply is of kind
 // status.Denied) with the deciding policy in the response code details.
 func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
-	d := f.d
 	if r := s.Route(); r != nil {
 		if rc, ok := r.FilterConfig(Name).(*Filter); ok {
-			d = rc.d
+			f = rc
 		}
 	}
+	d := f.d
 	if d == nil {
 		return filters.Continue
 	}
 	in := Input{Request: s.Request, Downstream: s.Downstream, RemoteAddr: s.TrustedRemoteAddr(), Metadata: s}
-	ok, details := d.Decide(&in)
+	ok, details, shadow := d.DecideShadow(&in)
+	if f.shadowResultKey != "" {
+		if shadow.Policy != nil {
+			s.SetMetadataString(Name, f.shadowPolicyKey, shadow.Policy.Name)
+		}
+		res := "allowed"
+		if !shadow.Allowed {
+			res = "denied"
+		}
+		s.SetMetadataString(Name, f.shadowResultKey, res)
+	}
 	if ok {
 		return filters.Continue
 	}

@@ -411,3 +411,29 @@ func (r testRoute) FilterConfig(name string) any { return map[string]any{Name: r
 type resolver struct{ r filters.Route }
 
 func (r resolver) Resolve(*filters.Stream) filters.Route { return r.r }
+
+// TestShadowMetadata: the shadow decision is left in the stream's dynamic
+// metadata under the shadow rules' stat prefix, as Istio's CUSTOM action
+// reads it (istio_ext_authz_shadow_effective_policy_id): the policy only
+// when one matched.
+func TestShadowMetadata(t *testing.T) {
+	pb := &httprbacv3.RBAC{ShadowRules: rbacFrom(t, `{"action":"DENY","policies":{"istio-ext-authz-p":{"permissions":[{"urlPath":{"path":{"prefix":"/ext/"}}}],"principals":[{"any":true}]}}}`),
+		ShadowRulesStatPrefix: "istio_ext_authz_"}
+	f, err := factory{}.New(testContext(), pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path, policy, result string
+	}{{"/ext/a", "istio-ext-authz-p", "denied"}, {"/other", "", "allowed"}} {
+		s := filters.NewStream(context.Background(), &l7.Request{Method: "GET", Path: []byte(c.path)}, identity("a", "b"), nil)
+		if f.OnRequest(s) != filters.Continue {
+			t.Fatalf("%s: shadow rules stopped the request", c.path)
+		}
+		p, _ := s.DynamicMetadata(Name, "istio_ext_authz_shadow_effective_policy_id")
+		r, _ := s.DynamicMetadata(Name, "istio_ext_authz_shadow_engine_result")
+		if p != c.policy || r != c.result {
+			t.Errorf("%s: metadata %q %q, want %q %q", c.path, p, r, c.policy, c.result)
+		}
+	}
+}
