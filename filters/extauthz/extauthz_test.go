@@ -188,7 +188,7 @@ func value(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-func build(t *testing.T, js string) *Filter {
+func build(t testing.TB, js string) *Filter {
 	t.Helper()
 	pb := &extauthzv3.ExtAuthz{}
 	if err := protojson.Unmarshal([]byte(js), pb); err != nil {
@@ -211,9 +211,9 @@ const (
 // routeConf is a matched route with the ext_authz per-route config.
 type routeConf struct{ cfg any }
 
-func (r routeConf) Name() string                          { return "r" }
-func (r routeConf) FilterConfig(n string) any             { return r.cfg }
-func (r routeConf) Resolve(*filters.Stream) filters.Route { return r }
+func (r *routeConf) Name() string                          { return "r" }
+func (r *routeConf) FilterConfig(n string) any             { return r.cfg }
+func (r *routeConf) Resolve(*filters.Stream) filters.Route { return r }
 
 // stream makes a request stream through up, with headers as name, value
 // pairs, matching a route with per-route config pr (nil: none).
@@ -226,7 +226,7 @@ func stream(up filters.Upstream, pr any, path string, header ...string) *filters
 		RemoteAddr: netip.MustParseAddrPort("127.0.0.9:4000"), Destination: netip.MustParseAddrPort("10.0.0.1:9080")}
 	var res filters.RouteResolver
 	if pr != nil {
-		res = routeConf{pr}
+		res = &routeConf{pr}
 	}
 	s := filters.NewStream(context.Background(), req, down, res)
 	s.Upstream = up

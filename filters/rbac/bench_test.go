@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	httprbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 )
@@ -44,4 +46,31 @@ func BenchmarkRBACDeniedByAllow(b *testing.B) {
 
 func BenchmarkRBACRegexPrincipal(b *testing.B) {
 	benchStream(b, identity("monitoring", "prometheus"), "GET", "/metrics", true)
+}
+
+// BenchmarkRBACShadowMetadata: Istio's CUSTOM shadow rules on a request
+// they match, leaving the policy in the stream's dynamic metadata, on a
+// reused stream: no allocation.
+func BenchmarkRBACShadowMetadata(b *testing.B) {
+	pb := &httprbacv3.RBAC{ShadowRules: rbacFrom(b, `{"action":"DENY","policies":{"istio-ext-authz-p":{"permissions":[{"urlPath":{"path":{"prefix":"/ext/"}}}],"principals":[{"any":true}]}}}`),
+		ShadowRulesStatPrefix: "istio_ext_authz_"}
+	f, err := factory{}.New(testContext(), pb)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &l7.Request{Method: "GET", Path: []byte("/ext/a"), Authority: []byte("reviews.mesh.local:9080")}
+	down := identity("default", "productpage")
+	var s filters.Stream
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		s.Init(ctx, req, down, nil)
+		if f.OnRequest(&s) != filters.Continue {
+			b.Fatal("stopped")
+		}
+		if _, ok := s.DynamicMetadata(Name, "istio_ext_authz_shadow_effective_policy_id"); !ok {
+			b.Fatal("no metadata")
+		}
+	}
 }

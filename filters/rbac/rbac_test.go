@@ -194,7 +194,7 @@ func TestDenialIsKindDenied(t *testing.T) {
 }
 
 // rbacFrom builds an engine from a protojson RBAC.
-func rbacFrom(t *testing.T, js string) *rbacv3.RBAC {
+func rbacFrom(t testing.TB, js string) *rbacv3.RBAC {
 	t.Helper()
 	var pb rbacv3.RBAC
 	if err := protojson.Unmarshal([]byte(js), &pb); err != nil {

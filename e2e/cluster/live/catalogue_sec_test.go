@@ -432,8 +432,8 @@ spec:
 		compatCase{
 			name:      "authz-custom-http",
 			resources: "AuthorizationPolicy CUSTOM, provider `ext-authz-http` (Service ext-authz.istio-system:8000), on paths `/ext/*`",
-			checks:    "(once built) requests under `/ext/` are checked by the HTTP authorization service",
-			yaml: secExtAuthzService + `---
+			checks:    "requests under `/ext/` are checked by the HTTP authorization service (a workload behind Service ext-authz.istio-system): with `x-ext-authz: allow` 200, without it the service's 403 (its header and body); outside `/ext/` no check is made",
+			yaml: extAuthzYAML + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: custom, namespace: "{{NS}}"}
@@ -447,14 +447,13 @@ spec:
     - operation:
         paths: ["/ext/*"]
 `,
-			waitsOn: "#13 (ext_authz)",
-			nack:    `unsupported HTTP filter "envoy.filters.http.ext_authz"`,
+			check: func(t *testing.T, w *world, b *base) { checkExtAuthz(t, w, b, false) },
 		},
 		compatCase{
 			name:      "authz-custom-grpc",
 			resources: "AuthorizationPolicy CUSTOM, provider `ext-authz-grpc` (Service ext-authz.istio-system:9000), on paths `/ext/*`",
-			checks:    "(once built) requests under `/ext/` are checked by the gRPC authorization service",
-			yaml: secExtAuthzService + `---
+			checks:    "requests under `/ext/` are checked by the gRPC authorization service (a workload behind Service ext-authz.istio-system): with `x-ext-authz: allow` 200 and the service's header upstream, without it the service's 403 (its header and body); outside `/ext/` no check is made",
+			yaml: extAuthzYAML + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: custom, namespace: "{{NS}}"}
@@ -468,8 +467,7 @@ spec:
     - operation:
         paths: ["/ext/*"]
 `,
-			waitsOn: "#13 (ext_authz)",
-			nack:    `unsupported HTTP filter "envoy.filters.http.ext_authz"`,
+			check: func(t *testing.T, w *world, b *base) { checkExtAuthz(t, w, b, true) },
 		},
 		compatCase{
 			name: "authz-jwt",
@@ -924,19 +922,6 @@ func secLogsInForce(t *testing.T, w *world, b *base) {
 		}
 	})
 }
-
-// secExtAuthzService is the Service the ext-authz providers of the mesh config name: istiod
-// renders a CUSTOM policy only when it exists (else it denies what the policy names). Every
-// case applies it alike and none deletes it, so that cases may share it.
-const secExtAuthzService = `
-apiVersion: v1
-kind: Service
-metadata: {name: ext-authz, namespace: istio-system}
-spec:
-  ports:
-  - {name: http, port: 8000}
-  - {name: grpc, port: 9000}
-`
 
 // secJWT is a RequestAuthentication with the jwtRules key source given, and a policy on its
 // claims.
