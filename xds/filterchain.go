@@ -37,7 +37,20 @@ func decodeFilterChain(pb *listenerv3.FilterChain, b *build) (*FilterChain, erro
 			if i == len(filters)-1 {
 				return nil, errAt(idx("filters", i), "%s must come before a terminal filter", f.GetName())
 			}
+			if len(c.ExtAuthz) > 0 {
+				return nil, errAt(idx("filters", i), "%s after envoy.filters.network.ext_authz is not supported", f.GetName())
+			}
 			c.RBAC = append(c.RBAC, n)
+			continue
+		}
+		if n, ok, err := decodeNetworkExtAuthz(b, f); ok {
+			if err != nil {
+				return nil, at(idx("filters", i), err)
+			}
+			if i == len(filters)-1 {
+				return nil, errAt(idx("filters", i), "%s must come before a terminal filter", f.GetName())
+			}
+			c.ExtAuthz = append(c.ExtAuthz, n)
 			continue
 		}
 		if ov, ok, err := decodeNetworkStats(f); ok {

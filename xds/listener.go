@@ -1,12 +1,14 @@
 package xds
 
 import (
+	"context"
 	"net/netip"
 	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
 	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/filters/extauthz"
 	"github.com/gowaypoint/waypoint/filters/rbac"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
@@ -107,6 +109,51 @@ type FilterChain struct {
 	// one, in config order: each decides a connection when it starts; the
 	// first to deny closes it.
 	RBAC []*rbac.Network
+	// ExtAuthz are the envoy.filters.network.ext_authz filters, after the
+	// RBAC ones: each checks a connection its filter_enabled_metadata
+	// selects (the RBAC filters' shadow decisions) when it starts.
+	ExtAuthz []*extauthz.Network
+}
+
+// AdmitConnection runs the chain's network RBAC filters, then its
+// ext_authz filters (whose checks go through up(), called for a check), on
+// a connection from down; when one denies, it returns false and why.
+func (c *FilterChain) AdmitConnection(ctx context.Context, down *filters.Downstream, up func() filters.Upstream) (bool, string) {
+	if len(c.ExtAuthz) == 0 {
+		return c.AllowConnection(down)
+	}
+	var md connMetadata
+	for _, n := range c.RBAC {
+		ok, details, shadow := n.AllowShadow(down)
+		if !ok {
+			return false, details
+		}
+		if shadow != "" {
+			md = append(md, [2]string{n.ShadowPolicyKey, shadow})
+		}
+	}
+	for _, e := range c.ExtAuthz {
+		if ok, details := e.Allow(ctx, up, down, md); !ok {
+			return false, details
+		}
+	}
+	return true, ""
+}
+
+// connMetadata is a connection's dynamic metadata: the network RBAC
+// filters' shadow policies by key, under rbac.NetworkName.
+type connMetadata [][2]string
+
+func (m connMetadata) DynamicMetadata(filter, key string) (string, bool) {
+	if filter != rbac.NetworkName {
+		return "", false
+	}
+	for _, kv := range m {
+		if kv[0] == key {
+			return kv[1], true
+		}
+	}
+	return "", false
 }
 
 // AllowConnection runs the chain's network RBAC filters on a connection

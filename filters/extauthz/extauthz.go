@@ -25,6 +25,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -104,7 +105,7 @@ func (factory) New(ctx filters.BuildContext, cfg proto.Message) (*Filter, error)
 	if name == "" {
 		name = Name
 	}
-	f := &Filter{name: name, fallback: ctx.Upstream, failureModeAllow: pb.GetFailureModeAllow(),
+	f := &Filter{name: name, fallback: ctx.Upstream, log: ctx.Logger, failureModeAllow: pb.GetFailureModeAllow(),
 		failureModeAllowHeaderAdd: pb.GetFailureModeAllowHeaderAdd(), statusOnError: 403,
 		clearRouteCache: pb.GetClearRouteCache()}
 	if pb.GetTransportApiVersion() != corev3.ApiVersion_V3 {
@@ -139,29 +140,17 @@ func (factory) New(ctx filters.BuildContext, cfg proto.Message) (*Filter, error)
 	if err != nil {
 		return nil, err
 	}
-	if f.stats, err = newCounters(ctx.Stats, pb.GetStatPrefix()); err != nil {
+	if f.stats, err = newCounters(ctx.Stats, "http", pb.GetStatPrefix()); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
 func (f *Filter) grpcConfig(g *corev3.GrpcService) error {
-	eg := g.GetEnvoyGrpc()
-	if eg == nil || eg.GetClusterName() == "" {
-		return pbcheck.ErrAt("envoy_grpc.cluster_name", "required")
-	}
-	f.grpc, f.cluster, f.authority = true, eg.GetClusterName(), eg.GetAuthority()
-	if f.authority == "" {
-		f.authority = f.cluster
-	}
 	var err error
-	if f.timeout, err = pbcheck.Duration(g.GetTimeout(), DefaultTimeout); err != nil {
-		return pbcheck.At("timeout", err)
-	}
-	for _, h := range g.GetInitialMetadata() {
-		f.initialMetadata = append(f.initialMetadata, kv{h.GetKey(), h.GetValue()})
-	}
-	return nil
+	f.svc, err = newGRPCService(g)
+	f.grpc, f.timeout = true, f.svc.timeout
+	return err
 }
 
 func (f *Filter) httpConfig(h *extauthzv3.HttpService, topAllowed bool) error {
@@ -319,7 +308,13 @@ func compileMetadata(m *matcherv3.MetadataMatcher) (*metadataMatcher, error) {
 	return mm, nil
 }
 
-func (m *metadataMatcher) match(s *filters.Stream) bool {
+// Metadata is where filter_enabled_metadata looks: a stream's dynamic
+// metadata, or a connection's.
+type Metadata interface {
+	DynamicMetadata(filter, key string) (string, bool)
+}
+
+func (m *metadataMatcher) match(s Metadata) bool {
 	v, ok := s.DynamicMetadata(m.filter, m.key)
 	matched := ok && (m.value == nil || m.value.MatchString(v))
 	return matched != m.invert
@@ -327,12 +322,13 @@ func (m *metadataMatcher) match(s *filters.Stream) bool {
 
 // counters are Envoy's ext_authz statistics (<stat_prefix>ext_authz.ok,
 // denied, error, failure_mode_allowed, disabled), here
-// envoy_http_ext_authz_<name> labelled with the stat prefix.
+// envoy_<kind>_ext_authz_<name> labelled with the stat prefix; kind is
+// "http" for the HTTP filter, "tcp" for the network filter.
 type counters struct {
 	ok, denied, error, failureModeAllowed, disabled prometheus.Counter
 }
 
-func newCounters(scope filters.Scope, prefix string) (counters, error) {
+func newCounters(scope filters.Scope, kind, prefix string) (counters, error) {
 	var c counters
 	for _, x := range []struct {
 		name string
@@ -345,7 +341,7 @@ func newCounters(scope filters.Scope, prefix string) (counters, error) {
 		{"failure_mode_allowed", &c.failureModeAllowed, "Failed checks let through by failure_mode_allow."},
 		{"disabled", &c.disabled, "Requests not checked: the filter disabled for them."},
 	} {
-		v, err := scope.CounterVec(prometheus.CounterOpts{Name: "envoy_http_ext_authz_" + x.name, Help: x.help}, "prefix")
+		v, err := scope.CounterVec(prometheus.CounterOpts{Name: "envoy_" + kind + "_ext_authz_" + x.name, Help: x.help}, "prefix")
 		if err != nil {
 			return c, err
 		}
@@ -358,14 +354,15 @@ func newCounters(scope filters.Scope, prefix string) (counters, error) {
 // streams; read-only after New.
 type Filter struct {
 	name     string           // the filter's name in the config, for per-route lookups
+	log      *slog.Logger     // nil in tests
 	fallback filters.Upstream // the BuildContext's, for a stream without one
 
-	grpc               bool
-	cluster, authority string
-	timeout            time.Duration
-	initialMetadata    []kv
-	pathPrefix         string // HTTP service
-	headersToAdd       []kv   // HTTP service: added to the check request
+	grpc         bool
+	svc          grpcService   // gRPC service
+	timeout      time.Duration // of a check
+	cluster      string        // HTTP service
+	pathPrefix   string        // HTTP service
+	headersToAdd []kv          // HTTP service: added to the check request
 
 	allowed, disallowed      listMatcher // request headers in the check (nil allowed: gRPC all, HTTP the defaults)
 	upstream, upstreamAppend listMatcher // HTTP: the service's headers set / appended upstream on OK
@@ -463,6 +460,9 @@ func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 		return filters.Stop
 	}
 	f.stats.error.Inc()
+	if f.log != nil {
+		f.log.Debug("ext_authz check failed", "cluster", f.svc.cluster+f.cluster, "error", err)
+	}
 	if f.failureModeAllow {
 		f.stats.failureModeAllowed.Inc()
 		if f.failureModeAllowHeaderAdd {

@@ -15,6 +15,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	netextauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/ext_authz/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -415,5 +416,62 @@ func TestConfigRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("got %v, want %q", err, c.want)
 		}
+	}
+}
+
+// meta is a connection's dynamic metadata for the network filter.
+type meta map[string]string
+
+func (m meta) DynamicMetadata(filter, key string) (string, bool) {
+	v, ok := m[filter+"/"+key]
+	return v, ok
+}
+
+// TestNetwork: the network filter checks a connection its metadata selects
+// (the gRPC test service denies it: no HTTP attributes), skips the others,
+// and under failure_mode_allow lets a connection through when the service
+// cannot be reached.
+func TestNetwork(t *testing.T) {
+	a, up := servers(t)
+	pb := &netextauthzv3.ExtAuthz{}
+	if err := protojson.Unmarshal([]byte(`{"statPrefix":"tcp.","transportApiVersion":"V3","grpcService":{"envoyGrpc":{"clusterName":"grpc"},"timeout":"1s"},
+		"filterEnabledMetadata":{"filter":"envoy.filters.network.rbac","path":[{"key":"istio_ext_authz_shadow_effective_policy_id"}],
+		"value":{"stringMatch":{"prefix":"istio-ext-authz"}}}}`), pb); err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewNetwork(filters.BuildContext{Stats: filters.NewScope(testStats)}, pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upf := func() filters.Upstream { return up }
+	down := &filters.Downstream{PeerURI: "spiffe://cluster.local/ns/default/sa/productpage", RemoteAddr: netip.MustParseAddrPort("127.0.0.9:4000")}
+	if ok, _ := n.Allow(context.Background(), upf, down, meta{}); !ok || a.checks.Load() != 0 {
+		t.Errorf("unselected connection: %v, %d checks", ok, a.checks.Load())
+	}
+	sel := meta{"envoy.filters.network.rbac/istio_ext_authz_shadow_effective_policy_id": "istio-ext-authz-p"}
+	if ok, details := n.Allow(context.Background(), upf, down, sel); ok || details != DetailsDenied || a.checks.Load() != 1 {
+		t.Errorf("selected connection: %v %q, %d checks", ok, details, a.checks.Load())
+	}
+	if p := a.last.Load().GetAttributes().GetSource().GetPrincipal(); p != down.PeerURI {
+		t.Errorf("source principal %q", p)
+	}
+	pb.GrpcService.GetEnvoyGrpc().ClusterName = "nowhere"
+	pb.FailureModeAllow = true
+	if n, err = NewNetwork(filters.BuildContext{}, pb); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := n.Allow(context.Background(), upf, down, sel); !ok {
+		t.Errorf("failure_mode_allow: refused")
+	}
+	pb.FailureModeAllow = false
+	if n, err = NewNetwork(filters.BuildContext{}, pb); err != nil {
+		t.Fatal(err)
+	}
+	if ok, details := n.Allow(context.Background(), upf, down, sel); ok || !strings.HasPrefix(details, DetailsError) {
+		t.Errorf("unreachable: %v %q", ok, details)
+	}
+	pb.IncludePeerCertificate = true
+	if _, err := NewNetwork(filters.BuildContext{}, pb); err == nil || !strings.Contains(err.Error(), "include_peer_certificate") {
+		t.Errorf("include_peer_certificate: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/internal/pbcheck"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 )
 
@@ -29,27 +30,66 @@ const maxCheckResponse = 1 << 20
 // checkGRPC asks the gRPC service: one unary call, an HTTP/2 request with
 // gRPC's framing sent through the stream's Upstream to the cluster.
 func (f *Filter) checkGRPC(ctx context.Context, s *filters.Stream, pr *PerRoute, body []byte, bs *BodySettings) (decision, error) {
-	cr := f.checkRequest(s, pr, body, bs)
-	msg, err := proto.Marshal(cr)
+	out, err := f.svc.check(ctx, f.upstreamOf(s), f.checkRequest(s, pr, body, bs))
 	if err != nil {
 		return decision{}, err
+	}
+	return grpcDecision(out), nil
+}
+
+// grpcService is a grpc_service.envoy_grpc: the cluster and :authority of
+// the calls, their timeout and initial_metadata.
+type grpcService struct {
+	cluster, authority string
+	timeout            time.Duration
+	initialMetadata    []kv
+}
+
+func newGRPCService(g *corev3.GrpcService) (grpcService, error) {
+	eg := g.GetEnvoyGrpc()
+	if eg == nil || eg.GetClusterName() == "" {
+		return grpcService{}, pbcheck.ErrAt("envoy_grpc.cluster_name", "required")
+	}
+	svc := grpcService{cluster: eg.GetClusterName(), authority: eg.GetAuthority()}
+	if svc.authority == "" {
+		svc.authority = svc.cluster
+	}
+	var err error
+	if svc.timeout, err = pbcheck.Duration(g.GetTimeout(), DefaultTimeout); err != nil {
+		return grpcService{}, pbcheck.At("timeout", err)
+	}
+	for _, h := range g.GetInitialMetadata() {
+		svc.initialMetadata = append(svc.initialMetadata, kv{h.GetKey(), h.GetValue()})
+	}
+	return svc, nil
+}
+
+// check makes one Check call: a unary gRPC call, an HTTP/2 request with
+// gRPC's framing sent through up to the cluster. ctx bounds it.
+func (g *grpcService) check(ctx context.Context, up filters.Upstream, cr *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	msg, err := proto.Marshal(cr)
+	if err != nil {
+		return nil, err
 	}
 	frame := make([]byte, 5+len(msg))
 	binary.BigEndian.PutUint32(frame[1:5], uint32(len(msg)))
 	copy(frame[5:], msg)
 
-	req := &l7.Request{Method: "POST", Scheme: "http", Authority: []byte(f.authority), Path: []byte(checkPath),
+	req := &l7.Request{Method: "POST", Scheme: "http", Authority: []byte(g.authority), Path: []byte(checkPath),
 		Body: bytes.NewReader(frame), ContentLength: int64(len(frame)), Proto: l7.HTTP2}
 	req.Header.Set("content-type", "application/grpc")
 	req.Header.Set("te", "trailers")
-	req.Header.Set("grpc-timeout", strconv.FormatInt(f.timeout.Milliseconds(), 10)+"m")
-	for _, h := range f.initialMetadata {
+	req.Header.Set("grpc-timeout", strconv.FormatInt(g.timeout.Milliseconds(), 10)+"m")
+	for _, h := range g.initialMetadata {
 		req.Header.Add(h.key, h.value)
 	}
+	if up == nil {
+		return nil, fmt.Errorf("check: no upstream to reach %s", g.cluster)
+	}
 	deadline, _ := ctx.Deadline()
-	resp, err := f.upstreamOf(s).RoundTrip(ctx, &filters.UpstreamRequest{Cluster: f.cluster, Request: req, Deadline: deadline})
+	resp, err := up.RoundTrip(ctx, &filters.UpstreamRequest{Cluster: g.cluster, Request: req, Deadline: deadline})
 	if err != nil {
-		return decision{}, err
+		return nil, err
 	}
 	var data []byte
 	if resp.Body != nil {
@@ -58,27 +98,27 @@ func (f *Filter) checkGRPC(ctx context.Context, s *filters.Stream, pr *PerRoute,
 			c.Close()
 		}
 		if err != nil {
-			return decision{}, err
+			return nil, err
 		}
 	}
 	if resp.Status != 200 {
-		return decision{}, fmt.Errorf("check: HTTP status %d", resp.Status)
+		return nil, fmt.Errorf("check: HTTP status %d", resp.Status)
 	}
 	gs, ok := resp.Trailer.Get("grpc-status")
 	if !ok {
 		gs, ok = resp.Header.Get("grpc-status")
 	}
 	if !ok || string(gs) != "0" {
-		return decision{}, fmt.Errorf("check: grpc-status %q %s", gs, resp.Trailer.GetString("grpc-message"))
+		return nil, fmt.Errorf("check: grpc-status %q %s", gs, resp.Trailer.GetString("grpc-message"))
 	}
 	if len(data) < 5 || data[0] != 0 || int(binary.BigEndian.Uint32(data[1:5])) != len(data)-5 {
-		return decision{}, fmt.Errorf("check: malformed gRPC message (%d bytes)", len(data))
+		return nil, fmt.Errorf("check: malformed gRPC message (%d bytes)", len(data))
 	}
 	var out authv3.CheckResponse
 	if err := proto.Unmarshal(data[5:], &out); err != nil {
-		return decision{}, fmt.Errorf("check: %w", err)
+		return nil, fmt.Errorf("check: %w", err)
 	}
-	return grpcDecision(&out), nil
+	return &out, nil
 }
 
 // grpcDecision reads a CheckResponse: status OK allows (with the
@@ -175,17 +215,23 @@ func (f *Filter) checkRequest(s *filters.Stream, pr *PerRoute, body []byte, bs *
 	}
 	ac := &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Time: timestamppb.New(time.Now()), Http: hr}}
 	if d := s.Downstream; d != nil {
-		ac.Source = &authv3.AttributeContext_Peer{Address: address(s.TrustedRemoteAddr()), Principal: d.PeerURI}
-		dst := d.Destination
-		if !dst.IsValid() {
-			dst = d.LocalAddr
-		}
-		ac.Destination = &authv3.AttributeContext_Peer{Address: address(dst), Principal: d.LocalURI}
+		ac.Source, ac.Destination = peers(d, s.TrustedRemoteAddr())
 	}
 	if pr != nil && len(pr.ContextExtensions) > 0 {
 		ac.ContextExtensions = pr.ContextExtensions
 	}
 	return &authv3.CheckRequest{Attributes: ac}
+}
+
+// peers are the source (the caller's address and identity) and the
+// destination (the original destination and the waypoint's identity).
+func peers(d *filters.Downstream, remote netip.AddrPort) (src, dst *authv3.AttributeContext_Peer) {
+	to := d.Destination
+	if !to.IsValid() {
+		to = d.LocalAddr
+	}
+	return &authv3.AttributeContext_Peer{Address: address(remote), Principal: d.PeerURI},
+		&authv3.AttributeContext_Peer{Address: address(to), Principal: d.LocalURI}
 }
 
 func address(a netip.AddrPort) *corev3.Address {

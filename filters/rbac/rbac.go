@@ -167,7 +167,11 @@ var networkAllowlist = pbcheck.Allowlist{
 // byte, with the same verdict). Read-only.
 type Network struct {
 	StatPrefix string
-	d          *Decider
+	// ShadowPolicyKey is the connection's dynamic metadata key (under
+	// NetworkName) of the matched shadow policy's name, as the HTTP
+	// filter's; "" without shadow rules.
+	ShadowPolicyKey string
+	d               *Decider
 }
 
 // NewNetwork decodes a network RBAC filter's config, its counters
@@ -183,12 +187,27 @@ func NewNetwork(ctx filters.BuildContext, pb *netrbacv3.RBAC) (*Network, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Network{StatPrefix: pb.GetStatPrefix(), d: d}, nil
+	n := &Network{StatPrefix: pb.GetStatPrefix(), d: d}
+	if d.Shadow() != nil {
+		n.ShadowPolicyKey = pb.GetShadowRulesStatPrefix() + MetadataShadowPolicyID
+	}
+	return n, nil
 }
 
 // Allow decides a connection from down: whether it may go on and, when
 // not, the deciding policy's details.
 func (n *Network) Allow(down *filters.Downstream) (bool, string) {
+	ok, details, _ := n.AllowShadow(down)
+	return ok, details
+}
+
+// AllowShadow is Allow, also returning the name of the shadow policy that
+// matched ("" when none): the value of ShadowPolicyKey.
+func (n *Network) AllowShadow(down *filters.Downstream) (ok bool, details, shadowPolicy string) {
 	in := Input{Downstream: down}
-	return n.d.Decide(&in)
+	ok, details, shadow := n.d.DecideShadow(&in)
+	if shadow.Policy != nil {
+		shadowPolicy = shadow.Policy.Name
+	}
+	return ok, details, shadowPolicy
 }

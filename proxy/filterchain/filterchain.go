@@ -1,6 +1,6 @@
 // Package filterchain serves a downstream connection by the filter chain
 // its listener matched for it. The chain's network filters decide: its
-// network RBAC first (a denied connection is answered, then closed, as
+// network RBAC first, then its network ext_authz (a denied connection is answered, then closed, as
 // Envoy's internal listener does), then its terminal filter picks the
 // connection manager: HttpConnectionManager (proxy/httpconn), dubbo_proxy
 // (proxy/dubboconn) or tcp_proxy (proxy/tcpproxy).
@@ -16,6 +16,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
@@ -63,8 +64,8 @@ type Match struct {
 // closes it.
 func (s *Server) Serve(ctx context.Context, c *downstream.Conn, m Match) {
 	fc := m.Chain
-	if ok, details := fc.AllowConnection(&c.Info); !ok {
-		s.log().Info("connection denied by RBAC", "listener", m.Listener, "conn", c.String(), "details", details)
+	if ok, details := fc.AdmitConnection(ctx, &c.Info, func() filters.Upstream { return s.Clusters.HTTP(m.Snapshot) }); !ok {
+		s.log().Info("connection denied by RBAC or ext_authz", "listener", m.Listener, "conn", c.String(), "details", details)
 		// As in Envoy, the connection is up before the network filters
 		// run: it is answered, then closed.
 		if c.Accept() == nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -23,7 +24,9 @@ import (
 // run, started by the first case that needs it; it counts its checks per checked authority (a
 // world's reviews VIP), so that parallel worlds count apart. It allows a request carrying
 // x-ext-authz: allow (the gRPC answer adds x-ext-authz-check-result: allowed upstream) and denies
-// the others with 403, x-ext-authz-check-result: denied and a body of its own.
+// the others with 403, x-ext-authz-check-result: denied and a body of its own. A connection's
+// check (the gRPC provider's network filter on TCP chains) is allowed unless the source's service
+// account is tcp-denied.
 var extAuthzIP = liveNet + ".9.20"
 
 var extAuthz struct {
@@ -118,6 +121,13 @@ func runExtAuthz() error {
 			return err
 		}
 		headers := checkHeaders(msg)
+		if len(headers) == 0 {
+			// A connection's check (envoy.filters.network.ext_authz): by the source's identity.
+			principal := string(field(field(field(msg, 1)[0], 1)[0], 4)[0])
+			extAuthzCount("tcp " + principal)
+			resp := checkResponse(!strings.HasSuffix(principal, "/sa/tcp-denied"))
+			return ss.SendMsg(&resp)
+		}
 		extAuthzCount(headers[":authority"])
 		resp := checkResponse(headers["x-ext-authz"] == "allow")
 		return ss.SendMsg(&resp)
@@ -246,5 +256,13 @@ func checkExtAuthz(t *testing.T, w *world, b *base, grpc bool) {
 	}
 	if n := w.metric("envoy_http_ext_authz_denied"); n < 1 {
 		t.Errorf("envoy_http_ext_authz_denied %v", n)
+	}
+	if grpc {
+		// istiod checks TCP connections too (the CUSTOM rule's paths do not apply to TCP).
+		secTCP(t, w, "productpage", b.vip+":9300", []*pod{b.v1, b.v2}, true)
+		secTCP(t, w, "tcp-denied", b.vip+":9300", []*pod{b.v1, b.v2}, false)
+		if n := extAuthzChecks("tcp spiffe://cluster.local/ns/" + w.ns + "/sa/tcp-denied"); n < 1 {
+			t.Errorf("%d checks of tcp-denied's connection", n)
+		}
 	}
 }
