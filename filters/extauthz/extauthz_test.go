@@ -178,7 +178,20 @@ func (u *testUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 			out.Trailer.Add(strings.ToLower(k), v)
 		}
 	}
+	// As the waypoint's, the response is the Upstream's again once its
+	// body is closed.
+	out.Body = &recycledBody{Reader: out.Body, resp: out}
 	return out, nil
+}
+
+type recycledBody struct {
+	io.Reader
+	resp *l7.Response
+}
+
+func (b *recycledBody) Close() error {
+	b.resp.Reset()
+	return nil
 }
 
 var testStats = prometheus.NewRegistry()

@@ -91,13 +91,14 @@ func (g *grpcService) check(ctx context.Context, up filters.Upstream, cr *authv3
 	if err != nil {
 		return nil, err
 	}
+	// The response (its status, headers, trailers) is the Upstream's
+	// until its body is closed: read it all before.
+	if c, ok := resp.Body.(io.Closer); ok {
+		defer c.Close()
+	}
 	var data []byte
 	if resp.Body != nil {
-		data, err = io.ReadAll(io.LimitReader(resp.Body, maxCheckResponse))
-		if c, ok := resp.Body.(io.Closer); ok {
-			c.Close()
-		}
-		if err != nil {
+		if data, err = io.ReadAll(io.LimitReader(resp.Body, maxCheckResponse)); err != nil {
 			return nil, err
 		}
 	}

@@ -44,13 +44,14 @@ func (f *Filter) checkHTTP(ctx context.Context, s *filters.Stream, body []byte) 
 	if err != nil {
 		return decision{}, err
 	}
+	// The response (its status, headers, trailers) is the Upstream's
+	// until its body is closed: read it all before.
+	if c, ok := resp.Body.(io.Closer); ok {
+		defer c.Close()
+	}
 	var data []byte
 	if resp.Body != nil {
-		data, err = io.ReadAll(io.LimitReader(resp.Body, maxCheckResponse))
-		if c, ok := resp.Body.(io.Closer); ok {
-			c.Close()
-		}
-		if err != nil {
+		if data, err = io.ReadAll(io.LimitReader(resp.Body, maxCheckResponse)); err != nil {
 			return decision{}, err
 		}
 	}
