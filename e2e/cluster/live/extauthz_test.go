@@ -121,7 +121,7 @@ func runExtAuthz() error {
 			return err
 		}
 		headers := checkHeaders(msg)
-		if len(headers) == 0 {
+		if _, ok := headers[":authority"]; !ok {
 			// A connection's check (envoy.filters.network.ext_authz): by the source's identity.
 			principal := string(field(field(field(msg, 1)[0], 1)[0], 4)[0])
 			extAuthzCount("tcp " + principal)
