@@ -388,9 +388,9 @@ type decision struct {
 }
 
 const (
-	ok = iota
-	denied
-	failed
+	kindOK = iota
+	kindDenied
+	kindFailed
 )
 
 // OnRequest checks the request, unless the route turns the filter off or
@@ -432,10 +432,10 @@ func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 	}
 	cancel()
 	if err != nil {
-		d.kind = failed
+		d.kind = kindFailed
 	}
 	switch d.kind {
-	case ok:
+	case kindOK:
 		f.stats.ok.Inc()
 		for _, h := range d.removeHeaders {
 			s.Request.Header.Del(h)
@@ -450,7 +450,7 @@ func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 			s.ClearRouteCache()
 		}
 		return filters.Continue
-	case denied:
+	case kindDenied:
 		f.stats.denied.Inc()
 		s.SendLocalReply(d.status, d.body, filters.FlagUAEX)
 		for _, h := range d.clientHeaders {

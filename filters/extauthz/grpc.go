@@ -127,7 +127,7 @@ func (g *grpcService) check(ctx context.Context, up filters.Upstream, cr *authv3
 // DeniedHttpResponse's status, 403 by default, headers and body).
 func grpcDecision(cr *authv3.CheckResponse) decision {
 	if cr.GetStatus().GetCode() == 0 {
-		d := decision{kind: ok}
+		d := decision{kind: kindOK}
 		okr := cr.GetOkResponse()
 		for _, h := range okr.GetHeaders() {
 			if appends(h, false) {
@@ -142,7 +142,7 @@ func grpcDecision(cr *authv3.CheckResponse) decision {
 		return d
 	}
 	dr := cr.GetDeniedResponse()
-	d := decision{kind: denied, status: 403, body: dr.GetBody()}
+	d := decision{kind: kindDenied, status: 403, body: dr.GetBody()}
 	if c := dr.GetStatus().GetCode(); c != 0 {
 		d.status = int(c)
 	}

@@ -59,7 +59,7 @@ func (f *Filter) checkHTTP(ctx context.Context, s *filters.Stream, body []byte) 
 	case resp.Status >= 500:
 		return decision{}, fmt.Errorf("check: HTTP status %d", resp.Status)
 	case resp.Status == 200:
-		d := decision{kind: ok}
+		d := decision{kind: kindOK}
 		for _, fl := range resp.Header.Fields() {
 			switch {
 			case f.upstream.match(fl.Name):
@@ -70,7 +70,7 @@ func (f *Filter) checkHTTP(ctx context.Context, s *filters.Stream, body []byte) 
 		}
 		return d, nil
 	}
-	d := decision{kind: denied, status: resp.Status, body: string(data)}
+	d := decision{kind: kindDenied, status: resp.Status, body: string(data)}
 	for _, fl := range resp.Header.Fields() {
 		if f.clientHeaderAllowed(fl.Name) {
 			d.clientHeaders = append(d.clientHeaders, kv{string(fl.Name), string(fl.Value)})
