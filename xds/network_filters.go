@@ -28,7 +28,8 @@ const MetadataExchangeTypeURL = "type.googleapis.com/envoy.tcp.metadataexchange.
 //     metadata comes from workload discovery) and only fills filter state
 //     for telemetry.
 //
-// envoy.filters.network.rbac is decoded apart (networkrbac.go); anything
+// envoy.filters.network.rbac and envoy.filters.network.ext_authz are
+// decoded apart (networkrbac.go); anything
 // else is refused. It returns the filter's name. Errors are
 // relative to the filter.
 func decodeLeadingNetworkFilter(f *listenerv3.Filter) (string, error) {
