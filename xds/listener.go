@@ -144,7 +144,7 @@ func (c *FilterChain) AdmitConnection(ctx context.Context, down *filters.Downstr
 // filters' shadow policies by key, under rbac.NetworkName.
 type connMetadata [][2]string
 
-func (m connMetadata) DynamicMetadata(filter, key string) (string, bool) {
+func (m connMetadata) MetadataString(filter, key string) (string, bool) {
 	if filter != rbac.NetworkName {
 		return "", false
 	}

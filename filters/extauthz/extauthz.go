@@ -311,11 +311,11 @@ func compileMetadata(m *matcherv3.MetadataMatcher) (*metadataMatcher, error) {
 // Metadata is where filter_enabled_metadata looks: a stream's dynamic
 // metadata, or a connection's.
 type Metadata interface {
-	DynamicMetadata(filter, key string) (string, bool)
+	MetadataString(filter, key string) (string, bool)
 }
 
 func (m *metadataMatcher) match(s Metadata) bool {
-	v, ok := s.DynamicMetadata(m.filter, m.key)
+	v, ok := s.MetadataString(m.filter, m.key)
 	matched := ok && (m.value == nil || m.value.MatchString(v))
 	return matched != m.invert
 }

@@ -354,7 +354,7 @@ func TestNotChecked(t *testing.T) {
 		t.Errorf("unselected request: checks %d", a.checks.Load())
 	}
 	s = stream(up, nil, "/ext/a")
-	s.SetDynamicMetadata("envoy.filters.http.rbac", "istio_ext_authz_shadow_effective_policy_id", "istio-ext-authz-grpc-ns[x]-policy[p]-rule[0]")
+	s.SetMetadataString("envoy.filters.http.rbac", "istio_ext_authz_shadow_effective_policy_id", "istio-ext-authz-grpc-ns[x]-policy[p]-rule[0]")
 	if fm.OnRequest(s) != filters.Stop || a.checks.Load() != 1 {
 		t.Errorf("selected request: checks %d, local %+v", a.checks.Load(), s.Local)
 	}
@@ -435,7 +435,7 @@ func TestConfigRefused(t *testing.T) {
 // meta is a connection's dynamic metadata for the network filter.
 type meta map[string]string
 
-func (m meta) DynamicMetadata(filter, key string) (string, bool) {
+func (m meta) MetadataString(filter, key string) (string, bool) {
 	v, ok := m[filter+"/"+key]
 	return v, ok
 }

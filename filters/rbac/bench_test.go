@@ -69,7 +69,7 @@ func BenchmarkRBACShadowMetadata(b *testing.B) {
 		if f.OnRequest(&s) != filters.Continue {
 			b.Fatal("stopped")
 		}
-		if _, ok := s.DynamicMetadata(Name, "istio_ext_authz_shadow_effective_policy_id"); !ok {
+		if _, ok := s.MetadataString(Name, "istio_ext_authz_shadow_effective_policy_id"); !ok {
 			b.Fatal("no metadata")
 		}
 	}

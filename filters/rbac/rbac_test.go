@@ -430,8 +430,8 @@ func TestShadowMetadata(t *testing.T) {
 		if f.OnRequest(s) != filters.Continue {
 			t.Fatalf("%s: shadow rules stopped the request", c.path)
 		}
-		p, _ := s.DynamicMetadata(Name, "istio_ext_authz_shadow_effective_policy_id")
-		r, _ := s.DynamicMetadata(Name, "istio_ext_authz_shadow_engine_result")
+		p, _ := s.MetadataString(Name, "istio_ext_authz_shadow_effective_policy_id")
+		r, _ := s.MetadataString(Name, "istio_ext_authz_shadow_engine_result")
 		if p != c.policy || r != c.result {
 			t.Errorf("%s: metadata %q %q, want %q %q", c.path, p, r, c.policy, c.result)
 		}
