@@ -257,7 +257,7 @@ func decodeHCM(a *anypb.Any, b *build) (*HTTPConnectionManager, error) {
 		return nil, at("tracing", err)
 	}
 	if h.Tracing != nil && b.clusters[h.Tracing.Cluster] == nil {
-		return nil, errAt("tracing.provider.typed_config.grpc_service.envoy_grpc.cluster_name", "unknown cluster %q", h.Tracing.Cluster)
+		return nil, errAt("tracing."+h.Tracing.ClusterField, "unknown cluster %q", h.Tracing.Cluster)
 	}
 
 	rc := pb.GetRouteConfig()

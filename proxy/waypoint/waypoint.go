@@ -216,6 +216,11 @@ func Start(opts Options) (w *Waypoint, err error) {
 	}
 	snap := bs.Snapshot
 	if opts.ADS != nil {
+		w.tracers.LocalCluster = opts.ADS.Client.Node.GetCluster() // Zipkin's service name, as Envoy's local cluster
+	} else {
+		w.tracers.LocalCluster = bs.Raw.GetNode().GetCluster()
+	}
+	if opts.ADS != nil {
 		if snap, err = w.startADS(); err != nil {
 			return nil, err
 		}

@@ -13,7 +13,10 @@ package tracing
 
 import (
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
@@ -24,8 +27,12 @@ import (
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 )
 
-// ProviderName is the tracer istiod configures for OpenTelemetry.
-const ProviderName = "envoy.tracers.opentelemetry"
+// ProviderName is the tracer istiod configures for OpenTelemetry;
+// ZipkinName its Zipkin tracer.
+const (
+	ProviderName = "envoy.tracers.opentelemetry"
+	ZipkinName   = "envoy.tracers.zipkin"
+)
 
 // Config is a decoded HttpConnectionManager tracing. Read-only.
 type Config struct {
@@ -44,6 +51,30 @@ type Config struct {
 	MaxPathTagLength int
 	// Tags are the custom tags added to every server span.
 	Tags []Tag
+	// Zipkin, when set, makes the tracer Envoy's Zipkin
+	// (envoy.tracers.zipkin): spans POSTed as Zipkin v2 JSON to Cluster,
+	// the context propagated as B3. Nil: OpenTelemetry over OTLP gRPC.
+	Zipkin *Zipkin
+	// ClusterField names the field Cluster came from, for errors.
+	ClusterField string
+}
+
+// Zipkin is a ZipkinConfig: where and how spans are sent.
+type Zipkin struct {
+	// Path is the collector endpoint (/api/v2/spans), Host the request's
+	// Host header (collector_hostname, or the HttpService URI's host;
+	// default the cluster name).
+	Path, Host string
+	// Timeout bounds one POST (HttpService timeout; default 5 s).
+	Timeout time.Duration
+	// Headers are added to each POST (request_headers_to_add).
+	Headers [][2]string
+	// TraceID128 makes new traces 128-bit (else 64-bit, as Envoy's
+	// default).
+	TraceID128 bool
+	// W3C also propagates traceparent (trace_context_option
+	// USE_B3_WITH_W3C_PROPAGATION); B3 headers are always sent.
+	W3C bool
 }
 
 // Tag is one custom tag: a literal (or an environment variable, read at
@@ -70,6 +101,12 @@ var allowlist = pbcheck.Allowlist{
 	"envoy.type.tracing.v3.CustomTag.Literal":     pbcheck.F("value"),
 	"envoy.type.tracing.v3.CustomTag.Environment": pbcheck.F("name", "default_value"),
 	"envoy.type.tracing.v3.CustomTag.Header":      pbcheck.F("name", "default_value"),
+	"envoy.config.trace.v3.ZipkinConfig": pbcheck.F("collector_cluster", "collector_endpoint", "trace_id_128bit",
+		"shared_span_context", "collector_endpoint_version", "collector_hostname", "trace_context_option", "collector_service"),
+	"envoy.config.core.v3.HttpService":       pbcheck.F("http_uri", "request_headers_to_add"),
+	"envoy.config.core.v3.HttpUri":           pbcheck.F("uri", "cluster", "timeout"),
+	"envoy.config.core.v3.HeaderValueOption": pbcheck.F("header", "append_action"),
+	"envoy.config.core.v3.HeaderValue":       pbcheck.F("key", "value"),
 }
 
 // Decode decodes an HCM's tracing; nil when pb is nil. A tracing block
@@ -112,8 +149,19 @@ func Decode(pb *hcmv3.HttpConnectionManager_Tracing) (*Config, error) {
 		return nil, pbcheck.At("provider", err)
 	}
 	var otel tracev3.OpenTelemetryConfig
-	if prov.GetTypedConfig().MessageName() != otel.ProtoReflect().Descriptor().FullName() {
-		return nil, pbcheck.ErrAt("provider", "unsupported tracer %q (%s): only %s", prov.GetName(), prov.GetTypedConfig().GetTypeUrl(), ProviderName)
+	var zipkin tracev3.ZipkinConfig
+	switch prov.GetTypedConfig().MessageName() {
+	case otel.ProtoReflect().Descriptor().FullName():
+	case zipkin.ProtoReflect().Descriptor().FullName():
+		if err := prov.GetTypedConfig().UnmarshalTo(&zipkin); err != nil {
+			return nil, pbcheck.At("provider.typed_config", err)
+		}
+		if err := decodeZipkin(&zipkin, c); err != nil {
+			return nil, pbcheck.At("provider.typed_config", err)
+		}
+		return c, nil
+	default:
+		return nil, pbcheck.ErrAt("provider", "unsupported tracer %q (%s): only %s and %s", prov.GetName(), prov.GetTypedConfig().GetTypeUrl(), ProviderName, ZipkinName)
 	}
 	if err := prov.GetTypedConfig().UnmarshalTo(&otel); err != nil {
 		return nil, pbcheck.At("provider.typed_config", err)
@@ -126,6 +174,7 @@ func Decode(pb *hcmv3.HttpConnectionManager_Tracing) (*Config, error) {
 		return nil, pbcheck.ErrAt("provider.typed_config.grpc_service.envoy_grpc.cluster_name", "required")
 	}
 	c.Cluster, c.Authority = eg.EnvoyGrpc.GetClusterName(), eg.EnvoyGrpc.GetAuthority()
+	c.ClusterField = "provider.typed_config.grpc_service.envoy_grpc.cluster_name"
 	if c.Authority == "" {
 		c.Authority = c.Cluster
 	}
@@ -133,6 +182,59 @@ func Decode(pb *hcmv3.HttpConnectionManager_Tracing) (*Config, error) {
 		c.ServiceName = n
 	}
 	return c, nil
+}
+
+// decodeZipkin decodes a ZipkinConfig into c: the collector as the legacy
+// fields (collector_cluster, collector_endpoint, collector_hostname) or as
+// collector_service (istiod's form for proxies of 1.29 and later), which
+// takes precedence as in Envoy. Errors are relative to typed_config.
+func decodeZipkin(pb *tracev3.ZipkinConfig, c *Config) error {
+	if err := allowlist.Check(pb.ProtoReflect()); err != nil {
+		return err
+	}
+	if v := pb.GetCollectorEndpointVersion(); v != tracev3.ZipkinConfig_HTTP_JSON {
+		return pbcheck.ErrAt("collector_endpoint_version", "%s is not supported: only HTTP_JSON", v)
+	}
+	if s := pb.GetSharedSpanContext(); s == nil || s.GetValue() {
+		// Envoy's default (true) makes the server span reuse the
+		// client's span id; the waypoint always starts a span of its own.
+		return pbcheck.ErrAt("shared_span_context", "only false is supported (the default, true, is not)")
+	}
+	z := &Zipkin{Path: pb.GetCollectorEndpoint(), Host: pb.GetCollectorHostname(), Timeout: 5 * time.Second,
+		TraceID128: pb.GetTraceId_128Bit(), W3C: pb.GetTraceContextOption() == tracev3.ZipkinConfig_USE_B3_WITH_W3C_PROPAGATION}
+	c.Cluster, c.ClusterField = pb.GetCollectorCluster(), "provider.typed_config.collector_cluster"
+	if hs := pb.GetCollectorService(); hs != nil {
+		uri := hs.GetHttpUri()
+		u, err := url.Parse(uri.GetUri())
+		if err != nil || u.Host == "" {
+			return pbcheck.ErrAt("collector_service.http_uri.uri", "not an absolute URI: %q", uri.GetUri())
+		}
+		z.Host, z.Path = u.Host, u.RequestURI()
+		c.Cluster, c.ClusterField = uri.GetCluster(), "provider.typed_config.collector_service.http_uri.cluster"
+		if uri.GetTimeout() != nil {
+			if z.Timeout, err = pbcheck.Duration(uri.GetTimeout(), z.Timeout); err != nil {
+				return pbcheck.At("collector_service.http_uri.timeout", err)
+			}
+		}
+		for i, h := range hs.GetRequestHeadersToAdd() {
+			k := h.GetHeader().GetKey()
+			if k == "" || strings.HasPrefix(k, ":") || strings.EqualFold(k, "host") {
+				return pbcheck.ErrAt(pbcheck.Idx("collector_service.request_headers_to_add", i)+".header.key", "invalid header name %q", k)
+			}
+			z.Headers = append(z.Headers, [2]string{k, h.GetHeader().GetValue()})
+		}
+	}
+	if c.Cluster == "" {
+		return pbcheck.ErrAt("collector_cluster", "required (or collector_service.http_uri.cluster)")
+	}
+	if z.Path == "" || z.Path[0] != '/' {
+		return pbcheck.ErrAt("collector_endpoint", "required, an absolute path: %q", z.Path)
+	}
+	if z.Host == "" {
+		z.Host = c.Cluster
+	}
+	c.Zipkin, c.Authority = z, z.Host
+	return nil
 }
 
 func decodeTag(pb *tracingv3.CustomTag) (Tag, bool, error) {

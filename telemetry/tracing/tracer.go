@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -39,16 +40,30 @@ type Tracers struct {
 	Dial func(ctx context.Context, cluster string) (net.Conn, error)
 	Log  *slog.Logger // default slog.Default()
 
+	// LocalCluster is the service name of Zipkin spans (Envoy's local
+	// cluster, node.cluster); default "waypoint".
+	LocalCluster string
+
 	mu        sync.Mutex
 	providers map[providerKey]*sdktrace.TracerProvider // guarded by mu
 	conns     []*grpc.ClientConn                       // guarded by mu
 	closed    bool                                     // guarded by mu
 }
 
-type providerKey struct{ cluster, authority, service string }
+type providerKey struct {
+	cluster, authority, service string
+	// Zipkin's, zero for OpenTelemetry
+	zipkin, path, headers string
+	timeout               time.Duration
+	id128, w3c            bool
+}
 
 func (t *Tracers) tracer(c *Config) trace.Tracer {
-	k := providerKey{c.Cluster, c.Authority, c.ServiceName}
+	k := providerKey{cluster: c.Cluster, authority: c.Authority, service: c.ServiceName}
+	if c.Zipkin != nil {
+		z := c.Zipkin
+		k.zipkin, k.path, k.headers, k.timeout, k.id128, k.w3c = z.Host, z.Path, fmt.Sprint(z.Headers), z.Timeout, z.TraceID128, z.W3C
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -58,6 +73,9 @@ func (t *Tracers) tracer(c *Config) trace.Tracer {
 		return p.Tracer("waypoint")
 	}
 	cluster := c.Cluster
+	if c.Zipkin != nil {
+		return t.provider(k, newZipkinExporter(c.Zipkin, cluster, t.localCluster(), t.Dial), c)
+	}
 	// The target names no address: every connection is dialed to the
 	// cluster, as Envoy's envoy_grpc does; the authority is the cluster's.
 	conn, err := grpc.NewClient("passthrough:///"+c.Authority,
@@ -78,16 +96,27 @@ func (t *Tracers) tracer(c *Config) trace.Tracer {
 }
 
 func (t *Tracers) provider(k providerKey, exp sdktrace.SpanExporter, c *Config) trace.Tracer {
-	p := sdktrace.NewTracerProvider(
+	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(exp, sdktrace.WithBatchTimeout(BatchTimeout))),
 		sdktrace.WithSampler(sdktrace.AlwaysSample()), // the decision is made before a span is started
 		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(c.ServiceName))),
-	)
+	}
+	if c.Zipkin != nil && !c.Zipkin.TraceID128 {
+		opts = append(opts, sdktrace.WithIDGenerator(ids64{}))
+	}
+	p := sdktrace.NewTracerProvider(opts...)
 	if t.providers == nil {
 		t.providers = map[providerKey]*sdktrace.TracerProvider{}
 	}
 	t.providers[k] = p
 	return p.Tracer("waypoint")
+}
+
+func (t *Tracers) localCluster() string {
+	if t.LocalCluster != "" {
+		return t.LocalCluster
+	}
+	return "waypoint"
 }
 
 func (t *Tracers) log() *slog.Logger {
@@ -122,6 +151,7 @@ type Span struct {
 	span   trace.Span
 	client trace.Span // the try in flight, when sampled
 	sc     trace.SpanContext
+	parent trace.SpanID // sc's parent (B3's x-b3-parentspanid), when known
 }
 
 // Start begins the server span of s under c into sp (the caller's
@@ -142,9 +172,13 @@ func (t *Tracers) Start(c *Config, s *filters.Stream, sp *Span) {
 	if sp.tracer == nil {
 		var tid trace.TraceID
 		if ok {
-			tid = parent.TraceID()
+			tid, sp.parent = parent.TraceID(), parent.SpanID()
 		} else {
 			tid = newTraceID()
+			if c.Zipkin != nil && !c.Zipkin.TraceID128 {
+				tid = trace.TraceID{}
+				copy(tid[8:], tid64())
+			}
 		}
 		sp.sc = trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID(), TraceState: parent.TraceState()})
 		return
@@ -161,6 +195,9 @@ func (t *Tracers) Start(c *Config, s *filters.Stream, sp *Span) {
 	sp.ctx, sp.span = sp.tracer.Start(ctx, operation(s.Request), trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithTimestamp(s.Start))
 	sp.sc = sp.span.SpanContext()
+	if ok {
+		sp.parent = parent.SpanID()
+	}
 }
 
 // operation names the server span as Istio's route decorators do:
@@ -183,11 +220,23 @@ func (sp *Span) Sampled() bool { return sp.span != nil }
 // is not sampled).
 func (sp *Span) StartAttempt(s *filters.Stream, ureq *filters.UpstreamRequest) {
 	if sp.span == nil {
-		inject(&ureq.Request.Header, sp.sc)
+		sp.inject(&ureq.Request.Header, sp.sc, sp.parent)
 		return
 	}
 	_, sp.client = sp.tracer.Start(sp.ctx, "router "+ureq.Cluster+" egress", trace.WithSpanKind(trace.SpanKindClient))
-	inject(&ureq.Request.Header, sp.client.SpanContext())
+	sp.inject(&ureq.Request.Header, sp.client.SpanContext(), sp.sc.SpanID())
+}
+
+// inject propagates sc upstream: W3C for OpenTelemetry; B3 for Zipkin
+// (and W3C too when its trace_context_option asks).
+func (sp *Span) inject(h *l7.Header, sc trace.SpanContext, parent trace.SpanID) {
+	if z := sp.cfg.Zipkin; z != nil {
+		injectB3(h, sc, parent)
+		if !z.W3C {
+			return
+		}
+	}
+	inject(h, sc)
 }
 
 // EndAttempt ends the try's client span.
@@ -377,6 +426,34 @@ func decodeHex(dst, src []byte) bool {
 	}
 	n, err := hex.Decode(dst, src)
 	return err == nil && n == len(dst)
+}
+
+// injectB3 writes sc as B3 headers, as Envoy's Zipkin tracer does: the
+// trace id in 16 hex digits when its upper half is zero (a 64-bit trace),
+// the span id, the parent's when known, and the sampling decision.
+func injectB3(h *l7.Header, sc trace.SpanContext, parent trace.SpanID) {
+	var b [32]byte
+	tid, sid := sc.TraceID(), sc.SpanID()
+	if [8]byte(tid[:8]) == [8]byte{} {
+		hex.Encode(b[:16], tid[8:])
+		h.SetBytes("x-b3-traceid", b[:16])
+	} else {
+		hex.Encode(b[:], tid[:])
+		h.SetBytes("x-b3-traceid", b[:])
+	}
+	hex.Encode(b[:16], sid[:])
+	h.SetBytes("x-b3-spanid", b[:16])
+	if parent.IsValid() {
+		hex.Encode(b[:16], parent[:])
+		h.SetBytes("x-b3-parentspanid", b[:16])
+	} else {
+		h.Del("x-b3-parentspanid")
+	}
+	if sc.IsSampled() {
+		h.Set("x-b3-sampled", "1")
+	} else {
+		h.Set("x-b3-sampled", "0")
+	}
 }
 
 // inject writes sc as the W3C traceparent of an upstream request.

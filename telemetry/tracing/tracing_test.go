@@ -104,9 +104,9 @@ func TestDecode(t *testing.T) {
 		t.Errorf("decoded %+v", c)
 	}
 	var bad hcmv3.HttpConnectionManager_Tracing
-	protojson.Unmarshal([]byte(`{"provider":{"name":"envoy.tracers.zipkin","typedConfig":{"@type":"type.googleapis.com/envoy.config.trace.v3.ZipkinConfig"}}}`), &bad)
-	if _, err := Decode(&bad); err == nil || !strings.Contains(err.Error(), "provider") {
-		t.Errorf("zipkin: %v", err)
+	protojson.Unmarshal([]byte(`{"provider":{"name":"envoy.tracers.datadog","typedConfig":{"@type":"type.googleapis.com/envoy.config.trace.v3.DatadogConfig"}}}`), &bad)
+	if _, err := Decode(&bad); err == nil || !strings.Contains(err.Error(), `unsupported tracer "envoy.tracers.datadog"`) {
+		t.Errorf("datadog: %v", err)
 	}
 	if c, err := Decode(&hcmv3.HttpConnectionManager_Tracing{}); c != nil || err != nil {
 		t.Errorf("no provider: %v %v", c, err)

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -722,14 +723,17 @@ spec:
 			check: secCheckTracing,
 		},
 		compatCase{
-			name:      "telemetry-tracing-zipkin",
-			resources: "Service zipkin.istio-system; Telemetry, targetRefs the Gateway: tracing provider `zipkin`, randomSamplingPercentage 100",
-			checks:    "(once built) spans at the Zipkin collector",
+			name: "telemetry-tracing-zipkin",
+			resources: "Service zipkin.istio-system with a WorkloadEntry on the world's loopback (a Zipkin v2 JSON receiver, plaintext); " +
+				"Telemetry, targetRefs the Gateway: tracing provider `zipkin`, randomSamplingPercentage 100",
+			checks: "server spans per request POSTed to /api/v2/spans as JSON with the request's URL and the service `waypoint.NS`, " +
+				"128-bit trace ids; a request with B3 headers keeps its trace and parent; B3 goes upstream (x-b3-traceid, x-b3-spanid, x-b3-sampled)",
 			yaml: `
 apiVersion: v1
 kind: Service
 metadata: {name: zipkin, namespace: istio-system}
 spec:
+  selector: {app: zipkin}
   ports:
   - {name: http, port: 9411}
 ---
@@ -743,8 +747,7 @@ spec:
   - providers: [{name: zipkin}]
     randomSamplingPercentage: 100
 `,
-			waitsOn: "#13 (Zipkin tracer)",
-			nack:    `unsupported tracer "envoy.tracers.zipkin"`,
+			check: secCheckZipkin,
 		},
 		compatCase{
 			name:      "telemetry-tracing-otel-http",
@@ -1102,5 +1105,118 @@ spec:
 	}
 	if n := len(col.find("/untraced/")); n != 0 {
 		t.Errorf("%d spans at 0%%", n)
+	}
+}
+
+// secZipkin is a Zipkin v2 JSON receiver keeping every span.
+type secZipkin struct {
+	mu    sync.Mutex
+	spans []secZipkinSpan
+}
+
+type secZipkinSpan struct {
+	TraceID       string                       `json:"traceId"`
+	ID            string                       `json:"id"`
+	ParentID      string                       `json:"parentId"`
+	Kind          string                       `json:"kind"`
+	Name          string                       `json:"name"`
+	LocalEndpoint struct{ ServiceName string } `json:"localEndpoint"`
+	Tags          map[string]string            `json:"tags"`
+}
+
+func (z *secZipkin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var spans []secZipkinSpan
+	if r.Method != "POST" || r.URL.Path != "/api/v2/spans" || r.Header.Get("Content-Type") != "application/json" {
+		http.Error(w, "not a Zipkin v2 JSON POST", 400)
+		return
+	}
+	if err := json.NewDecoder(r.Body).Decode(&spans); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	z.mu.Lock()
+	z.spans = append(z.spans, spans...)
+	z.mu.Unlock()
+	w.WriteHeader(202)
+}
+
+// find returns the server spans whose http.url holds path.
+func (z *secZipkin) find(path string) []secZipkinSpan {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	var out []secZipkinSpan
+	for _, s := range z.spans {
+		if s.Kind == "SERVER" && strings.Contains(s.Tags["http.url"], path) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// secCheckZipkin runs a Zipkin receiver where istiod's zipkin cluster points (a WorkloadEntry
+// of Service zipkin.istio-system on the world's loopback) and checks the spans of requests and
+// the B3 headers the backend gets.
+func secCheckZipkin(t *testing.T, w *world, b *base) {
+	addr := w.net + ".51"
+	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "9411"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := &secZipkin{}
+	srv := &http.Server{Handler: col}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	entry := `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: "zipkin-{{NS}}", namespace: istio-system}
+spec:
+  address: "{{NET}}.51"
+  labels: {app: zipkin}
+`
+	w.applied(entry)
+	t.Cleanup(func() { w.remove(entry) })
+
+	// The collector's endpoint arrives with EDS: the first spans may be dropped before it does.
+	w.eventually(30*time.Second, "a span at the Zipkin collector", func() error {
+		expect(t, w, b, "GET", "/zipkin/warm", nil, 200, "")
+		if len(col.find("/zipkin/warm")) == 0 {
+			return fmt.Errorf("no span yet")
+		}
+		return nil
+	})
+	for i := 0; i < 3; i++ {
+		expect(t, w, b, "GET", fmt.Sprintf("/zipkin/%d", i), nil, 200, "")
+	}
+	const tid, parent = "463ac35c9f6413ad48485a3953bb6124", "a2fb4a1d1a96d312"
+	b3 := http.Header{"X-B3-Traceid": {tid}, "X-B3-Spanid": {parent}, "X-B3-Sampled": {"1"}}
+	// The echo backend answers with the headers it got: the B3 context the waypoint sent.
+	code, echoed, err := w.call("productpage", "GET", b.url("/zipkin/b3"), b3)
+	if err != nil || code != 200 {
+		t.Fatalf("GET /zipkin/b3: %d %v", code, err)
+	}
+	w.eventually(10*time.Second, "the spans of the traced requests", func() error {
+		for _, p := range []string{"/zipkin/0", "/zipkin/1", "/zipkin/2", "/zipkin/b3"} {
+			if len(col.find(p)) != 1 {
+				return fmt.Errorf("no span for %s", p)
+			}
+		}
+		return nil
+	})
+	for i := 0; i < 3; i++ {
+		s := col.find(fmt.Sprintf("/zipkin/%d", i))[0]
+		if len(s.TraceID) != 32 || s.ParentID != "" || s.LocalEndpoint.ServiceName != "waypoint."+w.ns || s.Tags["http.method"] != "GET" {
+			t.Errorf("span of /zipkin/%d: %+v; want a 128-bit root span of service waypoint.%s", i, s, w.ns)
+		}
+	}
+	s := col.find("/zipkin/b3")[0]
+	if s.TraceID != tid || s.ParentID != parent || s.ID == parent {
+		t.Errorf("span of the request with B3: %+v; want trace %s, parent %s", s, tid, parent)
+	}
+	// The waypoint's client span goes upstream, child of its server span.
+	h := echoed.Headers
+	if h.Get("X-B3-Traceid") != tid || h.Get("X-B3-Sampled") != "1" || len(h.Get("X-B3-Spanid")) != 16 ||
+		h.Get("X-B3-Spanid") == parent || h.Get("X-B3-Parentspanid") != s.ID {
+		t.Errorf("the backend got B3 %v; want trace %s, a new span id, parent %s (the server span), sampled", h, tid, s.ID)
 	}
 }
