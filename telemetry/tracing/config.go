@@ -13,7 +13,6 @@ package tracing
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -51,6 +50,9 @@ type Config struct {
 	MaxPathTagLength int
 	// Tags are the custom tags added to every server span.
 	Tags []Tag
+	// HTTP, when set, makes the OpenTelemetry tracer export over OTLP/HTTP
+	// (protobuf POSTed to HTTP.Path of Cluster) instead of gRPC.
+	HTTP *HTTPService
 	// Zipkin, when set, makes the tracer Envoy's Zipkin
 	// (envoy.tracers.zipkin): spans POSTed as Zipkin v2 JSON to Cluster,
 	// the context propagated as B3. Nil: OpenTelemetry over OTLP gRPC.
@@ -59,16 +61,22 @@ type Config struct {
 	ClusterField string
 }
 
-// Zipkin is a ZipkinConfig: where and how spans are sent.
-type Zipkin struct {
-	// Path is the collector endpoint (/api/v2/spans), Host the request's
-	// Host header (collector_hostname, or the HttpService URI's host;
+// HTTPService is where spans are POSTed: an HttpService, or Zipkin's
+// legacy fields.
+type HTTPService struct {
+	// Path is the collector endpoint (/api/v2/spans, /v1/traces), Host
+	// the request's Host (the URI's host, or Zipkin's collector_hostname;
 	// default the cluster name).
 	Path, Host string
-	// Timeout bounds one POST (HttpService timeout; default 5 s).
+	// Timeout bounds one POST (http_uri.timeout; default 5 s).
 	Timeout time.Duration
 	// Headers are added to each POST (request_headers_to_add).
 	Headers [][2]string
+}
+
+// Zipkin is a ZipkinConfig: where and how spans are sent.
+type Zipkin struct {
+	HTTPService
 	// TraceID128 makes new traces 128-bit (else 64-bit, as Envoy's
 	// default).
 	TraceID128 bool
@@ -94,7 +102,7 @@ var allowlist = pbcheck.Allowlist{
 		"client_sampling", "random_sampling", "overall_sampling", "max_path_tag_length", "custom_tags", "provider", "verbose"),
 	"envoy.type.v3.Percent":                       pbcheck.F("value"),
 	"envoy.config.trace.v3.Tracing.Http":          pbcheck.F("name", "typed_config"),
-	"envoy.config.trace.v3.OpenTelemetryConfig":   pbcheck.F("grpc_service", "service_name"),
+	"envoy.config.trace.v3.OpenTelemetryConfig":   pbcheck.F("grpc_service", "http_service", "service_name"),
 	"envoy.config.core.v3.GrpcService":            pbcheck.F("envoy_grpc", "timeout", "initial_metadata*"),
 	"envoy.config.core.v3.GrpcService.EnvoyGrpc":  pbcheck.F("cluster_name", "authority"),
 	"envoy.type.tracing.v3.CustomTag":             pbcheck.F("tag", "literal", "environment", "request_header", "metadata*", "value"),
@@ -169,6 +177,21 @@ func Decode(pb *hcmv3.HttpConnectionManager_Tracing) (*Config, error) {
 	if err := allowlist.Check(otel.ProtoReflect()); err != nil {
 		return nil, pbcheck.At("provider.typed_config", err)
 	}
+	if n := otel.GetServiceName(); n != "" {
+		c.ServiceName = n
+	}
+	if hs := otel.GetHttpService(); hs != nil {
+		if otel.GetGrpcService() != nil {
+			return nil, pbcheck.ErrAt("provider.typed_config", "grpc_service and http_service are exclusive")
+		}
+		c.HTTP = &HTTPService{Timeout: 5 * time.Second}
+		var err error
+		if c.Cluster, err = decodeHTTPService(hs, c.HTTP); err != nil {
+			return nil, pbcheck.At("provider.typed_config.http_service", err)
+		}
+		c.Authority, c.ClusterField = c.HTTP.Host, "provider.typed_config.http_service.http_uri.cluster"
+		return c, nil
+	}
 	eg, ok := otel.GetGrpcService().GetTargetSpecifier().(*corev3.GrpcService_EnvoyGrpc_)
 	if !ok || eg.EnvoyGrpc.GetClusterName() == "" {
 		return nil, pbcheck.ErrAt("provider.typed_config.grpc_service.envoy_grpc.cluster_name", "required")
@@ -177,9 +200,6 @@ func Decode(pb *hcmv3.HttpConnectionManager_Tracing) (*Config, error) {
 	c.ClusterField = "provider.typed_config.grpc_service.envoy_grpc.cluster_name"
 	if c.Authority == "" {
 		c.Authority = c.Cluster
-	}
-	if n := otel.GetServiceName(); n != "" {
-		c.ServiceName = n
 	}
 	return c, nil
 }
@@ -200,29 +220,15 @@ func decodeZipkin(pb *tracev3.ZipkinConfig, c *Config) error {
 		// client's span id; the waypoint always starts a span of its own.
 		return pbcheck.ErrAt("shared_span_context", "only false is supported (the default, true, is not)")
 	}
-	z := &Zipkin{Path: pb.GetCollectorEndpoint(), Host: pb.GetCollectorHostname(), Timeout: 5 * time.Second,
+	z := &Zipkin{HTTPService: HTTPService{Path: pb.GetCollectorEndpoint(), Host: pb.GetCollectorHostname(), Timeout: 5 * time.Second},
 		TraceID128: pb.GetTraceId_128Bit(), W3C: pb.GetTraceContextOption() == tracev3.ZipkinConfig_USE_B3_WITH_W3C_PROPAGATION}
 	c.Cluster, c.ClusterField = pb.GetCollectorCluster(), "provider.typed_config.collector_cluster"
 	if hs := pb.GetCollectorService(); hs != nil {
-		uri := hs.GetHttpUri()
-		u, err := url.Parse(uri.GetUri())
-		if err != nil || u.Host == "" {
-			return pbcheck.ErrAt("collector_service.http_uri.uri", "not an absolute URI: %q", uri.GetUri())
+		var err error
+		if c.Cluster, err = decodeHTTPService(hs, &z.HTTPService); err != nil {
+			return pbcheck.At("collector_service", err)
 		}
-		z.Host, z.Path = u.Host, u.RequestURI()
-		c.Cluster, c.ClusterField = uri.GetCluster(), "provider.typed_config.collector_service.http_uri.cluster"
-		if uri.GetTimeout() != nil {
-			if z.Timeout, err = pbcheck.Duration(uri.GetTimeout(), z.Timeout); err != nil {
-				return pbcheck.At("collector_service.http_uri.timeout", err)
-			}
-		}
-		for i, h := range hs.GetRequestHeadersToAdd() {
-			k := h.GetHeader().GetKey()
-			if k == "" || strings.HasPrefix(k, ":") || strings.EqualFold(k, "host") {
-				return pbcheck.ErrAt(pbcheck.Idx("collector_service.request_headers_to_add", i)+".header.key", "invalid header name %q", k)
-			}
-			z.Headers = append(z.Headers, [2]string{k, h.GetHeader().GetValue()})
-		}
+		c.ClusterField = "provider.typed_config.collector_service.http_uri.cluster"
 	}
 	if c.Cluster == "" {
 		return pbcheck.ErrAt("collector_cluster", "required (or collector_service.http_uri.cluster)")
@@ -235,6 +241,42 @@ func decodeZipkin(pb *tracev3.ZipkinConfig, c *Config) error {
 	}
 	c.Zipkin, c.Authority = z, z.Host
 	return nil
+}
+
+// decodeHTTPService decodes an HttpService into h (whose Timeout is the
+// default) and returns its cluster. The URI is read as Envoy does: an
+// optional http:// or https:// scheme, the host, then the path ("/" when
+// none); istiod writes the OpenTelemetry one without a scheme.
+func decodeHTTPService(hs *corev3.HttpService, h *HTTPService) (string, error) {
+	uri := hs.GetHttpUri()
+	rest, ok := strings.CutPrefix(uri.GetUri(), "http://")
+	if !ok {
+		rest, _ = strings.CutPrefix(rest, "https://")
+	}
+	h.Host, h.Path = rest, "/"
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		h.Host, h.Path = rest[:i], rest[i:]
+	}
+	if h.Host == "" {
+		return "", pbcheck.ErrAt("http_uri.uri", "no host in %q", uri.GetUri())
+	}
+	if uri.GetCluster() == "" {
+		return "", pbcheck.ErrAt("http_uri.cluster", "required")
+	}
+	if uri.GetTimeout() != nil {
+		var err error
+		if h.Timeout, err = pbcheck.Duration(uri.GetTimeout(), h.Timeout); err != nil {
+			return "", pbcheck.At("http_uri.timeout", err)
+		}
+	}
+	for i, hv := range hs.GetRequestHeadersToAdd() {
+		k := hv.GetHeader().GetKey()
+		if k == "" || strings.HasPrefix(k, ":") || strings.EqualFold(k, "host") {
+			return "", pbcheck.ErrAt(pbcheck.Idx("request_headers_to_add", i)+".header.key", "invalid header name %q", k)
+		}
+		h.Headers = append(h.Headers, [2]string{k, hv.GetHeader().GetValue()})
+	}
+	return uri.GetCluster(), nil
 }
 
 func decodeTag(pb *tracingv3.CustomTag) (Tag, bool, error) {

@@ -52,7 +52,8 @@ type Tracers struct {
 
 type providerKey struct {
 	cluster, authority, service string
-	// Zipkin's, zero for OpenTelemetry
+	// the exporter over HTTP ("zipkin", "otlp/http") and its settings;
+	// zero for OTLP/gRPC
 	zipkin, path, headers string
 	timeout               time.Duration
 	id128, w3c            bool
@@ -60,9 +61,11 @@ type providerKey struct {
 
 func (t *Tracers) tracer(c *Config) trace.Tracer {
 	k := providerKey{cluster: c.Cluster, authority: c.Authority, service: c.ServiceName}
-	if c.Zipkin != nil {
-		z := c.Zipkin
-		k.zipkin, k.path, k.headers, k.timeout, k.id128, k.w3c = z.Host, z.Path, fmt.Sprint(z.Headers), z.Timeout, z.TraceID128, z.W3C
+	if z := c.Zipkin; z != nil {
+		k.zipkin, k.path, k.headers, k.timeout, k.id128, k.w3c = "zipkin", z.Path, fmt.Sprint(z.Headers), z.Timeout, z.TraceID128, z.W3C
+	}
+	if h := c.HTTP; h != nil {
+		k.zipkin, k.path, k.headers, k.timeout = "otlp/http", h.Path, fmt.Sprint(h.Headers), h.Timeout
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -75,6 +78,14 @@ func (t *Tracers) tracer(c *Config) trace.Tracer {
 	cluster := c.Cluster
 	if c.Zipkin != nil {
 		return t.provider(k, newZipkinExporter(c.Zipkin, cluster, t.localCluster(), t.Dial), c)
+	}
+	if c.HTTP != nil {
+		exp, err := newOTLPHTTPExporter(c.HTTP, cluster, t.Dial)
+		if err != nil {
+			t.log().Error("tracing: cannot make the OTLP/HTTP exporter", "cluster", c.Cluster, "error", err)
+			return nil
+		}
+		return t.provider(k, exp, c)
 	}
 	// The target names no address: every connection is dialed to the
 	// cluster, as Envoy's envoy_grpc does; the authority is the cluster's.

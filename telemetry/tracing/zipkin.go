@@ -30,13 +30,20 @@ type zipkinExporter struct {
 }
 
 func newZipkinExporter(z *Zipkin, cluster, service string, dial func(context.Context, string) (net.Conn, error)) *zipkinExporter {
-	tr := &http.Transport{
+	tr := clusterTransport(cluster, dial)
+	return &zipkinExporter{z: z, service: service, tr: tr, client: &http.Client{Transport: tr, Timeout: z.Timeout}}
+}
+
+// clusterTransport is an HTTP/1.1 transport whose every connection is
+// dialed to cluster (the URL's host is only the request's Host), keeping
+// one idle connection, closed by CloseIdleConnections at shutdown.
+func clusterTransport(cluster string, dial func(context.Context, string) (net.Conn, error)) *http.Transport {
+	return &http.Transport{
 		DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, cluster) },
 		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     time.Minute,
 		DisableCompression:  true,
 	}
-	return &zipkinExporter{z: z, service: service, tr: tr, client: &http.Client{Transport: tr, Timeout: z.Timeout}}
 }
 
 type zipkinSpan struct {

@@ -89,7 +89,7 @@ func TestZipkinExport(t *testing.T) {
 	}}
 	c := &Config{RandomSampling: 100, OverallSampling: 100, MaxPathTagLength: 256, Cluster: "zipkin-cluster",
 		Tags:   []Tag{{Name: "lit", Literal: "v"}},
-		Zipkin: &Zipkin{Path: "/api/v2/spans", Host: "zipkin.istio-system", Timeout: time.Second, Headers: [][2]string{{"x-tenant", "a"}}}}
+		Zipkin: &Zipkin{HTTPService: HTTPService{Path: "/api/v2/spans", Host: "zipkin.istio-system", Timeout: time.Second, Headers: [][2]string{{"x-tenant", "a"}}}}}
 	req := &l7.Request{Method: "GET", Path: []byte("/z"), Authority: []byte("reviews:9080")}
 	req.Header.Add("x-b3-traceid", "a3ce929d0e0e4736")
 	req.Header.Add("x-b3-spanid", "00f067aa0ba902b7")

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // Security and telemetry cases: AuthorizationPolicy, RequestAuthentication, PeerAuthentication
@@ -750,9 +751,10 @@ spec:
 			check: secCheckZipkin,
 		},
 		compatCase{
-			name:      "telemetry-tracing-otel-http",
-			resources: "Telemetry, targetRefs the Gateway: tracing provider `otel-http-tracing` (OTLP over HTTP to otel-collector.istio-system:4318)",
-			checks:    "(once built) spans at the collector over OTLP/HTTP",
+			name: "telemetry-tracing-otel-http",
+			resources: "Service otel-collector.istio-system with a WorkloadEntry on the world's loopback (an OTLP/HTTP receiver on 4318, plaintext); " +
+				"Telemetry, targetRefs the Gateway: tracing provider `otel-http-tracing` (OTLP over HTTP, path /v1/traces), randomSamplingPercentage 100",
+			checks: "a server span per request POSTed as OTLP protobuf to /v1/traces, with the request's path and the service `waypoint.NS`",
 			yaml: secOtelCollectorService + `---
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
@@ -764,8 +766,7 @@ spec:
   - providers: [{name: otel-http-tracing}]
     randomSamplingPercentage: 100
 `,
-			waitsOn: "#13 (OTLP/HTTP tracer)",
-			nack:    "tracing.provider.typed_config.http_service: not supported yet",
+			check: secCheckOTLPHTTP,
 		},
 		compatCase{
 			name: "telemetry-metrics",
@@ -1218,5 +1219,68 @@ spec:
 	if h.Get("X-B3-Traceid") != tid || h.Get("X-B3-Sampled") != "1" || len(h.Get("X-B3-Spanid")) != 16 ||
 		h.Get("X-B3-Spanid") == parent || h.Get("X-B3-Parentspanid") != s.ID {
 		t.Errorf("the backend got B3 %v; want trace %s, a new span id, parent %s (the server span), sampled", h, tid, s.ID)
+	}
+}
+
+// secCheckOTLPHTTP runs an OTLP/HTTP receiver where istiod's collector cluster points (a
+// WorkloadEntry of Service otel-collector.istio-system on the world's loopback, the address
+// the gRPC receiver of telemetry-tracing uses, so that either case may run alongside the other)
+// and checks the spans of requests.
+func secCheckOTLPHTTP(t *testing.T, w *world, b *base) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(w.net+".50", "4318"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := &secCollector{}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		var req collectorpb.ExportTraceServiceRequest
+		if err != nil || r.Method != "POST" || r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" ||
+			proto.Unmarshal(body, &req) != nil {
+			http.Error(rw, "not an OTLP/HTTP protobuf export", 400)
+			return
+		}
+		resp, _ := col.Export(r.Context(), &req)
+		out, _ := proto.Marshal(resp)
+		rw.Header().Set("Content-Type", "application/x-protobuf")
+		rw.Write(out)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	entry := `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: "otel-collector-http-{{NS}}", namespace: istio-system}
+spec:
+  address: "{{NET}}.50"
+  labels: {app: otel-collector}
+`
+	w.applied(entry)
+	t.Cleanup(func() { w.remove(entry) })
+
+	// The collector's endpoint arrives with EDS: the first spans may be dropped before it does.
+	w.eventually(30*time.Second, "a span at the OTLP/HTTP receiver", func() error {
+		expect(t, w, b, "GET", "/otlp-http/warm", nil, 200, "")
+		if len(col.find("/otlp-http/warm")) == 0 {
+			return fmt.Errorf("no span yet")
+		}
+		return nil
+	})
+	for i := 0; i < 3; i++ {
+		expect(t, w, b, "GET", fmt.Sprintf("/otlp-http/%d", i), nil, 200, "")
+	}
+	w.eventually(10*time.Second, "the spans of the traced requests", func() error {
+		for i := 0; i < 3; i++ {
+			if len(col.find(fmt.Sprintf("/otlp-http/%d", i))) != 1 {
+				return fmt.Errorf("no span for /otlp-http/%d", i)
+			}
+		}
+		return nil
+	})
+	for i := 0; i < 3; i++ {
+		s := col.find(fmt.Sprintf("/otlp-http/%d", i))[0]
+		if a := secAttrs(s.span); s.service != "waypoint."+w.ns || a["http.method"] != "GET" || len(s.span.GetTraceId()) != 16 {
+			t.Errorf("span of /otlp-http/%d: service %q, attributes %v; want service waypoint.%s", i, s.service, a, w.ns)
+		}
 	}
 }
