@@ -189,7 +189,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 		}
 	}
 	w.pool = hbone.NewPool(hbone.PoolConfig{Logger: w.log})
-	w.logs = &accesslog.Sinks{Log: w.log}
+	w.logs = &accesslog.Sinks{Log: w.log, Dial: w.dialCluster}
 	dialer := upstream.NewDialer(w.pool, w.certs)
 	dialer.Logs = w.logs
 	w.clusters = upstream.NewClusters(dialer)

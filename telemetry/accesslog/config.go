@@ -6,6 +6,7 @@ import (
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	otelv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/open_telemetry/v3"
 	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -19,8 +20,12 @@ const Stdout = "/dev/stdout"
 // Logger is one decoded access_log entry: where lines go and how they
 // look. Read-only.
 type Logger struct {
-	// Path is the file (envoy.access_loggers.file's path), or Stdout.
-	Path   string
+	// Path is the file (envoy.access_loggers.file's path), or Stdout;
+	// empty for an OpenTelemetry logger.
+	Path string
+	// OTel, when set, sends records to an OpenTelemetry collector
+	// (envoy.access_loggers.open_telemetry) instead of a file.
+	OTel   *OTelLogs
 	Format *Format
 	// Filter decides which records get a line (nil: all of them).
 	Filter *Filter
@@ -76,6 +81,22 @@ func decodeOne(pb *accesslogv3.AccessLog) (*Logger, error) {
 		return nil, pbcheck.ErrAt("typed_config", "required")
 	}
 	switch a.MessageName() {
+	case "envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig":
+		var m otelv3.OpenTelemetryAccessLogConfig
+		if err := a.UnmarshalTo(&m); err != nil {
+			return nil, pbcheck.At("typed_config", err)
+		}
+		o, err := decodeOTel(&m)
+		if err != nil {
+			return nil, pbcheck.At("typed_config", err)
+		}
+		l := &Logger{OTel: o}
+		if pb.GetFilter() != nil {
+			if l.Filter, err = DecodeFilter(pb.GetFilter()); err != nil {
+				return nil, pbcheck.At("filter", err)
+			}
+		}
+		return l, nil
 	case "envoy.extensions.access_loggers.file.v3.FileAccessLog", "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
 		"envoy.extensions.access_loggers.stream.v3.StderrAccessLog":
 	default:

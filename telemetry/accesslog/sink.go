@@ -1,8 +1,10 @@
 package accesslog
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -26,15 +28,22 @@ const (
 var dropped = stats.NewCounterVec(prometheus.CounterOpts{Name: "waypoint_access_log_dropped_total",
 	Help: "Access log lines dropped because their file's writer fell behind."}, []string{"path"})
 
+var otelDropped = dropped.WithLabelValues("opentelemetry")
+
 // Sinks owns the access log files of a process: one writer goroutine per
 // path, started on the first line and ended by Close. Safe for concurrent
 // use; a request only appends to a buffer under a mutex.
 type Sinks struct {
 	Log *slog.Logger // write errors; default slog.Default()
+	// Dial opens a connection to one endpoint of the named cluster (an
+	// OpenTelemetry collector), as the proxy reaches clusters; without it
+	// OpenTelemetry loggers log nothing.
+	Dial func(ctx context.Context, cluster string) (net.Conn, error)
 
 	mu     sync.Mutex
-	sinks  map[string]*sink // guarded by mu
-	closed bool             // guarded by mu
+	sinks  map[string]*sink     // guarded by mu
+	otel   map[string]*otelSink // guarded by mu
+	closed bool                 // guarded by mu
 	wg     sync.WaitGroup
 }
 
@@ -53,6 +62,10 @@ type sink struct {
 func (s *Sinks) Emit(loggers []*Logger, r *Record) {
 	for _, l := range loggers {
 		if !l.Filter.Match(r) {
+			continue
+		}
+		if l.OTel != nil {
+			s.emitOTel(l.OTel, r)
 			continue
 		}
 		sk := s.sink(l.Path)
@@ -164,6 +177,15 @@ func (s *Sinks) Close() {
 	}
 	s.closed = true
 	for _, sk := range s.sinks {
+		sk.mu.Lock()
+		sk.closed = true
+		sk.mu.Unlock()
+		select {
+		case sk.wake <- struct{}{}:
+		default:
+		}
+	}
+	for _, sk := range s.otel {
 		sk.mu.Lock()
 		sk.closed = true
 		sk.mu.Unlock()

@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	logcollpb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -696,9 +698,10 @@ spec:
 			nack:    `extension_filter: "envoy.access_loggers.extension_filters.cel"`,
 		},
 		compatCase{
-			name:      "telemetry-access-log-otel",
-			resources: "Telemetry, targetRefs the Gateway: accessLogging provider `otel-als` (OpenTelemetry logs over gRPC to otel-collector.istio-system:4317)",
-			checks:    "(once built) a log record per request at the collector",
+			name: "telemetry-access-log-otel",
+			resources: "Service otel-collector.istio-system with a WorkloadEntry on the loopback (an OTLP gRPC logs receiver, plaintext); " +
+				"Telemetry, targetRefs the Gateway: accessLogging provider `otel-als` (OpenTelemetry logs over gRPC to otel-collector.istio-system:4317)",
+			checks: "a log record per request at the collector, its body Istio's default access log line with the method, path and code",
 			yaml: secOtelCollectorService + `---
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
@@ -709,12 +712,11 @@ spec:
   accessLogging:
   - providers: [{name: otel-als}]
 `,
-			waitsOn: "#13 (OTel access-log sink)",
-			nack:    `unsupported access logger "envoy.access_loggers.open_telemetry"`,
+			check: secCheckOTelLogs,
 		},
 		compatCase{
 			name: "telemetry-tracing",
-			resources: "Service otel-collector.istio-system with a WorkloadEntry on the world's loopback (an OTLP gRPC receiver, plaintext); " +
+			resources: "Service otel-collector.istio-system with a WorkloadEntry on the loopback (an OTLP gRPC receiver, plaintext); " +
 				"Telemetry, targetRefs the Gateway: tracing provider `otel-tracing`, randomSamplingPercentage 100, custom tags literal " +
 				"`lit: v` and header `user` from x-user (default `none`); then the same at 0%",
 			checks: "at 100%: a server span per request reaches the receiver with the request's path, the custom tags and the service " +
@@ -752,7 +754,7 @@ spec:
 		},
 		compatCase{
 			name: "telemetry-tracing-otel-http",
-			resources: "Service otel-collector.istio-system with a WorkloadEntry on the world's loopback (an OTLP/HTTP receiver on 4318, plaintext); " +
+			resources: "Service otel-collector.istio-system with a WorkloadEntry on the loopback (an OTLP/HTTP receiver on 4318, plaintext); " +
 				"Telemetry, targetRefs the Gateway: tracing provider `otel-http-tracing` (OTLP over HTTP, path /v1/traces), randomSamplingPercentage 100",
 			checks: "a server span per request POSTed as OTLP protobuf to /v1/traces, with the request's path and the service `waypoint.NS`",
 			yaml: secOtelCollectorService + `---
@@ -869,7 +871,7 @@ spec:
 }
 
 // secOtelCollectorService is the Service the OpenTelemetry providers of the mesh config name,
-// selecting app=otel-collector (the tracing case's WorkloadEntry). Every case applies it alike
+// selecting app=otel-collector (secOTLPReceiver's WorkloadEntries). Every case applies it alike
 // and none deletes it, so that cases may share it.
 const secOtelCollectorService = `
 apiVersion: v1
@@ -1026,30 +1028,10 @@ func secAttrs(s *tracepb.Span) map[string]string {
 	return m
 }
 
-// secCheckTracing runs a collector where istiod's collector cluster points (a WorkloadEntry of
-// Service otel-collector.istio-system on the world's loopback), checks the spans of requests
-// at 100%, then turns sampling to 0%.
+// secCheckTracing checks the spans of requests at the OTLP gRPC receiver at 100%, then turns
+// sampling to 0%.
 func secCheckTracing(t *testing.T, w *world, b *base) {
-	addr := w.net + ".50"
-	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "4317"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := &secCollector{}
-	srv := grpc.NewServer()
-	collectorpb.RegisterTraceServiceServer(srv, col)
-	go srv.Serve(ln)
-	t.Cleanup(srv.Stop)
-	entry := `
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: "otel-collector-{{NS}}", namespace: istio-system}
-spec:
-  address: "{{NET}}.50"
-  labels: {app: otel-collector}
-`
-	w.applied(entry)
-	t.Cleanup(func() { w.remove(entry) })
+	col := secOTLPReceiver(t, w, "otel-collector-{{NS}}").traces
 
 	// At 100%: a server span per request, with the path and the custom tags. The collector's
 	// endpoint arrives with EDS: the first spans may be dropped before it does.
@@ -1222,41 +1204,9 @@ spec:
 	}
 }
 
-// secCheckOTLPHTTP runs an OTLP/HTTP receiver where istiod's collector cluster points (a
-// WorkloadEntry of Service otel-collector.istio-system on the world's loopback, the address
-// the gRPC receiver of telemetry-tracing uses, so that either case may run alongside the other)
-// and checks the spans of requests.
+// secCheckOTLPHTTP checks that the spans of requests reach the OTLP/HTTP receiver.
 func secCheckOTLPHTTP(t *testing.T, w *world, b *base) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(w.net+".50", "4318"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := &secCollector{}
-	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		var req collectorpb.ExportTraceServiceRequest
-		if err != nil || r.Method != "POST" || r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" ||
-			proto.Unmarshal(body, &req) != nil {
-			http.Error(rw, "not an OTLP/HTTP protobuf export", 400)
-			return
-		}
-		resp, _ := col.Export(r.Context(), &req)
-		out, _ := proto.Marshal(resp)
-		rw.Header().Set("Content-Type", "application/x-protobuf")
-		rw.Write(out)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	entry := `
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: "otel-collector-http-{{NS}}", namespace: istio-system}
-spec:
-  address: "{{NET}}.50"
-  labels: {app: otel-collector}
-`
-	w.applied(entry)
-	t.Cleanup(func() { w.remove(entry) })
+	col := secOTLPReceiver(t, w, "otel-collector-http-{{NS}}").httpTraces
 
 	// The collector's endpoint arrives with EDS: the first spans may be dropped before it does.
 	w.eventually(30*time.Second, "a span at the OTLP/HTTP receiver", func() error {
@@ -1282,5 +1232,133 @@ spec:
 		if a := secAttrs(s.span); s.service != "waypoint."+w.ns || a["http.method"] != "GET" || len(s.span.GetTraceId()) != 16 {
 			t.Errorf("span of /otlp-http/%d: service %q, attributes %v; want service waypoint.%s", i, s.service, a, w.ns)
 		}
+	}
+}
+
+// secOTLP is the package's OpenTelemetry collector stand-in, shared by every world: the
+// Service otel-collector.istio-system that the mesh config's providers name is one for all
+// namespaces, so every case's WorkloadEntry points at this one address (liveNet.0.50), and a
+// waypoint's exports reach it whichever endpoint it picks. It serves OTLP gRPC traces and logs
+// on 4317 and OTLP/HTTP traces on 4318; the cases tell their records apart by path. It runs
+// until the process ends.
+type secOTLP struct {
+	traces, httpTraces *secCollector
+	logs               *secLogs
+}
+
+var secOTLPOnce struct {
+	sync.Once
+	r   *secOTLP
+	err error
+}
+
+// secOTLPReceiver starts the receiver on first use and applies a WorkloadEntry named name
+// (templated) for it, removed when the case ends.
+func secOTLPReceiver(t *testing.T, w *world, name string) *secOTLP {
+	t.Helper()
+	addr := liveNet + ".0.50"
+	secOTLPOnce.Do(func() {
+		r := &secOTLP{traces: &secCollector{}, httpTraces: &secCollector{}, logs: &secLogs{}}
+		ln, err := net.Listen("tcp", net.JoinHostPort(addr, "4317"))
+		if err != nil {
+			secOTLPOnce.err = err
+			return
+		}
+		lnHTTP, err := net.Listen("tcp", net.JoinHostPort(addr, "4318"))
+		if err != nil {
+			ln.Close()
+			secOTLPOnce.err = err
+			return
+		}
+		srv := grpc.NewServer()
+		collectorpb.RegisterTraceServiceServer(srv, r.traces)
+		logcollpb.RegisterLogsServiceServer(srv, r.logs)
+		go srv.Serve(ln)
+		go (&http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+			body, err := io.ReadAll(req.Body)
+			var exp collectorpb.ExportTraceServiceRequest
+			if err != nil || req.Method != "POST" || req.URL.Path != "/v1/traces" || req.Header.Get("Content-Type") != "application/x-protobuf" ||
+				proto.Unmarshal(body, &exp) != nil {
+				http.Error(rw, "not an OTLP/HTTP protobuf export", 400)
+				return
+			}
+			resp, _ := r.httpTraces.Export(req.Context(), &exp)
+			out, _ := proto.Marshal(resp)
+			rw.Header().Set("Content-Type", "application/x-protobuf")
+			rw.Write(out)
+		})}).Serve(lnHTTP)
+		secOTLPOnce.r = r
+	})
+	if secOTLPOnce.err != nil {
+		t.Fatal(secOTLPOnce.err)
+	}
+	entry := fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: %q, namespace: istio-system}
+spec:
+  address: %q
+  labels: {app: otel-collector}
+`, name, addr)
+	w.applied(entry)
+	t.Cleanup(func() { w.remove(entry) })
+	return secOTLPOnce.r
+}
+
+// secLogs is an OTLP gRPC logs receiver keeping every record with its resource's attributes.
+type secLogs struct {
+	logcollpb.UnimplementedLogsServiceServer
+	mu   sync.Mutex
+	recs []*logspb.LogRecord
+}
+
+func (c *secLogs) Export(_ context.Context, req *logcollpb.ExportLogsServiceRequest) (*logcollpb.ExportLogsServiceResponse, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rl := range req.GetResourceLogs() {
+		for _, sl := range rl.GetScopeLogs() {
+			c.recs = append(c.recs, sl.GetLogRecords()...)
+		}
+	}
+	return &logcollpb.ExportLogsServiceResponse{}, nil
+}
+
+// find returns the records whose body holds s.
+func (c *secLogs) find(s string) []*logspb.LogRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*logspb.LogRecord
+	for _, r := range c.recs {
+		if strings.Contains(r.GetBody().GetStringValue(), s) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// secCheckOTelLogs checks that requests through the waypoint reach the collector as OTLP log
+// records, whose body is Istio's default access log line.
+func secCheckOTelLogs(t *testing.T, w *world, b *base) {
+	col := secOTLPReceiver(t, w, "otel-collector-als-{{NS}}").logs
+	// The collector's endpoint arrives with EDS: the first records may be dropped before it does.
+	w.eventually(30*time.Second, "a log record at the collector", func() error {
+		expect(t, w, b, "GET", "/otel-log/warm", nil, 200, "")
+		if len(col.find("GET /otel-log/warm HTTP/1.1")) == 0 {
+			return fmt.Errorf("no record yet")
+		}
+		return nil
+	})
+	expect(t, w, b, "GET", "/otel-log/ok", nil, 200, "")
+	expect(t, w, b, "GET", "/otel-log/missing", http.Header{"X-Echo-Status": {"404"}}, 404, "")
+	w.eventually(10*time.Second, "the records of the requests", func() error {
+		for _, want := range []string{`"GET /otel-log/ok HTTP/1.1" 200 `, `"GET /otel-log/missing HTTP/1.1" 404 `} {
+			if n := len(col.find(want)); n != 1 {
+				return fmt.Errorf("%d records with %q", n, want)
+			}
+		}
+		return nil
+	})
+	if r := col.find("/otel-log/ok")[0]; r.GetTimeUnixNano() == 0 {
+		t.Errorf("record without a time: %v", r)
 	}
 }
