@@ -5,6 +5,7 @@ import (
 	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
@@ -20,10 +21,13 @@ import (
 // runtime_key, such as istiod's "istio.io/unset", changes nothing),
 // response_flag_filter (any of the flags, or any flag at all when none is
 // listed), not_health_check_filter (the waypoint serves no health checks:
-// always true), and_filter and or_filter. The others (CEL extension
-// filters among them) are refused by name.
+// always true), and_filter, or_filter, and the CEL extension filter
+// (envoy.access_loggers.extension_filters.cel: an expression over the
+// request's attributes, see CEL; the only filter that allocates). The
+// others are refused by name.
 type Filter struct {
 	kind  filterKind
+	cel   *CEL
 	op    accesslogv3.ComparisonFilter_Op
 	value uint64
 	flags filters.Flags // response_flag_filter: any of them; 0 means any flag
@@ -39,7 +43,11 @@ const (
 	filterNotHealthCheck
 	filterAnd
 	filterOr
+	filterCEL
 )
+
+// CELFilterName is Envoy's CEL access log filter.
+const CELFilterName = "envoy.access_loggers.extension_filters.cel"
 
 var filterAllowlist = pbcheck.Allowlist{
 	"envoy.config.accesslog.v3.AccessLogFilter": pbcheck.F("status_code_filter", "duration_filter", "not_health_check_filter",
@@ -52,13 +60,29 @@ var filterAllowlist = pbcheck.Allowlist{
 	"envoy.config.accesslog.v3.AndFilter":            pbcheck.F("filters*"), // each by DecodeFilter
 	"envoy.config.accesslog.v3.OrFilter":             pbcheck.F("filters*"),
 	"envoy.config.accesslog.v3.ResponseFlagFilter":   pbcheck.F("flags"),
+	// cel_config's options (string conversion, concatenation...) are refused.
+	"envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter": pbcheck.F("expression"),
 }
 
 // DecodeFilter decodes an AccessLogFilter; errors name the field relative
 // to it.
 func DecodeFilter(pb *accesslogv3.AccessLogFilter) (*Filter, error) {
 	if ext := pb.GetExtensionFilter(); ext != nil {
-		return nil, pbcheck.ErrAt("extension_filter", "%q (%s) is not supported yet", ext.GetName(), ext.GetTypedConfig().GetTypeUrl())
+		var ef celv3.ExpressionFilter
+		if ext.GetTypedConfig().MessageName() != ef.ProtoReflect().Descriptor().FullName() {
+			return nil, pbcheck.ErrAt("extension_filter", "%q (%s) is not supported: only %s", ext.GetName(), ext.GetTypedConfig().GetTypeUrl(), CELFilterName)
+		}
+		if err := ext.GetTypedConfig().UnmarshalTo(&ef); err != nil {
+			return nil, pbcheck.At("extension_filter.typed_config", err)
+		}
+		if err := filterAllowlist.Check(ef.ProtoReflect()); err != nil {
+			return nil, pbcheck.At("extension_filter.typed_config", err)
+		}
+		c, err := CompileCEL(ef.GetExpression())
+		if err != nil {
+			return nil, pbcheck.At("extension_filter.typed_config.expression", err)
+		}
+		return &Filter{kind: filterCEL, cel: c}, nil
 	}
 	if err := filterAllowlist.Check(pb.ProtoReflect()); err != nil {
 		return nil, err
@@ -156,6 +180,8 @@ func (f *Filter) Match(r *Record) bool {
 			}
 		}
 		return false
+	case filterCEL:
+		return f.cel.Bool(r)
 	}
 	return true // not_health_check_filter
 }
@@ -205,5 +231,5 @@ func (f *Filter) MayMatch(code int, absent filters.Flags) bool {
 		}
 		return false
 	}
-	return true // duration_filter, not_health_check_filter
+	return true // duration_filter, not_health_check_filter, CEL (which cannot tell)
 }

@@ -10,6 +10,7 @@ import (
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	grpcv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	"google.golang.org/protobuf/proto"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/protocols/l7"
 )
 
 func statusFilter(op accesslogv3.ComparisonFilter_Op, v uint32) *accesslogv3.AccessLogFilter {
@@ -115,16 +117,16 @@ func TestFilterErrors(t *testing.T) {
 		want string
 	}{
 		{&accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ExtensionFilter{ExtensionFilter: &accesslogv3.ExtensionFilter{
-			Name: "envoy.access_loggers.extension_filters.cel", ConfigType: &accesslogv3.ExtensionFilter_TypedConfig{TypedConfig: &anypb.Any{
-				TypeUrl: "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter"}}}}},
-			`extension_filter: "envoy.access_loggers.extension_filters.cel" (type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter) is not supported yet`},
+			Name: "envoy.access_loggers.extension_filters.other", ConfigType: &accesslogv3.ExtensionFilter_TypedConfig{TypedConfig: &anypb.Any{
+				TypeUrl: "type.googleapis.com/other.Filter"}}}}},
+			`extension_filter: "envoy.access_loggers.extension_filters.other" (type.googleapis.com/other.Filter) is not supported: only envoy.access_loggers.extension_filters.cel`},
 		{&accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_TraceableFilter{TraceableFilter: &accesslogv3.TraceableFilter{}}},
 			"traceable_filter: not supported yet"},
 		{andFilter(flagFilter("UF")), "and_filter.filters: want at least 2 filters, got 1"},
 		// istiod's Telemetry filter.expression, beside its own NR or UF filter.
 		{andFilter(flagFilter("NR"), &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ExtensionFilter{ExtensionFilter: &accesslogv3.ExtensionFilter{
 			Name: "envoy.access_loggers.extension_filters.cel"}}}),
-			`and_filter.filters[1].extension_filter: "envoy.access_loggers.extension_filters.cel" () is not supported yet`},
+			`and_filter.filters[1].extension_filter: "envoy.access_loggers.extension_filters.cel" () is not supported: only envoy.access_loggers.extension_filters.cel`},
 		{orFilter(flagFilter("UF"), flagFilter("XX")), `or_filter.filters[1].response_flag_filter.flags[0]: unknown response flag "XX"`},
 		{&accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_StatusCodeFilter{StatusCodeFilter: &accesslogv3.StatusCodeFilter{
 			Comparison: &accesslogv3.ComparisonFilter{}}}}, "status_code_filter.comparison.value: required"},
@@ -207,6 +209,55 @@ func TestDecodeLoggers(t *testing.T) {
 			t.Errorf("%s: %v", c.name, err)
 		case c.want != "" && (err == nil || err.Error() != c.want):
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+func celFilter(expr string) *accesslogv3.AccessLogFilter {
+	a, _ := anypb.New(&celv3.ExpressionFilter{Expression: expr})
+	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ExtensionFilter{ExtensionFilter: &accesslogv3.ExtensionFilter{
+		Name: "envoy.access_loggers.extension_filters.cel", ConfigType: &accesslogv3.ExtensionFilter_TypedConfig{TypedConfig: a}}}}
+}
+
+// TestCELFilter: istiod's Telemetry filter.expression, as Envoy's CEL filter evaluates it: an
+// error (an absent attribute) or a value that is not a bool is not logged.
+func TestCELFilter(t *testing.T) {
+	req := func(method, path string, code int) *Record {
+		r := &Record{Request: &l7.Request{Method: method, Path: []byte(path), Authority: []byte("reviews:9080")}, Code: code}
+		r.Request.Header.Add("x-user", "jason")
+		return r
+	}
+	cases := []struct {
+		expr string
+		r    *Record
+		want bool
+	}{
+		{"response.code >= 400", req("GET", "/", 404), true},
+		{"response.code >= 400", req("GET", "/", 200), false},
+		{"response.code >= 400", &Record{Code: 0}, false}, // TCP: no response
+		{`request.url_path == "/a" && request.method == "GET"`, req("GET", "/a?x=1", 200), true},
+		{`request.headers["x-user"] == "jason"`, req("GET", "/", 200), true},
+		{`request.headers["x-absent"] == "x"`, req("GET", "/", 200), false},
+		{`request.host`, req("GET", "/", 200), false}, // not a bool
+		{`request.host.startsWith("reviews")`, req("GET", "/", 200), true},
+	}
+	if _, err := DecodeFilter(celFilter("response.code >=")); err == nil ||
+		!strings.HasPrefix(err.Error(), `extension_filter.typed_config.expression: CEL expression "response.code >=": ERROR: <input>:1:`) {
+		t.Errorf("a bad expression: %v", err)
+	}
+	if _, err := DecodeFilter(celFilter("reqest.code == 1")); err == nil || !strings.Contains(err.Error(), "undeclared reference to 'reqest'") {
+		t.Errorf("an unknown attribute: %v", err)
+	}
+	for _, c := range cases {
+		f, err := DecodeFilter(celFilter(c.expr))
+		if err != nil {
+			t.Fatalf("%s: %v", c.expr, err)
+		}
+		if got := f.Match(c.r); got != c.want {
+			t.Errorf("%s on %+v: %v, want %v", c.expr, c.r.Request, got, c.want)
+		}
+		if !f.MayMatch(200, 0) {
+			t.Errorf("%s: MayMatch false", c.expr)
 		}
 	}
 }

@@ -681,7 +681,7 @@ spec:
 		compatCase{
 			name:      "telemetry-access-log-filter",
 			resources: "Telemetry, targetRefs the Gateway: accessLogging provider `envoy` with `filter.expression: response.code >= 400` (CEL)",
-			checks:    "(once built) only the requests answered 400 or more are logged",
+			checks:    "only the requests answered 400 or more are logged: a 404 and a 503 get a line, a 200 none",
 			yaml: `
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
@@ -694,8 +694,30 @@ spec:
     filter:
       expression: "response.code >= 400"
 `,
-			waitsOn: "#13 (access-log filters)",
-			nack:    `extension_filter: "envoy.access_loggers.extension_filters.cel"`,
+			check: func(t *testing.T, w *world, b *base) {
+				// The filter is in force once a request answered 404 is logged. The 200s are sent
+				// before the last 4xx/5xx, so that once its line is written theirs would be too.
+				probe := 0
+				w.eventually(30*time.Second, "the filtered access log in force", func() error {
+					probe++
+					p := fmt.Sprintf("/filter-probe/%d", probe)
+					expect(t, w, b, "GET", p, http.Header{"X-Echo-Status": {"404"}}, 404, "")
+					time.Sleep(1500 * time.Millisecond) // the sinks flush every second
+					out, _ := os.ReadFile(filepath.Join(w.dir, "waypoint.log"))
+					if !strings.Contains(string(out), "GET "+p+" HTTP/1.1") {
+						return fmt.Errorf("no line for %s", p)
+					}
+					return nil
+				})
+				expect(t, w, b, "GET", "/filtered/ok", nil, 200, "")
+				expect(t, w, b, "GET", "/filtered/missing", http.Header{"X-Echo-Status": {"404"}}, 404, "")
+				expect(t, w, b, "GET", "/filtered/unavailable", http.Header{"X-Echo-Status": {"503"}}, 503, "")
+				secLogLines(t, w, `"GET /filtered/missing HTTP/1.1" 404 `, `"GET /filtered/unavailable HTTP/1.1" 503 `)
+				out, _ := os.ReadFile(filepath.Join(w.dir, "waypoint.log"))
+				if strings.Contains(string(out), "/filtered/ok") {
+					t.Errorf("a request answered 200 was logged under response.code >= 400")
+				}
+			},
 		},
 		compatCase{
 			name: "telemetry-access-log-otel",
