@@ -2,12 +2,13 @@ package accesslog
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
-	"github.com/google/cel-go/interpreter"
 
 	"github.com/gowaypoint/waypoint/protocols/l7"
 )
@@ -21,8 +22,9 @@ import (
 // concurrent use; each evaluation allocates, so only configs that have
 // one pay.
 type CEL struct {
-	prg  cel.Program
-	text string
+	prg   cel.Program
+	text  string
+	roots uint8 // the celRoots the expression reads, a bit each
 }
 
 // celRoots are the attribute maps an expression may read.
@@ -50,7 +52,13 @@ func CompileCEL(expr string) (*CEL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CEL expression %q: %v", expr, err)
 	}
-	return &CEL{prg: prg, text: expr}, nil
+	c := &CEL{prg: prg, text: expr}
+	for _, ref := range ast.NativeRep().ReferenceMap() {
+		if i := slices.Index(celRoots, ref.Name); i >= 0 {
+			c.roots |= 1 << i
+		}
+	}
+	return c, nil
 }
 
 // String is the expression's text.
@@ -59,7 +67,7 @@ func (c *CEL) String() string { return c.text }
 // Bool evaluates c on r: false when it fails or is not a bool, as Envoy's
 // CEL filter counts it.
 func (c *CEL) Bool(r *Record) bool {
-	v, _, err := c.prg.Eval(celActivation{r})
+	v, _, err := c.prg.Eval(celVars(r, c.roots))
 	if err != nil {
 		return false
 	}
@@ -70,7 +78,7 @@ func (c *CEL) Bool(r *Record) bool {
 // Eval evaluates c on r as a string (a number or bool printed; "" and
 // false when it fails), for a dimension's value.
 func (c *CEL) Eval(r *Record) (string, bool) {
-	v, _, err := c.prg.Eval(celActivation{r})
+	v, _, err := c.prg.Eval(celVars(r, c.roots))
 	if err != nil || types.IsError(v) {
 		return "", false
 	}
@@ -84,101 +92,101 @@ func (c *CEL) Eval(r *Record) (string, bool) {
 	}
 }
 
-// celActivation resolves the attribute maps of a record, each when first
-// read.
-type celActivation struct{ r *Record }
-
-func (a celActivation) Parent() interpreter.Activation { return nil }
-
-func (a celActivation) ResolveName(name string) (any, bool) {
-	r := a.r
-	m := map[string]any{}
-	switch name {
-	case "request":
-		req := r.Request
-		if req == nil {
-			return m, true
+// celVars copies the attribute maps the expression reads (roots, a bit
+// per celRoots entry) out of r. Every value is a copy, so that r does not
+// escape: a record without a CEL filter stays where its caller put it.
+func celVars(r *Record, roots uint8) map[string]any {
+	vars := make(map[string]any, 2)
+	for i, name := range celRoots {
+		if roots&(1<<i) == 0 {
+			continue
 		}
-		path := string(req.Path)
-		urlPath, _, _ := strings.Cut(path, "?")
-		m["path"], m["url_path"], m["host"], m["method"], m["scheme"] = path, urlPath, string(req.Authority), req.Method, req.Scheme
-		m["protocol"] = req.Proto.String()
-		m["headers"] = celHeaders(&req.Header)
-		if v, ok := req.Header.Get("referer"); ok {
-			m["referer"] = string(v)
-		}
-		if v, ok := req.Header.Get("user-agent"); ok {
-			m["useragent"] = string(v)
-		}
-		if v, ok := req.Header.Get("x-request-id"); ok {
-			m["id"] = string(v)
-		}
-		m["time"], m["duration"], m["size"] = r.Start, r.Duration, r.BytesIn
-	case "response":
-		if r.Request == nil {
-			return m, true // a TCP connection has no response
-		}
-		m["code"], m["flags"], m["size"] = int64(r.Code), int64(r.Flags), r.BytesOut
-		if r.Details != "" {
-			m["code_details"] = r.Details
-		}
-		if r.Response != nil {
-			m["headers"] = celHeaders(&r.Response.Header)
-			m["trailers"] = celHeaders(&r.Response.Trailer)
-			if v, ok := r.Response.Trailer.Get("grpc-status"); ok {
-				m["grpc_status"] = string(v)
-			} else if v, ok := r.Response.Header.Get("grpc-status"); ok {
-				m["grpc_status"] = string(v)
+		m := map[string]any{}
+		vars[name] = m
+		switch name {
+		case "request":
+			req := r.Request
+			if req == nil {
+				continue
+			}
+			path := string(req.Path)
+			urlPath, _, _ := strings.Cut(path, "?")
+			m["path"], m["url_path"], m["host"] = path, urlPath, string(req.Authority)
+			m["method"], m["scheme"], m["protocol"] = strings.Clone(req.Method), strings.Clone(req.Scheme), req.Proto.String()
+			m["headers"] = celHeaders(&req.Header)
+			if v, ok := req.Header.Get("referer"); ok {
+				m["referer"] = string(v)
+			}
+			if v, ok := req.Header.Get("user-agent"); ok {
+				m["useragent"] = string(v)
+			}
+			if v, ok := req.Header.Get("x-request-id"); ok {
+				m["id"] = string(v)
+			}
+			m["time"], m["duration"], m["size"] = time.Unix(0, r.Start.UnixNano()), r.Duration, r.BytesIn
+		case "response":
+			if r.Request == nil {
+				continue // a TCP connection has no response
+			}
+			m["code"], m["flags"], m["size"] = int64(r.Code), int64(r.Flags), r.BytesOut
+			if r.Details != "" {
+				m["code_details"] = strings.Clone(r.Details)
+			}
+			if resp := r.Response; resp != nil {
+				m["headers"], m["trailers"] = celHeaders(&resp.Header), celHeaders(&resp.Trailer)
+				if v, ok := resp.Trailer.Get("grpc-status"); ok {
+					m["grpc_status"] = string(v)
+				} else if v, ok := resp.Header.Get("grpc-status"); ok {
+					m["grpc_status"] = string(v)
+				}
+			}
+		case "source", "destination":
+			d := r.Downstream
+			if d == nil {
+				continue
+			}
+			a := d.RemoteAddr
+			if r.Stream != nil {
+				a = r.Stream.TrustedRemoteAddr()
+			}
+			if name == "destination" {
+				a = d.LocalAddr
+				if d.Destination.IsValid() {
+					a = d.Destination
+				}
+			}
+			if a.IsValid() {
+				m["address"], m["port"] = a.String(), int64(a.Port())
+			}
+			if name == "source" && d.PeerURI != "" {
+				m["principal"] = strings.Clone(d.PeerURI)
+			}
+		case "connection":
+			if d := r.Downstream; d != nil {
+				m["mtls"] = d.PeerURI != ""
+				if d.ServerName != "" {
+					m["requested_server_name"] = strings.Clone(d.ServerName)
+				}
+				if d.PeerURI != "" {
+					m["uri_san_peer_certificate"] = strings.Clone(d.PeerURI)
+				}
+				if d.LocalURI != "" {
+					m["uri_san_local_certificate"] = strings.Clone(d.LocalURI)
+				}
+			}
+			if r.Termination != "" {
+				m["termination_details"] = strings.Clone(r.Termination)
+			}
+		case "upstream":
+			if r.Host.IsValid() {
+				m["address"], m["port"] = r.Host.String(), int64(r.Host.Port())
+			}
+			if r.Failure != "" {
+				m["transport_failure_reason"] = strings.Clone(r.Failure)
 			}
 		}
-	case "source", "destination":
-		d := r.Downstream
-		if d == nil {
-			return m, true
-		}
-		a := d.RemoteAddr
-		if r.Stream != nil {
-			a = r.Stream.TrustedRemoteAddr()
-		}
-		if name == "destination" {
-			a = d.LocalAddr
-			if d.Destination.IsValid() {
-				a = d.Destination
-			}
-		}
-		if a.IsValid() {
-			m["address"], m["port"] = a.String(), int64(a.Port())
-		}
-		if name == "source" && d.PeerURI != "" {
-			m["principal"] = d.PeerURI
-		}
-	case "connection":
-		if d := r.Downstream; d != nil {
-			m["mtls"] = d.PeerURI != ""
-			if d.ServerName != "" {
-				m["requested_server_name"] = d.ServerName
-			}
-			if d.PeerURI != "" {
-				m["uri_san_peer_certificate"] = d.PeerURI
-			}
-			if d.LocalURI != "" {
-				m["uri_san_local_certificate"] = d.LocalURI
-			}
-		}
-		if r.Termination != "" {
-			m["termination_details"] = r.Termination
-		}
-	case "upstream":
-		if r.Host.IsValid() {
-			m["address"], m["port"] = r.Host.String(), int64(r.Host.Port())
-		}
-		if r.Failure != "" {
-			m["transport_failure_reason"] = r.Failure
-		}
-	default:
-		return nil, false
 	}
-	return m, true
+	return vars
 }
 
 // celHeaders is a header map as Envoy's CEL reads it: lower-case names,
