@@ -29,8 +29,9 @@ type Cluster struct {
 	// when there is none, as in Envoy). Shared with other clusters of the same
 	// EDS service name; never modified.
 	Endpoints []Endpoint
-	// UpstreamTLS holds the accepted peer identities; only meaningful for
-	// TransportHBONE. Empty means any identity chained to the mesh root.
+	// UpstreamTLS holds the accepted peer identities for TransportHBONE
+	// (empty means any identity chained to the mesh root), and the TLS
+	// originated for TransportTLS.
 	UpstreamTLS UpstreamTLS
 
 	// LeastRequest is least_request_lb_config, RingHash ring_hash_lb_config
@@ -149,6 +150,10 @@ const (
 	TransportHBONE Transport = iota
 	// TransportPlaintext is plain TCP to the endpoint's address.
 	TransportPlaintext
+	// TransportTLS is TLS originated to the endpoint's address
+	// (UpstreamTLS.Originate), no HBONE: an UpstreamTlsContext that is not
+	// istiod's HBONE one (a DestinationRule's tls SIMPLE).
+	TransportTLS
 	// transportInternal: the endpoints are internal listeners
 	// (internal_upstream). Build folds it into HBONE (see internal.go);
 	// no built Cluster has it.
@@ -162,6 +167,8 @@ func (t Transport) String() string {
 		return "HBONE"
 	case TransportPlaintext:
 		return "plaintext"
+	case TransportTLS:
+		return "TLS"
 	case transportInternal:
 		return "internal"
 	}
@@ -176,6 +183,8 @@ type UpstreamTLS struct {
 	// A peer is accepted when a URI SAN equals one of SANExact or starts with
 	// one of SANPrefixes; when both are empty, any peer is.
 	SANExact, SANPrefixes []string
+	// Originate is the TLS originated for TransportTLS; nil otherwise.
+	Originate *OriginTLS
 }
 
 // Endpoint is one upstream endpoint.

@@ -107,11 +107,12 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string][]Endpoint) (*Cluster, 
 	}
 
 	if isInternalUpstream(pb.GetTransportSocket()) {
-		innerTLS, pp, err := decodeInternalUpstream(pb.GetTransportSocket())
+		innerTLS, origin, pp, err := decodeInternalUpstream(pb.GetTransportSocket())
 		if err != nil {
 			return nil, at("transport_socket", err)
 		}
 		c.Transport, c.ProxyProtocol = transportInternal, pp
+		c.UpstreamTLS.Originate = origin
 		if innerTLS {
 			c.Refusal = "TLS inside internal_upstream (double HBONE, multi-network) is not supported yet"
 		}

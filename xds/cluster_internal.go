@@ -75,33 +75,36 @@ func decodeOriginalDst(pb *clusterv3.Cluster, c *Cluster) error {
 // but does not serve), and the PROXY protocol header the connections start
 // with when the inner socket is an upstream_proxy_protocol one (around
 // raw_buffer: the header goes first into the tunnel, as through Envoy's
-// internal listener). Errors are relative to the transport_socket.
-func decodeInternalUpstream(ts *corev3.TransportSocket) (innerTLS bool, pp ProxyProtocolVersion, err error) {
+// internal listener), and the TLS originated when the inner socket is TLS
+// that is not HBONE: to socket address endpoints (istiod's ServiceEntry
+// endpoints with a DestinationRule's tls SIMPLE), which are reached with
+// it directly. Errors are relative to the transport_socket.
+func decodeInternalUpstream(ts *corev3.TransportSocket) (innerTLS bool, origin *OriginTLS, pp ProxyProtocolVersion, err error) {
 	var iu internalupstreamv3.InternalUpstreamTransport
 	if err := unpack(ts.GetTypedConfig(), &iu); err != nil {
-		return false, 0, at("typed_config", err)
+		return false, nil, 0, at("typed_config", err)
 	}
 	for i, m := range iu.GetPassthroughMetadata() {
 		if m.GetKind().GetHost() == nil && m.GetKind().GetCluster() == nil {
-			return false, 0, errAt("typed_config."+idx("passthrough_metadata", i)+".kind", "only host and cluster metadata are supported")
+			return false, nil, 0, errAt("typed_config."+idx("passthrough_metadata", i)+".kind", "only host and cluster metadata are supported")
 		}
 	}
 	if iu.GetTransportSocket() == nil {
-		return false, 0, errAt("typed_config.transport_socket", "required (raw_buffer)")
+		return false, nil, 0, errAt("typed_config.transport_socket", "required (raw_buffer)")
 	}
 	innerTS, pp, err := unwrapProxyProtocol(iu.GetTransportSocket())
 	if err != nil {
-		return false, 0, at("typed_config.transport_socket", err)
+		return false, nil, 0, at("typed_config.transport_socket", err)
 	}
 	path := "typed_config.transport_socket"
 	if pp != ProxyProtocolNone {
 		path += ".typed_config.transport_socket"
 	}
-	inner, _, err := decodeTransportSocket(innerTS)
+	inner, tls, err := decodeTransportSocket(innerTS)
 	if err != nil {
-		return false, 0, at(path, err)
+		return false, nil, 0, at(path, err)
 	}
-	return inner == TransportHBONE, pp, nil
+	return inner == TransportHBONE, tls.Originate, pp, nil
 }
 
 // decodeTransportSocketMatches picks, for the cluster's endpoints, the
@@ -126,11 +129,11 @@ func decodeTransportSocketMatches(pb *clusterv3.Cluster, c *Cluster, edsService 
 	for i, m := range matches {
 		path := idx("transport_socket_matches", i) + ".transport_socket"
 		if isInternalUpstream(m.GetTransportSocket()) {
-			innerTLS, pp, err := decodeInternalUpstream(m.GetTransportSocket())
+			innerTLS, origin, pp, err := decodeInternalUpstream(m.GetTransportSocket())
 			if err == nil && innerTLS {
 				err = errAt("typed_config.transport_socket", "TLS inside internal_upstream (double HBONE) is not supported yet")
 			}
-			choices[i] = choice{t: transportInternal, pp: pp, err: at(path, err)}
+			choices[i] = choice{t: transportInternal, tls: UpstreamTLS{Originate: origin}, pp: pp, err: at(path, err)}
 			continue
 		}
 		ts, pp, err := unwrapProxyProtocol(m.GetTransportSocket())

@@ -88,7 +88,7 @@ func TestDecodeTransportSocketMatches(t *testing.T) {
 		{name: "no endpoints yet"},
 		{name: "an endpoint with no metadata picks plaintext", endpoints: []Endpoint{endpoint(nil)}, want: TransportPlaintext},
 		{name: "a sidecar endpoint picks the mTLS the waypoint cannot serve", endpoints: []Endpoint{endpoint(sidecar)},
-			err: `endpoint 10.0.0.1:9080 picks transport_socket_matches[1] ("tlsMode-istio") of cluster "outbound|9080||reviews-v1.ns.svc.cluster.local": transport_socket_matches[1].transport_socket.typed_config.common_tls_context`},
+			err: `endpoint 10.0.0.1:9080 picks transport_socket_matches[1] ("tlsMode-istio") of cluster "outbound|9080||reviews-v1.ns.svc.cluster.local": transport_socket_matches[1].transport_socket.typed_config.sni: not supported on the HBONE context`},
 		{name: "endpoints picking different transports", endpoints: []Endpoint{endpoint(hbone), endpoint(nil)},
 			err: "one transport per cluster"},
 	}

@@ -460,9 +460,24 @@ func TestParseBootstrapErrors(t *testing.T) {
 			want: `test.yaml: cluster "backend": transport_socket.typed_config.common_tls_context.tls_params.tls_minimum_protocol_version: only TLSv1_3 is supported, got TLSv1_2`,
 		},
 		{
-			name: "tls cluster with another certificate",
-			yaml: doc("", main(tcpChain("a", "backend", "")), withTLS(`common_tls_context: {tls_certificate_sds_secret_configs: [{name: other}], combined_validation_context: {validation_context_sds_secret_config: {name: ROOTCA}, default_validation_context: {}}}`)),
-			want: `test.yaml: cluster "backend": transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs: want exactly one, named "default" (the waypoint's own certificate)`,
+			name: "tls origination with an SDS certificate",
+			yaml: doc("", main(tcpChain("a", "backend", "")), withTLS(`common_tls_context: {tls_certificate_sds_secret_configs: [{name: "kubernetes://cred"}], combined_validation_context: {validation_context_sds_secret_config: {name: ROOTCA}, default_validation_context: {}}}`)),
+			want: `test.yaml: cluster "backend": transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].name: SDS secret "kubernetes://cred" is not supported yet (only file-cert:CERT~KEY, read from files; a DestinationRule's credentialName needs SDS)`,
+		},
+		{
+			name: "tls origination with an SDS root",
+			yaml: doc("", main(tcpChain("a", "backend", "")), withTLS(`common_tls_context: {combined_validation_context: {validation_context_sds_secret_config: {name: ROOTCA}, default_validation_context: {}}}`)),
+			want: `test.yaml: cluster "backend": transport_socket.typed_config.common_tls_context.combined_validation_context.validation_context_sds_secret_config.name: SDS secret "ROOTCA" is not supported yet (only file-root:PATH and file-root:system, read from files; a DestinationRule's credentialName needs SDS)`,
+		},
+		{
+			name: "tls origination with a regex SAN",
+			yaml: doc("", main(tcpChain("a", "backend", "")), withTLS(`common_tls_context: {validation_context: {match_typed_subject_alt_names: [{san_type: DNS, matcher: {safe_regex: {regex: x}}}]}}`)),
+			want: `test.yaml: cluster "backend": transport_socket.typed_config.common_tls_context.validation_context.match_typed_subject_alt_names[0].matcher.safe_regex: not supported yet`,
+		},
+		{
+			name: "tls origination with a missing CA file",
+			yaml: doc("", main(tcpChain("a", "backend", "")), withTLS(`common_tls_context: {validation_context: {trusted_ca: {filename: /nonexistent/ca.pem}}}`)),
+			want: `test.yaml: cluster "backend": transport_socket.typed_config.common_tls_context.validation_context.trusted_ca.filename: open /nonexistent/ca.pem: no such file or directory`,
 		},
 		{
 			name: "tls cluster without the root",
@@ -477,12 +492,12 @@ func TestParseBootstrapErrors(t *testing.T) {
 		{
 			name: "tls cluster with a suffix SAN",
 			yaml: doc("", main(tcpChain("a", "backend", "")), withTLS(`common_tls_context: {tls_certificate_sds_secret_configs: [{name: default}], combined_validation_context: {validation_context_sds_secret_config: {name: ROOTCA}, default_validation_context: {match_typed_subject_alt_names: [{san_type: URI, matcher: {suffix: /sa/x}}]}}}`)),
-			want: `test.yaml: cluster "backend": transport_socket.typed_config.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[0].matcher.suffix: not supported yet`,
+			want: `test.yaml: cluster "backend": transport_socket.typed_config.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[0].matcher: want a non-empty exact or prefix`,
 		},
 		{
 			name: "tls cluster with sni",
 			yaml: doc("", main(tcpChain("a", "backend", "")), withTLS(`sni: x.example, common_tls_context: {`+goodSDS+`}}`)),
-			want: `test.yaml: cluster "backend": transport_socket.typed_config.sni: not supported yet`,
+			want: `test.yaml: cluster "backend": transport_socket.typed_config.sni: not supported on the HBONE context (its certificate is SDS "default")`,
 		},
 		{
 			name: "admin profile_path",

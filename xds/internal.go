@@ -79,8 +79,12 @@ func (s *Snapshot) foldCluster(c *Cluster) error {
 		// Socket addresses behind internal_upstream are reached with its inner
 		// transport socket, raw_buffer (TLS inside is refused when decoded): as
 		// Envoy does for istiod's inline ServiceEntry endpoints, which are no
-		// ambient workloads (plain TCP to the address, no HBONE).
+		// ambient workloads (plain TCP to the address, no HBONE), or TLS
+		// originated to the address when the inner socket is such TLS.
 		c.Transport = TransportPlaintext
+		if c.UpstreamTLS.Originate != nil {
+			c.Transport = TransportTLS
+		}
 		return nil
 	case internal == 0:
 		c.Transport = TransportHBONE // no endpoint yet (EDS): nothing to fold
@@ -102,6 +106,9 @@ func (s *Snapshot) foldCluster(c *Cluster) error {
 		return fmt.Errorf("endpoints: no internal listener named %q", target)
 	case !l.Internal:
 		return fmt.Errorf("endpoints: listener %q is not an internal listener", target)
+	}
+	if c.UpstreamTLS.Originate != nil {
+		c.Refusal = "TLS origination to an ambient workload (TLS inside HBONE) is not supported yet"
 	}
 	tunnel, err := s.originate(l)
 	if err != nil {

@@ -18,8 +18,10 @@ const (
 )
 
 // decodeTransportSocket maps a cluster's transport_socket to a Transport.
-// Absent means HBONE, the waypoint's default. Errors are relative to the
-// transport_socket.
+// Absent means HBONE, the waypoint's default. An UpstreamTlsContext is
+// HBONE when it names the waypoint's own certificate (SDS "default"), as
+// istiod's does; any other is TLS origination (TransportTLS). Errors are
+// relative to the transport_socket.
 func decodeTransportSocket(ts *corev3.TransportSocket) (Transport, UpstreamTLS, error) {
 	if ts == nil {
 		return TransportHBONE, UpstreamTLS{}, nil
@@ -41,6 +43,16 @@ func decodeTransportSocket(ts *corev3.TransportSocket) (Transport, UpstreamTLS, 
 	case nameOf(&tls):
 		if err := unpack(a, &tls); err != nil {
 			return 0, UpstreamTLS{}, at("typed_config", err)
+		}
+		if !isHBONETLS(tls.GetCommonTlsContext()) {
+			o, err := decodeOriginTLS(&tls)
+			if err != nil {
+				return 0, UpstreamTLS{}, at("typed_config", err)
+			}
+			return TransportTLS, UpstreamTLS{Originate: o}, nil
+		}
+		if tls.GetSni() != "" {
+			return 0, UpstreamTLS{}, errAt("typed_config.sni", "not supported on the HBONE context (its certificate is SDS %q)", sdsCertificateName)
 		}
 		u, err := decodeUpstreamTLS(&tls)
 		if err != nil {
@@ -78,6 +90,18 @@ func decodeCommonTLS(c *tlsv3.CommonTlsContext) (UpstreamTLS, error) {
 	if alpn := c.GetAlpnProtocols(); len(alpn) > 0 && !slices.Equal(alpn, []string{"h2"}) {
 		return u, errAt("alpn_protocols", "only [h2] is supported, got %q", alpn)
 	}
+	switch {
+	case len(c.GetTlsCertificates()) > 0:
+		return u, errAt("tls_certificates", "not supported beside the waypoint's certificate (SDS %q)", sdsCertificateName)
+	case c.GetValidationContext() != nil:
+		return u, errAt("validation_context", "not supported: the HBONE root is SDS %q", sdsRootName)
+	case c.GetValidationContextSdsSecretConfig() != nil:
+		return u, errAt("validation_context_sds_secret_config", "not supported: the HBONE root is combined_validation_context's SDS %q", sdsRootName)
+	case len(c.GetCombinedValidationContext().GetDefaultValidationContext().GetMatchSubjectAltNames()) > 0:
+		return u, errAt("combined_validation_context.default_validation_context.match_subject_alt_names", "not supported on HBONE (match_typed_subject_alt_names is)")
+	case vcTrustedCA(c) != nil:
+		return u, errAt("combined_validation_context.default_validation_context.trusted_ca", "not supported: the HBONE root is SDS %q", sdsRootName)
+	}
 	certs := c.GetTlsCertificateSdsSecretConfigs()
 	if len(certs) != 1 || certs[0].GetName() != sdsCertificateName {
 		return u, errAt("tls_certificate_sds_secret_configs",
@@ -94,6 +118,9 @@ func decodeCommonTLS(c *tlsv3.CommonTlsContext) (UpstreamTLS, error) {
 		if m.GetSanType() != tlsv3.SubjectAltNameMatcher_URI {
 			return u, errAt(path+".san_type", "only URI is supported, got %s", m.GetSanType())
 		}
+		if m.GetMatcher().GetIgnoreCase() {
+			return u, errAt(path+".matcher.ignore_case", "not supported on HBONE")
+		}
 		switch {
 		case m.GetMatcher().GetExact() != "":
 			u.SANExact = append(u.SANExact, m.GetMatcher().GetExact())
@@ -104,4 +131,8 @@ func decodeCommonTLS(c *tlsv3.CommonTlsContext) (UpstreamTLS, error) {
 		}
 	}
 	return u, nil
+}
+
+func vcTrustedCA(c *tlsv3.CommonTlsContext) *corev3.DataSource {
+	return c.GetCombinedValidationContext().GetDefaultValidationContext().GetTrustedCa()
 }
