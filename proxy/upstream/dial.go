@@ -87,9 +87,12 @@ func (d *Dialer) dialEndpoint(ctx context.Context, cl *xds.Cluster, addr netip.A
 	var conn relay.Conn
 	var err error
 	start := time.Now()
-	if cl.Transport == xds.TransportPlaintext {
+	switch cl.Transport {
+	case xds.TransportPlaintext:
 		conn, err = d.dialTCP(ctx, cl, addr)
-	} else {
+	case xds.TransportTLS:
+		conn, err = d.dialTLS(ctx, cl, addr)
+	default:
 		conn, err = d.dialHBONE(ctx, cl, addr, id, ep)
 	}
 	if err != nil {
@@ -133,6 +136,41 @@ func (d *Dialer) tunnelFailed(cl *xds.Cluster, addr netip.AddrPort, start time.T
 }
 
 func (d *Dialer) dialTCP(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort) (relay.Conn, error) {
+	nc, err := d.dialSocket(ctx, cl, addr)
+	if err != nil {
+		return nil, err
+	}
+	return relay.NewTCP(nc), nil
+}
+
+// dialTLS originates TLS to addr (a DestinationRule's tls SIMPLE): the
+// handshake, certificate checks included, is part of the connect, so a
+// refused certificate is a connect failure (UF), as in Envoy.
+func (d *Dialer) dialTLS(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort) (relay.Conn, error) {
+	nc, err := d.dialSocket(ctx, cl, addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(nc, cl.UpstreamTLS.Originate.Config)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tlsConn{tc, nc}, nil
+}
+
+// tlsConn is an originated TLS connection; Abort resets its TCP connection.
+type tlsConn struct {
+	*tls.Conn
+	tcp *net.TCPConn
+}
+
+func (c tlsConn) Abort() {
+	c.tcp.SetLinger(0)
+	c.tcp.Close()
+}
+
+func (d *Dialer) dialSocket(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort) (*net.TCPConn, error) {
 	nd := d.net
 	if cl.TCPKeepalive == nil {
 		nd.KeepAlive = -1 // off, as in Envoy (Go would turn it on)
@@ -143,7 +181,7 @@ func (d *Dialer) dialTCP(ctx context.Context, cl *xds.Cluster, addr netip.AddrPo
 	if err != nil {
 		return nil, err
 	}
-	return relay.NewTCP(nc.(*net.TCPConn)), nil
+	return nc.(*net.TCPConn), nil
 }
 
 // keepalive is the TCP keep-alive a cluster's upstream_connection_options

@@ -64,6 +64,7 @@ type h1Conn struct {
 	requests  uint32
 	born      time.Time // when it was opened (max_connection_duration)
 	single    bool      // serves one exchange: it began with a PROXY protocol header
+	tlsKey    string    // the cluster's TLSKey when it was dialled
 	idleSince time.Time
 	gone      atomic.Bool // closed
 
@@ -80,16 +81,16 @@ type h1Conn struct {
 
 // popIdleLocked takes the most recently used idle connection: c if it is
 // still within the cluster's idle timeout and max_connection_duration,
-// else stale, for the caller to close once p.mu is released (close takes
+// and was dialled with the TLS it originates now (tlsKey), else stale, for the caller to close once p.mu is released (close takes
 // it) before looking again. Both nil: none idle. p.mu is held.
-func (p *h1Pool) popIdleLocked(opts xds.HTTPOptions) (c, stale *h1Conn) {
+func (p *h1Pool) popIdleLocked(opts xds.HTTPOptions, tlsKey string) (c, stale *h1Conn) {
 	if len(p.idle) == 0 {
 		return nil, nil
 	}
 	c = p.idle[len(p.idle)-1]
 	p.idle[len(p.idle)-1] = nil
 	p.idle = p.idle[:len(p.idle)-1]
-	if opts.IdleTimeout > 0 && time.Since(c.idleSince) > opts.IdleTimeout || c.expired(opts) {
+	if opts.IdleTimeout > 0 && time.Since(c.idleSince) > opts.IdleTimeout || c.expired(opts) || c.tlsKey != tlsKey {
 		return nil, c
 	}
 	return c, nil
@@ -248,7 +249,7 @@ var errPoolClosed = status.New(status.ConnectFailure, errors.New("pool closed"))
 func (p *h1Pool) acquire(cs *Clusters, cl *xds.Cluster, x *exchange, opts xds.HTTPOptions) (c *h1Conn, reused bool, err error) {
 	for {
 		p.mu.Lock()
-		c, stale := p.popIdleLocked(opts)
+		c, stale := p.popIdleLocked(opts, cl.TLSKey())
 		p.mu.Unlock()
 		if stale != nil {
 			stale.close()
@@ -275,7 +276,7 @@ func (p *h1Pool) acquire(cs *Clusters, cl *xds.Cluster, x *exchange, opts xds.HT
 			p.mu.Unlock()
 			return nil, false, errPoolClosed
 		}
-		c, stale := p.popIdleLocked(opts)
+		c, stale := p.popIdleLocked(opts, cl.TLSKey())
 		if stale != nil {
 			p.mu.Unlock()
 			stale.close()
@@ -367,7 +368,7 @@ func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pi
 		}
 		return nil, err
 	}
-	return &h1Conn{pool: p, rwc: rwc, cc: http1.NewClientConn(rwc, http1.ClientConfig{}), release: release, born: time.Now(), single: pp != nil}, nil
+	return &h1Conn{pool: p, rwc: rwc, cc: http1.NewClientConn(rwc, http1.ClientConfig{}), release: release, born: time.Now(), single: pp != nil, tlsKey: cl.TLSKey()}, nil
 }
 
 // roundTrip sends the exchange's request on a pooled or new connection

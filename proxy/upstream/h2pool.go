@@ -40,6 +40,7 @@ type h2Conn struct {
 	cc      *http2.ClientConn
 	release func() // the max_connections slot
 	born    time.Time
+	tlsKey  string // the cluster's TLSKey when it was dialled
 	once    sync.Once
 	// drained is set when the pool's Close drained the connection: a
 	// stream refused by it afterwards was never sent.
@@ -77,7 +78,8 @@ func (p *h2Pool) reserve(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk 
 		for _, c := range p.conns {
 			// Past max_connection_duration a connection takes no new
 			// stream and closes once its streams are done (drained).
-			draining := maxAge > 0 && time.Since(c.born) >= maxAge
+			// So does one dialled with TLS the cluster no longer has.
+			draining := maxAge > 0 && time.Since(c.born) >= maxAge || c.tlsKey != cl.TLSKey()
 			// The cluster's max_concurrent_streams caps a connection's
 			// streams as well as the peer's SETTINGS, as in Envoy. Only
 			// the pool reserves streams, under p.mu: the count cannot
@@ -164,7 +166,7 @@ func (p *h2Pool) newConn(cs *Clusters, cl *xds.Cluster, pk *pick) (*h2Conn, erro
 		}
 		return nil, status.New(status.ConnectFailure, err)
 	}
-	return &h2Conn{cc: cc, release: release, born: time.Now()}, nil
+	return &h2Conn{cc: cc, release: release, born: time.Now(), tlsKey: cl.TLSKey()}, nil
 }
 
 func (p *h2Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Response, error) {
