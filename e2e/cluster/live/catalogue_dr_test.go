@@ -794,9 +794,14 @@ spec:
 			nack:    "common_lb_config.locality_weighted_lb_config: not supported yet",
 		},
 		compatCase{
-			name:      "dr-tls-simple-egress",
-			resources: "ServiceEntry `static.example.com` (port 80 to targetPort 443, STATIC endpoint, `istio.io/use-waypoint`); DestinationRule tls mode SIMPLE, sni",
-			checks:    "(once built) the waypoint originates TLS to the endpoint",
+			name: "dr-tls-simple-egress",
+			resources: "ServiceEntry `static.example.com` (port 80 to targetPort 443, STATIC endpoint, `istio.io/use-waypoint`); DestinationRule tls mode SIMPLE, " +
+				"sni, caCertificates (a file: istiod's SDS `file-root:PATH`, read by the waypoint), subjectAltNames",
+			checks: "the waypoint originates TLS to the endpoint's address (no HBONE) with the SNI, verifying the server's certificate with the CA and SAN: " +
+				"requests reach the TLS server; with a subjectAltNames the certificate does not have, the handshake is refused and requests are answered 503 (pooled connections of the old TLS are not reused)",
+			setup: func(t *testing.T, w *world) {
+				w.tlsEcho(&pod{name: "static-api", ip: w.net + ".40"}, 443, "static.example.com")
+			},
 			yaml: `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -813,16 +818,28 @@ spec:
   endpoints:
   - address: "{{NET}}.40"
 ---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: static-api, namespace: "{{NS}}"}
-spec:
-  host: static.example.com
-  trafficPolicy:
-    tls: {mode: SIMPLE, sni: static.example.com}
-`,
-			waitsOn: "#13 (TLS origination)",
-			nack:    "transport_socket.typed_config.transport_socket.typed_config.sni: not supported yet",
+` + egressDR("static.example.com"),
+			check: func(t *testing.T, w *world, b *base) {
+				var r echoReply
+				w.eventually(20*time.Second, "a request over the originated TLS", func() error {
+					code, got, err := w.call("productpage", "GET", "http://240.0.0.10/x", nil)
+					if err != nil || code != 200 {
+						return fmt.Errorf("%d %v", code, err)
+					}
+					r = got
+					return nil
+				})
+				if r.Pod != "static-api" || r.Path != "/x" || r.Headers.Get("X-Echo-Sni") != "static.example.com" {
+					t.Errorf("the TLS server saw %q %q with SNI %q, want static-api /x static.example.com", r.Pod, r.Path, r.Headers.Get("X-Echo-Sni"))
+				}
+				w.applied(egressDR("other.example.com"))
+				w.eventually(20*time.Second, "a certificate without the SAN refused", func() error {
+					if code, _, err := w.call("productpage", "GET", "http://240.0.0.10/y", nil); err != nil || code != 503 {
+						return fmt.Errorf("%d %v, want 503", code, err)
+					}
+					return nil
+				})
+			},
 		},
 		compatCase{
 			name:      "dr-tls-mutual-egress",
@@ -1035,4 +1052,22 @@ spec:
 			},
 		},
 	)
+}
+
+// egressDR is the DestinationRule of dr-tls-simple-egress: TLS SIMPLE to static.example.com,
+// the server's certificate verified with the test's CA and the SAN san.
+func egressDR(san string) string {
+	return `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: static-api, namespace: "{{NS}}"}
+spec:
+  host: static.example.com
+  trafficPolicy:
+    tls:
+      mode: SIMPLE
+      sni: static.example.com
+      caCertificates: "{{DIR}}/static-api-ca.pem"
+      subjectAltNames: [` + san + `]
+`
 }

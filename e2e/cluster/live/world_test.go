@@ -117,9 +117,10 @@ endpoints:
 	return w
 }
 
-// expand replaces {{NS}} and {{NET}} (the world's /24, e.g. "127.30.4") in a text.
+// expand replaces {{NS}}, {{NET}} (the world's /24, e.g. "127.30.4") and {{DIR}} (the
+// world's directory, which the waypoint reads too) in a text.
 func (w *world) expand(s string) string {
-	return strings.NewReplacer("{{NS}}", w.ns, "{{NET}}", w.net).Replace(s)
+	return strings.NewReplacer("{{NS}}", w.ns, "{{NET}}", w.net, "{{DIR}}", w.dir).Replace(s)
 }
 
 // apply applies YAML through the API server (server-side apply), {{NS}} expanded.
@@ -354,6 +355,11 @@ func (w *world) echo(p *pod, port int) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	w.serveEcho(p, ln)
+}
+
+// serveEcho serves echo's HTTP/1.1 on ln.
+func (w *world) serveEcho(p *pod, ln net.Listener) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		p.hits.Add(1)
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -374,6 +380,9 @@ func (w *world) echo(p *pod, port int) {
 		}
 		if strings.HasPrefix(r.URL.Path, "/fail-on-"+p.name) {
 			status = http.StatusServiceUnavailable
+		}
+		if r.TLS != nil {
+			r.Header.Set("X-Echo-Sni", r.TLS.ServerName)
 		}
 		rw.Header().Set("content-type", "application/json")
 		rw.Header().Set("x-pod", p.name)
