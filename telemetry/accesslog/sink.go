@@ -177,23 +177,23 @@ func (s *Sinks) Close() {
 	}
 	s.closed = true
 	for _, sk := range s.sinks {
-		sk.mu.Lock()
-		sk.closed = true
-		sk.mu.Unlock()
-		select {
-		case sk.wake <- struct{}{}:
-		default:
-		}
+		markClosed(&sk.mu, &sk.closed, sk.wake)
 	}
 	for _, sk := range s.otel {
-		sk.mu.Lock()
-		sk.closed = true
-		sk.mu.Unlock()
-		select {
-		case sk.wake <- struct{}{}:
-		default:
-		}
+		markClosed(&sk.mu, &sk.closed, sk.wake)
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// markClosed sets a writer's closed flag under its lock and wakes it, so
+// that it writes what is pending and ends.
+func markClosed(mu *sync.Mutex, closed *bool, wake chan<- struct{}) {
+	mu.Lock()
+	*closed = true
+	mu.Unlock()
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
 }
