@@ -118,13 +118,14 @@ func (r *remoteJWKS) fetch(ctx context.Context, up filters.Upstream) (*jwks, err
 	if err != nil {
 		return nil, err
 	}
+	// The response (its status too) is the Upstream's until its body is
+	// closed: read it all before.
+	if c, ok := resp.Body.(io.Closer); ok {
+		defer c.Close()
+	}
 	var body []byte
 	if resp.Body != nil {
-		body, err = io.ReadAll(io.LimitReader(resp.Body, maxJWKSSize+1))
-		if c, ok := resp.Body.(io.Closer); ok {
-			c.Close()
-		}
-		if err != nil {
+		if body, err = io.ReadAll(io.LimitReader(resp.Body, maxJWKSSize+1)); err != nil {
 			return nil, err
 		}
 	}
