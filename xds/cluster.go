@@ -23,12 +23,18 @@ type Cluster struct {
 	// Transport is how endpoints are reached; TransportHBONE by default (see
 	// the package documentation: this differs from Envoy).
 	Transport Transport
-	// Endpoints are the cluster's endpoints, priority 0 only, flattened across
-	// localities in config order: from load_assignment for a STATIC cluster,
+	// Endpoints are the cluster's endpoints, of every priority, flattened
+	// across localities in config order (each Endpoint says its priority and
+	// locality): from load_assignment for a STATIC cluster,
 	// from the ClusterLoadAssignment passed to Build for an EDS cluster (none
 	// when there is none, as in Envoy). Shared with other clusters of the same
 	// EDS service name; never modified.
 	Endpoints []Endpoint
+	// OverprovisioningFactor is the ClusterLoadAssignment's
+	// policy.overprovisioning_factor in percent (140 means 1.4), used to
+	// share load between priorities and localities; 0 means Envoy's
+	// default, DefaultOverprovisioningFactor.
+	OverprovisioningFactor uint32
 	// UpstreamTLS holds the accepted peer identities for TransportHBONE
 	// (empty means any identity chained to the mesh root), and the TLS
 	// originated for TransportTLS.
@@ -200,11 +206,27 @@ type Endpoint struct {
 	Identity spiffe.ID
 	// Metadata is the endpoint's metadata, as given; may be nil. Must not be modified.
 	Metadata *corev3.Metadata
+	// Priority is the priority of its LocalityLbEndpoints (0 the highest).
+	Priority uint32
+	// Locality is the locality of its LocalityLbEndpoints; zero when none.
+	Locality Locality
+	// LocalityWeight is the load_balancing_weight of its
+	// LocalityLbEndpoints; 0 when absent (such a locality takes no load
+	// under locality-weighted balancing, as in Envoy).
+	LocalityWeight uint32
 	// Internal is set for an envoy_internal_address endpoint; Address is
 	// then the pod address from its original_dst metadata ({local:
 	// "ip:port"}), or zero when it has none. Build folds these away.
 	Internal *InternalAddress
 }
+
+// Locality is an endpoint's envoy.config.core.v3.Locality.
+type Locality struct {
+	Region, Zone, SubZone string
+}
+
+// String returns region/zone/subzone, as Istio writes a locality.
+func (l Locality) String() string { return l.Region + "/" + l.Zone + "/" + l.SubZone }
 
 // InternalAddress is an endpoint's envoy_internal_address.
 type InternalAddress struct {
@@ -273,6 +295,11 @@ type CommonLBConfig struct {
 	// uses all hosts. 0 disables panic mode (istiod's choice). Envoy's
 	// default is 50.
 	HealthyPanicThreshold uint32
+	// LocalityWeighted is locality_weighted_lb_config: within a priority,
+	// a locality is picked first, by its weight scaled by its share of
+	// healthy hosts, then a host of it by the policy (ROUND_ROBIN,
+	// LEAST_REQUEST and RANDOM only).
+	LocalityWeighted bool
 }
 
 // Thresholds are a cluster's circuit breaker limits for the DEFAULT routing
@@ -476,6 +503,9 @@ var (
 	// DefaultPanicThreshold is common_lb_config.healthy_panic_threshold's
 	// default, in percent.
 	DefaultPanicThreshold uint32 = 50
+	// DefaultOverprovisioningFactor is policy.overprovisioning_factor's
+	// default, in percent.
+	DefaultOverprovisioningFactor uint32 = 140
 )
 
 // LeastRequestOrDefault returns LeastRequest, or Envoy's defaults.
@@ -508,6 +538,19 @@ func (c *Cluster) PanicThreshold() uint32 {
 		return DefaultPanicThreshold
 	}
 	return c.CommonLB.HealthyPanicThreshold
+}
+
+// LocalityWeighted reports whether common_lb_config has
+// locality_weighted_lb_config.
+func (c *Cluster) LocalityWeighted() bool { return c.CommonLB != nil && c.CommonLB.LocalityWeighted }
+
+// OverprovisioningFactorOrDefault returns OverprovisioningFactor, or
+// Envoy's default.
+func (c *Cluster) OverprovisioningFactorOrDefault() uint32 {
+	if c.OverprovisioningFactor == 0 {
+		return DefaultOverprovisioningFactor
+	}
+	return c.OverprovisioningFactor
 }
 
 // ThresholdsOrDefault returns CircuitBreakers, or Envoy's defaults.

@@ -30,7 +30,7 @@ var lbPolicies = map[clusterv3.Cluster_LbPolicy]LBPolicy{
 // decodeCluster decodes and validates one cluster. eds holds the decoded
 // endpoints of each ClusterLoadAssignment by cluster_name. Errors are
 // relative to the cluster.
-func decodeCluster(pb *clusterv3.Cluster, eds map[string][]Endpoint) (*Cluster, error) {
+func decodeCluster(pb *clusterv3.Cluster, eds map[string]assignment) (*Cluster, error) {
 	if err := checkSupported(pb.ProtoReflect()); err != nil {
 		return nil, err
 	}
@@ -82,9 +82,11 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string][]Endpoint) (*Cluster, 
 			return nil, errAt("eds_cluster_config", "only applies to an EDS cluster")
 		}
 		if la := pb.GetLoadAssignment(); la != nil {
-			if c.Endpoints, err = decodeEndpoints(la); err != nil {
+			a, err := decodeEndpoints(la)
+			if err != nil {
 				return nil, at("load_assignment", err)
 			}
+			c.Endpoints, c.OverprovisioningFactor = a.endpoints, a.overprovisioning
 		}
 	case clusterv3.Cluster_EDS:
 		if pb.GetLoadAssignment() != nil {
@@ -97,7 +99,8 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string][]Endpoint) (*Cluster, 
 		if edsService == "" {
 			edsService = c.Name
 		}
-		c.Endpoints = eds[edsService]
+		a := eds[edsService]
+		c.Endpoints, c.OverprovisioningFactor = a.endpoints, a.overprovisioning
 	case clusterv3.Cluster_ORIGINAL_DST:
 		if err := decodeOriginalDst(pb, c); err != nil {
 			return nil, err
@@ -216,6 +219,12 @@ func decodeLB(pb *clusterv3.Cluster, c *Cluster) error {
 				return errAt("common_lb_config.healthy_panic_threshold.value", "must be 0-100, got %v", v)
 			}
 			c.CommonLB.HealthyPanicThreshold = uint32(v)
+		}
+		if cl.GetLocalityWeightedLbConfig() != nil {
+			if c.LBPolicy == LBPolicyRingHash || c.LBPolicy == LBPolicyMaglev {
+				return errAt("common_lb_config.locality_weighted_lb_config", "not supported with lb_policy %s yet", c.LBPolicy)
+			}
+			c.CommonLB.LocalityWeighted = true
 		}
 	}
 	return nil

@@ -94,7 +94,7 @@ func TestDecodeTransportSocketMatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := decodeCluster(&pb, map[string][]Endpoint{pb.GetName(): tt.endpoints})
+			c, err := decodeCluster(&pb, map[string]assignment{pb.GetName(): {endpoints: tt.endpoints}})
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error %v, want one with %q", err, tt.err)

@@ -95,13 +95,39 @@ func TestParseBootstrapDecodes(t *testing.T) {
 				LBPolicy:       LBPolicyLeastRequest,
 				Transport:      TransportPlaintext,
 				Endpoints: []Endpoint{
-					{Address: ap("127.0.0.1:7001"), Weight: 3},
-					{Address: ap("[::1]:7002"), Weight: 1},
+					{Address: ap("127.0.0.1:7001"), Weight: 3, Locality: Locality{Zone: "a"}, LocalityWeight: 2},
+					{Address: ap("[::1]:7002"), Weight: 1, Locality: Locality{Zone: "a"}, LocalityWeight: 2},
 					{Address: ap("127.0.0.2:7003"), Weight: 1},
 				},
 				Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 					"istio": {Fields: map[string]*structpb.Value{"subset": structpb.NewStringValue("v1")}},
 				}},
+			}},
+		},
+		{
+			name: "priorities, localities and overprovisioning",
+			yaml: doc("", []string{listenerOn("main", 8080, "", tcpChain("a", "echo", ""))}, []string{`{name: echo,
+  common_lb_config: {locality_weighted_lb_config: {}},
+  transport_socket: {name: envoy.transport_sockets.raw_buffer, typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer}},
+  load_assignment: {cluster_name: echo, policy: {overprovisioning_factor: 120}, endpoints: [
+    {locality: {region: r1, zone: z1, sub_zone: s1}, load_balancing_weight: 1, lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 7001}}}}]},
+    {locality: {region: r2}, load_balancing_weight: 1, priority: 1, lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.2, port_value: 7001}}}}]},
+    {locality: {region: r1, zone: z1, sub_zone: s1}, priority: 1, lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.3, port_value: 7001}}}}]}]}}`}),
+			listeners: []*Listener{{
+				Name: "main", Address: ap("127.0.0.1:8080"),
+				FilterChains: []*FilterChain{{Name: "a", TCPProxy: &TCPProxy{StatPrefix: "s", Cluster: "echo", IdleTimeout: time.Hour}}},
+			}},
+			clusters: map[string]*Cluster{"echo": {
+				Name:                   "echo",
+				ConnectTimeout:         5 * time.Second,
+				Transport:              TransportPlaintext,
+				CommonLB:               &CommonLBConfig{HealthyPanicThreshold: DefaultPanicThreshold, LocalityWeighted: true},
+				OverprovisioningFactor: 120,
+				Endpoints: []Endpoint{
+					{Address: ap("127.0.0.1:7001"), Weight: 1, Locality: Locality{"r1", "z1", "s1"}, LocalityWeight: 1},
+					{Address: ap("127.0.0.2:7001"), Weight: 1, Priority: 1, Locality: Locality{Region: "r2"}, LocalityWeight: 1},
+					{Address: ap("127.0.0.3:7001"), Weight: 1, Priority: 1, Locality: Locality{"r1", "z1", "s1"}},
+				},
 			}},
 		},
 		{
@@ -410,9 +436,19 @@ func TestParseBootstrapErrors(t *testing.T) {
 			want: `test.yaml: cluster "backend": transport_socket: endpoints that are internal addresses need an internal_upstream transport socket`,
 		},
 		{
-			name: "priority 1 endpoints",
-			yaml: doc("", main(tcpChain("a", "backend", "")), []string{`{name: backend, load_assignment: {cluster_name: backend, endpoints: [{priority: 1, lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]}}`}),
-			want: `test.yaml: cluster "backend": load_assignment.endpoints[0].priority: not supported yet`,
+			name: "locality listed twice in a priority",
+			yaml: doc("", main(tcpChain("a", "backend", "")), []string{`{name: backend, load_assignment: {cluster_name: backend, endpoints: [{locality: {region: r}, lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}, {locality: {region: r}, lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.2, port_value: 80}}}}]}]}}`}),
+			want: `test.yaml: cluster "backend": load_assignment.endpoints[1].locality: locality r// is already listed at priority 0`,
+		},
+		{
+			name: "overprovisioning factor 0",
+			yaml: doc("", main(tcpChain("a", "backend", "")), []string{`{name: backend, load_assignment: {cluster_name: backend, policy: {overprovisioning_factor: 0}, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]}}`}),
+			want: `test.yaml: cluster "backend": load_assignment.policy.overprovisioning_factor: must be > 0`,
+		},
+		{
+			name: "drop overloads",
+			yaml: doc("", main(tcpChain("a", "backend", "")), []string{`{name: backend, load_assignment: {cluster_name: backend, policy: {drop_overloads: [{category: x}]}, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]}}`}),
+			want: `test.yaml: cluster "backend": load_assignment.policy.drop_overloads: not supported yet`,
 		},
 		{
 			name: "bad endpoint identity",

@@ -17,28 +17,58 @@ const (
 	identityKey       = "identity"
 )
 
-// decodeEndpoints flattens a ClusterLoadAssignment's priority 0 endpoints in
-// config order. Locality weights are accepted and, as in Envoy without
-// locality-weighted load balancing, not used. Errors are relative to the
-// ClusterLoadAssignment.
-func decodeEndpoints(cla *endpointv3.ClusterLoadAssignment) ([]Endpoint, error) {
+// assignment is a decoded ClusterLoadAssignment.
+type assignment struct {
+	endpoints []Endpoint
+	// overprovisioning is policy.overprovisioning_factor; 0 when absent.
+	overprovisioning uint32
+}
+
+// decodeEndpoints flattens a ClusterLoadAssignment's endpoints, of every
+// priority, in config order; each Endpoint keeps its priority, locality
+// and locality weight. As Envoy does, a locality listed twice in one
+// priority is refused. Errors are relative to the ClusterLoadAssignment.
+func decodeEndpoints(cla *endpointv3.ClusterLoadAssignment) (assignment, error) {
 	if err := checkSupported(cla.ProtoReflect()); err != nil {
-		return nil, err
+		return assignment{}, err
 	}
-	var eps []Endpoint
+	var a assignment
+	if f := cla.GetPolicy().GetOverprovisioningFactor(); f != nil {
+		if f.GetValue() == 0 {
+			return assignment{}, errAt("policy.overprovisioning_factor", "must be > 0")
+		}
+		a.overprovisioning = f.GetValue()
+	}
+	type key struct {
+		priority uint32
+		locality Locality
+	}
+	var seen map[key]bool
 	for i, lle := range cla.GetEndpoints() {
+		l := lle.GetLocality()
+		k := key{lle.GetPriority(), Locality{Region: l.GetRegion(), Zone: l.GetZone(), SubZone: l.GetSubZone()}}
+		if len(cla.GetEndpoints()) > 1 {
+			if seen[k] {
+				return assignment{}, errAt(idx("endpoints", i)+".locality", "locality %s is already listed at priority %d", k.locality, k.priority)
+			}
+			if seen == nil {
+				seen = make(map[key]bool, len(cla.GetEndpoints()))
+			}
+			seen[k] = true
+		}
 		for j, lbe := range lle.GetLbEndpoints() {
 			ep, err := decodeEndpoint(lbe)
 			if err != nil {
-				return nil, at(idx("endpoints", i)+"."+idx("lb_endpoints", j), err)
+				return assignment{}, at(idx("endpoints", i)+"."+idx("lb_endpoints", j), err)
 			}
-			eps = append(eps, ep)
+			ep.Priority, ep.Locality, ep.LocalityWeight = k.priority, k.locality, lle.GetLoadBalancingWeight().GetValue()
+			a.endpoints = append(a.endpoints, ep)
 		}
 	}
 	if err := validate(cla); err != nil {
-		return nil, err
+		return assignment{}, err
 	}
-	return eps, nil
+	return a, nil
 }
 
 // decodeEndpoint decodes one LbEndpoint. Errors are relative to it.
@@ -100,8 +130,8 @@ func endpointIdentity(md *corev3.Metadata) (spiffe.ID, error) {
 }
 
 // indexEndpoints decodes each ClusterLoadAssignment, keyed by cluster_name.
-func indexEndpoints(clas []*endpointv3.ClusterLoadAssignment) (map[string][]Endpoint, error) {
-	eds := make(map[string][]Endpoint, len(clas))
+func indexEndpoints(clas []*endpointv3.ClusterLoadAssignment) (map[string]assignment, error) {
+	eds := make(map[string]assignment, len(clas))
 	for i, cla := range clas {
 		if cla == nil {
 			return nil, fmt.Errorf("endpoints[%d]: nil ClusterLoadAssignment", i)
@@ -110,14 +140,14 @@ func indexEndpoints(clas []*endpointv3.ClusterLoadAssignment) (map[string][]Endp
 		if _, dup := eds[name]; dup {
 			return nil, &ResourceError{Kind: kindEndpoints, Name: name, Err: fmt.Errorf("duplicate cluster_name")}
 		}
-		eps, err := decodeEndpoints(cla)
+		a, err := decodeEndpoints(cla)
 		if err != nil {
 			return nil, &ResourceError{Kind: kindEndpoints, Name: name, Err: err}
 		}
-		if eps == nil {
-			eps = []Endpoint{}
+		if a.endpoints == nil {
+			a.endpoints = []Endpoint{}
 		}
-		eds[name] = eps
+		eds[name] = a
 	}
 	return eds, nil
 }

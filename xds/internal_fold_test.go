@@ -50,7 +50,7 @@ func TestFoldSocketEndpointsBehindInternalUpstream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := decodeCluster(&pb, map[string][]Endpoint{pb.GetName(): tt.endpoints})
+			c, err := decodeCluster(&pb, map[string]assignment{pb.GetName(): {endpoints: tt.endpoints}})
 			if err != nil {
 				t.Fatal(err)
 			}
