@@ -3,6 +3,7 @@ package lb
 import (
 	"net/netip"
 	"slices"
+	"sync/atomic"
 
 	"github.com/gowaypoint/waypoint/xds"
 )
@@ -94,17 +95,14 @@ func (s *hostSet) pick(pc *PickContext, rnd func() uint64) *Host {
 	return h
 }
 
-// overprovisioningFactor is Envoy's default, in percent: a host set counts
-// as fully available from 1/1.4 of its hosts healthy.
-const overprovisioningFactor = 140
-
 // inPanic reports whether a host set with healthy of total hosts healthy
-// balances over all of them: Envoy's panic rule for one priority level.
-func inPanic(healthy, total int, threshold uint32) bool {
+// balances over all of them: Envoy's panic rule for one priority level,
+// with the overprovisioning factor in percent.
+func inPanic(healthy, total int, threshold, factor uint32) bool {
 	if total == 0 {
 		return false
 	}
-	if min(100, overprovisioningFactor*healthy/total) == 100 {
+	if availability(healthy, total, factor) == 100 {
 		return false
 	}
 	return 100*float64(healthy)/float64(total) < float64(threshold)
@@ -119,6 +117,10 @@ type config struct {
 	maglev         xds.MaglevConfig
 	slowStart      xds.SlowStartConfig // zero Window: off
 	panicThreshold uint32
+	// overprovisioning is the factor in percent; localityWeighted is
+	// locality_weighted_lb_config (see priority.go).
+	overprovisioning uint32
+	localityWeighted bool
 }
 
 func configOf(cl *xds.Cluster) config {
@@ -129,6 +131,9 @@ func configOf(cl *xds.Cluster) config {
 		maglev:         cl.MaglevOrDefault(),
 		slowStart:      slowStartOf(cl),
 		panicThreshold: cl.PanicThreshold(),
+
+		overprovisioning: cl.OverprovisioningFactorOrDefault(),
+		localityWeighted: cl.LocalityWeighted(),
 	}
 }
 
@@ -141,12 +146,13 @@ func slowStartOf(cl *xds.Cluster) xds.SlowStartConfig {
 	return *cl.SlowStart
 }
 
-// newPicker builds the picker of cfg's policy over hosts (not empty).
-func (c *ClusterState) newPicker(cfg config, hosts []*Host) picker {
+// newPicker builds the picker of cfg's policy over hosts (not empty);
+// round robin continues from pos.
+func (c *ClusterState) newPicker(cfg config, hosts []*Host, pos *atomic.Uint64) picker {
 	if cfg.slowStart.Window > 0 {
 		plain := cfg
 		plain.slowStart = xds.SlowStartConfig{}
-		return newSlowStart(hosts, cfg, c.m.clock.Now, c.newPicker(plain, hosts))
+		return newSlowStart(hosts, cfg, c.m.clock.Now, c.newPicker(plain, hosts, pos))
 	}
 	rnd := c.m.rnd
 	switch cfg.policy {
@@ -159,7 +165,7 @@ func (c *ClusterState) newPicker(cfg config, hosts []*Host) picker {
 	case xds.LBPolicyMaglev:
 		return newMaglev(hosts, cfg.maglev.TableSize)
 	default:
-		return newRoundRobin(hosts, &c.rr)
+		return newRoundRobin(hosts, pos)
 	}
 }
 

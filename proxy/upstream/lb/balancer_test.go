@@ -371,7 +371,7 @@ func TestInPanic(t *testing.T) {
 		{0, 4, 100, true}, // everything ejected
 		{99, 100, 100, false},
 	} {
-		if got := inPanic(tc.healthy, tc.total, tc.threshold); got != tc.want {
+		if got := inPanic(tc.healthy, tc.total, tc.threshold, 140); got != tc.want {
 			t.Errorf("inPanic(%d, %d, %d) = %v, want %v", tc.healthy, tc.total, tc.threshold, got, tc.want)
 		}
 	}

@@ -112,3 +112,51 @@ func BenchmarkPickRetry(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPickLevels is a pick through priority levels and localities
+// (istiod's locality failover): 10 hosts in priority 0, 5 of them ejected
+// so that 70% of picks stay there and 30% spill to priority 1's 10 hosts;
+// and 3 weighted localities of 10 hosts in one priority.
+func BenchmarkPickLevels(b *testing.B) {
+	prio := odCluster(0, func(od *xds.OutlierDetection) {
+		od.Consecutive5xx = 1
+		od.MaxEjectionPercent = 100
+	})
+	prio.Endpoints = equal(20)
+	for i := range prio.Endpoints {
+		prio.Endpoints[i].Priority = uint32(i / 10)
+	}
+	prio.CommonLB = &xds.CommonLBConfig{}
+	weighted := &xds.Cluster{Endpoints: equal(30), CommonLB: &xds.CommonLBConfig{LocalityWeighted: true}}
+	for i := range weighted.Endpoints {
+		r := i / 10
+		weighted.Endpoints[i].Locality = xds.Locality{Region: fmt.Sprint("r", r)}
+		weighted.Endpoints[i].LocalityWeight = uint32(r + 1)
+	}
+	for _, bc := range []struct {
+		name string
+		cl   *xds.Cluster
+	}{{"Priorities", prio}, {"LocalityWeighted", weighted}} {
+		b.Run(bc.name, func(b *testing.B) {
+			bc.cl.Name = "c"
+			m := NewManager(newFakeClock())
+			defer m.Close()
+			m.Update(snapshot(bc.cl))
+			c := m.Cluster("c")
+			if bc.cl.OutlierDetection != nil {
+				for _, h := range c.Hosts()[:5] {
+					send(h, Status(503))
+					if !h.Ejected() {
+						b.Fatal("not ejected")
+					}
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if c.Pick(nil) == nil {
+					b.Fatal("no host")
+				}
+			}
+		})
+	}
+}

@@ -64,6 +64,15 @@
 // respected. When the share of available hosts falls below the healthy
 // panic threshold, the balancer uses all hosts.
 //
+// Priorities and localities (priority.go): endpoints of several EDS
+// priorities share load by Envoy's priority load (each level's healthy
+// share times the overprovisioning factor, capped at 100%, the rest
+// spilling to the next level), with panic decided per level; under
+// locality_weighted_lb_config a level picks a locality by its weight
+// scaled by its own health, then a host in it. Ejection is the health
+// these read, so an ejected endpoint's level loses its share. A cluster of
+// one priority without locality weighting pays nothing for this.
+//
 // # State of other packages per host
 //
 // A host's live state is the owner of what other packages keep per

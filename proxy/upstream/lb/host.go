@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
+	"github.com/gowaypoint/waypoint/xds"
 )
 
 // Host is one endpoint of a cluster as one snapshot describes it. Its
@@ -21,6 +22,11 @@ type Host struct {
 	// Identity is the expected peer identity; zero means any in the trust
 	// domain.
 	Identity spiffe.ID
+	// Priority, Locality and LocalityWeight are those of the endpoint's
+	// LocalityLbEndpoints (see priority.go).
+	Priority       uint32
+	Locality       xds.Locality
+	LocalityWeight uint32
 
 	s *hostState
 }

@@ -179,10 +179,12 @@ func (c *ClusterState) update(cl *xds.Cluster, gone []Attachment) []Attachment {
 			order = append(order, s)
 		}
 		w := max(ep.Weight, 1)
-		if h := prev[ep.Address]; h != nil && h.s == s && h.Weight == w && h.Identity == ep.Identity {
+		if h := prev[ep.Address]; h != nil && h.s == s && h.Weight == w && h.Identity == ep.Identity &&
+			h.Priority == ep.Priority && h.Locality == ep.Locality && h.LocalityWeight == ep.LocalityWeight {
 			hosts[i] = h
 		} else {
-			hosts[i] = &Host{Addr: ep.Address, Weight: w, Identity: ep.Identity, s: s}
+			hosts[i] = &Host{Addr: ep.Address, Weight: w, Identity: ep.Identity, s: s,
+				Priority: ep.Priority, Locality: ep.Locality, LocalityWeight: ep.LocalityWeight}
 		}
 	}
 	for addr, s := range c.states {
@@ -227,8 +229,14 @@ func (c *ClusterState) rebuildLocked() {
 		}
 	}
 	set := &hostSet{all: all, usable: all, hashed: c.cfg.policy == xds.LBPolicyRingHash || c.cfg.policy == xds.LBPolicyMaglev}
+	if len(all) > 0 && needsLevels(c.cfg, all) {
+		set.usable = nil
+		set.p, set.panic = c.buildLevels(all)
+		c.set.Store(set)
+		return
+	}
 	if healthy < len(all) {
-		set.panic = inPanic(healthy, len(all), c.cfg.panicThreshold)
+		set.panic = inPanic(healthy, len(all), c.cfg.panicThreshold, c.cfg.overprovisioning)
 		if !set.panic {
 			set.usable = make([]*Host, 0, healthy)
 			for _, h := range all {
@@ -239,7 +247,7 @@ func (c *ClusterState) rebuildLocked() {
 		}
 	}
 	if len(set.usable) > 0 {
-		set.p = c.newPicker(c.cfg, set.usable)
+		set.p = c.newPicker(c.cfg, set.usable, &c.rr)
 	}
 	c.set.Store(set)
 }

@@ -84,13 +84,23 @@ type edfEntry struct {
 }
 
 func newEDF(hosts []*Host) *edf {
-	g := uint64(0)
-	for _, h := range hosts {
-		g = gcd(g, uint64(max(h.Weight, 1)))
-	}
-	s := &edf{heap: make([]edfEntry, len(hosts))}
+	ws := make([]uint64, len(hosts))
 	for i, h := range hosts {
-		w := uint64(max(h.Weight, 1)) / g
+		ws[i] = uint64(max(h.Weight, 1))
+	}
+	return newEDFWeights(ws)
+}
+
+// newEDFWeights is the schedule over weights (each > 0); next returns
+// indexes into weights.
+func newEDFWeights(weights []uint64) *edf {
+	g := uint64(0)
+	for _, w := range weights {
+		g = gcd(g, w)
+	}
+	s := &edf{heap: make([]edfEntry, len(weights))}
+	for i, w := range weights {
+		w /= g
 		s.heap[i] = edfEntry{w: w, idx: uint32(i)}
 		s.cycle += w
 	}
