@@ -30,6 +30,9 @@ type NodeConfig struct {
 	NodeName       string // the Kubernetes node the pod runs on
 	Labels         map[string]string
 	Annotations    map[string]string
+	// Locality is node.locality: where the waypoint runs. istiod orders
+	// endpoint priorities by it under locality load balancing.
+	Locality Locality
 	// Meta holds the other metadata entries (ISTIO_META_* and
 	// ISTIO_METAJSON_* of the environment: INTERCEPTION_MODE...), by key;
 	// values are strings or JSON values (structpb.NewValue's types). The
@@ -37,11 +40,17 @@ type NodeConfig struct {
 	Meta map[string]any
 }
 
+// Locality is a node's region, zone and sub-zone.
+type Locality struct {
+	Region, Zone, SubZone string
+}
+
 // Node renders the node: id waypoint~IP~POD.NS~DOMAIN (the proxy type
-// istiod keys a waypoint's config on), cluster the service cluster, and
-// metadata NAME, NAMESPACE, INSTANCE_IPS, SERVICE_ACCOUNT, CLUSTER_ID,
-// MESH_ID, NETWORK, ISTIO_VERSION, WORKLOAD_NAME, OWNER, NODE_NAME, LABELS,
-// ANNOTATIONS over the entries of Meta.
+// istiod keys a waypoint's config on), cluster the service cluster,
+// locality when set, and metadata NAME, NAMESPACE, INSTANCE_IPS,
+// SERVICE_ACCOUNT, CLUSTER_ID, MESH_ID, NETWORK, ISTIO_VERSION,
+// WORKLOAD_NAME, OWNER, NODE_NAME, LABELS, ANNOTATIONS over the entries of
+// Meta.
 func (n NodeConfig) Node() *corev3.Node {
 	domain := n.DNSDomain
 	if domain == "" {
@@ -90,9 +99,13 @@ func (n NodeConfig) Node() *corev3.Node {
 		// rather than no metadata at all.
 		st, _ = structpb.NewStruct(md)
 	}
-	return &corev3.Node{
+	node := &corev3.Node{
 		Id:       fmt.Sprintf("waypoint~%s~%s.%s~%s", n.IP, n.PodName, n.Namespace, domain),
 		Cluster:  cluster,
 		Metadata: st,
 	}
+	if n.Locality != (Locality{}) {
+		node.Locality = &corev3.Locality{Region: n.Locality.Region, Zone: n.Locality.Zone, SubZone: n.Locality.SubZone}
+	}
+	return node
 }

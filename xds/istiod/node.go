@@ -235,6 +235,7 @@ func BuildNode(src NodeSource) (adsclient.NodeConfig, error) {
 	}
 	n.Labels = merge(jsonLabels, podLabels, f.Labels)
 	n.Annotations = merge(jsonAnnotations, podAnnotations)
+	n.Locality = localityOf(n.Labels)
 
 	for k := range meta {
 		if typed[k] {
@@ -245,6 +246,36 @@ func BuildNode(src NodeSource) (adsclient.NodeConfig, error) {
 		n.Meta = meta
 	}
 	return n, nil
+}
+
+// The pod labels that give the waypoint's locality, as Istio's agent reads
+// them: the first wins.
+const (
+	LocalityLabel       = "topology.istio.io/locality"
+	LegacyLocalityLabel = "istio-locality"
+)
+
+// localityOf is node.locality as Istio's agent derives it from the pod's
+// labels: topology.istio.io/locality, else istio-locality, its value
+// region.zone.subzone (dots, as a label value cannot hold "/") or
+// region/zone/subzone. As the agent does, it writes the value with "/"
+// back into labels' istio-locality, which istiod reads before
+// node.locality. Zero when neither label is set.
+func localityOf(labels map[string]string) adsclient.Locality {
+	v, ok := labels[LocalityLabel]
+	if !ok {
+		v = labels[LegacyLocalityLabel]
+	}
+	if v == "" {
+		return adsclient.Locality{}
+	}
+	if !strings.Contains(v, "/") {
+		v = strings.ReplaceAll(v, ".", "/")
+	}
+	labels[LegacyLocalityLabel] = v
+	parts := strings.SplitN(v, "/", 3)
+	parts = append(parts, "", "")
+	return adsclient.Locality{Region: parts[0], Zone: parts[1], SubZone: parts[2]}
 }
 
 // merge returns the union of ms, a later map's value winning; nil if all

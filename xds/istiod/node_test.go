@@ -279,6 +279,31 @@ func TestBuildNode(t *testing.T) {
 					t.Errorf("%+v", n)
 				}
 			}},
+		{name: "locality from topology.istio.io/locality, dotted", labels: "topology.istio.io/locality=\"region1.zone1.sub1\"\nistio-locality=\"r9\"\n", annotations: "-",
+			check: func(t *testing.T, n adsclient.NodeConfig) {
+				want := adsclient.Locality{Region: "region1", Zone: "zone1", SubZone: "sub1"}
+				if n.Locality != want {
+					t.Errorf("locality %+v, want %+v", n.Locality, want)
+				}
+				if l := n.Node().GetLocality(); l.GetRegion() != "region1" || l.GetZone() != "zone1" || l.GetSubZone() != "sub1" {
+					t.Errorf("node.locality %v", l)
+				}
+				if got := n.Labels["istio-locality"]; got != "region1/zone1/sub1" {
+					t.Errorf("istio-locality label %q, want it rewritten with slashes, as Istio's agent does", got)
+				}
+			}},
+		{name: "locality from istio-locality, region only", labels: "istio-locality=\"r2\"\n", annotations: "-",
+			check: func(t *testing.T, n adsclient.NodeConfig) {
+				if want := (adsclient.Locality{Region: "r2"}); n.Locality != want {
+					t.Errorf("locality %+v, want %+v", n.Locality, want)
+				}
+			}},
+		{name: "no locality label: no node.locality", labels: "app=\"waypoint\"\n", annotations: "-",
+			check: func(t *testing.T, n adsclient.NodeConfig) {
+				if l := n.Node().GetLocality(); l != nil {
+					t.Errorf("node.locality %v, want none", l)
+				}
+			}},
 		{name: "a malformed labels file", labels: "app=\"ok\"\napp=reviews\n", annotations: "-", err: "labels: line 2: app: the value is not a quoted string"},
 		{name: "a malformed annotations file", labels: "-", annotations: "garbage", err: "annotations: line 1: want key=\"value\""},
 		{name: "an unreadable labels file", labels: "dir", annotations: "-", err: "labels: is a directory"},
