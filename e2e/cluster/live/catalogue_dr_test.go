@@ -745,9 +745,12 @@ spec:
 			},
 		},
 		compatCase{
-			name:      "dr-locality",
-			resources: "WorkloadEntries reviews-v1 in region1/zone1/sub1 and reviews-v2 in region2/zone2/sub2; DestinationRule localityLbSetting failover region1 to region2, outlierDetection",
-			checks:    "(once built) traffic stays in the waypoint's locality and fails over when its workload is ejected",
+			name: "dr-locality",
+			resources: "waypoint pod label topology.istio.io/locality region1.zone1.sub1; WorkloadEntries reviews-v1 in region1/zone1/sub1 and reviews-v2 in region2/zone2/sub2; " +
+				"DestinationRule localityLbSetting failover region1 to region2, outlierDetection consecutive5xxErrors 1, maxEjectionPercent 100",
+			checks: "the waypoint sends node.locality region1/zone1/sub1 and istiod gives reviews-v1 priority 0 and reviews-v2 priority 1: 10 requests all land on reviews-v1; " +
+				"once reviews-v1 has answered one 503 (`/fail-on-reviews-v1`) it is ejected, its priority loses its load and 10 requests all fail over to reviews-v2",
+			waypointLabels: map[string]string{"topology.istio.io/locality": "region1.zone1.sub1"},
 			yaml: `
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
@@ -789,9 +792,37 @@ spec:
       consecutive5xxErrors: 1
       interval: 1s
       baseEjectionTime: 30s
+      maxEjectionPercent: 100
 `,
-			waitsOn: "#13 (locality)",
-			nack:    "common_lb_config.locality_weighted_lb_config: not supported yet",
+			check: func(t *testing.T, w *world, b *base) {
+				// The WorkloadEntries' localities reach istiod's EDS after the
+				// DestinationRule's push: wait until the local endpoint has all of it.
+				w.eventually(20*time.Second, "all requests on reviews-v1, the waypoint's locality", func() error {
+					if got := drCount(t, w, b, 10, "/", nil); got["reviews-v1"] != 10 {
+						return fmt.Errorf("%v", got)
+					}
+					return nil
+				})
+				v2 := b.v2.hits.Load()
+				if got := drCount(t, w, b, 10, "/", nil); got["reviews-v1"] != 10 {
+					t.Errorf("before the ejection: %v, want all 10 on reviews-v1", got)
+				}
+				if n := b.v2.hits.Load() - v2; n != 0 {
+					t.Errorf("reviews-v2, of the other region, received %d requests while reviews-v1 was healthy", n)
+				}
+				// istiod's default retry policy retries no status code: the
+				// 503 comes back and ejects reviews-v1.
+				if r := drCall(t, w, b, "/fail-on-reviews-v1", nil); r.code != 503 || r.pod != "reviews-v1" {
+					t.Fatalf("/fail-on-reviews-v1: %d from %q, want 503 from reviews-v1", r.code, r.pod)
+				}
+				v1 := b.v1.hits.Load()
+				if got := drCount(t, w, b, 10, "/", nil); got["reviews-v2"] != 10 {
+					t.Errorf("after the ejection: %v, want all 10 failed over to reviews-v2", got)
+				}
+				if n := b.v1.hits.Load() - v1; n != 0 {
+					t.Errorf("the ejected reviews-v1 received %d requests", n)
+				}
+			},
 		},
 		compatCase{
 			name: "dr-tls-simple-egress",

@@ -31,6 +31,8 @@ type compatCase struct {
 	nack      string
 	// setup, when set, runs before yaml is applied (a server istiod reads).
 	setup func(t *testing.T, w *world)
+	// waypointLabels, when set, are added to the waypoint pod's labels (its locality).
+	waypointLabels map[string]string
 }
 
 // catalogue holds every case; files catalogue_*_test.go add theirs in init.
@@ -51,8 +53,8 @@ func (b *base) url(path string) string { return "http://" + b.vip + ":9080" + pa
 
 // catalogueWorld makes the base world in a world of its own and waits until a request
 // through the waypoint reaches a workload.
-func catalogueWorld(t *testing.T, k int, ns string) (*world, *base) {
-	w := newWorld(t, k, ns)
+func catalogueWorld(t *testing.T, k int, ns string, waypointLabels map[string]string) (*world, *base) {
+	w := newWorld(t, k, ns, waypointLabels)
 	b := &base{}
 	labels := func(v string) map[string]string { return map[string]string{"app": "reviews", "version": v} }
 	b.v1 = w.workload("reviews-v1", "bookinfo-reviews", labels("v1"), 9080)
@@ -120,7 +122,7 @@ func TestCatalogue(t *testing.T) {
 					results = append(results, caseResult{c, r})
 					mu.Unlock()
 				})
-				w, b := catalogueWorld(t, 10+i, "cat-"+c.name)
+				w, b := catalogueWorld(t, 10+i, "cat-"+c.name, c.waypointLabels)
 				if c.waitsOn != "" {
 					w.apply(c.yaml)
 					w.refused(c.nack)

@@ -19,7 +19,7 @@ import (
 // traffic that follows the split and the policy; a policy edit in force within 2 s while
 // requests keep flowing, none of them failing.
 func TestWaypointUnderIstiod(t *testing.T) {
-	w := newWorld(t, 2, "bookinfo")
+	w := newWorld(t, 2, "bookinfo", nil)
 	v1 := w.workload("reviews-v1", "bookinfo-reviews", map[string]string{"app": "reviews", "version": "v1"}, 9080)
 	v2 := w.workload("reviews-v2", "bookinfo-reviews", map[string]string{"app": "reviews", "version": "v2"}, 9080)
 	w.apply(`

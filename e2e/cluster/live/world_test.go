@@ -41,17 +41,22 @@ type world struct {
 	admin      string // the waypoint's admin, http://IP:15000
 	pod        string // the waypoint's pod name (its node id has POD.NS)
 
+	// waypointLabels are added to the waypoint pod's labels (the downward API file), e.g.
+	// its locality.
+	waypointLabels map[string]string
+
 	mu      sync.Mutex
 	nextIP  int
 	sources map[string]*source
 }
 
 // newWorld makes namespace ns (ambient) with a waypoint Gateway, waits until istiod has
-// deployed it and marked it Programmed, and starts the waypoint binary for it.
-func newWorld(t *testing.T, k int, ns string) *world {
+// deployed it and marked it Programmed, and starts the waypoint binary for it with
+// waypointLabels added to its pod's labels.
+func newWorld(t *testing.T, k int, ns string, waypointLabels map[string]string) *world {
 	t.Helper()
 	w := &world{t: t, ns: ns, net: fmt.Sprintf("%s.%d", liveNet, k), dir: t.TempDir(), gateway: "waypoint",
-		nextIP: 11, sources: map[string]*source{}, pod: "waypoint-" + strconv.Itoa(k)}
+		nextIP: 11, sources: map[string]*source{}, pod: "waypoint-" + strconv.Itoa(k), waypointLabels: waypointLabels}
 	w.waypointIP = w.net + ".5"
 	w.apply(`
 apiVersion: v1
@@ -161,6 +166,9 @@ func (w *world) startWaypoint() {
 	os.MkdirAll(podInfo, 0o755)
 	labels := fmt.Sprintf("gateway.istio.io/managed=%q\ngateway.networking.k8s.io/gateway-class-name=%q\ngateway.networking.k8s.io/gateway-name=%q\nistio.io/dataplane-mode=%q\n",
 		"istio.io-mesh-controller", "istio-waypoint", w.gateway, "none")
+	for k, v := range w.waypointLabels {
+		labels += fmt.Sprintf("%s=%q\n", k, v)
+	}
 	if err := os.WriteFile(filepath.Join(podInfo, "labels"), []byte(labels), 0o644); err != nil {
 		w.t.Fatal(err)
 	}
