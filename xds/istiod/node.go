@@ -260,7 +260,10 @@ const (
 // region.zone.subzone (dots, as a label value cannot hold "/") or
 // region/zone/subzone. As the agent does, it writes the value with "/"
 // back into labels' istio-locality, which istiod reads before
-// node.locality. Zero when neither label is set.
+// node.locality. istiod reads topology.istio.io/locality first and as it
+// is (it sets that label itself on workloads), so a dotted value there
+// reaches it as a region, as it does from Istio's agent: istio-locality is
+// the label for a pod to carry. Zero when neither label is set.
 func localityOf(labels map[string]string) adsclient.Locality {
 	v, ok := labels[LocalityLabel]
 	if !ok {

@@ -746,11 +746,11 @@ spec:
 		},
 		compatCase{
 			name: "dr-locality",
-			resources: "waypoint pod label topology.istio.io/locality region1.zone1.sub1; WorkloadEntries reviews-v1 in region1/zone1/sub1 and reviews-v2 in region2/zone2/sub2; " +
+			resources: "waypoint pod label istio-locality region1.zone1.sub1; WorkloadEntries reviews-v1 in region1/zone1/sub1 and reviews-v2 in region2/zone2/sub2; " +
 				"DestinationRule localityLbSetting failover region1 to region2, outlierDetection consecutive5xxErrors 1, maxEjectionPercent 100",
 			checks: "the waypoint sends node.locality region1/zone1/sub1 and istiod gives reviews-v1 priority 0 and reviews-v2 priority 1: 10 requests all land on reviews-v1; " +
 				"once reviews-v1 has answered one 503 (`/fail-on-reviews-v1`) it is ejected, its priority loses its load and 10 requests all fail over to reviews-v2",
-			waypointLabels: map[string]string{"topology.istio.io/locality": "region1.zone1.sub1"},
+			waypointLabels: map[string]string{"istio-locality": "region1.zone1.sub1"},
 			yaml: `
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
