@@ -825,6 +825,62 @@ spec:
 			},
 		},
 		compatCase{
+			name: "dr-locality-distribute",
+			resources: "waypoint pod label istio-locality region1.zone1.sub1; WorkloadEntries reviews-v1 in region1/zone1/sub1 and reviews-v2 in region2/zone2/sub2; " +
+				"DestinationRule localityLbSetting distribute from region1/zone1/* to region1/zone1/* 80, region2/zone2/* 20",
+			checks: "istiod weights the localities 80 and 20 (locality_weighted_lb_config): 50 requests land 40 on reviews-v1 and 10 on reviews-v2, " +
+				"the localities picked by Envoy's weighted round robin",
+			waypointLabels: map[string]string{"istio-locality": "region1.zone1.sub1"},
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: reviews-v1
+  namespace: "{{NS}}"
+  annotations: {ambient.istio.io/redirection: enabled}
+spec:
+  address: "{{NET}}.11"
+  serviceAccount: bookinfo-reviews
+  labels: {security.istio.io/tlsMode: disabled, app: reviews, version: v1}
+  locality: region1/zone1/sub1
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: reviews-v2
+  namespace: "{{NS}}"
+  annotations: {ambient.istio.io/redirection: enabled}
+spec:
+  address: "{{NET}}.12"
+  serviceAccount: bookinfo-reviews
+  labels: {security.istio.io/tlsMode: disabled, app: reviews, version: v2}
+  locality: region2/zone2/sub2
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: "{{NS}}"}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+      localityLbSetting:
+        enabled: true
+        distribute:
+        - from: region1/zone1/*
+          to: {"region1/zone1/*": 80, "region2/zone2/*": 20}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				// A schedule of 4 to 1: any 50 requests in a row are 40 and 10.
+				w.eventually(20*time.Second, "50 requests shared 40/10", func() error {
+					if got := drCount(t, w, b, 50, "/", nil); got["reviews-v1"] != 40 || got["reviews-v2"] != 10 {
+						return fmt.Errorf("%v", got)
+					}
+					return nil
+				})
+			},
+		},
+		compatCase{
 			name: "dr-tls-simple-egress",
 			resources: "ServiceEntry `static.example.com` (port 80 to targetPort 443, STATIC endpoint, `istio.io/use-waypoint`); DestinationRule tls mode SIMPLE, " +
 				"sni, caCertificates (a file: istiod's SDS `file-root:PATH`, read by the waypoint), subjectAltNames",
