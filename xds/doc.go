@@ -17,7 +17,7 @@
 // per-message allowlist (see allowlist.go); a field is added there when its
 // meaning is implemented. Unknown fields (from a newer API) are errors too.
 // Descriptive fields that change no behaviour (name, stat_prefix,
-// alt_stat_name, metadata, traffic_direction, locality) are allowed.
+// alt_stat_name, metadata, traffic_direction) are allowed.
 //
 // # Upstream transport: HBONE by default
 //
