@@ -297,8 +297,8 @@ type CommonLBConfig struct {
 	HealthyPanicThreshold uint32
 	// LocalityWeighted is locality_weighted_lb_config: within a priority,
 	// a locality is picked first, by its weight scaled by its share of
-	// healthy hosts, then a host of it by the policy (ROUND_ROBIN,
-	// LEAST_REQUEST and RANDOM only).
+	// healthy hosts, then a host of it by the policy; RING_HASH and MAGLEV
+	// fold locality weights into host weights instead, as Envoy does.
 	LocalityWeighted bool
 }
 

@@ -220,12 +220,7 @@ func decodeLB(pb *clusterv3.Cluster, c *Cluster) error {
 			}
 			c.CommonLB.HealthyPanicThreshold = uint32(v)
 		}
-		if cl.GetLocalityWeightedLbConfig() != nil {
-			if c.LBPolicy == LBPolicyRingHash || c.LBPolicy == LBPolicyMaglev {
-				return errAt("common_lb_config.locality_weighted_lb_config", "not supported with lb_policy %s yet", c.LBPolicy)
-			}
-			c.CommonLB.LocalityWeighted = true
-		}
+		c.CommonLB.LocalityWeighted = cl.GetLocalityWeightedLbConfig() != nil
 	}
 	return nil
 }

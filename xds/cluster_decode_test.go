@@ -357,8 +357,6 @@ func TestDecodeClusterBalancingErrors(t *testing.T) {
 			`maglev_lb_config: only applies to lb_policy MAGLEV, not RING_HASH`},
 		{"panic threshold over 100", `{name: c, common_lb_config: {healthy_panic_threshold: {value: 150}}}`,
 			`common_lb_config.healthy_panic_threshold.value: must be 0-100, got 150`},
-		{"locality weighted ring hash", `{name: c, lb_policy: RING_HASH, common_lb_config: {locality_weighted_lb_config: {}}}`,
-			`common_lb_config.locality_weighted_lb_config: not supported with lb_policy RING_HASH yet`},
 		{"zone aware balancing", `{name: c, common_lb_config: {zone_aware_lb_config: {}}}`,
 			`common_lb_config.zone_aware_lb_config: not supported yet`},
 		{"HIGH priority thresholds", `{name: c, circuit_breakers: {thresholds: [{max_requests: 1}, {priority: HIGH, max_requests: 2}]}}`,

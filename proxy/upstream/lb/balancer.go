@@ -161,9 +161,9 @@ func (c *ClusterState) newPicker(cfg config, hosts []*Host, pos *atomic.Uint64) 
 	case xds.LBPolicyRandom:
 		return newRandom(hosts, rnd)
 	case xds.LBPolicyRingHash:
-		return newRing(hosts, cfg.ringHash)
+		return newRing(hosts, nil, cfg.ringHash)
 	case xds.LBPolicyMaglev:
-		return newMaglev(hosts, cfg.maglev.TableSize)
+		return newMaglev(hosts, nil, cfg.maglev.TableSize)
 	default:
 		return newRoundRobin(hosts, pos)
 	}

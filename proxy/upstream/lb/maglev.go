@@ -19,20 +19,28 @@ type maglev struct {
 // xxHash64(addr, seed 0) mod size and steps by xxHash64(addr, seed 1) mod (size-1) + 1;
 // in round r a host takes its next free slot when r*weight reaches its
 // running target, which grows by the largest weight each time it does.
-func newMaglev(hosts []*Host, size uint64) picker {
+// weights, when not nil, stand for the hosts' weights (locality
+// weighting's normalized ones).
+func newMaglev(hosts []*Host, weights []float64, size uint64) picker {
 	type build struct {
 		key                  string
 		host                 *Host
 		offset, skip, next   uint64
 		weight, targetWeight float64
 	}
+	weight := func(i int) float64 {
+		if weights != nil {
+			return weights[i]
+		}
+		return float64(max(hosts[i].Weight, 1))
+	}
 	var sum, maxShare float64
-	for _, h := range hosts {
-		sum += float64(max(h.Weight, 1))
+	for i := range hosts {
+		sum += weight(i)
 	}
 	entries := make([]build, len(hosts))
 	for i, h := range hosts {
-		share := float64(max(h.Weight, 1)) / sum
+		share := weight(i) / sum
 		maxShare = max(maxShare, share)
 		entries[i] = build{key: h.Addr.String(), host: h, weight: share}
 	}

@@ -27,7 +27,11 @@ import (
 //     first, by an exact weighted round robin over effective weights
 //     (locality weight × min(100%, overprovisioning factor × healthy share
 //     of the locality)), then a host of that locality by the policy.
-//     Localities without a weight take nothing.
+//     Localities without a weight take nothing. RING_HASH and MAGLEV
+//     instead build one ring or table over the level's usable hosts, each
+//     weighted by its share of its locality's host weight times its
+//     locality's share of the locality weights, as Envoy's hash balancers
+//     do (raw locality weights, in panic too).
 //
 // Health is outlier detection's: an ejected host is unhealthy, so its
 // level loses its share. A cluster with one priority and no locality
@@ -151,6 +155,8 @@ func (c *ClusterState) buildLevels(hosts []*Host) (p picker, anyPanic bool) {
 		}
 		switch {
 		case len(usable) == 0:
+		case c.cfg.localityWeighted && pp.hashed:
+			pp.levels[i] = c.newHashedLocalityPicker(usable)
 		case c.cfg.localityWeighted && !panicked[i]:
 			pp.levels[i] = c.newLocalityPicker(l.hosts)
 		default:
@@ -275,4 +281,45 @@ func (lp *localityPicker) pick(hash uint64, attempt int) *Host {
 		lp.mu.Unlock()
 	}
 	return lp.locs[i].pick(hash, attempt)
+}
+
+// newHashedLocalityPicker is RING_HASH or MAGLEV over one level's usable
+// hosts under locality weighting: a host's weight is its share of its
+// locality's host weights times its locality's share of the weights of the
+// localities that have usable hosts. Hosts of localities without a weight
+// are left out; nil when none is left.
+func (c *ClusterState) newHashedLocalityPicker(usable []*Host) picker {
+	type locality struct {
+		key        xds.Locality
+		weight     uint32
+		hostWeight float64
+	}
+	var locs []locality
+	var total float64
+	for _, h := range usable {
+		i := slices.IndexFunc(locs, func(l locality) bool { return l.key == h.Locality })
+		if i < 0 {
+			locs = append(locs, locality{key: h.Locality, weight: h.LocalityWeight})
+			i = len(locs) - 1
+			total += float64(h.LocalityWeight)
+		}
+		locs[i].hostWeight += float64(max(h.Weight, 1))
+	}
+	if total == 0 {
+		return nil
+	}
+	var hosts []*Host
+	var weights []float64
+	for _, h := range usable {
+		l := locs[slices.IndexFunc(locs, func(l locality) bool { return l.key == h.Locality })]
+		if l.weight == 0 {
+			continue
+		}
+		hosts = append(hosts, h)
+		weights = append(weights, float64(max(h.Weight, 1))/l.hostWeight*float64(l.weight)/total)
+	}
+	if c.cfg.policy == xds.LBPolicyMaglev {
+		return newMaglev(hosts, weights, c.cfg.maglev.TableSize)
+	}
+	return newRing(hosts, weights, c.cfg.ringHash)
 }

@@ -176,3 +176,25 @@ func TestLocalityChangeRebuilds(t *testing.T) {
 		t.Errorf("after the swap: %v, want all on host 1", got)
 	}
 }
+
+// TestLocalityWeightedHashed: RING_HASH and MAGLEV fold locality weights
+// into host weights: x (weight 1, two hosts), y (weight 3, one host), z (no
+// weight) get 1/8, 1/8, 3/4 and nothing.
+func TestLocalityWeightedHashed(t *testing.T) {
+	for _, policy := range []xds.LBPolicy{xds.LBPolicyRingHash, xds.LBPolicyMaglev} {
+		t.Run(policy.String(), func(t *testing.T) {
+			cl := &xds.Cluster{Name: "c", LBPolicy: policy, CommonLB: &xds.CommonLBConfig{LocalityWeighted: true},
+				Endpoints: locEndpoints(map[string]uint32{"x": 1, "y": 3}, "x", "x", "y", "z")}
+			c := clusterOf(t, cl)
+			const n = 40000
+			got := counts(c, n, func(i int) *PickContext {
+				return &PickContext{Hash: uint64(i) * 0x9e3779b97f4a7c15, HasHash: true}
+			})
+			for i, want := range []float64{0.125, 0.125, 0.75, 0} {
+				if s := float64(got[i]) / n; s < want-0.03 || s > want+0.03 {
+					t.Errorf("host %d: share %.3f, want %.3f:%s", i, s, want, fmtShares(got, n))
+				}
+			}
+		})
+	}
+}

@@ -22,15 +22,22 @@ type ring struct {
 // the scale makes the lightest host get ceil(minimum_ring_size * its
 // share) entries, capped at maximum_ring_size; hosts then get
 // scale*share entries each, by running sums so that fractions carry over.
-// Entry n of a host hashes "ip:port_n" with xxHash64.
-func newRing(hosts []*Host, cfg xds.RingHashConfig) picker {
+// Entry n of a host hashes "ip:port_n" with xxHash64. weights, when not
+// nil, stand for the hosts' weights (locality weighting's normalized ones).
+func newRing(hosts []*Host, weights []float64, cfg xds.RingHashConfig) picker {
+	weight := func(i int) float64 {
+		if weights != nil {
+			return weights[i]
+		}
+		return float64(max(hosts[i].Weight, 1))
+	}
 	var sum float64
-	for _, h := range hosts {
-		sum += float64(max(h.Weight, 1))
+	for i := range hosts {
+		sum += weight(i)
 	}
 	minShare := math.Inf(1)
-	for _, h := range hosts {
-		minShare = min(minShare, float64(max(h.Weight, 1))/sum)
+	for i := range hosts {
+		minShare = min(minShare, weight(i)/sum)
 	}
 	scale := min(math.Ceil(minShare*float64(cfg.MinimumRingSize))/minShare, float64(cfg.MaximumRingSize))
 	size := int(math.Ceil(scale))
@@ -45,7 +52,7 @@ func newRing(hosts []*Host, cfg xds.RingHashConfig) picker {
 	for i, h := range hosts {
 		key = append(h.Addr.AppendTo(key[:0]), '_')
 		base := len(key)
-		target += scale * float64(max(h.Weight, 1)) / sum
+		target += scale * weight(i) / sum
 		for n := uint64(0); current < target; n++ {
 			key = strconv.AppendUint(key[:base], n, 10)
 			entries = append(entries, entry{hash: xxhash.Sum64(key), idx: uint32(i)})
