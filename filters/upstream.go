@@ -2,6 +2,8 @@ package filters
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/netip"
 	"time"
 
@@ -66,4 +68,34 @@ type UpstreamRequest struct {
 	// the hash, and so generate a hash policy's cookie (the router's
 	// Set-Cookie).
 	HashUsed bool
+}
+
+// CallWhole sends req through up and hands fn the response with its whole
+// body, read before the response goes back to the Upstream (closing the
+// body hands it back, status and headers included): fn must keep nothing
+// of resp past its return. A body longer than limit bytes is an error, and
+// fn is not called; CallWhole returns RoundTrip's, the read's or fn's
+// error. For the calls filters make on their own (a JWKS fetch, an
+// authorization check), whose answers are small and read whole.
+func CallWhole(ctx context.Context, up Upstream, req *UpstreamRequest, limit int, fn func(resp *l7.Response, body []byte) error) error {
+	if up == nil {
+		return fmt.Errorf("no upstream to reach cluster %s", req.Cluster)
+	}
+	resp, err := up.RoundTrip(ctx, req)
+	if err != nil {
+		return err
+	}
+	if c, ok := resp.Body.(io.Closer); ok {
+		defer c.Close()
+	}
+	var body []byte
+	if resp.Body != nil {
+		if body, err = io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1)); err != nil {
+			return err
+		}
+		if len(body) > limit {
+			return fmt.Errorf("a response body from cluster %s larger than %d bytes", req.Cluster, limit)
+		}
+	}
+	return fn(resp, body)
 }

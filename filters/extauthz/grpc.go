@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -83,40 +82,26 @@ func (g *grpcService) check(ctx context.Context, up filters.Upstream, cr *authv3
 	for _, h := range g.initialMetadata {
 		req.Header.Add(h.key, h.value)
 	}
-	if up == nil {
-		return nil, fmt.Errorf("check: no upstream to reach %s", g.cluster)
-	}
 	deadline, _ := ctx.Deadline()
-	resp, err := up.RoundTrip(ctx, &filters.UpstreamRequest{Cluster: g.cluster, Request: req, Deadline: deadline})
-	if err != nil {
-		return nil, err
-	}
-	// The response (its status, headers, trailers) is the Upstream's
-	// until its body is closed: read it all before.
-	if c, ok := resp.Body.(io.Closer); ok {
-		defer c.Close()
-	}
-	var data []byte
-	if resp.Body != nil {
-		if data, err = io.ReadAll(io.LimitReader(resp.Body, maxCheckResponse)); err != nil {
-			return nil, err
-		}
-	}
-	if resp.Status != 200 {
-		return nil, fmt.Errorf("check: HTTP status %d", resp.Status)
-	}
-	gs, ok := resp.Trailer.Get("grpc-status")
-	if !ok {
-		gs, ok = resp.Header.Get("grpc-status")
-	}
-	if !ok || string(gs) != "0" {
-		return nil, fmt.Errorf("check: grpc-status %q %s", gs, resp.Trailer.GetString("grpc-message"))
-	}
-	if len(data) < 5 || data[0] != 0 || int(binary.BigEndian.Uint32(data[1:5])) != len(data)-5 {
-		return nil, fmt.Errorf("check: malformed gRPC message (%d bytes)", len(data))
-	}
 	var out authv3.CheckResponse
-	if err := proto.Unmarshal(data[5:], &out); err != nil {
+	err = filters.CallWhole(ctx, up, &filters.UpstreamRequest{Cluster: g.cluster, Request: req, Deadline: deadline}, maxCheckResponse,
+		func(resp *l7.Response, data []byte) error {
+			if resp.Status != 200 {
+				return fmt.Errorf("HTTP status %d", resp.Status)
+			}
+			gs, ok := resp.Trailer.Get("grpc-status")
+			if !ok {
+				gs, ok = resp.Header.Get("grpc-status")
+			}
+			if !ok || string(gs) != "0" {
+				return fmt.Errorf("grpc-status %q %s", gs, resp.Trailer.GetString("grpc-message"))
+			}
+			if len(data) < 5 || data[0] != 0 || int(binary.BigEndian.Uint32(data[1:5])) != len(data)-5 {
+				return fmt.Errorf("malformed gRPC message (%d bytes)", len(data))
+			}
+			return proto.Unmarshal(data[5:], &out)
+		})
+	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	return &out, nil

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"strconv"
 
 	"github.com/gowaypoint/waypoint/filters"
@@ -40,21 +39,17 @@ func (f *Filter) checkHTTP(ctx context.Context, s *filters.Stream, body []byte) 
 		req.Body = bytes.NewReader(body)
 	}
 	deadline, _ := ctx.Deadline()
-	resp, err := f.upstreamOf(s).RoundTrip(ctx, &filters.UpstreamRequest{Cluster: f.cluster, Request: req, Deadline: deadline})
-	if err != nil {
-		return decision{}, err
-	}
-	// The response (its status, headers, trailers) is the Upstream's
-	// until its body is closed: read it all before.
-	if c, ok := resp.Body.(io.Closer); ok {
-		defer c.Close()
-	}
-	var data []byte
-	if resp.Body != nil {
-		if data, err = io.ReadAll(io.LimitReader(resp.Body, maxCheckResponse)); err != nil {
-			return decision{}, err
-		}
-	}
+	var d decision
+	err := filters.CallWhole(ctx, f.upstreamOf(s), &filters.UpstreamRequest{Cluster: f.cluster, Request: req, Deadline: deadline}, maxCheckResponse,
+		func(resp *l7.Response, data []byte) (err error) {
+			d, err = f.httpDecision(resp, data)
+			return err
+		})
+	return d, err
+}
+
+// httpDecision reads an HTTP authorization service's answer.
+func (f *Filter) httpDecision(resp *l7.Response, data []byte) (decision, error) {
 	switch {
 	case resp.Status >= 500:
 		return decision{}, fmt.Errorf("check: HTTP status %d", resp.Status)

@@ -3,7 +3,6 @@ package jwtauthn
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"sync"
@@ -114,30 +113,19 @@ func (r *remoteJWKS) fetch(ctx context.Context, up filters.Upstream) (*jwks, err
 		Proto:     l7.HTTP11,
 	}
 	req.Header.Set("accept", "application/json")
-	resp, err := up.RoundTrip(ctx, &filters.UpstreamRequest{Cluster: r.cluster, Request: req, Deadline: time.Now().Add(r.timeout)})
+	var k *jwks
+	err := filters.CallWhole(ctx, up, &filters.UpstreamRequest{Cluster: r.cluster, Request: req, Deadline: time.Now().Add(r.timeout)}, maxJWKSSize,
+		func(resp *l7.Response, body []byte) error {
+			if resp.Status != 200 {
+				return fmt.Errorf("status %d", resp.Status)
+			}
+			if k = parseJWKS(body); k == nil {
+				return fmt.Errorf("no valid key in the JWKS")
+			}
+			return nil
+		})
 	if err != nil {
 		return nil, err
-	}
-	// The response (its status too) is the Upstream's until its body is
-	// closed: read it all before.
-	if c, ok := resp.Body.(io.Closer); ok {
-		defer c.Close()
-	}
-	var body []byte
-	if resp.Body != nil {
-		if body, err = io.ReadAll(io.LimitReader(resp.Body, maxJWKSSize+1)); err != nil {
-			return nil, err
-		}
-	}
-	if resp.Status != 200 {
-		return nil, fmt.Errorf("status %d", resp.Status)
-	}
-	if len(body) > maxJWKSSize {
-		return nil, fmt.Errorf("a JWKS larger than %d bytes", maxJWKSSize)
-	}
-	k := parseJWKS(body)
-	if k == nil {
-		return nil, fmt.Errorf("no valid key in the JWKS")
 	}
 	return k, nil
 }
