@@ -30,10 +30,16 @@ import (
 // BatchTimeout is how long a span may wait in the batch before export.
 const BatchTimeout = time.Second
 
+// IdleProviderTimeout is how long a tracer provider may go without a new
+// span before it is shut down, when another is made (Tracers.IdleTimeout).
+const IdleProviderTimeout = 5 * time.Minute
+
 // Tracers owns the span exporters of a process: one OpenTelemetry
-// TracerProvider (batching, exporting over OTLP gRPC) per collector
-// cluster and service name, made on first use and shut down by Shutdown.
-// Safe for concurrent use.
+// TracerProvider (batching, exporting over OTLP gRPC, OTLP/HTTP or Zipkin)
+// per collector and settings, made on first use. A provider that started no
+// span for IdleTimeout is shut down when a new one is made (a config that
+// replaced its tracing leaves none behind), each in a goroutine Shutdown
+// waits for; Shutdown stops the rest. Safe for concurrent use.
 type Tracers struct {
 	// Dial opens a connection to one endpoint of the named cluster (the
 	// collector), as the proxy reaches clusters.
@@ -44,10 +50,27 @@ type Tracers struct {
 	// cluster, node.cluster); default "waypoint".
 	LocalCluster string
 
+	// IdleTimeout overrides IdleProviderTimeout when positive.
+	IdleTimeout time.Duration
+
 	mu        sync.Mutex
-	providers map[providerKey]*sdktrace.TracerProvider // guarded by mu
-	conns     []*grpc.ClientConn                       // guarded by mu
-	closed    bool                                     // guarded by mu
+	providers map[providerKey]*provider // guarded by mu
+	closed    bool                      // guarded by mu
+	retiring  sync.WaitGroup            // providers being shut down
+}
+
+// provider is one exporter's pipeline and what it last served.
+type provider struct {
+	tp   *sdktrace.TracerProvider
+	conn *grpc.ClientConn // OTLP/gRPC only
+	used time.Time        // the last span started; guarded by Tracers.mu
+}
+
+func (p *provider) shutdown(ctx context.Context) {
+	p.tp.Shutdown(ctx)
+	if p.conn != nil {
+		p.conn.Close()
+	}
 }
 
 type providerKey struct {
@@ -72,12 +95,15 @@ func (t *Tracers) tracer(c *Config) trace.Tracer {
 	if t.closed {
 		return nil
 	}
+	now := time.Now()
 	if p := t.providers[k]; p != nil {
-		return p.Tracer("waypoint")
+		p.used = now
+		return p.tp.Tracer("waypoint")
 	}
+	t.retireIdle(now)
 	cluster := c.Cluster
 	if c.Zipkin != nil {
-		return t.provider(k, newZipkinExporter(c.Zipkin, cluster, t.localCluster(), t.Dial), c)
+		return t.provider(k, newZipkinExporter(c.Zipkin, cluster, t.localCluster(), t.Dial), nil, c)
 	}
 	if c.HTTP != nil {
 		exp, err := newOTLPHTTPExporter(c.HTTP, cluster, t.Dial)
@@ -85,7 +111,7 @@ func (t *Tracers) tracer(c *Config) trace.Tracer {
 			t.log().Error("tracing: cannot make the OTLP/HTTP exporter", "cluster", c.Cluster, "error", err)
 			return nil
 		}
-		return t.provider(k, exp, c)
+		return t.provider(k, exp, nil, c)
 	}
 	// The target names no address: every connection is dialed to the
 	// cluster, as Envoy's envoy_grpc does; the authority is the cluster's.
@@ -97,8 +123,7 @@ func (t *Tracers) tracer(c *Config) trace.Tracer {
 		var exp *otlptrace.Exporter
 		exp, err = otlptracegrpc.New(context.Background(), otlptracegrpc.WithGRPCConn(conn))
 		if err == nil {
-			t.conns = append(t.conns, conn)
-			return t.provider(k, exp, c)
+			return t.provider(k, exp, conn, c)
 		}
 		conn.Close()
 	}
@@ -106,7 +131,31 @@ func (t *Tracers) tracer(c *Config) trace.Tracer {
 	return nil
 }
 
-func (t *Tracers) provider(k providerKey, exp sdktrace.SpanExporter, c *Config) trace.Tracer {
+// retireIdle shuts down, in the background, the providers idle for the
+// idle timeout at now. Called with mu held.
+func (t *Tracers) retireIdle(now time.Time) {
+	idle := t.IdleTimeout
+	if idle <= 0 {
+		idle = IdleProviderTimeout
+	}
+	for k, p := range t.providers {
+		if now.Sub(p.used) < idle {
+			continue
+		}
+		delete(t.providers, k)
+		t.retiring.Add(1)
+		go func() {
+			defer t.retiring.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			p.shutdown(ctx)
+		}()
+	}
+}
+
+// provider makes the provider of k exporting through exp (over conn, when
+// not nil). Called with mu held.
+func (t *Tracers) provider(k providerKey, exp sdktrace.SpanExporter, conn *grpc.ClientConn, c *Config) trace.Tracer {
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(exp, sdktrace.WithBatchTimeout(BatchTimeout))),
 		sdktrace.WithSampler(sdktrace.AlwaysSample()), // the decision is made before a span is started
@@ -115,12 +164,12 @@ func (t *Tracers) provider(k providerKey, exp sdktrace.SpanExporter, c *Config) 
 	if c.Zipkin != nil && !c.Zipkin.TraceID128 {
 		opts = append(opts, sdktrace.WithIDGenerator(ids64{}))
 	}
-	p := sdktrace.NewTracerProvider(opts...)
+	p := &provider{tp: sdktrace.NewTracerProvider(opts...), conn: conn, used: time.Now()}
 	if t.providers == nil {
-		t.providers = map[providerKey]*sdktrace.TracerProvider{}
+		t.providers = map[providerKey]*provider{}
 	}
 	t.providers[k] = p
-	return p.Tracer("waypoint")
+	return p.tp.Tracer("waypoint")
 }
 
 func (t *Tracers) localCluster() string {
@@ -137,19 +186,18 @@ func (t *Tracers) log() *slog.Logger {
 	return slog.Default()
 }
 
-// Shutdown exports what is batched and stops every provider.
+// Shutdown exports what is batched and stops every provider, and waits
+// for those being retired.
 func (t *Tracers) Shutdown(ctx context.Context) {
 	t.mu.Lock()
 	t.closed = true
-	ps, conns := t.providers, t.conns
-	t.providers, t.conns = nil, nil
+	ps := t.providers
+	t.providers = nil
 	t.mu.Unlock()
 	for _, p := range ps {
-		p.Shutdown(ctx)
+		p.shutdown(ctx)
 	}
-	for _, c := range conns {
-		c.Close()
-	}
+	t.retiring.Wait()
 }
 
 // Span is one request's server span: a recorded OpenTelemetry span when

@@ -152,3 +152,51 @@ func TestZipkin64BitTraces(t *testing.T) {
 		t.Errorf("ids64: %s", tid)
 	}
 }
+
+// TestIdleProviderRetired: a config that replaced the tracing of another
+// leaves no provider behind; the retired one exports what it batched.
+func TestIdleProviderRetired(t *testing.T) {
+	var mu sync.Mutex
+	paths := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var spans []zipkinSpan
+		json.NewDecoder(r.Body).Decode(&spans)
+		mu.Lock()
+		paths[r.URL.Path] += len(spans)
+		mu.Unlock()
+		w.WriteHeader(202)
+	}))
+	defer srv.Close()
+	tr := &Tracers{IdleTimeout: time.Nanosecond, Dial: func(ctx context.Context, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", srv.Listener.Addr().String())
+	}}
+	trace := func(path string) {
+		c := &Config{RandomSampling: 100, OverallSampling: 100, MaxPathTagLength: 256, Cluster: "zipkin",
+			Zipkin: &Zipkin{HTTPService: HTTPService{Path: path, Host: "zipkin", Timeout: time.Second}, TraceID128: true}}
+		s := filters.NewStream(context.Background(), &l7.Request{Method: "GET", Path: []byte("/"), Authority: []byte("a")}, &filters.Downstream{}, nil)
+		var sp Span
+		tr.Start(c, s, &sp)
+		sp.End(s, &accesslog.Record{Code: 200})
+	}
+	trace("/old")
+	time.Sleep(time.Millisecond)
+	trace("/new")
+	tr.mu.Lock()
+	n := len(tr.providers)
+	tr.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d providers after the tracing changed, want 1", n)
+	}
+	tr.retiring.Wait()
+	mu.Lock()
+	if paths["/old"] != 1 {
+		t.Errorf("the retired provider exported %d spans, want 1", paths["/old"])
+	}
+	mu.Unlock()
+	tr.Shutdown(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	if paths["/new"] != 1 {
+		t.Errorf("the provider in use exported %d spans at shutdown, want 1", paths["/new"])
+	}
+}
