@@ -37,11 +37,28 @@ type Host struct {
 // does not allocate.
 func (h *Host) Begin() (end func(Result)) {
 	h.s.active.Add(1)
+	h.s.counts.total.Add(1)
 	return h.s.end
 }
 
 // Active returns the number of requests begun and not yet ended.
 func (h *Host) Active() int64 { return h.s.active.Load() }
+
+// HostStats are a host's request counters since the cluster first had it,
+// as Envoy's per-host stats in /clusters: rq_total (begun), rq_success,
+// rq_error (a 5xx, a reset, a connect failure or a timeout), rq_timeout,
+// cx_connect_fail, and rq_active.
+type HostStats struct {
+	Total, Success, Error, Timeout, ConnectFail uint64
+	Active                                      int64
+}
+
+// Stats returns h's counters.
+func (h *Host) Stats() HostStats {
+	c := &h.s.counts
+	return HostStats{Total: c.total.Load(), Success: c.success.Load(), Error: c.err.Load(), Timeout: c.timeout.Load(),
+		ConnectFail: c.connectFail.Load(), Active: h.s.active.Load()}
+}
 
 // Ejected reports whether outlier detection has ejected h.
 func (h *Host) Ejected() bool { return h.s.ejected.Load() }
@@ -58,7 +75,8 @@ type hostState struct {
 	end func(Result)  // finish bound to this state, made once; read-only
 
 	active atomic.Int64
-	joined time.Time // when the cluster first had the host (slow start); read-only
+	counts hostCounts // for HostStats
+	joined time.Time  // when the cluster first had the host (slow start); read-only
 
 	// Outlier detection counters, written lock-free by end.
 	consecutive5xx     atomic.Uint32
@@ -80,6 +98,34 @@ type hostState struct {
 	ejectionJitter time.Duration
 }
 
+// hostCounts are the counters behind HostStats.
+type hostCounts struct {
+	total, success, err, timeout, connectFail atomic.Uint64
+}
+
+// count adds one ended request.
+func (c *hostCounts) count(r Result) {
+	switch r {
+	case Canceled:
+	case Timeout:
+		c.timeout.Add(1)
+		c.err.Add(1)
+	case ConnectFailed:
+		c.connectFail.Add(1)
+		c.err.Add(1)
+	case Reset:
+		c.err.Add(1)
+	case Connected:
+		c.success.Add(1)
+	default:
+		if code, ok := r.Code(); ok && code >= 500 {
+			c.err.Add(1)
+		} else {
+			c.success.Add(1)
+		}
+	}
+}
+
 // rateCounter counts requests and successes over one outlier detection
 // interval; the interval timer swaps both out.
 type rateCounter struct {
@@ -95,6 +141,7 @@ func newHostState(c *ClusterState) *hostState {
 // finish ends one request: the function Begin returns.
 func (s *hostState) finish(r Result) {
 	s.active.Add(-1)
+	s.counts.count(r)
 	if od := s.c.outlier.Load(); od != nil && r != Canceled {
 		s.c.record(s, od, r)
 	}
