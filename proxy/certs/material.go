@@ -16,6 +16,9 @@ type material struct {
 	cert  *tls.Certificate // the chain as presented, with Leaf set
 	id    spiffe.ID
 	roots *x509.CertPool
+	// rootCerts are the root file's certificates, for the admin's /certs
+	// and secrets dump.
+	rootCerts []*x509.Certificate
 }
 
 // identityFiles are the contents of the three files of a directory, in the
@@ -56,7 +59,7 @@ func loadMaterial(f identityFiles, now time.Time) (*material, error) {
 	for _, c := range rootCerts {
 		roots.AddCert(c)
 	}
-	m := &material{cert: &cert, id: id, roots: roots}
+	m := &material{cert: &cert, id: id, roots: roots, rootCerts: rootCerts}
 	if _, err := m.verifyChain(chain, x509.ExtKeyUsageAny, now); err != nil {
 		return nil, fmt.Errorf("%s against %s: %w", CertChainFile, RootCertFile, err)
 	}

@@ -2,6 +2,7 @@ package certs
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -99,6 +100,14 @@ func (s *Source) Certificate() (*tls.Certificate, error) { return s.cur.Load().c
 // TrustDomain returns the trust domain of the current leaf, which is the
 // only trust domain ServerTLSConfig accepts clients from.
 func (s *Source) TrustDomain() string { return s.cur.Load().id.TrustDomain }
+
+// Roots returns the trusted roots of the identity in force (the root
+// file's certificates). The slice is shared and must not be modified.
+func (s *Source) Roots() []*x509.Certificate { return s.cur.Load().rootCerts }
+
+// Dir is the directory the identity is read from; empty for a Source fed
+// from memory.
+func (s *Source) Dir() string { return s.dir }
 
 // Close stops watching the files and waits for the poll goroutine to end.
 // The TLS configurations keep serving the last identity. Close is
