@@ -17,6 +17,16 @@ import (
 // for a snapshot that did not come from a bootstrap file. No last_updated
 // times are set: a snapshot does not record when it was built.
 func (s *Snapshot) ConfigDump() ([]byte, error) {
+	dump, err := s.ConfigDumpProto()
+	if err != nil {
+		return nil, err
+	}
+	return protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}.Marshal(dump)
+}
+
+// ConfigDumpProto is ConfigDump before rendering, for the admin's
+// /config_dump, which selects and masks it.
+func (s *Snapshot) ConfigDumpProto() (*adminv3.ConfigDump, error) {
 	boot := &adminv3.BootstrapConfigDump{Bootstrap: s.bootstrap}
 	if s.raw != nil && s.sourceVersions != nil {
 		sections, err := s.dynamicDump()
@@ -44,9 +54,8 @@ func (s *Snapshot) ConfigDump() ([]byte, error) {
 	return renderDump([]proto.Message{boot, lds, cds})
 }
 
-// renderDump wraps sections in a ConfigDump, in protojson with proto field
-// names as Envoy writes it.
-func renderDump(sections []proto.Message) ([]byte, error) {
+// renderDump wraps sections in a ConfigDump.
+func renderDump(sections []proto.Message) (*adminv3.ConfigDump, error) {
 	dump := &adminv3.ConfigDump{}
 	for _, m := range sections {
 		a, err := anypb.New(m)
@@ -55,7 +64,7 @@ func renderDump(sections []proto.Message) ([]byte, error) {
 		}
 		dump.Configs = append(dump.Configs, a)
 	}
-	return protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}.Marshal(dump)
+	return dump, nil
 }
 
 // SetSourceVersions records, before the snapshot is shared, that it came
