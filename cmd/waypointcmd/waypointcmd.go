@@ -30,16 +30,21 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
 	"time"
+
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/gowaypoint/waypoint/cmd/internal/cli"
 	_ "github.com/gowaypoint/waypoint/filters/all" // the built-in HTTP filters
 	"github.com/gowaypoint/waypoint/internal/rss"
 	"github.com/gowaypoint/waypoint/protocols/dubbo"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
+	"github.com/gowaypoint/waypoint/proxy/admin"
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/localmesh"
 	"github.com/gowaypoint/waypoint/proxy/waypoint"
@@ -109,7 +114,7 @@ func run(args []string) error {
 	fs.IntVar(&o.DubboMaxBodyBytes, "dubbo-max-body-bytes", dubbo.DefaultMaxBodyBytes, "largest Dubbo frame body accepted (Dubbo's payload limit)")
 	fs.IntVar(&o.DubboMaxInFlight, "dubbo-max-in-flight", dubbo.DefaultMaxInFlight, "Dubbo calls in flight per downstream connection; past it a call is answered 100")
 	concurrency := fs.Int("concurrency", 0, "worker threads (GOMAXPROCS), as Envoy's --concurrency; 0 keeps Go's default: the container's CPU limit, else the cores")
-	logger := cli.LogFlags(fs)
+	logger := cli.LogFlagsLevel(fs)
 	fs.Parse(args)
 	o.NoStats = !*stats
 	if *concurrency < 0 {
@@ -124,11 +129,14 @@ func run(args []string) error {
 	if (o.ConfigFile == "") == (*xdsFlags.addr == "") || (o.CertDir == "") == (*caAddr == "") {
 		return fmt.Errorf("run: one of --cert-dir or --ca-addr, and one of --config or --xds, are required")
 	}
-	log, err := logger()
+	log, level, err := logger()
 	if err != nil {
 		return err
 	}
 	o.Logger = log
+	o.Loggers = admin.NewLoggers(map[string]*slog.LevelVar{"waypoint": level})
+	o.CommandLine = &adminv3.CommandLineOptions{Concurrency: uint32(runtime.GOMAXPROCS(0)), LogLevel: admin.LevelName(level.Level()),
+		LogFormat: logFormat(fs), DrainTime: durationpb.New(o.DrainTimeout)}
 	node, err := xdsFlags.nodeConfig()
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
@@ -161,12 +169,24 @@ func run(args []string) error {
 	}
 	rss.TrimBinary()
 	ctx := cli.Signals(context.Background(), func() { w.Reload() })
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-w.QuitRequested():
+		log.Info("exit asked for by the admin's /quitquitquit")
+	}
 	if err := w.Shutdown(context.Background()); err != nil {
 		log.Warn("drain timeout passed; remaining streams were closed", "error", err)
 	}
 	log.Info("waypoint stopped")
 	return nil
+}
+
+// logFormat is the value of the --log-format flag.
+func logFormat(fs *flag.FlagSet) string {
+	if f := fs.Lookup("log-format"); f != nil {
+		return f.Value.String()
+	}
+	return ""
 }
 
 func validate(args []string) error {

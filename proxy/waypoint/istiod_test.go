@@ -649,7 +649,7 @@ func TestIstiodFixtureOverADS(t *testing.T) {
 
 // checkConfigDump reads /config_dump as Envoy's admin.v3.ConfigDump (every
 // section and resource must parse with the v3 types) and checks that its
-// dynamic listeners, clusters and endpoints are those of res, each at
+// dynamic listeners, clusters and endpoints (with include_eds) are those of res, each at
 // version (waiting up to 10 s for the endpoints to follow the listeners).
 func checkConfigDump(t *testing.T, hc *http.Client, res *xds.Resources, version string) {
 	t.Helper()
@@ -661,7 +661,7 @@ func checkConfigDump(t *testing.T, hc *http.Client, res *xds.Resources, version 
 		boot *adminv3.BootstrapConfigDump
 	)
 	read := func() (versions []string) {
-		code, body := get(t, hc, "http://"+adminAddr+"/config_dump", nil)
+		code, body := get(t, hc, "http://"+adminAddr+"/config_dump?include_eds", nil)
 		var dump adminv3.ConfigDump
 		if err := protojson.Unmarshal([]byte(body), &dump); err != nil || code != 200 {
 			t.Fatalf("config dump: %d %v: %.300s", code, err, body)
@@ -683,6 +683,10 @@ func checkConfigDump(t *testing.T, hc *http.Client, res *xds.Resources, version 
 				eds = m
 			case *adminv3.RoutesConfigDump:
 				rds = m
+			case *adminv3.SecretsConfigDump:
+				if n := len(m.GetDynamicActiveSecrets()); n != 2 {
+					t.Fatalf("secrets: %d, want default and ROOTCA", n)
+				}
 			default:
 				t.Fatalf("configs[%d]: unexpected %s", i, a.GetTypeUrl())
 			}

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	_ "github.com/gowaypoint/waypoint/filters/all" // the built-in HTTP filters
@@ -32,7 +33,6 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/upstream"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
-	"github.com/gowaypoint/waypoint/telemetry/stats"
 	"github.com/gowaypoint/waypoint/telemetry/tracing"
 	"github.com/gowaypoint/waypoint/xds"
 	"github.com/gowaypoint/waypoint/xds/adsclient"
@@ -93,6 +93,13 @@ type Options struct {
 	DubboMaxBodyBytes int
 	DubboMaxInFlight  int
 	Logger            *slog.Logger // default slog.Default()
+	// Loggers are the loggers the admin's /logging lists and sets (the
+	// levels Logger's handler reads); nil disables /logging.
+	Loggers *admin.Loggers
+	// CommandLine is the admin's /server_info command_line_options; the
+	// waypoint fills in what it knows (concurrency, config path, drain
+	// time, node).
+	CommandLine *adminv3.CommandLineOptions
 }
 
 // Waypoint is a running proxy. Its methods are safe for concurrent use.
@@ -125,6 +132,10 @@ type Waypoint struct {
 	adminAddr   net.Addr
 	metricsAddr net.Addr
 	ready       atomic.Bool
+	state       atomic.Int32 // adminv3.ServerInfo_State, for the admin's /server_info
+	started     time.Time
+	quit        chan struct{} // closed by the admin's /quitquitquit
+	quitOnce    sync.Once
 
 	// filterUpstream is the cluster manager of filters that call out
 	// (buildOptions).
@@ -156,7 +167,8 @@ func Start(opts Options) (w *Waypoint, err error) {
 	if opts.ConfigPollInterval == 0 {
 		opts.ConfigPollInterval = DefaultConfigPollInterval
 	}
-	wp := &Waypoint{opts: opts, log: opts.Logger, stop: make(chan struct{})}
+	wp := &Waypoint{opts: opts, log: opts.Logger, stop: make(chan struct{}), quit: make(chan struct{}), started: time.Now()}
+	wp.state.Store(int32(adminv3.ServerInfo_PRE_INITIALIZING))
 	wp.drain, wp.startDrain = context.WithCancel(context.Background())
 	wp.filterUpstream.store = &wp.store
 	w = wp
@@ -208,6 +220,12 @@ func Start(opts Options) (w *Waypoint, err error) {
 	w.chains = &filterchain.Server{Store: &w.store, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, TCP: tcp, Log: w.log}
 	w.listeners = &listener.Manager{Chains: w.chains, Log: w.log}
 
+	// The admin port listens from the start, /ready 503 until the first
+	// config is in force.
+	if err := w.startAdmin(bs); err != nil {
+		return nil, err
+	}
+	w.state.Store(int32(adminv3.ServerInfo_INITIALIZING))
 	if bs.Dynamic != nil {
 		if w.opts.ADS, err = w.dynamicADS(bs); err != nil {
 			return nil, err
@@ -244,15 +262,13 @@ func Start(opts Options) (w *Waypoint, err error) {
 	hb := w.hbone // not w: a failed Start sets its result w to nil
 	w.serve(func() { hb.Serve(ln) })
 
-	if err := w.startAdmin(bs); err != nil {
-		return nil, err
-	}
 	if err := w.startMetrics(); err != nil {
 		return nil, err
 	}
 	if opts.ConfigPollInterval > 0 && opts.ADS == nil {
 		w.serve(w.watchConfig)
 	}
+	w.state.Store(int32(adminv3.ServerInfo_LIVE))
 	w.ready.Store(true)
 	source, version := opts.ConfigFile, ""
 	if opts.ADS != nil {
@@ -275,37 +291,6 @@ func (w *Waypoint) serve(f func()) {
 		defer w.wg.Done()
 		f()
 	}()
-}
-
-func (w *Waypoint) startAdmin(bs *xds.Bootstrap) error {
-	addr := w.opts.AdminAddr
-	if addr == "" {
-		addr = bs.AdminAddress
-	}
-	if addr == "" {
-		addr = DefaultAdminAddr
-	}
-	if addr == "off" {
-		return nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("waypoint: admin listener: %w", err)
-	}
-	w.adminAddr = ln.Addr()
-	w.admin = admin.New(admin.Sources{
-		Ready: w.ready.Load,
-		ConfigDump: func() ([]byte, error) {
-			snap := w.store.Load()
-			if snap == nil {
-				return nil, errors.New("no config yet")
-			}
-			return snap.ConfigDump()
-		},
-		Extra: map[string]http.Handler{"/stats/prometheus": stats.Handler()},
-	}, w.log)
-	w.serve(func() { w.admin.Serve(ln) })
-	return nil
 }
 
 func addrString(a net.Addr) string {
@@ -398,6 +383,7 @@ func (w *Waypoint) watchConfig() {
 // and waits for every goroutine it started.
 func (w *Waypoint) Shutdown(ctx context.Context) error {
 	w.ready.Store(false)
+	w.state.Store(int32(adminv3.ServerInfo_DRAINING))
 	if w.dubboEnv != nil {
 		w.dubboEnv.Drain()
 	}

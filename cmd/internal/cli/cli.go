@@ -16,21 +16,31 @@ import (
 // LogFlags registers --log-level and --log-format on fs and returns a
 // function that builds the logger once flags are parsed.
 func LogFlags(fs *flag.FlagSet) func() (*slog.Logger, error) {
+	f := LogFlagsLevel(fs)
+	return func() (*slog.Logger, error) {
+		l, _, err := f()
+		return l, err
+	}
+}
+
+// LogFlagsLevel is LogFlags that also returns the level the logger's
+// handler reads, for changing it at run time (the admin's /logging).
+func LogFlagsLevel(fs *flag.FlagSet) func() (*slog.Logger, *slog.LevelVar, error) {
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	format := fs.String("log-format", "text", "log format: text or json")
-	return func() (*slog.Logger, error) {
-		var lv slog.Level
+	return func() (*slog.Logger, *slog.LevelVar, error) {
+		lv := new(slog.LevelVar)
 		if err := lv.UnmarshalText([]byte(*level)); err != nil {
-			return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
+			return nil, nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
 		}
 		opts := &slog.HandlerOptions{Level: lv}
 		switch strings.ToLower(*format) {
 		case "text":
-			return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+			return slog.New(slog.NewTextHandler(os.Stderr, opts)), lv, nil
 		case "json":
-			return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+			return slog.New(slog.NewJSONHandler(os.Stderr, opts)), lv, nil
 		default:
-			return nil, fmt.Errorf("--log-format %q: want text or json", *format)
+			return nil, nil, fmt.Errorf("--log-format %q: want text or json", *format)
 		}
 	}
 }
