@@ -22,7 +22,7 @@ test: fmt-check vet
 	$(MAKE) e2e-istio
 
 ## cluster: build (once, into bin/cluster) and run a local control plane on 127.20.0.1: etcd,
-## kube-apiserver, the Gateway API's and Istio's CRDs, istiod; prints how to use it; Ctrl-C stops it
+## kube-apiserver, the Gateway API's and Istio's CRDs, istiod, istioctl; prints how to use it; Ctrl-C stops it
 cluster:
 	cd e2e/cluster && $(GO) run ./cmd/cluster
 

@@ -8,6 +8,8 @@
 //
 //	kube/    etcd (go.etcd.io/etcd/server/v3) and kube-apiserver (k8s.io/kubernetes v1.37.2)
 //	istiod/  pilot-discovery and istio-manifests (istio.io/istio, the snapshot ../shared/istiod names)
+//	istioctl/ istioctl, from the same istio.io/istio (a module of its own: its extra
+//	         dependencies leave pilot-discovery's build alone)
 //
 // Build compiles them once into a directory (the repository's bin/cluster by default) and
 // reuses them while the modules' go.mod, go.sum and commands are unchanged.
@@ -48,7 +50,12 @@ type Bins struct {
 	IstioCRDs                    string // one multi-document YAML file
 	GatewayAPICRDs               string // a directory of YAML files (the standard channel)
 	IstioVersion, IstioModuleRef string // what pilot-discovery reports, and the module version it was built from
+	Istioctl                     string // istioctl of the same Istio, for the admin endpoints' tests
 }
+
+// IstioctlEnv names a prebuilt istioctl that Build uses instead of building one into its
+// directory (a shared bin/cluster stays untouched while istioctl is tried out elsewhere).
+const IstioctlEnv = "WAYPOINT_ISTIOCTL"
 
 // SourceDir is the directory of this package's sources (e2e/cluster), found from the
 // compiled-in file name; the sub-modules are below it.
@@ -84,12 +91,15 @@ func Build(ctx context.Context, dir string, log io.Writer) (*Bins, error) {
 	}
 	kubeLD := fmt.Sprintf("-s -w -X k8s.io/component-base/version.gitVersion=%s -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=%s",
 		KubernetesVersion, strings.Split(KubernetesVersion, ".")[1])
-	stamp, err := buildStamp(ctx, src, kubeLD, istioLD, noInlining)
+	stamp, err := buildStamp(ctx, src, []string{"kube", "istiod"}, kubeLD, istioLD, noInlining)
 	if err != nil {
 		return nil, err
 	}
 	stampFile := filepath.Join(dir, "stamp")
 	if old, err := os.ReadFile(stampFile); err == nil && string(old) == stamp && b.complete() {
+		if err := b.buildIstioctl(ctx, src, istioLD, log); err != nil {
+			return nil, err
+		}
 		return b, b.readVersions()
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -120,7 +130,42 @@ func Build(ctx context.Context, dir string, log io.Writer) (*Bins, error) {
 	if err := os.WriteFile(stampFile, []byte(stamp), 0o644); err != nil {
 		return nil, err
 	}
+	if err := b.buildIstioctl(ctx, src, istioLD, log); err != nil {
+		return nil, err
+	}
 	return b, b.readVersions()
+}
+
+// buildIstioctl builds istioctl (module istioctl/) into b.Dir, or reuses the one there while
+// its own stamp (stamp-istioctl: the Go version, the flags and the module's go.mod, go.sum and
+// sources) is unchanged: a bin/cluster built before istioctl was added gets it without
+// rebuilding the rest. $WAYPOINT_ISTIOCTL, when set, names a prebuilt istioctl instead.
+func (b *Bins) buildIstioctl(ctx context.Context, src, istioLD string, log io.Writer) error {
+	if p := os.Getenv(IstioctlEnv); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("cluster: $%s: %w", IstioctlEnv, err)
+		}
+		b.Istioctl = p
+		return nil
+	}
+	b.Istioctl = filepath.Join(b.Dir, "istioctl")
+	stamp, err := buildStamp(ctx, src, []string{"istioctl"}, istioLD, noInlining)
+	if err != nil {
+		return err
+	}
+	stampFile := filepath.Join(b.Dir, "stamp-istioctl")
+	if old, err := os.ReadFile(stampFile); err == nil && string(old) == stamp {
+		if _, err := os.Stat(b.Istioctl); err == nil {
+			return nil
+		}
+	}
+	os.Remove(stampFile)
+	fmt.Fprintf(log, "cluster: building istioctl (module e2e/cluster/istioctl)...\n")
+	if err := goCmd(ctx, filepath.Join(src, "istioctl"), log, "build", "-trimpath", "-gcflags", noInlining, "-ldflags", "-s -w "+istioLD,
+		"-o", b.Istioctl, "istio.io/istio/istioctl/cmd/istioctl"); err != nil {
+		return fmt.Errorf("cluster: build istioctl: %w", err)
+	}
+	return os.WriteFile(stampFile, []byte(stamp), 0o644)
 }
 
 func (b *Bins) complete() bool {
@@ -184,8 +229,8 @@ func istioVersionFlags(ctx context.Context, moduleDir string) (string, error) {
 		pkg, version, pkg, commit, pkg, pkg, version), nil
 }
 
-// buildStamp hashes what the binaries are built from.
-func buildStamp(ctx context.Context, src string, flags ...string) (string, error) {
+// buildStamp hashes what the binaries of modules are built from.
+func buildStamp(ctx context.Context, src string, modules []string, flags ...string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%q\n", flags)
 	v, err := exec.CommandContext(ctx, "go", "version").Output()
@@ -194,7 +239,7 @@ func buildStamp(ctx context.Context, src string, flags ...string) (string, error
 	}
 	h.Write(v)
 	fmt.Fprintf(h, "gateway-api %s\n", GatewayAPIVersion)
-	for _, m := range []string{"kube", "istiod"} {
+	for _, m := range modules {
 		err := filepath.WalkDir(filepath.Join(src, m), func(p string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err

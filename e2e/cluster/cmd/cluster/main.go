@@ -70,6 +70,7 @@ The local control plane is up (%.0fs): Kubernetes %s, istiod %s (istio.io/istio 
   istiod xDS + CA   %s over TLS, server name %s, root %s
   istiod debug      %s/debug/syncz, /debug/config_dump?proxyID=POD.NS, /debug/ambientz
   logs              %s/{etcd,kube-apiserver,istiod}.log
+  istioctl          %s (proxy-config reads a waypoint's admin dump: --file)
 
 A waypoint for a Gateway "waypoint" in namespace NS (see docs/istio-compat.md):
 
@@ -80,7 +81,7 @@ A waypoint for a Gateway "waypoint" in namespace NS (see docs/istio-compat.md):
 Ctrl-C stops everything.
 `, time.Since(start).Seconds(), cluster.KubernetesVersion, bins.IstioVersion, bins.IstioModuleRef,
 		c.Kubeconfig, c.APIServer, c.IstiodXDS(), cluster.IstiodServerName, c.IstiodRootCert(),
-		c.IstiodMonitoring(), dir, c.IstiodXDS(), c.IstiodRootCert(), c.IstiodXDS())
+		c.IstiodMonitoring(), dir, bins.Istioctl, c.IstiodXDS(), c.IstiodRootCert(), c.IstiodXDS())
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "cluster: stopping")
 	return nil
