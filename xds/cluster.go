@@ -85,6 +85,10 @@ type Cluster struct {
 	// listener Build does not fold (main_internal, which the HBONE entry
 	// feeds).
 	InternalListener string
+	// FoldedFrom is the internal listener (connect_originate) the endpoints
+	// named before Build folded them into pod addresses; the admin's
+	// /clusters shows them as Envoy does, envoy://FoldedFrom/ip:port.
+	FoldedFrom string
 	// Refusal, when set, says why the data path refuses to send to this
 	// cluster though it decodes (a loop into main_internal, double HBONE).
 	Refusal string

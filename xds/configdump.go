@@ -1,7 +1,12 @@
 package xds
 
 import (
+	"slices"
+
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -43,6 +48,14 @@ func (s *Snapshot) ConfigDumpProto() (*adminv3.ConfigDump, error) {
 		}
 		lds.StaticListeners = append(lds.StaticListeners, &adminv3.ListenersConfigDump_StaticListener{Listener: a})
 	}
+	rds := &adminv3.RoutesConfigDump{}
+	raws := make([]*listenerv3.Listener, 0, len(s.Listeners))
+	for _, l := range s.Listeners {
+		raws = append(raws, l.Raw)
+	}
+	if err := addInlineRoutes(rds, raws); err != nil {
+		return nil, err
+	}
 	cds := &adminv3.ClustersConfigDump{VersionInfo: s.Version}
 	for _, c := range s.clusterOrder {
 		a, err := anypb.New(c)
@@ -51,7 +64,51 @@ func (s *Snapshot) ConfigDumpProto() (*adminv3.ConfigDump, error) {
 		}
 		cds.StaticClusters = append(cds.StaticClusters, &adminv3.ClustersConfigDump_StaticCluster{Cluster: a})
 	}
-	return renderDump([]proto.Message{boot, lds, cds})
+	return renderDump([]proto.Message{boot, lds, cds, rds})
+}
+
+// addInlineRoutes adds the route configurations written inline in the
+// listeners' HTTP connection managers (istiod's waypoint config has no
+// RDS) as static route configs, as Envoy dumps them; one configuration
+// repeated on several chains is shown once.
+func addInlineRoutes(rds *adminv3.RoutesConfigDump, listeners []*listenerv3.Listener) error {
+	var seen []*routev3.RouteConfiguration
+	add := func(fc *listenerv3.FilterChain) error {
+		for _, f := range fc.GetFilters() {
+			tc := f.GetTypedConfig()
+			if tc.MessageName() != "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager" {
+				continue
+			}
+			var hcm hcmv3.HttpConnectionManager
+			if err := tc.UnmarshalTo(&hcm); err != nil {
+				return err
+			}
+			rc := hcm.GetRouteConfig()
+			if rc == nil || slices.ContainsFunc(seen, func(o *routev3.RouteConfiguration) bool { return proto.Equal(o, rc) }) {
+				continue
+			}
+			seen = append(seen, rc)
+			a, err := anypb.New(rc)
+			if err != nil {
+				return err
+			}
+			rds.StaticRouteConfigs = append(rds.StaticRouteConfigs, &adminv3.RoutesConfigDump_StaticRouteConfig{RouteConfig: a})
+		}
+		return nil
+	}
+	for _, l := range listeners {
+		for _, fc := range l.GetFilterChains() {
+			if err := add(fc); err != nil {
+				return err
+			}
+		}
+		if fc := l.GetDefaultFilterChain(); fc != nil {
+			if err := add(fc); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // renderDump wraps sections in a ConfigDump.
@@ -110,6 +167,9 @@ func (s *Snapshot) dynamicDump() ([]proto.Message, error) {
 		eds.DynamicEndpointConfigs = append(eds.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{VersionInfo: v[EndpointsTypeURL], EndpointConfig: a})
 	}
 	rds := &adminv3.RoutesConfigDump{}
+	if err := addInlineRoutes(rds, s.raw.Listeners); err != nil {
+		return nil, err
+	}
 	for _, r := range s.raw.Routes {
 		a, err := anypb.New(r)
 		if err != nil {

@@ -127,6 +127,7 @@ func (s *Snapshot) foldCluster(c *Cluster) error {
 	if tunnel.Name == "" { // originate's stand-in for double HBONE
 		c.Refusal = tunnel.Refusal
 	}
+	c.FoldedFrom = target
 	withAddr := 0
 	eps := make([]Endpoint, len(c.Endpoints))
 	for i, ep := range c.Endpoints {

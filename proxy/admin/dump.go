@@ -31,6 +31,10 @@ const endpointsDumpURL = "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump
 // marshal renders m as Envoy does: protojson with proto field names.
 var marshal = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}
 
+// marshalAll also writes fields at their zero value, as Envoy writes
+// /server_info (state LIVE is 0) and /memory.
+var marshalAll = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitUnpopulated: true}
+
 // DumpQuery is a /config_dump query: resource selects the elements of one
 // repeated field of the sections (e.g. dynamic_active_clusters), each
 // becoming a config of its own; mask keeps only the named fields (of each

@@ -46,7 +46,7 @@ func (src Sources) ServerInfo(now time.Time) *adminv3.ServerInfo {
 }
 
 func (src Sources) serverInfo(w http.ResponseWriter, r *http.Request) {
-	b, err := marshal.Marshal(src.ServerInfo(time.Now()))
+	b, err := marshalAll.Marshal(src.ServerInfo(time.Now()))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -74,7 +74,7 @@ func Memory(ms *runtime.MemStats) *adminv3.Memory {
 func serveMemory(w http.ResponseWriter, r *http.Request) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	b, err := marshal.Marshal(Memory(&ms))
+	b, err := marshalAll.Marshal(Memory(&ms))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

@@ -303,8 +303,12 @@ func (w *Waypoint) adminClusters() *adminv3.Clusters {
 		if st := w.clusters.LB.Cluster(n); st != nil {
 			for _, h := range st.Hosts() {
 				s := h.Stats()
+				addr := socketAddress(h.Addr)
+				if cl.FoldedFrom != "" {
+					addr = internalAddress(cl.FoldedFrom, h.Addr.String())
+				}
 				cs.HostStatuses = append(cs.HostStatuses, &adminv3.HostStatus{
-					Address: socketAddress(h.Addr),
+					Address: addr,
 					Stats: []*adminv3.SimpleMetric{
 						counter("cx_connect_fail", s.ConnectFail),
 						counter("rq_error", s.Error),
@@ -332,6 +336,12 @@ func socketAddress(a netip.AddrPort) *corev3.Address {
 		Address: a.Addr().String(), PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(a.Port())}}}}
 }
 
+// internalAddress is an envoy_internal_address.
+func internalAddress(listener, endpointID string) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_EnvoyInternalAddress{EnvoyInternalAddress: &corev3.EnvoyInternalAddress{
+		AddressNameSpecifier: &corev3.EnvoyInternalAddress_ServerListenerName{ServerListenerName: listener}, EndpointId: endpointID}}}
+}
+
 // adminListeners is /listeners: each listener of the config in force with
 // the address it is bound to (the HBONE entry's is the HBONE port; an
 // internal listener shows its envoy internal address).
@@ -349,8 +359,7 @@ func (w *Waypoint) adminListeners() *adminv3.Listeners {
 				st.LocalAddress = socketAddress(ap)
 			}
 		case l.Internal:
-			st.LocalAddress = &corev3.Address{Address: &corev3.Address_EnvoyInternalAddress{EnvoyInternalAddress: &corev3.EnvoyInternalAddress{
-				AddressNameSpecifier: &corev3.EnvoyInternalAddress_ServerListenerName{ServerListenerName: l.Name}}}}
+			st.LocalAddress = internalAddress(l.Name, "")
 		default:
 			addr := l.Address
 			if a, ok := w.listeners.Addr(l.Name); ok {

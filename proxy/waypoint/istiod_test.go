@@ -695,6 +695,9 @@ func checkConfigDump(t *testing.T, hc *http.Client, res *xds.Resources, version 
 			t.Fatalf("config dump sections: listeners %v, clusters %v, endpoints %v, routes %v, bootstrap %v",
 				lds != nil, cds != nil, eds != nil, rds != nil, boot != nil)
 		}
+		if len(rds.GetStaticRouteConfigs()) == 0 {
+			t.Fatalf("config dump: no static route configs (the connection managers' inline ones)")
+		}
 		versions = append(versions, lds.GetVersionInfo(), cds.GetVersionInfo())
 		for _, l := range lds.GetDynamicListeners() {
 			versions = append(versions, l.GetActiveState().GetVersionInfo())
