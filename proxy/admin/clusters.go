@@ -9,6 +9,7 @@ import (
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -75,7 +76,8 @@ func ClustersText(cs *adminv3.Clusters) string {
 	return b.String()
 }
 
-func rate(p interface{ GetValue() float64 }) string {
+// rate is a success rate as Envoy prints it: -1 when not computed.
+func rate(p *typev3.Percent) string {
 	if p == nil || p.GetValue() < 0 {
 		return "-1"
 	}

@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -28,12 +30,29 @@ var dumpOrder = []string{
 
 const endpointsDumpURL = "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump"
 
-// marshal renders m as Envoy does: protojson with proto field names.
-var marshal = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}
+// marshal renders m as Envoy does: protojson with proto field names,
+// indented by two spaces (re-indented: protojson's own spacing varies from
+// build to build on purpose).
+var marshal = jsonMarshaler{protojson.MarshalOptions{UseProtoNames: true}}
 
 // marshalAll also writes fields at their zero value, as Envoy writes
 // /server_info (state LIVE is 0) and /memory.
-var marshalAll = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitUnpopulated: true}
+var marshalAll = jsonMarshaler{protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}}
+
+type jsonMarshaler struct{ o protojson.MarshalOptions }
+
+func (j jsonMarshaler) Marshal(m proto.Message) ([]byte, error) {
+	b, err := j.o.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
 
 // DumpQuery is a /config_dump query: resource selects the elements of one
 // repeated field of the sections (e.g. dynamic_active_clusters), each
