@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -151,6 +152,9 @@ func (w *Waypoint) QuitRequested() <-chan struct{} { return w.quit }
 // listener in the config is refused, as draining part of them is not
 // supported.
 func (w *Waypoint) drainListeners(graceful, inboundOnly bool) error {
+	if !w.hboneUp.Load() {
+		return errors.New("no listeners yet: the waypoint is still starting")
+	}
 	if snap := w.store.Load(); inboundOnly && snap != nil {
 		for _, l := range snap.Listeners {
 			if l.Raw.GetTrafficDirection() == corev3.TrafficDirection_OUTBOUND {
@@ -354,7 +358,7 @@ func (w *Waypoint) adminListeners() *adminv3.Listeners {
 	for _, l := range snap.Listeners {
 		st := &adminv3.ListenerStatus{Name: l.Name}
 		switch {
-		case l.HBONE != nil && w.hboneAddr != nil:
+		case l.HBONE != nil && w.hboneUp.Load():
 			if ap, err := netip.ParseAddrPort(w.hboneAddr.String()); err == nil {
 				st.LocalAddress = socketAddress(ap)
 			}

@@ -109,6 +109,14 @@ func TestAdminListensBeforeFirstConfig(t *testing.T) {
 		strings.Contains(body, "ListenersConfigDump") {
 		t.Errorf("/config_dump before config: %d %s", code, body)
 	}
+	for _, path := range []string{"/listeners", "/clusters", "/certs", "/stats"} {
+		if code, body := adminGet(t, "GET", "http://"+admin+path); code != 200 {
+			t.Errorf("%s before config: %d %s", path, code, body)
+		}
+	}
+	if code, body := adminGet(t, "POST", "http://"+admin+"/drain_listeners"); code != 400 {
+		t.Errorf("/drain_listeners before config: %d %s, want 400", code, body)
+	}
 	s := <-done // the initial fetch timeout passed
 	if s.err != nil {
 		t.Fatal(s.err)

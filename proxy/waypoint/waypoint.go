@@ -129,6 +129,7 @@ type Waypoint struct {
 	startDrain context.CancelFunc
 
 	hboneAddr   net.Addr
+	hboneUp     atomic.Bool // set once hbone and hboneAddr are, for the admin handlers that read them
 	adminAddr   net.Addr
 	metricsAddr net.Addr
 	ready       atomic.Bool
@@ -260,6 +261,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	}
 	w.hboneAddr = ln.Addr()
 	hb := w.hbone // not w: a failed Start sets its result w to nil
+	w.hboneUp.Store(true)
 	w.serve(func() { hb.Serve(ln) })
 
 	if err := w.startMetrics(); err != nil {
