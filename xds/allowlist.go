@@ -32,7 +32,9 @@ var allowlist = pbcheck.Allowlist{
 	"envoy.config.listener.v3.Listener": fields("name", "address", "internal_listener",
 		"filter_chains", "default_filter_chain", "filter_chain_matcher", "listener_filters",
 		"use_original_dst", "stat_prefix", "traffic_direction", "metadata*", "connection_balance_config",
-		"access_log*"), // checked by telemetry/accesslog; written for Dubbo calls only (listener_decode.go)
+		"access_log*", // checked by telemetry/accesslog; written for Dubbo calls only (listener_decode.go)
+		"additional_addresses"),
+	"envoy.config.listener.v3.AdditionalAddress":                             fields("address"),
 	"envoy.config.listener.v3.Listener.ConnectionBalanceConfig":              fields("exact_balance"),
 	"envoy.config.listener.v3.Listener.ConnectionBalanceConfig.ExactBalance": fields(),
 	"envoy.config.listener.v3.Listener.InternalListenerConfig":               fields(),
@@ -144,5 +146,7 @@ var allowlist = pbcheck.Allowlist{
 	"envoy.config.endpoint.v3.LocalityLbEndpoints":          fields("locality", "lb_endpoints", "load_balancing_weight", "priority"),
 	"envoy.config.core.v3.Locality":                         fields("region", "zone", "sub_zone"),
 	"envoy.config.endpoint.v3.LbEndpoint":                   fields("endpoint", "metadata*", "load_balancing_weight"),
-	"envoy.config.endpoint.v3.Endpoint":                     fields("address"),
+	"envoy.config.endpoint.v3.Endpoint":                     fields("address", "additional_addresses"),
+
+	"envoy.config.endpoint.v3.Endpoint.AdditionalAddress": fields("address"), // tried as Envoy's happy eyeballs (proxy/upstream)
 }

@@ -202,6 +202,11 @@ type Endpoint struct {
 	// Address is the pod's ip:port: the HBONE :authority, or the plaintext
 	// destination.
 	Address netip.AddrPort
+	// AdditionalAddresses are the endpoint's additional_addresses (its
+	// other IP family, for one): the dialer tries Address first and
+	// then these, as Envoy's happy eyeballs does (proxy/upstream). Nil
+	// when there are none.
+	AdditionalAddresses []netip.AddrPort
 	// Weight is load_balancing_weight, 1 by default.
 	Weight uint32
 	// Identity is the expected peer identity, from the endpoint metadata

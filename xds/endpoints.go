@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"slices"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -92,6 +93,23 @@ func decodeEndpoint(lbe *endpointv3.LbEndpoint) (Endpoint, error) {
 			return Endpoint{}, at("endpoint.address", err)
 		}
 		ep.Address = addr
+	}
+	for i, aa := range e.GetAdditionalAddresses() {
+		path := "endpoint." + idx("additional_addresses", i) + ".address"
+		if ep.Internal != nil {
+			return Endpoint{}, errAt("endpoint.additional_addresses", "not supported with an envoy_internal_address")
+		}
+		if aa.GetAddress() == nil {
+			return Endpoint{}, errAt(path, "required")
+		}
+		addr, err := socketAddress(aa.GetAddress(), false)
+		if err != nil {
+			return Endpoint{}, at(path, err)
+		}
+		if addr == ep.Address || slices.Contains(ep.AdditionalAddresses, addr) {
+			return Endpoint{}, errAt(path, "%s is already an address of the endpoint", addr)
+		}
+		ep.AdditionalAddresses = append(ep.AdditionalAddresses, addr)
 	}
 	var err error
 	if w := lbe.GetLoadBalancingWeight(); w != nil {

@@ -22,6 +22,10 @@ type Listener struct {
 	// Address is where a real TCP listener binds; zero for an internal
 	// listener. Port 0 asks the OS for a free port, as in Envoy.
 	Address netip.AddrPort
+	// AdditionalAddresses are additional_addresses: the listener listens
+	// on each as on Address (dual stack: istiod gives the HBONE entry
+	// 0.0.0.0 and [::]). Nil when there are none.
+	AdditionalAddresses []netip.AddrPort
 	// Internal is set for an internal_listener (e.g. "main_internal", which
 	// the HBONE entry feeds); such a listener binds nothing.
 	Internal bool
@@ -47,6 +51,14 @@ type Listener struct {
 	// only has a default chain).
 	classic *classicSelector // filter_chain_match
 	matcher *matcher         // filter_chain_matcher
+}
+
+// Addresses returns Address followed by AdditionalAddresses.
+func (l *Listener) Addresses() []netip.AddrPort {
+	if len(l.AdditionalAddresses) == 0 {
+		return []netip.AddrPort{l.Address}
+	}
+	return append([]netip.AddrPort{l.Address}, l.AdditionalAddresses...)
 }
 
 // MatchInput is what filter chain selection looks at for one connection. The

@@ -1,6 +1,8 @@
 package xds
 
 import (
+	"net/netip"
+
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
 	"github.com/gowaypoint/waypoint/filters"
@@ -32,6 +34,9 @@ func decodeListener(pb *listenerv3.Listener, b *build) (*Listener, error) {
 		l.Internal = true
 	default:
 		return nil, errAt("address", "required (or internal_listener)")
+	}
+	if err := decodeAdditionalAddresses(pb, l); err != nil {
+		return nil, err
 	}
 
 	if pb.GetUseOriginalDst().GetValue() {
@@ -152,4 +157,35 @@ func chainsByName(chains []*FilterChain) (map[string]*FilterChain, error) {
 		byName[c.Name] = c
 	}
 	return byName, nil
+}
+
+// decodeAdditionalAddresses decodes additional_addresses: socket addresses
+// the listener listens on besides address, as in Envoy, all distinct (a
+// port 0 asks the OS for a free port for each). An internal listener has
+// none. Errors are relative to the listener.
+func decodeAdditionalAddresses(pb *listenerv3.Listener, l *Listener) error {
+	aas := pb.GetAdditionalAddresses()
+	if len(aas) == 0 {
+		return nil
+	}
+	if l.Internal {
+		return errAt("additional_addresses", "not supported on an internal_listener")
+	}
+	seen := map[netip.AddrPort]bool{l.Address: l.Address.Port() != 0}
+	for i, aa := range aas {
+		path := idx("additional_addresses", i) + ".address"
+		if aa.GetAddress() == nil {
+			return errAt(path, "required")
+		}
+		ap, err := socketAddress(aa.GetAddress(), true)
+		if err != nil {
+			return at(path, err)
+		}
+		if seen[ap] {
+			return errAt(path, "%s is already an address of the listener", ap)
+		}
+		seen[ap] = ap.Port() != 0
+		l.AdditionalAddresses = append(l.AdditionalAddresses, ap)
+	}
+	return nil
 }
