@@ -224,7 +224,7 @@ func (p *pool) newConn(cl *xds.Cluster, h *lb.Host) (*upConn, error) {
 			return nil, status.New(status.Overflow, fmt.Errorf("cluster %q: max_connections reached", cl.Name))
 		}
 	}
-	rwc, err := p.u.clusters.Dialer.Dial(context.Background(), cl, h.Addr, h.Identity)
+	rwc, err := p.u.clusters.Dialer.DialHost(context.Background(), cl, h)
 	if err != nil {
 		if release != nil {
 			release()

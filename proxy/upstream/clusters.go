@@ -213,7 +213,7 @@ func (c *Clusters) ConnectTCPTo(ctx context.Context, snap *xds.Snapshot, name st
 		return nil, netip.AddrPort{}, nil, status.New(status.NoHealthyUpstream, fmt.Errorf("cluster %q has no healthy endpoint", name))
 	}
 	end := h.Begin()
-	conn, err = c.Dialer.dial(ctx, cl, h.Addr, h.Identity, ep, proxyHeader(cl.ProxyProtocol, down))
+	conn, err = c.Dialer.dial(ctx, cl, h, ep, proxyHeader(cl.ProxyProtocol, down))
 	if err != nil {
 		end(lb.ConnectFailed)
 		release()

@@ -30,6 +30,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
 	"github.com/gowaypoint/waypoint/proxy/relay"
+	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 	"github.com/gowaypoint/waypoint/xds"
 )
@@ -76,24 +77,28 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // (hbone.Pool's sweep); the HTTP and TCP paths of Clusters dial through
 // their endpoint instead, which holds its keys.
 func (d *Dialer) Dial(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID) (relay.Conn, error) {
-	return d.dialEndpoint(ctx, cl, addr, id, nil)
+	return d.dialEndpoint(ctx, cl, addr, nil, id, nil)
 }
 
-// dialEndpoint is Dial on behalf of ep (nil: none), which holds the HBONE
-// pool key used for as long as it lives.
-func (d *Dialer) dialEndpoint(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID, ep *endpoint) (relay.Conn, error) {
+// DialHost is Dial to a balancer host: its address, then its additional
+// addresses (happy eyeballs, see dialAny).
+func (d *Dialer) DialHost(ctx context.Context, cl *xds.Cluster, h *lb.Host) (relay.Conn, error) {
+	return d.dialEndpoint(ctx, cl, h.Addr, h.Additional, h.Identity, nil)
+}
+
+// dialEndpoint is Dial to addr, then to the endpoint's additional
+// addresses extra (nil: none), on behalf of ep (nil: none), which holds
+// the HBONE pool keys used for as long as it lives.
+func (d *Dialer) dialEndpoint(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, extra []netip.AddrPort, id spiffe.ID, ep *endpoint) (relay.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, cl.ConnectTimeout)
 	defer cancel()
 	var conn relay.Conn
 	var err error
 	start := time.Now()
-	switch cl.Transport {
-	case xds.TransportPlaintext:
-		conn, err = d.dialTCP(ctx, cl, addr)
-	case xds.TransportTLS:
-		conn, err = d.dialTLS(ctx, cl, addr)
-	default:
-		conn, err = d.dialHBONE(ctx, cl, addr, id, ep)
+	if len(extra) == 0 {
+		conn, err = d.dialOne(ctx, cl, addr, id, ep)
+	} else {
+		conn, err = d.dialAny(ctx, cl, happyEyeballsOrder(addr, extra), id, ep)
 	}
 	if err != nil {
 		d.tunnelFailed(cl, addr, start, err)
@@ -102,15 +107,31 @@ func (d *Dialer) dialEndpoint(ctx context.Context, cl *xds.Cluster, addr netip.A
 	return conn, nil
 }
 
+// dialOne opens the cluster's transport to one address.
+func (d *Dialer) dialOne(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID, ep *endpoint) (relay.Conn, error) {
+	switch cl.Transport {
+	case xds.TransportPlaintext:
+		return d.dialTCP(ctx, cl, addr)
+	case xds.TransportTLS:
+		return d.dialTLS(ctx, cl, addr)
+	default:
+		return d.dialHBONE(ctx, cl, addr, id, ep)
+	}
+}
+
 // DialWith is Dial for a connection that starts with header (a PROXY
 // protocol header; nil: none), written before the connection is returned.
 func (d *Dialer) DialWith(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID, header []byte) (relay.Conn, error) {
-	return d.dial(ctx, cl, addr, id, nil, header)
+	return d.dialAddrs(ctx, cl, addr, nil, id, nil, header)
 }
 
-// dial is DialWith on behalf of ep (nil: none), as dialEndpoint.
-func (d *Dialer) dial(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, id spiffe.ID, ep *endpoint, header []byte) (relay.Conn, error) {
-	conn, err := d.dialEndpoint(ctx, cl, addr, id, ep)
+// dial is DialWith to host h on behalf of ep (nil: none), as dialEndpoint.
+func (d *Dialer) dial(ctx context.Context, cl *xds.Cluster, h *lb.Host, ep *endpoint, header []byte) (relay.Conn, error) {
+	return d.dialAddrs(ctx, cl, h.Addr, h.Additional, h.Identity, ep, header)
+}
+
+func (d *Dialer) dialAddrs(ctx context.Context, cl *xds.Cluster, addr netip.AddrPort, extra []netip.AddrPort, id spiffe.ID, ep *endpoint, header []byte) (relay.Conn, error) {
+	conn, err := d.dialEndpoint(ctx, cl, addr, extra, id, ep)
 	if err != nil || len(header) == 0 {
 		return conn, err
 	}

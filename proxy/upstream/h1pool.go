@@ -361,7 +361,7 @@ func (p *h1Pool) passOn() {
 // connection that starts with the PROXY protocol header pp serves one
 // exchange.
 func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick, release func(), pp []byte) (*h1Conn, error) {
-	rwc, err := cs.Dialer.dial(ctx, cl, pk.host.Addr, pk.host.Identity, pk.ep, pp)
+	rwc, err := cs.Dialer.dial(ctx, cl, pk.host, pk.ep, pp)
 	if err != nil {
 		if release != nil {
 			release()

@@ -145,7 +145,7 @@ func (p *h2Pool) newConn(cs *Clusters, cl *xds.Cluster, pk *pick) (*h2Conn, erro
 			return nil, status.New(status.Overflow, errors.New("max_connections reached"))
 		}
 	}
-	rwc, err := cs.Dialer.dial(cs.ctx, cl, pk.host.Addr, pk.host.Identity, pk.ep, p.pp)
+	rwc, err := cs.Dialer.dial(cs.ctx, cl, pk.host, pk.ep, p.pp)
 	if err != nil {
 		if release != nil {
 			release()

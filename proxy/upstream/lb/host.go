@@ -17,6 +17,10 @@ import (
 type Host struct {
 	// Addr is the endpoint's ip:port.
 	Addr netip.AddrPort
+	// Additional are the endpoint's additional_addresses, tried after
+	// Addr (happy eyeballs, package upstream); nil when it has none. The
+	// host is still keyed by Addr alone, as in Envoy.
+	Additional []netip.AddrPort
 	// Weight is its load_balancing_weight, >= 1.
 	Weight uint32
 	// Identity is the expected peer identity; zero means any in the trust

@@ -180,10 +180,11 @@ func (c *ClusterState) update(cl *xds.Cluster, gone []Attachment) []Attachment {
 		}
 		w := max(ep.Weight, 1)
 		if h := prev[ep.Address]; h != nil && h.s == s && h.Weight == w && h.Identity == ep.Identity &&
-			h.Priority == ep.Priority && h.Locality == ep.Locality && h.LocalityWeight == ep.LocalityWeight {
+			h.Priority == ep.Priority && h.Locality == ep.Locality && h.LocalityWeight == ep.LocalityWeight &&
+			slices.Equal(h.Additional, ep.AdditionalAddresses) {
 			hosts[i] = h
 		} else {
-			hosts[i] = &Host{Addr: ep.Address, Weight: w, Identity: ep.Identity, s: s,
+			hosts[i] = &Host{Addr: ep.Address, Additional: ep.AdditionalAddresses, Weight: w, Identity: ep.Identity, s: s,
 				Priority: ep.Priority, Locality: ep.Locality, LocalityWeight: ep.LocalityWeight}
 		}
 	}
