@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
@@ -41,13 +42,49 @@ type Manager struct {
 }
 
 type socket struct {
-	name string
-	addr netip.AddrPort
-	ln   net.Listener
+	name  string
+	addrs []netip.AddrPort // address, then additional_addresses
+	lns   []net.Listener   // one per address
+}
+
+func (s *socket) close() {
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+}
+
+// Listen opens a TCP socket on addr as Envoy binds a listener address: an
+// IPv4 address binds IPv4 only and an IPv6 one IPv6 only (IPV6_V6ONLY, as
+// Envoy's ipv4_compat false), so that 0.0.0.0 and [::] of a dual-stack
+// listener bind side by side.
+func Listen(addr netip.AddrPort) (net.Listener, error) {
+	network := "tcp6"
+	if addr.Addr().Unmap().Is4() {
+		network, addr = "tcp4", netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	}
+	return net.Listen(network, addr.String())
+}
+
+// ListenAll opens a socket on each of addrs; on error it closes those it
+// opened.
+func ListenAll(addrs []netip.AddrPort) ([]net.Listener, error) {
+	lns := make([]net.Listener, 0, len(addrs))
+	for _, a := range addrs {
+		ln, err := Listen(a)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
 }
 
 // Apply opens sockets for listeners new in snap, closes those of listeners
-// gone or moved, and keeps the rest. It opens all new sockets before
+// gone or moved, and keeps the rest. A listener listens on its address and
+// each of its additional_addresses. It opens all new sockets before
 // closing any, and on error closes the ones it opened and changes nothing.
 func (m *Manager) Apply(snap *xds.Snapshot) error {
 	m.mu.Lock()
@@ -58,41 +95,44 @@ func (m *Manager) Apply(snap *xds.Snapshot) error {
 	if m.drain == nil {
 		m.drain, m.stop = context.WithCancel(context.Background())
 	}
-	want := map[string]netip.AddrPort{}
+	want := map[string][]netip.AddrPort{}
 	for _, l := range snap.Listeners {
 		if !l.Internal && l.Address.IsValid() && l.HBONE == nil { // the HBONE entry is the waypoint's HBONE server
-			want[l.Name] = l.Address
+			want[l.Name] = l.Addresses()
 		}
 	}
 	var opened []*socket
-	for name, addr := range want {
-		if s, ok := m.sockets[name]; ok && s.addr == addr {
+	for name, addrs := range want {
+		if s, ok := m.sockets[name]; ok && slices.Equal(s.addrs, addrs) {
 			continue
 		}
-		ln, err := net.Listen("tcp", addr.String())
+		lns, err := ListenAll(addrs)
 		if err != nil {
 			for _, s := range opened {
-				s.ln.Close()
+				s.close()
 			}
 			return fmt.Errorf("listener %q: %w", name, err)
 		}
-		opened = append(opened, &socket{name: name, addr: addr, ln: ln})
+		opened = append(opened, &socket{name: name, addrs: addrs, lns: lns})
 	}
 	for name, s := range m.sockets {
-		if addr, ok := want[name]; !ok || addr != s.addr {
-			s.ln.Close()
+		if addrs, ok := want[name]; !ok || !slices.Equal(addrs, s.addrs) {
+			s.close()
 			delete(m.sockets, name)
 		}
 	}
 	for _, s := range opened {
 		m.sockets[s.name] = s
 		drain := m.drain
-		go m.acc.Serve(s.ln, func(c net.Conn) { m.serve(drain, s.name, c.(*net.TCPConn)) })
+		for _, ln := range s.lns {
+			go m.acc.Serve(ln, func(c net.Conn) { m.serve(drain, s.name, c.(*net.TCPConn)) })
+		}
 	}
 	return nil
 }
 
-// Addr returns the bound address of the named listener, if it is open.
+// Addr returns the bound address of the named listener (of its address,
+// not its additional ones), if it is open.
 func (m *Manager) Addr(name string) (net.Addr, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -100,7 +140,23 @@ func (m *Manager) Addr(name string) (net.Addr, bool) {
 	if !ok {
 		return nil, false
 	}
-	return s.ln.Addr(), true
+	return s.lns[0].Addr(), true
+}
+
+// Addrs returns the bound addresses of the named listener: its address's,
+// then its additional addresses', in config order.
+func (m *Manager) Addrs(name string) []net.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sockets[name]
+	if !ok {
+		return nil
+	}
+	out := make([]net.Addr, len(s.lns))
+	for i, ln := range s.lns {
+		out[i] = ln.Addr()
+	}
+	return out
 }
 
 // serve serves one accepted connection by the chain it matches, until it
