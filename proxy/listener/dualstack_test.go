@@ -59,7 +59,9 @@ func TestListenIPv6Only(t *testing.T) {
 	}
 	var v6only int
 	var serr error
-	rc.Control(func(fd uintptr) { v6only, serr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY) })
+	rc.Control(func(fd uintptr) {
+		v6only, serr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY)
+	})
 	if serr != nil || v6only != 1 {
 		t.Errorf("IPV6_V6ONLY = %d (%v), want 1", v6only, serr)
 	}
