@@ -31,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -105,10 +106,10 @@ func run(args []string) error {
 	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with cert-chain.pem, key.pem and root-cert.pem (or --ca-addr); reloaded when they change")
 	caAddr := fs.String("ca-addr", "", "get the workload certificate from istiod's CA at this address (e.g. "+istiod.DefaultAddr+") instead of --cert-dir, over the TLS and token of --xds-root-cert, --xds-server-name, --xds-token-file; rotated at half its life")
 	trustDomain := fs.String("trust-domain", "", "with --ca-addr: the trust domain of the identity asked for, spiffe://TD/ns/--node-namespace/sa/--node-service-account (default $TRUST_DOMAIN, else "+certs.DefaultTrustDomain+")")
-	fs.StringVar(&o.HBONEAddr, "hbone-addr", "", "HBONE listen address (default: the config's HBONE listener, connect_terminate, else "+waypoint.DefaultHBONEAddr+")")
+	fs.StringVar(&o.HBONEAddr, "hbone-addr", "", "HBONE listen address, or several separated by commas (default: the config's HBONE listener, connect_terminate, with its additional_addresses, else "+waypoint.DefaultHBONEAddr+", [::]:15008 or both, by the families of the node's IPs)")
 	xdsFlags := adsFlags(fs)
 	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
-	fs.StringVar(&o.MetricsAddr, "metrics-addr", waypoint.DefaultMetricsAddr, `Prometheus metrics listen address, serving /stats/prometheus ("off" disables it)`)
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", `Prometheus metrics listen address, or several separated by commas, serving /stats/prometheus (default `+waypoint.DefaultMetricsAddr+`, [::]:15020 or both, by the families of the node's IPs; "off" disables it)`)
 	stats := fs.Bool("stats", true, "record Istio's standard metrics and the Envoy-style counters (false only to measure their cost)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
 	fs.IntVar(&o.DubboMaxBodyBytes, "dubbo-max-body-bytes", dubbo.DefaultMaxBodyBytes, "largest Dubbo frame body accepted (Dubbo's payload limit)")
@@ -142,6 +143,14 @@ func run(args []string) error {
 		return fmt.Errorf("run: %w", err)
 	}
 	o.Node = node.Node()
+	for _, ip := range strings.Split(node.InstanceIPs(), ",") {
+		if a, err := netip.ParseAddr(ip); err == nil {
+			o.PodIPs = append(o.PodIPs, a)
+		}
+	}
+	if o.MetricsAddr == "" {
+		o.MetricsAddr = waypoint.JoinAddrs(waypoint.Wildcards(o.PodIPs, waypoint.DefaultMetricsPort))
+	}
 	if *xdsFlags.addr != "" {
 		log.Info("xds node", "id", o.Node.GetId(), "cluster", o.Node.GetCluster(), "istio_version", node.IstioVersion,
 			"gateway", node.Labels["gateway.networking.k8s.io/gateway-name"])

@@ -35,6 +35,7 @@ type adsFlagSet struct {
 	addr, ip, pod, ns, sa, cluster *string
 	domain, serviceCluster         *string
 	istioVersion, podInfoDir       *string
+	ips                            *string
 	labels                         labelFlags
 	rootCert, serverName, token    *string
 	delta                          *bool
@@ -53,6 +54,7 @@ func adsFlags(fs *flag.FlagSet) *adsFlagSet {
 		serverName:     fs.String("xds-server-name", istiod.DefaultServerName, "with --xds-root-cert: the name the xDS server's certificate is checked against"),
 		token:          fs.String("xds-token-file", "", "service account token sent to the xDS server on every call, over TLS only (istiod's: "+istiod.DefaultTokenFile+")"),
 		ip:             fs.String("node-ip", "", "the waypoint's IP in its node id and INSTANCE_IPS (default $INSTANCE_IP, else "+nodeDefaults.IP+")"),
+		ips:            fs.String("node-ips", "", "the pod's IPs, comma-separated, in INSTANCE_IPS after --node-ip (default $INSTANCE_IPS, e.g. the downward API's status.podIPs); their families choose the default listen wildcards: 0.0.0.0, [::] or both"),
 		pod:            fs.String("node-pod", "", "the pod name in the node id and NAME (default $POD_NAME, else "+nodeDefaults.PodName+")"),
 		ns:             fs.String("node-namespace", "", "the namespace in the node id and NAMESPACE (default $POD_NAMESPACE, else "+nodeDefaults.Namespace+")"),
 		sa:             fs.String("node-service-account", "", "SERVICE_ACCOUNT node metadata (default $SERVICE_ACCOUNT, else "+nodeDefaults.ServiceAccount+")"),
@@ -97,7 +99,7 @@ func (l *labelFlags) Set(s string) error {
 // the pod's files, as Istio's agent reads them.
 func (f *adsFlagSet) nodeConfig() (adsclient.NodeConfig, error) {
 	return istiod.BuildNode(istiod.NodeSource{
-		Flags: istiod.NodeFlags{IP: *f.ip, PodName: *f.pod, Namespace: *f.ns, ServiceAccount: *f.sa, ClusterID: *f.cluster,
+		Flags: istiod.NodeFlags{IP: *f.ip, IPs: *f.ips, PodName: *f.pod, Namespace: *f.ns, ServiceAccount: *f.sa, ClusterID: *f.cluster,
 			DNSDomain: *f.domain, ServiceCluster: *f.serviceCluster, IstioVersion: *f.istioVersion, Labels: f.labels},
 		Defaults:   nodeDefaults,
 		Environ:    os.Environ(),

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/gowaypoint/waypoint/filters"
@@ -155,14 +156,19 @@ func (w *Waypoint) peerIdentity(cs tls.ConnectionState) (spiffe.ID, error) {
 	return id, fmt.Errorf("peer %s matches no URI SAN matcher of listener %q", uri, l.Name)
 }
 
-// hboneListenAddr is where HBONE is served: Options.HBONEAddr when set,
-// else the HBONE entry's address, else DefaultHBONEAddr.
-func (w *Waypoint) hboneListenAddr(snap *xds.Snapshot) string {
+// hboneListenAddrs are where HBONE is served: Options.HBONEAddr when set,
+// else the HBONE entry's addresses, else the wildcards of Options.PodIPs
+// on DefaultHBONEPort.
+func (w *Waypoint) hboneListenAddrs(snap *xds.Snapshot) ([]netip.AddrPort, error) {
 	if w.opts.HBONEAddr != "" {
-		return w.opts.HBONEAddr
+		addrs, err := ParseAddrs(w.opts.HBONEAddr)
+		if err != nil {
+			return nil, fmt.Errorf("waypoint: HBONE address: %w", err)
+		}
+		return addrs, nil
 	}
 	if l := snap.HBONEEntry(); l != nil {
-		return l.Address.String()
+		return l.Addresses(), nil
 	}
-	return DefaultHBONEAddr
+	return Wildcards(w.opts.PodIPs, DefaultHBONEPort), nil
 }

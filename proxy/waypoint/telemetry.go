@@ -8,13 +8,17 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gowaypoint/waypoint/proxy/listener"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 	"github.com/gowaypoint/waypoint/telemetry/stats"
 )
 
 // DefaultMetricsAddr is Istio's merged-metrics port, where the waypoint's
 // command serves /stats/prometheus unless told otherwise.
-const DefaultMetricsAddr = "0.0.0.0:15020"
+const DefaultMetricsAddr = "0.0.0.0:15020" // an IPv4 pod's; see Wildcards
+
+// DefaultMetricsPort is Istio's merged-metrics port.
+const DefaultMetricsPort = 15020
 
 // startMetrics serves /stats/prometheus on the metrics address, if any.
 func (w *Waypoint) startMetrics() error {
@@ -22,19 +26,25 @@ func (w *Waypoint) startMetrics() error {
 	if addr == "" || addr == "off" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	addrs, err := ParseAddrs(addr)
+	if err != nil {
+		return fmt.Errorf("waypoint: metrics address: %w", err)
+	}
+	lns, err := listener.ListenAll(addrs)
 	if err != nil {
 		return fmt.Errorf("waypoint: metrics listener: %w", err)
 	}
-	w.metricsAddr = ln.Addr()
+	w.metricsAddr = lns[0].Addr()
 	mux := http.NewServeMux()
 	mux.Handle("/stats/prometheus", stats.Handler())
 	w.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	w.serve(func() {
-		if err := w.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			w.log.Error("metrics server stopped", "error", err)
-		}
-	})
+	for _, ln := range lns {
+		w.serve(func() {
+			if err := w.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				w.log.Error("metrics server stopped", "error", err)
+			}
+		})
+	}
 	return nil
 }
 

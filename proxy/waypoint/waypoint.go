@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -40,7 +41,8 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultHBONEAddr          = "0.0.0.0:15008"
+	DefaultHBONEAddr          = "0.0.0.0:15008" // an IPv4 pod's; see Wildcards
+	DefaultHBONEPort          = 15008
 	DefaultAdminAddr          = "127.0.0.1:15000"
 	DefaultDrainTimeout       = 5 * time.Second
 	DefaultConfigPollInterval = time.Second
@@ -68,9 +70,16 @@ type Options struct {
 	// Certs, when set instead of CertDir, is the identity (one kept fresh
 	// by istiod's CA, package proxy/certs/istioca); the caller owns it.
 	Certs *certs.Source
-	// HBONEAddr is where HBONE is served; when empty, the address of the
-	// config's HBONE listener (connect_terminate), else 0.0.0.0:15008.
+	// HBONEAddr is where HBONE is served: one address, or several
+	// separated by commas (a dual-stack pod's); when empty, the addresses
+	// of the config's HBONE listener (connect_terminate: its address and
+	// additional_addresses), else the wildcards of PodIPs on 15008.
 	HBONEAddr string
+	// PodIPs are the pod's addresses (the node's INSTANCE_IPS). Their
+	// families choose the default wildcards, as istiod and Istio's agent
+	// choose a proxy's: IPv4 only (or none) 0.0.0.0, IPv6 only [::],
+	// both 0.0.0.0 and [::] (see Wildcards).
+	PodIPs []netip.Addr
 	// AdminAddr serves the admin endpoints; when empty, the bootstrap's
 	// admin address, else 127.0.0.1:15000. "off" disables it.
 	AdminAddr string
@@ -130,6 +139,7 @@ type Waypoint struct {
 
 	hboneAddr   net.Addr
 	hboneUp     atomic.Bool // set once hbone and hboneAddr are, for the admin handlers that read them
+	hboneAddrs  []net.Addr  // hboneAddr first
 	adminAddr   net.Addr
 	metricsAddr net.Addr
 	ready       atomic.Bool
@@ -255,14 +265,21 @@ func Start(opts Options) (w *Waypoint, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", w.hboneListenAddr(snap))
+	addrs, err := w.hboneListenAddrs(snap)
+	if err != nil {
+		return nil, err
+	}
+	lns, err := listener.ListenAll(addrs)
 	if err != nil {
 		return nil, fmt.Errorf("waypoint: HBONE listener: %w", err)
 	}
-	w.hboneAddr = ln.Addr()
 	hb := w.hbone // not w: a failed Start sets its result w to nil
+	for _, ln := range lns {
+		w.hboneAddrs = append(w.hboneAddrs, ln.Addr())
+		w.serve(func() { hb.Serve(ln) })
+	}
+	w.hboneAddr = w.hboneAddrs[0]
 	w.hboneUp.Store(true)
-	w.serve(func() { hb.Serve(ln) })
 
 	if err := w.startMetrics(); err != nil {
 		return nil, err
@@ -279,7 +296,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	if snap != nil {
 		version = snap.Version
 	}
-	w.log.Info("waypoint ready", "identity", w.certs.Identity().String(), "hbone", w.hboneAddr.String(),
+	w.log.Info("waypoint ready", "identity", w.certs.Identity().String(), "hbone", addrsString(w.hboneAddrs),
 		"admin", addrString(w.adminAddr), "config", source, "version", version)
 	return w, nil
 }
@@ -302,8 +319,12 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-// HBONEAddr is the bound HBONE address.
+// HBONEAddr is the bound HBONE address (the first, when HBONE is served
+// on several).
 func (w *Waypoint) HBONEAddr() net.Addr { return w.hboneAddr }
+
+// HBONEAddrs are the bound HBONE addresses.
+func (w *Waypoint) HBONEAddrs() []net.Addr { return w.hboneAddrs }
 
 // AdminAddr is the bound admin address, nil when admin is off.
 func (w *Waypoint) AdminAddr() net.Addr { return w.adminAddr }

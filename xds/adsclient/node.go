@@ -3,6 +3,8 @@ package adsclient
 import (
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -14,7 +16,12 @@ import (
 // from a pod's environment and downward API files (istiod.BuildNode).
 type NodeConfig struct {
 	IP, PodName, Namespace string // the id: waypoint~IP~POD.NS~NS.svc.cluster.local
-	DNSDomain              string // default "<Namespace>.svc.cluster.local" (pilot-agent's --domain)
+	// OtherIPs are the pod's other addresses (a dual-stack pod's other
+	// family): INSTANCE_IPS is IP then these, from which istiod tells an
+	// IPv4, IPv6 or dual-stack proxy (and gives a dual-stack one's
+	// listeners additional_addresses).
+	OtherIPs  []string
+	DNSDomain string // default "<Namespace>.svc.cluster.local" (pilot-agent's --domain)
 	// ServiceCluster is node.cluster (pilot-agent's --serviceCluster);
 	// default "<ServiceAccount>.<Namespace>", as istiod's waypoint
 	// Deployment passes it ("istio-proxy.<Namespace>" without a service
@@ -45,6 +52,21 @@ type Locality struct {
 	Region, Zone, SubZone string
 }
 
+// InstanceIPs is the INSTANCE_IPS metadata: IP, then the OtherIPs that
+// differ from it, separated by commas.
+func (n NodeConfig) InstanceIPs() string {
+	if len(n.OtherIPs) == 0 {
+		return n.IP
+	}
+	var ips []string
+	for _, ip := range append([]string{n.IP}, n.OtherIPs...) {
+		if ip != "" && !slices.Contains(ips, ip) {
+			ips = append(ips, ip)
+		}
+	}
+	return strings.Join(ips, ",")
+}
+
 // Node renders the node: id waypoint~IP~POD.NS~DOMAIN (the proxy type
 // istiod keys a waypoint's config on), cluster the service cluster,
 // locality when set, and metadata NAME, NAMESPACE, INSTANCE_IPS,
@@ -72,7 +94,7 @@ func (n NodeConfig) Node() *corev3.Node {
 	}
 	set("NAME", n.PodName)
 	set("NAMESPACE", n.Namespace)
-	set("INSTANCE_IPS", n.IP)
+	set("INSTANCE_IPS", n.InstanceIPs())
 	set("SERVICE_ACCOUNT", n.ServiceAccount)
 	set("CLUSTER_ID", n.ClusterID)
 	set("MESH_ID", n.MeshID)

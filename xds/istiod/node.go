@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -22,7 +23,8 @@ import (
 //
 //   - env POD_NAME, POD_NAMESPACE, INSTANCE_IP, SERVICE_ACCOUNT (the
 //     downward API): the node id and NAME, NAMESPACE, INSTANCE_IPS,
-//     SERVICE_ACCOUNT;
+//     SERVICE_ACCOUNT; INSTANCE_IPS also takes env INSTANCE_IPS (a
+//     dual-stack pod's status.podIPs) after INSTANCE_IP;
 //   - env ISTIO_META_<KEY>=value: metadata KEY, a string (CLUSTER_ID,
 //     MESH_ID, WORKLOAD_NAME, OWNER, NODE_NAME, INTERCEPTION_MODE,
 //     NETWORK, ISTIO_VERSION...); env ISTIO_METAJSON_<KEY>=json: metadata
@@ -63,6 +65,9 @@ const istioAPIModule = "istio.io/api"
 // NodeFlags are the parts of the node a command line sets.
 type NodeFlags struct {
 	IP, PodName, Namespace, ServiceAccount, ClusterID string
+	// IPs are the pod's addresses, separated by commas (INSTANCE_IPS: the
+	// node IP's is first; a dual-stack pod's other family after it).
+	IPs string
 	// DNSDomain is the node id's domain (pilot-agent's --domain); default
 	// <Namespace>.svc.cluster.local.
 	DNSDomain string
@@ -219,6 +224,17 @@ func BuildNode(src NodeSource) (adsclient.NodeConfig, error) {
 		}
 	}
 	n.DNSDomain, n.ServiceCluster = f.DNSDomain, f.ServiceCluster
+	// INSTANCE_IPS: --node-ips, else $INSTANCE_IPS (the downward API's
+	// status.podIPs), IP first.
+	for _, ip := range strings.Split(first(f.IPs, env["INSTANCE_IPS"]), ",") {
+		if ip = strings.TrimSpace(ip); ip == "" || ip == n.IP {
+			continue
+		}
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return adsclient.NodeConfig{}, fmt.Errorf("node INSTANCE_IPS: %q is not an IP address", ip)
+		}
+		n.OtherIPs = append(n.OtherIPs, ip)
+	}
 
 	dir := src.PodInfoDir
 	if dir == "" {

@@ -209,6 +209,22 @@ func TestBuildNode(t *testing.T) {
 					t.Errorf("id %q", id)
 				}
 			}},
+		{name: "a dual-stack pod: INSTANCE_IPS from the environment, the node IP first",
+			env: []string{"INSTANCE_IP=10.0.0.1", "INSTANCE_IPS=fd00::1,10.0.0.1"}, labels: "-", annotations: "-",
+			check: func(t *testing.T, n adsclient.NodeConfig) {
+				if got := n.Node().GetMetadata().AsMap()["INSTANCE_IPS"]; got != "10.0.0.1,fd00::1" || n.IP != "10.0.0.1" {
+					t.Errorf("INSTANCE_IPS %v, IP %s", got, n.IP)
+				}
+			}},
+		{name: "--node-ips over INSTANCE_IPS",
+			flags: NodeFlags{IPs: "::1"}, env: []string{"INSTANCE_IP=10.0.0.1", "INSTANCE_IPS=fd00::1"}, labels: "-", annotations: "-",
+			check: func(t *testing.T, n adsclient.NodeConfig) {
+				if got := n.InstanceIPs(); got != "10.0.0.1,::1" {
+					t.Errorf("INSTANCE_IPS %v", got)
+				}
+			}},
+		{name: "INSTANCE_IPS not an IP", env: []string{"INSTANCE_IPS=10.0.0.1,pod"}, labels: "-", annotations: "-",
+			err: `node INSTANCE_IPS: "pod" is not an IP address`},
 		{name: "the downward API env wins over ISTIO_META_ of the same key",
 			env:    []string{"ISTIO_META_NAME=meta-pod", "POD_NAME=pod", "ISTIO_META_NAMESPACE=meta-ns", "ISTIO_META_SERVICE_ACCOUNT=meta-sa"},
 			labels: "-", annotations: "-",
