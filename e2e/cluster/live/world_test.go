@@ -174,16 +174,17 @@ func (w *world) startWaypoint() {
 	}
 	w.admin = "http://" + net.JoinHostPort(w.waypointIP, "15000")
 	xdsAddr := env.cluster.IstiodXDS()
+	hboneAddr, podIPs := w.waypointAddrs() // catalogue_dualstack_test.go
 	w.start("waypoint", []string{
 		"POD_NAME=" + w.pod, "POD_NAMESPACE=" + w.ns, "INSTANCE_IP=" + w.waypointIP, "SERVICE_ACCOUNT=" + w.gateway,
 		"ISTIO_META_CLUSTER_ID=Kubernetes", "ISTIO_META_MESH_ID=cluster.local", "ISTIO_META_WORKLOAD_NAME=" + w.gateway,
 		"ISTIO_META_OWNER=kubernetes://apis/apps/v1/namespaces/" + w.ns + "/deployments/" + w.gateway,
-		"TRUST_DOMAIN=cluster.local",
+		"TRUST_DOMAIN=cluster.local", "INSTANCE_IPS=" + podIPs,
 	}, env.waypoint, "run",
 		"--xds", xdsAddr, "--xds-root-cert", env.cluster.IstiodRootCert(), "--xds-token-file", tokenFile,
 		"--ca-addr", xdsAddr,
 		"--pod-info-dir", podInfo,
-		"--hbone-addr", net.JoinHostPort(w.waypointIP, "15008"),
+		"--hbone-addr", hboneAddr,
 		"--admin-addr", net.JoinHostPort(w.waypointIP, "15000"),
 		"--metrics-addr", net.JoinHostPort(w.waypointIP, "15020"),
 		"--drain-timeout", "1s", "--log-level", logLevel())
