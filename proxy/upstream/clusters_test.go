@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // snapshot builds a config whose clusters reach their endpoints in
 // plaintext; each cluster is name -> endpoint addresses, with extra YAML.
-func snapshot(t *testing.T, clusters map[string][]string, extra map[string]string) *xds.Snapshot {
+func snapshot(t testing.TB, clusters map[string][]string, extra map[string]string) *xds.Snapshot {
 	t.Helper()
 	y := "static_resources:\n  listeners:\n  - name: l\n    address: {socket_address: {address: 127.0.9.200, port_value: 1}}\n" +
 		"    filter_chains: [{filters: [{name: t, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: s, cluster: c0}}]}]\n  clusters:\n"

@@ -77,8 +77,9 @@ func listenOn(t *testing.T, addr string) net.Listener {
 	return ln
 }
 
-// dualCluster is cluster c of snap given the endpoint addresses.
-func dualSnapshot(t *testing.T, primary string, extra ...string) *xds.Snapshot {
+// dualSnapshot is a config whose cluster c0 has one endpoint, primary,
+// with the additional addresses extra.
+func dualSnapshot(t testing.TB, primary string, extra ...string) *xds.Snapshot {
 	snap := snapshot(t, map[string][]string{"c0": {primary}}, nil)
 	cl := snap.Cluster("c0")
 	for _, e := range extra {
