@@ -145,7 +145,7 @@ var allowlist = pbcheck.Allowlist{
 	"envoy.config.endpoint.v3.ClusterLoadAssignment.Policy": fields("overprovisioning_factor"),
 	"envoy.config.endpoint.v3.LocalityLbEndpoints":          fields("locality", "lb_endpoints", "load_balancing_weight", "priority"),
 	"envoy.config.core.v3.Locality":                         fields("region", "zone", "sub_zone"),
-	"envoy.config.endpoint.v3.LbEndpoint":                   fields("endpoint", "metadata*", "load_balancing_weight"),
+	"envoy.config.endpoint.v3.LbEndpoint":                   fields("endpoint", "metadata*", "load_balancing_weight", "health_status"),
 	"envoy.config.endpoint.v3.Endpoint":                     fields("address", "additional_addresses"),
 
 	"envoy.config.endpoint.v3.Endpoint.AdditionalAddress": fields("address"), // tried as Envoy's happy eyeballs (proxy/upstream)

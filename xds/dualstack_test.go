@@ -32,6 +32,9 @@ func TestAdditionalAddressesDecode(t *testing.T) {
 	if len(eps) != 1 || eps[0].Address != ap("127.0.0.3:9080") || !cmp.Equal(eps[0].AdditionalAddresses, []netip.AddrPort{ap("[::1]:9080")}, cmpOpts) {
 		t.Errorf("endpoints %+v", eps)
 	}
+	// HEALTHY, as istiod sets it on a ready pod's endpoints, is taken.
+	mustParse(t, doc("", []string{listenerOn("main", 8080, "", tcpChain("a", "backend", ""))}, []string{
+		`{name: backend, load_assignment: {cluster_name: backend, endpoints: [{lb_endpoints: [{health_status: HEALTHY, endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 1}}}}]}]}}`}))
 	// Without additional addresses a listener has its one address and an
 	// endpoint none.
 	plain := mustParse(t, doc("", []string{listenerOn("main", 8080, "", tcpChain("a", "backend", ""))}, []string{backendCluster})).Snapshot
@@ -80,6 +83,12 @@ func TestAdditionalAddressesErrors(t *testing.T) {
 			name: "endpoint: same address twice",
 			yaml: doc("", []string{listenerOn("main", 8080, "", tcpChain("a", "backend", ""))}, []string{dualEndpointCluster("::1", 9080, "127.0.0.1", "::1")}),
 			want: `endpoint.additional_addresses[1].address: [::1]:9080 is already an address of the endpoint`,
+		},
+		{
+			name: "endpoint: health_status DRAINING",
+			yaml: doc("", []string{listenerOn("main", 8080, "", tcpChain("a", "backend", ""))}, []string{
+				`{name: backend, load_assignment: {cluster_name: backend, endpoints: [{lb_endpoints: [{health_status: DRAINING, endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 1}}}}]}]}}`}),
+			want: `lb_endpoints[0].health_status: DRAINING is not supported yet (only HEALTHY and UNKNOWN)`,
 		},
 		{
 			name: "endpoint: port 0",

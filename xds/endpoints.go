@@ -111,6 +111,13 @@ func decodeEndpoint(lbe *endpointv3.LbEndpoint) (Endpoint, error) {
 		}
 		ep.AdditionalAddresses = append(ep.AdditionalAddresses, addr)
 	}
+	// istiod sets HEALTHY on a ready pod's endpoints; Envoy balances over
+	// HEALTHY and UNKNOWN alike. The others change which hosts are picked.
+	switch hs := lbe.GetHealthStatus(); hs {
+	case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
+	default:
+		return Endpoint{}, errAt("health_status", "%s is not supported yet (only HEALTHY and UNKNOWN)", hs)
+	}
 	var err error
 	if w := lbe.GetLoadBalancingWeight(); w != nil {
 		if w.GetValue() == 0 {
