@@ -303,6 +303,7 @@ func (c *Cluster) startIstiod(ctx context.Context) error {
 		"REVISION=default",
 		"CLUSTER_ID=Kubernetes",
 		"PILOT_CERT_PROVIDER=istiod",
+		"ISTIO_DUAL_STACK=true", // a dual-stack pod's endpoints get additional_addresses; IPv4 proxies' config is unchanged
 		"ISTIOD_CUSTOM_HOST=" + IstiodServerName,
 		"KUBECONFIG=" + c.Kubeconfig,
 	}, c.cfg.IstiodEnv...)

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Dual stack (issue 13). The test machines have one IPv6 address, ::1, and use no other: an
@@ -152,6 +155,146 @@ func getVia(w *world, waypoint, url string) (int, string, error) {
 	return resp.StatusCode, resp.Header.Get("x-pod"), nil
 }
 
+// dualStackPod makes a Pod (not in the mesh) with the addresses v4 and ::1, Running and Ready
+// as a kubelet would report it, and an echo on port on each address; it returns the two
+// echoes' pods (named NAME-v4 and NAME-v6) and the IPv4 listener, which the test may close.
+func (w *world) dualStackPod(name, v4 string, labels map[string]string, port int) (p4, p6 *pod, ln4 net.Listener) {
+	w.t.Helper()
+	var lb strings.Builder
+	for k, v := range labels {
+		fmt.Fprintf(&lb, "\n    %s: %q", k, v)
+	}
+	w.apply(fmt.Sprintf(`
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: %[1]s
+  namespace: {{NS}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: %[1]s
+  namespace: {{NS}}
+  labels:
+    istio.io/dataplane-mode: none%[2]s
+spec:
+  serviceAccountName: %[1]s
+  automountServiceAccountToken: false
+  containers: [{name: app, image: echo}]
+`, name, lb.String()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pods := env.cluster.Client.CoreV1().Pods(w.ns)
+	kp, err := pods.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	kp.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: v4, PodIPs: []corev1.PodIP{{IP: v4}, {IP: "::1"}},
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	if _, err := pods.UpdateStatus(ctx, kp, metav1.UpdateOptions{}); err != nil {
+		w.t.Fatal(err)
+	}
+	p4, p6 = &pod{name: name + "-v4", ip: v4}, &pod{name: name + "-v6", ip: "::1"}
+	l, err := net.Listen("tcp", net.JoinHostPort(v4, fmt.Sprint(port)))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	tl := &refusingListener{Listener: l}
+	w.serveEcho(p4, tl)
+	w.echo(p6, port)
+	return p4, p6, tl
+}
+
+// refusingListener is a listener whose Close also closes the connections it accepted, so
+// that its address refuses from then on, pooled connections included.
+type refusingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *refusingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *refusingListener) Close() error {
+	err := l.Listener.Close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
+	return err
+}
+
+// endpointAddrs returns, for each endpoint of the waypoint's clusters whose name contains
+// cluster, its address and additional addresses, from the config dump.
+func endpointAddrs(t *testing.T, w *world, cluster string) [][]string {
+	t.Helper()
+	dump, err := w.get(w.admin + "/config_dump?include_eds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type sockAddr struct {
+		SocketAddress struct {
+			Address string `json:"address"`
+			Port    int    `json:"port_value"`
+		} `json:"socket_address"`
+	}
+	str := func(a sockAddr) string {
+		return net.JoinHostPort(a.SocketAddress.Address, fmt.Sprint(a.SocketAddress.Port))
+	}
+	var d struct {
+		Configs []json.RawMessage `json:"configs"`
+	}
+	if err := json.Unmarshal([]byte(dump), &d); err != nil {
+		t.Fatalf("config_dump: %v", err)
+	}
+	var out [][]string
+	for _, c := range d.Configs {
+		var eds struct {
+			Dynamic []struct {
+				EndpointConfig struct {
+					ClusterName string `json:"cluster_name"`
+					Endpoints   []struct {
+						LbEndpoints []struct {
+							Endpoint struct {
+								Address             sockAddr                     `json:"address"`
+								AdditionalAddresses []struct{ Address sockAddr } `json:"additional_addresses"`
+							} `json:"endpoint"`
+						} `json:"lb_endpoints"`
+					} `json:"endpoints"`
+				} `json:"endpoint_config"`
+			} `json:"dynamic_endpoint_configs"`
+		}
+		if json.Unmarshal(c, &eds) != nil {
+			continue
+		}
+		for _, e := range eds.Dynamic {
+			if !strings.Contains(e.EndpointConfig.ClusterName, cluster) {
+				continue
+			}
+			for _, le := range e.EndpointConfig.Endpoints {
+				for _, lbe := range le.LbEndpoints {
+					addrs := []string{str(lbe.Endpoint.Address)}
+					for _, aa := range lbe.Endpoint.AdditionalAddresses {
+						addrs = append(addrs, str(aa.Address))
+					}
+					out = append(out, addrs)
+				}
+			}
+		}
+	}
+	return out
+}
+
 func init() {
 	catalogue = append(catalogue,
 		compatCase{
@@ -211,5 +354,72 @@ spec:
 				}
 			},
 		},
+		compatCase{
+			name: "dualstack-endpoint",
+			resources: "Pod dual (not in the mesh) Running and Ready with podIPs `127.N.K.30` and `::1`; ServiceEntry dual.example.internal " +
+				"(`istio.io/use-waypoint`, 240.0.13.1:9080, workloadSelector app=dual); istiod with `ISTIO_DUAL_STACK=true`",
+			checks: "the waypoint's endpoint for the pod is `127.N.K.30:9080` with additional_addresses `[::1]:9080`; requests reach the IPv4 " +
+				"address; once it refuses, they reach `[::1]:9080` (happy eyeballs: the primary first, then the additional address)",
+			setup: func(t *testing.T, w *world) {
+				w.lockIPv6()
+				dualPod.p4, dualPod.p6, dualPod.ln4 = w.dualStackPod("dual", w.net+".30", map[string]string{"app": "dual"}, 9080)
+			},
+			yaml: `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: dual
+  namespace: "{{NS}}"
+  labels: {istio.io/use-waypoint: waypoint}
+spec:
+  hosts: [dual.example.internal]
+  addresses: [240.0.13.1]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 9080, name: http, protocol: HTTP}
+  workloadSelector:
+    labels: {app: dual}
+`,
+			check: func(t *testing.T, w *world, b *base) {
+				p4, p6, ln4 := dualPod.p4, dualPod.p6, dualPod.ln4
+				w.eventually(30*time.Second, "the pod's dual-stack endpoint in the waypoint's EDS", func() error {
+					eps := endpointAddrs(t, w, "dual.example.internal")
+					for _, e := range eps {
+						if len(e) == 2 && e[0] == net.JoinHostPort(p4.ip, "9080") && e[1] == "[::1]:9080" {
+							return nil
+						}
+					}
+					return fmt.Errorf("endpoints %v", eps)
+				})
+				get := func() error {
+					code, _, err := w.call("productpage", "GET", "http://240.0.13.1:9080/dual", nil)
+					if err != nil || code != 200 {
+						return fmt.Errorf("%d %v", code, err)
+					}
+					return nil
+				}
+				w.eventually(30*time.Second, "a request to the dual-stack pod", get)
+				if p4.hits.Load() == 0 || p6.hits.Load() != 0 {
+					t.Fatalf("hits: IPv4 %d, IPv6 %d; want the primary (IPv4) only", p4.hits.Load(), p6.hits.Load())
+				}
+				ln4.Close() // the primary refuses from now on
+				w.eventually(10*time.Second, "a request reaching [::1]:9080 with the IPv4 address refusing", func() error {
+					if err := get(); err != nil {
+						return err
+					}
+					if p6.hits.Load() == 0 {
+						return fmt.Errorf("answered, not from [::1]:9080")
+					}
+					return nil
+				})
+			},
+		},
 	)
+}
+
+// dualPod is the dualstack-endpoint case's pod, from its setup to its check.
+var dualPod struct {
+	p4, p6 *pod
+	ln4    net.Listener
 }
