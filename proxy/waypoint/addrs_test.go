@@ -13,6 +13,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/xds"
 )
 
 func TestWildcards(t *testing.T) {
@@ -91,5 +92,32 @@ func TestHBONEOnEveryAddress(t *testing.T) {
 			continue
 		}
 		c.Close()
+	}
+}
+
+// Without --hbone-addr, HBONE is served where the config's HBONE entry
+// says: its address and additional_addresses (istiod's dual-stack
+// connect_terminate: 0.0.0.0:15008 and [::]:15008); without an entry, on
+// the wildcards of the pod's IPs.
+func TestHBONEListenAddrs(t *testing.T) {
+	entry := &xds.Listener{Name: "connect_terminate", HBONE: &xds.HBONEEntry{},
+		Address: netip.MustParseAddrPort("0.0.0.0:15008"), AdditionalAddresses: []netip.AddrPort{netip.MustParseAddrPort("[::]:15008")}}
+	for _, tc := range []struct {
+		name string
+		opts Options
+		snap *xds.Snapshot
+		want string
+	}{
+		{"the entry's addresses", Options{}, &xds.Snapshot{Listeners: []*xds.Listener{entry}}, "0.0.0.0:15008,[::]:15008"},
+		{"the flag over the entry", Options{HBONEAddr: "127.0.8.7:15008,[::1]:15008"}, &xds.Snapshot{Listeners: []*xds.Listener{entry}},
+			"127.0.8.7:15008,[::1]:15008"},
+		{"no entry: an IPv4 pod", Options{PodIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}}, &xds.Snapshot{}, "0.0.0.0:15008"},
+		{"no entry: an IPv6 pod", Options{PodIPs: []netip.Addr{netip.MustParseAddr("fd00::1")}}, &xds.Snapshot{}, "[::]:15008"},
+	} {
+		w := &Waypoint{opts: tc.opts}
+		got, err := w.hboneListenAddrs(tc.snap)
+		if err != nil || JoinAddrs(got) != tc.want {
+			t.Errorf("%s: %v %v, want %s", tc.name, JoinAddrs(got), err, tc.want)
+		}
 	}
 }
