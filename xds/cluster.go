@@ -35,6 +35,10 @@ type Cluster struct {
 	// share load between priorities and localities; 0 means Envoy's
 	// default, DefaultOverprovisioningFactor.
 	OverprovisioningFactor uint32
+	// DNS is set for a STRICT_DNS or LOGICAL_DNS cluster: Endpoints then
+	// name hosts to resolve (Endpoint.Hostname), and the balancer's hosts
+	// are their addresses of the moment (proxy/upstream/lb). nil otherwise.
+	DNS *DNSConfig
 	// UpstreamTLS holds the accepted peer identities for TransportHBONE
 	// (empty means any identity chained to the mesh root), and the TLS
 	// originated for TransportTLS.
@@ -200,13 +204,17 @@ type UpstreamTLS struct {
 // Endpoint is one upstream endpoint.
 type Endpoint struct {
 	// Address is the pod's ip:port: the HBONE :authority, or the plaintext
-	// destination.
+	// destination. For an endpoint with a Hostname, only its port is set
+	// (Address.Addr() is the zero Addr).
 	Address netip.AddrPort
 	// AdditionalAddresses are the endpoint's additional_addresses (its
 	// other IP family, for one): the dialer tries Address first and
 	// then these, as Envoy's happy eyeballs does (proxy/upstream). Nil
 	// when there are none.
 	AdditionalAddresses []netip.AddrPort
+	// Hostname is the host name a DNS cluster's endpoint resolves
+	// (lower-case, no trailing dot); empty for an IP address.
+	Hostname string
 	// Weight is load_balancing_weight, 1 by default.
 	Weight uint32
 	// Identity is the expected peer identity, from the endpoint metadata

@@ -82,7 +82,7 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string]assignment) (*Cluster, 
 			return nil, errAt("eds_cluster_config", "only applies to an EDS cluster")
 		}
 		if la := pb.GetLoadAssignment(); la != nil {
-			a, err := decodeEndpoints(la)
+			a, err := decodeEndpoints(la, false)
 			if err != nil {
 				return nil, at("load_assignment", err)
 			}
@@ -105,8 +105,20 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string]assignment) (*Cluster, 
 		if err := decodeOriginalDst(pb, c); err != nil {
 			return nil, err
 		}
+	case clusterv3.Cluster_STRICT_DNS, clusterv3.Cluster_LOGICAL_DNS:
+		if pb.GetEdsClusterConfig() != nil {
+			return nil, errAt("eds_cluster_config", "only applies to an EDS cluster")
+		}
+		if err := decodeDNS(pb, c); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, errAt("type", "%s is not supported yet", pb.GetType())
+	}
+	if c.DNS == nil {
+		if err := checkDNSFields(pb); err != nil {
+			return nil, err
+		}
 	}
 
 	if isInternalUpstream(pb.GetTransportSocket()) {

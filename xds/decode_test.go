@@ -472,8 +472,8 @@ func TestParseBootstrapErrors(t *testing.T) {
 		},
 		{
 			name: "unsupported cluster type",
-			yaml: doc("", main(tcpChain("a", "backend", "")), []string{`{name: backend, type: STRICT_DNS}`}),
-			want: `test.yaml: cluster "backend": type: STRICT_DNS is not supported yet`,
+			yaml: doc("", main(tcpChain("a", "backend", "")), []string{`{name: backend, type: 9}`}),
+			want: `test.yaml: cluster "backend": type: 9 is not supported yet`,
 		},
 		{
 			name: "unsupported cluster field",

@@ -28,8 +28,9 @@ type assignment struct {
 // decodeEndpoints flattens a ClusterLoadAssignment's endpoints, of every
 // priority, in config order; each Endpoint keeps its priority, locality
 // and locality weight. As Envoy does, a locality listed twice in one
-// priority is refused. Errors are relative to the ClusterLoadAssignment.
-func decodeEndpoints(cla *endpointv3.ClusterLoadAssignment) (assignment, error) {
+// priority is refused. names allows host names (a DNS cluster's). Errors
+// are relative to the ClusterLoadAssignment.
+func decodeEndpoints(cla *endpointv3.ClusterLoadAssignment, names bool) (assignment, error) {
 	if err := checkSupported(cla.ProtoReflect()); err != nil {
 		return assignment{}, err
 	}
@@ -58,7 +59,7 @@ func decodeEndpoints(cla *endpointv3.ClusterLoadAssignment) (assignment, error) 
 			seen[k] = true
 		}
 		for j, lbe := range lle.GetLbEndpoints() {
-			ep, err := decodeEndpoint(lbe)
+			ep, err := decodeEndpoint(lbe, names)
 			if err != nil {
 				return assignment{}, at(idx("endpoints", i)+"."+idx("lb_endpoints", j), err)
 			}
@@ -72,8 +73,9 @@ func decodeEndpoints(cla *endpointv3.ClusterLoadAssignment) (assignment, error) 
 	return a, nil
 }
 
-// decodeEndpoint decodes one LbEndpoint. Errors are relative to it.
-func decodeEndpoint(lbe *endpointv3.LbEndpoint) (Endpoint, error) {
+// decodeEndpoint decodes one LbEndpoint; names allows a host name as its
+// address. Errors are relative to it.
+func decodeEndpoint(lbe *endpointv3.LbEndpoint, names bool) (Endpoint, error) {
 	e := lbe.GetEndpoint()
 	if e == nil {
 		return Endpoint{}, at("endpoint", errRequired)
@@ -87,6 +89,12 @@ func decodeEndpoint(lbe *endpointv3.LbEndpoint) (Endpoint, error) {
 		if ep.Internal, ep.Address, err = internalEndpoint(ia, lbe.GetMetadata()); err != nil {
 			return Endpoint{}, err
 		}
+	} else if names {
+		addr, name, err := dnsEndpoint(e.GetAddress())
+		if err != nil {
+			return Endpoint{}, at("endpoint.address", err)
+		}
+		ep.Address, ep.Hostname = addr, name
 	} else {
 		addr, err := socketAddress(e.GetAddress(), false)
 		if err != nil {
@@ -165,7 +173,7 @@ func indexEndpoints(clas []*endpointv3.ClusterLoadAssignment) (map[string]assign
 		if _, dup := eds[name]; dup {
 			return nil, &ResourceError{Kind: kindEndpoints, Name: name, Err: fmt.Errorf("duplicate cluster_name")}
 		}
-		a, err := decodeEndpoints(cla)
+		a, err := decodeEndpoints(cla, false)
 		if err != nil {
 			return nil, &ResourceError{Kind: kindEndpoints, Name: name, Err: err}
 		}
