@@ -111,6 +111,7 @@ func run(args []string) error {
 	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", `Prometheus metrics listen address, or several separated by commas, serving /stats/prometheus (default `+waypoint.DefaultMetricsAddr+`, [::]:15020 or both, by the families of the node's IPs; "off" disables it)`)
 	stats := fs.Bool("stats", true, "record Istio's standard metrics and the Envoy-style counters (false only to measure their cost)")
+	fs.StringVar(&o.DNSResolver, "dns-resolver", os.Getenv("WAYPOINT_DNS_RESOLVER"), "name server ip:port of DNS clusters (STRICT_DNS, LOGICAL_DNS) (default $WAYPOINT_DNS_RESOLVER, else the first nameserver of /etc/resolv.conf)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
 	fs.IntVar(&o.DubboMaxBodyBytes, "dubbo-max-body-bytes", dubbo.DefaultMaxBodyBytes, "largest Dubbo frame body accepted (Dubbo's payload limit)")
 	fs.IntVar(&o.DubboMaxInFlight, "dubbo-max-in-flight", dubbo.DefaultMaxInFlight, "Dubbo calls in flight per downstream connection; past it a call is answered 100")

@@ -32,6 +32,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/listener"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
+	"github.com/gowaypoint/waypoint/proxy/upstream/dns"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/telemetry/tracing"
@@ -89,6 +90,9 @@ type Options struct {
 	// NoStats turns off Istio's standard metrics and the Envoy-style
 	// cluster counters (for overhead measurements; a waypoint has them).
 	NoStats bool
+	// DNSResolver is the name server (ip:port) DNS clusters resolve their
+	// names with; empty: the first nameserver of /etc/resolv.conf.
+	DNSResolver string
 	// DrainTimeout bounds Shutdown's wait for streams; default 5 s.
 	DrainTimeout time.Duration
 	// ConfigPollInterval is how often ConfigFile is checked for changes;
@@ -216,6 +220,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	dialer := upstream.NewDialer(w.pool, w.certs)
 	dialer.Logs = w.logs
 	w.clusters = upstream.NewClusters(dialer)
+	w.clusters.LB.SetResolver(&dns.Client{Server: opts.DNSResolver})
 	w.filterUpstream.clusters.Store(w.clusters)
 	w.tracers = &tracing.Tracers{Dial: w.dialCluster, Log: w.log}
 	rec := metrics.Default

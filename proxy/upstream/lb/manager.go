@@ -23,6 +23,9 @@ type Manager struct {
 	mu     sync.Mutex // serializes Update and Close
 	closed bool
 	timers sync.WaitGroup // interval timers armed or running
+
+	resolver Resolver       // DNS clusters' names; set before the first Update
+	dnsRuns  sync.WaitGroup // DNS resolution goroutines (dns.go)
 }
 
 // NewManager returns a Manager with no clusters. clock drives outlier
@@ -93,6 +96,7 @@ func (m *Manager) Close() {
 	m.mu.Unlock()
 	closeAttachments(gone)
 	m.timers.Wait()
+	m.dnsRuns.Wait()
 }
 
 // ClusterState is one cluster's balancer, breakers and host health. It is
@@ -117,6 +121,9 @@ type ClusterState struct {
 	timerGen uint64                        // invalidates callbacks of stopped timers
 	interval time.Duration                 // the armed timer's interval
 	closed   bool
+
+	dns          *dnsRun        // the running resolution of a DNS cluster, or nil
+	dnsEndpoints []xds.Endpoint // the addresses it last found, as endpoints
 }
 
 func newClusterState(m *Manager, name string) *ClusterState {
@@ -154,22 +161,63 @@ func (c *ClusterState) Panic() bool { return c.set.Load().panic }
 
 // update applies one snapshot's version of the cluster. It appends to gone
 // the attachments of the hosts that left, for the caller to close once no
-// lock is held.
+// lock is held. A DNS cluster's hosts are the addresses its resolution
+// last found (dns.go), which this starts, keeps or restarts.
 func (c *ClusterState) update(cl *xds.Cluster, gone []Attachment) []Attachment {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.breakers.SetThresholds(cl.ThresholdsOrDefault())
 
+	eps := cl.Endpoints
+	if cl.DNS != nil {
+		c.resolveLocked(cl)
+		eps = c.dnsEndpoints
+	} else {
+		c.stopDNSLocked()
+		c.dnsEndpoints = nil
+	}
+	c.origDst.Store(cl.OriginalDestination)
+	cfg := configOf(cl)
+	cfgChanged := cfg != c.cfg
+	c.cfg = cfg
+	changed, gone := c.setHostsLocked(eps, gone)
+	changed = changed || cfgChanged
+
+	od := cl.OutlierDetection
+	c.outlier.Store(od)
+	if od == nil {
+		c.stopTimerLocked()
+		for _, s := range c.order {
+			if s.ejected.Load() {
+				c.unejectLocked(s, c.m.clock.Now())
+				changed = true
+			}
+		}
+	} else if c.timer == nil || c.interval != od.Interval {
+		c.stopTimerLocked()
+		c.armLocked(od.Interval)
+	}
+	if changed {
+		c.rebuildLocked()
+	}
+	return gone
+}
+
+// setHostsLocked makes eps the cluster's hosts, keeping the live state of
+// the addresses it still has. It reports whether the hosts changed (the
+// caller rebuilds) and appends to gone the attachments of the hosts that
+// left.
+func (c *ClusterState) setHostsLocked(eps []xds.Endpoint, gone []Attachment) (bool, []Attachment) {
 	prev := make(map[netip.AddrPort]*Host, len(c.hosts))
 	for _, h := range c.hosts {
 		if prev[h.Addr] == nil {
 			prev[h.Addr] = h
 		}
 	}
-	states := make(map[netip.AddrPort]*hostState, len(cl.Endpoints))
-	order := make([]*hostState, 0, len(cl.Endpoints))
-	hosts := make([]*Host, len(cl.Endpoints))
-	for i, ep := range cl.Endpoints {
+	states := make(map[netip.AddrPort]*hostState, len(eps))
+	order := make([]*hostState, 0, len(eps))
+	hosts := make([]*Host, len(eps))
+	for i, ep := range eps {
 		s := states[ep.Address]
 		if s == nil {
 			if s = c.states[ep.Address]; s == nil {
@@ -195,29 +243,9 @@ func (c *ClusterState) update(cl *xds.Cluster, gone []Attachment) []Attachment {
 			}
 		}
 	}
-	c.origDst.Store(cl.OriginalDestination)
-	cfg := configOf(cl)
-	changed := cfg != c.cfg || !slices.Equal(hosts, c.hosts) || c.set.Load().all == nil
-	c.cfg, c.hosts, c.states, c.order = cfg, hosts, states, order
-
-	od := cl.OutlierDetection
-	c.outlier.Store(od)
-	if od == nil {
-		c.stopTimerLocked()
-		for _, s := range order {
-			if s.ejected.Load() {
-				c.unejectLocked(s, c.m.clock.Now())
-				changed = true
-			}
-		}
-	} else if c.timer == nil || c.interval != od.Interval {
-		c.stopTimerLocked()
-		c.armLocked(od.Interval)
-	}
-	if changed {
-		c.rebuildLocked()
-	}
-	return gone
+	changed := !slices.Equal(hosts, c.hosts) || c.set.Load().all == nil
+	c.hosts, c.states, c.order = hosts, states, order
+	return changed, gone
 }
 
 // rebuildLocked stores a new host set from c.hosts and their health.
@@ -260,6 +288,7 @@ func (c *ClusterState) close(gone []Attachment) []Attachment {
 	c.mu.Lock()
 	c.closed = true
 	c.stopTimerLocked()
+	c.stopDNSLocked()
 	for _, s := range c.order {
 		if a := s.detachLocked(); a != nil {
 			gone = append(gone, a)
