@@ -560,9 +560,11 @@ spec:
 			},
 		},
 		compatCase{
-			name:      "se-dns",
-			resources: "ServiceEntry httpbin.example.com (MESH_EXTERNAL, resolution DNS, VIP 240.240.0.20, port http 80) with label istio.io/use-waypoint",
-			checks:    "(once built) requests to the VIP reach the name's addresses",
+			name: "se-dns",
+			resources: "ServiceEntry httpbin.example.com (MESH_EXTERNAL, resolution DNS, VIP 240.240.0.20, port http 80) with label istio.io/use-waypoint; " +
+				"the waypoint's name server (--dns-resolver, on loopback) answers A records with a 1 s TTL",
+			checks: "istiod's STRICT_DNS cluster: requests to the VIP reach the name's address in plain TCP; when the answer changes, " +
+				"traffic follows within the TTL; with two addresses, 40 requests reach both",
 			yaml: `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -578,8 +580,10 @@ spec:
   ports:
   - {number: 80, name: http, protocol: HTTP}
 `,
-			waitsOn: "#13 (DNS clusters)",
-			nack:    "dns_refresh_rate: not supported yet",
+			setup: func(t *testing.T, w *world) {
+				dnsSetup(w)
+			},
+			check: checkDNS,
 		},
 		compatCase{
 			name: "se-workloadentry",
@@ -1022,4 +1026,41 @@ func spread(t *testing.T, w *world, url string, header http.Header, n int) map[s
 		got[r.Pod]++
 	}
 	return got
+}
+
+// dnsSetup starts the world's name server (before the ServiceEntry, so that the waypoint's
+// first resolution finds it), httpbin.example.com answering NET.61.
+func dnsSetup(w *world) {
+	w.dns().set("httpbin.example.com", time.Second, w.net+".61")
+}
+
+// checkDNS serves the two addresses httpbin.example.com may resolve to with plain echo
+// servers on port 80 (an external service: no ztunnel) and moves the name between them.
+func checkDNS(t *testing.T, w *world, b *base) {
+	h1, h2 := &pod{name: "httpbin-1", ip: w.net + ".61"}, &pod{name: "httpbin-2", ip: w.net + ".62"}
+	w.echo(h1, 80)
+	w.echo(h2, 80)
+	reaches := func(what, pod string) {
+		w.eventually(20*time.Second, what, func() error {
+			code, r, err := w.call("productpage", "GET", "http://240.240.0.20/dns", nil)
+			if err != nil || code != 200 || r.Pod != pod {
+				return fmt.Errorf("%d %q %v", code, r.Pod, err)
+			}
+			return nil
+		})
+	}
+	reaches("the ServiceEntry's VIP reaches the name's address", "httpbin-1")
+	if got := h1.requests("/dns"); len(got) == 0 {
+		t.Errorf("httpbin-1 saw no request")
+	}
+	w.dnsSrv.set("httpbin.example.com", time.Second, h2.ip)
+	reaches("traffic follows the name's new address", "httpbin-2")
+	w.dnsSrv.set("httpbin.example.com", time.Second, h1.ip, h2.ip)
+	w.eventually(20*time.Second, "both addresses are endpoints", func() error {
+		got := spread(t, w, "http://240.240.0.20/x", nil, 40)
+		if got["httpbin-1"] == 0 || got["httpbin-2"] == 0 || got["httpbin-1"]+got["httpbin-2"] != 40 {
+			return fmt.Errorf("40 requests: %v", got)
+		}
+		return nil
+	})
 }

@@ -45,6 +45,8 @@ type world struct {
 	// its locality.
 	waypointLabels map[string]string
 
+	dnsSrv *dnsServer // the name server of --dns-resolver, once a case starts it (w.dns)
+
 	mu      sync.Mutex
 	nextIP  int
 	sources map[string]*source
@@ -187,6 +189,7 @@ func (w *world) startWaypoint() {
 		"--hbone-addr", hboneAddr,
 		"--admin-addr", net.JoinHostPort(w.waypointIP, "15000"),
 		"--metrics-addr", net.JoinHostPort(w.waypointIP, "15020"),
+		"--dns-resolver", w.dnsAddr(),
 		"--drain-timeout", "1s", "--log-level", logLevel())
 	w.eventually(time.Minute, "the waypoint is ready", func() error {
 		_, err := w.get(w.admin + "/healthz/ready")
