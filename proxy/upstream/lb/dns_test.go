@@ -230,3 +230,31 @@ func TestDNSWithoutResolverHasNoHosts(t *testing.T) {
 		t.Errorf("picked %v", h)
 	}
 }
+
+// BenchmarkPickDNS picks from a STRICT_DNS cluster whose name resolved to 10
+// addresses: its hosts are a host set like any other, so a pick costs what
+// BenchmarkPick/RoundRobin/10 does, and a cluster without DNS pays nothing
+// for it.
+func BenchmarkPickDNS(b *testing.B) {
+	r := newFakeResolver()
+	var addrs []string
+	for i := range 10 {
+		addrs = append(addrs, netip.AddrFrom4([4]byte{127, 0, 23, byte(i + 1)}).String())
+	}
+	r.set("a.example", addrs...)
+	m := NewManager(nil)
+	defer m.Close()
+	m.SetResolver(r)
+	m.Update(snapshot(dnsClusterOf(xds.DNSConfig{RefreshRate: time.Hour}, "a.example")))
+	c := m.Cluster("dns")
+	for len(c.Hosts()) != 10 {
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if c.Pick(nil) == nil {
+			b.Fatal("no host")
+		}
+	}
+}
