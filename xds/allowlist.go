@@ -140,6 +140,7 @@ var allowlist = pbcheck.Allowlist{
 	"envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext":                                        fields("common_tls_context", "require_client_certificate"),
 	"envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher":                                       fields("san_type", "matcher"),
 	"envoy.type.matcher.v3.StringMatcher":                                                                   fields("exact", "prefix", "suffix", "contains", "ignore_case"),
+	"envoy.extensions.transport_sockets.tls.v3.Secret":                                                      fields("name", "tls_certificate", "validation_context"),
 	"envoy.extensions.transport_sockets.tls.v3.TlsCertificate":                                              fields("certificate_chain", "private_key"),
 	"envoy.config.core.v3.DataSource":                                                                       fields("filename", "inline_bytes", "inline_string"),
 

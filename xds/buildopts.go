@@ -40,6 +40,7 @@ type build struct {
 	scope    filters.Scope
 	log      *slog.Logger
 	clusters map[string]*Cluster
+	secrets  map[string]*Secret // SDS secrets over ADS, by name
 	owned    []io.Closer // in build order; the snapshot's, or closed when the build fails
 }
 

@@ -74,6 +74,12 @@ type Cluster struct {
 	// HTTPOrDefault).
 	HTTP *HTTPOptions
 
+	// AutoSNI and AutoSANValidation are the upstream_http_protocol_options
+	// of those options: TLS originated for a request sends its host
+	// (:authority without the port) as the SNI, and checks the peer's
+	// certificate for it (OriginTLS.ConfigFor).
+	AutoSNI, AutoSANValidation bool
+
 	// HBONEPort is the port HBONE endpoints are dialled on, that of the
 	// upstream_port_override of the ORIGINAL_DST cluster it reaches; 0
 	// means 15008 (see HBONEPortOrDefault).

@@ -455,7 +455,9 @@ const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolO
 // an Any's contents are checked by the decoder that unpacks them, so these
 // types are not reachable from the decoded roots.
 var protocolOptionsAllowlist = pbcheck.Allowlist{
-	httpProtocolOptionsKey: fields("common_http_protocol_options", "explicit_http_config", "use_downstream_protocol_config"),
+	httpProtocolOptionsKey: fields("common_http_protocol_options", "explicit_http_config", "use_downstream_protocol_config",
+		"upstream_http_protocol_options"),
+	"envoy.config.core.v3.UpstreamHttpProtocolOptions": fields("auto_sni", "auto_san_validation"),
 	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig":      fields("http_protocol_options", "http2_protocol_options"),
 	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig": fields("http_protocol_options", "http2_protocol_options"),
 	"envoy.config.core.v3.HttpProtocolOptions":                                       fields("idle_timeout", "max_requests_per_connection", "max_stream_duration", "max_connection_duration"),
@@ -519,6 +521,9 @@ func decodeHTTPProtocolOptions(pb *httpv3.HttpProtocolOptions, c *Cluster) error
 			o.InitialConnectionWindowSize = v.GetValue()
 		}
 		c.HTTP2 = &o
+	}
+	if u := pb.GetUpstreamHttpProtocolOptions(); u != nil {
+		c.AutoSNI, c.AutoSANValidation = u.GetAutoSni(), u.GetAutoSanValidation()
 	}
 	if common := pb.GetCommonHttpProtocolOptions(); common != nil {
 		o := DefaultHTTP

@@ -498,12 +498,12 @@ func TestParseBootstrapErrors(t *testing.T) {
 		{
 			name: "tls origination with an SDS certificate",
 			yaml: doc("", main(tcpChain("a", "backend", "")), withTLS(`common_tls_context: {tls_certificate_sds_secret_configs: [{name: "kubernetes://cred"}], combined_validation_context: {validation_context_sds_secret_config: {name: ROOTCA}, default_validation_context: {}}}`)),
-			want: `test.yaml: cluster "backend": transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].name: SDS secret "kubernetes://cred" is not supported yet (only file-cert:CERT~KEY, read from files; a DestinationRule's credentialName needs SDS)`,
+			want: `test.yaml: cluster "backend": transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].name: SDS secret "kubernetes://cred" is not supported yet (only file-cert:CERT~KEY, read from files, or a secret over ADS)`,
 		},
 		{
 			name: "tls origination with an SDS root",
 			yaml: doc("", main(tcpChain("a", "backend", "")), withTLS(`common_tls_context: {combined_validation_context: {validation_context_sds_secret_config: {name: ROOTCA}, default_validation_context: {}}}`)),
-			want: `test.yaml: cluster "backend": transport_socket.typed_config.common_tls_context.combined_validation_context.validation_context_sds_secret_config.name: SDS secret "ROOTCA" is not supported yet (only file-root:PATH and file-root:system, read from files; a DestinationRule's credentialName needs SDS)`,
+			want: `test.yaml: cluster "backend": transport_socket.typed_config.common_tls_context.combined_validation_context.validation_context_sds_secret_config.name: SDS secret "ROOTCA" is not supported yet (only file-root:PATH and file-root:system, read from files, or a secret over ADS)`,
 		},
 		{
 			name: "tls origination with a regex SAN",

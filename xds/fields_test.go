@@ -107,7 +107,7 @@ func TestAllowlistIsConsistent(t *testing.T) {
 		&networkinputsv3.SourceIPInput{}, &networkinputsv3.SourcePortInput{},
 		&networkinputsv3.ApplicationProtocolInput{}, &httpinspectorv3.HttpInspector{},
 		&internalupstreamv3.InternalUpstreamTransport{}, &tlsv3.DownstreamTlsContext{},
-		&proxyprotocolv3.ProxyProtocolUpstreamTransport{},
+		&proxyprotocolv3.ProxyProtocolUpstreamTransport{}, &tlsv3.Secret{},
 	}
 	var descs []protoreflect.MessageDescriptor
 	for _, r := range roots {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -28,8 +29,36 @@ type OriginTLS struct {
 	// Key identifies the configuration (the context's deterministic
 	// encoding): pooled connections dialled with another key are not
 	// reused, as Envoy drains a cluster's connections when it changes. A
-	// change of a file it names (a CA, a certificate) is not seen in it.
+	// change of a file it names (a CA, a certificate) is not seen in it;
+	// the content of an ADS secret is.
 	Key string
+
+	// sdsCert and sdsRoots name the ADS secrets (SDS over ADS: istiod's
+	// kubernetes:// credentials) of the certificate and the CA; Build
+	// resolves them (resolveSecrets) into Config and verifier.
+	sdsCert, sdsRoots string
+	verifier          *verifier // Config.VerifyConnection's
+}
+
+// ConfigFor returns the client configuration of one connection for a
+// request to host (its :authority without the port), with the cluster's
+// upstream_http_protocol_options: autoSNI sends host as the SNI (not
+// when it is an IP address, as Envoy), autoSAN checks the peer's
+// certificate for host (a DNS or IP SAN) instead of the configured SAN
+// matchers. Without either it is Config.
+func (o *OriginTLS) ConfigFor(host string, autoSNI, autoSAN bool) *tls.Config {
+	if host == "" || !autoSNI && !autoSAN {
+		return o.Config
+	}
+	cfg := o.Config.Clone()
+	if autoSNI && net.ParseIP(host) == nil {
+		cfg.ServerName = host
+	}
+	if autoSAN {
+		v := verifier{roots: o.verifier.roots, host: host}
+		cfg.VerifyConnection = v.verify
+	}
+	return cfg
 }
 
 // TLSKey is the Key of the TLS the cluster originates; "" when none.
@@ -83,12 +112,20 @@ func decodeOriginTLS(pb *tlsv3.UpstreamTlsContext) (*OriginTLS, error) {
 		}
 		cfg.Certificates = append(cfg.Certificates, cert)
 	}
+	o := &OriginTLS{verifier: &verifier{}}
 	for i, s := range c.GetTlsCertificateSdsSecretConfigs() {
 		path := "common_tls_context." + idx("tls_certificate_sds_secret_configs", i) + ".name"
+		if isADS(s) {
+			if o.sdsCert != "" {
+				return nil, errAt(path, "a second certificate over ADS (%q after %q) is not supported", s.GetName(), o.sdsCert)
+			}
+			o.sdsCert = s.GetName()
+			continue
+		}
 		files, ok := strings.CutPrefix(s.GetName(), sdsFileCert)
 		certFile, keyFile, ok2 := strings.Cut(files, "~")
 		if !ok || !ok2 {
-			return nil, errAt(path, "SDS secret %q is not supported yet (only %sCERT~KEY, read from files; a DestinationRule's credentialName needs SDS)", s.GetName(), sdsFileCert)
+			return nil, errAt(path, "SDS secret %q is not supported yet (only %sCERT~KEY, read from files, or a secret over ADS)", s.GetName(), sdsFileCert)
 		}
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
@@ -96,7 +133,7 @@ func decodeOriginTLS(pb *tlsv3.UpstreamTlsContext) (*OriginTLS, error) {
 		}
 		cfg.Certificates = append(cfg.Certificates, cert)
 	}
-	var v verifier
+	v := o.verifier
 	var vc *tlsv3.CertificateValidationContext
 	vcPath := "common_tls_context.validation_context."
 	switch {
@@ -114,12 +151,17 @@ func decodeOriginTLS(pb *tlsv3.UpstreamTlsContext) (*OriginTLS, error) {
 		if vc.GetTrustedCa() != nil {
 			return nil, errAt("common_tls_context.combined_validation_context.default_validation_context.trusted_ca", "not supported beside an SDS root")
 		}
-		name := cvc.GetValidationContextSdsSecretConfig().GetName()
-		if v.roots, err = loadSDSRoots(name); err != nil {
+		sc := cvc.GetValidationContextSdsSecretConfig()
+		if isADS(sc) {
+			o.sdsRoots = sc.GetName()
+		} else if v.roots, err = loadSDSRoots(sc.GetName()); err != nil {
 			return nil, at("common_tls_context.combined_validation_context.validation_context_sds_secret_config.name", err)
 		}
 	case c.GetValidationContextSdsSecretConfig() != nil:
-		if v.roots, err = loadSDSRoots(c.GetValidationContextSdsSecretConfig().GetName()); err != nil {
+		sc := c.GetValidationContextSdsSecretConfig()
+		if isADS(sc) {
+			o.sdsRoots = sc.GetName()
+		} else if v.roots, err = loadSDSRoots(sc.GetName()); err != nil {
 			return nil, at("common_tls_context.validation_context_sds_secret_config.name", err)
 		}
 	}
@@ -143,7 +185,8 @@ func decodeOriginTLS(pb *tlsv3.UpstreamTlsContext) (*OriginTLS, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &OriginTLS{Config: cfg, Key: string(key)}, nil
+	o.Config, o.Key = cfg, string(key)
+	return o, nil
 }
 
 func tlsVersion(v tlsv3.TlsParameters_TlsProtocol, auto uint16) (uint16, error) {
@@ -209,7 +252,7 @@ func loadSDSRoots(name string) (*x509.CertPool, error) {
 	file, ok := strings.CutPrefix(name, sdsFileRoot)
 	switch {
 	case !ok:
-		return nil, fmt.Errorf("SDS secret %q is not supported yet (only %sPATH and %s%s, read from files; a DestinationRule's credentialName needs SDS)", name, sdsFileRoot, sdsFileRoot, sdsSystemRoot)
+		return nil, fmt.Errorf("SDS secret %q is not supported yet (only %sPATH and %s%s, read from files, or a secret over ADS)", name, sdsFileRoot, sdsFileRoot, sdsSystemRoot)
 	case file == sdsSystemRoot:
 		p, err := x509.SystemCertPool()
 		if err != nil {
@@ -294,13 +337,15 @@ func matchString(m *matcherv3.StringMatcher, s string) bool {
 
 // verifier checks the peer's certificate as Envoy's validation context:
 // its chain to roots (nil: no check, as Envoy without a trusted CA), then
-// one SAN matcher matching when there are any.
+// one SAN matcher matching when there are any, or, for
+// auto_san_validation, the request's host (host, which replaces them).
 type verifier struct {
 	roots *x509.CertPool
 	sans  []sanMatcher
+	host  string
 }
 
-func (v verifier) verify(cs tls.ConnectionState) error {
+func (v *verifier) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("no peer certificate")
 	}
@@ -313,6 +358,12 @@ func (v verifier) verify(cs tls.ConnectionState) error {
 		if _, err := leaf.Verify(x509.VerifyOptions{Roots: v.roots, Intermediates: inter}); err != nil {
 			return err
 		}
+	}
+	if v.host != "" {
+		if !autoSANMatches(leaf, v.host) {
+			return fmt.Errorf("the peer's certificate is not for %q (auto_san_validation)", v.host)
+		}
+		return nil
 	}
 	if len(v.sans) == 0 {
 		return nil

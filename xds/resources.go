@@ -13,6 +13,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -27,6 +28,7 @@ type Resources struct {
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
 	Routes    []*routev3.RouteConfiguration // for HttpConnectionManager.rds
+	Secrets   []*tlsv3.Secret               // SDS over ADS, for the clusters' TLS (secrets.go)
 }
 
 // The files of a resource directory, in the format of the istiod fixtures
@@ -75,6 +77,8 @@ func (r *Resources) Add(m proto.Message) error {
 		r.Endpoints = append(r.Endpoints, v)
 	case *routev3.RouteConfiguration:
 		r.Routes = append(r.Routes, v)
+	case *tlsv3.Secret:
+		r.Secrets = append(r.Secrets, v)
 	default:
 		return fmt.Errorf("unsupported resource type %s", m.ProtoReflect().Descriptor().FullName())
 	}
@@ -157,7 +161,11 @@ func (o BuildOptions) BuildResources(version string, r *Resources) (*Snapshot, e
 			listeners[i] = inl
 		}
 	}
-	snap, err := o.Build(version, listeners, r.Clusters, r.Endpoints)
+	secrets, err := indexSecrets(r.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := o.build(version, listeners, r.Clusters, r.Endpoints, secrets)
 	if err != nil {
 		return nil, err
 	}

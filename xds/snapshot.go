@@ -101,7 +101,14 @@ func Build(version string, listeners []*listenerv3.Listener, clusters []*cluster
 // are io.Closers. When the build fails, it closes those it had built.
 func (o BuildOptions) Build(version string, listeners []*listenerv3.Listener, clusters []*clusterv3.Cluster,
 	endpoints []*endpointv3.ClusterLoadAssignment) (*Snapshot, error) {
+	return o.build(version, listeners, clusters, endpoints, nil)
+}
+
+// build is Build with the SDS secrets received over ADS (nil: none).
+func (o BuildOptions) build(version string, listeners []*listenerv3.Listener, clusters []*clusterv3.Cluster,
+	endpoints []*endpointv3.ClusterLoadAssignment, secrets map[string]*Secret) (*Snapshot, error) {
 	b := o.newBuild()
+	b.secrets = secrets
 	s, err := b.snapshot(version, listeners, clusters, endpoints)
 	if err != nil {
 		closeAll(b.owned) // nothing to report them to: the build's error says what failed
@@ -161,5 +168,6 @@ func (b *build) snapshot(version string, listeners []*listenerv3.Listener, clust
 	if err := s.resolveInternal(); err != nil {
 		return nil, err
 	}
+	s.resolveSecrets(b.secrets)
 	return s, nil
 }

@@ -1,6 +1,6 @@
 // Package adsclient is the waypoint's xDS client: one Aggregated Discovery
-// Service stream (gRPC) carrying LDS and CDS (wildcard) and the EDS and RDS
-// names they refer to, in the state-of-the-world or the incremental
+// Service stream (gRPC) carrying LDS and CDS (wildcard) and the EDS, RDS
+// and SDS (secrets over ADS) names they refer to, in the state-of-the-world or the incremental
 // (delta) protocol, on go-control-plane's types.
 //
 // Every response is validated whole with the waypoint's decoder
@@ -37,6 +37,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
@@ -56,7 +57,11 @@ const (
 )
 
 // The resource types, in the order istiod pushes them.
-var typeOrder = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType}
+var typeOrder = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType, resourcev3.SecretType}
+
+// namedTypes are the types subscribed to by name (what the clusters and
+// listeners refer to), not by wildcard.
+var namedTypes = []string{resourcev3.EndpointType, resourcev3.RouteType, resourcev3.SecretType}
 
 // Config configures a Client. Conn and Node are required.
 type Config struct {
@@ -368,7 +373,7 @@ func (s *session) onSotw(r *discoveryv3.DiscoveryResponse) error {
 	c.log.Debug("xds: response", "type", short(t), "version", r.GetVersionInfo(), "nonce", r.GetNonce(), "resources", len(r.GetResources()))
 	next := map[string]proto.Message{}
 	err := decodeAll(t, r.GetResources(), next)
-	if t == resourcev3.EndpointType || t == resourcev3.RouteType {
+	if t != resourcev3.ClusterType && t != resourcev3.ListenerType {
 		for _, name := range c.subs[t] {
 			if m, ok := c.state[t][name]; ok && next[name] == nil {
 				next[name] = m
@@ -440,7 +445,7 @@ func (s *session) onDelta(r *discoveryv3.DeltaDiscoveryResponse) error {
 }
 
 func (s *session) resubscribeAll() error {
-	for _, t := range []string{resourcev3.EndpointType, resourcev3.RouteType} {
+	for _, t := range namedTypes {
 		if err := s.resubscribe(t); err != nil {
 			return err
 		}
@@ -610,6 +615,13 @@ func (c *Client) missing() []awaited {
 			out = append(out, awaited{key: resourcev3.RouteType + "/" + name.name, timeout: name.timeout})
 		}
 	}
+	// SDS secrets over ADS (istiod's kubernetes:// credentials): a cluster
+	// waits for its certificate as Envoy's warms.
+	for _, name := range c.wanted(resourcev3.SecretType) {
+		if _, ok := c.state[resourcev3.SecretType][name]; !ok {
+			out = append(out, awaited{key: resourcev3.SecretType + "/" + name, timeout: DefaultInitialFetchTimeout})
+		}
+	}
 	return out
 }
 
@@ -639,6 +651,10 @@ func (c *Client) wanted(t string) []string {
 	case resourcev3.RouteType:
 		for _, n := range rdsNames(c.state[resourcev3.ListenerType]) {
 			names = append(names, n.name)
+		}
+	case resourcev3.SecretType:
+		for _, m := range c.state[resourcev3.ClusterType] {
+			names = append(names, xds.SecretNames(m.(*clusterv3.Cluster))...)
 		}
 	}
 	sort.Strings(names)
@@ -718,6 +734,8 @@ func resourceName(m proto.Message) string {
 		return v.GetClusterName()
 	case *routev3.RouteConfiguration:
 		return v.GetName()
+	case *tlsv3.Secret:
+		return v.GetName()
 	}
 	return ""
 }
@@ -733,6 +751,8 @@ func kindOf(kind string) string {
 		return resourcev3.EndpointType
 	case "route_configuration":
 		return resourcev3.RouteType
+	case "secret":
+		return resourcev3.SecretType
 	}
 	return ""
 }
