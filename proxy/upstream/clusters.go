@@ -107,6 +107,7 @@ func (c *Clusters) pickEndpoint(cs *lb.ClusterState, pc *lb.PickContext) (*lb.Ho
 // done releases them with how the request went. A value: it travels with
 // the exchange, copied, without allocation.
 type pick struct {
+	sni          string // TLS origination's host for this request (auto_sni, auto_san_validation); "" without them
 	host         *lb.Host
 	ep           *endpoint // the host's pools and HBONE holds
 	end          func(lb.Result)
@@ -165,6 +166,25 @@ func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, r
 	}
 	p.end = p.host.Begin()
 	return cl, p, nil
+}
+
+// tlsKey is the TLS key of the connections this pick may use: the
+// cluster's, and the request's host when the cluster's TLS depends on it
+// (auto_sni, auto_san_validation), so that a connection is not reused for
+// another host, as Envoy's pools are keyed by the SNI.
+func (p *pick) tlsKey(cl *xds.Cluster) string {
+	if p.sni == "" {
+		return cl.TLSKey()
+	}
+	return cl.TLSKey() + "\x00" + p.sni
+}
+
+// dialContext is ctx carrying the pick's host for dialTLS.
+func (p *pick) dialContext(ctx context.Context) context.Context {
+	if p.sni == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, sniKey{}, p.sni)
 }
 
 // takeRequest takes the max_requests slot of a pick made with lateRequest.

@@ -172,12 +172,30 @@ func (d *Dialer) dialTLS(ctx context.Context, cl *xds.Cluster, addr netip.AddrPo
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(nc, cl.UpstreamTLS.Originate.Config)
+	host, _ := ctx.Value(sniKey{}).(string)
+	tc := tls.Client(nc, cl.UpstreamTLS.Originate.ConfigFor(host, cl.AutoSNI, cl.AutoSANValidation))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("TLS handshake: %w", err)
 	}
 	return tlsConn{tc, nc}, nil
+}
+
+// sniKey is the context key of the request's host for dialTLS (auto_sni,
+// auto_san_validation): pick.dialContext.
+type sniKey struct{}
+
+// requestHost is an :authority without its port, lower-cased; "" when
+// empty.
+func requestHost(authority []byte) string {
+	if len(authority) == 0 {
+		return ""
+	}
+	a := string(authority)
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		a = h
+	}
+	return strings.ToLower(strings.Trim(a, "[]"))
 }
 
 // tlsConn is an originated TLS connection; Abort resets its TCP connection.

@@ -249,7 +249,7 @@ var errPoolClosed = status.New(status.ConnectFailure, errors.New("pool closed"))
 func (p *h1Pool) acquire(cs *Clusters, cl *xds.Cluster, x *exchange, opts xds.HTTPOptions) (c *h1Conn, reused bool, err error) {
 	for {
 		p.mu.Lock()
-		c, stale := p.popIdleLocked(opts, cl.TLSKey())
+		c, stale := p.popIdleLocked(opts, x.pick.tlsKey(cl))
 		p.mu.Unlock()
 		if stale != nil {
 			stale.close()
@@ -276,7 +276,7 @@ func (p *h1Pool) acquire(cs *Clusters, cl *xds.Cluster, x *exchange, opts xds.HT
 			p.mu.Unlock()
 			return nil, false, errPoolClosed
 		}
-		c, stale := p.popIdleLocked(opts, cl.TLSKey())
+		c, stale := p.popIdleLocked(opts, x.pick.tlsKey(cl))
 		if stale != nil {
 			p.mu.Unlock()
 			stale.close()
@@ -361,14 +361,14 @@ func (p *h1Pool) passOn() {
 // connection that starts with the PROXY protocol header pp serves one
 // exchange.
 func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pick, release func(), pp []byte) (*h1Conn, error) {
-	rwc, err := cs.Dialer.dial(ctx, cl, pk.host, pk.ep, pp)
+	rwc, err := cs.Dialer.dial(pk.dialContext(ctx), cl, pk.host, pk.ep, pp)
 	if err != nil {
 		if release != nil {
 			release()
 		}
 		return nil, err
 	}
-	return &h1Conn{pool: p, rwc: rwc, cc: http1.NewClientConn(rwc, http1.ClientConfig{}), release: release, born: time.Now(), single: pp != nil, tlsKey: cl.TLSKey()}, nil
+	return &h1Conn{pool: p, rwc: rwc, cc: http1.NewClientConn(rwc, http1.ClientConfig{}), release: release, born: time.Now(), single: pp != nil, tlsKey: pk.tlsKey(cl)}, nil
 }
 
 // roundTrip sends the exchange's request on a pooled or new connection

@@ -79,7 +79,7 @@ func (p *h2Pool) reserve(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk 
 			// Past max_connection_duration a connection takes no new
 			// stream and closes once its streams are done (drained).
 			// So does one dialled with TLS the cluster no longer has.
-			draining := maxAge > 0 && time.Since(c.born) >= maxAge || c.tlsKey != cl.TLSKey()
+			draining := maxAge > 0 && time.Since(c.born) >= maxAge || c.tlsKey != pk.tlsKey(cl)
 			// The cluster's max_concurrent_streams caps a connection's
 			// streams as well as the peer's SETTINGS, as in Envoy. Only
 			// the pool reserves streams, under p.mu: the count cannot
@@ -145,7 +145,7 @@ func (p *h2Pool) newConn(cs *Clusters, cl *xds.Cluster, pk *pick) (*h2Conn, erro
 			return nil, status.New(status.Overflow, errors.New("max_connections reached"))
 		}
 	}
-	rwc, err := cs.Dialer.dial(cs.ctx, cl, pk.host, pk.ep, p.pp)
+	rwc, err := cs.Dialer.dial(pk.dialContext(cs.ctx), cl, pk.host, pk.ep, p.pp)
 	if err != nil {
 		if release != nil {
 			release()
@@ -166,7 +166,7 @@ func (p *h2Pool) newConn(cs *Clusters, cl *xds.Cluster, pk *pick) (*h2Conn, erro
 		}
 		return nil, status.New(status.ConnectFailure, err)
 	}
-	return &h2Conn{cc: cc, release: release, born: time.Now(), tlsKey: cl.TLSKey()}, nil
+	return &h2Conn{cc: cc, release: release, born: time.Now(), tlsKey: pk.tlsKey(cl)}, nil
 }
 
 func (p *h2Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Response, error) {

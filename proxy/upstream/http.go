@@ -36,6 +36,9 @@ func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 		return nil, err
 	}
 	ureq.Host = p.host.Addr
+	if cl.UpstreamTLS.Originate != nil && (cl.AutoSNI || cl.AutoSANValidation) {
+		p.sni = requestHost(ureq.Request.Authority)
+	}
 	ureq.HashUsed = cl.LBPolicy == xds.LBPolicyRingHash || cl.LBPolicy == xds.LBPolicyMaglev
 	proto := cl.UpstreamProtocol
 	if proto == xds.UpstreamUseDownstream {
