@@ -41,7 +41,7 @@ type build struct {
 	log      *slog.Logger
 	clusters map[string]*Cluster
 	secrets  map[string]*Secret // SDS secrets over ADS, by name
-	owned    []io.Closer // in build order; the snapshot's, or closed when the build fails
+	owned    []io.Closer        // in build order; the snapshot's, or closed when the build fails
 }
 
 func (o BuildOptions) newBuild() *build {

@@ -457,7 +457,7 @@ const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolO
 var protocolOptionsAllowlist = pbcheck.Allowlist{
 	httpProtocolOptionsKey: fields("common_http_protocol_options", "explicit_http_config", "use_downstream_protocol_config",
 		"upstream_http_protocol_options"),
-	"envoy.config.core.v3.UpstreamHttpProtocolOptions": fields("auto_sni", "auto_san_validation"),
+	"envoy.config.core.v3.UpstreamHttpProtocolOptions":                               fields("auto_sni", "auto_san_validation"),
 	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig":      fields("http_protocol_options", "http2_protocol_options"),
 	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig": fields("http_protocol_options", "http2_protocol_options"),
 	"envoy.config.core.v3.HttpProtocolOptions":                                       fields("idle_timeout", "max_requests_per_connection", "max_stream_duration", "max_connection_duration"),
