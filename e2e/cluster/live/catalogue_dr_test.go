@@ -261,6 +261,9 @@ func drGRPCCall(w *world, authority string, md ...string) (string, error) {
 // drV3 is a DestinationRule with trafficPolicy policy (YAML indented for it) and a subset
 // v3 (version=v3), and a VirtualService routing reviews' HTTP port to that subset alone, so
 // that a case has one host whose connections it sees (drAddV3 adds it).
+// mtlsCAs holds each world's CA of dr-tls-mutual-egress, from its setup to its check.
+var mtlsCAs sync.Map // *world → *testCA
+
 func drV3(policy string) string {
 	return drV3Rule(policy) + `---
 apiVersion: networking.istio.io/v1
@@ -929,10 +932,35 @@ spec:
 			},
 		},
 		compatCase{
-			name:      "dr-tls-mutual-egress",
-			resources: "ServiceEntry `mtls.example.com` (port 80 to targetPort 443, STATIC endpoint, `istio.io/use-waypoint`); DestinationRule tls mode MUTUAL, credentialName",
-			checks:    "(once built) the waypoint originates mutual TLS with the credential's certificate (SDS `kubernetes://client-credential`), its SNI from the host (auto_sni)",
+			name: "dr-tls-mutual-egress",
+			resources: "ServiceEntry `mtls.example.com` (port 80 to targetPort 443, STATIC endpoint, `istio.io/use-waypoint`); DestinationRule tls mode MUTUAL, " +
+				"credentialName client-credential: a kubernetes.io/tls Secret (a client certificate of a test CA, ca.crt the CA of the server); " +
+				"a Role letting the waypoint's service account list Secrets in its namespace (istiod serves a kubernetes:// credential to a proxy that may read it)",
+			checks: "istiod serves the credential over ADS (SDS `kubernetes://client-credential` and `-cacert`) and the cluster waits for it; requests to " +
+				"mtls.example.com reach a TLS server that requires a client certificate of the CA, with the SNI from the request's host (auto_sni) and " +
+				"its certificate checked for that host (auto_san_validation); when the Secret changes to a client certificate of another CA, " +
+				"the server refuses the handshake and requests are answered 503",
+			setup: func(t *testing.T, w *world) {
+				ca := newTestCA(t, "mtls CA")
+				w.mtlsEcho(&pod{name: "mtls-api", ip: w.net + ".41"}, 443, ca, "mtls.example.com")
+				cert, key := ca.issue(t, "client")
+				w.apply(credentialYAML("client-credential", cert, key, ca.pem))
+				mtlsCAs.Store(w, ca)
+			},
 			yaml: `
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: waypoint-credentials, namespace: "{{NS}}"}
+rules:
+- {apiGroups: [""], resources: [secrets], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: waypoint-credentials, namespace: "{{NS}}"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: waypoint-credentials}
+subjects:
+- {kind: ServiceAccount, name: waypoint, namespace: "{{NS}}"}
+---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata:
@@ -956,8 +984,33 @@ spec:
   trafficPolicy:
     tls: {mode: MUTUAL, credentialName: client-credential}
 `,
-			waitsOn: "#13 (TLS origination)",
-			nack:    "upstream_http_protocol_options: not supported yet",
+			check: func(t *testing.T, w *world, b *base) {
+				host := http.Header{"Host": {"mtls.example.com"}}
+				var r echoReply
+				w.eventually(30*time.Second, "a request over mutual TLS with the credential", func() error {
+					code, got, err := w.call("productpage", "GET", "http://240.0.0.11/x", host)
+					if err != nil || code != 200 {
+						return fmt.Errorf("%d %v", code, err)
+					}
+					r = got
+					return nil
+				})
+				if r.Pod != "mtls-api" || r.Path != "/x" || r.Headers.Get("X-Echo-Sni") != "mtls.example.com" {
+					t.Errorf("the TLS server saw %q %q with SNI %q, want mtls-api /x mtls.example.com", r.Pod, r.Path, r.Headers.Get("X-Echo-Sni"))
+				}
+				// A client certificate of another CA: istiod pushes the new secret, and the
+				// server refuses it.
+				other := newTestCA(t, "other CA")
+				cert, key := other.issue(t, "client")
+				v, _ := mtlsCAs.Load(w)
+				w.apply(credentialYAML("client-credential", cert, key, v.(*testCA).pem))
+				w.eventually(30*time.Second, "a client certificate of another CA refused", func() error {
+					if code, _, err := w.call("productpage", "GET", "http://240.0.0.11/y", host); err != nil || code != 503 {
+						return fmt.Errorf("%d %v, want 503", code, err)
+					}
+					return nil
+				})
+			},
 		},
 		compatCase{
 			name:      "dr-connection-pool-tcp",

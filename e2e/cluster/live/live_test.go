@@ -17,6 +17,9 @@ func (w *world) call(sa, method, url string, header http.Header) (int, echoReply
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	if h := header.Get("Host"); h != "" {
+		req.Host = h // what a client resolving the name to the VIP sends
+	}
 	resp, err := w.source(sa).HTTP().Do(req)
 	if err != nil {
 		return 0, echoReply{}, err
