@@ -252,6 +252,7 @@ func (s *Server) push(r *xds.Resources, hash string) error {
 		resourcev3.ClusterType:  asResources(r.Clusters),
 		resourcev3.EndpointType: asResources(r.Endpoints),
 		resourcev3.RouteType:    asResources(r.Routes),
+		resourcev3.SecretType:   asResources(r.Secrets),
 	})
 	if err != nil {
 		return err
