@@ -92,3 +92,17 @@ func TestDecodeDNSClusterErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestDNSEndpointAt(t *testing.T) {
+	bs, err := ParseBootstrap([]byte(doc("", []string{listenerOn("main", 8080, "", tcpChain("a", "backend", ""))}, []string{dnsCluster("STRICT_DNS", "", "a.example")})), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := bs.Snapshot.Cluster("backend")
+	if e := c.EndpointAt(netip.MustParseAddrPort("127.0.0.7:80")); e == nil || e.Hostname != "a.example" {
+		t.Errorf("a resolved address: %+v, want the name's endpoint", e)
+	}
+	if e := c.EndpointAt(netip.MustParseAddrPort("127.0.0.7:81")); e != nil {
+		t.Errorf("another port: %+v", e)
+	}
+}

@@ -57,10 +57,19 @@ func (e *Endpoint) IstioWorkload() (IstioWorkload, bool) {
 }
 
 // EndpointAt returns the cluster's endpoint with address addr, or nil.
+// In a DNS cluster, an address a name resolved to is that name's endpoint
+// (the first with the port when several names have it).
 func (c *Cluster) EndpointAt(addr netip.AddrPort) *Endpoint {
 	for i := range c.Endpoints {
 		if c.Endpoints[i].Address == addr {
 			return &c.Endpoints[i]
+		}
+	}
+	if c.DNS != nil {
+		for i := range c.Endpoints {
+			if e := &c.Endpoints[i]; e.Hostname != "" && e.Address.Port() == addr.Port() {
+				return e
+			}
 		}
 	}
 	return nil
