@@ -171,13 +171,11 @@ func (c *Clusters) choose(snap *xds.Snapshot, name string, pc *lb.PickContext, r
 // tlsKey is the TLS key of the connections this pick may use: the
 // cluster's, and the request's host when the cluster's TLS depends on it
 // (auto_sni, auto_san_validation), so that a connection is not reused for
-// another host, as Envoy's pools are keyed by the SNI.
-func (p *pick) tlsKey(cl *xds.Cluster) string {
-	if p.sni == "" {
-		return cl.TLSKey()
-	}
-	return cl.TLSKey() + "\x00" + p.sni
-}
+// another host, as Envoy's pools are keyed by the SNI. Compared, not
+// concatenated: no allocation per request.
+type tlsKey struct{ key, sni string }
+
+func (p *pick) tlsKey(cl *xds.Cluster) tlsKey { return tlsKey{cl.TLSKey(), p.sni} }
 
 // dialContext is ctx carrying the pick's host for dialTLS.
 func (p *pick) dialContext(ctx context.Context) context.Context {

@@ -64,7 +64,7 @@ type h1Conn struct {
 	requests  uint32
 	born      time.Time // when it was opened (max_connection_duration)
 	single    bool      // serves one exchange: it began with a PROXY protocol header
-	tlsKey    string    // the cluster's TLSKey when it was dialled
+	tlsKey    tlsKey    // the cluster's TLSKey (and the request's host) when it was dialled
 	idleSince time.Time
 	gone      atomic.Bool // closed
 
@@ -83,7 +83,7 @@ type h1Conn struct {
 // still within the cluster's idle timeout and max_connection_duration,
 // and was dialled with the TLS it originates now (tlsKey), else stale, for the caller to close once p.mu is released (close takes
 // it) before looking again. Both nil: none idle. p.mu is held.
-func (p *h1Pool) popIdleLocked(opts xds.HTTPOptions, tlsKey string) (c, stale *h1Conn) {
+func (p *h1Pool) popIdleLocked(opts xds.HTTPOptions, tlsKey tlsKey) (c, stale *h1Conn) {
 	if len(p.idle) == 0 {
 		return nil, nil
 	}

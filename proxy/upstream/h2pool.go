@@ -40,7 +40,7 @@ type h2Conn struct {
 	cc      *http2.ClientConn
 	release func() // the max_connections slot
 	born    time.Time
-	tlsKey  string // the cluster's TLSKey when it was dialled
+	tlsKey  tlsKey // the cluster's TLSKey (and the request's host) when it was dialled
 	once    sync.Once
 	// drained is set when the pool's Close drained the connection: a
 	// stream refused by it afterwards was never sent.
