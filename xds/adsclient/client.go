@@ -115,6 +115,7 @@ type Client struct {
 	nonces    map[string]string                   // last nonce per type
 	subs      map[string][]string                 // current subscription (EDS, RDS names)
 	waiting   map[string]time.Time                // resource "type/name" awaited since
+	secretsOf map[*clusterv3.Cluster][]string     // SDS names over ADS of each accepted cluster, memoized (wanted)
 	pending   bool                                // the accepted state has not been applied
 	connected int                                 // streams opened
 }
@@ -653,9 +654,20 @@ func (c *Client) wanted(t string) []string {
 			names = append(names, n.name)
 		}
 	case resourcev3.SecretType:
+		// Walking a cluster's transport sockets unpacks them: done once per
+		// cluster received, not at every look (missing runs each tick while
+		// a config waits).
+		next := make(map[*clusterv3.Cluster][]string, len(c.state[resourcev3.ClusterType]))
 		for _, m := range c.state[resourcev3.ClusterType] {
-			names = append(names, xds.SecretNames(m.(*clusterv3.Cluster))...)
+			cl := m.(*clusterv3.Cluster)
+			sn, ok := c.secretsOf[cl]
+			if !ok {
+				sn = xds.SecretNames(cl)
+			}
+			next[cl] = sn
+			names = append(names, sn...)
 		}
+		c.secretsOf = next
 	}
 	sort.Strings(names)
 	return dedup(names)
