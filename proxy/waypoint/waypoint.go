@@ -32,7 +32,6 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/listener"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
-	"github.com/gowaypoint/waypoint/proxy/upstream/dns"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/telemetry/tracing"
@@ -220,7 +219,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	dialer := upstream.NewDialer(w.pool, w.certs)
 	dialer.Logs = w.logs
 	w.clusters = upstream.NewClusters(dialer)
-	w.clusters.LB.SetResolver(&dns.Client{Server: opts.DNSResolver})
+	w.clusters.LB.SetResolver(newLoggedResolver(opts.DNSResolver, w.log))
 	w.filterUpstream.clusters.Store(w.clusters)
 	w.tracers = &tracing.Tracers{Dial: w.dialCluster, Log: w.log}
 	rec := metrics.Default

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gowaypoint/waypoint/proxy/upstream/dns"
+	"github.com/gowaypoint/waypoint/proxy/upstream/dns/dnstest"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -257,4 +259,19 @@ func BenchmarkPickDNS(b *testing.B) {
 			b.Fatal("no host")
 		}
 	}
+}
+
+// TestDNSThroughAServer runs a STRICT_DNS cluster against a real name
+// server on loopback (package dns's client): the name's A records become
+// the hosts, and a new answer is taken after its TTL (respect_dns_ttl).
+func TestDNSThroughAServer(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.Set("api.example", time.Second, "127.0.0.11", "127.0.0.12")
+	m := newTestManager(t, nil, 1)
+	m.SetResolver(&dns.Client{Server: srv.Addr()})
+	m.Update(snapshot(dnsClusterOf(xds.DNSConfig{Family: xds.DNSV4Only, RefreshRate: time.Hour, RespectTTL: true}, "api.example")))
+	c := m.Cluster("dns")
+	waitHosts(t, c, "127.0.0.11:80/1", "127.0.0.12:80/1")
+	srv.Set("api.example", time.Second, "127.0.0.13")
+	waitHosts(t, c, "127.0.0.13:80/1")
 }
