@@ -19,7 +19,7 @@ import (
 // its --file option is for). istioctl is built from the same istio.io/istio as istiod
 // (bin/cluster/istioctl, or $WAYPOINT_ISTIOCTL).
 func TestAdminUnderIstiod(t *testing.T) {
-	w, b := catalogueWorld(t, 3, "admin")
+	w, b := catalogueWorld(t, 3, "admin", nil)
 	host := "reviews." + w.ns + ".svc.cluster.local"
 	vipCluster := "inbound-vip|9080|http|" + host
 
