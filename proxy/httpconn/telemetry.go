@@ -153,10 +153,11 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 	reqBytes := headerBytes(&req.Header) + int64(len(req.Method)+len(req.Path)+len(req.Authority)) + t.reqBody.n
 	respBytes := headerBytes(&resp.Header) + headerBytes(&resp.Trailer) + t.respBody.n
 	dur := time.Since(s.Start)
-	if tel.Metrics != nil {
+	dims := tel.Metrics != nil && hcm.Stats.HasDimensions()
+	if tel.Metrics != nil && !dims {
 		tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap}).RecordHTTP(code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
 	}
-	if len(hcm.AccessLog) == 0 && !t.span.Sampled() {
+	if len(hcm.AccessLog) == 0 && !t.span.Sampled() && !dims {
 		return
 	}
 	rec := accesslog.Record{
@@ -169,6 +170,11 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 	}
 	if rec.Details == "" {
 		rec.Details = accesslog.StreamDetails(s)
+	}
+	if dims {
+		// The stats filter's tags set by expression read the record's attributes.
+		tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap}).
+			RecordHTTPDims(hcm.Stats.Eval(&rec), code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
 	}
 	if tel.Logs != nil && len(hcm.AccessLog) > 0 {
 		tel.Logs.Emit(hcm.AccessLog, &rec)

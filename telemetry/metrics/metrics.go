@@ -20,6 +20,7 @@ package metrics
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,6 +121,111 @@ type Recorder struct {
 	version string              // of the sets; guarded by mu
 	sets    map[Key]*LabelSet   // guarded by mu
 	seen    map[string]struct{} // label values ever created; guarded by mu
+
+	// added holds the families of metrics with added tags (see vec).
+	added addedFamilies
+}
+
+// addedFamilies are the standard metrics with tags added by a stats
+// filter's dimensions: one vector per metric and label set, keyed by the
+// metric and its added tags. A registry's collector must describe one
+// label set per metric name, so these are collected by an unchecked
+// collector (it describes nothing) into the same families: a family then
+// holds series of both label sets, as Envoy's own Prometheus output does
+// when chains' stats filters differ. Prometheus takes a label a series
+// lacks as empty.
+type addedFamilies struct {
+	mu   sync.Mutex
+	vecs map[string]prometheus.Collector // guarded by mu
+}
+
+func (a *addedFamilies) Describe(chan<- *prometheus.Desc) {}
+
+func (a *addedFamilies) Collect(ch chan<- prometheus.Metric) {
+	a.mu.Lock()
+	vecs := make([]prometheus.Collector, 0, len(a.vecs))
+	for _, v := range a.vecs {
+		vecs = append(vecs, v)
+	}
+	a.mu.Unlock()
+	for _, v := range vecs {
+		v.Collect(ch)
+	}
+}
+
+// vec returns metric m's vector for the label values given (labelNames or
+// tcpLabelNames, then ov's added tags): the registered family, or one of
+// addedFamilies.
+func (r *Recorder) vec(m metric, ov *Overrides) any {
+	std := r.stdVec(m)
+	if ov == nil || len(ov.added[m]) == 0 {
+		return std
+	}
+	key := metricNames[m] + "\x00" + strings.Join(ov.added[m], "\x00")
+	a := &r.added
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if v, ok := a.vecs[key]; ok {
+		return v
+	}
+	names := labelNames
+	if m >= mTCPOpened {
+		names = tcpLabelNames
+	}
+	names = append(slices.Clip(names), ov.added[m]...)
+	var v prometheus.Collector
+	switch m {
+	case mDuration, mRequestBytes, mResponseBytes:
+		v = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "istio_" + metricNames[m], Help: helps[m], Buckets: Buckets}, names)
+	default:
+		v = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_" + metricNames[m], Help: helps[m]}, names)
+	}
+	if a.vecs == nil {
+		a.vecs = map[string]prometheus.Collector{}
+	}
+	a.vecs[key] = v
+	return v
+}
+
+func (r *Recorder) stdVec(m metric) any {
+	switch m {
+	case mRequests:
+		return r.requests
+	case mDuration:
+		return r.duration
+	case mRequestBytes:
+		return r.reqBytes
+	case mResponseBytes:
+		return r.respBytes
+	case mTCPOpened:
+		return r.tcpOpened
+	case mTCPClosed:
+		return r.tcpClosed
+	case mTCPSent:
+		return r.tcpSent
+	}
+	return r.tcpReceived
+}
+
+// counter and observer return metric m's series of the label values.
+func (r *Recorder) counter(m metric, ov *Overrides, values []string) prometheus.Counter {
+	return r.vec(m, ov).(*prometheus.CounterVec).WithLabelValues(values...)
+}
+
+func (r *Recorder) observer(m metric, ov *Overrides, values []string) prometheus.Observer {
+	return r.vec(m, ov).(*prometheus.HistogramVec).WithLabelValues(values...)
+}
+
+// helps are the standard metrics' help texts.
+var helps = [numMetrics]string{
+	"Requests, by Istio's standard labels.",
+	"Request duration in milliseconds, from the request's headers to the response's end.",
+	"Request sizes (headers and body) in bytes.",
+	"Response sizes (headers and body) in bytes.",
+	"TCP connections opened.",
+	"TCP connections closed.",
+	"Bytes sent to the downstream on TCP connections.",
+	"Bytes received from the downstream on TCP connections.",
 }
 
 // Default is the process's recorder, on stats.Registry.
@@ -130,20 +236,23 @@ var Default = New(stats.Registry, DefaultMaxSeries)
 // label sets.
 func New(reg prometheus.Registerer, maxSeries int) *Recorder {
 	r := &Recorder{maxSeries: maxSeries, sets: map[Key]*LabelSet{}, seen: map[string]struct{}{}}
-	r.requests = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_requests_total", Help: "Requests, by Istio's standard labels."}, labelNames))
-	hist := func(name, help string) *prometheus.HistogramVec {
-		return register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: Buckets}, labelNames))
+	r.requests = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_requests_total", Help: helps[mRequests]}, labelNames))
+	hist := func(m metric) *prometheus.HistogramVec {
+		return register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "istio_" + metricNames[m], Help: helps[m], Buckets: Buckets}, labelNames))
 	}
-	r.duration = hist("istio_request_duration_milliseconds", "Request duration in milliseconds, from the request's headers to the response's end.")
-	r.reqBytes = hist("istio_request_bytes", "Request sizes (headers and body) in bytes.")
-	r.respBytes = hist("istio_response_bytes", "Response sizes (headers and body) in bytes.")
-	tcp := func(name, help string) *prometheus.CounterVec {
-		return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, tcpLabelNames))
+	r.duration = hist(mDuration)
+	r.reqBytes = hist(mRequestBytes)
+	r.respBytes = hist(mResponseBytes)
+	tcp := func(m metric) *prometheus.CounterVec {
+		return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_" + metricNames[m], Help: helps[m]}, tcpLabelNames))
 	}
-	r.tcpOpened = tcp("istio_tcp_connections_opened_total", "TCP connections opened.")
-	r.tcpClosed = tcp("istio_tcp_connections_closed_total", "TCP connections closed.")
-	r.tcpSent = tcp("istio_tcp_sent_bytes_total", "Bytes sent to the downstream on TCP connections.")
-	r.tcpReceived = tcp("istio_tcp_received_bytes_total", "Bytes received from the downstream on TCP connections.")
+	r.tcpOpened = tcp(mTCPOpened)
+	r.tcpClosed = tcp(mTCPClosed)
+	r.tcpSent = tcp(mTCPSent)
+	r.tcpReceived = tcp(mTCPReceived)
+	if err := reg.Register(&r.added); err != nil {
+		panic(err)
+	}
 	r.overflow = register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "waypoint_metrics_overflow_total",
 		Help: "Observations not recorded because the standard metrics reached their cap of distinct label sets."}))
 	return r
@@ -176,6 +285,7 @@ type result struct {
 	code  int
 	grpc  int // -1: none
 	flags filters.Flags
+	dims  Dims // the dimensions' values: "" without any
 }
 
 // httpSeries and tcpSeries hold a result's series; a metric the overrides
@@ -236,8 +346,8 @@ func (ls *LabelSet) staticLabels(k Key) []string {
 
 // admit reports whether a new combination of label values may be created,
 // counting it against the cap; an overflow is counted.
-func (r *Recorder) admit(values []string) bool {
-	id := strings.Join(values, "\x00")
+func (r *Recorder) admit(values []string, dims Dims) bool {
+	id := strings.Join(values, "\x00") + "\x01" + string(dims)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.seen[id]; ok {
@@ -253,10 +363,16 @@ func (r *Recorder) admit(values []string) bool {
 // RecordHTTP records one request: its response code, gRPC status (-1 for
 // none), response flags, duration and sizes.
 func (ls *LabelSet) RecordHTTP(code, grpcStatus int, flags filters.Flags, d time.Duration, reqBytes, respBytes int64) {
+	ls.RecordHTTPDims("", code, grpcStatus, flags, d, reqBytes, respBytes)
+}
+
+// RecordHTTPDims is RecordHTTP for a request whose chain sets tags by
+// expression, with their values (the Key's Overrides.Eval).
+func (ls *LabelSet) RecordHTTPDims(dims Dims, code, grpcStatus int, flags filters.Flags, d time.Duration, reqBytes, respBytes int64) {
 	if ls == nil {
 		return
 	}
-	res := result{code: code, grpc: grpcStatus, flags: flags}
+	res := result{code: code, grpc: grpcStatus, flags: flags, dims: dims}
 	ls.mu.RLock()
 	s := ls.results[res]
 	ls.mu.RUnlock()
@@ -292,22 +408,26 @@ func (ls *LabelSet) newSeries(res result) *httpSeries {
 		fl = "-"
 	}
 	values := append(append([]string(nil), ls.static...), strconv.Itoa(res.code), grpc, fl)
-	if !ls.r.admit(values) {
+	if !ls.r.admit(values, res.dims) {
 		return nil
 	}
 	r, ov := ls.r, ls.ov
+	var dims []string
+	if ov != nil {
+		dims = res.dims.split(len(ov.exprs))
+	}
 	s := &httpSeries{}
 	if !ov.dropped(mRequests) {
-		s.requests = r.requests.WithLabelValues(ov.values(mRequests, values)...)
+		s.requests = r.counter(mRequests, ov, ov.values(mRequests, values, dims))
 	}
 	if !ov.dropped(mDuration) {
-		s.duration = r.duration.WithLabelValues(ov.values(mDuration, values)...)
+		s.duration = r.observer(mDuration, ov, ov.values(mDuration, values, dims))
 	}
 	if !ov.dropped(mRequestBytes) {
-		s.reqBytes = r.reqBytes.WithLabelValues(ov.values(mRequestBytes, values)...)
+		s.reqBytes = r.observer(mRequestBytes, ov, ov.values(mRequestBytes, values, dims))
 	}
 	if !ov.dropped(mResponseBytes) {
-		s.respBytes = r.respBytes.WithLabelValues(ov.values(mResponseBytes, values)...)
+		s.respBytes = r.observer(mResponseBytes, ov, ov.values(mResponseBytes, values, dims))
 	}
 	ls.mu.Lock()
 	if old := ls.results[res]; old != nil {
@@ -326,22 +446,24 @@ func (ls *LabelSet) tcpSeries() *tcpSeries {
 	if s != nil {
 		return s
 	}
-	if !ls.r.admit(ls.static) {
+	if !ls.r.admit(ls.static, "") {
 		return nil
 	}
+	// A TCP chain's dimensions are refused at config time (TCPDimensions):
+	// an HTTP chain's never reach here.
 	r, ov := ls.r, ls.ov
 	s = &tcpSeries{}
 	if !ov.dropped(mTCPOpened) {
-		s.opened = r.tcpOpened.WithLabelValues(ov.values(mTCPOpened, ls.static)...)
+		s.opened = r.counter(mTCPOpened, ov, ov.values(mTCPOpened, ls.static, nil))
 	}
 	if !ov.dropped(mTCPClosed) {
-		s.closed = r.tcpClosed.WithLabelValues(ov.values(mTCPClosed, ls.static)...)
+		s.closed = r.counter(mTCPClosed, ov, ov.values(mTCPClosed, ls.static, nil))
 	}
 	if !ov.dropped(mTCPSent) {
-		s.sent = r.tcpSent.WithLabelValues(ov.values(mTCPSent, ls.static)...)
+		s.sent = r.counter(mTCPSent, ov, ov.values(mTCPSent, ls.static, nil))
 	}
 	if !ov.dropped(mTCPReceived) {
-		s.received = r.tcpReceived.WithLabelValues(ov.values(mTCPReceived, ls.static)...)
+		s.received = r.counter(mTCPReceived, ov, ov.values(mTCPReceived, ls.static, nil))
 	}
 	ls.mu.Lock()
 	if ls.tcp == nil {
