@@ -11,4 +11,6 @@ import (
 	_ "github.com/gowaypoint/waypoint/filters/jwtauthn" // envoy.filters.http.jwt_authn
 	_ "github.com/gowaypoint/waypoint/filters/rbac"     // envoy.filters.http.rbac
 	_ "github.com/gowaypoint/waypoint/filters/router"   // envoy.filters.http.router
+
+	_ "github.com/gowaypoint/waypoint/filters/localratelimit" // envoy.filters.http.local_ratelimit
 )

@@ -1,0 +1,181 @@
+package localratelimit
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	lrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/internal/pbcheck"
+	"github.com/gowaypoint/waypoint/protocols/l7"
+)
+
+// config is a decoded LocalRateLimit. Read-only but for its bucket.
+type config struct {
+	bucket            *bucket // nil: no token_bucket, nothing limited
+	enabled, enforced fraction
+	status            int
+	grpcStatus        *int // rate_limited_as_resource_exhausted: RESOURCE_EXHAUSTED; nil: mapped from status
+	requestHeaders    headerAdds
+	responseHeaders   headerAdds
+	xHeaders          bool // enable_x_ratelimit_headers: DRAFT_VERSION_03
+	retryAfter        bool
+	stats             counters
+}
+
+// descriptors, per-connection buckets, the stage, cluster-wide limits and
+// the rate_limits actions are refused: not implemented.
+var allowlist = pbcheck.Allowlist{
+	"envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit": pbcheck.F("stat_prefix", "status", "token_bucket",
+		"filter_enabled", "filter_enforced", "request_headers_to_add_when_not_enforced", "response_headers_to_add",
+		"enable_x_ratelimit_headers", "rate_limited_as_resource_exhausted", "enable_retry_after_header"),
+	"envoy.type.v3.HttpStatus":                      pbcheck.F("code"),
+	"envoy.type.v3.TokenBucket":                     pbcheck.F("max_tokens", "tokens_per_fill", "fill_interval"),
+	"envoy.config.core.v3.RuntimeFractionalPercent": pbcheck.F("default_value", "runtime_key"),
+	"envoy.type.v3.FractionalPercent":               pbcheck.F("numerator", "denominator"),
+	"envoy.config.core.v3.HeaderValueOption":        pbcheck.F("header", "append", "append_action", "keep_empty_value"),
+	"envoy.config.core.v3.HeaderValue":              pbcheck.F("key", "value", "raw_value"),
+}
+
+var resourceExhausted = 8
+
+func decode(ctx filters.BuildContext, m proto.Message) (*config, error) {
+	pb, ok := m.(*lrlv3.LocalRateLimit)
+	if !ok {
+		return nil, fmt.Errorf("%s: config is %T, want LocalRateLimit", Name, m)
+	}
+	if err := allowlist.Check(pb.ProtoReflect()); err != nil {
+		return nil, err
+	}
+	if err := pb.ValidateAll(); err != nil {
+		return nil, err
+	}
+	c := &config{status: 429}
+	if code := int(pb.GetStatus().GetCode()); code >= 400 {
+		c.status = code // Envoy takes 429 for a code under 400
+	}
+	if tb := pb.GetTokenBucket(); tb != nil {
+		perFill := uint32(1)
+		if v := tb.GetTokensPerFill(); v != nil {
+			perFill = v.GetValue()
+		}
+		interval := tb.GetFillInterval().AsDuration()
+		if interval < 50*time.Millisecond {
+			return nil, pbcheck.ErrAt("token_bucket.fill_interval", "%v is under 50ms, Envoy's least", interval)
+		}
+		c.bucket = newBucket(tb.GetMaxTokens(), perFill, interval, time.Now())
+	}
+	var err error
+	if c.enabled, err = decodeFraction(pb.GetFilterEnabled()); err != nil {
+		return nil, pbcheck.At("filter_enabled", err)
+	}
+	if c.enforced, err = decodeFraction(pb.GetFilterEnforced()); err != nil {
+		return nil, pbcheck.At("filter_enforced", err)
+	}
+	if c.requestHeaders, err = decodeHeaders(pb.GetRequestHeadersToAddWhenNotEnforced(), "request_headers_to_add_when_not_enforced"); err != nil {
+		return nil, err
+	}
+	if c.responseHeaders, err = decodeHeaders(pb.GetResponseHeadersToAdd(), "response_headers_to_add"); err != nil {
+		return nil, err
+	}
+	switch v := pb.GetEnableXRatelimitHeaders(); v {
+	case ratelimitv3.XRateLimitHeadersRFCVersion_OFF:
+	case ratelimitv3.XRateLimitHeadersRFCVersion_DRAFT_VERSION_03:
+		c.xHeaders = true
+	default:
+		return nil, pbcheck.ErrAt("enable_x_ratelimit_headers", "%v is not supported", v)
+	}
+	if pb.GetRateLimitedAsResourceExhausted() {
+		c.grpcStatus = &resourceExhausted
+	}
+	c.retryAfter = pb.GetEnableRetryAfterHeader()
+	if c.stats, err = newCounters(ctx.Stats, pb.GetStatPrefix()); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeFraction reads a RuntimeFractionalPercent's default value: the
+// waypoint has no runtime, so the key changes nothing. Unset is 0%, as in
+// Envoy (the filter disabled, or not enforced).
+func decodeFraction(p *corev3.RuntimeFractionalPercent) (fraction, error) {
+	if p == nil || p.GetDefaultValue() == nil {
+		return fraction{0, 100}, nil
+	}
+	d := p.GetDefaultValue()
+	var den uint64
+	switch d.GetDenominator() {
+	case typev3.FractionalPercent_HUNDRED:
+		den = 100
+	case typev3.FractionalPercent_TEN_THOUSAND:
+		den = 10_000
+	case typev3.FractionalPercent_MILLION:
+		den = 1_000_000
+	default:
+		return fraction{}, pbcheck.ErrAt("default_value.denominator", "unknown denominator %v", d.GetDenominator())
+	}
+	return fraction{num: uint64(d.GetNumerator()), den: den}, nil
+}
+
+// headerAdd is one HeaderValueOption with a literal value.
+type headerAdd struct {
+	name, value string
+	action      corev3.HeaderValueOption_HeaderAppendAction
+	keepEmpty   bool
+}
+
+type headerAdds []headerAdd
+
+func decodeHeaders(pbs []*corev3.HeaderValueOption, field string) (headerAdds, error) {
+	var out headerAdds
+	for i, o := range pbs {
+		at := pbcheck.Idx(field, i)
+		h := o.GetHeader()
+		name := strings.ToLower(h.GetKey())
+		if name == "" || name[0] == ':' || name == "host" {
+			return nil, pbcheck.ErrAt(at+".header.key", "%q may not be modified", h.GetKey())
+		}
+		v := h.GetValue()
+		if len(h.GetRawValue()) > 0 {
+			v = string(h.GetRawValue())
+		}
+		if strings.Contains(v, "%") {
+			return nil, pbcheck.ErrAt(at+".header.value", "%q: command operators (%%...%%) are not supported here yet", v)
+		}
+		a := headerAdd{name: name, value: v, action: o.GetAppendAction(), keepEmpty: o.GetKeepEmptyValue()}
+		if o.GetAppend() != nil && !o.GetAppend().GetValue() {
+			a.action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// apply adds the headers as Envoy's header parser does.
+func (hs headerAdds) apply(h *l7.Header) {
+	for _, a := range hs {
+		if a.value == "" && !a.keepEmpty {
+			continue
+		}
+		switch a.action {
+		case corev3.HeaderValueOption_ADD_IF_ABSENT:
+			if !h.Has(a.name) {
+				h.Add(a.name, a.value)
+			}
+		case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD:
+			h.Set(a.name, a.value)
+		case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS:
+			if h.Has(a.name) {
+				h.Set(a.name, a.value)
+			}
+		default:
+			h.Add(a.name, a.value)
+		}
+	}
+}
