@@ -176,11 +176,18 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 		tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap}).
 			RecordHTTPDims(hcm.Stats.Eval(&rec), code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
 	}
+	peers := tel.Metrics != nil && (t.span.Sampled() || accesslog.NeedsPeers(hcm.AccessLog))
+	if peers {
+		// Tracing's peer tags and a gRPC access log's peer filter state.
+		ls := tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap})
+		rec.Source = ls.SourceField
+		rec.Destination = ls.DestinationField
+	}
 	if tel.Logs != nil && len(hcm.AccessLog) > 0 {
 		tel.Logs.Emit(hcm.AccessLog, &rec)
 	}
 	if t.span.Sampled() {
-		if tel.Metrics != nil {
+		if tel.Metrics != nil && !peers {
 			ls := tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap})
 			rec.Source = ls.SourceField
 			rec.Destination = ls.DestinationField

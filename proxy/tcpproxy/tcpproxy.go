@@ -128,6 +128,9 @@ func (p *Proxy) report(snap *xds.Snapshot, tp *xds.TCPProxy, info *filters.Downs
 	}
 	rec := accesslog.Record{Start: start, Duration: time.Since(start), Downstream: info,
 		BytesIn: res.DownstreamToUpstream, BytesOut: res.UpstreamToDownstream, Cluster: tp.Cluster, Host: ep}
+	if ls != nil && accesslog.NeedsPeers(tp.AccessLog) {
+		rec.Source, rec.Destination = ls.SourceField, ls.DestinationField
+	}
 	if err != nil {
 		rec.Flags = filters.FlagOf(status.KindOf(err))
 		rec.Failure = err.Error()

@@ -250,8 +250,10 @@ func Start(opts Options) (w *Waypoint, err error) {
 	snap := bs.Snapshot
 	if opts.ADS != nil {
 		w.tracers.LocalCluster = opts.ADS.Client.Node.GetCluster() // Zipkin's service name, as Envoy's local cluster
+		w.logs.Node = opts.ADS.Client.Node
 	} else {
 		w.tracers.LocalCluster = bs.Raw.GetNode().GetCluster()
+		w.logs.Node = bs.Raw.GetNode()
 	}
 	if opts.ADS != nil {
 		if snap, err = w.startADS(); err != nil {

@@ -25,7 +25,10 @@ type Logger struct {
 	Path string
 	// OTel, when set, sends records to an OpenTelemetry collector
 	// (envoy.access_loggers.open_telemetry) instead of a file.
-	OTel   *OTelLogs
+	OTel *OTelLogs
+	// ALS, when set, streams entries to Envoy's gRPC access log service
+	// (envoy.access_loggers.http_grpc, tcp_grpc) instead.
+	ALS    *GRPCLogs
 	Format *Format
 	// Filter decides which records get a line (nil: all of them).
 	Filter *Filter
@@ -91,6 +94,22 @@ func decodeOne(pb *accesslogv3.AccessLog) (*Logger, error) {
 			return nil, pbcheck.At("typed_config", err)
 		}
 		l := &Logger{OTel: o}
+		if pb.GetFilter() != nil {
+			if l.Filter, err = DecodeFilter(pb.GetFilter()); err != nil {
+				return nil, pbcheck.At("filter", err)
+			}
+		}
+		return l, nil
+	case "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig", "envoy.extensions.access_loggers.grpc.v3.TcpGrpcAccessLogConfig":
+		m, err := a.UnmarshalNew()
+		if err != nil {
+			return nil, pbcheck.At("typed_config", err)
+		}
+		g, err := decodeALS(m)
+		if err != nil {
+			return nil, pbcheck.At("typed_config", err)
+		}
+		l := &Logger{ALS: g}
 		if pb.GetFilter() != nil {
 			if l.Filter, err = DecodeFilter(pb.GetFilter()); err != nil {
 				return nil, pbcheck.At("filter", err)

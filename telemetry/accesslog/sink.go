@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gowaypoint/waypoint/telemetry/stats"
@@ -39,10 +40,14 @@ type Sinks struct {
 	// OpenTelemetry collector), as the proxy reaches clusters; without it
 	// OpenTelemetry loggers log nothing.
 	Dial func(ctx context.Context, cluster string) (net.Conn, error)
+	// Node is the proxy's xDS node, which a gRPC access log stream's first
+	// message names. Set before the first Emit.
+	Node *corev3.Node
 
 	mu     sync.Mutex
 	sinks  map[string]*sink     // guarded by mu
 	otel   map[string]*otelSink // guarded by mu
+	als    map[string]*alsSink  // guarded by mu
 	closed bool                 // guarded by mu
 	wg     sync.WaitGroup
 }
@@ -66,6 +71,10 @@ func (s *Sinks) Emit(loggers []*Logger, r *Record) {
 		}
 		if l.OTel != nil {
 			s.emitOTel(l.OTel, r)
+			continue
+		}
+		if l.ALS != nil {
+			s.emitALS(l.ALS, r)
 			continue
 		}
 		sk := s.sink(l.Path)
@@ -180,6 +189,9 @@ func (s *Sinks) Close() {
 		markClosed(&sk.mu, &sk.closed, sk.wake)
 	}
 	for _, sk := range s.otel {
+		markClosed(&sk.mu, &sk.closed, sk.wake)
+	}
+	for _, sk := range s.als {
 		markClosed(&sk.mu, &sk.closed, sk.wake)
 	}
 	s.mu.Unlock()
