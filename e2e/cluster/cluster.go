@@ -101,6 +101,10 @@ extensionProviders:
   envoyOtelAls:
     service: otel-collector.istio-system.svc.cluster.local
     port: 4317
+- name: envoy-als-http
+  envoyHttpAls: {service: als.istio-system.svc.cluster.local, port: 9001, logName: waypoint-http, additionalRequestHeadersToLog: [x-user]}
+- name: envoy-als-tcp
+  envoyTcpAls: {service: als.istio-system.svc.cluster.local, port: 9001, logName: waypoint-tcp}
 - name: ext-authz-http
   envoyExtAuthzHttp:
     service: ext-authz.istio-system.svc.cluster.local
