@@ -205,18 +205,20 @@ func (s *Sinks) emitALS(g *GRPCLogs, r *Record) {
 	}
 }
 
-// common is r's AccessLogCommon.
+// common is r's AccessLogCommon. Every string is a copy, so that r's
+// content does not escape: a caller's record of a request without a gRPC
+// access log stays where it put it (allocgate).
 func (g *GRPCLogs) common(r *Record) *datav3.AccessLogCommon {
 	c := &datav3.AccessLogCommon{
 		SampleRate:                     1,
 		StartTime:                      timestamppb.New(r.Start),
 		Duration:                       durationpb.New(r.Duration),
 		TimeToLastDownstreamTxByte:     durationpb.New(r.Duration),
-		UpstreamCluster:                r.Cluster,
+		UpstreamCluster:                strings.Clone(r.Cluster),
 		UpstreamRemoteAddress:          socketAddress(r.Host),
-		UpstreamTransportFailureReason: r.Failure,
-		RouteName:                      r.RouteName,
-		ConnectionTerminationDetails:   r.Termination,
+		UpstreamTransportFailureReason: strings.Clone(r.Failure),
+		RouteName:                      strings.Clone(r.RouteName),
+		ConnectionTerminationDetails:   strings.Clone(r.Termination),
 		ResponseFlags:                  responseFlags(r.Flags),
 	}
 	if d := r.Downstream; d != nil {
@@ -231,7 +233,7 @@ func (g *GRPCLogs) common(r *Record) *datav3.AccessLogCommon {
 		c.DownstreamRemoteAddress, c.DownstreamDirectRemoteAddress = socketAddress(remote), socketAddress(d.RemoteAddr)
 		c.DownstreamLocalAddress = socketAddress(local)
 		if d.PeerURI != "" {
-			c.TlsProperties = &datav3.TLSProperties{TlsVersion: datav3.TLSProperties_TLSv1_3, TlsSniHostname: d.ServerName,
+			c.TlsProperties = &datav3.TLSProperties{TlsVersion: datav3.TLSProperties_TLSv1_3, TlsSniHostname: strings.Clone(d.ServerName),
 				PeerCertificateProperties:  certProps(d.PeerURI),
 				LocalCertificateProperties: certProps(d.LocalURI)}
 		}
@@ -287,7 +289,7 @@ func certProps(uri string) *datav3.TLSProperties_CertificateProperties {
 		return nil
 	}
 	return &datav3.TLSProperties_CertificateProperties{SubjectAltName: []*datav3.TLSProperties_CertificateProperties_SubjectAltName{
-		{San: &datav3.TLSProperties_CertificateProperties_SubjectAltName_Uri{Uri: uri}}}}
+		{San: &datav3.TLSProperties_CertificateProperties_SubjectAltName_Uri{Uri: strings.Clone(uri)}}}}
 }
 
 func socketAddress(a netip.AddrPort) *corev3.Address {
@@ -349,7 +351,7 @@ func (g *GRPCLogs) httpEntry(r *Record, common *datav3.AccessLogCommon) *datav3.
 		return string(v)
 	}
 	rp := &datav3.HTTPRequestProperties{
-		RequestMethod: methods[req.Method], Scheme: req.Scheme, Authority: string(req.Authority), Path: string(req.Path),
+		RequestMethod: methods[req.Method], Scheme: strings.Clone(req.Scheme), Authority: string(req.Authority), Path: string(req.Path),
 		UserAgent: get(&req.Header, "user-agent"), Referer: get(&req.Header, "referer"),
 		ForwardedFor: get(&req.Header, "x-forwarded-for"), RequestId: get(&req.Header, "x-request-id"),
 		OriginalPath:        get(&req.Header, "x-envoy-original-path"),
@@ -363,7 +365,7 @@ func (g *GRPCLogs) httpEntry(r *Record, common *datav3.AccessLogCommon) *datav3.
 	}
 	rp.RequestHeaders = pick(&req.Header, g.RequestHeaders)
 	e.Request = rp
-	resp := &datav3.HTTPResponseProperties{ResponseBodyBytes: uint64(max(r.BytesOut, 0)), ResponseCodeDetails: r.Details}
+	resp := &datav3.HTTPResponseProperties{ResponseBodyBytes: uint64(max(r.BytesOut, 0)), ResponseCodeDetails: strings.Clone(r.Details)}
 	if r.Code > 0 {
 		resp.ResponseCode = wrapperspb.UInt32(uint32(r.Code))
 	}
