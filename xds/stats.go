@@ -70,8 +70,5 @@ func decodeNetworkStats(f *listenerv3.Filter) (ov *metrics.Overrides, ok bool, e
 		return nil, true, at("typed_config", err)
 	}
 	ov, err = metrics.NewOverrides(cfg)
-	if err == nil && ov.TCPDimensions() {
-		err = errAt("metrics", "tags set by expression on TCP metrics are not supported yet (only on the HTTP metrics)")
-	}
 	return ov, true, at("typed_config", err)
 }

@@ -67,8 +67,7 @@ func TestIstiodStats(t *testing.T) {
 		{"a metric disabled, a tag removed", cfg(&statspb.MetricConfig{Name: "request_bytes", Drop: true},
 			&statspb.MetricConfig{Name: "requests_total", TagsToRemove: []string{"request_protocol"}}), true, ""},
 		{"a tag set by expression", cfg(&statspb.MetricConfig{Name: "requests_total", Dimensions: map[string]string{"custom_dim": "request.host"}}), true, ""},
-		{"a tag of every metric set by expression", cfg(&statspb.MetricConfig{Dimensions: map[string]string{"custom_dim": "request.host"}}), true,
-			`typed_config.metrics: tags set by expression on TCP metrics are not supported yet`},
+		{"a tag of every metric set by expression (ALL_METRICS), TCP ones too", cfg(&statspb.MetricConfig{Dimensions: map[string]string{"custom_dim": "request.host"}}), true, ""},
 		{"an expression that does not compile", cfg(&statspb.MetricConfig{Name: "requests_total", Dimensions: map[string]string{"mesh": "node.metadata['MESH_ID']"}}), false,
 			`http_filters[6].typed_config.metrics[0].dimensions[mesh]: CEL expression "node.metadata['MESH_ID']": ERROR`},
 	}

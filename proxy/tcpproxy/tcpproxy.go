@@ -50,7 +50,7 @@ func (p *Proxy) Serve(snap *xds.Snapshot, tp *xds.TCPProxy, c *downstream.Conn) 
 	pc.Hash, pc.HasHash = hash(tp, info)
 	up, ep, done, err := p.Clusters.ConnectTCPTo(c.Context(), snap, tp.Cluster, pc, info)
 	if err != nil {
-		p.report(snap, tp, info, nil, start, ep, relay.Result{}, err)
+		p.report(snap, tp, info, nil, "", start, ep, relay.Result{}, err)
 		if c.Answered() {
 			p.Log.Info("tcp_proxy: refused connection", "conn", c.String(), "cluster", tp.Cluster, "reason", err.Error())
 		}
@@ -59,13 +59,21 @@ func (p *Proxy) Serve(snap *xds.Snapshot, tp *xds.TCPProxy, c *downstream.Conn) 
 	}
 	defer done()
 	ls := p.labels(snap, tp, info, ep)
-	ls.TCPOpened()
+	var dims metrics.Dims
+	if ls != nil && tp.Stats.HasDimensions() {
+		// The stats filter's tags set by expression, evaluated once on what
+		// the connection has when it opens (its source, destination and
+		// upstream), for both its opened and closed counts.
+		rec := accesslog.Record{Start: start, Downstream: info, Cluster: tp.Cluster, Host: ep}
+		dims = tp.Stats.Eval(&rec)
+	}
+	ls.TCPOpenedDims(dims)
 	cs := metrics.Cluster(tp.Cluster)
 	cs.Active.Inc()
 	if err := c.Accept(); err != nil {
 		p.Log.Debug("tcp_proxy: downstream gone before accept", "conn", c.String(), "error", err)
 		cs.Active.Dec()
-		p.report(snap, tp, info, ls, start, ep, relay.Result{}, status.New(status.DownstreamGone, err))
+		p.report(snap, tp, info, ls, dims, start, ep, relay.Result{}, status.New(status.DownstreamGone, err))
 		if a, ok := up.(relay.Aborter); ok {
 			a.Abort()
 		} else {
@@ -81,7 +89,7 @@ func (p *Proxy) Serve(snap *xds.Snapshot, tp *xds.TCPProxy, c *downstream.Conn) 
 			done()
 			cs.Active.Dec()
 			p.logEnd(c, tp, ep, res)
-			p.report(snap, tp, info, ls, start, ep, res, nil)
+			p.report(snap, tp, info, ls, dims, start, ep, res, nil)
 			finish()
 		})
 		return
@@ -89,7 +97,7 @@ func (p *Proxy) Serve(snap *xds.Snapshot, tp *xds.TCPProxy, c *downstream.Conn) 
 	res := relay.Run(dc, up, opts, nil)
 	cs.Active.Dec()
 	p.logEnd(c, tp, ep, res)
-	p.report(snap, tp, info, ls, start, ep, res, nil)
+	p.report(snap, tp, info, ls, dims, start, ep, res, nil)
 }
 
 // hash is the connection's hash for ring-hash and Maglev clusters, as
@@ -118,10 +126,10 @@ func (p *Proxy) labels(snap *xds.Snapshot, tp *xds.TCPProxy, info *filters.Downs
 // report records a finished (or refused) connection: the TCP metrics and
 // the access log line, with Envoy's response flags for a connection that
 // could not be proxied.
-func (p *Proxy) report(snap *xds.Snapshot, tp *xds.TCPProxy, info *filters.Downstream, ls *metrics.LabelSet,
+func (p *Proxy) report(snap *xds.Snapshot, tp *xds.TCPProxy, info *filters.Downstream, ls *metrics.LabelSet, dims metrics.Dims,
 	start time.Time, ep netip.AddrPort, res relay.Result, err error) {
 	if ls != nil {
-		ls.TCPClosed(res.UpstreamToDownstream, res.DownstreamToUpstream)
+		ls.TCPClosedDims(dims, res.UpstreamToDownstream, res.DownstreamToUpstream)
 	}
 	if p.Logs == nil || len(tp.AccessLog) == 0 {
 		return

@@ -279,6 +279,7 @@ type LabelSet struct {
 	mu      sync.RWMutex
 	results map[result]*httpSeries // guarded by mu
 	tcp     *tcpSeries             // guarded by mu
+	tcpDims map[Dims]*tcpSeries    // of connections with dimensions; guarded by mu
 }
 
 type result struct {
@@ -439,47 +440,66 @@ func (ls *LabelSet) newSeries(res result) *httpSeries {
 	return s
 }
 
-func (ls *LabelSet) tcpSeries() *tcpSeries {
+func (ls *LabelSet) tcpSeries(dims Dims) *tcpSeries {
 	ls.mu.RLock()
 	s := ls.tcp
+	if dims != "" {
+		s = ls.tcpDims[dims]
+	}
 	ls.mu.RUnlock()
 	if s != nil {
 		return s
 	}
-	if !ls.r.admit(ls.static, "") {
+	if !ls.r.admit(ls.static, dims) {
 		return nil
 	}
-	// A TCP chain's dimensions are refused at config time (TCPDimensions):
-	// an HTTP chain's never reach here.
 	r, ov := ls.r, ls.ov
+	var dv []string
+	if ov != nil {
+		dv = dims.split(len(ov.exprs))
+	}
 	s = &tcpSeries{}
 	if !ov.dropped(mTCPOpened) {
-		s.opened = r.counter(mTCPOpened, ov, ov.values(mTCPOpened, ls.static, nil))
+		s.opened = r.counter(mTCPOpened, ov, ov.values(mTCPOpened, ls.static, dv))
 	}
 	if !ov.dropped(mTCPClosed) {
-		s.closed = r.counter(mTCPClosed, ov, ov.values(mTCPClosed, ls.static, nil))
+		s.closed = r.counter(mTCPClosed, ov, ov.values(mTCPClosed, ls.static, dv))
 	}
 	if !ov.dropped(mTCPSent) {
-		s.sent = r.counter(mTCPSent, ov, ov.values(mTCPSent, ls.static, nil))
+		s.sent = r.counter(mTCPSent, ov, ov.values(mTCPSent, ls.static, dv))
 	}
 	if !ov.dropped(mTCPReceived) {
-		s.received = r.counter(mTCPReceived, ov, ov.values(mTCPReceived, ls.static, nil))
+		s.received = r.counter(mTCPReceived, ov, ov.values(mTCPReceived, ls.static, dv))
 	}
 	ls.mu.Lock()
-	if ls.tcp == nil {
-		ls.tcp = s
+	defer ls.mu.Unlock()
+	if dims == "" {
+		if ls.tcp == nil {
+			ls.tcp = s
+		}
+		return ls.tcp
 	}
-	s = ls.tcp
-	ls.mu.Unlock()
+	if old := ls.tcpDims[dims]; old != nil {
+		return old
+	}
+	if ls.tcpDims == nil {
+		ls.tcpDims = map[Dims]*tcpSeries{}
+	}
+	ls.tcpDims[dims] = s
 	return s
 }
 
 // TCPOpened counts a TCP connection opened.
-func (ls *LabelSet) TCPOpened() {
+func (ls *LabelSet) TCPOpened() { ls.TCPOpenedDims("") }
+
+// TCPOpenedDims is TCPOpened for a connection whose chain sets tags by
+// expression, with their values (the Key's Overrides.Eval on the
+// connection's record); TCPClosedDims takes the same.
+func (ls *LabelSet) TCPOpenedDims(dims Dims) {
 	if ls == nil {
 		return
 	}
-	if s := ls.tcpSeries(); s != nil {
+	if s := ls.tcpSeries(dims); s != nil {
 		if s.opened != nil {
 			s.opened.Inc()
 		}
@@ -490,11 +510,15 @@ func (ls *LabelSet) TCPOpened() {
 
 // TCPClosed counts a TCP connection closed with the bytes it carried:
 // sent to the downstream and received from it.
-func (ls *LabelSet) TCPClosed(sent, received int64) {
+func (ls *LabelSet) TCPClosed(sent, received int64) { ls.TCPClosedDims("", sent, received) }
+
+// TCPClosedDims is TCPClosed with the connection's dimensions (see
+// TCPOpenedDims).
+func (ls *LabelSet) TCPClosedDims(dims Dims, sent, received int64) {
 	if ls == nil {
 		return
 	}
-	s := ls.tcpSeries()
+	s := ls.tcpSeries(dims)
 	if s == nil {
 		ls.r.overflow.Inc()
 		return

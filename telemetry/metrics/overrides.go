@@ -303,11 +303,6 @@ func (ov *Overrides) values(m metric, all, dims []string) []string {
 // LabelSet.RecordHTTPDims.
 func (ov *Overrides) HasDimensions() bool { return ov != nil && len(ov.exprs) > 0 }
 
-// TCPDimensions reports whether ov sets tags of a TCP metric by expression.
-func (ov *Overrides) TCPDimensions() bool {
-	return ov != nil && slices.ContainsFunc(ov.dims[mTCPOpened:], func(d []dimension) bool { return len(d) > 0 })
-}
-
 // Eval evaluates the dimensions' expressions on r, their values joined by
 // a NUL byte ("" without dimensions). A value the expression cannot give
 // (an attribute r lacks) is "unknown", as Istio's filter records it.

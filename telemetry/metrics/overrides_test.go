@@ -144,8 +144,8 @@ func TestDimensions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ov.HasDimensions() || ov.TCPDimensions() {
-		t.Fatalf("HasDimensions %v, TCPDimensions %v", ov.HasDimensions(), ov.TCPDimensions())
+	if !ov.HasDimensions() {
+		t.Fatal("HasDimensions false")
 	}
 	reg := prometheus.NewRegistry()
 	r := New(reg, 100)
@@ -181,6 +181,36 @@ func TestDimensions(t *testing.T) {
 	r.LabelSet(k, reviews).RecordHTTP(200, -1, 0, time.Millisecond, 10, 20)
 	if n := len(series(t, reg, "istio_requests_total")); n != 4 {
 		t.Errorf("istio_requests_total: %d series, want 4", n)
+	}
+}
+
+// TestTCPDimensions: tags of every metric (ALL_METRICS) on TCP connections: evaluated once
+// per connection on its record, the opened and closed counts on the same series; an attribute
+// a connection lacks (request.host) is "unknown".
+func TestTCPDimensions(t *testing.T) {
+	ov, err := NewOverrides(waypointStats(&statspb.MetricConfig{Dimensions: map[string]string{"host": "request.host", "up": "upstream.address"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r := New(reg, 100)
+	k := Key{Version: "v1", Protocol: TCP, PeerURI: "spiffe://cluster.local/ns/default/sa/productpage", Cluster: "reviews",
+		Host: netip.MustParseAddrPort("127.0.60.11:9300"), Overrides: ov}
+	for range 2 {
+		rec := accesslog.Record{Host: k.Host}
+		d := ov.Eval(&rec)
+		ls := r.LabelSet(k, reviews)
+		ls.TCPOpenedDims(d)
+		ls.TCPClosedDims(d, 5, 6)
+	}
+	for _, name := range []string{"istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total"} {
+		ms := series(t, reg, name)
+		if len(ms) != 1 {
+			t.Fatalf("%s: %d series", name, len(ms))
+		}
+		if l := labels(ms[0]); l["host"] != Unknown || l["up"] != "127.0.60.11:9300" || ms[0].GetCounter().GetValue() != 2 {
+			t.Errorf("%s: %v %v", name, l, ms[0].GetCounter().GetValue())
+		}
 	}
 }
 

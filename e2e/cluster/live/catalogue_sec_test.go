@@ -869,9 +869,11 @@ spec:
 			},
 		},
 		compatCase{
-			name:      "telemetry-metrics-tag-value",
-			resources: "Telemetry, targetRefs the Gateway: metrics provider `prometheus`, REQUEST_COUNT tagOverrides `custom_dim: {value: request.host}` (a CEL expression)",
-			checks:    "push ACKed; istio_requests_total carries custom_dim with the request's host (the service VIP:9080), istio_request_duration_milliseconds keeps Istio's labels",
+			name: "telemetry-metrics-tag-value",
+			resources: "Telemetry, targetRefs the Gateway: metrics provider `prometheus`, REQUEST_COUNT tagOverrides `custom_dim: {value: request.host}` (a CEL expression); " +
+				"then the same tag on every metric (no match)",
+			checks: "pushes ACKed; istio_requests_total carries custom_dim with the request's host (the service VIP:9080), istio_request_duration_milliseconds " +
+				"keeps Istio's labels; with every metric, TCP connections are counted opened and closed with custom_dim `unknown` (no request)",
 			yaml: `
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
@@ -907,6 +909,31 @@ spec:
 				}
 				if n := w.metric("istio_request_duration_milliseconds_count", dest, `custom_dim=`); n != 0 {
 					t.Errorf("istio_request_duration_milliseconds has custom_dim (%v samples): only REQUEST_COUNT was overridden", n)
+				}
+				// Every metric (no match: ALL_METRICS), TCP ones too: istiod renders the dimension into the
+				// TCP chains' stats filter as well. A TCP connection has no request.host: "unknown".
+				w.applied(`
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: metrics, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - tagOverrides:
+        custom_dim: {value: "request.host"}
+`)
+				w.eventually(30*time.Second, "a TCP connection counted with custom_dim", func() error {
+					secTCP(t, w, "productpage", b.vip+":9300", nil, true)
+					if w.metric("istio_tcp_connections_closed_total", `request_protocol="tcp"`, `custom_dim="unknown"`) == 0 {
+						return fmt.Errorf("no TCP connection counted with custom_dim=\"unknown\"")
+					}
+					return nil
+				})
+				if w.metric("istio_tcp_connections_opened_total", `custom_dim="unknown"`) == 0 {
+					t.Errorf("istio_tcp_connections_opened_total: no series with custom_dim")
 				}
 			},
 		},
