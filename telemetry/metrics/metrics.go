@@ -15,7 +15,9 @@
 // costs two map lookups and the observations, without allocation. The
 // number of distinct label sets is capped (DefaultMaxSeries): past it a
 // new combination is not recorded and waypoint_metrics_overflow_total
-// counts it.
+// counts it. A chain whose stats filter sets tags by expression
+// (Overrides.Eval) pays for the evaluation and keys its series by the
+// values too; the others pay nothing for it.
 package metrics
 
 import (

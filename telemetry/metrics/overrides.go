@@ -83,10 +83,13 @@ var statsAllowlist = pbcheck.Allowlist{
 // Struct of a TypedStruct). The waypoint records Istio's standard metrics
 // as a SERVER_GATEWAY reporter (reporter="waypoint") and never takes a
 // destination from the Host header; it implements the overrides that drop
-// a metric or remove tags. Custom dimensions and metric definitions (CEL
-// expressions), and the other settings, are refused by name: accepting
-// them and recording something else would be silent. It returns nil for a
-// config that overrides nothing; errors name the field.
+// a metric, remove tags, or set tags by expression (dimensions: CEL over
+// the request's attributes, compiled by the access log's CompileCEL; an
+// attribute the waypoint does not have fails to compile, naming the tag).
+// Custom metrics (definitions, a metric name Istio does not define) and the
+// other settings are refused by name: accepting them and recording
+// something else would be silent. It returns nil for a config that
+// overrides nothing; errors name the field.
 func NewOverrides(cfg proto.Message) (*Overrides, error) {
 	pb, ok := cfg.(*statspb.PluginConfig)
 	if st, isStruct := cfg.(*structpb.Struct); isStruct {
