@@ -18,7 +18,8 @@ import (
 
 // config is a decoded LocalRateLimit. Read-only but for its bucket.
 type config struct {
-	bucket            *bucket // nil: no token_bucket, nothing limited
+	bucket            *bucket      // nil: no token_bucket, nothing limited
+	perConn           *connBuckets // local_rate_limit_per_downstream_connection: bucket is their template
 	enabled, enforced fraction
 	status            int
 	grpcStatus        *int // rate_limited_as_resource_exhausted: RESOURCE_EXHAUSTED; nil: mapped from status
@@ -29,12 +30,13 @@ type config struct {
 	stats             counters
 }
 
-// descriptors, per-connection buckets, the stage, cluster-wide limits and
-// the rate_limits actions are refused: not implemented.
+// descriptors, the stage, cluster-wide limits and the rate_limits actions
+// are refused: not implemented.
 var allowlist = pbcheck.Allowlist{
 	"envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit": pbcheck.F("stat_prefix", "status", "token_bucket",
 		"filter_enabled", "filter_enforced", "request_headers_to_add_when_not_enforced", "response_headers_to_add",
-		"enable_x_ratelimit_headers", "rate_limited_as_resource_exhausted", "enable_retry_after_header"),
+		"enable_x_ratelimit_headers", "rate_limited_as_resource_exhausted", "enable_retry_after_header",
+		"local_rate_limit_per_downstream_connection"),
 	"envoy.type.v3.HttpStatus":                      pbcheck.F("code"),
 	"envoy.type.v3.TokenBucket":                     pbcheck.F("max_tokens", "tokens_per_fill", "fill_interval"),
 	"envoy.config.core.v3.RuntimeFractionalPercent": pbcheck.F("default_value", "runtime_key"),
@@ -70,6 +72,9 @@ func decode(ctx filters.BuildContext, m proto.Message) (*config, error) {
 			return nil, pbcheck.ErrAt("token_bucket.fill_interval", "%v is under 50ms, Envoy's least", interval)
 		}
 		c.bucket = newBucket(tb.GetMaxTokens(), perFill, interval, time.Now())
+		if pb.GetLocalRateLimitPerDownstreamConnection() {
+			c.perConn = &connBuckets{}
+		}
 	}
 	var err error
 	if c.enabled, err = decodeFraction(pb.GetFilterEnabled()); err != nil {

@@ -1,7 +1,8 @@
 // Package localratelimit is Envoy's local rate limit filter,
 // envoy.filters.http.local_ratelimit: a token bucket per filter config (the
 // listener's, shared by every route without one of its own) or per route
-// (typed_per_filter_config), checked for the share of requests
+// (typed_per_filter_config), or with local_rate_limit_per_downstream_connection
+// one per config and downstream connection, checked for the share of requests
 // filter_enabled selects; for the share filter_enforced selects a request
 // without a token is answered 429 (or the configured status) with
 // x-envoy-ratelimited, the RL response flag and response_headers_to_add;
@@ -93,7 +94,9 @@ func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 		return filters.Continue
 	}
 	c.stats.enabled.Inc()
-	if c.bucket.take(time.Now()) {
+	now := time.Now()
+	b := c.bucketFor(s, now)
+	if b.take(now) {
 		c.stats.ok.Inc()
 		return filters.Continue
 	}
@@ -112,7 +115,7 @@ func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 	h.Set("x-envoy-ratelimited", "true")
 	c.responseHeaders.apply(h)
 	if c.xHeaders || c.retryAfter {
-		c.rateHeaders(h, true)
+		c.rateHeaders(h, b, now, true)
 	}
 	return filters.Stop
 }
@@ -124,7 +127,8 @@ func (f *Filter) OnResponse(s *filters.Stream) filters.Status {
 		return filters.Continue
 	}
 	if c := f.configFor(s); c.bucket != nil && c.xHeaders {
-		c.rateHeaders(&s.Response.Header, false)
+		now := time.Now()
+		c.rateHeaders(&s.Response.Header, c.bucketFor(s, now), now, false)
 	}
 	return filters.Continue
 }
@@ -132,8 +136,8 @@ func (f *Filter) OnResponse(s *filters.Stream) filters.Status {
 // rateHeaders writes the DRAFT_VERSION_03 headers (x-ratelimit-limit, the
 // bucket's size; -remaining, the tokens left; -reset, seconds to the next
 // fill) and, on a rate-limited reply, Retry-After.
-func (c *config) rateHeaders(h *l7.Header, limited bool) {
-	remaining, reset := c.bucket.state(time.Now())
+func (c *config) rateHeaders(h *l7.Header, b *bucket, now time.Time, limited bool) {
+	remaining, reset := b.state(now)
 	secs := int64((reset + time.Second - 1) / time.Second)
 	var buf [20]byte
 	if c.xHeaders {
@@ -144,6 +148,14 @@ func (c *config) rateHeaders(h *l7.Header, limited bool) {
 	if limited && c.retryAfter {
 		h.Set("retry-after", string(strconv.AppendInt(buf[:0], secs, 10)))
 	}
+}
+
+// bucketFor is the bucket of s: the config's, or its connection's.
+func (c *config) bucketFor(s *filters.Stream, now time.Time) *bucket {
+	if c.perConn == nil || s.Downstream == nil {
+		return c.bucket
+	}
+	return c.perConn.get(s.Downstream, c.bucket, now)
 }
 
 // bucket is a token bucket: max tokens, filled with perFill tokens at the

@@ -2,6 +2,7 @@ package localratelimit
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -192,7 +193,6 @@ func TestRefused(t *testing.T) {
 		{"descriptors", func(c *lrlv3.LocalRateLimit) {
 			c.Descriptors = []*ratelimitv3.LocalRateLimitDescriptor{{TokenBucket: c.TokenBucket}}
 		}, "descriptors: not supported"},
-		{"per connection", func(c *lrlv3.LocalRateLimit) { c.LocalRateLimitPerDownstreamConnection = true }, "local_rate_limit_per_downstream_connection: not supported"},
 		{"stage", func(c *lrlv3.LocalRateLimit) { c.Stage = 1 }, "stage: not supported"},
 		{"fill interval", func(c *lrlv3.LocalRateLimit) { c.TokenBucket.FillInterval = durationpb.New(time.Millisecond) }, "token_bucket.fill_interval: 1ms is under 50ms"},
 		{"a formatted header", func(c *lrlv3.LocalRateLimit) {
@@ -206,6 +206,38 @@ func TestRefused(t *testing.T) {
 		if _, err := (factory{}).New(filters.BuildContext{}, cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestPerConnection: with local_rate_limit_per_downstream_connection each downstream
+// connection has a bucket of its own, dropped once the connection is gone.
+func TestPerConnection(t *testing.T) {
+	cfg := limit(1)
+	cfg.LocalRateLimitPerDownstreamConnection = true
+	f := build(t, nil, cfg)
+	req := func(d *filters.Downstream) filters.Status {
+		return f.OnRequest(filters.NewStream(context.Background(), &l7.Request{Method: "GET", Path: []byte("/")}, d, nil))
+	}
+	a, b := &filters.Downstream{}, &filters.Downstream{}
+	if req(a) != filters.Continue || req(a) != filters.Stop {
+		t.Fatal("connection a: want one request, then 429")
+	}
+	if req(b) != filters.Continue {
+		t.Fatal("connection b limited by a's bucket")
+	}
+	if n := f.cfg.perConn.len(); n != 2 {
+		t.Fatalf("%d buckets, want 2", n)
+	}
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
+	a, b = nil, nil
+	deadline := time.Now().Add(5 * time.Second)
+	for f.cfg.perConn.len() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d buckets left after the connections went", f.cfg.perConn.len())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
