@@ -155,67 +155,69 @@ func (a *addedFamilies) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// vec returns metric m's vector for the label values given (labelNames or
-// tcpLabelNames, then ov's added tags): the registered family, or one of
-// addedFamilies.
-func (r *Recorder) vec(m metric, ov *Overrides) any {
-	std := r.stdVec(m)
-	if ov == nil || len(ov.added[m]) == 0 {
-		return std
+// counter returns metric m's series of the label values (labelNames or
+// tcpLabelNames, then ov's added tags): in the registered family, or with
+// added tags in one of addedFamilies.
+func (r *Recorder) counter(m metric, ov *Overrides, values []string) prometheus.Counter {
+	var v *prometheus.CounterVec
+	switch m {
+	case mRequests:
+		v = r.requests
+	case mTCPOpened:
+		v = r.tcpOpened
+	case mTCPClosed:
+		v = r.tcpClosed
+	case mTCPSent:
+		v = r.tcpSent
+	default:
+		v = r.tcpReceived
 	}
+	if ov != nil && len(ov.added[m]) > 0 {
+		v = addedVec(&r.added, m, ov, func(names []string) *prometheus.CounterVec {
+			return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_" + metricNames[m], Help: helps[m]}, names)
+		})
+	}
+	return v.WithLabelValues(values...)
+}
+
+// observer is counter for the histograms.
+func (r *Recorder) observer(m metric, ov *Overrides, values []string) prometheus.Observer {
+	var v *prometheus.HistogramVec
+	switch m {
+	case mDuration:
+		v = r.duration
+	case mRequestBytes:
+		v = r.reqBytes
+	default:
+		v = r.respBytes
+	}
+	if ov != nil && len(ov.added[m]) > 0 {
+		v = addedVec(&r.added, m, ov, func(names []string) *prometheus.HistogramVec {
+			return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "istio_" + metricNames[m], Help: helps[m], Buckets: Buckets}, names)
+		})
+	}
+	return v.WithLabelValues(values...)
+}
+
+// addedVec returns metric m's vector with ov's added tags, made by mk with
+// its label names on first use.
+func addedVec[V prometheus.Collector](a *addedFamilies, m metric, ov *Overrides, mk func(names []string) V) V {
 	key := metricNames[m] + "\x00" + strings.Join(ov.added[m], "\x00")
-	a := &r.added
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if v, ok := a.vecs[key]; ok {
-		return v
+		return v.(V)
 	}
 	names := labelNames
 	if m >= mTCPOpened {
 		names = tcpLabelNames
 	}
-	names = append(slices.Clip(names), ov.added[m]...)
-	var v prometheus.Collector
-	switch m {
-	case mDuration, mRequestBytes, mResponseBytes:
-		v = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "istio_" + metricNames[m], Help: helps[m], Buckets: Buckets}, names)
-	default:
-		v = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_" + metricNames[m], Help: helps[m]}, names)
-	}
+	v := mk(append(slices.Clip(names), ov.added[m]...))
 	if a.vecs == nil {
 		a.vecs = map[string]prometheus.Collector{}
 	}
 	a.vecs[key] = v
 	return v
-}
-
-func (r *Recorder) stdVec(m metric) any {
-	switch m {
-	case mRequests:
-		return r.requests
-	case mDuration:
-		return r.duration
-	case mRequestBytes:
-		return r.reqBytes
-	case mResponseBytes:
-		return r.respBytes
-	case mTCPOpened:
-		return r.tcpOpened
-	case mTCPClosed:
-		return r.tcpClosed
-	case mTCPSent:
-		return r.tcpSent
-	}
-	return r.tcpReceived
-}
-
-// counter and observer return metric m's series of the label values.
-func (r *Recorder) counter(m metric, ov *Overrides, values []string) prometheus.Counter {
-	return r.vec(m, ov).(*prometheus.CounterVec).WithLabelValues(values...)
-}
-
-func (r *Recorder) observer(m metric, ov *Overrides, values []string) prometheus.Observer {
-	return r.vec(m, ov).(*prometheus.HistogramVec).WithLabelValues(values...)
 }
 
 // helps are the standard metrics' help texts.
