@@ -20,6 +20,9 @@ import (
 type config struct {
 	bucket            *bucket      // nil: no token_bucket, nothing limited
 	perConn           *connBuckets // local_rate_limit_per_downstream_connection: bucket is their template
+	descriptors       []descriptor
+	rateLimits        []rateLimit // make a request's descriptors
+	consumeDefault    bool        // always_consume_default_token_bucket: take from bucket when a descriptor matched too
 	enabled, enforced fraction
 	status            int
 	grpcStatus        *int // rate_limited_as_resource_exhausted: RESOURCE_EXHAUSTED; nil: mapped from status
@@ -30,13 +33,13 @@ type config struct {
 	stats             counters
 }
 
-// descriptors, the stage, cluster-wide limits and the rate_limits actions
-// are refused: not implemented.
+// the stage, cluster-wide limits, the route's rate_limits (the filter's own
+// are taken) and dynamic descriptors are refused: not implemented.
 var allowlist = pbcheck.Allowlist{
 	"envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit": pbcheck.F("stat_prefix", "status", "token_bucket",
 		"filter_enabled", "filter_enforced", "request_headers_to_add_when_not_enforced", "response_headers_to_add",
 		"enable_x_ratelimit_headers", "rate_limited_as_resource_exhausted", "enable_retry_after_header",
-		"local_rate_limit_per_downstream_connection"),
+		"local_rate_limit_per_downstream_connection", "descriptors*", "rate_limits*", "always_consume_default_token_bucket"), // descriptors, rate_limits: decodeDescriptors, decodeRateLimits
 	"envoy.type.v3.HttpStatus":                      pbcheck.F("code"),
 	"envoy.type.v3.TokenBucket":                     pbcheck.F("max_tokens", "tokens_per_fill", "fill_interval"),
 	"envoy.config.core.v3.RuntimeFractionalPercent": pbcheck.F("default_value", "runtime_key"),
@@ -62,21 +65,36 @@ func decode(ctx filters.BuildContext, m proto.Message) (*config, error) {
 	if code := int(pb.GetStatus().GetCode()); code >= 400 {
 		c.status = code // Envoy takes 429 for a code under 400
 	}
+	now := time.Now()
 	if tb := pb.GetTokenBucket(); tb != nil {
-		perFill := uint32(1)
-		if v := tb.GetTokensPerFill(); v != nil {
-			perFill = v.GetValue()
+		b, err := decodeBucket(tb, now)
+		if err != nil {
+			return nil, pbcheck.At("token_bucket", err)
 		}
-		interval := tb.GetFillInterval().AsDuration()
-		if interval < 50*time.Millisecond {
-			return nil, pbcheck.ErrAt("token_bucket.fill_interval", "%v is under 50ms, Envoy's least", interval)
-		}
-		c.bucket = newBucket(tb.GetMaxTokens(), perFill, interval, time.Now())
+		c.bucket = b
 		if pb.GetLocalRateLimitPerDownstreamConnection() {
 			c.perConn = &connBuckets{}
 		}
 	}
+	if len(pb.GetDescriptors()) > 0 {
+		switch {
+		case c.bucket == nil:
+			return nil, pbcheck.ErrAt("descriptors", "a token_bucket is required with descriptors")
+		case c.perConn != nil:
+			return nil, pbcheck.ErrAt("descriptors", "not supported with local_rate_limit_per_downstream_connection")
+		case len(pb.GetRateLimits()) == 0:
+			return nil, pbcheck.ErrAt("descriptors", "the filter's rate_limits are required to make a request's descriptors (a route's rate_limits are not supported)")
+		}
+		var err error
+		if c.descriptors, err = decodeDescriptors(pb.GetDescriptors(), now); err != nil {
+			return nil, err
+		}
+	}
 	var err error
+	if c.rateLimits, err = decodeRateLimits(pb.GetRateLimits()); err != nil {
+		return nil, err
+	}
+	c.consumeDefault = pb.GetAlwaysConsumeDefaultTokenBucket() == nil || pb.GetAlwaysConsumeDefaultTokenBucket().GetValue()
 	if c.enabled, err = decodeFraction(pb.GetFilterEnabled()); err != nil {
 		return nil, pbcheck.At("filter_enabled", err)
 	}
@@ -104,6 +122,26 @@ func decode(ctx filters.BuildContext, m proto.Message) (*config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// decodeBucket reads a TokenBucket (tokens_per_fill defaults to 1), full
+// at now.
+func decodeBucket(tb *typev3.TokenBucket, now time.Time) (*bucket, error) {
+	if tb == nil {
+		return nil, fmt.Errorf("required")
+	}
+	if err := allowlist.Check(tb.ProtoReflect()); err != nil {
+		return nil, err
+	}
+	perFill := uint32(1)
+	if v := tb.GetTokensPerFill(); v != nil {
+		perFill = v.GetValue()
+	}
+	interval := tb.GetFillInterval().AsDuration()
+	if interval < 50*time.Millisecond {
+		return nil, pbcheck.ErrAt("fill_interval", "%v is under 50ms, Envoy's least", interval)
+	}
+	return newBucket(tb.GetMaxTokens(), perFill, interval, now), nil
 }
 
 // decodeFraction reads a RuntimeFractionalPercent's default value: the

@@ -95,8 +95,8 @@ func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 	}
 	c.stats.enabled.Inc()
 	now := time.Now()
-	b := c.bucketFor(s, now)
-	if b.take(now) {
+	b, ok := c.take(s, now)
+	if ok {
 		c.stats.ok.Inc()
 		return filters.Continue
 	}
@@ -128,7 +128,14 @@ func (f *Filter) OnResponse(s *filters.Stream) filters.Status {
 	}
 	if c := f.configFor(s); c.bucket != nil && c.xHeaders {
 		now := time.Now()
-		c.rateHeaders(&s.Response.Header, c.bucketFor(s, now), now, false)
+		b := c.bucketFor(s, now)
+		if len(c.descriptors) > 0 {
+			var buf [4]*bucket
+			if ms := c.matched(s, buf[:0]); len(ms) > 0 {
+				b = ms[0]
+			}
+		}
+		c.rateHeaders(&s.Response.Header, b, now, false)
 	}
 	return filters.Continue
 }
@@ -141,13 +148,41 @@ func (c *config) rateHeaders(h *l7.Header, b *bucket, now time.Time, limited boo
 	secs := int64((reset + time.Second - 1) / time.Second)
 	var buf [20]byte
 	if c.xHeaders {
-		h.Set("x-ratelimit-limit", string(strconv.AppendUint(buf[:0], uint64(c.bucket.max), 10)))
+		h.Set("x-ratelimit-limit", string(strconv.AppendUint(buf[:0], uint64(b.max), 10)))
 		h.Set("x-ratelimit-remaining", string(strconv.AppendUint(buf[:0], uint64(remaining), 10)))
 		h.Set("x-ratelimit-reset", string(strconv.AppendInt(buf[:0], secs, 10)))
 	}
 	if limited && c.retryAfter {
 		h.Set("retry-after", string(strconv.AppendInt(buf[:0], secs, 10)))
 	}
+}
+
+// take takes a token for s: from each bucket of the descriptors s matches,
+// then (when none matched, or always_consume_default_token_bucket) from the
+// default bucket, stopping at the first without one. It returns whether s
+// got its tokens, and the bucket the x-ratelimit headers describe: the one
+// that had none, else the first descriptor's, else the default.
+func (c *config) take(s *filters.Stream, now time.Time) (*bucket, bool) {
+	def := c.bucketFor(s, now)
+	if len(c.descriptors) == 0 {
+		return def, def.take(now)
+	}
+	var buf [4]*bucket
+	ms := c.matched(s, buf[:0])
+	for _, b := range ms {
+		if !b.take(now) {
+			return b, false
+		}
+	}
+	if len(ms) == 0 || c.consumeDefault {
+		if !def.take(now) {
+			return def, false
+		}
+	}
+	if len(ms) > 0 {
+		return ms[0], true
+	}
+	return def, true
 }
 
 // bucketFor is the bucket of s: the config's, or its connection's.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	lrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -34,10 +35,10 @@ func limit(max uint32) *lrlv3.LocalRateLimit {
 		FilterEnabled: pct(100), FilterEnforced: pct(100)}
 }
 
-type route struct{ cfg any }
+type testRoute struct{ cfg any }
 
-func (r route) Name() string                 { return "r" }
-func (r route) FilterConfig(name string) any { return map[string]any{Name: r.cfg}[name] }
+func (r testRoute) Name() string                 { return "r" }
+func (r testRoute) FilterConfig(name string) any { return map[string]any{Name: r.cfg}[name] }
 
 type resolver struct{ r filters.Route }
 
@@ -159,7 +160,7 @@ func TestNotEnforcedDisabledRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rr := resolver{route{pr}}
+	rr := resolver{testRoute{pr}}
 	for range 3 {
 		if f.OnRequest(stream(nil)) != filters.Continue {
 			t.Fatal("no bucket: answered")
@@ -190,9 +191,19 @@ func TestRefused(t *testing.T) {
 		mod  func(*lrlv3.LocalRateLimit)
 		want string
 	}{
-		{"descriptors", func(c *lrlv3.LocalRateLimit) {
-			c.Descriptors = []*ratelimitv3.LocalRateLimitDescriptor{{TokenBucket: c.TokenBucket}}
-		}, "descriptors: not supported"},
+		{"descriptors without rate_limits", func(c *lrlv3.LocalRateLimit) {
+			c.Descriptors = []*ratelimitv3.LocalRateLimitDescriptor{{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "k", Value: "v"}}, TokenBucket: c.TokenBucket}}
+		}, "descriptors: the filter's rate_limits are required"},
+		{"a wildcard descriptor", func(c *lrlv3.LocalRateLimit) {
+			c.Descriptors = []*ratelimitv3.LocalRateLimitDescriptor{{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "k"}}, TokenBucket: c.TokenBucket}}
+			c.RateLimits = []*routev3.RateLimit{{Actions: []*routev3.RateLimit_Action{{ActionSpecifier: &routev3.RateLimit_Action_RemoteAddress_{}}}}}
+		}, "descriptors[0].entries[0].value: an entry without a value"},
+		{"a rate limit stage", func(c *lrlv3.LocalRateLimit) {
+			c.RateLimits = []*routev3.RateLimit{{Stage: wrapperspb.UInt32(1), Actions: []*routev3.RateLimit_Action{{ActionSpecifier: &routev3.RateLimit_Action_RemoteAddress_{}}}}}
+		}, "rate_limits[0].stage: not supported"},
+		{"a metadata action", func(c *lrlv3.LocalRateLimit) {
+			c.RateLimits = []*routev3.RateLimit{{Actions: []*routev3.RateLimit_Action{{ActionSpecifier: &routev3.RateLimit_Action_DestinationCluster_{}}}}}
+		}, "rate_limits[0].actions[0].destination_cluster: not supported"},
 		{"stage", func(c *lrlv3.LocalRateLimit) { c.Stage = 1 }, "stage: not supported"},
 		{"fill interval", func(c *lrlv3.LocalRateLimit) { c.TokenBucket.FillInterval = durationpb.New(time.Millisecond) }, "token_bucket.fill_interval: 1ms is under 50ms"},
 		{"a formatted header", func(c *lrlv3.LocalRateLimit) {
@@ -241,11 +252,67 @@ func TestPerConnection(t *testing.T) {
 	}
 }
 
+// TestDescriptors: the filter's rate_limits make a request's descriptors (a header's value, a
+// generic key when a header matches); a request whose descriptor matches takes from its bucket
+// and from the default one; a request matching none from the default one only.
+func TestDescriptors(t *testing.T) {
+	cfg := limit(100)
+	tb := func(n uint32) *typev3.TokenBucket {
+		return &typev3.TokenBucket{MaxTokens: n, TokensPerFill: wrapperspb.UInt32(n), FillInterval: durationpb.New(time.Minute)}
+	}
+	cfg.Descriptors = []*ratelimitv3.LocalRateLimitDescriptor{
+		{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "client", Value: "greedy"}}, TokenBucket: tb(2)},
+		{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "header_match", Value: "admin"}}, TokenBucket: tb(1)},
+	}
+	cfg.RateLimits = []*routev3.RateLimit{
+		{Actions: []*routev3.RateLimit_Action{{ActionSpecifier: &routev3.RateLimit_Action_RequestHeaders_{
+			RequestHeaders: &routev3.RateLimit_Action_RequestHeaders{HeaderName: "X-Client", DescriptorKey: "client"}}}}},
+		{Actions: []*routev3.RateLimit_Action{{ActionSpecifier: &routev3.RateLimit_Action_HeaderValueMatch_{
+			HeaderValueMatch: &routev3.RateLimit_Action_HeaderValueMatch{DescriptorValue: "admin", Headers: []*routev3.HeaderMatcher{
+				{Name: ":path", HeaderMatchSpecifier: &routev3.HeaderMatcher_PrefixMatch{PrefixMatch: "/admin"}}}}}}}},
+	}
+	cfg.EnableXRatelimitHeaders = ratelimitv3.XRateLimitHeadersRFCVersion_DRAFT_VERSION_03
+	f := build(t, nil, cfg)
+	req := func(path, client string) *filters.Stream {
+		r := &l7.Request{Method: "GET", Path: []byte(path)}
+		if client != "" {
+			r.Header.Set("x-client", client)
+		}
+		s := filters.NewStream(context.Background(), r, &filters.Downstream{}, nil)
+		f.OnRequest(s)
+		return s
+	}
+	for i, c := range []struct {
+		path, client string
+		limited      bool
+		limit        string
+	}{
+		{"/", "greedy", false, "2"}, {"/", "greedy", false, "2"}, {"/", "greedy", true, "2"},
+		{"/", "modest", false, "100"}, {"/", "", false, "100"},
+		{"/admin/x", "", false, "1"}, {"/admin/y", "", true, "1"},
+	} {
+		s := req(c.path, c.client)
+		if (s.Local != nil) != c.limited {
+			t.Errorf("request %d (%s, %q): limited %v, want %v", i, c.path, c.client, s.Local != nil, c.limited)
+		}
+		if s.Local != nil {
+			if v, _ := s.Local.Header.Get("x-ratelimit-limit"); string(v) != c.limit {
+				t.Errorf("request %d: x-ratelimit-limit %q, want %s", i, v, c.limit)
+			}
+		}
+	}
+	// The default bucket: 100, less the 6 requests that got their descriptors' tokens (the
+	// limited ones stopped at their descriptor).
+	if n, _ := f.cfg.bucket.state(time.Now()); n != 95 {
+		t.Errorf("default bucket: %d tokens left, want 95", n)
+	}
+}
+
 // BenchmarkNoLimit: a route of a chain whose filter has no bucket (the limit is on other
 // routes) pays a route lookup and nothing else.
 func BenchmarkNoLimit(b *testing.B) {
 	f := build(b, nil, &lrlv3.LocalRateLimit{StatPrefix: "p"})
-	s := stream(resolver{route{nil}})
+	s := stream(resolver{testRoute{nil}})
 	b.ReportAllocs()
 	for b.Loop() {
 		f.OnRequest(s)
