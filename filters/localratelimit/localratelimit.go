@@ -7,6 +7,8 @@
 // without a token is answered 429 (or the configured status) with
 // x-envoy-ratelimited, the RL response flag and response_headers_to_add;
 // otherwise it goes on with request_headers_to_add_when_not_enforced.
+// Descriptors (descriptors.go) give the requests the filter's own
+// rate_limits describe a bucket of their own, taken before the default one.
 // Istio has no API for it: users insert it with an EnvoyFilter.
 //
 // Counters, as Envoy's <stat_prefix>.http_local_rate_limit.*:
