@@ -838,6 +838,16 @@ spec:
       tagOverrides:
         request_protocol: {operation: REMOVE}
 `)
+				// syncz may show the push ACKed before the one that brings the overrides (debounced):
+				// wait until a request is counted without request_protocol.
+				w.eventually(30*time.Second, "the overrides in force", func() error {
+					n := w.metric("istio_requests_total", dest, `request_protocol=""`)
+					expect(t, w, b, "GET", "/counted", nil, 200, "")
+					if w.metric("istio_requests_total", dest, `request_protocol=""`) == n {
+						return fmt.Errorf("not yet")
+					}
+					return nil
+				})
 				http0, none0 := w.metric("istio_requests_total", dest, `request_protocol="http"`), w.metric("istio_requests_total", dest, `request_protocol=""`)
 				reqBytes0, respBytes0 := w.metric("istio_request_bytes_count", dest), w.metric("istio_response_bytes_count", dest)
 				opened0, closed0 := w.metric("istio_tcp_connections_opened_total"), w.metric("istio_tcp_connections_closed_total")
