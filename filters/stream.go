@@ -170,6 +170,11 @@ type Stream struct {
 	Start time.Time
 	// GRPC is true when the request's content-type is gRPC's.
 	GRPC bool
+	// GRPCMessageCounts is set by a chain's grpc_stats filter emitting
+	// filter state (as istiod's chains have it): the connection manager
+	// then reports the gRPC stream's message counts each way
+	// (istio_request_messages_total, istio_response_messages_total).
+	GRPCMessageCounts bool
 	// Local is set when the stream is answered locally.
 	Local *LocalReply
 	// ResponseFlags collects Envoy's response flags for telemetry.

@@ -5,8 +5,9 @@
 // envoy.filters.http.grpc_stats. With the configs istiod writes they
 // change nothing a request or a response carries: peer metadata discovered
 // through workload discovery only fills Envoy's filter state for metrics
-// labels, and grpc_stats only counts messages. They are accepted as
-// documented no-ops after their configs are checked whole: a config that
-// would change traffic (peer metadata propagated in headers, say) is
-// refused, naming the field, rather than ignored.
+// labels, and grpc_stats only counts messages (it marks a gRPC stream's
+// message counts wanted; the connection manager counts them). They are
+// checked whole: a config that would change traffic (peer metadata
+// propagated in headers, say) is refused, naming the field, rather than
+// ignored.
 package istio

@@ -27,15 +27,30 @@ var grpcStatsAllowlist = pbcheck.Allowlist{
 		"stats_for_all_methods", "enable_upstream_stats", "replace_dots_in_grpc_service_name"),
 }
 
-// New checks a grpc_stats FilterConfig and returns a filter that does
-// nothing: the statistics it would count are telemetry's.
-func (grpcStatsFactory) New(_ filters.BuildContext, cfg proto.Message) (filters.NoOp, error) {
+// GRPCStats is the grpc_stats filter: with emit_filter_state it marks a
+// gRPC stream's message counts wanted (filters.Stream.GRPCMessageCounts),
+// which the connection manager counts on the bodies it relays anyway and
+// Istio's standard metrics report, as Istio's stats filter reads Envoy's
+// GrpcStatsObject. Its per-method counters (cluster.X.grpc.*) are not kept.
+// Stateless; safe for concurrent use.
+type GRPCStats struct{ emit bool }
+
+// OnRequest implements filters.RequestFilter.
+func (f GRPCStats) OnRequest(s *filters.Stream) filters.Status {
+	if f.emit && s.GRPC {
+		s.GRPCMessageCounts = true
+	}
+	return filters.Continue
+}
+
+// New checks a grpc_stats FilterConfig.
+func (grpcStatsFactory) New(_ filters.BuildContext, cfg proto.Message) (GRPCStats, error) {
 	if cfg == nil {
-		return filters.NoOp{}, nil
+		return GRPCStats{}, nil
 	}
 	pb, ok := cfg.(*grpcstatsv3.FilterConfig)
 	if !ok {
-		return filters.NoOp{}, fmt.Errorf("grpc_stats: config is %T, want FilterConfig", cfg)
+		return GRPCStats{}, fmt.Errorf("grpc_stats: config is %T, want FilterConfig", cfg)
 	}
-	return filters.NoOp{}, grpcStatsAllowlist.Check(pb.ProtoReflect())
+	return GRPCStats{emit: pb.GetEmitFilterState()}, grpcStatsAllowlist.Check(pb.ProtoReflect())
 }

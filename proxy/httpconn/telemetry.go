@@ -43,23 +43,69 @@ func (t *streamTelemetry) reset(b *binding, hcm *xds.HTTPConnectionManager) {
 	*t = streamTelemetry{b: b, hcm: hcm}
 }
 
-// countingReader counts what is read through it.
+// countingReader counts what is read through it: bytes, and on a gRPC
+// stream the messages (grpcFrames).
 type countingReader struct {
-	r io.Reader
-	n int64
+	r      io.Reader
+	n      int64
+	grpc   bool
+	frames grpcFrames
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
+	c.count(p[:n])
 	return n, err
 }
 
 // TryRead implements l7.TryReader.
 func (c *countingReader) TryRead(p []byte) (int, error) {
 	n, err := l7.TryRead(c.r, p)
-	c.n += int64(n)
+	c.count(p[:n])
 	return n, err
+}
+
+func (c *countingReader) count(p []byte) {
+	c.n += int64(len(p))
+	if c.grpc {
+		c.frames.scan(p)
+	}
+}
+
+// grpcFrames counts the messages of a gRPC body (each a 5-byte prefix,
+// flags and a big-endian length, then the message) as the bytes go by, as
+// Envoy's grpc_stats filter does: a message is counted when its prefix
+// begins. It steps over messages without looking into them.
+type grpcFrames struct {
+	messages int64
+	skip     uint64 // bytes left of the current message
+	prefix   int    // bytes of the current prefix seen, 0 to 4
+	length   uint32 // the current prefix's length so far
+}
+
+func (g *grpcFrames) scan(p []byte) {
+	for len(p) > 0 {
+		if g.skip > 0 {
+			k := uint64(len(p))
+			if k > g.skip {
+				k = g.skip
+			}
+			g.skip -= k
+			p = p[k:]
+			continue
+		}
+		if g.prefix == 0 {
+			g.messages++
+			g.length = 0
+		} else {
+			g.length = g.length<<8 | uint32(p[0])
+		}
+		g.prefix++
+		p = p[1:]
+		if g.prefix == 5 {
+			g.prefix, g.skip = 0, uint64(g.length)
+		}
+	}
 }
 
 // StartAttempt implements filters.Observer.
@@ -95,6 +141,7 @@ func (t *streamTelemetry) EndAttempt(s *filters.Stream, ureq *filters.UpstreamRe
 // begin readies a stream's telemetry once its headers are prepared: the
 // request body counted, the server span started, the observer set.
 func (c *conn) begin(hcm *xds.HTTPConnectionManager, s *filters.Stream, t *streamTelemetry) {
+	t.reqBody.grpc, t.respBody.grpc = s.GRPC, s.GRPC
 	if s.Request.Body != nil {
 		t.reqBody.r = s.Request.Body
 		s.Request.Body = &t.reqBody
@@ -155,7 +202,11 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 	dur := time.Since(s.Start)
 	dims := tel.Metrics != nil && hcm.Stats.HasDimensions()
 	if tel.Metrics != nil && !dims {
-		tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap}).RecordHTTP(code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
+		ls := tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap})
+		ls.RecordHTTP(code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
+		if s.GRPCMessageCounts {
+			ls.RecordMessages("", t.reqBody.frames.messages, t.respBody.frames.messages)
+		}
 	}
 	if len(hcm.AccessLog) == 0 && !t.span.Sampled() && !dims {
 		return
@@ -173,8 +224,11 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 	}
 	if dims {
 		// The stats filter's tags set by expression read the record's attributes.
-		tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap}).
-			RecordHTTPDims(hcm.Stats.Eval(&rec), code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
+		ls, d := tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap}), hcm.Stats.Eval(&rec)
+		ls.RecordHTTPDims(d, code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
+		if s.GRPCMessageCounts {
+			ls.RecordMessages(d, t.reqBody.frames.messages, t.respBody.frames.messages)
+		}
 	}
 	peers := tel.Metrics != nil && (t.span.Sampled() || accesslog.NeedsPeers(hcm.AccessLog))
 	if peers {

@@ -6,6 +6,12 @@
 //	istio_request_bytes, istio_response_bytes            HTTP, gRPC, Dubbo
 //	istio_tcp_connections_opened_total, istio_tcp_connections_closed_total,
 //	istio_tcp_sent_bytes_total, istio_tcp_received_bytes_total   TCP chains
+//	istio_request_messages_total, istio_response_messages_total  gRPC streams
+//
+// The gRPC message counts carry the peers' labels only (no protocol,
+// security, response code or flags), as Istio's filter counts them while
+// a stream runs; the waypoint counts them when the stream ends, for a
+// chain whose grpc_stats filter emits them (filters.Stream.GRPCMessageCounts).
 //
 // The cost per request is bounded: the labels that do not change from one
 // request to the next (source, destination, protocol, security) are
@@ -106,6 +112,21 @@ var labelNames = []string{
 
 var tcpLabelNames = labelNames[:len(labelNames)-3]
 
+// messageLabelNames are the labels of the gRPC message counts: the peers'
+// only, as Istio's filter counts them while the stream runs.
+var messageLabelNames = labelNames[:len(labelNames)-5]
+
+// labelNamesOf returns metric m's standard labels.
+func labelNamesOf(m metric) []string {
+	switch {
+	case m >= mRequestMessages:
+		return messageLabelNames
+	case m >= mTCPOpened:
+		return tcpLabelNames
+	}
+	return labelNames
+}
+
 // Buckets are Envoy's default histogram buckets, which Istio's standard
 // histograms use (milliseconds for durations, bytes for sizes).
 var Buckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
@@ -116,6 +137,7 @@ type Recorder struct {
 	duration, reqBytes, respBytes *prometheus.HistogramVec
 	tcpOpened, tcpClosed          *prometheus.CounterVec
 	tcpSent, tcpReceived          *prometheus.CounterVec
+	reqMessages, respMessages     *prometheus.CounterVec
 	overflow                      prometheus.Counter
 	maxSeries                     int
 
@@ -169,8 +191,12 @@ func (r *Recorder) counter(m metric, ov *Overrides, values []string) prometheus.
 		v = r.tcpClosed
 	case mTCPSent:
 		v = r.tcpSent
-	default:
+	case mTCPReceived:
 		v = r.tcpReceived
+	case mRequestMessages:
+		v = r.reqMessages
+	default:
+		v = r.respMessages
 	}
 	if ov != nil && len(ov.added[m]) > 0 {
 		v = addedVec(&r.added, m, ov, func(names []string) *prometheus.CounterVec {
@@ -208,11 +234,7 @@ func addedVec[V prometheus.Collector](a *addedFamilies, m metric, ov *Overrides,
 	if v, ok := a.vecs[key]; ok {
 		return v.(V)
 	}
-	names := labelNames
-	if m >= mTCPOpened {
-		names = tcpLabelNames
-	}
-	v := mk(append(slices.Clip(names), ov.added[m]...))
+	v := mk(append(slices.Clip(labelNamesOf(m)), ov.added[m]...))
 	if a.vecs == nil {
 		a.vecs = map[string]prometheus.Collector{}
 	}
@@ -230,6 +252,8 @@ var helps = [numMetrics]string{
 	"TCP connections closed.",
 	"Bytes sent to the downstream on TCP connections.",
 	"Bytes received from the downstream on TCP connections.",
+	"gRPC messages received from the downstream.",
+	"gRPC messages sent to the downstream.",
 }
 
 // Default is the process's recorder, on stats.Registry.
@@ -248,12 +272,14 @@ func New(reg prometheus.Registerer, maxSeries int) *Recorder {
 	r.reqBytes = hist(mRequestBytes)
 	r.respBytes = hist(mResponseBytes)
 	tcp := func(m metric) *prometheus.CounterVec {
-		return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_" + metricNames[m], Help: helps[m]}, tcpLabelNames))
+		return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_" + metricNames[m], Help: helps[m]}, labelNamesOf(m)))
 	}
 	r.tcpOpened = tcp(mTCPOpened)
 	r.tcpClosed = tcp(mTCPClosed)
 	r.tcpSent = tcp(mTCPSent)
 	r.tcpReceived = tcp(mTCPReceived)
+	r.reqMessages = tcp(mRequestMessages)
+	r.respMessages = tcp(mResponseMessages)
 	if err := reg.Register(&r.added); err != nil {
 		panic(err)
 	}
@@ -284,6 +310,7 @@ type LabelSet struct {
 	results map[result]*httpSeries // guarded by mu
 	tcp     *tcpSeries             // guarded by mu
 	tcpDims map[Dims]*tcpSeries    // of connections with dimensions; guarded by mu
+	msgs    map[Dims]*msgSeries    // gRPC message counts; guarded by mu
 }
 
 type result struct {
@@ -302,6 +329,10 @@ type httpSeries struct {
 
 type tcpSeries struct {
 	opened, closed, sent, received prometheus.Counter
+}
+
+type msgSeries struct {
+	request, response prometheus.Counter
 }
 
 // LabelSet returns k's label set, resolving the destination with res the
@@ -538,6 +569,59 @@ func (ls *LabelSet) TCPClosedDims(dims Dims, sent, received int64) {
 	if s.closed != nil {
 		s.closed.Inc()
 	}
+}
+
+// RecordMessages counts a gRPC stream's messages: received from the
+// downstream and sent to it. dims are the stream's dimensions ("" when its
+// chain sets no tag by expression), as for RecordHTTPDims.
+func (ls *LabelSet) RecordMessages(dims Dims, request, response int64) {
+	if ls == nil {
+		return
+	}
+	ls.mu.RLock()
+	s := ls.msgs[dims]
+	ls.mu.RUnlock()
+	if s == nil {
+		if s = ls.newMessageSeries(dims); s == nil {
+			ls.r.overflow.Inc()
+			return
+		}
+	}
+	if s.request != nil {
+		s.request.Add(float64(request))
+	}
+	if s.response != nil {
+		s.response.Add(float64(response))
+	}
+}
+
+func (ls *LabelSet) newMessageSeries(dims Dims) *msgSeries {
+	values := ls.static[:len(messageLabelNames)]
+	if !ls.r.admit(values, dims) {
+		return nil
+	}
+	r, ov := ls.r, ls.ov
+	var dv []string
+	if ov != nil {
+		dv = dims.split(len(ov.exprs))
+	}
+	s := &msgSeries{}
+	if !ov.dropped(mRequestMessages) {
+		s.request = r.counter(mRequestMessages, ov, ov.values(mRequestMessages, values, dv))
+	}
+	if !ov.dropped(mResponseMessages) {
+		s.response = r.counter(mResponseMessages, ov, ov.values(mResponseMessages, values, dv))
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if old := ls.msgs[dims]; old != nil {
+		return old
+	}
+	if ls.msgs == nil {
+		ls.msgs = map[Dims]*msgSeries{}
+	}
+	ls.msgs[dims] = s
+	return s
 }
 
 // SourceField and DestinationField return a peer's field by the names of

@@ -37,6 +37,8 @@ const (
 	mTCPClosed
 	mTCPSent
 	mTCPReceived
+	mRequestMessages
+	mResponseMessages
 	numMetrics
 )
 
@@ -45,10 +47,8 @@ type metric uint8
 var metricNames = [numMetrics]string{
 	"requests_total", "request_duration_milliseconds", "request_bytes", "response_bytes",
 	"tcp_connections_opened_total", "tcp_connections_closed_total", "tcp_sent_bytes_total", "tcp_received_bytes_total",
+	"request_messages_total", "response_messages_total",
 }
-
-// notRecorded are standard metrics of the stats filter the waypoint does not record.
-var notRecorded = []string{"request_messages_total", "response_messages_total"}
 
 // Overrides are a stats filter's metric overrides: metrics not recorded
 // (drop), tags removed and tags set by expression (dimensions). A removed
@@ -151,8 +151,6 @@ func which(m *statspb.MetricConfig) ([]metric, error) {
 			all = append(all, i)
 		}
 		return all, nil
-	case slices.Contains(notRecorded, name):
-		return nil, nil
 	default:
 		i := slices.Index(metricNames[:], name)
 		if i < 0 {

@@ -3,6 +3,7 @@ package metrics
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,12 +43,14 @@ func TestOverrides(t *testing.T) {
 		{"request_protocol removed from requests_total", waypointStats(&statspb.MetricConfig{Name: "requests_total", TagsToRemove: []string{"request_protocol"}}),
 			map[string]int{"istio_requests_total": 1, "istio_request_duration_milliseconds": 2}, []string{"request_protocol"}},
 		{"all metrics without the source workload", waypointStats(&statspb.MetricConfig{TagsToRemove: []string{"source_workload", "source_app"}}),
-			map[string]int{"istio_requests_total": 2, "istio_tcp_sent_bytes_total": 1}, []string{"source_workload", "source_app"}},
+			map[string]int{"istio_requests_total": 2, "istio_tcp_sent_bytes_total": 1, "istio_request_messages_total": 1}, []string{"source_workload", "source_app"}},
 		{"all metrics disabled", waypointStats(&statspb.MetricConfig{Drop: true}),
-			map[string]int{"istio_requests_total": -1, "istio_request_duration_milliseconds": -1, "istio_tcp_connections_opened_total": -1}, nil},
-		{"TCP opened disabled, gRPC messages (not recorded) disabled", waypointStats(&statspb.MetricConfig{Name: "tcp_connections_opened_total", Drop: true},
+			map[string]int{"istio_requests_total": -1, "istio_request_duration_milliseconds": -1, "istio_tcp_connections_opened_total": -1,
+				"istio_request_messages_total": -1, "istio_response_messages_total": -1}, nil},
+		{"TCP opened disabled, gRPC request messages disabled", waypointStats(&statspb.MetricConfig{Name: "tcp_connections_opened_total", Drop: true},
 			&statspb.MetricConfig{Name: "request_messages_total", Drop: true}),
-			map[string]int{"istio_tcp_connections_opened_total": -1, "istio_tcp_connections_closed_total": 1, "istio_requests_total": 2}, nil},
+			map[string]int{"istio_tcp_connections_opened_total": -1, "istio_tcp_connections_closed_total": 1, "istio_requests_total": 2,
+				"istio_request_messages_total": -1, "istio_response_messages_total": 1}, nil},
 	}
 	for _, c := range cases {
 		ov, err := NewOverrides(c.cfg)
@@ -61,6 +64,9 @@ func TestOverrides(t *testing.T) {
 			k := Key{Version: "v1", Protocol: p, PeerURI: "spiffe://cluster.local/ns/default/sa/productpage", Baggage: baggage,
 				Cluster: "reviews", Host: netip.MustParseAddrPort("127.0.60.11:9080"), MutualTLS: true, Overrides: ov}
 			r.LabelSet(k, reviews).RecordHTTP(200, -1, 0, time.Millisecond, 10, 20)
+			if p == GRPC {
+				r.LabelSet(k, reviews).RecordMessages("", 3, 4)
+			}
 		}
 		k := Key{Version: "v1", Protocol: TCP, PeerURI: "spiffe://cluster.local/ns/default/sa/productpage", Cluster: "reviews",
 			Host: netip.MustParseAddrPort("127.0.60.11:9300"), Overrides: ov}
@@ -76,6 +82,12 @@ func TestOverrides(t *testing.T) {
 				t.Errorf("%s: %s has %d series, want none", c.name, name, len(got))
 			case n >= 0 && len(got) != n:
 				t.Errorf("%s: %s has %d series, want %d", c.name, name, len(got), n)
+			}
+		}
+		for _, m := range series(t, reg, "istio_request_messages_total") {
+			l := labels(m)
+			if m.GetCounter().GetValue() != 3 || len(l) != 20 || l["source_workload"] != "" && slices.Contains(c.emptied, "source_workload") {
+				t.Errorf("%s: istio_request_messages_total %v with %d labels %v, want 3 with the peers' 20", c.name, m.GetCounter().GetValue(), len(l), l)
 			}
 		}
 		for _, m := range series(t, reg, "istio_requests_total") {

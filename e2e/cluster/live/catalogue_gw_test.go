@@ -369,7 +369,8 @@ spec:
 			name: "gw-grpcroute",
 			resources: "GRPCRoute on Service reviews port 9090: method `echo.Echo/A` to reviews-v1, method `echo.Echo/B` or header `x-version: v2` to reviews-v2, " +
 				"service `echo.Other` to reviews-v2, the rest to reviews-v1",
-			checks: "each call is answered by the workload its match names (gRPC echo), 5 times each",
+			checks: "each call is answered by the workload its match names (gRPC echo), 5 times each; " +
+				"istio_request_messages_total and istio_response_messages_total count the 30 calls' messages (istiod's grpc_stats filter emits them)",
 			yaml: versionServices + `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
@@ -410,6 +411,14 @@ spec:
 						}
 					}
 				}
+				ns := fmt.Sprintf(`destination_workload_namespace="%s"`, w.ns)
+				w.eventually(10*time.Second, "the gRPC message counts", func() error {
+					req, resp := w.metric("istio_request_messages_total", ns), w.metric("istio_response_messages_total", ns)
+					if req != 30 || resp != 30 {
+						return fmt.Errorf("%v request and %v response messages, want 30 and 30", req, resp)
+					}
+					return nil
+				})
 			},
 		},
 		compatCase{
