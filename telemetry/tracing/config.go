@@ -7,12 +7,17 @@
 // client span, exported in batches by the OpenTelemetry SDK, which drops
 // spans rather than block a request when the collector falls behind.
 //
+// The OpenTelemetry tracer's resource detectors (environment, Dynatrace,
+// static) run when the config is decoded; what they find is on the
+// resource of every span exported (resource.go).
+//
 // B3 extraction is written here: the OpenTelemetry B3 propagator lives in
 // a contrib module this project cannot use; the format is a few headers.
 package tracing
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -40,6 +45,12 @@ type Config struct {
 	Cluster, Authority string
 	// ServiceName is the resource's service.name (default "waypoint").
 	ServiceName string
+	// Resource is what the resource detectors found when the config was
+	// decoded (key, value; sorted by key), added to the spans' resource
+	// over service.name (a detected service.name replaces ServiceName).
+	Resource [][2]string
+	// resourceKey is Resource as a provider's key, made at decode.
+	resourceKey string
 	// RandomSampling and OverallSampling are percentages (default 100):
 	// a request without a sampled parent is traced with probability
 	// RandomSampling × OverallSampling / 100². A parent's decision is
@@ -102,7 +113,8 @@ var allowlist = pbcheck.Allowlist{
 		"client_sampling", "random_sampling", "overall_sampling", "max_path_tag_length", "custom_tags", "provider", "verbose"),
 	"envoy.type.v3.Percent":                       pbcheck.F("value"),
 	"envoy.config.trace.v3.Tracing.Http":          pbcheck.F("name", "typed_config"),
-	"envoy.config.trace.v3.OpenTelemetryConfig":   pbcheck.F("grpc_service", "http_service", "service_name"),
+	"envoy.config.trace.v3.OpenTelemetryConfig":   pbcheck.F("grpc_service", "http_service", "service_name", "resource_detectors"),
+	"envoy.config.core.v3.TypedExtensionConfig":   pbcheck.F("name", "typed_config"),
 	"envoy.config.core.v3.GrpcService":            pbcheck.F("envoy_grpc", "timeout", "initial_metadata*"),
 	"envoy.config.core.v3.GrpcService.EnvoyGrpc":  pbcheck.F("cluster_name", "authority"),
 	"envoy.type.tracing.v3.CustomTag":             pbcheck.F("tag", "literal", "environment", "request_header", "metadata*", "value"),
@@ -179,6 +191,15 @@ func Decode(pb *hcmv3.HttpConnectionManager_Tracing) (*Config, error) {
 	}
 	if n := otel.GetServiceName(); n != "" {
 		c.ServiceName = n
+	}
+	if rd := otel.GetResourceDetectors(); len(rd) > 0 {
+		var err error
+		if c.Resource, err = detectResource(rd, slog.Default()); err != nil {
+			return nil, pbcheck.At("provider.typed_config", err)
+		}
+		if c.Resource != nil {
+			c.resourceKey = fmt.Sprint(c.Resource)
+		}
 	}
 	if hs := otel.GetHttpService(); hs != nil {
 		if otel.GetGrpcService() != nil {

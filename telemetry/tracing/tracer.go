@@ -75,6 +75,7 @@ func (p *provider) shutdown(ctx context.Context) {
 
 type providerKey struct {
 	cluster, authority, service string
+	resource                    string // Config.Resource
 	// the exporter over HTTP ("zipkin", "otlp/http") and its settings;
 	// zero for OTLP/gRPC
 	zipkin, path, headers string
@@ -83,7 +84,10 @@ type providerKey struct {
 }
 
 func (t *Tracers) tracer(c *Config) trace.Tracer {
-	k := providerKey{cluster: c.Cluster, authority: c.Authority, service: c.ServiceName}
+	k := providerKey{cluster: c.Cluster, authority: c.Authority, service: c.ServiceName, resource: c.resourceKey}
+	if k.resource == "" && len(c.Resource) > 0 { // a Config not made by Decode
+		k.resource = fmt.Sprint(c.Resource)
+	}
 	if z := c.Zipkin; z != nil {
 		k.zipkin, k.path, k.headers, k.timeout, k.id128, k.w3c = "zipkin", z.Path, fmt.Sprint(z.Headers), z.Timeout, z.TraceID128, z.W3C
 	}
@@ -159,7 +163,7 @@ func (t *Tracers) provider(k providerKey, exp sdktrace.SpanExporter, conn *grpc.
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(exp, sdktrace.WithBatchTimeout(BatchTimeout))),
 		sdktrace.WithSampler(sdktrace.AlwaysSample()), // the decision is made before a span is started
-		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(c.ServiceName))),
+		sdktrace.WithResource(newResource(c)),
 	}
 	if c.Zipkin != nil && !c.Zipkin.TraceID128 {
 		opts = append(opts, sdktrace.WithIDGenerator(ids64{}))
@@ -170,6 +174,22 @@ func (t *Tracers) provider(k providerKey, exp sdktrace.SpanExporter, conn *grpc.
 	}
 	t.providers[k] = p
 	return p.tp.Tracer("waypoint")
+}
+
+// newResource is the spans' resource: service.name, then what the resource
+// detectors found, which replaces it (as Envoy merges a detected resource
+// over its initial one).
+func newResource(c *Config) *resource.Resource {
+	attrs := make([]attribute.KeyValue, 0, 1+len(c.Resource))
+	attrs = append(attrs, semconv.ServiceName(c.ServiceName))
+	for _, kv := range c.Resource {
+		if kv[0] == string(semconv.ServiceNameKey) {
+			attrs[0] = attribute.String(kv[0], kv[1])
+			continue
+		}
+		attrs = append(attrs, attribute.String(kv[0], kv[1]))
+	}
+	return resource.NewSchemaless(attrs...)
 }
 
 func (t *Tracers) localCluster() string {
