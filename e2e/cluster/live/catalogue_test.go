@@ -33,6 +33,8 @@ type compatCase struct {
 	setup func(t *testing.T, w *world)
 	// waypointLabels, when set, are added to the waypoint pod's labels (its locality).
 	waypointLabels map[string]string
+	// waypointEnv, when set, is added to the waypoint process's environment (NAME=VALUE).
+	waypointEnv []string
 }
 
 // catalogue holds every case; files catalogue_*_test.go add theirs in init.
@@ -53,8 +55,8 @@ func (b *base) url(path string) string { return "http://" + b.vip + ":9080" + pa
 
 // catalogueWorld makes the base world in a world of its own and waits until a request
 // through the waypoint reaches a workload.
-func catalogueWorld(t *testing.T, k int, ns string, waypointLabels map[string]string) (*world, *base) {
-	w := newWorld(t, k, ns, waypointLabels)
+func catalogueWorld(t *testing.T, k int, ns string, waypointLabels map[string]string, waypointEnv ...string) (*world, *base) {
+	w := newWorld(t, k, ns, waypointLabels, waypointEnv...)
 	b := &base{}
 	labels := func(v string) map[string]string { return map[string]string{"app": "reviews", "version": v} }
 	b.v1 = w.workload("reviews-v1", "bookinfo-reviews", labels("v1"), 9080)
@@ -122,7 +124,7 @@ func TestCatalogue(t *testing.T) {
 					results = append(results, caseResult{c, r})
 					mu.Unlock()
 				})
-				w, b := catalogueWorld(t, 10+i, "cat-"+c.name, c.waypointLabels)
+				w, b := catalogueWorld(t, 10+i, "cat-"+c.name, c.waypointLabels, c.waypointEnv...)
 				if c.waitsOn != "" {
 					w.apply(c.yaml)
 					w.refused(c.nack)

@@ -44,6 +44,8 @@ type world struct {
 	// waypointLabels are added to the waypoint pod's labels (the downward API file), e.g.
 	// its locality.
 	waypointLabels map[string]string
+	// waypointEnv is added to the waypoint process's environment (NAME=VALUE).
+	waypointEnv []string
 
 	dnsSrv *dnsServer // the name server of --dns-resolver, once a case starts it (w.dns)
 
@@ -54,11 +56,12 @@ type world struct {
 
 // newWorld makes namespace ns (ambient) with a waypoint Gateway, waits until istiod has
 // deployed it and marked it Programmed, and starts the waypoint binary for it with
-// waypointLabels added to its pod's labels.
-func newWorld(t *testing.T, k int, ns string, waypointLabels map[string]string) *world {
+// waypointLabels added to its pod's labels and waypointEnv to its environment.
+func newWorld(t *testing.T, k int, ns string, waypointLabels map[string]string, waypointEnv ...string) *world {
 	t.Helper()
 	w := &world{t: t, ns: ns, net: fmt.Sprintf("%s.%d", liveNet, k), dir: t.TempDir(), gateway: "waypoint",
-		nextIP: 11, sources: map[string]*source{}, pod: "waypoint-" + strconv.Itoa(k), waypointLabels: waypointLabels}
+		nextIP: 11, sources: map[string]*source{}, pod: "waypoint-" + strconv.Itoa(k), waypointLabels: waypointLabels,
+		waypointEnv: waypointEnv}
 	w.waypointIP = w.net + ".5"
 	w.apply(`
 apiVersion: v1
@@ -177,12 +180,12 @@ func (w *world) startWaypoint() {
 	w.admin = "http://" + net.JoinHostPort(w.waypointIP, "15000")
 	xdsAddr := env.cluster.IstiodXDS()
 	hboneAddr, podIPs := w.waypointAddrs() // catalogue_dualstack_test.go
-	w.start("waypoint", []string{
+	w.start("waypoint", append([]string{
 		"POD_NAME=" + w.pod, "POD_NAMESPACE=" + w.ns, "INSTANCE_IP=" + w.waypointIP, "SERVICE_ACCOUNT=" + w.gateway,
 		"ISTIO_META_CLUSTER_ID=Kubernetes", "ISTIO_META_MESH_ID=cluster.local", "ISTIO_META_WORKLOAD_NAME=" + w.gateway,
 		"ISTIO_META_OWNER=kubernetes://apis/apps/v1/namespaces/" + w.ns + "/deployments/" + w.gateway,
 		"TRUST_DOMAIN=cluster.local", "INSTANCE_IPS=" + podIPs,
-	}, env.waypoint, "run",
+	}, w.waypointEnv...), env.waypoint, "run",
 		"--xds", xdsAddr, "--xds-root-cert", env.cluster.IstiodRootCert(), "--xds-token-file", tokenFile,
 		"--ca-addr", xdsAddr,
 		"--pod-info-dir", podInfo,
