@@ -93,6 +93,13 @@ extensionProviders:
     port: 4318
     http:
       path: /v1/traces
+- name: otel-http-resources
+  opentelemetry:
+    service: otel-collector.istio-system.svc.cluster.local
+    port: 4318
+    http:
+      path: /v1/traces
+    resourceDetectors: {environment: {}, dynatrace: {}}
 - name: zipkin
   zipkin:
     service: zipkin.istio-system.svc.cluster.local

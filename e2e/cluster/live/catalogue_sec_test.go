@@ -793,6 +793,28 @@ spec:
 			check: secCheckOTLPHTTP,
 		},
 		compatCase{
+			name: "telemetry-tracing-resource-detectors",
+			resources: "Service otel-collector.istio-system with a WorkloadEntry on the loopback (an OTLP/HTTP receiver on 4318, plaintext); " +
+				"Telemetry, targetRefs the Gateway: tracing provider `otel-http-resources` (OTLP over HTTP, resourceDetectors environment and " +
+				"dynatrace), randomSamplingPercentage 100; the waypoint started with OTEL_RESOURCE_ATTRIBUTES " +
+				"`deployment.environment=live,team=mesh,malformed,service.version=1.2`",
+			checks: "server spans POSTed as OTLP protobuf whose resource has the environment's attributes (the malformed pair skipped; " +
+				"no Dynatrace enrichment file, which is fine) beside the service `waypoint.NS`",
+			waypointEnv: []string{"OTEL_RESOURCE_ATTRIBUTES=deployment.environment=live,team=mesh,malformed,service.version=1.2"},
+			yaml: secOtelCollectorService + `---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: tracing, namespace: "{{NS}}"}
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}
+  tracing:
+  - providers: [{name: otel-http-resources}]
+    randomSamplingPercentage: 100
+`,
+			check: secCheckResourceDetectors,
+		},
+		compatCase{
 			name: "telemetry-metrics",
 			resources: "Telemetry, targetRefs the Gateway: metrics provider `prometheus` (istiod adds its istio.stats filter to every chain); " +
 				"then overrides: REQUEST_SIZE and TCP_OPENED_CONNECTIONS disabled, tag request_protocol removed from REQUEST_COUNT",
@@ -1064,23 +1086,22 @@ type secCollector struct {
 }
 
 type secSpan struct {
-	service string
-	span    *tracepb.Span
+	service  string
+	resource map[string]string // the resource's string attributes
+	span     *tracepb.Span
 }
 
 func (c *secCollector) Export(_ context.Context, req *collectorpb.ExportTraceServiceRequest) (*collectorpb.ExportTraceServiceResponse, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, rs := range req.GetResourceSpans() {
-		service := ""
+		res := map[string]string{}
 		for _, kv := range rs.GetResource().GetAttributes() {
-			if kv.GetKey() == "service.name" {
-				service = kv.GetValue().GetStringValue()
-			}
+			res[kv.GetKey()] = kv.GetValue().GetStringValue()
 		}
 		for _, ss := range rs.GetScopeSpans() {
 			for _, sp := range ss.GetSpans() {
-				c.spans = append(c.spans, secSpan{service, sp})
+				c.spans = append(c.spans, secSpan{res["service.name"], res, sp})
 			}
 		}
 	}
@@ -1312,6 +1333,36 @@ func secCheckOTLPHTTP(t *testing.T, w *world, b *base) {
 		if a := secAttrs(s.span); s.service != "waypoint."+w.ns || a["http.method"] != "GET" || len(s.span.GetTraceId()) != 16 {
 			t.Errorf("span of /otlp-http/%d: service %q, attributes %v; want service waypoint.%s", i, s.service, a, w.ns)
 		}
+	}
+}
+
+// secCheckResourceDetectors checks that the spans' resource carries what the environment
+// resource detector read from the waypoint's OTEL_RESOURCE_ATTRIBUTES.
+func secCheckResourceDetectors(t *testing.T, w *world, b *base) {
+	col := secOTLPReceiver(t, w, "otel-collector-res-{{NS}}").httpTraces
+	w.eventually(30*time.Second, "a span at the OTLP/HTTP receiver", func() error {
+		expect(t, w, b, "GET", "/otlp-res/warm", nil, 200, "")
+		if len(col.find("/otlp-res/warm")) == 0 {
+			return fmt.Errorf("no span yet")
+		}
+		return nil
+	})
+	expect(t, w, b, "GET", "/otlp-res/1", nil, 200, "")
+	w.eventually(10*time.Second, "the span of the traced request", func() error {
+		if len(col.find("/otlp-res/1")) != 1 {
+			return fmt.Errorf("no span for /otlp-res/1")
+		}
+		return nil
+	})
+	s := col.find("/otlp-res/1")[0]
+	want := map[string]string{"service.name": "waypoint." + w.ns, "deployment.environment": "live", "team": "mesh", "service.version": "1.2"}
+	for k, v := range want {
+		if s.resource[k] != v {
+			t.Errorf("resource %v: %s is %q, want %q", s.resource, k, s.resource[k], v)
+		}
+	}
+	if _, ok := s.resource["malformed"]; ok {
+		t.Errorf("resource %v: the malformed pair was kept", s.resource)
 	}
 }
 
