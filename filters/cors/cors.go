@@ -20,7 +20,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gowaypoint/waypoint/filters"
@@ -103,17 +102,16 @@ func (factory) ParsePerRoute(_ filters.BuildContext, cfg proto.Message) (any, er
 }
 
 func allOrNothing(fe *corev3.RuntimeFractionalPercent) (bool, error) {
-	d := fe.GetDefaultValue()
-	denom := map[typev3.FractionalPercent_DenominatorType]uint32{
-		typev3.FractionalPercent_HUNDRED: 100, typev3.FractionalPercent_TEN_THOUSAND: 10000,
-		typev3.FractionalPercent_MILLION: 1000000}[d.GetDenominator()]
+	f, err := filters.DecodeFraction(fe.GetDefaultValue())
 	switch {
-	case d.GetNumerator() == 0:
+	case err != nil:
+		return false, pbcheck.At("default_value", err)
+	case f.Numerator == 0:
 		return false, nil
-	case d.GetNumerator() >= denom:
+	case f.Numerator >= f.Denominator:
 		return true, nil
 	}
-	return false, fmt.Errorf("only 0%% or 100%% is supported, got %d/%d", d.GetNumerator(), denom)
+	return false, fmt.Errorf("only 0%% or 100%% is supported, got %d/%d", f.Numerator, f.Denominator)
 }
 
 // policy is a decoded CorsPolicy. Read-only.

@@ -7,9 +7,9 @@ import (
 
 	commonfaultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
 )
 
@@ -23,14 +23,14 @@ type config struct {
 type delaySpec struct {
 	fixed      time.Duration
 	fromHeader bool
-	pct        fraction
+	pct        filters.Fraction
 }
 
 type abortSpec struct {
 	httpStatus int
 	grpcStatus int // -1: none
 	fromHeader bool
-	pct        fraction
+	pct        filters.Fraction
 }
 
 var allowlist = pbcheck.Allowlist{
@@ -94,7 +94,7 @@ func decodeDelay(d *commonfaultv3.FaultDelay) (*delaySpec, error) {
 	default:
 		return nil, fmt.Errorf("one of fixed_delay or header_delay is required")
 	}
-	pct, err := decodeFraction(d.GetPercentage())
+	pct, err := filters.DecodeFraction(d.GetPercentage())
 	if err != nil {
 		return nil, pbcheck.At("percentage", err)
 	}
@@ -120,29 +120,10 @@ func decodeAbort(a *faultv3.FaultAbort) (*abortSpec, error) {
 	default:
 		return nil, fmt.Errorf("one of http_status, grpc_status or header_abort is required")
 	}
-	pct, err := decodeFraction(a.GetPercentage())
+	pct, err := filters.DecodeFraction(a.GetPercentage())
 	if err != nil {
 		return nil, pbcheck.At("percentage", err)
 	}
 	as.pct = pct
 	return as, nil
-}
-
-// decodeFraction reads a FractionalPercent; absent means 0%, as in Envoy.
-func decodeFraction(p *typev3.FractionalPercent) (fraction, error) {
-	if p == nil {
-		return fraction{0, 100}, nil
-	}
-	var den uint64
-	switch p.GetDenominator() {
-	case typev3.FractionalPercent_HUNDRED:
-		den = 100
-	case typev3.FractionalPercent_TEN_THOUSAND:
-		den = 10_000
-	case typev3.FractionalPercent_MILLION:
-		den = 1_000_000
-	default:
-		return fraction{}, pbcheck.ErrAt("denominator", "unknown denominator %v", p.GetDenominator())
-	}
-	return fraction{numerator: uint64(p.GetNumerator()), denominator: den}, nil
 }

@@ -5,7 +5,6 @@
 package fault
 
 import (
-	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -124,7 +123,7 @@ func (c *config) delayFor(s *filters.Stream) (time.Duration, bool) {
 		}
 		dur = min(time.Duration(ms)*time.Millisecond, maxHeaderDelay)
 	}
-	return dur, d.pct.sample(s, HeaderDelayPercentage)
+	return dur, sample(d.pct, s, HeaderDelayPercentage)
 }
 
 // abortFor returns the HTTP status and gRPC status (-1 for none) to abort with.
@@ -156,28 +155,16 @@ func (c *config) abortFor(s *filters.Stream) (int, int, bool) {
 	if grpcStatus >= 0 && httpStatus == 0 {
 		httpStatus = 200
 	}
-	return httpStatus, grpcStatus, a.pct.sample(s, HeaderAbortPercentage)
+	return httpStatus, grpcStatus, sample(a.pct, s, HeaderAbortPercentage)
 }
 
-// fraction is a FractionalPercent: numerator out of denominator.
-type fraction struct {
-	numerator, denominator uint64
-}
-
-// sample draws whether this request is in the fraction. A percentage header,
-// when present, lowers the numerator (never raises it), as in Envoy.
-func (f fraction) sample(s *filters.Stream, header string) bool {
-	num := f.numerator
+// sample draws whether this request is in f. A percentage header, when
+// present, lowers the numerator (never raises it), as in Envoy.
+func sample(f filters.Fraction, s *filters.Stream, header string) bool {
 	if v, ok := s.Request.Header.Get(header); ok {
-		if n, err := strconv.ParseUint(string(v), 10, 64); err == nil && n < num {
-			num = n
+		if n, err := strconv.ParseUint(string(v), 10, 64); err == nil && n < f.Numerator {
+			f.Numerator = n
 		}
 	}
-	if num == 0 {
-		return false
-	}
-	if num >= f.denominator {
-		return true
-	}
-	return rand.Uint64N(f.denominator) < num
+	return f.Sample()
 }

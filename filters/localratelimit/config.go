@@ -23,7 +23,7 @@ type config struct {
 	descriptors       []descriptor
 	rateLimits        []rateLimit // make a request's descriptors
 	consumeDefault    bool        // always_consume_default_token_bucket: take from bucket when a descriptor matched too
-	enabled, enforced fraction
+	enabled, enforced filters.Fraction
 	status            int
 	grpcStatus        *int // rate_limited_as_resource_exhausted: RESOURCE_EXHAUSTED; nil: mapped from status
 	requestHeaders    headerAdds
@@ -144,26 +144,11 @@ func decodeBucket(tb *typev3.TokenBucket, now time.Time) (*bucket, error) {
 	return newBucket(tb.GetMaxTokens(), perFill, interval, now), nil
 }
 
-// decodeFraction reads a RuntimeFractionalPercent's default value: the
-// waypoint has no runtime, so the key changes nothing. Unset is 0%, as in
-// Envoy (the filter disabled, or not enforced).
-func decodeFraction(p *corev3.RuntimeFractionalPercent) (fraction, error) {
-	if p == nil || p.GetDefaultValue() == nil {
-		return fraction{0, 100}, nil
-	}
-	d := p.GetDefaultValue()
-	var den uint64
-	switch d.GetDenominator() {
-	case typev3.FractionalPercent_HUNDRED:
-		den = 100
-	case typev3.FractionalPercent_TEN_THOUSAND:
-		den = 10_000
-	case typev3.FractionalPercent_MILLION:
-		den = 1_000_000
-	default:
-		return fraction{}, pbcheck.ErrAt("default_value.denominator", "unknown denominator %v", d.GetDenominator())
-	}
-	return fraction{num: uint64(d.GetNumerator()), den: den}, nil
+// decodeFraction reads a RuntimeFractionalPercent's default value (the
+// waypoint has no runtime): unset is 0%, as in Envoy.
+func decodeFraction(p *corev3.RuntimeFractionalPercent) (filters.Fraction, error) {
+	f, err := filters.DecodeFraction(p.GetDefaultValue())
+	return f, pbcheck.At("default_value", err)
 }
 
 // headerAdd is one HeaderValueOption with a literal value.

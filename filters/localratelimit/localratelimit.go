@@ -17,7 +17,6 @@
 package localratelimit
 
 import (
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -92,7 +91,7 @@ func (f *Filter) configFor(s *filters.Stream) *config {
 // the limit is enforced for it.
 func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 	c := f.configFor(s)
-	if c.bucket == nil || !c.enabled.sample() {
+	if c.bucket == nil || !c.enabled.Sample() {
 		return filters.Continue
 	}
 	c.stats.enabled.Inc()
@@ -103,7 +102,7 @@ func (f *Filter) OnRequest(s *filters.Stream) filters.Status {
 		return filters.Continue
 	}
 	c.stats.rateLimited.Inc()
-	if !c.enforced.sample() {
+	if !c.enforced.Sample() {
 		c.requestHeaders.apply(&s.Request.Header)
 		return filters.Continue
 	}
@@ -243,20 +242,6 @@ func (b *bucket) state(now time.Time) (uint32, time.Duration) {
 	defer b.mu.Unlock()
 	b.refill(now)
 	return b.tokens, b.last.Add(b.interval).Sub(now)
-}
-
-// fraction is a RuntimeFractionalPercent's default_value (the waypoint has
-// no runtime): numerator out of denominator.
-type fraction struct{ num, den uint64 }
-
-func (f fraction) sample() bool {
-	switch {
-	case f.num == 0:
-		return false
-	case f.num >= f.den:
-		return true
-	}
-	return rand.Uint64N(f.den) < f.num
 }
 
 // counters are the filter's stats for one stat_prefix.

@@ -5,8 +5,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 )
@@ -33,15 +33,10 @@ type routeMatch struct {
 	headers         headerMatchers
 	query           []queryMatcher
 	grpc            bool
-	// A runtime_fraction: matches when random % denominator < numerator.
-	hasFraction            bool
-	numerator, denominator uint64
-}
-
-var denominators = map[typev3.FractionalPercent_DenominatorType]uint64{
-	typev3.FractionalPercent_HUNDRED:      100,
-	typev3.FractionalPercent_TEN_THOUSAND: 10_000,
-	typev3.FractionalPercent_MILLION:      1_000_000,
+	// A runtime_fraction: matches when it holds for the request's random
+	// value.
+	hasFraction bool
+	fraction    filters.Fraction
 }
 
 // compileRouteMatch compiles pb; errors are relative to it.
@@ -91,11 +86,11 @@ func (m *routeMatch) setFraction(rf *corev3.RuntimeFractionalPercent) error {
 	if dv == nil {
 		return pbcheck.ErrAt("default_value", "required")
 	}
-	d, ok := denominators[dv.GetDenominator()]
-	if !ok {
-		return pbcheck.ErrAt("default_value.denominator", "unknown denominator %v", dv.GetDenominator())
+	f, err := filters.DecodeFraction(dv)
+	if err != nil {
+		return pbcheck.At("default_value", err)
 	}
-	m.hasFraction, m.numerator, m.denominator = true, uint64(dv.GetNumerator()), d
+	m.hasFraction, m.fraction = true, f
 	return nil
 }
 
@@ -131,7 +126,7 @@ func (m *routeMatch) matches(c *matchCtx, path, query []byte, random uint64) boo
 			return false
 		}
 	}
-	if m.hasFraction && random%m.denominator >= m.numerator {
+	if m.hasFraction && !m.fraction.Holds(random) {
 		return false
 	}
 	if m.grpc {

@@ -3,6 +3,7 @@ package route
 import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 )
@@ -26,16 +27,17 @@ type MirrorPolicy struct {
 	// dump.
 	TraceSampled *bool
 
-	// numerator/denominator: runtime_fraction's default_value (there is
-	// no runtime layer); denominator 0 when unset: every request.
-	numerator, denominator uint64
+	// fraction is runtime_fraction's default_value (there is no runtime
+	// layer), when hasFraction; unset selects every request.
+	hasFraction bool
+	fraction    filters.Fraction
 }
 
 // Fires reports whether the policy selects a request with the random
-// value, as Envoy's featureEnabled: random % denominator < numerator; a
-// policy without runtime_fraction selects every request.
+// value, as Envoy's featureEnabled (Fraction.Holds); a policy without
+// runtime_fraction selects every request.
 func (m *MirrorPolicy) Fires(random uint64) bool {
-	return m.denominator == 0 || random%m.denominator < m.numerator
+	return !m.hasFraction || m.fraction.Holds(random)
 }
 
 // TargetCluster returns the cluster to mirror req to: Cluster, or the
@@ -101,7 +103,7 @@ func (c *compiler) compileMirrorPolicies(pbs []*routev3.RouteAction_RequestMirro
 			if err := fm.setFraction(rf); err != nil {
 				return nil, pbcheck.At(path+".runtime_fraction", err)
 			}
-			m.numerator, m.denominator = fm.numerator, fm.denominator
+			m.hasFraction, m.fraction = true, fm.fraction
 		}
 		if ts := pb.GetTraceSampled(); ts != nil {
 			v := ts.GetValue()
