@@ -2,6 +2,7 @@ package localratelimit
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -184,24 +185,12 @@ func (c *config) matched(s *filters.Stream, out []*bucket) []*bucket {
 			continue
 		}
 		for j := range c.descriptors {
-			if d := &c.descriptors[j]; equalEntries(d.entries, es) && !containsBucket(out, d.bucket) {
+			if d := &c.descriptors[j]; slices.Equal(d.entries, es) && !containsBucket(out, d.bucket) {
 				out = append(out, d.bucket)
 			}
 		}
 	}
 	return out
-}
-
-func equalEntries(a, b []entry) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func containsBucket(bs []*bucket, b *bucket) bool {

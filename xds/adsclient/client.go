@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -347,7 +348,7 @@ func (s *session) resubscribe(typeURL string) error {
 	c := s.c
 	names := c.wanted(typeURL)
 	old := c.subs[typeURL]
-	if equal(names, old) {
+	if slices.Equal(names, old) {
 		return nil
 	}
 	c.subs[typeURL] = names
@@ -788,18 +789,6 @@ func dedup(s []string) []string {
 		}
 	}
 	return out
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // diff returns what is in a and not b, and in b and not a.
