@@ -185,19 +185,10 @@ func (c *config) matched(s *filters.Stream, out []*bucket) []*bucket {
 			continue
 		}
 		for j := range c.descriptors {
-			if d := &c.descriptors[j]; slices.Equal(d.entries, es) && !containsBucket(out, d.bucket) {
+			if d := &c.descriptors[j]; slices.Equal(d.entries, es) && !slices.Contains(out, d.bucket) {
 				out = append(out, d.bucket)
 			}
 		}
 	}
 	return out
-}
-
-func containsBucket(bs []*bucket, b *bucket) bool {
-	for _, x := range bs {
-		if x == b {
-			return true
-		}
-	}
-	return false
 }
