@@ -43,41 +43,6 @@ func (w *world) waypointAddrs() (hbone, podIPs string) {
 	return hbone, podIPs
 }
 
-// workloadAt is world.workload at address ip (::1 for the IPv6 pod).
-func (w *world) workloadAt(name, sa, ip string, labels map[string]string, ports ...int) *pod {
-	w.t.Helper()
-	p := &pod{name: name, ip: ip, sa: sa}
-	var lb strings.Builder
-	for k, v := range labels {
-		fmt.Fprintf(&lb, "\n    %s: %q", k, v)
-	}
-	w.apply(fmt.Sprintf(`
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: %[2]s
-  namespace: {{NS}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata:
-  name: %[1]s
-  namespace: {{NS}}
-  annotations:
-    ambient.istio.io/redirection: enabled
-spec:
-  address: %[3]q
-  serviceAccount: %[2]s
-  labels:
-    security.istio.io/tlsMode: disabled%[4]s
-`, name, sa, ip, lb.String()))
-	w.start("ztunnel-"+name, nil, env.hbone, "serve", "--listen", net.JoinHostPort(ip, "15008"), "--cert-dir", w.identity(sa))
-	for _, port := range ports {
-		w.echo(p, port)
-	}
-	return p
-}
-
 // connectTerminateAddrs returns the addresses of the waypoint's connect_terminate listener
 // in its config dump: address, then additional_addresses.
 func connectTerminateAddrs(t *testing.T, w *world) []string {

@@ -298,13 +298,22 @@ func (p *pod) requests(prefix string) []received {
 	return out
 }
 
-// workload adds a workload named name with service account sa, labels and HTTP ports.
+// workload adds a workload named name with service account sa, labels and HTTP ports, at the
+// world's next address.
 func (w *world) workload(name, sa string, labels map[string]string, ports ...int) *pod {
 	w.t.Helper()
 	w.mu.Lock()
 	ip := fmt.Sprintf("%s.%d", w.net, w.nextIP)
 	w.nextIP++
 	w.mu.Unlock()
+	return w.workloadAt(name, sa, ip, labels, ports...)
+}
+
+// workloadAt adds a workload named name with service account sa, labels and HTTP ports at
+// address ip (::1 for the IPv6 pod): its WorkloadEntry, its ztunnel stand-in on ip:15008 and an
+// echo server on each port.
+func (w *world) workloadAt(name, sa, ip string, labels map[string]string, ports ...int) *pod {
+	w.t.Helper()
 	p := &pod{name: name, ip: ip, sa: sa}
 	var lb strings.Builder
 	for k, v := range labels {
@@ -325,13 +334,12 @@ metadata:
   annotations:
     ambient.istio.io/redirection: enabled
 spec:
-  address: %[3]s
+  address: %[3]q
   serviceAccount: %[2]s
   labels:
     security.istio.io/tlsMode: disabled%[4]s
 `, name, sa, ip, lb.String()))
-	certDir := w.identity(sa)
-	w.start("ztunnel-"+name, nil, env.hbone, "serve", "--listen", net.JoinHostPort(ip, "15008"), "--cert-dir", certDir)
+	w.start("ztunnel-"+name, nil, env.hbone, "serve", "--listen", net.JoinHostPort(ip, "15008"), "--cert-dir", w.identity(sa))
 	for _, port := range ports {
 		w.echo(p, port)
 	}
