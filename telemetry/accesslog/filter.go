@@ -9,6 +9,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
+	"github.com/gowaypoint/waypoint/protocols/status"
 )
 
 // Filter is a decoded AccessLogFilter: which finished requests or
@@ -20,8 +21,13 @@ import (
 // with the value's default_value: the waypoint has no runtime, so a
 // runtime_key, such as istiod's "istio.io/unset", changes nothing),
 // response_flag_filter (any of the flags, or any flag at all when none is
-// listed), not_health_check_filter (the waypoint serves no health checks:
-// always true), and_filter, or_filter, and the CEL extension filter
+// listed), grpc_status_filter (the grpc-status of the trailers or headers,
+// else the one the response code maps to; statuses, exclude),
+// runtime_filter (its percent_sampled, drawn at random: without a runtime
+// layer the key changes nothing, and use_independent_randomness is what
+// the waypoint always does), not_health_check_filter (the waypoint serves
+// no health checks: always true), and_filter, or_filter, and the CEL
+// extension filter
 // (envoy.access_loggers.extension_filters.cel: an expression over the
 // request's attributes, see CEL; the only filter that allocates). The
 // others are refused by name.
@@ -32,6 +38,10 @@ type Filter struct {
 	value uint64
 	flags filters.Flags // response_flag_filter: any of them; 0 means any flag
 	subs  []*Filter
+
+	grpcStatuses uint32 // grpc_status_filter: bit n for status n (0 to 16)
+	exclude      bool   // grpc_status_filter: log the other statuses
+	sampled      filters.Fraction
 }
 
 type filterKind uint8
@@ -44,6 +54,8 @@ const (
 	filterAnd
 	filterOr
 	filterCEL
+	filterGRPCStatus
+	filterRuntime
 )
 
 // CELFilterName is Envoy's CEL access log filter.
@@ -51,7 +63,10 @@ const CELFilterName = "envoy.access_loggers.extension_filters.cel"
 
 var filterAllowlist = pbcheck.Allowlist{
 	"envoy.config.accesslog.v3.AccessLogFilter": pbcheck.F("status_code_filter", "duration_filter", "not_health_check_filter",
-		"and_filter", "or_filter", "response_flag_filter"),
+		"and_filter", "or_filter", "response_flag_filter", "grpc_status_filter", "runtime_filter"),
+	"envoy.config.accesslog.v3.GrpcStatusFilter":     pbcheck.F("statuses", "exclude"),
+	"envoy.config.accesslog.v3.RuntimeFilter":        pbcheck.F("runtime_key", "percent_sampled", "use_independent_randomness"),
+	"envoy.type.v3.FractionalPercent":                pbcheck.F("numerator", "denominator"),
 	"envoy.config.accesslog.v3.StatusCodeFilter":     pbcheck.F("comparison"),
 	"envoy.config.accesslog.v3.DurationFilter":       pbcheck.F("comparison"),
 	"envoy.config.accesslog.v3.ComparisonFilter":     pbcheck.F("op", "value"),
@@ -104,6 +119,18 @@ func DecodeFilter(pb *accesslogv3.AccessLogFilter) (*Filter, error) {
 			f.flags |= fl
 		}
 		return f, nil
+	case *accesslogv3.AccessLogFilter_GrpcStatusFilter:
+		f := &Filter{kind: filterGRPCStatus, exclude: s.GrpcStatusFilter.GetExclude()}
+		for _, st := range s.GrpcStatusFilter.GetStatuses() {
+			f.grpcStatuses |= 1 << uint(st)
+		}
+		return f, nil
+	case *accesslogv3.AccessLogFilter_RuntimeFilter:
+		fr, err := filters.DecodeFraction(s.RuntimeFilter.GetPercentSampled())
+		if err != nil {
+			return nil, pbcheck.At("runtime_filter.percent_sampled", err)
+		}
+		return &Filter{kind: filterRuntime, sampled: fr}, nil
 	case *accesslogv3.AccessLogFilter_AndFilter:
 		return combine(filterAnd, "and_filter", s.AndFilter.GetFilters())
 	case *accesslogv3.AccessLogFilter_OrFilter:
@@ -182,8 +209,42 @@ func (f *Filter) Match(r *Record) bool {
 		return false
 	case filterCEL:
 		return f.cel.Bool(r)
+	case filterGRPCStatus:
+		found := f.grpcStatuses&(1<<uint(grpcStatus(r))) != 0
+		return found != f.exclude
+	case filterRuntime:
+		return f.sampled.Sample()
 	}
 	return true // not_health_check_filter
+}
+
+// grpcStatus is r's gRPC status as Envoy's grpc_status_filter reads it:
+// grpc-status from the trailers, else the headers, else the one its
+// response code maps to (Unknown for a connection or without a code).
+func grpcStatus(r *Record) int {
+	if resp := r.Response; resp != nil {
+		v, ok := resp.Trailer.Get("grpc-status")
+		if !ok {
+			v, ok = resp.Header.Get("grpc-status")
+		}
+		if ok {
+			n := 0
+			for _, c := range v {
+				if c < '0' || c > '9' || n > 16 {
+					return status.GRPCUnknown
+				}
+				n = n*10 + int(c-'0')
+			}
+			if len(v) > 0 && n <= 16 {
+				return n
+			}
+			return status.GRPCUnknown
+		}
+	}
+	if r.Code <= 0 {
+		return status.GRPCUnknown
+	}
+	return status.GRPCFromHTTP(r.Code)
 }
 
 // allFlags is every response flag.

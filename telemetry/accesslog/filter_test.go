@@ -13,6 +13,7 @@ import (
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	grpcv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -103,6 +104,57 @@ func TestFilters(t *testing.T) {
 		may := [3]bool{f.MayMatch(200, 0), f.MayMatch(0, nr), f.MayMatch(0, uf)}
 		if may != c.may {
 			t.Errorf("%s: MayMatch %v, want %v", c.name, may, c.may)
+		}
+	}
+	grpcRec := func(code int, where, grpcStatus string) *Record {
+		resp := &l7.Response{Status: code}
+		switch where {
+		case "trailer":
+			resp.Trailer.Set("grpc-status", grpcStatus)
+		case "header":
+			resp.Header.Set("grpc-status", grpcStatus)
+		}
+		return &Record{Code: code, Response: resp}
+	}
+	unavailable := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_GrpcStatusFilter{GrpcStatusFilter: &accesslogv3.GrpcStatusFilter{
+		Statuses: []accesslogv3.GrpcStatusFilter_Status{accesslogv3.GrpcStatusFilter_UNAVAILABLE, accesslogv3.GrpcStatusFilter_UNAUTHENTICATED}}}}
+	notOK := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_GrpcStatusFilter{GrpcStatusFilter: &accesslogv3.GrpcStatusFilter{
+		Statuses: []accesslogv3.GrpcStatusFilter_Status{accesslogv3.GrpcStatusFilter_OK}, Exclude: true}}}
+	runtime := func(pct uint32) *accesslogv3.AccessLogFilter {
+		return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_RuntimeFilter{RuntimeFilter: &accesslogv3.RuntimeFilter{
+			RuntimeKey: "access_log.sampled", PercentSampled: &typev3.FractionalPercent{Numerator: pct}}}}
+	}
+	for _, c := range []struct {
+		name        string
+		pb          *accesslogv3.AccessLogFilter
+		logged, not []*Record
+	}{
+		{"grpc_status UNAVAILABLE, UNAUTHENTICATED", unavailable,
+			[]*Record{grpcRec(200, "trailer", "14"), grpcRec(200, "header", "16"), grpcRec(503, "", ""), grpcRec(401, "", "")},
+			[]*Record{grpcRec(200, "trailer", "0"), grpcRec(200, "trailer", "7"), grpcRec(403, "", ""), grpcRec(200, "trailer", "x"), {Code: 0}}},
+		{"grpc_status not OK (exclude)", notOK,
+			[]*Record{grpcRec(200, "trailer", "2"), grpcRec(503, "", ""), {Code: 0}},
+			[]*Record{grpcRec(200, "trailer", "0"), grpcRec(200, "header", "0")}},
+		{"runtime 100%", runtime(100), []*Record{rec(200, 0, 0), rec(503, uf, 0)}, nil},
+		{"runtime 0%", runtime(0), nil, []*Record{rec(200, 0, 0), rec(503, uf, 0)}},
+	} {
+		f, err := DecodeFilter(c.pb)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		for i, r := range c.logged {
+			if !f.Match(r) {
+				t.Errorf("%s: record %d (%d) not logged", c.name, i, r.Code)
+			}
+		}
+		for i, r := range c.not {
+			if f.Match(r) {
+				t.Errorf("%s: record %d (%d) logged", c.name, i, r.Code)
+			}
+		}
+		if !f.MayMatch(200, 0) {
+			t.Errorf("%s: MayMatch false", c.name)
 		}
 	}
 	var nilFilter *Filter
