@@ -73,6 +73,28 @@ func (s Scope) Counter(opts prometheus.CounterOpts) (prometheus.Counter, error) 
 	return v.WithLabelValues(), nil
 }
 
+// StatCounter is one counter of a set that Counters registers: the family
+// named the set's prefix and Name, with Help; Dst receives its series.
+type StatCounter struct {
+	Name, Help string
+	Dst        *prometheus.Counter
+}
+
+// Counters registers (or reuses) each family prefix+c.Name with the one
+// label label, and sets *c.Dst to its series label=value: a filter's
+// Envoy-style counters under its stat_prefix, one family each. It stops at
+// the first error.
+func (s Scope) Counters(prefix, label, value string, cs ...StatCounter) error {
+	for _, c := range cs {
+		v, err := s.CounterVec(prometheus.CounterOpts{Name: prefix + c.Name, Help: c.Help}, label)
+		if err != nil {
+			return err
+		}
+		*c.Dst = v.WithLabelValues(value)
+	}
+	return nil
+}
+
 // GaugeVec is CounterVec for a gauge family.
 func (s Scope) GaugeVec(opts prometheus.GaugeOpts, labels ...string) (*prometheus.GaugeVec, error) {
 	return register(s, prometheus.NewGaugeVec(opts, labels))

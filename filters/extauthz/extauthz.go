@@ -330,24 +330,13 @@ type counters struct {
 
 func newCounters(scope filters.Scope, kind, prefix string) (counters, error) {
 	var c counters
-	for _, x := range []struct {
-		name string
-		c    *prometheus.Counter
-		help string
-	}{
-		{"ok", &c.ok, "Requests the external authorization service allowed."},
-		{"denied", &c.denied, "Requests the external authorization service denied."},
-		{"error", &c.error, "Checks that failed (the service unreachable, timed out, or answering an error)."},
-		{"failure_mode_allowed", &c.failureModeAllowed, "Failed checks let through by failure_mode_allow."},
-		{"disabled", &c.disabled, "Requests not checked: the filter disabled for them."},
-	} {
-		v, err := scope.CounterVec(prometheus.CounterOpts{Name: "envoy_" + kind + "_ext_authz_" + x.name, Help: x.help}, "prefix")
-		if err != nil {
-			return c, err
-		}
-		*x.c = v.WithLabelValues(prefix)
-	}
-	return c, nil
+	err := scope.Counters("envoy_"+kind+"_ext_authz_", "prefix", prefix,
+		filters.StatCounter{Name: "ok", Help: "Requests the external authorization service allowed.", Dst: &c.ok},
+		filters.StatCounter{Name: "denied", Help: "Requests the external authorization service denied.", Dst: &c.denied},
+		filters.StatCounter{Name: "error", Help: "Checks that failed (the service unreachable, timed out, or answering an error).", Dst: &c.error},
+		filters.StatCounter{Name: "failure_mode_allowed", Help: "Failed checks let through by failure_mode_allow.", Dst: &c.failureModeAllowed},
+		filters.StatCounter{Name: "disabled", Help: "Requests not checked: the filter disabled for them.", Dst: &c.disabled})
+	return c, err
 }
 
 // Filter is the ext_authz filter. Built once per chain and shared by its

@@ -251,21 +251,10 @@ type counters struct {
 
 func newCounters(scope filters.Scope, prefix string) (counters, error) {
 	var c counters
-	for _, x := range []struct {
-		name string
-		c    *prometheus.Counter
-		help string
-	}{
-		{"enabled", &c.enabled, "Requests the local rate limiter checked (filter_enabled)."},
-		{"enforced", &c.enforced, "Requests the local rate limiter answered (filter_enforced)."},
-		{"rate_limited", &c.rateLimited, "Requests that found no token, enforced or not."},
-		{"ok", &c.ok, "Requests that took a token."},
-	} {
-		v, err := scope.CounterVec(prometheus.CounterOpts{Name: "envoy_http_local_rate_limit_" + x.name, Help: x.help}, "envoy_local_http_ratelimit_prefix")
-		if err != nil {
-			return c, err
-		}
-		*x.c = v.WithLabelValues(prefix)
-	}
-	return c, nil
+	err := scope.Counters("envoy_http_local_rate_limit_", "envoy_local_http_ratelimit_prefix", prefix,
+		filters.StatCounter{Name: "enabled", Help: "Requests the local rate limiter checked (filter_enabled).", Dst: &c.enabled},
+		filters.StatCounter{Name: "enforced", Help: "Requests the local rate limiter answered (filter_enforced).", Dst: &c.enforced},
+		filters.StatCounter{Name: "rate_limited", Help: "Requests that found no token, enforced or not.", Dst: &c.rateLimited},
+		filters.StatCounter{Name: "ok", Help: "Requests that took a token.", Dst: &c.ok})
+	return c, err
 }
