@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	grpcalsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/proto"
@@ -148,5 +149,56 @@ func TestIstiodAccessLogs(t *testing.T) {
 	}
 	if _, err := BuildResources("1", r); err == nil || !strings.Contains(err.Error(), `listener "main_internal": access_log: the listener has no envoy.filters.network.dubbo_proxy chain`) {
 		t.Errorf("main_internal unfiltered: %v", err)
+	}
+}
+
+// TestAccessLogUnknownCluster: an access log that sends to a gRPC service (OpenTelemetry, gRPC
+// access log service) names a cluster the config must have, as Envoy requires of envoy_grpc.
+func TestAccessLogUnknownCluster(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		cluster string
+		want    string
+	}{
+		{"a cluster of the config", "inbound-vip|9080|http/v1|reviews.mesh.local", ""},
+		{"no such cluster", "outbound|9001||als.example", `a gRPC access log to unknown cluster "outbound|9001||als.example"`},
+	} {
+		r := mustLoad(t)
+		als, err := anypb.New(&grpcalsv3.HttpGrpcAccessLogConfig{CommonConfig: &grpcalsv3.CommonGrpcAccessLogConfig{
+			LogName: "als", TransportApiVersion: corev3.ApiVersion_V3,
+			GrpcService: &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: c.cluster}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := false
+		for _, l := range r.Listeners {
+			if l.GetName() != "main_internal" {
+				continue
+			}
+			for _, fc := range l.GetFilterChains() {
+				for _, f := range fc.GetFilters() {
+					var hcm hcmv3.HttpConnectionManager
+					if set || f.GetTypedConfig().UnmarshalTo(&hcm) != nil {
+						continue
+					}
+					hcm.AccessLog = []*accesslogv3.AccessLog{{Name: "envoy.access_loggers.http_grpc", ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: als}}}
+					a, err := anypb.New(&hcm)
+					if err != nil {
+						t.Fatal(err)
+					}
+					f.ConfigType, set = &listenerv3.Filter_TypedConfig{TypedConfig: a}, true
+				}
+			}
+		}
+		if !set {
+			t.Fatal("no connection manager in main_internal")
+		}
+		_, err = BuildResources("1", r)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want an error with %q", c.name, err, c.want)
+		}
 	}
 }

@@ -119,6 +119,27 @@ func decodeNetworkFilter(f *listenerv3.Filter, b *build) (*TCPProxy, *HTTPConnec
 	return nil, nil, fmt.Errorf("unsupported network filter %q (%s)", f.GetName(), a.GetTypeUrl())
 }
 
+// checkLogClusters refuses access logs that send to a cluster (an
+// OpenTelemetry collector, a gRPC access log service) the config does not
+// have, as Envoy refuses a gRPC service of an unknown cluster.
+func checkLogClusters(logs []*accesslog.Logger, clusters map[string]*Cluster) error {
+	for _, l := range logs {
+		var c, kind string
+		switch {
+		case l.OTel != nil:
+			c, kind = l.OTel.Cluster, "an OpenTelemetry access log"
+		case l.ALS != nil:
+			c, kind = l.ALS.Cluster, "a gRPC access log"
+		default:
+			continue
+		}
+		if clusters[c] == nil {
+			return errAt("access_log", "%s to unknown cluster %q", kind, c)
+		}
+	}
+	return nil
+}
+
 // decodeTCPProxy decodes a TcpProxy whose fields the allowlist has checked.
 func decodeTCPProxy(pb *tcpproxyv3.TcpProxy, clusters map[string]*Cluster) (*TCPProxy, error) {
 	tp := &TCPProxy{StatPrefix: pb.GetStatPrefix(), Cluster: pb.GetCluster()}
@@ -141,6 +162,9 @@ func decodeTCPProxy(pb *tcpproxyv3.TcpProxy, clusters map[string]*Cluster) (*TCP
 		}
 	}
 	if tp.AccessLog, err = accesslog.Decode(pb.GetAccessLog()); err != nil {
+		return nil, err
+	}
+	if err := checkLogClusters(tp.AccessLog, clusters); err != nil {
 		return nil, err
 	}
 	// At most one policy (the proto's rule); source_ip is the only kind

@@ -253,6 +253,9 @@ func decodeHCM(a *anypb.Any, b *build) (*HTTPConnectionManager, error) {
 	if h.AccessLog, err = accesslog.Decode(pb.GetAccessLog()); err != nil {
 		return nil, err
 	}
+	if err := checkLogClusters(h.AccessLog, b.clusters); err != nil {
+		return nil, err
+	}
 	if h.Tracing, err = tracing.Decode(pb.GetTracing()); err != nil {
 		return nil, at("tracing", err)
 	}
