@@ -23,6 +23,8 @@
 //	                                             write a dev mesh CA and identities
 //	waypoint demo                                run a whole local mesh on loopback
 //	waypoint xds serve --dir DIR --addr ADDR     serve Envoy resources over ADS
+//	waypoint proxy waypoint [flags]              the pod mode: what istiod's waypoint
+//	                                             Deployment gives Envoy's agent
 package waypointcmd
 
 import (
@@ -35,6 +37,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
@@ -61,6 +64,9 @@ commands:
   certs     write a dev mesh CA and workload identities (--out DIR ns/sa...)
   demo      run a whole local mesh on loopback until Ctrl-C
   xds serve serve Envoy resources from files over ADS (--dir DIR --addr ADDR)
+  proxy waypoint
+            the pod mode: istiod's waypoint Deployment's command line, env
+            and files, as Envoy's agent takes them (docs/kubernetes.md)
 
 Run 'waypoint <command> -h' for a command's flags.
 `
@@ -87,6 +93,8 @@ func Main() {
 		err = demo(args)
 	case "xds":
 		err = xdsCommand(args)
+	case "proxy":
+		err = proxyCommand(args)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -101,24 +109,50 @@ func Main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	var o waypoint.Options
+	r := newRunFlags(fs)
+	fs.Parse(args)
+	return r.run(fs)
+}
+
+// runFlags are run's flags, registered on a flag set by newRunFlags; the
+// pod mode (`waypoint proxy waypoint`, pod.go) registers the same and
+// sets its defaults on those the command line leaves unset.
+type runFlags struct {
+	o                   waypoint.Options
+	caAddr, trustDomain *string
+	statusAddr          *string
+	xdsFlags            *adsFlagSet
+	stats               *bool
+	concurrency         *int
+	logger              func() (*slog.Logger, *slog.LevelVar, error)
+}
+
+func newRunFlags(fs *flag.FlagSet) *runFlags {
+	r := &runFlags{}
+	o := &r.o
 	fs.StringVar(&o.ConfigFile, "config", "", "Envoy v3 bootstrap file, YAML or JSON; re-read on SIGHUP and when it changes (one with dynamic_resources takes the config over ADS)")
 	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with cert-chain.pem, key.pem and root-cert.pem (or --ca-addr); reloaded when they change")
-	caAddr := fs.String("ca-addr", "", "get the workload certificate from istiod's CA at this address (e.g. "+istiod.DefaultAddr+") instead of --cert-dir, over the TLS and token of --xds-root-cert, --xds-server-name, --xds-token-file; rotated at half its life")
-	trustDomain := fs.String("trust-domain", "", "with --ca-addr: the trust domain of the identity asked for, spiffe://TD/ns/--node-namespace/sa/--node-service-account (default $TRUST_DOMAIN, else "+certs.DefaultTrustDomain+")")
+	r.caAddr = fs.String("ca-addr", "", "get the workload certificate from istiod's CA at this address (e.g. "+istiod.DefaultAddr+") instead of --cert-dir, over the TLS and token of --xds-root-cert, --xds-server-name, --xds-token-file; rotated at half its life")
+	r.trustDomain = fs.String("trust-domain", "", "with --ca-addr: the trust domain of the identity asked for, spiffe://TD/ns/--node-namespace/sa/--node-service-account (default $TRUST_DOMAIN, else "+certs.DefaultTrustDomain+")")
 	fs.StringVar(&o.HBONEAddr, "hbone-addr", "", "HBONE listen address, or several separated by commas (default: the config's HBONE listener, connect_terminate, with its additional_addresses, else "+waypoint.DefaultHBONEAddr+", [::]:15008 or both, by the families of the node's IPs)")
-	xdsFlags := adsFlags(fs)
+	r.xdsFlags = adsFlags(fs)
 	fs.StringVar(&o.AdminAddr, "admin-addr", "", `admin listen address (default: the bootstrap's admin address, else `+waypoint.DefaultAdminAddr+`; "off" disables it)`)
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", `Prometheus metrics listen address, or several separated by commas, serving /stats/prometheus (default `+waypoint.DefaultMetricsAddr+`, [::]:15020 or both, by the families of the node's IPs; "off" disables it)`)
-	stats := fs.Bool("stats", true, "record Istio's standard metrics and the Envoy-style counters (false only to measure their cost)")
+	r.statusAddr = fs.String("status-addr", "", `Istio's status port: /healthz/ready answers 200 once the config and the certificate are in, 503 before and from SIGTERM on (listen address, or several separated by commas; default off; the pod mode's is 15021)`)
+	r.stats = fs.Bool("stats", true, "record Istio's standard metrics and the Envoy-style counters (false only to measure their cost)")
 	fs.StringVar(&o.DNSResolver, "dns-resolver", os.Getenv("WAYPOINT_DNS_RESOLVER"), "name server ip:port of DNS clusters (STRICT_DNS, LOGICAL_DNS) (default $WAYPOINT_DNS_RESOLVER, else the first nameserver of /etc/resolv.conf)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
 	fs.IntVar(&o.DubboMaxBodyBytes, "dubbo-max-body-bytes", dubbo.DefaultMaxBodyBytes, "largest Dubbo frame body accepted (Dubbo's payload limit)")
 	fs.IntVar(&o.DubboMaxInFlight, "dubbo-max-in-flight", dubbo.DefaultMaxInFlight, "Dubbo calls in flight per downstream connection; past it a call is answered 100")
-	concurrency := fs.Int("concurrency", 0, "worker threads (GOMAXPROCS), as Envoy's --concurrency; 0 keeps Go's default: the container's CPU limit, else the cores")
-	logger := cli.LogFlagsLevel(fs)
-	fs.Parse(args)
-	o.NoStats = !*stats
+	r.concurrency = fs.Int("concurrency", 0, "worker threads (GOMAXPROCS), as Envoy's --concurrency; 0 keeps Go's default: the container's CPU limit, else the cores")
+	r.logger = cli.LogFlagsLevel(fs)
+	return r
+}
+
+// run starts the waypoint of the parsed flags and serves until SIGTERM.
+func (r *runFlags) run(fs *flag.FlagSet) error {
+	o, caAddr, trustDomain, xdsFlags, concurrency := &r.o, r.caAddr, r.trustDomain, r.xdsFlags, r.concurrency
+	o.NoStats = !*r.stats
 	if *concurrency < 0 {
 		return fmt.Errorf("run: --concurrency %d: want 0 or more", *concurrency)
 	}
@@ -131,7 +165,7 @@ func run(args []string) error {
 	if (o.ConfigFile == "") == (*xdsFlags.addr == "") || (o.CertDir == "") == (*caAddr == "") {
 		return fmt.Errorf("run: one of --cert-dir or --ca-addr, and one of --config or --xds, are required")
 	}
-	log, level, err := logger()
+	log, level, err := r.logger()
 	if err != nil {
 		return err
 	}
@@ -157,6 +191,14 @@ func run(args []string) error {
 			"gateway", node.Labels["gateway.networking.k8s.io/gateway-name"])
 	}
 	o.XDSTokenFile = *xdsFlags.token
+	var ready atomic.Bool
+	if *r.statusAddr != "" && *r.statusAddr != "off" {
+		status, _, err := startStatus(*r.statusAddr, &ready, log)
+		if err != nil {
+			return err
+		}
+		defer status.Close()
+	}
 	if *caAddr != "" {
 		ca, err := xdsFlags.startCA(*caAddr, *trustDomain, node, log)
 		if err != nil {
@@ -173,10 +215,11 @@ func run(args []string) error {
 		defer closeConn()
 		o.ADS = ads
 	}
-	w, err := waypoint.Start(o)
+	w, err := waypoint.Start(*o)
 	if err != nil {
 		return err
 	}
+	ready.Store(true)
 	rss.TrimBinary()
 	ctx := cli.Signals(context.Background(), func() { w.Reload() })
 	select {
@@ -184,6 +227,7 @@ func run(args []string) error {
 	case <-w.QuitRequested():
 		log.Info("exit asked for by the admin's /quitquitquit")
 	}
+	ready.Store(false) // the status port answers 503 from now on, while the streams drain
 	if err := w.Shutdown(context.Background()); err != nil {
 		log.Warn("drain timeout passed; remaining streams were closed", "error", err)
 	}

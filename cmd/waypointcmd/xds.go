@@ -39,6 +39,10 @@ type adsFlagSet struct {
 	labels                         labelFlags
 	rootCert, serverName, token    *string
 	delta                          *bool
+	// extraEnv is read after the process's environment when the node is
+	// built (the pod mode's ProxyConfig proxyMetadata, as Istio's agent
+	// reads it).
+	extraEnv []string
 }
 
 // nodeDefaults name the waypoint when neither a flag nor the environment
@@ -102,7 +106,7 @@ func (f *adsFlagSet) nodeConfig() (adsclient.NodeConfig, error) {
 		Flags: istiod.NodeFlags{IP: *f.ip, IPs: *f.ips, PodName: *f.pod, Namespace: *f.ns, ServiceAccount: *f.sa, ClusterID: *f.cluster,
 			DNSDomain: *f.domain, ServiceCluster: *f.serviceCluster, IstioVersion: *f.istioVersion, Labels: f.labels},
 		Defaults:   nodeDefaults,
-		Environ:    os.Environ(),
+		Environ:    append(os.Environ(), f.extraEnv...),
 		PodInfoDir: *f.podInfoDir,
 	})
 }
