@@ -59,6 +59,14 @@ type world struct {
 // waypointLabels added to its pod's labels and waypointEnv to its environment.
 func newWorld(t *testing.T, k int, ns string, waypointLabels map[string]string, waypointEnv ...string) *world {
 	t.Helper()
+	w := newWorldNoWaypoint(t, k, ns, waypointLabels, waypointEnv...)
+	w.startWaypoint()
+	return w
+}
+
+// newWorldNoWaypoint is newWorld but for starting the waypoint binary.
+func newWorldNoWaypoint(t *testing.T, k int, ns string, waypointLabels map[string]string, waypointEnv ...string) *world {
+	t.Helper()
 	w := &world{t: t, ns: ns, net: fmt.Sprintf("%s.%d", liveNet, k), dir: t.TempDir(), gateway: "waypoint",
 		nextIP: 11, sources: map[string]*source{}, pod: "waypoint-" + strconv.Itoa(k), waypointLabels: waypointLabels,
 		waypointEnv: waypointEnv}
@@ -123,7 +131,6 @@ endpoints:
 		}
 		return nil
 	})
-	w.startWaypoint()
 	return w
 }
 
