@@ -23,7 +23,8 @@ import (
 
 // TestPodModeUnderIstiod is mode A of issue 14, the drop-in by image swap: the container
 // istio-proxy of the Deployment istiod renders for the Gateway of class istio-waypoint, run
-// as the kubelet would run it with our binary as its image: the argv and env read from that
+// as the kubelet would run it with our binary as its image (named by the Gateway's annotation
+// sidecar.istio.io/proxyImage, which istiod renders in): the argv and env read from that
 // Deployment (the downward API's values filled in, $(VAR) in the args expanded), its volumes
 // materialised under a relocated root (the token from the TokenRequest API, the root
 // certificate from the ConfigMap istio-ca-root-cert istiod writes, the pod's labels and
@@ -38,6 +39,38 @@ import (
 // the listeners to the pod's IP (WAYPOINT_POD_ROOT relocates its files).
 func TestPodModeUnderIstiod(t *testing.T) {
 	w := newWorldNoWaypoint(t, 4, "podmode", nil)
+	// The image swap: the Gateway's annotation names our image (one with a "/"), and istiod
+	// renders it into the container istio-proxy.
+	const image = "localhost/gowaypoint/waypoint:dev"
+	w.apply(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: {{NS}}
+  labels:
+    istio.io/waypoint-for: service
+  annotations:
+    sidecar.istio.io/proxyImage: ` + image + `
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+  - name: mesh
+    port: 15008
+    protocol: HBONE
+`)
+	w.eventually(time.Minute, "istiod renders the Deployment with the annotation's image", func() error {
+		d, err := env.cluster.Client.AppsV1().Deployments(w.ns).Get(context.Background(), w.gateway, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if c.Name == "istio-proxy" && c.Image == image {
+				return nil
+			}
+		}
+		return fmt.Errorf("containers %v", d.Spec.Template.Spec.Containers)
+	})
 	p := w.startPodWaypoint()
 
 	// Readiness: 503 (or not yet listening) first, then 200.
