@@ -417,3 +417,45 @@ func containsInt(s []int, v int) bool {
 	}
 	return false
 }
+
+// TestPodModeClassDefaults is the other switch of mode A: every waypoint's image from one
+// ConfigMap of class defaults in istio-system, which istiod merges into the Deployment it
+// renders for each Gateway of class istio-waypoint.
+func TestPodModeClassDefaults(t *testing.T) {
+	const image = "localhost/gowaypoint/waypoint:class"
+	cm := `
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: waypoint-image
+  namespace: istio-system
+  labels:
+    gateway.istio.io/defaults-for-class: istio-waypoint
+data:
+  deployment: |
+    spec:
+      template:
+        spec:
+          containers:
+          - name: istio-proxy
+            image: ` + image + `
+`
+	ctx := context.Background()
+	if err := env.cluster.Apply(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.cluster.Delete(context.Background(), cm) })
+	w := newWorldNoWaypoint(t, 5, "podmode-class", nil)
+	w.eventually(time.Minute, "istiod renders the Deployment with the class defaults' image", func() error {
+		d, err := env.cluster.Client.AppsV1().Deployments(w.ns).Get(ctx, w.gateway, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if c.Name == "istio-proxy" && c.Image == image && len(c.Args) > 2 && c.Args[0] == "proxy" {
+				return nil
+			}
+		}
+		return fmt.Errorf("containers %v", d.Spec.Template.Spec.Containers)
+	})
+}
