@@ -227,8 +227,10 @@ func (p podArgs) defaults(c podConfig) (podDefaults, error) {
 			return d, fmt.Errorf("PROXY_CONFIG: terminationDrainDuration %v: want a positive duration", td)
 		}
 		set("drain-timeout", td.AsDuration().String())
+		set("drain-delay", td.AsDuration().String())
 	} else {
 		set("drain-timeout", waypoint.DefaultDrainTimeout.String())
+		set("drain-delay", waypoint.DefaultDrainTimeout.String())
 	}
 	if n := pc.GetConcurrency(); n != nil && n.GetValue() > 0 {
 		set("concurrency", strconv.Itoa(int(n.GetValue())))

@@ -89,7 +89,7 @@ func TestPodDefaults(t *testing.T) {
 	base := map[string]string{
 		"xds": "istiod.istio-system.svc:15012", "ca-addr": "istiod.istio-system.svc:15012", "xds-server-name": "istiod.istio-system.svc",
 		"xds-root-cert": "/var/run/secrets/istio/root-cert.pem", "xds-token-file": "/var/run/secrets/tokens/istio-token",
-		"pod-info-dir": "/etc/istio/pod", "drain-timeout": "5s", "domain": "ns1.svc.cluster.local", "service-cluster": "waypoint.ns1",
+		"pod-info-dir": "/etc/istio/pod", "drain-timeout": "5s", "drain-delay": "5s", "domain": "ns1.svc.cluster.local", "service-cluster": "waypoint.ns1",
 		"log-level": "warn", "metrics-addr": "0.0.0.0:15020,0.0.0.0:15090", "status-addr": "0.0.0.0:15021",
 	}
 	with := func(kv ...string) map[string]string {
@@ -119,7 +119,7 @@ func TestPodDefaults(t *testing.T) {
 		{name: "bad port", args: templateArgs, env: withEnv(templateEnv, "ENVOY_STATUS_PORT=x"), wantErr: `ENVOY_STATUS_PORT="x": want a port`},
 		{name: "discovery address, CA, SAN", args: templateArgs,
 			env:  withEnv(templateEnv, `PROXY_CONFIG={"discoveryAddress":"127.33.1.2:15012","terminationDrainDuration":"2.5s","concurrency":3}`, "CA_ADDR=", "ISTIOD_SAN=istiod.istio-system.svc"),
-			want: with("xds", "127.33.1.2:15012", "ca-addr", "127.33.1.2:15012", "drain-timeout", "2.5s", "concurrency", "3")},
+			want: with("xds", "127.33.1.2:15012", "ca-addr", "127.33.1.2:15012", "drain-timeout", "2.5s", "drain-delay", "2.5s", "concurrency", "3")},
 		{name: "relocated root and bound to INSTANCE_IP", args: append(slices.Clone(templateArgs), "--log_as_json", "--proxyLogLevel", "debug,misc:error"),
 			env: withEnv(templateEnv, "WAYPOINT_POD_ROOT=/tmp/pod", "WAYPOINT_BIND_INSTANCE_IP=true", "PROXY_CONFIG={}"),
 			want: with("xds-root-cert", "/tmp/pod/var/run/secrets/istio/root-cert.pem", "xds-token-file", "/tmp/pod/var/run/secrets/tokens/istio-token",

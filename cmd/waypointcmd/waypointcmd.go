@@ -121,6 +121,7 @@ type runFlags struct {
 	o                   waypoint.Options
 	caAddr, trustDomain *string
 	statusAddr          *string
+	drainDelay          *time.Duration
 	xdsFlags            *adsFlagSet
 	stats               *bool
 	concurrency         *int
@@ -142,6 +143,7 @@ func newRunFlags(fs *flag.FlagSet) *runFlags {
 	r.stats = fs.Bool("stats", true, "record Istio's standard metrics and the Envoy-style counters (false only to measure their cost)")
 	fs.StringVar(&o.DNSResolver, "dns-resolver", os.Getenv("WAYPOINT_DNS_RESOLVER"), "name server ip:port of DNS clusters (STRICT_DNS, LOGICAL_DNS) (default $WAYPOINT_DNS_RESOLVER, else the first nameserver of /etc/resolv.conf)")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", waypoint.DefaultDrainTimeout, "how long SIGTERM waits for streams to finish")
+	r.drainDelay = fs.Duration("drain-delay", 0, "after SIGTERM, keep serving and accepting this long, not ready (--status-addr, the admin's /ready), before draining for at most --drain-timeout: the time a pod's clients take to learn it is leaving (the pod mode's default: PROXY_CONFIG's terminationDrainDuration)")
 	fs.IntVar(&o.DubboMaxBodyBytes, "dubbo-max-body-bytes", dubbo.DefaultMaxBodyBytes, "largest Dubbo frame body accepted (Dubbo's payload limit)")
 	fs.IntVar(&o.DubboMaxInFlight, "dubbo-max-in-flight", dubbo.DefaultMaxInFlight, "Dubbo calls in flight per downstream connection; past it a call is answered 100")
 	r.concurrency = fs.Int("concurrency", 0, "worker threads (GOMAXPROCS), as Envoy's --concurrency; 0 keeps Go's default: the container's CPU limit, else the cores")
@@ -224,6 +226,12 @@ func (r *runFlags) run(fs *flag.FlagSet) error {
 	ctx := cli.Signals(context.Background(), func() { w.Reload() })
 	select {
 	case <-ctx.Done():
+		ready.Store(false) // the status port answers 503 from now on
+		if d := *r.drainDelay; d > 0 {
+			w.MarkDraining()
+			log.Info("not ready; serving on before draining", "drain_delay", d)
+			time.Sleep(d)
+		}
 	case <-w.QuitRequested():
 		log.Info("exit asked for by the admin's /quitquitquit")
 	}

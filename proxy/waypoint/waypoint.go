@@ -403,6 +403,15 @@ func (w *Waypoint) watchConfig() {
 	}
 }
 
+// MarkDraining turns the admin's /ready to 503 and its server state to
+// DRAINING while the waypoint keeps serving and accepting, as Envoy's
+// before its listeners close: the time a pod's clients take to learn it is
+// leaving (see the command's --drain-delay). Shutdown drains after it.
+func (w *Waypoint) MarkDraining() {
+	w.ready.Store(false)
+	w.state.Store(int32(adminv3.ServerInfo_DRAINING))
+}
+
 // Shutdown drains: it stops accepting, sends GOAWAY on every HBONE
 // connection and the readonly event to every Dubbo consumer (so that they
 // send new calls elsewhere), tells every HTTP connection, on HBONE streams

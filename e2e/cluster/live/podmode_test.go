@@ -162,23 +162,27 @@ spec:
 	})
 
 	t.Run("sigterm-drains", func(t *testing.T) {
-		// Requests in flight when SIGTERM comes are answered; readiness is 503 at once; the
-		// process exits within terminationDrainDuration (5 s, istiod's default) and well
-		// within the pod's 30 s grace period.
+		// On SIGTERM readiness is 503 at once; for terminationDrainDuration (2 s here) the
+		// waypoint serves on, new requests too, as Envoy keeps its listeners open while the
+		// pod's clients learn it is leaving; then it drains: the requests still in flight are
+		// answered, and it exits 0 within the pod's 30 s grace period.
 		const inFlight = 6
 		var wg sync.WaitGroup
 		var failed atomic.Int64
 		var firstFailure atomic.Value
+		fail := func(what string, code int, err error) {
+			failed.Add(1)
+			firstFailure.CompareAndSwap(nil, fmt.Sprintf("%s: %d %v", what, code, err))
+		}
 		started := make(chan struct{}, inFlight)
 		for i := 0; i < inFlight; i++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				started <- struct{}{}
-				code, _, err := w.call("productpage", "GET", url, http.Header{"x-echo-delay": {"1500ms"}})
-				if err != nil || code != 200 {
-					failed.Add(1)
-					firstFailure.CompareAndSwap(nil, fmt.Sprintf("%d %v", code, err))
+				// Answered 2.7 s after SIGTERM: in the drain, after the 2 s of serving on.
+				if code, _, err := w.call("productpage", "GET", url, http.Header{"x-echo-delay": {"3s"}}); err != nil || code != 200 {
+					fail("in flight", code, err)
 				}
 			}()
 		}
@@ -197,18 +201,37 @@ spec:
 			time.Sleep(2 * time.Millisecond)
 		}
 		t.Logf("readiness 503 %v after SIGTERM", time.Since(term).Round(time.Millisecond))
+		// A client that has not heard yet keeps sending for 1.5 s.
+		var sent atomic.Int64
+		for i := 0; i < 2; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Since(term) < 1500*time.Millisecond {
+					sent.Add(1)
+					if code, _, err := w.call("productpage", "GET", url, nil); err != nil || code != 200 {
+						fail("after SIGTERM", code, err)
+					}
+				}
+			}()
+		}
 		wg.Wait()
 		if n := failed.Load(); n != 0 {
-			t.Errorf("%d of %d requests in flight failed across SIGTERM, the first: %v", n, inFlight, firstFailure.Load())
+			t.Errorf("%d of %d requests failed across SIGTERM, the first: %v", n, inFlight+int(sent.Load()), firstFailure.Load())
 		}
+		t.Logf("%d requests sent after SIGTERM, %d in flight across it", sent.Load(), inFlight)
 		select {
 		case <-p.done:
-			t.Logf("exited %v after SIGTERM: %v", time.Since(term).Round(time.Millisecond), p.cmd.ProcessState)
+			took := time.Since(term)
+			t.Logf("exited %v after SIGTERM: %v", took.Round(time.Millisecond), p.cmd.ProcessState)
 			if !p.cmd.ProcessState.Success() {
 				t.Errorf("exit status %v, want 0\n%s", p.cmd.ProcessState, tail(p.log, 20))
 			}
-		case <-time.After(7 * time.Second):
-			t.Fatalf("still running 7 s after SIGTERM (drain 5 s)\n%s", tail(p.log, 20))
+			if took < 2*time.Second {
+				t.Errorf("exited %v after SIGTERM, before terminationDrainDuration (2 s) of serving on", took)
+			}
+		case <-time.After(6 * time.Second):
+			t.Fatalf("still running 6 s after SIGTERM (2 s of serving on, then at most 2 s of drain)\n%s", tail(p.log, 20))
 		}
 	})
 }
@@ -320,13 +343,16 @@ func (w *world) startPodWaypoint() *podProcess {
 	}
 	// istiod renders the ProxyConfig's fields that differ from the mesh's defaults: here none
 	// ({}), so the discovery address is the default istiod.istio-system.svc:15012; the
-	// loopback's is put in, as a mesh config's defaultConfig.discoveryAddress would be.
+	// loopback's is put in, and a drain of 2 s, as a mesh config's defaultConfig would.
 	pc := map[string]any{}
 	if err := json.Unmarshal([]byte(vars["PROXY_CONFIG"]), &pc); err != nil {
 		w.t.Fatalf("PROXY_CONFIG: %v", err)
 	}
 	if pc["discoveryAddress"] == nil {
 		pc["discoveryAddress"] = env.cluster.IstiodXDS()
+	}
+	if pc["terminationDrainDuration"] == nil {
+		pc["terminationDrainDuration"] = "2s" // the test's; the mesh's default is 5 s
 	}
 	b, _ := json.Marshal(pc)
 	for i, kv := range environ {
