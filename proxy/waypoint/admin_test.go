@@ -259,3 +259,17 @@ func samePEM(t *testing.T, a, b []byte) bool {
 	}
 	return true
 }
+
+// MarkDraining turns /ready to 503 DRAINING while the waypoint serves on.
+func TestMarkDrainingServesOn(t *testing.T) {
+	greeter(t, "127.0.8.51:7000", "hello")
+	w, _ := startWaypoint(t, plaintextConfig("127.0.8.52:7100", "127.0.8.51:7000"))
+	base := "http://" + w.AdminAddr().String()
+	w.MarkDraining()
+	if code, body := adminGet(t, "GET", base+"/ready"); code != 503 || !strings.Contains(body, "DRAINING") {
+		t.Errorf("/ready after MarkDraining: %d %q, want 503 DRAINING", code, body)
+	}
+	if got := readAll(t, "127.0.8.52:7100"); got != "hello" {
+		t.Errorf("through the waypoint while marked draining: %q", got)
+	}
+}
