@@ -406,10 +406,21 @@ func proxyCommand(args []string) error {
 	return r.run(fs)
 }
 
-// apply sets d's values on the flags of fs the command line did not set.
+// podExclusive are run's flags that take the place of a pod default: an
+// explicit --config stands for the discovery address, --cert-dir for the
+// CA.
+var podExclusive = map[string]string{"config": "xds", "cert-dir": "ca-addr"}
+
+// apply sets d's values on the flags of fs the command line did not set
+// (nor replaced: podExclusive).
 func (d podDefaults) apply(fs *flag.FlagSet) error {
 	explicit := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) {
+		explicit[f.Name] = true
+		if other, ok := podExclusive[f.Name]; ok {
+			explicit[other] = true
+		}
+	})
 	names := make([]string, 0, len(d.flags))
 	for name := range d.flags {
 		names = append(names, name)

@@ -206,6 +206,29 @@ func TestPodExplicitFlagsWin(t *testing.T) {
 	}
 }
 
+// An explicit --config or --cert-dir replaces the pod's discovery
+// address or CA.
+func TestPodExclusiveFlags(t *testing.T) {
+	fs, r := newPodFlags()
+	p, err := splitPodArgs([]string{"--config", "/etc/waypoint.yaml", "--cert-dir", "/certs"}, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Parse(p.run); err != nil {
+		t.Fatal(err)
+	}
+	d, err := p.defaults(podConfig{Environ: templateEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.apply(fs); err != nil {
+		t.Fatal(err)
+	}
+	if *r.xdsFlags.addr != "" || *r.caAddr != "" || r.o.ConfigFile != "/etc/waypoint.yaml" || r.o.CertDir != "/certs" {
+		t.Errorf("xds %q ca %q config %q cert dir %q", *r.xdsFlags.addr, *r.caAddr, r.o.ConfigFile, r.o.CertDir)
+	}
+}
+
 func TestExpandEnv(t *testing.T) {
 	env := map[string]string{"POD_NAMESPACE": "ns1", "A": "a"}
 	for in, want := range map[string]string{
