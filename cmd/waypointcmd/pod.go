@@ -400,9 +400,7 @@ func proxyCommand(args []string) error {
 		return err
 	}
 	r.xdsFlags.extraEnv = d.nodeEnv
-	if len(p.unknown) > 0 {
-		slog.Warn("proxy waypoint: flags unknown to pilot-agent and the waypoint, ignored", "flags", p.unknown)
-	}
+	r.unknownFlags = p.unknown
 	return r.run(fs)
 }
 

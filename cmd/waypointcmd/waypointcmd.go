@@ -122,6 +122,7 @@ type runFlags struct {
 	caAddr, trustDomain *string
 	statusAddr          *string
 	drainDelay          *time.Duration
+	unknownFlags        []string // the pod mode's, ignored as pilot-agent ignores them
 	xdsFlags            *adsFlagSet
 	stats               *bool
 	concurrency         *int
@@ -172,6 +173,9 @@ func (r *runFlags) run(fs *flag.FlagSet) error {
 		return err
 	}
 	o.Logger = log
+	if len(r.unknownFlags) > 0 {
+		log.Warn("flags unknown to pilot-agent and the waypoint, ignored", "flags", r.unknownFlags)
+	}
 	o.Loggers = admin.NewLoggers(map[string]*slog.LevelVar{"waypoint": level})
 	o.CommandLine = &adminv3.CommandLineOptions{Concurrency: uint32(runtime.GOMAXPROCS(0)), LogLevel: admin.LevelName(level.Level()),
 		LogFormat: logFormat(fs), DrainTime: durationpb.New(o.DrainTimeout)}
