@@ -72,6 +72,16 @@ bench:
 clean:
 	rm -rf bin/
 
+## image: the container images, without Docker (cmd/waypoint-image, internal/image): for each
+## binary, bin/images/<name>-<version>.tar for the first platform (`docker load -i` or
+## `kind load image-archive`; tagged localhost/<name>:<version>), one more tarball per other
+## platform, and an OCI layout <name>-<version>.oci with an index of all; the version is the
+## VERSION file's, else git describe's; each tarball is read back and checked
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+.PHONY: image
+image:
+	$(GO) run ./cmd/waypoint-image -out bin/images -platforms $(IMAGE_PLATFORMS) $(if $(VERSION),-version $(VERSION))
+
 .PHONY: alloc-gate alloc-budgets bench-compare bench-baseline
 
 ## alloc-gate: run the hot-path benchmarks a fixed number of times (no -race) and fail
