@@ -870,7 +870,8 @@ spec:
 					}
 					return nil
 				})
-				http0, none0 := w.metric("istio_requests_total", dest, `request_protocol="http"`), w.metric("istio_requests_total", dest, `request_protocol=""`)
+				none0 := w.settledMetric("istio_requests_total", dest, `request_protocol=""`) // the requests above all counted
+				http0 := w.metric("istio_requests_total", dest, `request_protocol="http"`)
 				reqBytes0, respBytes0 := w.metric("istio_request_bytes_count", dest), w.metric("istio_response_bytes_count", dest)
 				opened0, closed0 := w.metric("istio_tcp_connections_opened_total"), w.metric("istio_tcp_connections_closed_total")
 				for i := 0; i < 3; i++ {
@@ -883,9 +884,12 @@ spec:
 					}
 					return nil
 				})
-				if n := w.metric("istio_requests_total", dest, `request_protocol=""`) - none0; n != 3 {
-					t.Errorf("requests counted without request_protocol: %v, want 3", n)
-				}
+				w.eventually(5*time.Second, "the 3 requests counted", func() error {
+					if n := w.metric("istio_requests_total", dest, `request_protocol=""`) - none0; n != 3 {
+						return fmt.Errorf("requests counted without request_protocol: %v, want 3", n)
+					}
+					return nil
+				})
 				if n := w.metric("istio_requests_total", dest, `request_protocol="http"`) - http0; n != 0 {
 					t.Errorf("requests counted with request_protocol: %v, want 0", n)
 				}
@@ -932,13 +936,19 @@ spec:
 					}
 					return nil
 				})
-				n0 := w.metric("istio_requests_total", dest, dim)
+				// The baseline once the requests above are all counted.
+				n0 := w.settledMetric("istio_requests_total", dest, dim)
 				for i := 0; i < 3; i++ {
 					expect(t, w, b, "GET", "/tagged", nil, 200, "")
 				}
-				if n := w.metric("istio_requests_total", dest, dim) - n0; n != 3 {
-					t.Errorf("requests counted with %s: %v, want 3", dim, n)
-				}
+				// A request is counted once its stream ends, which may be just after its client has
+				// read the response.
+				w.eventually(5*time.Second, "the 3 requests counted with "+dim, func() error {
+					if n := w.metric("istio_requests_total", dest, dim) - n0; n != 3 {
+						return fmt.Errorf("requests counted with %s: %v, want 3", dim, n)
+					}
+					return nil
+				})
 				if n := w.metric("istio_request_duration_milliseconds_count", dest, `custom_dim=`); n != 0 {
 					t.Errorf("istio_request_duration_milliseconds has custom_dim (%v samples): only REQUEST_COUNT was overridden", n)
 				}

@@ -530,6 +530,23 @@ lines:
 	return sum
 }
 
+// settledMetric is metric once two reads 300 ms apart agree: the streams that ended just
+// before are counted (a request is counted when its stream ends, which may follow its response).
+func (w *world) settledMetric(name string, match ...string) float64 {
+	w.t.Helper()
+	v := w.metric(name, match...)
+	for range 50 {
+		time.Sleep(300 * time.Millisecond)
+		again := w.metric(name, match...)
+		if again == v {
+			return v
+		}
+		v = again
+	}
+	w.t.Fatalf("%s %v: still changing after 15 s", name, match)
+	return v
+}
+
 // permanentError stops eventually at once.
 type permanentError struct{ error }
 
