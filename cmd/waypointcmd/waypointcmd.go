@@ -30,6 +30,7 @@ package waypointcmd
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,7 @@ import (
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/admin"
 	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/certs/istioca"
 	"github.com/gowaypoint/waypoint/proxy/localmesh"
 	"github.com/gowaypoint/waypoint/proxy/waypoint"
 	"github.com/gowaypoint/waypoint/xds"
@@ -197,6 +199,14 @@ func (r *runFlags) run(fs *flag.FlagSet) error {
 			"gateway", node.Labels["gateway.networking.k8s.io/gateway-name"])
 	}
 	o.XDSTokenFile = *xdsFlags.token
+	// Signals from here on: a SIGTERM while the waypoint still waits for its
+	// certificate or first config ends it at once, with status 0.
+	var current atomic.Pointer[waypoint.Waypoint]
+	ctx := cli.Signals(context.Background(), func() {
+		if w := current.Load(); w != nil {
+			w.Reload()
+		}
+	})
 	var ready atomic.Bool
 	if *r.statusAddr != "" && *r.statusAddr != "off" {
 		status, _, err := startStatus(*r.statusAddr, &ready, log)
@@ -206,7 +216,11 @@ func (r *runFlags) run(fs *flag.FlagSet) error {
 		defer status.Close()
 	}
 	if *caAddr != "" {
-		ca, err := xdsFlags.startCA(*caAddr, *trustDomain, node, log)
+		ca, err := untilSignal(ctx, func() (*istioca.Client, error) { return xdsFlags.startCA(*caAddr, *trustDomain, node, log) })
+		if errors.Is(err, errStopped) {
+			log.Info("stopped while waiting for the workload certificate")
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -221,13 +235,17 @@ func (r *runFlags) run(fs *flag.FlagSet) error {
 		defer closeConn()
 		o.ADS = ads
 	}
-	w, err := waypoint.Start(*o)
+	w, err := untilSignal(ctx, func() (*waypoint.Waypoint, error) { return waypoint.Start(*o) })
+	if errors.Is(err, errStopped) {
+		log.Info("stopped before the first config was in force")
+		return nil
+	}
 	if err != nil {
 		return err
 	}
+	current.Store(w)
 	ready.Store(true)
 	rss.TrimBinary()
-	ctx := cli.Signals(context.Background(), func() { w.Reload() })
 	select {
 	case <-ctx.Done():
 		ready.Store(false) // the status port answers 503 from now on
@@ -325,4 +343,30 @@ func demo(args []string) error {
 	}
 	ctx := cli.Signals(context.Background(), nil)
 	return localmesh.Run(ctx, localmesh.Options{Dir: *dir, Logger: log, Out: os.Stdout, DrainTimeout: 2 * time.Second})
+}
+
+// errStopped is untilSignal's error when the signal came first.
+var errStopped = errors.New("stopped by a signal")
+
+// untilSignal runs start, which may wait long (for a certificate, for the
+// first config), and returns its result, or errStopped as soon as ctx (the
+// signals') ends first: the process is then on its way out, and start's
+// goroutine ends with it.
+func untilSignal[T any](ctx context.Context, start func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := start()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, errStopped
+	}
 }
