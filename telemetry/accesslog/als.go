@@ -14,7 +14,6 @@ import (
 	grpcalsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -26,6 +25,7 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
 	"github.com/gowaypoint/waypoint/protocols/l7"
+	"github.com/gowaypoint/waypoint/telemetry/clustergrpc"
 )
 
 // ALSBufferBytes is the default buffer_size_bytes of a gRPC access log:
@@ -412,11 +412,7 @@ func (s *Sinks) alsSink(g *GRPCLogs) *alsSink {
 	if sk := s.als[key]; sk != nil {
 		return sk
 	}
-	cluster := g.Cluster
-	conn, err := grpc.NewClient("passthrough:///"+g.Authority,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithAuthority(g.Authority),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.Dial(ctx, cluster) }))
+	conn, err := clustergrpc.NewClient(g.Authority, g.Cluster, s.Dial)
 	if err != nil {
 		s.logger().Error("access log: cannot make the access log service client", "cluster", g.Cluster, "error", err)
 		return nil

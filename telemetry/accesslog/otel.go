@@ -3,7 +3,6 @@ package accesslog
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
@@ -13,10 +12,9 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
+	"github.com/gowaypoint/waypoint/telemetry/clustergrpc"
 )
 
 // OTelMaxPending is how many log records may wait for an OpenTelemetry
@@ -180,11 +178,7 @@ func (s *Sinks) otelSink(o *OTelLogs) *otelSink {
 	if sk := s.otel[key]; sk != nil {
 		return sk
 	}
-	cluster := o.Cluster
-	conn, err := grpc.NewClient("passthrough:///"+o.Authority,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithAuthority(o.Authority),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.Dial(ctx, cluster) }))
+	conn, err := clustergrpc.NewClient(o.Authority, o.Cluster, s.Dial)
 	if err != nil {
 		s.logger().Error("access log: cannot make the OTLP logs client", "cluster", o.Cluster, "error", err)
 		return nil

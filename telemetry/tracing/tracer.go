@@ -20,11 +20,11 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
+	"github.com/gowaypoint/waypoint/telemetry/clustergrpc"
 )
 
 // BatchTimeout is how long a span may wait in the batch before export.
@@ -117,12 +117,7 @@ func (t *Tracers) tracer(c *Config) trace.Tracer {
 		}
 		return t.provider(k, exp, nil, c)
 	}
-	// The target names no address: every connection is dialed to the
-	// cluster, as Envoy's envoy_grpc does; the authority is the cluster's.
-	conn, err := grpc.NewClient("passthrough:///"+c.Authority,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithAuthority(c.Authority),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return t.Dial(ctx, cluster) }))
+	conn, err := clustergrpc.NewClient(c.Authority, cluster, t.Dial)
 	if err == nil {
 		var exp *otlptrace.Exporter
 		exp, err = otlptracegrpc.New(context.Background(), otlptracegrpc.WithGRPCConn(conn))
