@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/xds/xdstest"
 )
 
 // TestSIGTERMBeforeFirstConfig: a waypoint still waiting for its first config (an xDS server
@@ -17,29 +17,7 @@ import (
 // status 0, as a pod deleted while istiod is away must: not at the end of a timeout, not killed
 // by the signal's default action.
 func TestSIGTERMBeforeFirstConfig(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.72.1:15010")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var held []net.Conn
-	accepted := make(chan struct{})
-	go func() {
-		defer close(accepted)
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
-	t.Cleanup(func() {
-		silent.Close()
-		<-accepted
-		for _, c := range held {
-			c.Close()
-		}
-	})
+	xdstest.Silent(t, "127.0.72.1:15010")
 	dir := t.TempDir()
 	id := spiffe.ID{TrustDomain: trustDomain, Namespace: "default", ServiceAccount: "waypoint"}
 	if err := certs.WriteMesh(certs.MeshOptions{Dir: dir, TrustDomain: trustDomain, IDs: []spiffe.ID{id}}); err != nil {

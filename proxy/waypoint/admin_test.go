@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/xds/adsclient"
+	"github.com/gowaypoint/waypoint/xds/xdstest"
 )
 
 func adminGet(t *testing.T, method, url string) (int, string) {
@@ -46,30 +46,7 @@ func TestAdminListensBeforeFirstConfig(t *testing.T) {
 	if err := certs.WriteMesh(certs.MeshOptions{Dir: dir, IDs: []spiffe.ID{id}}); err != nil {
 		t.Fatal(err)
 	}
-	// A control plane that accepts connections and never answers.
-	silent, err := net.Listen("tcp", "127.0.8.40:15010")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var held []net.Conn
-	acceptDone := make(chan struct{})
-	go func() {
-		defer close(acceptDone)
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
-	t.Cleanup(func() {
-		silent.Close()
-		<-acceptDone
-		for _, c := range held {
-			c.Close()
-		}
-	})
+	silent := xdstest.Silent(t, "127.0.8.40:15010")
 	conn, err := grpc.NewClient(silent.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
