@@ -72,6 +72,47 @@ var alsAllowlist = pbcheck.Allowlist{
 	"envoy.config.core.v3.GrpcService.EnvoyGrpc": pbcheck.F("cluster_name", "authority"),
 }
 
+// grpcCommon is what a gRPC access log's common_config says of its service.
+type grpcCommon struct {
+	cluster, authority, logName string // authority defaults to the cluster
+	flush                       time.Duration
+}
+
+// decodeCommon decodes the common_config of an access log sent to a gRPC
+// service (the access log service's, OpenTelemetry's), each checked by its
+// own allowlist al: V3, envoy_grpc with a cluster, and buffer_flush_interval
+// (FlushInterval by default). Errors are relative to the access log.
+func decodeCommon(cc *grpcalsv3.CommonGrpcAccessLogConfig, al pbcheck.Allowlist) (grpcCommon, error) {
+	if cc == nil {
+		return grpcCommon{}, pbcheck.ErrAt("common_config", "required")
+	}
+	if err := al.Check(cc.ProtoReflect()); err != nil {
+		return grpcCommon{}, pbcheck.At("common_config", err)
+	}
+	if v := cc.GetTransportApiVersion(); v != corev3.ApiVersion_V3 {
+		return grpcCommon{}, pbcheck.ErrAt("common_config.transport_api_version", "%s is not supported: only V3", v)
+	}
+	gs := cc.GetGrpcService()
+	if err := al.Check(gs.ProtoReflect()); err != nil {
+		return grpcCommon{}, pbcheck.At("common_config.grpc_service", err)
+	}
+	eg, ok := gs.GetTargetSpecifier().(*corev3.GrpcService_EnvoyGrpc_)
+	if !ok || eg.EnvoyGrpc.GetClusterName() == "" {
+		return grpcCommon{}, pbcheck.ErrAt("common_config.grpc_service.envoy_grpc.cluster_name", "required")
+	}
+	c := grpcCommon{cluster: eg.EnvoyGrpc.GetClusterName(), authority: eg.EnvoyGrpc.GetAuthority(), logName: cc.GetLogName(), flush: FlushInterval}
+	if c.authority == "" {
+		c.authority = c.cluster
+	}
+	if d := cc.GetBufferFlushInterval(); d != nil {
+		var err error
+		if c.flush, err = pbcheck.Duration(d, FlushInterval); err != nil || c.flush <= 0 {
+			return grpcCommon{}, pbcheck.ErrAt("common_config.buffer_flush_interval", "a positive duration is required")
+		}
+	}
+	return c, nil
+}
+
 // decodeALS decodes an HttpGrpcAccessLogConfig or TcpGrpcAccessLogConfig.
 func decodeALS(m proto.Message) (*GRPCLogs, error) {
 	if err := alsAllowlist.Check(m.ProtoReflect()); err != nil {
@@ -95,37 +136,14 @@ func decodeALS(m proto.Message) (*GRPCLogs, error) {
 	case *grpcalsv3.TcpGrpcAccessLogConfig:
 		cc, g.TCP = c.GetCommonConfig(), true
 	}
-	if cc == nil {
-		return nil, pbcheck.ErrAt("common_config", "required")
+	c, err := decodeCommon(cc, alsAllowlist)
+	if err != nil {
+		return nil, err
 	}
-	if err := alsAllowlist.Check(cc.ProtoReflect()); err != nil {
-		return nil, pbcheck.At("common_config", err)
-	}
-	if v := cc.GetTransportApiVersion(); v != corev3.ApiVersion_V3 {
-		return nil, pbcheck.ErrAt("common_config.transport_api_version", "%s is not supported: only V3", v)
-	}
-	gs := cc.GetGrpcService()
-	if err := alsAllowlist.Check(gs.ProtoReflect()); err != nil {
-		return nil, pbcheck.At("common_config.grpc_service", err)
-	}
-	eg, ok := gs.GetTargetSpecifier().(*corev3.GrpcService_EnvoyGrpc_)
-	if !ok || eg.EnvoyGrpc.GetClusterName() == "" {
-		return nil, pbcheck.ErrAt("common_config.grpc_service.envoy_grpc.cluster_name", "required")
-	}
-	if cc.GetLogName() == "" {
+	if c.logName == "" {
 		return nil, pbcheck.ErrAt("common_config.log_name", "required")
 	}
-	g.Cluster, g.Authority, g.LogName = eg.EnvoyGrpc.GetClusterName(), eg.EnvoyGrpc.GetAuthority(), cc.GetLogName()
-	if g.Authority == "" {
-		g.Authority = g.Cluster
-	}
-	g.FlushInterval, g.BufferBytes = FlushInterval, ALSBufferBytes
-	if d := cc.GetBufferFlushInterval(); d != nil {
-		var err error
-		if g.FlushInterval, err = pbcheck.Duration(d, FlushInterval); err != nil || g.FlushInterval <= 0 {
-			return nil, pbcheck.ErrAt("common_config.buffer_flush_interval", "a positive duration is required")
-		}
-	}
+	g.Cluster, g.Authority, g.LogName, g.FlushInterval, g.BufferBytes = c.cluster, c.authority, c.logName, c.flush, ALSBufferBytes
 	if b := cc.GetBufferSizeBytes(); b != nil {
 		g.BufferBytes = int(b.GetValue())
 	}

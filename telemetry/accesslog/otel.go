@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	otelv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/open_telemetry/v3"
 	logcollpb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -68,34 +67,11 @@ func decodeOTel(pb *otelv3.OpenTelemetryAccessLogConfig) (*OTelLogs, error) {
 	if err := otelAllowlist.Check(pb.ProtoReflect()); err != nil {
 		return nil, err
 	}
-	cc := pb.GetCommonConfig()
-	if cc == nil {
-		return nil, pbcheck.ErrAt("common_config", "required")
+	c, err := decodeCommon(pb.GetCommonConfig(), otelAllowlist)
+	if err != nil {
+		return nil, err
 	}
-	if err := otelAllowlist.Check(cc.ProtoReflect()); err != nil {
-		return nil, pbcheck.At("common_config", err)
-	}
-	if v := cc.GetTransportApiVersion(); v != corev3.ApiVersion_V3 {
-		return nil, pbcheck.ErrAt("common_config.transport_api_version", "%s is not supported: only V3", v)
-	}
-	gs := cc.GetGrpcService()
-	if err := otelAllowlist.Check(gs.ProtoReflect()); err != nil {
-		return nil, pbcheck.At("common_config.grpc_service", err)
-	}
-	eg, ok := gs.GetTargetSpecifier().(*corev3.GrpcService_EnvoyGrpc_)
-	if !ok || eg.EnvoyGrpc.GetClusterName() == "" {
-		return nil, pbcheck.ErrAt("common_config.grpc_service.envoy_grpc.cluster_name", "required")
-	}
-	o := &OTelLogs{Cluster: eg.EnvoyGrpc.GetClusterName(), Authority: eg.EnvoyGrpc.GetAuthority(), LogName: cc.GetLogName(), FlushInterval: FlushInterval}
-	if o.Authority == "" {
-		o.Authority = o.Cluster
-	}
-	if d := cc.GetBufferFlushInterval(); d != nil {
-		var err error
-		if o.FlushInterval, err = pbcheck.Duration(d, FlushInterval); err != nil || o.FlushInterval <= 0 {
-			return nil, pbcheck.ErrAt("common_config.buffer_flush_interval", "a positive duration is required")
-		}
-	}
+	o := &OTelLogs{Cluster: c.cluster, Authority: c.authority, LogName: c.logName, FlushInterval: c.flush}
 	if b := pb.GetBody(); b != nil {
 		sv, ok := b.GetValue().(*commonpb.AnyValue_StringValue)
 		if !ok {
