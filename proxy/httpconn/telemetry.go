@@ -200,9 +200,12 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 	reqBytes := headerBytes(&req.Header) + int64(len(req.Method)+len(req.Path)+len(req.Authority)) + t.reqBody.n
 	respBytes := headerBytes(&resp.Header) + headerBytes(&resp.Trailer) + t.respBody.n
 	dur := time.Since(s.Start)
-	dims := tel.Metrics != nil && hcm.Stats.HasDimensions()
-	if tel.Metrics != nil && !dims {
-		ls := tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap})
+	var ls *metrics.LabelSet // the stream's metrics labels, when metrics are kept
+	if tel.Metrics != nil {
+		ls = tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap})
+	}
+	dims := ls != nil && hcm.Stats.HasDimensions()
+	if ls != nil && !dims {
 		ls.RecordHTTP(code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
 		if s.GRPCMessageCounts {
 			ls.RecordMessages("", t.reqBody.frames.messages, t.respBody.frames.messages)
@@ -224,16 +227,14 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 	}
 	if dims {
 		// The stats filter's tags set by expression read the record's attributes.
-		ls, d := tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap}), hcm.Stats.Eval(&rec)
+		d := hcm.Stats.Eval(&rec)
 		ls.RecordHTTPDims(d, code, grpc, s.ResponseFlags, dur, reqBytes, respBytes)
 		if s.GRPCMessageCounts {
 			ls.RecordMessages(d, t.reqBody.frames.messages, t.respBody.frames.messages)
 		}
 	}
-	peers := tel.Metrics != nil && (t.span.Sampled() || accesslog.NeedsPeers(hcm.AccessLog))
-	if peers {
+	if ls != nil && (t.span.Sampled() || accesslog.NeedsPeers(hcm.AccessLog)) {
 		// Tracing's peer tags and a gRPC access log's peer filter state.
-		ls := tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap})
 		rec.Source = ls.SourceField
 		rec.Destination = ls.DestinationField
 	}
@@ -241,11 +242,6 @@ func (c *conn) finish(b *binding, hcm *xds.HTTPConnectionManager, s *filters.Str
 		tel.Logs.Emit(hcm.AccessLog, &rec)
 	}
 	if t.span.Sampled() {
-		if tel.Metrics != nil && !peers {
-			ls := tel.Metrics.LabelSet(metricsKey(b, hcm, s), destResolver{b.snap})
-			rec.Source = ls.SourceField
-			rec.Destination = ls.DestinationField
-		}
 		t.span.End(s, &rec)
 	}
 }
