@@ -21,12 +21,7 @@ func (src Sources) clusters(w http.ResponseWriter, r *http.Request) {
 	cs := src.Clusters()
 	switch r.URL.Query().Get("format") {
 	case "json":
-		b, err := marshal.Marshal(cs)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		writeJSON(w, b)
+		marshal.write(w, cs)
 	case "", "text":
 		writeText(w, ClustersText(cs))
 	default:

@@ -41,6 +41,16 @@ var marshalAll = jsonMarshaler{protojson.MarshalOptions{UseProtoNames: true, Emi
 
 type jsonMarshaler struct{ o protojson.MarshalOptions }
 
+// write answers w with m as JSON, or 500 if m does not marshal.
+func (j jsonMarshaler) write(w http.ResponseWriter, m proto.Message) {
+	b, err := j.Marshal(m)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, b)
+}
+
 func (j jsonMarshaler) Marshal(m proto.Message) ([]byte, error) {
 	b, err := j.o.Marshal(m)
 	if err != nil {
@@ -301,10 +311,5 @@ func (src Sources) configDump(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), status)
 		return
 	}
-	b, err := marshal.Marshal(dump)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeJSON(w, b)
+	marshal.write(w, dump)
 }

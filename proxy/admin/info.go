@@ -46,12 +46,7 @@ func (src Sources) ServerInfo(now time.Time) *adminv3.ServerInfo {
 }
 
 func (src Sources) serverInfo(w http.ResponseWriter, r *http.Request) {
-	b, err := marshalAll.Marshal(src.ServerInfo(time.Now()))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeJSON(w, b)
+	marshalAll.write(w, src.ServerInfo(time.Now()))
 }
 
 // Memory is /memory from the Go runtime's statistics, in Envoy's (tcmalloc's)
@@ -74,12 +69,7 @@ func Memory(ms *runtime.MemStats) *adminv3.Memory {
 func serveMemory(w http.ResponseWriter, r *http.Request) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	b, err := marshalAll.Marshal(Memory(&ms))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeJSON(w, b)
+	marshalAll.write(w, Memory(&ms))
 }
 
 func (src Sources) certs(w http.ResponseWriter, r *http.Request) {
@@ -87,12 +77,7 @@ func (src Sources) certs(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	b, err := marshal.Marshal(src.Certs())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeJSON(w, b)
+	marshal.write(w, src.Certs())
 }
 
 // CertificateDetails describes c as Envoy's /certs does: path (the file it

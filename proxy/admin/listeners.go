@@ -16,12 +16,7 @@ func (src Sources) listeners(w http.ResponseWriter, r *http.Request) {
 	ls := src.Listeners()
 	switch r.URL.Query().Get("format") {
 	case "json":
-		b, err := marshal.Marshal(ls)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		writeJSON(w, b)
+		marshal.write(w, ls)
 	case "", "text":
 		writeText(w, ListenersText(ls))
 	default:
