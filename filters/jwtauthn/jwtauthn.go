@@ -351,8 +351,26 @@ func (f *Filter) compileRule(pb *jwtv3.RequirementRule, byName map[string]*provi
 	return r, nil
 }
 
+// compileChildren compiles the requirements of a requires_any or
+// requires_all (at path), of which there must be 2 or more.
+func compileChildren(pbs []*jwtv3.JwtRequirement, byName map[string]*provider, path string) ([]*requirement, error) {
+	var out []*requirement
+	for i, c := range pbs {
+		cc, err := compileRequirement(c, byName)
+		if err != nil {
+			return nil, pbcheck.At(pbcheck.Idx(path, i), err)
+		}
+		out = append(out, cc)
+	}
+	if len(out) < 2 {
+		return nil, pbcheck.ErrAt(path, "at least 2 are required")
+	}
+	return out, nil
+}
+
 func compileRequirement(pb *jwtv3.JwtRequirement, byName map[string]*provider) (*requirement, error) {
 	r := &requirement{}
+	var err error
 	switch t := pb.GetRequiresType().(type) {
 	case *jwtv3.JwtRequirement_ProviderName:
 		r.kind, r.provider = reqProvider, byName[t.ProviderName]
@@ -371,27 +389,13 @@ func compileRequirement(pb *jwtv3.JwtRequirement, byName map[string]*provider) (
 		}
 	case *jwtv3.JwtRequirement_RequiresAny:
 		r.kind = reqAny
-		for i, c := range t.RequiresAny.GetRequirements() {
-			cc, err := compileRequirement(c, byName)
-			if err != nil {
-				return nil, pbcheck.At(pbcheck.Idx("requires_any.requirements", i), err)
-			}
-			r.children = append(r.children, cc)
-		}
-		if len(r.children) < 2 {
-			return nil, pbcheck.ErrAt("requires_any.requirements", "at least 2 are required")
+		if r.children, err = compileChildren(t.RequiresAny.GetRequirements(), byName, "requires_any.requirements"); err != nil {
+			return nil, err
 		}
 	case *jwtv3.JwtRequirement_RequiresAll:
 		r.kind = reqAll
-		for i, c := range t.RequiresAll.GetRequirements() {
-			cc, err := compileRequirement(c, byName)
-			if err != nil {
-				return nil, pbcheck.At(pbcheck.Idx("requires_all.requirements", i), err)
-			}
-			r.children = append(r.children, cc)
-		}
-		if len(r.children) < 2 {
-			return nil, pbcheck.ErrAt("requires_all.requirements", "at least 2 are required")
+		if r.children, err = compileChildren(t.RequiresAll.GetRequirements(), byName, "requires_all.requirements"); err != nil {
+			return nil, err
 		}
 	case *jwtv3.JwtRequirement_AllowMissing:
 		r.kind = reqAllowMissing
