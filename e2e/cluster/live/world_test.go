@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -254,20 +255,27 @@ func (w *world) nonces() map[string]string {
 }
 
 // applied applies text and waits until istiod has pushed the waypoint since (a nonce of some
-// type changed: istiod pushes after its debounce, with what it knows then) and the waypoint
-// has ACKed every push.
+// type changed: istiod pushes after its debounce, with what it knows then), until its pushes
+// have been quiet for a second (resources of one apply can reach istiod's informers on either
+// side of a debounce and come in two pushes: the first may lack a VirtualService its
+// DestinationRule's subsets are routed by), and the waypoint has ACKed every push.
 func (w *world) applied(text string) {
 	w.t.Helper()
 	before := w.nonces()
 	w.apply(text)
 	w.eventually(30*time.Second, "a push after the change", func() error {
-		for t, n := range w.nonces() {
-			if before[t] != n {
-				return nil
-			}
+		if maps.Equal(w.nonces(), before) {
+			return fmt.Errorf("no push since %v", before)
 		}
-		return fmt.Errorf("no push since %v", before)
+		return nil
 	})
+	last, quiet := w.nonces(), time.Now()
+	for deadline := time.Now().Add(15 * time.Second); time.Since(quiet) < time.Second && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		if now := w.nonces(); !maps.Equal(now, last) {
+			last, quiet = now, time.Now()
+		}
+	}
 	w.synced()
 }
 
