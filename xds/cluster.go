@@ -125,6 +125,11 @@ type Cluster struct {
 
 	// Metadata is the cluster's metadata, as given; may be nil. Must not be modified.
 	Metadata *corev3.Metadata
+	// NoDubboOnTCP keeps the tcp_proxy chains to this cluster L4 only:
+	// their connections are relayed as bytes even when they speak Dubbo
+	// (filter_metadata["waypoint"]["dubbo_on_tcp"] false; true or absent:
+	// Dubbo found on them is served per call, see proxy/tcpproxy).
+	NoDubboOnTCP bool
 	// Raw is the resource this was decoded from. It must not be modified.
 	Raw *clusterv3.Cluster
 }
@@ -229,6 +234,12 @@ type Endpoint struct {
 	Identity spiffe.ID
 	// Metadata is the endpoint's metadata, as given; may be nil. Must not be modified.
 	Metadata *corev3.Metadata
+	// DubboVersion and DubboGroup are the endpoint's Dubbo service version
+	// and group, from filter_metadata["waypoint"]["dubbo_version"] and
+	// ["dubbo_group"]; empty when not set (DubboLabels then reads the
+	// version from istiod's metadata). A Dubbo call that names a version
+	// or group prefers the endpoints that carry it (proxy/dubboconn).
+	DubboVersion, DubboGroup string
 	// Priority is the priority of its LocalityLbEndpoints (0 the highest).
 	Priority uint32
 	// Locality is the locality of its LocalityLbEndpoints; zero when none.

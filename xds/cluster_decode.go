@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
@@ -38,6 +39,13 @@ func decodeCluster(pb *clusterv3.Cluster, eds map[string]assignment) (*Cluster, 
 		return nil, at("name", errRequired)
 	}
 	c := &Cluster{Name: pb.GetName(), Metadata: pb.GetMetadata(), Raw: pb}
+	if v, ok := pb.GetMetadata().GetFilterMetadata()[metadataNamespace].GetFields()[dubboOnTCPKey]; ok {
+		b, isBool := v.GetKind().(*structpb.Value_BoolValue)
+		if !isBool {
+			return nil, errAt(key("metadata.filter_metadata", metadataNamespace)+"."+dubboOnTCPKey, "want true or false")
+		}
+		c.NoDubboOnTCP = !b.BoolValue
+	}
 
 	var err error
 	if c.ConnectTimeout, err = duration(pb.GetConnectTimeout(), defaultConnectTimeout); err != nil {

@@ -458,7 +458,7 @@ func TestParseBootstrapErrors(t *testing.T) {
 		{
 			name: "unknown key in the waypoint metadata namespace",
 			yaml: doc("", main(tcpChain("a", "backend", "")), []string{`{name: backend, load_assignment: {cluster_name: backend, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}, metadata: {filter_metadata: {waypoint: {identiy: "spiffe://td/ns/a/sa/b"}}}}]}]}}`}),
-			want: `test.yaml: cluster "backend": load_assignment.endpoints[0].lb_endpoints[0].metadata.filter_metadata["waypoint"].identiy: unknown key (only "identity" is defined)`,
+			want: `test.yaml: cluster "backend": load_assignment.endpoints[0].lb_endpoints[0].metadata.filter_metadata["waypoint"].identiy: unknown key ("identity", "dubbo_version" and "dubbo_group" are defined)`,
 		},
 		{
 			name: "connect_timeout 0s",

@@ -12,6 +12,7 @@ import (
 	"github.com/gowaypoint/waypoint/filters/dubborouter"
 	"github.com/gowaypoint/waypoint/internal/pbcheck"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 )
 
 const dubboFilterName = "envoy.filters.network.dubbo_proxy"
@@ -31,8 +32,35 @@ type DubboProxy struct {
 	Chain       *filters.Chain
 	FilterNames []string
 	// AccessLog are the access logs of the listener whose chain this is
-	// (Envoy's DubboProxy has none of its own): a line per call.
+	// (Envoy's DubboProxy has none of its own): a line per call. For the
+	// DubboProxy of a tcp_proxy chain (TCPProxy.Dubbo), the tcp_proxy's.
 	AccessLog []*accesslog.Logger
+	// Stats are the overrides of the istio.stats filter of a tcp_proxy
+	// chain, for the standard metrics of its Dubbo calls (nil: none).
+	Stats *metrics.Overrides
+}
+
+// defaultDubboChain is the chain of a DubboProxy without dubbo_filters:
+// the Dubbo router alone, shared (the router is read-only).
+var defaultDubboChain = filters.NewChain(&dubborouter.Router{Retries: dubborouter.DefaultRetries,
+	DefaultTimeout: dubborouter.DefaultTimeout})
+
+// dubboOnTCP makes up the DubboProxy of a tcp_proxy chain: a route
+// configuration for any interface whose one route, for any method, goes to
+// the tcp_proxy's cluster (a call's version and group then choose among
+// its endpoints, proxy/dubboconn), the Dubbo router, the tcp_proxy's
+// access logs.
+func dubboOnTCP(tp *TCPProxy) (*DubboProxy, error) {
+	rc := &dubbov3.RouteConfiguration{Interface: "*", Routes: []*dubbov3.Route{{
+		Match: &dubbov3.RouteMatch{},
+		Route: &dubbov3.RouteAction{ClusterSpecifier: &dubbov3.RouteAction_Cluster{Cluster: tp.Cluster}},
+	}}}
+	table, err := dubboroute.Compile([]*dubbov3.RouteConfiguration{rc}, "dubbo", dubboroute.CompileOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("the Dubbo route made up for cluster %q: %w", tp.Cluster, err)
+	}
+	return &DubboProxy{StatPrefix: tp.StatPrefix, Routes: table, Chain: defaultDubboChain,
+		FilterNames: []string{dubborouter.Name}, AccessLog: tp.AccessLog}, nil
 }
 
 // dubboAllowlist lists what of a DubboProxy is implemented. Its route
@@ -94,8 +122,7 @@ func decodeDubbo(a *anypb.Any, b *build) (*DubboProxy, error) {
 // registry, the last one the Dubbo router.
 func buildDubboChain(b *build, pbs []*dubbov3.DubboFilter) (*filters.Chain, []string, error) {
 	if len(pbs) == 0 {
-		return filters.NewChain(&dubborouter.Router{Retries: dubborouter.DefaultRetries,
-			DefaultTimeout: dubborouter.DefaultTimeout}), []string{dubborouter.Name}, nil
+		return defaultDubboChain, []string{dubborouter.Name}, nil
 	}
 	var fs []filters.Filter
 	var names []string

@@ -132,3 +132,82 @@ func TestDubboListenerAccessLog(t *testing.T) {
 		})
 	}
 }
+
+// TestDubboOnTCP checks the DubboProxy made up for a tcp_proxy chain: any
+// call goes to the tcp_proxy's cluster, a call whose body is not decoded
+// too, through the Dubbo router alone, logged by the tcp_proxy's access
+// logs.
+func TestDubboOnTCP(t *testing.T) {
+	chain := `{name: t, filters: [{name: envoy.filters.network.tcp_proxy, typed_config: {` + tcpProxyType +
+		`, stat_prefix: s, cluster: backend, access_log: [{name: envoy.access_loggers.stdout, typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog}}]}}]}`
+	b := mustParse(t, doc("", []string{listenerOn("l", 18000, "", chain)}, []string{backendCluster}))
+	tp := b.Snapshot.Listener("l").FilterChains[0].TCPProxy
+	d := tp.Dubbo
+	if d == nil {
+		t.Fatal("no DubboProxy made up for the tcp_proxy")
+	}
+	if diff := cmp.Diff([]string{"envoy.filters.dubbo.router"}, d.FilterNames); diff != "" {
+		t.Errorf("filters (-want +got):\n%s", diff)
+	}
+	if len(d.AccessLog) != 1 || d.AccessLog[0] != tp.AccessLog[0] {
+		t.Errorf("access logs %v, want the tcp_proxy's %v", d.AccessLog, tp.AccessLog)
+	}
+	for _, req := range []*l7.Request{
+		{Proto: l7.Dubbo, Method: "hello", Path: []byte("/com.example.Greeter/hello")},
+		{Proto: l7.Dubbo, Method: "anything", Path: []byte("/org.other.Service/anything")},
+	} {
+		if r := d.Routes.Match(req, noArgs{}); r == nil || r.Cluster(0) != "backend" || r.Refusal() != "" {
+			t.Errorf("call %s: route %v, want cluster backend", req.Path, r)
+		}
+	}
+	if r := d.Routes.Match(&l7.Request{Proto: l7.Dubbo}, nil); r == nil || r.Cluster(0) != "backend" || r.Refusal() != "" {
+		t.Errorf("undecoded call: route %v, want cluster backend", r)
+	}
+}
+
+// TestDubboMetadata checks the cluster's dubbo_on_tcp switch and the
+// endpoints' Dubbo version and group.
+func TestDubboMetadata(t *testing.T) {
+	cluster := func(clusterMD, endpointMD string) string {
+		return `{name: backend, metadata: {filter_metadata: ` + clusterMD + `}, load_assignment: {cluster_name: backend, endpoints: [{lb_endpoints: [` +
+			`{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 8080}}}, metadata: {filter_metadata: ` + endpointMD + `}}]}]}}`
+	}
+	for _, tc := range []struct {
+		name                string
+		clusterMD, endpoint string
+		noDubbo             bool
+		version, group      string
+		wantErr             string
+	}{
+		{name: "nothing said", clusterMD: `{}`, endpoint: `{}`},
+		{name: "dubbo_on_tcp false", clusterMD: `{waypoint: {dubbo_on_tcp: false}}`, endpoint: `{}`, noDubbo: true},
+		{name: "dubbo_on_tcp true", clusterMD: `{waypoint: {dubbo_on_tcp: true}}`, endpoint: `{}`},
+		{name: "dubbo_on_tcp not a bool", clusterMD: `{waypoint: {dubbo_on_tcp: "no"}}`, endpoint: `{}`,
+			wantErr: `metadata.filter_metadata["waypoint"].dubbo_on_tcp: want true or false`},
+		{name: "istiod's canonical revision", clusterMD: `{}`, endpoint: `{istio: {workload: "prov-b;default;prov;v2;Kubernetes"}}`, version: "v2"},
+		{name: "the waypoint's keys win", clusterMD: `{}`,
+			endpoint: `{istio: {workload: "prov-b;default;prov;v2;Kubernetes"}, waypoint: {dubbo_version: "1.0.0", dubbo_group: g1}}`,
+			version:  "1.0.0", group: "g1"},
+		{name: "an empty group", clusterMD: `{}`, endpoint: `{waypoint: {dubbo_group: ""}}`,
+			wantErr: `metadata.filter_metadata["waypoint"].dubbo_group: want a non-empty string`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			yaml := doc("", []string{listenerOn("l", 18000, "", tcpChain("t", "backend", ""))}, []string{cluster(tc.clusterMD, tc.endpoint)})
+			if tc.wantErr != "" {
+				_, err := ParseBootstrap([]byte(yaml), "test.yaml")
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			cl := mustParse(t, yaml).Snapshot.Cluster("backend")
+			if cl.NoDubboOnTCP != tc.noDubbo {
+				t.Errorf("NoDubboOnTCP = %v, want %v", cl.NoDubboOnTCP, tc.noDubbo)
+			}
+			v, g := cl.Endpoints[0].DubboLabels()
+			if v != tc.version || g != tc.group {
+				t.Errorf("DubboLabels = %q, %q; want %q, %q", v, g, tc.version, tc.group)
+			}
+		})
+	}
+}

@@ -12,10 +12,14 @@ import (
 )
 
 // metadataNamespace is the filter_metadata namespace the waypoint reads from
-// endpoint metadata; identityKey is its only key so far.
+// endpoint and cluster metadata; identityKey, dubboVersionKey and
+// dubboGroupKey are its endpoint keys, dubboOnTCPKey its cluster key.
 const (
 	metadataNamespace = "waypoint"
 	identityKey       = "identity"
+	dubboVersionKey   = "dubbo_version"
+	dubboGroupKey     = "dubbo_group"
+	dubboOnTCPKey     = "dubbo_on_tcp"
 )
 
 // assignment is a decoded ClusterLoadAssignment.
@@ -133,33 +137,45 @@ func decodeEndpoint(lbe *endpointv3.LbEndpoint, names bool) (Endpoint, error) {
 		}
 		ep.Weight = w.GetValue()
 	}
-	if ep.Identity, err = endpointIdentity(lbe.GetMetadata()); err != nil {
+	if err = endpointMetadata(lbe.GetMetadata(), &ep); err != nil {
 		return Endpoint{}, at("metadata", err)
 	}
 	return ep, nil
 }
 
-// endpointIdentity reads filter_metadata["waypoint"]["identity"]. Other keys
-// in the waypoint's own namespace are errors, so a typo is not ignored.
-// Errors are relative to the Metadata.
-func endpointIdentity(md *corev3.Metadata) (spiffe.ID, error) {
+// endpointMetadata reads filter_metadata["waypoint"]: "identity" into
+// ep.Identity, "dubbo_version" and "dubbo_group" into ep.DubboVersion and
+// ep.DubboGroup. Other keys in the waypoint's own namespace are errors, so
+// a typo is not ignored. Errors are relative to the Metadata.
+func endpointMetadata(md *corev3.Metadata, ep *Endpoint) error {
 	ns := md.GetFilterMetadata()[metadataNamespace]
 	path := key("filter_metadata", metadataNamespace)
-	var id spiffe.ID
 	for k, v := range ns.GetFields() {
-		if k != identityKey {
-			return spiffe.ID{}, errAt(path+"."+k, "unknown key (only %q is defined)", identityKey)
-		}
 		s, ok := v.GetKind().(*structpb.Value_StringValue)
-		if !ok {
-			return spiffe.ID{}, errAt(path+"."+k, "want a spiffe:// URI string")
-		}
-		var err error
-		if id, err = spiffe.Parse(s.StringValue); err != nil {
-			return spiffe.ID{}, at(path+"."+k, err)
+		switch k {
+		case identityKey:
+			if !ok {
+				return errAt(path+"."+k, "want a spiffe:// URI string")
+			}
+			id, err := spiffe.Parse(s.StringValue)
+			if err != nil {
+				return at(path+"."+k, err)
+			}
+			ep.Identity = id
+		case dubboVersionKey, dubboGroupKey:
+			if !ok || s.StringValue == "" {
+				return errAt(path+"."+k, "want a non-empty string")
+			}
+			if k == dubboVersionKey {
+				ep.DubboVersion = s.StringValue
+			} else {
+				ep.DubboGroup = s.StringValue
+			}
+		default:
+			return errAt(path+"."+k, "unknown key (%q, %q and %q are defined)", identityKey, dubboVersionKey, dubboGroupKey)
 		}
 	}
-	return id, nil
+	return nil
 }
 
 // indexEndpoints decodes each ClusterLoadAssignment, keyed by cluster_name.

@@ -91,6 +91,7 @@ func decodeFilterChain(pb *listenerv3.FilterChain, b *build) (*FilterChain, erro
 			return nil, errAt("filters", "%s overrides are only supported before a %s (or in an HttpConnectionManager)", metrics.StatsFilterName, tcpProxyFilterName)
 		}
 		c.TCPProxy.Stats = stats
+		c.TCPProxy.Dubbo.Stats = stats
 	}
 	return c, nil
 }
@@ -165,6 +166,9 @@ func decodeTCPProxy(pb *tcpproxyv3.TcpProxy, clusters map[string]*Cluster) (*TCP
 		return nil, err
 	}
 	if err := checkLogClusters(tp.AccessLog, clusters); err != nil {
+		return nil, err
+	}
+	if tp.Dubbo, err = dubboOnTCP(tp); err != nil {
 		return nil, err
 	}
 	// At most one policy (the proto's rule); source_ip is the only kind

@@ -74,3 +74,20 @@ func (c *Cluster) EndpointAt(addr netip.AddrPort) *Endpoint {
 	}
 	return nil
 }
+
+// DubboLabels returns the endpoint's Dubbo service version and group, as a
+// call's version and group attachments are matched against them: its
+// waypoint metadata (DubboVersion, DubboGroup), else, for the version,
+// the canonical revision of istiod's istio.workload (the workload's
+// service.istio.io/canonical-revision, app.kubernetes.io/version or
+// version label, "latest" without one). istiod sends no group: a group
+// comes only from the waypoint metadata.
+func (e *Endpoint) DubboLabels() (version, group string) {
+	version, group = e.DubboVersion, e.DubboGroup
+	if version == "" {
+		if w, ok := e.IstioWorkload(); ok {
+			version = w.CanonicalRevision
+		}
+	}
+	return version, group
+}

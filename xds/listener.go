@@ -207,6 +207,12 @@ type TCPProxy struct {
 	// once it has lasted this long (what istiod writes for a
 	// DestinationRule's tcp.maxConnectionDuration); 0: no limit.
 	MaxDownstreamConnectionDuration time.Duration
+	// Dubbo is how a connection of this chain that speaks Dubbo is served
+	// (proxy/tcpproxy tells it by its first bytes): a DubboProxy made up
+	// for the chain, with one route, any interface and method, to Cluster,
+	// the Dubbo router as its only filter, the chain's access_log (a line
+	// per call) and stats overrides. Never nil for a decoded chain.
+	Dubbo *DubboProxy
 }
 
 // defaultTCPIdleTimeout is Envoy's tcp_proxy idle_timeout default.

@@ -223,12 +223,13 @@ func (u *callUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 		return nil, status.New(status.NoHealthyUpstream, errors.New("dubbo: no upstream pools"))
 	}
 	exclude := ureq.Exclude
+	prefer := cl.prefer(ureq.Cluster)
 	var (
 		pk chosen
 		p  *pool
 	)
 	for picks := 0; ; picks++ {
-		pc := lb.PickContext{ExcludeAddrs: exclude, HostSelectionMaxAttempts: ureq.MaxHostSelectionAttempts}
+		pc := lb.PickContext{ExcludeAddrs: exclude, HostSelectionMaxAttempts: ureq.MaxHostSelectionAttempts, Prefer: prefer}
 		cluster, pick, err := ups.clusters.Choose(cl.b.snap, ureq.Cluster, &pc, ureq.Retry)
 		if err != nil {
 			return nil, err
@@ -280,6 +281,25 @@ func (u *callUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequ
 		return &cl.resp, nil
 	}
 	return cl.wait(ctx, uc, id, ureq.Deadline, &pk.pick)
+}
+
+// prefer returns the endpoints of cluster a call prefers: those whose
+// Dubbo version and group (xds.Endpoint.DubboLabels) are the ones the call
+// names (its service version, unless empty or Dubbo's default "0.0.0",
+// and its group attachment), nil for any endpoint.
+func (cl *call) prefer(cluster string) func(*lb.Host) bool {
+	if !cl.hessian {
+		return nil
+	}
+	version, _ := cl.req.Header.Get(dubbo.HeaderServiceVersion)
+	if string(version) == "0.0.0" {
+		version = nil
+	}
+	group, _ := cl.req.Header.Get(dubbo.HeaderGroup)
+	if len(version) == 0 && len(group) == 0 {
+		return nil
+	}
+	return cl.b.preferForBytes(cluster, version, group)
 }
 
 // chosen is one try's endpoint.

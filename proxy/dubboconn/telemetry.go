@@ -145,8 +145,12 @@ func (cl *call) loggedResponse(code int) *l7.Response {
 
 func (cl *call) metricsKey() metrics.Key {
 	s, d := &cl.s, cl.c.down
+	var ov *metrics.Overrides
+	if cl.b.dubbo != nil {
+		ov = cl.b.dubbo.Stats
+	}
 	return metrics.Key{Version: cl.b.snap.Version, Protocol: metrics.Dubbo, PeerURI: d.PeerURI, Baggage: d.Baggage,
-		Cluster: s.UpstreamCluster, Host: s.UpstreamHost, MutualTLS: d.PeerURI != ""}
+		Cluster: s.UpstreamCluster, Host: s.UpstreamHost, MutualTLS: d.PeerURI != "", Overrides: ov}
 }
 
 // destResolver finds a call's destination labels in its snapshot: the

@@ -35,6 +35,11 @@ type Server struct {
 	Clusters httpconn.Upstreams
 	Dubbo    *dubboconn.Env
 	TCP      *tcpproxy.Proxy
+	// NoDubboOnTCP relays every connection of a tcp_proxy chain as bytes.
+	// By default (false) a connection of a tcp_proxy chain that speaks
+	// Dubbo is served per call through Dubbo, unless its cluster says
+	// otherwise (xds.Cluster.NoDubboOnTCP; see tcpproxy's dubbo.go).
+	NoDubboOnTCP bool
 	// Log receives the RBAC denials; nil: slog.Default().
 	Log *slog.Logger
 }
@@ -87,8 +92,38 @@ func (s *Server) Serve(ctx context.Context, c *downstream.Conn, m Match) {
 		dubboconn.Serve(c, dubboconn.NewSource(s.Store, m.Listener, m.Input, m.Snapshot, fc.Dubbo), s.Dubbo)
 		c.Close()
 	default:
-		s.TCP.Serve(m.Snapshot, fc.TCPProxy, c)
+		tp := fc.TCPProxy
+		if !s.dubboOnTCP(m.Snapshot, tp) {
+			s.TCP.Serve(m.Snapshot, tp, c, nil)
+			return
+		}
+		serveDubbo := func(c *downstream.Conn) {
+			dubboconn.Serve(c, dubboconn.NewSource(s.Store, m.Listener, m.Input, m.Snapshot, tp.Dubbo), s.Dubbo)
+		}
+		if m.Input.AppProtocol == sniffedDubbo && c.Answered() {
+			// Sniffed already (http_inspector): no upstream to open.
+			serveDubbo(c)
+			c.Close()
+			return
+		}
+		s.TCP.Serve(m.Snapshot, tp, c, serveDubbo)
 	}
+}
+
+// sniffedDubbo is the application protocol proxy/inbound reports for a
+// stream whose first bytes are Dubbo's.
+const sniffedDubbo = "'dubbo'"
+
+// dubboOnTCP reports whether the connections of tcp_proxy chain tp are
+// served as Dubbo when they speak it: unless turned off (NoDubboOnTCP, or
+// the cluster's metadata), for a cluster of endpoints of its own (not the
+// stream's own destination) and a tcp_proxy that does not tunnel.
+func (s *Server) dubboOnTCP(snap *xds.Snapshot, tp *xds.TCPProxy) bool {
+	if s.NoDubboOnTCP || s.Dubbo == nil || tp.Dubbo == nil || tp.Tunnel != nil {
+		return false
+	}
+	cl := snap.Cluster(tp.Cluster)
+	return cl != nil && !cl.NoDubboOnTCP && !cl.OriginalDestination
 }
 
 func (s *Server) log() *slog.Logger {

@@ -41,7 +41,11 @@ type Proxy struct {
 // or it is refused. The dial stops when c's Context ends. Streams in flight
 // keep the snapshot they started with; a drain does not cut them (the
 // waypoint closes them when its drain time is up).
-func (p *Proxy) Serve(snap *xds.Snapshot, tp *xds.TCPProxy, c *downstream.Conn) {
+//
+// With serveDubbo not nil, a connection whose first bytes are Dubbo's is
+// served by serveDubbo instead, once answered, its first bytes put back,
+// and closed when it returns (dubbo.go); nil relays every connection.
+func (p *Proxy) Serve(snap *xds.Snapshot, tp *xds.TCPProxy, c *downstream.Conn, serveDubbo func(*downstream.Conn)) {
 	start := time.Now()
 	info := &c.Info
 	// Destination is for a cluster whose host is the connection's own
@@ -57,7 +61,104 @@ func (p *Proxy) Serve(snap *xds.Snapshot, tp *xds.TCPProxy, c *downstream.Conn) 
 		c.Refuse(err)
 		return
 	}
-	defer done()
+	// done is called once the upstream connection has ended, on every
+	// path below.
+	cs := metrics.Cluster(tp.Cluster)
+	cs.Active.Inc()
+	if err := c.Accept(); err != nil {
+		p.Log.Debug("tcp_proxy: downstream gone before accept", "conn", c.String(), "error", err)
+		cs.Active.Dec()
+		ls, dims := p.opened(snap, tp, info, start, ep)
+		p.report(snap, tp, info, ls, dims, start, ep, relay.Result{}, status.New(status.DownstreamGone, err))
+		abortConn(up)
+		done()
+		return
+	}
+	dc := c.Relayed()
+	var sn *sniffer
+	if serveDubbo != nil {
+		sn = newSniffer(dc, up)
+	}
+	if sn != nil {
+		switch sn.run(tp.IdleTimeout) {
+		case sniffDubbo:
+			// The upstream has carried nothing: closed, and the calls
+			// go to the cluster's endpoints one by one. The connection's
+			// telemetry is its calls' (request metrics, a log line each),
+			// not a TCP connection's.
+			up.Close()
+			sn.upWaited()
+			done()
+			cs.Active.Dec()
+			p.Log.Debug("tcp_proxy: Dubbo found, served per call", "conn", c.String(), "cluster", tp.Cluster)
+			sn.unread(c)
+			serveDubbo(c)
+			c.Close()
+			return
+		case sniffIdle:
+			abortConn(up)
+			c.Abort()
+			sn.upWaited()
+			done()
+			cs.Active.Dec()
+			ls, dims := p.opened(snap, tp, info, start, ep)
+			res := relay.Result{Err: relay.ErrIdleTimeout}
+			p.logEnd(c, tp, ep, res)
+			p.report(snap, tp, info, ls, dims, start, ep, res, nil)
+			return
+		}
+		if sn.n > 0 {
+			// Bytes that are not Dubbo's go on ahead of the relay.
+			if _, err := up.Write(sn.prefix[:sn.n]); err != nil {
+				abortConn(up)
+				c.Abort()
+				sn.upWaited()
+				done()
+				cs.Active.Dec()
+				ls, dims := p.opened(snap, tp, info, start, ep)
+				res := relay.Result{Err: err}
+				p.logEnd(c, tp, ep, res)
+				p.report(snap, tp, info, ls, dims, start, ep, res, nil)
+				return
+			}
+		}
+		up = sn.upstream()
+	}
+	ls, dims := p.opened(snap, tp, info, start, ep)
+	var sniffed int64
+	if sn != nil {
+		sniffed = int64(sn.n)
+	}
+	opts := relay.Options{IdleTimeout: tp.IdleTimeout, MaxDuration: tp.MaxDownstreamConnectionDuration}
+	if d, ok := dc.(Detacher); ok {
+		finish := d.Detach()
+		relay.Start(dc, up, opts, nil, func(res relay.Result) {
+			done()
+			if sn != nil {
+				sn.upWaited()
+			}
+			res.DownstreamToUpstream += sniffed
+			cs.Active.Dec()
+			p.logEnd(c, tp, ep, res)
+			p.report(snap, tp, info, ls, dims, start, ep, res, nil)
+			finish()
+		})
+		return
+	}
+	res := relay.Run(dc, up, opts, nil)
+	done()
+	if sn != nil {
+		sn.upWaited()
+	}
+	res.DownstreamToUpstream += sniffed
+	cs.Active.Dec()
+	p.logEnd(c, tp, ep, res)
+	p.report(snap, tp, info, ls, dims, start, ep, res, nil)
+}
+
+// opened records a connection as opened in the TCP metrics and returns its
+// label set (nil without metrics) and the stats filter's dimensions.
+func (p *Proxy) opened(snap *xds.Snapshot, tp *xds.TCPProxy, info *filters.Downstream, start time.Time, ep netip.AddrPort) (*metrics.LabelSet, metrics.Dims) {
 	ls := p.labels(snap, tp, info, ep)
 	var dims metrics.Dims
 	if ls != nil && tp.Stats.HasDimensions() {
@@ -68,36 +169,16 @@ func (p *Proxy) Serve(snap *xds.Snapshot, tp *xds.TCPProxy, c *downstream.Conn) 
 		dims = tp.Stats.Eval(&rec)
 	}
 	ls.TCPOpenedDims(dims)
-	cs := metrics.Cluster(tp.Cluster)
-	cs.Active.Inc()
-	if err := c.Accept(); err != nil {
-		p.Log.Debug("tcp_proxy: downstream gone before accept", "conn", c.String(), "error", err)
-		cs.Active.Dec()
-		p.report(snap, tp, info, ls, dims, start, ep, relay.Result{}, status.New(status.DownstreamGone, err))
-		if a, ok := up.(relay.Aborter); ok {
-			a.Abort()
-		} else {
-			up.Close()
-		}
+	return ls, dims
+}
+
+// abortConn ends c abnormally.
+func abortConn(c relay.Conn) {
+	if a, ok := c.(relay.Aborter); ok {
+		a.Abort()
 		return
 	}
-	dc := c.Relayed()
-	opts := relay.Options{IdleTimeout: tp.IdleTimeout, MaxDuration: tp.MaxDownstreamConnectionDuration}
-	if d, ok := dc.(Detacher); ok {
-		finish := d.Detach()
-		relay.Start(dc, up, opts, nil, func(res relay.Result) {
-			done()
-			cs.Active.Dec()
-			p.logEnd(c, tp, ep, res)
-			p.report(snap, tp, info, ls, dims, start, ep, res, nil)
-			finish()
-		})
-		return
-	}
-	res := relay.Run(dc, up, opts, nil)
-	cs.Active.Dec()
-	p.logEnd(c, tp, ep, res)
-	p.report(snap, tp, info, ls, dims, start, ep, res, nil)
+	c.Close()
 }
 
 // hash is the connection's hash for ring-hash and Maglev clusters, as

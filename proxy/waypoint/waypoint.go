@@ -104,7 +104,11 @@ type Options struct {
 	// connection (default 1024).
 	DubboMaxBodyBytes int
 	DubboMaxInFlight  int
-	Logger            *slog.Logger // default slog.Default()
+	// NoDubboOnTCP keeps tcp_proxy chains L4 only: a connection that speaks
+	// Dubbo is relayed as bytes, as any other. By default it is served per
+	// call (proxy/tcpproxy's dubbo.go; the command's --dubbo-on-tcp).
+	NoDubboOnTCP bool
+	Logger       *slog.Logger // default slog.Default()
 	// Loggers are the loggers the admin's /logging lists and sets (the
 	// levels Logger's handler reads); nil disables /logging.
 	Loggers *admin.Loggers
@@ -232,7 +236,8 @@ func Start(opts Options) (w *Waypoint, err error) {
 	dubboEnv := &dubboconn.Env{Log: w.log, Upstreams: w.dubbo, MaxBodyBytes: opts.DubboMaxBodyBytes, MaxInFlight: opts.DubboMaxInFlight,
 		Metrics: rec, Logs: w.logs}
 	w.dubboEnv = dubboEnv
-	w.chains = &filterchain.Server{Store: &w.store, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, TCP: tcp, Log: w.log}
+	w.chains = &filterchain.Server{Store: &w.store, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, TCP: tcp,
+		NoDubboOnTCP: opts.NoDubboOnTCP, Log: w.log}
 	w.listeners = &listener.Manager{Chains: w.chains, Log: w.log}
 
 	// The admin port listens from the start, /ready 503 until the first

@@ -28,6 +28,16 @@ type PickContext struct {
 	// Destination is the stream's original destination: the host of a
 	// cluster whose host is that destination (xds.Cluster.OriginalDestination).
 	Destination netip.AddrPort
+	// Prefer, when not nil and it accepts at least one of the hosts picked
+	// from, restricts the pick to the hosts it accepts: the policy picks
+	// as usual, a host it does not accept is picked again (once per host,
+	// plus HostSelectionMaxAttempts), and if the policy keeps landing
+	// elsewhere one of the accepted hosts is taken at random. When it
+	// accepts none, it is ignored: the pick is over all hosts. A Dubbo
+	// call's version and group select endpoints this way
+	// (proxy/dubboconn). Like Exclude, it runs on the picking goroutine
+	// and must be cheap.
+	Prefer func(*Host) bool
 	// HostSelectionMaxAttempts is the route's
 	// host_selection_retry_max_attempts: how many times to re-pick after a
 	// host is rejected. 0 means no re-pick.
@@ -85,6 +95,9 @@ func (s *hostSet) pick(pc *PickContext, rnd func() uint64) *Host {
 	if s.hashed && !hasHash {
 		hash = rnd() // as Envoy: no hash, a random point
 	}
+	if pc != nil && pc.Prefer != nil && s.accepts(pc.Prefer) {
+		return s.pickPreferred(pc, hash, attempts+len(s.usable), rnd)
+	}
 	var h *Host
 	for i := range attempts {
 		h = s.p.pick(hash, i)
@@ -93,6 +106,49 @@ func (s *hostSet) pick(pc *PickContext, rnd func() uint64) *Host {
 		}
 	}
 	return h
+}
+
+// accepts reports whether prefer accepts one of the usable hosts.
+func (s *hostSet) accepts(prefer func(*Host) bool) bool {
+	for _, h := range s.usable {
+		if prefer(h) {
+			return true
+		}
+	}
+	return false
+}
+
+// pickPreferred picks among the hosts pc.Prefer accepts (at least one of
+// the usable ones): the policy's pick when it lands on one within
+// attempts, one of them at random otherwise; pc's rejections are obeyed
+// where a preferred host is left that they do not reject.
+func (s *hostSet) pickPreferred(pc *PickContext, hash uint64, attempts int, rnd func() uint64) *Host {
+	var fallback *Host
+	for i := range attempts {
+		h := s.p.pick(hash, i)
+		if h == nil {
+			break
+		}
+		if !pc.Prefer(h) {
+			continue
+		}
+		if !pc.rejects(h) {
+			return h
+		}
+		fallback = h
+	}
+	n := len(s.usable)
+	start := int(rnd() % uint64(n))
+	for i := range n {
+		h := s.usable[(start+i)%n]
+		if pc.Prefer(h) && !pc.rejects(h) {
+			return h
+		}
+		if fallback == nil && pc.Prefer(h) {
+			fallback = h
+		}
+	}
+	return fallback
 }
 
 // inPanic reports whether a host set with healthy of total hosts healthy
