@@ -2,7 +2,7 @@ package dubboconn_test
 
 // Addresses of this file's benchmarks: 127.0.53.0/24 (the waypoint on
 // 127.0.53.5, the client's ztunnel on 127.0.53.1, the pod on 127.0.53.11,
-// service VIPs 127.0.53.100 and .101).
+// service VIPs 127.0.53.100 to .102).
 
 import (
 	"context"
@@ -31,11 +31,14 @@ const (
 	benchPod      = "127.0.53.11"
 	benchDubboVIP = "127.0.53.100:20880"
 	benchTCPVIP   = "127.0.53.101:20880"
+	benchOnTCPVIP = "127.0.53.102:20880"
 	benchClientIP = "127.0.53.1"
 )
 
 // benchConfig: the service's port served by the Dubbo connection manager
-// (VIP .100) and by the L4 relay (VIP .101), both to the one pod.
+// (VIP .100), by the L4 relay (VIP .101: a tcp_proxy chain whose cluster
+// keeps it L4) and by a tcp_proxy chain that finds Dubbo on it (VIP .102),
+// all to the one pod.
 const benchConfig = `
 static_resources:
   listeners:
@@ -59,8 +62,22 @@ static_resources:
       filter_chain_match: {prefix_ranges: [{address_prefix: 127.0.53.101, prefix_len: 32}], destination_port: 20880}
       filters:
       - name: envoy.filters.network.tcp_proxy
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: tcp, cluster: pod-l4}
+    - name: dubbo-on-tcp
+      filter_chain_match: {prefix_ranges: [{address_prefix: 127.0.53.102, prefix_len: 32}], destination_port: 20880}
+      filters:
+      - name: envoy.filters.network.tcp_proxy
         typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: tcp, cluster: pod}
   clusters:
+  - name: pod-l4
+    connect_timeout: 2s
+    metadata: {filter_metadata: {waypoint: {dubbo_on_tcp: false}}}
+    load_assignment:
+      cluster_name: pod-l4
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.53.11, port_value: 20880}}}
+          metadata: {filter_metadata: {waypoint: {identity: spiffe://cluster.local/ns/default/sa/pod}}}
   - name: pod
     connect_timeout: 2s
     load_assignment:
@@ -144,7 +161,7 @@ func startBenchMesh(b *testing.B) *benchMesh {
 	pool := hbone.NewPool(hbone.PoolConfig{Logger: log})
 	m.stops = append(m.stops, pool.Close)
 	expect := certs.PeerExpectation{ID: benchID("waypoint")}
-	for port, authority := range map[string]string{"19001": benchDubboVIP, "19002": benchTCPVIP} {
+	for port, authority := range map[string]string{"19001": benchDubboVIP, "19002": benchTCPVIP, "19003": benchOnTCPVIP} {
 		ln, err := net.Listen("tcp", benchClientIP+":"+port)
 		if err != nil {
 			b.Fatal(err)
@@ -329,6 +346,15 @@ func BenchmarkDubboMeshCall(b *testing.B) {
 func BenchmarkDubboMeshL4(b *testing.B) {
 	startBenchMesh(b)
 	benchCalls(b, benchClientIP+":19002")
+}
+
+// BenchmarkDubboMeshOnTCP is BenchmarkDubboMeshCall's call through a
+// tcp_proxy chain (as istiod writes for a TCP port) on which the waypoint
+// found Dubbo: served per call, by the same connection manager through the
+// DubboProxy made up for the chain.
+func BenchmarkDubboMeshOnTCP(b *testing.B) {
+	startBenchMesh(b)
+	benchCalls(b, benchClientIP+":19003")
 }
 
 // BenchmarkDubboMeshCompare runs both paths of one mesh in alternating

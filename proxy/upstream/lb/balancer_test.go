@@ -413,3 +413,40 @@ func rotate(s []int, k int) []int {
 	}
 	return append(slices.Clone(s[k:]), s[:k]...)
 }
+
+func TestPrefer(t *testing.T) {
+	policies := []xds.LBPolicy{xds.LBPolicyRoundRobin, xds.LBPolicyLeastRequest, xds.LBPolicyRandom, xds.LBPolicyRingHash, xds.LBPolicyMaglev}
+	for _, policy := range policies {
+		t.Run(policy.String(), func(t *testing.T) {
+			c := clusterOf(t, &xds.Cluster{Name: "c", LBPolicy: policy, Endpoints: equal(4)})
+			cases := []struct {
+				name    string
+				prefer  func(*Host) bool
+				exclude []netip.AddrPort
+				want    map[int]bool // the hosts a pick may return
+			}{
+				{"two preferred", func(h *Host) bool { return index(h) == 1 || index(h) == 3 }, nil, map[int]bool{1: true, 3: true}},
+				{"one preferred", func(h *Host) bool { return index(h) == 2 }, nil, map[int]bool{2: true}},
+				{"a preferred host excluded: the other", func(h *Host) bool { return index(h) == 1 || index(h) == 3 },
+					[]netip.AddrPort{addr(1)}, map[int]bool{3: true}},
+				{"the only preferred host excluded: it still", func(h *Host) bool { return index(h) == 2 },
+					[]netip.AddrPort{addr(2)}, map[int]bool{2: true}},
+				{"none preferred: any", func(*Host) bool { return false }, nil, map[int]bool{0: true, 1: true, 2: true, 3: true}},
+			}
+			for _, tc := range cases {
+				seen := map[int]bool{}
+				for k := range 200 {
+					pc := &PickContext{Hash: uint64(k) * 0x9e3779b97f4a7c15, HasHash: k%2 == 0, Prefer: tc.prefer, ExcludeAddrs: tc.exclude}
+					h := c.Pick(pc)
+					if !tc.want[index(h)] {
+						t.Fatalf("%s: pick %d: host %d, want one of %v", tc.name, k, index(h), tc.want)
+					}
+					seen[index(h)] = true
+				}
+				if len(seen) != len(tc.want) && tc.exclude == nil {
+					t.Errorf("%s: picked %v of %v", tc.name, seen, tc.want)
+				}
+			}
+		})
+	}
+}
