@@ -150,7 +150,7 @@ func newRunFlags(fs *flag.FlagSet) *runFlags {
 	r.drainDelay = fs.Duration("drain-delay", 0, "after SIGTERM, keep serving and accepting this long, not ready (--status-addr, the admin's /ready), before draining for at most --drain-timeout: the time a pod's clients take to learn it is leaving (the pod mode's default: PROXY_CONFIG's terminationDrainDuration)")
 	fs.IntVar(&o.DubboMaxBodyBytes, "dubbo-max-body-bytes", dubbo.DefaultMaxBodyBytes, "largest Dubbo frame body accepted (Dubbo's payload limit)")
 	fs.IntVar(&o.DubboMaxInFlight, "dubbo-max-in-flight", dubbo.DefaultMaxInFlight, "Dubbo calls in flight per downstream connection; past it a call is answered 100")
-	r.dubboOnTCP = fs.Bool("dubbo-on-tcp", true, "serve per call, as Dubbo, the connections of tcp_proxy chains whose first bytes are Dubbo's (false: L4 only; per cluster: metadata filter_metadata.waypoint.dubbo_on_tcp)")
+	r.dubboOnTCP = fs.Bool("dubbo-on-tcp", os.Getenv("WAYPOINT_DUBBO_ON_TCP") != "false", "serve per call, as Dubbo, the connections of tcp_proxy chains whose first bytes are Dubbo's (false: L4 only; per cluster: metadata filter_metadata.waypoint.dubbo_on_tcp) (default $WAYPOINT_DUBBO_ON_TCP, else true)")
 	r.concurrency = fs.Int("concurrency", 0, "worker threads (GOMAXPROCS), as Envoy's --concurrency; 0 keeps Go's default: the container's CPU limit, else the cores")
 	r.logger = cli.LogFlagsLevel(fs)
 	return r
@@ -160,6 +160,9 @@ func newRunFlags(fs *flag.FlagSet) *runFlags {
 func (r *runFlags) run(fs *flag.FlagSet) error {
 	o, caAddr, trustDomain, xdsFlags, concurrency := &r.o, r.caAddr, r.trustDomain, r.xdsFlags, r.concurrency
 	o.NoStats = !*r.stats
+	if v := os.Getenv("WAYPOINT_DUBBO_ON_TCP"); v != "" && v != "true" && v != "false" {
+		return fmt.Errorf("WAYPOINT_DUBBO_ON_TCP=%q: want true or false", v)
+	}
 	o.NoDubboOnTCP = !*r.dubboOnTCP
 	if *concurrency < 0 {
 		return fmt.Errorf("run: --concurrency %d: want 0 or more", *concurrency)
