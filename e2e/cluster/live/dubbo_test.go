@@ -22,7 +22,8 @@ import (
 // serves it per call. World numbers 80 and 81.
 
 // dubboService is the Service of these tests: port tcp-dubbo 20880 (Dubbo providers),
-// tcp-echo 7000 (a line echo) and tcp-greet 7001 (a server that speaks first), selecting
+// tcp-echo 7000 (a line echo), tcp-greet 7001 (a server that speaks first) and grpc-triple
+// 50051 (Triple: gRPC, an HTTP chain), selecting
 // the workloads labelled app: greeter; and Istio's text access log on the waypoint's stdout.
 const dubboService = `
 apiVersion: v1
@@ -38,6 +39,7 @@ spec:
   - {name: tcp-dubbo, port: 20880}
   - {name: tcp-echo, port: 7000}
   - {name: tcp-greet, port: 7001}
+  - {name: grpc-triple, port: 50051}
 ---
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
@@ -51,9 +53,35 @@ spec:
 
 const greeting = "220 greeter ready\n"
 
+// tripleRouting routes the Triple calls that name version v2 (tri-service-version, the header a
+// Triple consumer sends) to the providers labelled version: v2, the others to any.
+const tripleRouting = `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: greeter, namespace: "{{NS}}"}
+spec:
+  host: greeter
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: greeter, namespace: "{{NS}}"}
+spec:
+  hosts: [greeter]
+  http:
+  - match:
+    - headers: {tri-service-version: {exact: v2}}
+    route:
+    - destination: {host: greeter, subset: v2}
+  - route:
+    - destination: {host: greeter}
+`
+
 // dubboProvider is a workload of the Service: a Dubbo provider process (dubbotool
-// provide, answering "NAME: method(args)") on IP:20880, a line echo on IP:7000 and a greeter
-// on IP:7001.
+// provide, answering "NAME: method(args)") on IP:20880, a line echo on IP:7000, a greeter
+// on IP:7001 and a gRPC echo (any service and method, as a Triple provider's) on IP:50051.
 type dubboProvider struct {
 	*pod
 	proc *exec.Cmd
@@ -64,6 +92,7 @@ func (w *world) dubboProvider(name, version string) *dubboProvider {
 	w.t.Helper()
 	p := &dubboProvider{pod: w.workload(name, "greeter", map[string]string{"app": "greeter", "version": version})}
 	p.proc = w.startProc("provider-"+name, env.dubbo, "provide", "--listen", net.JoinHostPort(p.ip, "20880"), "--name", name)
+	w.grpcEcho(p.pod, 50051)
 	w.serveTCP(net.JoinHostPort(p.ip, "7000"), func(c net.Conn) { io.Copy(c, c) })
 	w.serveTCP(net.JoinHostPort(p.ip, "7001"), func(c net.Conn) {
 		io.WriteString(c, greeting)
@@ -323,6 +352,30 @@ func TestDubboOnTCPChains(t *testing.T) {
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err != nil || line != greeting {
 			t.Fatalf("greeting %q, %v; want %q", line, err, greeting)
+		}
+	})
+
+	t.Run("Triple through the HTTP chain istiod writes for a grpc port, routed by tri-service-version", func(t *testing.T) {
+		w.applied(tripleRouting)
+		for i := range 10 {
+			who, err := w.grpcCall("consumer", vip+":50051", "/com.example.Greeter/sayHello", "tri-service-version", "v2")
+			if err != nil || who != "greeter-b" {
+				t.Fatalf("Triple call %d with tri-service-version v2: answered by %q, %v; want greeter-b", i, who, err)
+			}
+		}
+		seen := map[string]bool{}
+		for range 20 {
+			who, err := w.grpcCall("consumer", vip+":50051", "/com.example.Greeter/sayHello")
+			if err != nil {
+				t.Fatalf("Triple call: %v", err)
+			}
+			seen[who] = true
+		}
+		if !seen["greeter-a"] || !seen["greeter-b"] {
+			t.Errorf("Triple calls without a version answered by %v, want both providers", seen)
+		}
+		if n := w.settledMetric("istio_requests_total", `request_protocol="grpc"`, `destination_service_name="greeter"`, `response_code="200"`); n < 30 {
+			t.Errorf(`istio_requests_total{request_protocol="grpc"} is %v, want the 30 Triple calls`, n)
 		}
 	})
 
