@@ -25,6 +25,9 @@
 //	waypoint xds serve --dir DIR --addr ADDR     serve Envoy resources over ADS
 //	waypoint proxy waypoint [flags]              the pod mode: what istiod's waypoint
 //	                                             Deployment gives Envoy's agent
+//	waypoint apply -n NS [--class C] [--image I] write a waypoint Gateway to the API
+//	                                             server, as istioctl waypoint apply
+//	waypoint generate [-n NS] [flags]            print that Gateway as YAML
 package waypointcmd
 
 import (
@@ -69,6 +72,10 @@ commands:
   proxy waypoint
             the pod mode: istiod's waypoint Deployment's command line, env
             and files, as Envoy's agent takes them (docs/kubernetes.md)
+  apply     write a waypoint Gateway to the cluster, as istioctl waypoint apply
+            (-n NS [--class istio-waypoint|istio-mesh] [--image REF]
+            [--enroll-namespace] [--for T] [--wait])
+  generate  print that Gateway as YAML, as istioctl waypoint generate
 
 Run 'waypoint <command> -h' for a command's flags.
 `
@@ -97,6 +104,10 @@ func Main() {
 		err = xdsCommand(args)
 	case "proxy":
 		err = proxyCommand(args)
+	case "apply":
+		err = apply(args)
+	case "generate":
+		err = generate(args, os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
