@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -224,7 +225,13 @@ func apply(args []string) error {
 	if _, err := o.spec.gateway(); err != nil { // the flags checked before the kubeconfig is read
 		return fmt.Errorf("apply: %w", err)
 	}
-	cfg, err := kubeapply.Load(kubeapply.Sources{Kubeconfig: o.kubeconfig, Context: o.context})
+	// The pod's service account directory moves under $WAYPOINT_POD_ROOT,
+	// as the pod mode's files do: the in-cluster config, tested off a pod.
+	saDir := kubeapply.DefaultServiceAccountDir
+	if root := os.Getenv(PodRootEnv); root != "" {
+		saDir = filepath.Join(root, saDir)
+	}
+	cfg, err := kubeapply.Load(kubeapply.Sources{Kubeconfig: o.kubeconfig, Context: o.context, ServiceAccountDir: saDir})
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
