@@ -316,7 +316,9 @@ func waitProgrammed(ctx context.Context, c *kubeapply.Client, path string, timeo
 	for {
 		var gw gatewayObject
 		if err := c.Get(ctx, path, &gw); err != nil {
-			last = err.Error()
+			if ctx.Err() == nil { // not the wait's own end cutting the poll short
+				last = err.Error()
+			}
 		} else if gw.Status != nil {
 			for _, cond := range gw.Status.Conditions {
 				if cond.Type != "Programmed" {

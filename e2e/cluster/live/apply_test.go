@@ -44,7 +44,10 @@ metadata:
 		env.cluster.Client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
 	})
 	home := t.TempDir() // no ~/.kube/config: apply reads only what a test gives it
-	admin := []string{"--kubeconfig", env.cluster.Kubeconfig}
+	// asAdmin is `waypoint apply` with the admin's kubeconfig and args.
+	asAdmin := func(args ...string) []string {
+		return append([]string{"apply", "--kubeconfig", env.cluster.Kubeconfig}, args...)
+	}
 
 	if !t.Run("generate as istioctl", func(t *testing.T) {
 		for _, args := range [][]string{
@@ -89,7 +92,7 @@ metadata:
 
 	const image = "localhost/waypoint:apply"
 	if !t.Run("apply as istioctl, with our image", func(t *testing.T) {
-		out := mustWaypoint(t, home, nil, append(admin, "apply", "-n", ns, "--for", "service", "--enroll-namespace", "--image", image)...)
+		out := mustWaypoint(t, home, nil, asAdmin("-n", ns, "--for", "service", "--enroll-namespace", "--image", image)...)
 		mustContain(t, out, "waypoint apply/waypoint applied (class istio-waypoint, image "+image+")",
 			`namespace apply labeled with "istio.io/use-waypoint: waypoint"`)
 		if out, err := runIstioctl("waypoint", "apply", "-n", ns, "--name", "reference", "--for", "service"); err != nil {
@@ -128,7 +131,7 @@ metadata:
 			t.Fatalf("istioctl: %v\n%s", err, theirs)
 		}
 		mustContain(t, theirs, "already has an enrolled Waypoint")
-		ours := mustWaypoint(t, home, nil, append(admin, "apply", "-n", ns, "--name", "second", "--enroll-namespace")...)
+		ours := mustWaypoint(t, home, nil, asAdmin("-n", ns, "--name", "second", "--enroll-namespace")...)
 		mustContain(t, ours, "already has an enrolled waypoint (istio.io/use-waypoint=waypoint): nothing applied")
 		for _, name := range []string{"reference2", "second"} {
 			if _, err := env.cluster.Get(ctx, "gateway.networking.k8s.io/v1", "Gateway", ns, name); err == nil {
@@ -138,7 +141,7 @@ metadata:
 		if got := namespaceLabel(t, ns); got != "waypoint" {
 			t.Errorf("namespace label %q, want waypoint still", got)
 		}
-		ours = mustWaypoint(t, home, nil, append(admin, "apply", "-n", ns, "--name", "second", "--enroll-namespace", "--overwrite")...)
+		ours = mustWaypoint(t, home, nil, asAdmin("-n", ns, "--name", "second", "--enroll-namespace", "--overwrite")...)
 		mustContain(t, ours, "waypoint apply/second applied", `namespace apply labeled with "istio.io/use-waypoint: second"`)
 		getGateway(t, ns, "second")
 		if got := namespaceLabel(t, ns); got != "second" {
@@ -151,7 +154,7 @@ metadata:
 		if out, err := runIstioctl("waypoint", "apply", "-n", ns, "--name", "reference", "--for", "workload"); err != nil {
 			t.Fatalf("istioctl: %v\n%s", err, out)
 		}
-		mustWaypoint(t, home, nil, append(admin, "apply", "-n", ns, "--for", "workload", "--image", image)...)
+		mustWaypoint(t, home, nil, asAdmin("-n", ns, "--for", "workload", "--image", image)...)
 		for _, name := range []string{"reference", "waypoint"} {
 			if got := getGateway(t, ns, name).GetLabels()["istio.io/waypoint-for"]; got != "workload" {
 				t.Errorf("%s: istio.io/waypoint-for %q, want workload", name, got)
@@ -164,22 +167,24 @@ metadata:
 			t.Errorf("istioctl changed the label waypoint applied:\n%s", theirs)
 		}
 		mustContain(t, theirs, `conflict with "waypoint"`)
-		ours, err := runWaypoint(home, nil, append(admin, "apply", "-n", ns, "--name", "reference", "--for", "service")...)
+		t.Logf("istioctl, refused:\n%s", theirs)
+		ours, err := runWaypoint(home, nil, asAdmin("-n", ns, "--name", "reference", "--for", "service")...)
 		if err == nil {
 			t.Errorf("waypoint changed the label istioctl applied:\n%s", ours)
 		}
 		mustContain(t, ours, "the API server answered 409 Conflict", `conflict with "istioctl"`, "--overwrite takes those fields over")
+		t.Logf("waypoint, refused:\n%s", ours)
 		if got := getGateway(t, ns, "reference").GetLabels()["istio.io/waypoint-for"]; got != "workload" {
 			t.Errorf("reference: istio.io/waypoint-for %q after the conflict, want workload", got)
 		}
-		mustWaypoint(t, home, nil, append(admin, "apply", "-n", ns, "--name", "reference", "--for", "service", "--overwrite")...)
+		mustWaypoint(t, home, nil, asAdmin("-n", ns, "--name", "reference", "--for", "service", "--overwrite")...)
 		if got := getGateway(t, ns, "reference").GetLabels()["istio.io/waypoint-for"]; got != "service" {
 			t.Errorf("reference: istio.io/waypoint-for %q after --overwrite, want service", got)
 		}
 	})
 
 	t.Run("without --image, istiod's image again", func(t *testing.T) {
-		mustWaypoint(t, home, nil, append(admin, "apply", "-n", ns, "--for", "workload")...)
+		mustWaypoint(t, home, nil, asAdmin("-n", ns, "--for", "workload")...)
 		if a := getGateway(t, ns, "waypoint").GetAnnotations(); a["sidecar.istio.io/proxyImage"] != "" {
 			t.Errorf("annotations %v: want the image annotation gone", a)
 		}
@@ -189,7 +194,7 @@ metadata:
 	})
 
 	t.Run("class istio-mesh", func(t *testing.T) {
-		out := mustWaypoint(t, home, nil, append(admin, "apply", "-n", ns, "--name", "mesh", "--class", "istio-mesh", "--image", "localhost/waypoint:mesh")...)
+		out := mustWaypoint(t, home, nil, asAdmin("-n", ns, "--name", "mesh", "--class", "istio-mesh", "--image", "localhost/waypoint:mesh")...)
 		mustContain(t, out, "waypoint apply/mesh applied (class istio-mesh, image localhost/waypoint:mesh)")
 		gw := getGateway(t, ns, "mesh")
 		if class, _, _ := unstructured.NestedString(gw.Object, "spec", "gatewayClassName"); class != "istio-mesh" {
@@ -203,11 +208,12 @@ metadata:
 	t.Run("wait", func(t *testing.T) {
 		// With no kubelet, istiod marks the Gateway Programmed once its Service has an
 		// endpoint: until then --wait runs out.
-		out, err := runWaypoint(home, nil, append(admin, "apply", "-n", ns, "--name", "waited", "--wait", "--waypoint-timeout", "3s")...)
+		out, err := runWaypoint(home, nil, asAdmin("-n", ns, "--name", "waited", "--wait", "--waypoint-timeout", "3s")...)
 		if err == nil {
 			t.Fatalf("apply --wait returned before the Gateway could be Programmed:\n%s", out)
 		}
-		mustContain(t, out, "waypoint apply/waited applied", "apply: waypoint apply/waited: not Programmed after 3s")
+		mustContain(t, out, "waypoint apply/waited applied", "apply: waypoint apply/waited: not Programmed after 3s (")
+		t.Logf("waypoint, timed out:\n%s", out)
 		eventually(t, time.Minute, "istiod deploys the Service", func() error {
 			_, err := env.cluster.Client.CoreV1().Services(ns).Get(ctx, "waited", metav1.GetOptions{})
 			return err
@@ -231,7 +237,7 @@ endpoints:
 `); err != nil {
 			t.Fatal(err)
 		}
-		out = mustWaypoint(t, home, nil, append(admin, "apply", "-n", ns, "--name", "waited", "-w", "--waypoint-timeout", "60s")...)
+		out = mustWaypoint(t, home, nil, asAdmin("-n", ns, "--name", "waited", "-w", "--waypoint-timeout", "60s")...)
 		mustContain(t, out, "waypoint apply/waited is ready (Programmed)")
 		if !conditionTrue(getGateway(t, ns, "waited"), "Programmed") {
 			t.Errorf("the Gateway is not Programmed")
@@ -239,16 +245,18 @@ endpoints:
 	})
 
 	t.Run("the API server's refusals", func(t *testing.T) {
-		out, err := runWaypoint(home, nil, append(admin, "apply", "-n", ns, "--name", "Bad_Name")...)
+		out, err := runWaypoint(home, nil, asAdmin("-n", ns, "--name", "Bad_Name")...)
 		if err == nil {
 			t.Errorf("an invalid name was applied:\n%s", out)
 		}
 		mustContain(t, out, "the API server answered 422 Invalid:", "Bad_Name", "metadata.name: Invalid value")
-		out, err = runWaypoint(home, nil, append(admin, "apply", "-n", "no-such-namespace")...)
+		t.Logf("waypoint, refused:\n%s", out)
+		out, err = runWaypoint(home, nil, asAdmin("-n", "no-such-namespace")...)
 		if err == nil {
 			t.Errorf("applied into a missing namespace:\n%s", out)
 		}
 		mustContain(t, out, "namespace: no-such-namespace not found")
+		t.Logf("waypoint, refused:\n%s", out)
 	})
 
 	t.Run("in-cluster service account, and a kubeconfig's tokenFile", func(t *testing.T) {
@@ -281,14 +289,16 @@ endpoints:
 			t.Fatalf("applied with no rights:\n%s", out)
 		}
 		mustContain(t, out, "the API server answered 403 Forbidden:", `User "system:serviceaccount:apply:deployer" cannot get resource "namespaces"`)
-		// The rights apply needs: namespaces get (and patch, to enroll), gateways get and patch.
+		t.Logf("waypoint, refused:\n%s", out)
+		// The rights apply needs: namespaces get (and patch, to enroll), gateways get, create
+		// (a server-side apply that creates) and patch.
 		rbac := `
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: waypoint-apply-test}
 rules:
 - {apiGroups: [""], resources: [namespaces], verbs: [get, patch]}
-- {apiGroups: [gateway.networking.k8s.io], resources: [gateways], verbs: [get, patch]}
+- {apiGroups: [gateway.networking.k8s.io], resources: [gateways], verbs: [get, create, patch]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -336,6 +346,7 @@ contexts:
 			t.Errorf("applied with a bad token:\n%s", out)
 		}
 		mustContain(t, out, "the API server answered 401 Unauthorized")
+		t.Logf("waypoint, refused:\n%s", out)
 		out = mustWaypoint(t, home, []string{"KUBECONFIG=" + kc}, "apply", "--context", "deployer", "--name", "insa", "--for", "all")
 		mustContain(t, out, "waypoint apply/insa applied")
 		if got := getGateway(t, ns, "insa").GetLabels()["istio.io/waypoint-for"]; got != "all" {
