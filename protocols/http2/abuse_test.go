@@ -204,6 +204,8 @@ func TestAbuse(t *testing.T) {
 		// wantCode is the ConnError code ServeConn must end with; 0
 		// means the connection must survive the attack.
 		wantCode ErrCode
+		// wantDefence is the Defence of that ConnError (DefenceOf).
+		wantDefence Defence
 	}{{
 		name:    "rapid reset",
 		handler: waitHandler,
@@ -229,7 +231,8 @@ func TestAbuse(t *testing.T) {
 				t.Fatal("connection still open")
 			}
 		},
-		wantCode: ErrCodeEnhanceYourCalm,
+		wantCode:    ErrCodeEnhanceYourCalm,
+		wantDefence: DefencePrematureResets,
 	}, {
 		name:    "continuation flood",
 		handler: okHandler,
@@ -255,7 +258,8 @@ func TestAbuse(t *testing.T) {
 				t.Fatalf("server read %d bytes of a header block", n)
 			}
 		},
-		wantCode: ErrCodeEnhanceYourCalm,
+		wantCode:    ErrCodeEnhanceYourCalm,
+		wantDefence: DefenceHeaderOverflow,
 	}, {
 		name:    "empty continuation flood",
 		handler: okHandler,
@@ -272,7 +276,8 @@ func TestAbuse(t *testing.T) {
 				t.Fatal("no GOAWAY(ENHANCE_YOUR_CALM)")
 			}
 		},
-		wantCode: ErrCodeEnhanceYourCalm,
+		wantCode:    ErrCodeEnhanceYourCalm,
+		wantDefence: DefenceEmptyFrames,
 	}, {
 		name:         "ping flood without reading",
 		handler:      okHandler,
@@ -288,7 +293,8 @@ func TestAbuse(t *testing.T) {
 			}
 			t.Logf("client stopped after %d PINGs: %v", i, err)
 		},
-		wantCode: ErrCodeEnhanceYourCalm,
+		wantCode:    ErrCodeEnhanceYourCalm,
+		wantDefence: DefenceOutboundControlFlood,
 	}, {
 		name:         "settings flood without reading",
 		handler:      okHandler,
@@ -302,7 +308,8 @@ func TestAbuse(t *testing.T) {
 				t.Fatal("the server took 2M SETTINGS without closing")
 			}
 		},
-		wantCode: ErrCodeEnhanceYourCalm,
+		wantCode:    ErrCodeEnhanceYourCalm,
+		wantDefence: DefenceOutboundControlFlood,
 	}, {
 		name:    "empty data flood",
 		handler: waitHandler,
@@ -317,7 +324,8 @@ func TestAbuse(t *testing.T) {
 				t.Fatal("no GOAWAY(ENHANCE_YOUR_CALM)")
 			}
 		},
-		wantCode: ErrCodeEnhanceYourCalm,
+		wantCode:    ErrCodeEnhanceYourCalm,
+		wantDefence: DefenceEmptyFrames,
 	}, {
 		name:    "priority flood",
 		handler: okHandler,
@@ -333,7 +341,8 @@ func TestAbuse(t *testing.T) {
 				t.Fatal("no GOAWAY(ENHANCE_YOUR_CALM)")
 			}
 		},
-		wantCode: ErrCodeEnhanceYourCalm,
+		wantCode:    ErrCodeEnhanceYourCalm,
+		wantDefence: DefencePriorityFlood,
 	}, {
 		name:    "window update flood",
 		handler: okHandler,
@@ -349,7 +358,8 @@ func TestAbuse(t *testing.T) {
 				t.Fatal("no GOAWAY(ENHANCE_YOUR_CALM)")
 			}
 		},
-		wantCode: ErrCodeEnhanceYourCalm,
+		wantCode:    ErrCodeEnhanceYourCalm,
+		wantDefence: DefenceWindowUpdateFlood,
 	}, {
 		name:    "stream window overflow",
 		handler: waitHandler,
@@ -385,7 +395,24 @@ func TestAbuse(t *testing.T) {
 				t.Fatal("no GOAWAY(FLOW_CONTROL_ERROR)")
 			}
 		},
-		wantCode: ErrCodeFlowControl,
+		wantCode:    ErrCodeFlowControl,
+		wantDefence: DefenceNone,
+	}, {
+		name: "handler closes the connection",
+		handler: HandlerFunc(func(st *ServerStream) {
+			st.CloseConn("too many refused streams")
+			st.CloseConn("a second call does nothing")
+			<-st.Context().Done()
+		}),
+		attack: func(t *testing.T, c *rawClient, s *oneServer) {
+			c.headers(1, false)
+			g, _ := c.readUntil(isGoAway(ErrCodeEnhanceYourCalm)).(*xhttp2.GoAwayFrame)
+			if g == nil || string(g.DebugData()) != "too many refused streams" {
+				t.Fatalf("GOAWAY %v, want ENHANCE_YOUR_CALM with the reason", g)
+			}
+		},
+		wantCode:    ErrCodeEnhanceYourCalm,
+		wantDefence: DefenceRefusedStreams,
 	}, {
 		name:    "send window overflow",
 		handler: okHandler,
@@ -395,7 +422,8 @@ func TestAbuse(t *testing.T) {
 				t.Fatal("no GOAWAY(FLOW_CONTROL_ERROR)")
 			}
 		},
-		wantCode: ErrCodeFlowControl,
+		wantCode:    ErrCodeFlowControl,
+		wantDefence: DefenceNone,
 	}, {
 		name:    "too many streams",
 		cfg:     Config{MaxConcurrentStreams: 10},
@@ -469,6 +497,9 @@ func TestAbuse(t *testing.T) {
 			case err := <-s.done:
 				if code, ok := connErrCode(err); !ok || code != tt.wantCode {
 					t.Fatalf("ServeConn returned %v, want a %v connection error", err, tt.wantCode)
+				}
+				if d := DefenceOf(err); d != tt.wantDefence {
+					t.Fatalf("DefenceOf(%v) = %v, want %v", err, d, tt.wantDefence)
 				}
 			case <-time.After(10 * time.Second):
 				var buf bytes.Buffer

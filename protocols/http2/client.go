@@ -117,7 +117,7 @@ func (c *conn) clientHandshake() error {
 	}
 	sf, ok := f.(*xhttp2.SettingsFrame)
 	if !ok || sf.IsAck() {
-		return connErr{ErrCodeProtocol, "first frame from the server is not SETTINGS"}
+		return connErr{code: ErrCodeProtocol, reason: "first frame from the server is not SETTINGS"}
 	}
 	return c.onSettings(sf)
 }
@@ -296,9 +296,9 @@ func (c *conn) cliBeginHeaders() error {
 		c.mu.Unlock()
 		switch {
 		case idle:
-			return connErr{ErrCodeProtocol, "HEADERS on an idle stream"}
+			return connErr{code: ErrCodeProtocol, reason: "HEADERS on an idle stream"}
 		case !ignore:
-			return connErr{ErrCodeStreamClosed, "HEADERS on a closed stream"}
+			return connErr{code: ErrCodeStreamClosed, reason: "HEADERS on a closed stream"}
 		}
 		c.hdec.begin(blockDiscard, nil, nil, nil)
 		return nil

@@ -68,7 +68,11 @@ type conn struct {
 	draining   bool // graceful shutdown started: no new streams
 	graceful   bool // the transport is closed on purpose: EOF is clean
 	closed     bool // shutdown ran: no new goroutines, every stream aborted
-	err        error
+	// closedBy is the defence that closed the connection from outside the
+	// read loop (keep-alive, ServerStream.CloseConn), with its reason.
+	closedBy     Defence
+	closedReason string
+	err          error
 	lastIdle   time.Time
 	idleTimer  *time.Timer
 	kaTimer    *time.Timer
@@ -161,7 +165,7 @@ func (c *conn) writeSettings() error {
 func (c *conn) sendCtrl(class frameClass, n int, async bool, enc func(fr *xhttp2.Framer)) error {
 	start, err := c.w.queue(class, n, enc)
 	if err != nil {
-		if err == errFlood {
+		if err == errFlood || err == errCtrlFlood {
 			c.closeTransport()
 		}
 		return err
@@ -230,9 +234,9 @@ func (c *conn) readFrames() error {
 				if d := c.fr.ErrorDetail(); d != nil {
 					reason = d.Error()
 				}
-				return connErr{ErrCode(ce), reason}
+				return connErr{code: ErrCode(ce), reason: reason}
 			case errors.Is(err, xhttp2.ErrFrameTooLarge):
-				return connErr{ErrCodeFrameSize, "frame larger than our SETTINGS_MAX_FRAME_SIZE"}
+				return connErr{code: ErrCodeFrameSize, reason: "frame larger than our SETTINGS_MAX_FRAME_SIZE"}
 			}
 			return err
 		}
@@ -284,7 +288,7 @@ func (c *conn) processFrame(f xhttp2.Frame) error {
 	case *xhttp2.PriorityFrame:
 		return c.onPriority(f)
 	case *xhttp2.PushPromiseFrame:
-		return connErr{ErrCodeProtocol, "PUSH_PROMISE received; push is disabled"}
+		return connErr{code: ErrCodeProtocol, reason: "PUSH_PROMISE received; push is disabled"}
 	}
 	return nil // unknown frame types are ignored (RFC 9113 §5.5)
 }
@@ -297,7 +301,7 @@ func (c *conn) trackEmpty(length uint32, endStream bool) error {
 	}
 	c.emptyRun++
 	if c.emptyRun > c.cfg.MaxConsecutiveEmptyFrames {
-		return connErr{ErrCodeEnhanceYourCalm, "too many consecutive frames with an empty payload"}
+		return connErr{code: ErrCodeEnhanceYourCalm, reason: "too many consecutive frames with an empty payload", def: DefenceEmptyFrames}
 	}
 	return nil
 }
@@ -357,7 +361,7 @@ func (c *conn) onDataPayload(id uint32, flen int64, end bool, p payload) error {
 	if flen > c.connRecvAvail {
 		c.mu.Unlock()
 		p.release()
-		return connErr{ErrCodeFlowControl, "DATA beyond the connection window"}
+		return connErr{code: ErrCodeFlowControl, reason: "DATA beyond the connection window"}
 	}
 	c.connRecvAvail -= flen
 	s := c.streams[id]
@@ -371,7 +375,7 @@ func (c *conn) onDataPayload(id uint32, flen int64, end bool, p payload) error {
 		}
 		switch {
 		case idle:
-			return connErr{ErrCodeProtocol, "DATA on an idle stream"}
+			return connErr{code: ErrCodeProtocol, reason: "DATA on an idle stream"}
 		case ignore:
 			return nil
 		}
@@ -398,7 +402,7 @@ func (c *conn) readLargeData(fh xhttp2.FrameHeader) error {
 		return err
 	}
 	if fh.StreamID == 0 {
-		return connErr{ErrCodeProtocol, "DATA frame with stream ID 0"}
+		return connErr{code: ErrCodeProtocol, reason: "DATA frame with stream ID 0"}
 	}
 	n, pad := int(fh.Length), 0
 	if fh.Flags.Has(xhttp2.FlagDataPadded) {
@@ -508,18 +512,18 @@ func (c *conn) headerFragment(frag []byte, end bool) error {
 	c.blk.encoded += len(frag)
 	if c.blk.encoded > 2*int(c.cfg.MaxHeaderListSize) || c.blk.frames > c.maxBlockFrames() {
 		c.blockDone()
-		return connErr{ErrCodeEnhanceYourCalm, "header block too large"}
+		return connErr{code: ErrCodeEnhanceYourCalm, reason: "header block too large", def: DefenceHeaderOverflow}
 	}
 	if err := c.hdec.write(frag); err != nil {
 		c.blockDone()
-		return connErr{ErrCodeCompression, "hpack: " + err.Error()}
+		return connErr{code: ErrCodeCompression, reason: "hpack: " + err.Error()}
 	}
 	if !end {
 		return nil
 	}
 	if err := c.hdec.end(); err != nil {
 		c.blockDone()
-		return connErr{ErrCodeCompression, "hpack: " + err.Error()}
+		return connErr{code: ErrCodeCompression, reason: "hpack: " + err.Error()}
 	}
 	var err error
 	if c.server {
@@ -554,9 +558,9 @@ func (c *conn) onSettings(f *xhttp2.SettingsFrame) error {
 		if err := s.Valid(); err != nil {
 			var ce xhttp2.ConnectionError
 			if errors.As(err, &ce) {
-				return connErr{ErrCode(ce), "invalid setting " + s.String()}
+				return connErr{code: ErrCode(ce), reason: "invalid setting " + s.String()}
 			}
-			return connErr{ErrCodeProtocol, "invalid setting " + s.String()}
+			return connErr{code: ErrCodeProtocol, reason: "invalid setting " + s.String()}
 		}
 		return c.applySetting(s)
 	})
@@ -579,7 +583,7 @@ func (c *conn) applySetting(s xhttp2.Setting) error {
 		for _, st := range c.streams {
 			st.sendWin += delta
 			if st.sendWin > maxWindow {
-				return connErr{ErrCodeFlowControl, "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window"}
+				return connErr{code: ErrCodeFlowControl, reason: "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window"}
 			}
 		}
 		c.flowCond.Broadcast()
@@ -589,7 +593,7 @@ func (c *conn) applySetting(s xhttp2.Setting) error {
 		c.w.setTableSize(s.Val)
 	case xhttp2.SettingEnablePush:
 		if !c.server && s.Val != 0 {
-			return connErr{ErrCodeProtocol, "server enabled push"}
+			return connErr{code: ErrCodeProtocol, reason: "server enabled push"}
 		}
 	case xhttp2.SettingEnableConnectProtocol:
 		c.peerConnectExt = s.Val == 1
@@ -611,14 +615,14 @@ func (c *conn) onWindowUpdate(f *xhttp2.WindowUpdateFrame) error {
 	limit := 5 + 2*(c.opened+int64(c.cfg.MaxWindowUpdatesPerDataFrame)*c.dataSent.Load())
 	if c.winUpdate > limit {
 		c.mu.Unlock()
-		return connErr{ErrCodeEnhanceYourCalm, "too many WINDOW_UPDATE frames"}
+		return connErr{code: ErrCodeEnhanceYourCalm, reason: "too many WINDOW_UPDATE frames", def: DefenceWindowUpdateFlood}
 	}
 	inc := int64(f.Increment)
 	if f.StreamID == 0 {
 		c.connSendWin += inc
 		if c.connSendWin > maxWindow {
 			c.mu.Unlock()
-			return connErr{ErrCodeFlowControl, "connection send window over 2^31-1"}
+			return connErr{code: ErrCodeFlowControl, reason: "connection send window over 2^31-1"}
 		}
 		c.flowCond.Broadcast()
 		c.mu.Unlock()
@@ -629,7 +633,7 @@ func (c *conn) onWindowUpdate(f *xhttp2.WindowUpdateFrame) error {
 		idle := c.isIdleLocked(f.StreamID)
 		c.mu.Unlock()
 		if idle {
-			return connErr{ErrCodeProtocol, "WINDOW_UPDATE on an idle stream"}
+			return connErr{code: ErrCodeProtocol, reason: "WINDOW_UPDATE on an idle stream"}
 		}
 		return nil
 	}
@@ -650,7 +654,7 @@ func (c *conn) onRSTStream(f *xhttp2.RSTStreamFrame) error {
 		idle := c.isIdleLocked(f.StreamID)
 		c.mu.Unlock()
 		if idle {
-			return connErr{ErrCodeProtocol, "RST_STREAM on an idle stream"}
+			return connErr{code: ErrCodeProtocol, reason: "RST_STREAM on an idle stream"}
 		}
 		return nil
 	}
@@ -666,7 +670,7 @@ func (c *conn) onPriority(f *xhttp2.PriorityFrame) error {
 	limit := int64(c.cfg.MaxPriorityFramesPerStream) * (1 + c.opened)
 	c.mu.Unlock()
 	if c.priority > limit {
-		return connErr{ErrCodeEnhanceYourCalm, "too many PRIORITY frames"}
+		return connErr{code: ErrCodeEnhanceYourCalm, reason: "too many PRIORITY frames", def: DefencePriorityFlood}
 	}
 	if f.StreamDep == f.StreamID {
 		return streamErr{f.StreamID, ErrCodeProtocol, "stream depends on itself"}
@@ -728,7 +732,7 @@ func (c *conn) remoteReset(s *stream, code ErrCode) error {
 	// MUST NOT discard responses as a result").
 	s.abort(err, code != ErrCodeNo)
 	if flood {
-		return connErr{ErrCodeEnhanceYourCalm, "too many streams reset by the client before a response (rapid reset)"}
+		return connErr{code: ErrCodeEnhanceYourCalm, reason: "too many streams reset by the client before a response (rapid reset)", def: DefencePrematureResets}
 	}
 	return nil
 }
@@ -936,6 +940,9 @@ func (c *conn) keepAliveTick() {
 		return
 	}
 	if c.kaPinged {
+		if c.closedBy == DefenceNone {
+			c.closedBy, c.closedReason = DefenceKeepAliveTimeout, "keep-alive PING not answered"
+		}
 		c.closeTransport()
 		return
 	}

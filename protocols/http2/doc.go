@@ -96,6 +96,11 @@
 //     (1 + streams opened); WINDOW_UPDATE frames against 5 + 2 ×
 //     (streams opened + MaxWindowUpdatesPerDataFrame (10) × DATA frames
 //     sent). Exceeding any closes the connection (ENHANCE_YOUR_CALM).
+//   - Every limit above that closes a connection is named in the
+//     *ConnError ServeConn returns (Defence, DefenceOf), under the name of
+//     Envoy's counter for it, so that the caller counts and logs it; a
+//     handler may close its connection for what its streams do
+//     (ServerStream.CloseConn, DefenceRefusedStreams).
 //   - Timeouts: HandshakeTimeout (10 s) for the preface and first
 //     SETTINGS; IdleTimeout (off) with no stream open; keep-alive PINGs
 //     (off); DrainTimeout (30 s) for a graceful shutdown; 1 s for a final

@@ -75,6 +75,87 @@ type ConnError struct {
 	Remote bool
 	// Reason says what went wrong; for a remote GOAWAY, its debug data.
 	Reason string
+	// Defence is the flood or abuse limit that closed the connection
+	// (a server's or client's own decision); DefenceNone otherwise.
+	Defence Defence
+}
+
+// Defence names a limit of the engine that closes a connection when a
+// peer passes it (see "Limits and defences" in the package doc). Its
+// String is the name of the counter Envoy keeps for the same limit, or
+// the waypoint's own name where Envoy has none.
+type Defence uint8
+
+// The defences. The zero value is none.
+const (
+	DefenceNone Defence = iota
+	// DefenceEmptyFrames: consecutive DATA, HEADERS or CONTINUATION frames
+	// with an empty payload (MaxConsecutiveEmptyFrames).
+	DefenceEmptyFrames
+	// DefencePriorityFlood: PRIORITY frames past MaxPriorityFramesPerStream.
+	DefencePriorityFlood
+	// DefenceWindowUpdateFlood: WINDOW_UPDATE frames past their bound.
+	DefenceWindowUpdateFlood
+	// DefenceHeaderOverflow: a header block past twice MaxHeaderListSize
+	// or its frame bound (the CONTINUATION flood).
+	DefenceHeaderOverflow
+	// DefenceOutboundFlood: more frames queued for the peer than
+	// MaxOutboundFrames (a peer that does not read).
+	DefenceOutboundFlood
+	// DefenceOutboundControlFlood: more PING and SETTINGS answers and
+	// RST_STREAM queued than MaxOutboundControlFrames (PING or SETTINGS
+	// flood).
+	DefenceOutboundControlFlood
+	// DefencePrematureResets: too many streams reset by the client before
+	// a response (rapid reset, CVE-2023-44487).
+	DefencePrematureResets
+	// DefencePendingStreams: more than 4 × MaxConcurrentStreams streams
+	// waiting for a handler.
+	DefencePendingStreams
+	// DefenceKeepAliveTimeout: a keep-alive PING went unanswered.
+	DefenceKeepAliveTimeout
+	// DefenceRefusedStreams: the handler closed the connection because
+	// its streams kept being refused (ServerStream.CloseConn).
+	DefenceRefusedStreams
+	numDefences
+)
+
+// NumDefences is one more than the highest Defence, for tables indexed by
+// Defence.
+const NumDefences = int(numDefences)
+
+var defenceNames = [numDefences]string{
+	DefenceNone:                 "none",
+	DefenceEmptyFrames:          "inbound_empty_frames_flood",
+	DefencePriorityFlood:        "inbound_priority_frames_flood",
+	DefenceWindowUpdateFlood:    "inbound_window_update_frames_flood",
+	DefenceHeaderOverflow:       "header_overflow",
+	DefenceOutboundFlood:        "outbound_flood",
+	DefenceOutboundControlFlood: "outbound_control_flood",
+	DefencePrematureResets:      "downstream_rq_too_many_premature_resets",
+	DefencePendingStreams:       "too_many_pending_streams",
+	DefenceKeepAliveTimeout:     "keepalive_timeout",
+	DefenceRefusedStreams:       "too_many_refused_streams",
+}
+
+// String is the defence's counter name (Envoy's http2.* codec stat, or
+// http.*.downstream_rq_too_many_premature_resets for rapid reset; the
+// waypoint's own for too_many_pending_streams and too_many_refused_streams).
+func (d Defence) String() string {
+	if d < numDefences {
+		return defenceNames[d]
+	}
+	return "defence(" + strconv.Itoa(int(d)) + ")"
+}
+
+// DefenceOf returns the defence that ended a connection with err (as
+// ServeConn returns it), DefenceNone when err is not a defence's.
+func DefenceOf(err error) Defence {
+	var ce *ConnError
+	if errors.As(err, &ce) && !ce.Remote {
+		return ce.Defence
+	}
+	return DefenceNone
 }
 
 func (e *ConnError) Error() string {
@@ -122,6 +203,7 @@ func IsUnprocessed(err error) bool {
 type connErr struct {
 	code   ErrCode
 	reason string
+	def    Defence // the limit that tripped; DefenceNone for a protocol error
 }
 
 func (e connErr) Error() string {

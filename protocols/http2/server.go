@@ -115,7 +115,7 @@ func (c *conn) serverHandshake() error {
 		return err
 	}
 	if string(preface[:]) != xhttp2.ClientPreface {
-		return connErr{ErrCodeProtocol, "invalid client preface"}
+		return connErr{code: ErrCodeProtocol, reason: "invalid client preface"}
 	}
 	f, err := c.fr.ReadFrame()
 	if err != nil {
@@ -123,7 +123,7 @@ func (c *conn) serverHandshake() error {
 	}
 	sf, ok := f.(*xhttp2.SettingsFrame)
 	if !ok || sf.IsAck() {
-		return connErr{ErrCodeProtocol, "first frame from the client is not SETTINGS"}
+		return connErr{code: ErrCodeProtocol, reason: "first frame from the client is not SETTINGS"}
 	}
 	return c.onSettings(sf)
 }
@@ -135,15 +135,28 @@ func (c *conn) endReadLoop(err error) error {
 	switch {
 	case errors.As(err, &ce):
 		c.fail(ce.code, ce.reason)
-		return &ConnError{Code: ce.code, Reason: ce.reason}
-	case errors.Is(err, errFlood):
-		e := &ConnError{Code: ErrCodeEnhanceYourCalm, Reason: errFlood.Error()}
+		return &ConnError{Code: ce.code, Reason: ce.reason, Defence: ce.def}
+	case errors.Is(err, errFlood), errors.Is(err, errCtrlFlood):
+		def := DefenceOutboundFlood
+		if errors.Is(err, errCtrlFlood) {
+			def = DefenceOutboundControlFlood
+		}
+		e := &ConnError{Code: ErrCodeEnhanceYourCalm, Reason: err.Error(), Defence: def}
 		c.shutdown(e)
 		return e
 	}
 	c.mu.Lock()
 	graceful, expired := c.graceful, c.srv.drainExpired
+	byDef, defReason := c.closedBy, c.closedReason
 	c.mu.Unlock()
+	if byDef != DefenceNone {
+		e := &ConnError{Code: ErrCodeEnhanceYourCalm, Reason: defReason, Defence: byDef}
+		if byDef == DefenceKeepAliveTimeout {
+			e.Code = ErrCodeNo
+		}
+		c.shutdown(e)
+		return e
+	}
 	switch {
 	case expired:
 		c.shutdown(errDrainTimeout)
@@ -185,7 +198,7 @@ func (c *conn) startDrain() {
 func (c *conn) srvBeginHeaders() error {
 	id := c.blk.id
 	if id%2 == 0 {
-		return connErr{ErrCodeProtocol, "HEADERS with an even stream id from a client"}
+		return connErr{code: ErrCodeProtocol, reason: "HEADERS with an even stream id from a client"}
 	}
 	c.mu.Lock()
 	if s := c.streams[id]; s != nil {
@@ -215,7 +228,7 @@ func (c *conn) srvBeginHeaders() error {
 		ignore := c.wasResetLocked(id)
 		c.mu.Unlock()
 		if !ignore {
-			return connErr{ErrCodeStreamClosed, "HEADERS on a closed stream"}
+			return connErr{code: ErrCodeStreamClosed, reason: "HEADERS on a closed stream"}
 		}
 		c.hdec.begin(blockDiscard, nil, nil, nil)
 		return nil
@@ -349,7 +362,7 @@ func (c *conn) openServerStream(req *l7.Request, id uint32, endStream bool, cont
 		go c.runHandler(st)
 	case len(c.srv.pending) >= pendingHandlersPerStream*int(c.cfg.MaxConcurrentStreams):
 		c.mu.Unlock()
-		return connErr{ErrCodeEnhanceYourCalm, "too many streams waiting for a handler"}
+		return connErr{code: ErrCodeEnhanceYourCalm, reason: "too many streams waiting for a handler", def: DefencePendingStreams}
 	default:
 		c.srv.pending = append(c.srv.pending, st)
 	}

@@ -296,3 +296,22 @@ func (st *ServerStream) writeFirst(resp *l7.Response, body []byte, complete bool
 }
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// CloseConn closes the stream's whole connection because of what its
+// streams did: GOAWAY (ENHANCE_YOUR_CALM) with reason, then every stream
+// of the connection fails and ServeConn returns a *ConnError whose
+// Defence is DefenceRefusedStreams. It returns at once; the connection
+// closes on a goroutine the connection owns. Safe to call from any
+// goroutine, more than once.
+func (st *ServerStream) CloseConn(reason string) {
+	c := st.s.c
+	c.mu.Lock()
+	first := c.closedBy == DefenceNone && !c.closed
+	if first {
+		c.closedBy, c.closedReason = DefenceRefusedStreams, reason
+	}
+	c.mu.Unlock()
+	if first {
+		c.goTracked(func() { c.fail(ErrCodeEnhanceYourCalm, reason) })
+	}
+}

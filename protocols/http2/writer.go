@@ -55,6 +55,10 @@ type writer struct {
 // errFlood is returned when the output queue is over its bound.
 var errFlood = errors.New("http2: too many frames queued for a peer that does not read")
 
+// errCtrlFlood is returned when the control frames queued (PING and
+// SETTINGS answers, RST_STREAM) are over their bound.
+var errCtrlFlood = errors.New("http2: too many control frames queued (PING or SETTINGS flood)")
+
 type ctrlSink struct{ w *writer }
 
 func (s ctrlSink) Write(p []byte) (int, error) {
@@ -208,7 +212,7 @@ func (w *writer) queue(class frameClass, n int, enc func(fr *xhttp2.Framer)) (mu
 		}
 		if class == classControl && w.nctrl+n > w.maxCtrl {
 			w.mu.Unlock()
-			return false, errFlood
+			return false, errCtrlFlood
 		}
 	}
 	enc(w.cfr)
