@@ -334,7 +334,13 @@ func TestStats(t *testing.T) {
 	istio := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_requests_total"}, []string{"reporter", "response_code"})
 	hist := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "istio_request_duration_milliseconds", Buckets: []float64{10, 100}})
 	empty := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "waypoint_empty", Buckets: []float64{1}})
-	reg.MustRegister(rq, cx, cds, lds, istio, hist, empty)
+	ssl := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "envoy_listener_ssl_connection_error"}, []string{"listener"})
+	flood := prometheus.NewCounter(prometheus.CounterOpts{Name: "envoy_http2_outbound_control_flood"})
+	resets := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "envoy_http_downstream_rq_too_many_premature_resets"}, []string{"http_conn_manager_prefix"})
+	reg.MustRegister(rq, cx, cds, lds, istio, hist, empty, ssl, flood, resets)
+	ssl.WithLabelValues("connect_terminate").Add(5)
+	flood.Add(6)
+	resets.WithLabelValues("connect_terminate").Add(8)
 	rq.WithLabelValues("inbound-vip|9080|http|r").Add(3)
 	cx.WithLabelValues("main_internal").Add(2)
 	cds.Add(4)
@@ -351,6 +357,9 @@ func TestStats(t *testing.T) {
 		{name: "text", code: 200, has: []string{
 			"cluster.inbound-vip|9080|http|r.upstream_rq_total: 3\n",
 			"listener.main_internal.downstream_cx_total: 2\n",
+			"listener.connect_terminate.ssl.connection_error: 5\n",
+			"http2.outbound_control_flood: 6\n",
+			"http.connect_terminate.downstream_rq_too_many_premature_resets: 8\n",
 			"cluster_manager.cds.update_success: 4\n",
 			"listener_manager.lds.update_rejected: 0\n",
 			"reporter=.=waypoint;.;response_code=.=200;.;istio_requests_total: 7\n",

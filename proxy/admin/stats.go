@@ -57,10 +57,19 @@ func EnvoyName(family string, labels []*dto.LabelPair) string {
 		case l.GetName() == "cluster_name" && strings.HasPrefix(family, "envoy_cluster_"):
 			return "cluster." + l.GetValue() + "." + strings.TrimPrefix(family, "envoy_cluster_")
 		case l.GetName() == "listener" && strings.HasPrefix(family, "envoy_listener_"):
-			return "listener." + l.GetValue() + "." + strings.TrimPrefix(family, "envoy_listener_")
+			stat := strings.TrimPrefix(family, "envoy_listener_")
+			if rest, ok := strings.CutPrefix(stat, "ssl_"); ok {
+				stat = "ssl." + rest // listener.NAME.ssl.connection_error
+			}
+			return "listener." + l.GetValue() + "." + stat
+		case l.GetName() == "http_conn_manager_prefix" && strings.HasPrefix(family, "envoy_http_"):
+			return "http." + l.GetValue() + "." + strings.TrimPrefix(family, "envoy_http_")
 		}
 	}
 	if len(labels) == 0 {
+		if rest, ok := strings.CutPrefix(family, "envoy_http2_"); ok {
+			return "http2." + rest // the downstream codec's counters
+		}
 		return family
 	}
 	var b strings.Builder
