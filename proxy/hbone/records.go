@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gowaypoint/waypoint/proxy/sockio"
 )
@@ -26,7 +27,10 @@ var recordBatchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxRecord
 // serialized by mu so that gathered and direct records keep their order.
 type recordSocket struct {
 	net.Conn
-	mu   sync.Mutex
+	// hello is set once a server has read the client's whole ClientHello
+	// (its handshake timeout is then a handshake's, not a ClientHello's).
+	hello atomic.Bool
+	mu    sync.Mutex
 	open bool
 	buf  *[]byte // gathered records; nil when none
 }

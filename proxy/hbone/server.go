@@ -18,9 +18,11 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/gowaypoint/waypoint/internal/lograte"
 	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 )
 
 // Defaults of ServerConfig, as ztunnel configures its HBONE server.
@@ -31,6 +33,14 @@ const (
 	DefaultKeepAliveInterval    = 10 * time.Second
 	DefaultKeepAliveTimeout     = 20 * time.Second
 	DefaultHandshakeTimeout     = 10 * time.Second
+	// DefaultMaxRefusedStreams is how many CONNECT streams of one
+	// connection may be refused for the peer's own fault (a bad method or
+	// authority, no route) before the connection is closed, once they
+	// outnumber its accepted streams. Envoy has no such limit.
+	DefaultMaxRefusedStreams = 100
+	// DefaultStatName names the server in its counters: the listener and
+	// connection manager istiod's waypoint has for HBONE.
+	DefaultStatName = "connect_terminate"
 )
 
 // Handler serves one accepted CONNECT stream. It is called on the stream's
@@ -68,6 +78,14 @@ type ServerConfig struct {
 	KeepAliveInterval    time.Duration // PING after this long without a frame; default 10 s
 	KeepAliveTimeout     time.Duration // close when a PING is not answered in this; default 20 s
 	HandshakeTimeout     time.Duration // TLS handshake deadline; default 10 s
+	// MaxRefusedStreams closes a connection whose streams were refused
+	// that many times for the peer's fault (bad request, no route) and more
+	// often than they were accepted; default DefaultMaxRefusedStreams,
+	// negative for no limit.
+	MaxRefusedStreams int
+	// StatName is the listener and connection manager name of the
+	// server's counters; default DefaultStatName.
+	StatName string
 }
 
 // Server terminates HBONE. Serve may be called for several listeners;
@@ -75,6 +93,13 @@ type ServerConfig struct {
 type Server struct {
 	cfg  ServerConfig
 	log  *slog.Logger
+	// Counters and log throttles of refusals (refusals.go).
+	lstats      *metrics.HBONEListenerStats
+	hcm         *metrics.HCMStats
+	connLog     [metrics.NumHandshakeReasons]lograte.Reason
+	defenceLog  [http2.NumDefences]lograte.Reason
+	streamLog   [numStreamRefusals]lograte.Reason
+	streamStats [numStreamRefusals]prometheusCounter
 	h2   http2.Config
 	acc  acceptor.Acceptor
 	ctx  context.Context // cancelled by Shutdown: every connection drains
@@ -98,11 +123,15 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	setDefault(&cfg.KeepAliveInterval, DefaultKeepAliveInterval)
 	setDefault(&cfg.KeepAliveTimeout, DefaultKeepAliveTimeout)
 	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&cfg.MaxRefusedStreams, DefaultMaxRefusedStreams)
+	setDefault(&cfg.StatName, DefaultStatName)
 	tlsConf := cfg.TLS.Clone()
 	tlsConf.NextProtos = []string{alpnH2}
+	tlsConf.GetConfigForClient = markHello(tlsConf.GetConfigForClient)
 	cfg.TLS = tlsConf
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: cfg.Logger, ctx: ctx, stop: stop}
+	s.initRefusals()
 	s.h2 = http2.Config{
 		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
 		InitialStreamWindow:  cfg.StreamWindow,
@@ -135,23 +164,25 @@ func (s *Server) serveConn(raw net.Conn) {
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
-		s.log.Info("hbone: refused connection", "remote", remote, "reason", "TLS handshake: "+err.Error())
+		s.refuseConn(classifyHandshake(err, tc.sock.hello.Load()), remote, "TLS handshake: "+err.Error())
 		return
 	}
 	cs := tc.ConnectionState()
 	if cs.NegotiatedProtocol != alpnH2 {
-		s.log.Info("hbone: refused connection", "remote", remote, "reason", "ALPN "+quoteOrNone(cs.NegotiatedProtocol)+", want h2")
+		s.refuseConn(metrics.ReasonALPN, remote, "ALPN "+quoteOrNone(cs.NegotiatedProtocol)+", want h2")
 		return
 	}
 	peer, err := s.cfg.PeerIdentity(cs)
 	if err != nil {
-		s.log.Info("hbone: refused connection", "remote", remote, "reason", "peer identity: "+err.Error())
+		s.refuseConn(metrics.ReasonPeerIdentity, remote, "peer identity: "+err.Error())
 		return
 	}
 	s.log.Debug("hbone: connection accepted", "remote", remote, "peer", peer.String())
 	ci := &connInfo{peer: peer, remote: remote, local: addrPort(raw.LocalAddr())}
 	err = http2.ServeConn(s.ctx, tc, s.h2, http2.HandlerFunc(func(st *http2.ServerStream) { s.serveStream(ci, st) }))
-	if err != nil {
+	if d := http2.DefenceOf(err); d != http2.DefenceNone {
+		s.defended(d, ci, err)
+	} else if err != nil {
 		s.log.Debug("hbone: connection ended", "remote", remote, "peer", peer.String(), "error", err)
 	}
 }

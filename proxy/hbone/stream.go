@@ -33,6 +33,7 @@ type ServerStream struct {
 	Start time.Time
 
 	srv      *Server
+	ci       *connInfo // nil for a stream made up by a test
 	st       *http2.ServerStream
 	answered bool
 	conn     *StreamConn
@@ -44,10 +45,15 @@ type connInfo struct {
 	peer   spiffe.ID
 	remote netip.AddrPort
 	local  netip.AddrPort
+	// Streams refused for the peer's fault and accepted, and whether the
+	// connection is being closed for the former (MaxRefusedStreams).
+	refused, accepted atomic.Int64
+	closing           atomic.Bool
 }
 
-// Refuse answers the stream with an error status and logs the peer, the
-// authority and the reason, as every refusal must.
+// Refuse answers the stream with an error status, counts it and logs the
+// peer, the authority and the reason (at INFO at most once a second per
+// kind of refusal, else at debug).
 func (st *ServerStream) Refuse(status int, reason string) { st.RefuseFlag(status, "", reason) }
 
 // RefuseFlag is Refuse with the Envoy response flag that describes the
@@ -57,8 +63,8 @@ func (st *ServerStream) RefuseFlag(status int, flag, reason string) {
 		return
 	}
 	st.answered = true
-	st.srv.logRefusal(st.Peer, st.PeerAddr, st.Authority, status, reason)
 	st.st.WriteHeaders(&l7.Response{Status: status}, true)
+	st.srv.refusedStream(st, status, flag, reason)
 	if f := st.srv.cfg.OnRefuse; f != nil {
 		f(st, status, flag, reason)
 	}
@@ -71,6 +77,9 @@ func (st *ServerStream) Accept() (*StreamConn, error) {
 		return nil, fmt.Errorf("hbone: stream to %s already answered", st.Authority)
 	}
 	st.answered = true
+	if st.ci != nil {
+		st.ci.accepted.Add(1)
+	}
 	if err := st.st.WriteHeaders(&l7.Response{Status: http.StatusOK}, false); err != nil {
 		return nil, err
 	}
@@ -161,10 +170,6 @@ func (c *StreamConn) Close() error {
 // success.
 func (c *StreamConn) Abort() { c.st.Reset(http2.ErrCodeCancel) }
 
-func (s *Server) logRefusal(peer spiffe.ID, remote netip.AddrPort, authority string, status int, reason string) {
-	s.log.Info("hbone: refused stream", "peer", peer.String(), "remote", remote, "authority", authority, "status", status, "reason", reason)
-}
-
 // serveStream handles every stream: it checks the method and authority as
 // ztunnel does, then hands the stream to the Handler.
 func (s *Server) serveStream(ci *connInfo, hs *http2.ServerStream) {
@@ -177,6 +182,7 @@ func (s *Server) serveStream(ci *connInfo, hs *http2.ServerStream) {
 		Authority: string(req.Authority),
 		Header:    &req.Header,
 		srv:       s,
+		ci:        ci,
 		st:        hs,
 	}
 	if req.Method != l7.MethodConnect || req.Protocol != "" {
