@@ -73,11 +73,11 @@ type conn struct {
 	closedBy     Defence
 	closedReason string
 	err          error
-	lastIdle   time.Time
-	idleTimer  *time.Timer
-	kaTimer    *time.Timer
-	kaPinged   bool
-	drainTimer *time.Timer
+	lastIdle     time.Time
+	idleTimer    *time.Timer
+	kaTimer      *time.Timer
+	kaPinged     bool
+	drainTimer   *time.Timer
 	// wg tracks the goroutines the conn owns: flushers, handlers (server),
 	// request body writers (client). Add only under mu while !closed.
 	wg sync.WaitGroup

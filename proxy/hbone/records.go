@@ -31,8 +31,8 @@ type recordSocket struct {
 	// (its handshake timeout is then a handshake's, not a ClientHello's).
 	hello atomic.Bool
 	mu    sync.Mutex
-	open bool
-	buf  *[]byte // gathered records; nil when none
+	open  bool
+	buf   *[]byte // gathered records; nil when none
 }
 
 func (r *recordSocket) Write(p []byte) (int, error) {

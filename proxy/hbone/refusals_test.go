@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/hbone/hbonetest"
 	"github.com/gowaypoint/waypoint/telemetry/stats"
@@ -310,4 +309,3 @@ func TestRefusedStreamsCloseTheConnection(t *testing.T) {
 		}
 	})
 }
-

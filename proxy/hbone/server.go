@@ -91,8 +91,8 @@ type ServerConfig struct {
 // Server terminates HBONE. Serve may be called for several listeners;
 // Shutdown drains all of them. Safe for concurrent use.
 type Server struct {
-	cfg  ServerConfig
-	log  *slog.Logger
+	cfg ServerConfig
+	log *slog.Logger
 	// Counters and log throttles of refusals (refusals.go).
 	lstats      *metrics.HBONEListenerStats
 	hcm         *metrics.HCMStats
@@ -100,10 +100,10 @@ type Server struct {
 	defenceLog  [http2.NumDefences]lograte.Reason
 	streamLog   [numStreamRefusals]lograte.Reason
 	streamStats [numStreamRefusals]prometheusCounter
-	h2   http2.Config
-	acc  acceptor.Acceptor
-	ctx  context.Context // cancelled by Shutdown: every connection drains
-	stop context.CancelFunc
+	h2          http2.Config
+	acc         acceptor.Acceptor
+	ctx         context.Context // cancelled by Shutdown: every connection drains
+	stop        context.CancelFunc
 }
 
 // alpnH2 is the ALPN protocol HBONE runs on.

@@ -65,15 +65,15 @@ type HandshakeReason uint8
 // The reasons, each counted in waypoint_hbone_refused_connections_total
 // and in the Envoy listener counter named beside it.
 const (
-	ReasonPlaintext        HandshakeReason = iota // not TLS at all (ssl.connection_error)
-	ReasonProtocolVersion                         // TLS below 1.3, or no common cipher or group (ssl.connection_error)
-	ReasonBadCertificate                          // the certificate does not verify (ssl.fail_verify_error)
-	ReasonNoCertificate                           // no client certificate (ssl.fail_verify_no_cert)
-	ReasonPeerIdentity                            // verified, identity refused (ssl.fail_verify_san)
-	ReasonALPN                                    // ALPN other than h2 (ssl.connection_error)
-	ReasonClientHelloTimeout                      // nothing, or not a whole ClientHello, in time (downstream_pre_cx_timeout)
-	ReasonHandshakeTimeout                        // ClientHello in, handshake not done in time (downstream_cx_transport_socket_connect_timeout)
-	ReasonHandshakeOther                          // the peer left or anything else (ssl.connection_error)
+	ReasonPlaintext          HandshakeReason = iota // not TLS at all (ssl.connection_error)
+	ReasonProtocolVersion                           // TLS below 1.3, or no common cipher or group (ssl.connection_error)
+	ReasonBadCertificate                            // the certificate does not verify (ssl.fail_verify_error)
+	ReasonNoCertificate                             // no client certificate (ssl.fail_verify_no_cert)
+	ReasonPeerIdentity                              // verified, identity refused (ssl.fail_verify_san)
+	ReasonALPN                                      // ALPN other than h2 (ssl.connection_error)
+	ReasonClientHelloTimeout                        // nothing, or not a whole ClientHello, in time (downstream_pre_cx_timeout)
+	ReasonHandshakeTimeout                          // ClientHello in, handshake not done in time (downstream_cx_transport_socket_connect_timeout)
+	ReasonHandshakeOther                            // the peer left or anything else (ssl.connection_error)
 	NumHandshakeReasons
 )
 
