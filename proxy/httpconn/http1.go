@@ -119,7 +119,7 @@ func (c *conn) refuse(sc *http1.ServerConn, err error) {
 	if !errors.As(err, &pe) {
 		return
 	}
-	c.env.Log.Info("http: refused malformed request", "peer", c.down.Peer.String(),
+	c.quietLog(&malformedLog, "http: refused malformed request", "peer", c.down.Peer.String(),
 		"remote", c.down.RemoteAddr, "status", pe.Status, "reason", pe.Reason)
 	if sc.WriteError(pe) == nil {
 		lingerClose(c.rw)

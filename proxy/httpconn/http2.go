@@ -20,7 +20,9 @@ func (c *conn) serveHTTP2() {
 		IdleTimeout:          c.hcm.IdleTimeout,
 	}
 	err := http2.ServeConn(c.ctx, c.rw, cfg, http2.HandlerFunc(c.serveStream))
-	if err != nil {
+	if d := http2.DefenceOf(err); d != http2.DefenceNone {
+		c.defended(d, err)
+	} else if err != nil {
 		c.logf("HTTP/2 connection ended", "error", err)
 	}
 }

@@ -22,6 +22,11 @@ import (
 // MainInternal is the name of the internal listener HBONE streams enter.
 const MainInternal = "main_internal"
 
+// noChainMatch is main_internal's no_filter_chain_match: streams no
+// filter chain takes (answered 503, flag NR; the HBONE server counts and
+// logs the refusal, and closes a connection that keeps sending them).
+var noChainMatch = metrics.NoFilterChainMatch(MainInternal)
+
 // Handler serves HBONE streams from the current config. Its fields are set
 // before the first stream and read-only afterwards; safe for concurrent
 // use. Each stream reads the snapshot once and keeps it to its end.
@@ -71,6 +76,7 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 	}
 	fc := l.Match(in)
 	if fc == nil {
+		noChainMatch.Inc()
 		h.noChain(l, st, &c.Info)
 		// A stream answered for sniffing is reset.
 		c.Refuse(status.New(status.NoRoute, fmt.Errorf("no service or workload matches %s", st.Target)))
