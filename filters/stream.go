@@ -85,12 +85,18 @@ type Observer interface {
 // read: the try count, the cluster, the endpoint, and why the try failed.
 // Routers call it for every try.
 func (s *Stream) SendTry(req *UpstreamRequest) (*l7.Response, error) {
+	return s.SendTryContext(s.Context, req)
+}
+
+// SendTryContext is SendTry under ctx, which must be s.Context or derived
+// from it (the router's, which ends when the route timeout passes).
+func (s *Stream) SendTryContext(ctx context.Context, req *UpstreamRequest) (*l7.Response, error) {
 	s.Attempts++
 	s.UpstreamCluster = req.Cluster
 	if s.Observer != nil {
 		s.Observer.StartAttempt(s, req)
 	}
-	resp, err := s.Upstream.RoundTrip(s.Context, req)
+	resp, err := s.Upstream.RoundTrip(ctx, req)
 	if s.Observer != nil {
 		s.Observer.EndAttempt(s, req, resp, err)
 	}

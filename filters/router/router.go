@@ -140,8 +140,21 @@ func (r *Router) Serve(s *filters.Stream) error {
 	hash, hasHash := rt.Hash(req, down)
 
 	t := try{
-		router: r, s: s, rt: rt, deadline: r.deadline(s, rt), policy: rt.RetryPolicy(),
+		router: r, s: s, rt: rt, policy: rt.RetryPolicy(), ctx: s.Context,
 		ureq: filters.UpstreamRequest{Cluster: cluster, Request: req, Hash: hash, HasHash: hasHash, Downstream: down},
+	}
+	if timeout := r.timeout(s, rt); timeout > 0 {
+		if req.Body == nil {
+			t.deadline = s.Start.Add(timeout)
+		} else {
+			// The route timeout starts when the body ends (timeout.go).
+			ctx, cancel := context.WithCancel(s.Context)
+			t.ctx, t.body0 = ctx, &bodyEnd{src: req.Body, timeout: timeout, cancel: cancel}
+			req.Body = t.body0
+			// The timeout bounds the response body too: released when
+			// the stream ends, not when Serve returns.
+			s.OnEnd(t.body0.stop)
+		}
 	}
 	resp, err := t.run()
 	if t.retrySlot != nil {
@@ -188,11 +201,12 @@ func (r *Router) applyToLocal(s *filters.Stream, rt *route.Route) {
 	s.Local.Header = resp.Header
 }
 
-// deadline returns when the route's time is up for every try together:
-// the route timeout, or for gRPC the grpc-timeout header when the route
-// honours it; zero for none. A deadline rather than a context: no
-// allocation per request, and the upstream applies it to its transport.
-func (r *Router) deadline(s *filters.Stream, rt *route.Route) time.Time {
+// timeout returns the route's time for every try together, counted from
+// the end of the downstream request (timeout.go): the route timeout, or
+// for gRPC the grpc-timeout header when the route honours it; zero for
+// none. A request without a body gets a deadline rather than a context:
+// no allocation, and the upstream applies it to its transport.
+func (r *Router) timeout(s *filters.Stream, rt *route.Route) time.Duration {
 	timeout := rt.Timeout()
 	if s.GRPC {
 		if maxT, offset, honor := rt.GRPCTimeout(); honor {
@@ -210,10 +224,7 @@ func (r *Router) deadline(s *filters.Stream, rt *route.Route) time.Time {
 			}
 		}
 	}
-	if timeout <= 0 {
-		return time.Time{}
-	}
-	return s.Start.Add(timeout)
+	return max(timeout, 0)
 }
 
 // try runs the attempts of one request.
@@ -221,19 +232,33 @@ type try struct {
 	router   *Router
 	s        *filters.Stream
 	rt       *route.Route
-	deadline time.Time // for every try together; zero: none
-	policy   *route.RetryPolicy
-	ureq     filters.UpstreamRequest
-	body     *replayBody
-	tried    []netip.AddrPort
+	deadline time.Time // for every try together; zero: none (or see body0)
+	// body0, for a request with a body and a route timeout, starts that
+	// timeout when the body ends; the tries then run under ctx, which it
+	// cancels when the timeout passes. Otherwise ctx is the stream's.
+	body0  *bodyEnd
+	ctx    context.Context
+	policy *route.RetryPolicy
+	ureq   filters.UpstreamRequest
+	body   *replayBody
+	tried  []netip.AddrPort
 	// retrySlot releases the max_retries slot of the retry in flight
 	// (filters.RetryLimiter); nil when none is held.
 	retrySlot func()
 }
 
+// routeDeadline is when the route's time is up; zero for none (yet).
+func (t *try) routeDeadline() time.Time {
+	if t.body0 != nil {
+		return t.body0.deadline()
+	}
+	return t.deadline
+}
+
 // expired reports whether the route's time is up.
 func (t *try) expired() bool {
-	return !t.deadline.IsZero() && !time.Now().Before(t.deadline)
+	d := t.routeDeadline()
+	return !d.IsZero() && !time.Now().Before(d)
 }
 
 // gone reports whether the route's time is up or the downstream left.
@@ -347,7 +372,7 @@ var errPerTryTimeout = status.New(status.Timeout, errors.New("per-try timeout"))
 // attempt sends one try, bounded by the route's deadline and the per-try
 // timeout, whichever comes first.
 func (t *try) attempt(n uint32) (*l7.Response, error) {
-	deadline := t.deadline
+	deadline := t.routeDeadline()
 	perTry := false
 	if t.policy != nil && t.policy.PerTryTimeout > 0 {
 		if d := time.Now().Add(t.policy.PerTryTimeout); deadline.IsZero() || d.Before(deadline) {
@@ -361,7 +386,7 @@ func (t *try) attempt(n uint32) (*l7.Response, error) {
 		t.ureq.Exclude = t.tried
 		t.ureq.MaxHostSelectionAttempts = int(t.policy.HostSelectionMaxAttempts)
 	}
-	resp, err := t.s.SendTry(&t.ureq)
+	resp, err := t.s.SendTryContext(t.ctx, &t.ureq)
 	if t.ureq.Host.IsValid() {
 		t.tried = append(t.tried, t.ureq.Host)
 	}
@@ -389,8 +414,8 @@ func (t *try) timeout(cause error) error {
 // time ran out first or the downstream left.
 func (t *try) wait(b *backoff) bool {
 	d := b.next()
-	if !t.deadline.IsZero() {
-		if left := time.Until(t.deadline); left < d {
+	if rd := t.routeDeadline(); !rd.IsZero() {
+		if left := time.Until(rd); left < d {
 			d = max(left, 0)
 		}
 	}
@@ -399,7 +424,7 @@ func (t *try) wait(b *backoff) bool {
 	select {
 	case <-timer.C:
 		return !t.gone()
-	case <-t.s.Context.Done():
+	case <-t.ctx.Done():
 		return false
 	}
 }
