@@ -67,6 +67,11 @@ type ServerConfig struct {
 	// SetReadDeadline only when the stream has that method and only while
 	// ReadRequest blocks; the read deadline is cleared when it returns.
 	IdleTimeout time.Duration
+	// HeadStarted, when set, is called on the goroutine of ReadRequest
+	// when the first bytes of a request head have arrived and the rest
+	// must be waited for (never for a head that arrives whole): the
+	// connection manager starts its request_headers_timeout there.
+	HeadStarted func()
 }
 
 // ClientConfig configures a ClientConn. The zero value takes every default.

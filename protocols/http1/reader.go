@@ -28,6 +28,11 @@ type reader struct {
 	dl      readDeadliner
 	timeout time.Duration
 	armed   bool
+	// headStart, when set, is called once per request head, when its
+	// first bytes are in and readHead must wait for more;
+	// headStarted says it was.
+	headStart   func()
+	headStarted bool
 }
 
 // readDeadliner is the optional interface of a stream with read deadlines
@@ -168,6 +173,10 @@ func (b *reader) readHead(kind headKind, limit, maxLines int, block bool) ([]byt
 			}
 			if !block {
 				return nil, errWouldBlock
+			}
+			if kind == requestHead && b.w > b.r && !b.headStarted && b.headStart != nil {
+				b.headStarted = true
+				b.headStart()
 			}
 			b.arm()
 			if err := b.fill(scan + 1); err != nil {

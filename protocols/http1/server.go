@@ -72,6 +72,7 @@ func NewServerConn(rw io.ReadWriter, cfg ServerConfig) *ServerConn {
 			c.in.timeout = DefaultIdleTimeout
 		}
 	}
+	c.in.headStart = cfg.HeadStarted
 	c.body = body{in: &c.in, limits: limits, broken: &c.broken, framing: &c.bodyFraming, what: "request body"}
 	c.body.reset(noBody, 0, nil)
 	return c
@@ -102,6 +103,7 @@ func (c *ServerConn) ReadRequest(req *l7.Request) error {
 		return errNotReusable
 	}
 	c.in.release()
+	c.in.headStarted = false
 	head, err := c.in.readHead(requestHead, c.limits.MaxHeaderBytes, c.limits.MaxHeaders+1, true)
 	c.in.disarm()
 	if err != nil {

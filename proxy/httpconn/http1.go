@@ -22,9 +22,12 @@ import (
 // arriving just then is lost, as whenever a server closes an idle
 // keep-alive connection; clients retry it on a new one).
 func (c *conn) serveHTTP1() {
+	hdr := c.headersTimeout()
+	defer hdr.stop()
 	sc := http1.NewServerConn(c.rw, http1.ServerConfig{
 		Limits:      http1.Limits{MaxHeaderBytes: c.hcm.MaxRequestHeadersBytes, MaxHeaders: c.hcm.MaxHeadersCount},
 		IdleTimeout: c.hcm.IdleTimeout,
+		HeadStarted: hdr.start,
 	})
 	var (
 		req   l7.Request
@@ -48,8 +51,10 @@ func (c *conn) serveHTTP1() {
 			return // drained between requests
 		}
 		err := sc.ReadRequest(&req)
+		hdr.disarm()
 		if !c.idle.CompareAndSwap(idleWaiting, idleBusy) {
-			return // closed by the drain while waiting
+			hdr.report() // closed by request_headers_timeout, or by the drain while waiting
+			return
 		}
 		if err != nil {
 			c.refuse(sc, err)
