@@ -140,16 +140,16 @@ func (r *Router) Serve(s *filters.Stream) error {
 	hash, hasHash := rt.Hash(req, down)
 
 	t := try{
-		router: r, s: s, rt: rt, policy: rt.RetryPolicy(), ctx: s.Context,
+		router: r, s: s, rt: rt, policy: rt.RetryPolicy(),
 		ureq: filters.UpstreamRequest{Cluster: cluster, Request: req, Hash: hash, HasHash: hasHash, Downstream: down},
 	}
 	if timeout := r.timeout(s, rt); timeout > 0 {
 		if req.Body == nil {
-			t.deadline = s.Start.Add(timeout)
+			t.headTimeout = timeout // from the headers: s.Start
 		} else {
 			// The route timeout starts when the body ends (timeout.go).
 			ctx, cancel := context.WithCancel(s.Context)
-			t.ctx, t.body0 = ctx, &bodyEnd{src: req.Body, timeout: timeout, cancel: cancel}
+			t.body0 = &bodyEnd{src: req.Body, timeout: timeout, ctx: ctx, cancel: cancel}
 			req.Body = t.body0
 			// The timeout bounds the response body too: released when
 			// the stream ends, not when Serve returns.
@@ -229,10 +229,10 @@ func (r *Router) timeout(s *filters.Stream, rt *route.Route) time.Duration {
 
 // try runs the attempts of one request.
 type try struct {
-	router   *Router
-	s        *filters.Stream
-	rt       *route.Route
-	deadline time.Time // for every try together; zero: none (or see body0)
+	router      *Router
+	s           *filters.Stream
+	rt          *route.Route
+	headTimeout time.Duration // for every try together, from s.Start; zero: none (or see body0)
 	// body0, for a request with a body and a route timeout, starts that
 	// timeout when the body ends; the tries then run under ctx, which it
 	// cancels when the timeout passes. Otherwise ctx is the stream's.
@@ -247,12 +247,23 @@ type try struct {
 	retrySlot func()
 }
 
+// context is the tries' context.
+func (t *try) context() context.Context {
+	if t.body0 != nil {
+		return t.body0.ctx
+	}
+	return t.s.Context
+}
+
 // routeDeadline is when the route's time is up; zero for none (yet).
 func (t *try) routeDeadline() time.Time {
 	if t.body0 != nil {
 		return t.body0.deadline()
 	}
-	return t.deadline
+	if t.headTimeout > 0 {
+		return t.s.Start.Add(t.headTimeout)
+	}
+	return time.Time{}
 }
 
 // expired reports whether the route's time is up.
@@ -386,7 +397,7 @@ func (t *try) attempt(n uint32) (*l7.Response, error) {
 		t.ureq.Exclude = t.tried
 		t.ureq.MaxHostSelectionAttempts = int(t.policy.HostSelectionMaxAttempts)
 	}
-	resp, err := t.s.SendTryContext(t.ctx, &t.ureq)
+	resp, err := t.s.SendTryContext(t.context(), &t.ureq)
 	if t.ureq.Host.IsValid() {
 		t.tried = append(t.tried, t.ureq.Host)
 	}
@@ -424,7 +435,7 @@ func (t *try) wait(b *backoff) bool {
 	select {
 	case <-timer.C:
 		return !t.gone()
-	case <-t.ctx.Done():
+	case <-t.context().Done():
 		return false
 	}
 }

@@ -28,7 +28,8 @@ import (
 type bodyEnd struct {
 	src     io.Reader
 	timeout time.Duration
-	cancel  context.CancelFunc // ends the tries' context
+	ctx     context.Context    // the tries' context
+	cancel  context.CancelFunc // ends ctx
 
 	end   atomic.Int64 // the route deadline in Unix nanoseconds once the body ended; 0 before
 	mu    sync.Mutex
