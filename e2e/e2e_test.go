@@ -210,6 +210,7 @@ func TestRefusals(t *testing.T) {
 	})
 
 	t.Run("client certificate from another trust domain", func(t *testing.T) {
+		time.Sleep(1100 * time.Millisecond) // one INFO line a second per kind of refusal
 		evil := spiffe.ID{TrustDomain: "evil.local", Namespace: "default", ServiceAccount: "client"}
 		if err := certs.WriteMesh(certs.MeshOptions{Dir: e.dir, TrustDomain: "evil.local", IDs: []spiffe.ID{evil}}); err != nil {
 			t.Fatal(err)
@@ -223,6 +224,7 @@ func TestRefusals(t *testing.T) {
 	})
 
 	t.Run("expired client certificate", func(t *testing.T) {
+		time.Sleep(1100 * time.Millisecond) // one INFO line a second per kind of refusal
 		ca, err := certs.LoadCA(filepath.Join(e.dir, certs.RootCertFile), filepath.Join(e.dir, certs.RootKeyFile))
 		if err != nil {
 			t.Fatal(err)

@@ -99,12 +99,17 @@ func classifyHandshake(err error, hello bool) metrics.HandshakeReason {
 	var ci x509.CertificateInvalidError
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "didn't provide a certificate"):
+	case strings.Contains(msg, "didn't provide a certificate"), strings.Contains(msg, "presented no certificate"):
 		return metrics.ReasonNoCertificate
-	case strings.Contains(msg, "is not in trust domain"), strings.Contains(msg, "spiffe"), strings.Contains(msg, "SPIFFE"):
+	case strings.Contains(msg, "is not in trust domain"):
 		return metrics.ReasonPeerIdentity
-	case errors.As(err, &cve), errors.As(err, &ua), errors.As(err, &ci), strings.Contains(msg, "verify client certificate"),
-		strings.Contains(msg, "bad certificate"):
+	case errors.As(err, &cve), errors.As(err, &ua), errors.As(err, &ci), strings.Contains(msg, "bad certificate"),
+		strings.Contains(msg, "certificate has expired"), strings.Contains(msg, "certificate is not yet valid"),
+		strings.Contains(msg, "leaf certificate is a CA"):
+		return metrics.ReasonBadCertificate
+	case strings.Contains(msg, "spiffe: "), strings.Contains(msg, "SPIFFE"):
+		return metrics.ReasonPeerIdentity // verified, but no usable SPIFFE identity
+	case strings.Contains(msg, "verify client certificate"):
 		return metrics.ReasonBadCertificate
 	case strings.Contains(msg, "unsupported versions"), strings.Contains(msg, "protocol version"),
 		strings.Contains(msg, "no cipher suite"), strings.Contains(msg, "no ECDHE curve"), strings.Contains(msg, "no mutually supported"):

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -308,4 +309,29 @@ func TestRefusedStreamsCloseTheConnection(t *testing.T) {
 			t.Fatalf("connection closed with more streams accepted than refused (counter %v -> %v)", closed, got)
 		}
 	})
+}
+
+// TestClassifyHandshake: the certificate errors proxy/certs returns from
+// VerifyConnection, whose texts carry the peer's SPIFFE ID, are told apart.
+func TestClassifyHandshake(t *testing.T) {
+	tests := []struct {
+		err  string
+		want string
+	}{
+		{"verify client certificate: peer spiffe://cluster.local/ns/a/sa/b: certificate has expired: now x is after NotAfter y", "bad_certificate"},
+		{"verify client certificate: peer spiffe://cluster.local/ns/a/sa/b: certificate is not yet valid: now x", "bad_certificate"},
+		{"verify client certificate: peer spiffe://cluster.local/ns/a/sa/b: x509: certificate signed by unknown authority", "bad_certificate"},
+		{"verify client certificate: peer spiffe://evil.local/ns/a/sa/b is not in trust domain cluster.local", "peer_identity"},
+		{`verify client certificate: peer certificate (subject "CN=x", serial 1): spiffe: "http://x": scheme is not spiffe://`, "peer_identity"},
+		{"verify client certificate: peer presented no certificate", "no_certificate"},
+		{"tls: client didn't provide a certificate", "no_certificate"},
+		{"tls: client offered only unsupported versions: [303]", "protocol_version"},
+		{"tls: client requested unsupported application protocols ([http/1.1])", "alpn"},
+		{"EOF", "other"},
+	}
+	for _, tc := range tests {
+		if got := classifyHandshake(errors.New(tc.err), true).String(); got != tc.want {
+			t.Errorf("%q: %s, want %s", tc.err, got, tc.want)
+		}
+	}
 }
