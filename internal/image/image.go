@@ -45,6 +45,7 @@ type Spec struct {
 // Images are the images `make image` builds, one line a binary.
 var Images = []Spec{
 	{Name: "waypoint", Package: "./cmd/waypoint", HelpArgs: []string{"--help"}},
+	{Name: "waypoint-controller", Package: "./cmd/waypoint-controller", HelpArgs: []string{"--help"}},
 }
 
 // Lookup returns the Spec of Images named name.

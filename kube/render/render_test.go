@@ -170,8 +170,10 @@ func TestRenderFacts(t *testing.T) {
 			},
 		},
 		{
-			name:   "an annotation without a / leaves the default image",
-			change: func(in *Input, _ *Options) { in.Gateway.Annotations = map[string]string{AnnotationProxyImage: "proxyv2"} },
+			name: "an annotation without a / leaves the default image",
+			change: func(in *Input, _ *Options) {
+				in.Gateway.Annotations = map[string]string{AnnotationProxyImage: "proxyv2"}
+			},
 			check: func(t *testing.T, objs []*unstructured.Unstructured) {
 				if img := container(t, objs)["image"]; img != "localhost/waypoint:test" {
 					t.Errorf("image %v", img)
