@@ -57,7 +57,7 @@ func TestGatewayStatus(t *testing.T) {
 	}{
 		{name: "programmed", ob: ready, accepted: "True", programmed: "True/Programmed", addresses: both, listenerAccept: "True"},
 		{name: "dual stack, IPs sorted then the hostname",
-			ob: observed{service: "wp", deployment: "wp", clusterIPs: []string{"fd00::20", "10.96.0.20"}, readyReplicas: 2},
+			ob:       observed{service: "wp", deployment: "wp", clusterIPs: []string{"fd00::20", "10.96.0.20"}, readyReplicas: 2},
 			accepted: "True", programmed: "True/Programmed", listenerAccept: "True",
 			addresses: []string{"IPAddress=10.96.0.20", "IPAddress=fd00::20", "Hostname=wp.ns.svc.cluster.local"}},
 		{name: "no cluster IP yet", ob: observed{service: "wp", deployment: "wp", readyReplicas: 1},
