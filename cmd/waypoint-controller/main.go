@@ -12,11 +12,14 @@
 //	--istiod-address HOST:PORT        istiod's xDS and CA address (CA_ADDR, PROXY_CONFIG); istiod.istio-system.svc:15012
 //	--system-namespace NS             where the class-defaults ConfigMaps (and the leader's Lease) are; istio-system
 //	--class NAME                      the GatewayClass created when missing; istio-mesh
+//	--controller-name NAME            the controllerName of the classes deployed (and of the class created);
+//	                                  waypoint.gowaypoint.io/controller
 //	--trust-domain DOMAIN             TRUST_DOMAIN and ISTIO_META_MESH_ID of the pods; cluster.local
 //	--cluster-id ID                   ISTIO_META_CLUSTER_ID; Kubernetes
 //	--cluster-domain DOMAIN           the pods' --domain suffix and the Gateways' hostnames; cluster.local
 //	--network NAME                    ISTIO_META_NETWORK and the topology.istio.io/network label; none
-//	--leader-elect                    elect one leader among the replicas (a Lease in --system-namespace); false
+//	--leader-elect                    elect one leader among the replicas, by a Lease in $POD_NAMESPACE
+//	                                  (else --system-namespace); false
 //	--metrics-bind-address ADDR       controller-runtime's Prometheus metrics (/metrics), "0" for none; :8080
 //	--health-probe-bind-address ADDR  /healthz and /readyz, "0" for none; :8081
 //	--log-level LEVEL                 debug, info, warn or error; info
@@ -56,13 +59,14 @@ func main() {
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default $KUBECONFIG, else the in-cluster config)")
 	img := fs.String("image", "localhost/waypoint:"+buildVersion(), `the waypoint image, unless a Gateway's sidecar.istio.io/proxyImage annotation (with a "/") names one`)
 	istiod := fs.String("istiod-address", render.DefaultIstiodAddress, "istiod's xDS and CA address")
-	systemNS := fs.String("system-namespace", controller.DefaultSystemNamespace, "namespace of the class-defaults ConfigMaps and of the leader election Lease")
+	systemNS := fs.String("system-namespace", controller.DefaultSystemNamespace, "namespace of the class-defaults ConfigMaps (and of the leader election Lease without $POD_NAMESPACE)")
 	class := fs.String("class", controller.DefaultClass, "the GatewayClass to create when missing")
+	controllerName := fs.String("controller-name", controller.DefaultControllerName, "the controllerName of the GatewayClasses whose Gateways are deployed")
 	trustDomain := fs.String("trust-domain", render.DefaultTrustDomain, "the mesh's trust domain")
 	clusterID := fs.String("cluster-id", render.DefaultClusterID, "the cluster's id in the mesh")
 	clusterDomain := fs.String("cluster-domain", render.DefaultClusterDomain, "the cluster's DNS domain")
 	network := fs.String("network", "", "the network of the waypoints (none when empty)")
-	leaderElect := fs.Bool("leader-elect", false, "elect one leader among the replicas")
+	leaderElect := fs.Bool("leader-elect", false, "elect one leader among the replicas (a Lease in $POD_NAMESPACE, else --system-namespace)")
 	metricsAddr := fs.String("metrics-bind-address", ":8080", `address of the metrics endpoint, "0" for none`)
 	healthAddr := fs.String("health-probe-bind-address", ":8081", `address of /healthz and /readyz, "0" for none`)
 	logger := cli.LogFlags(fs)
@@ -85,7 +89,9 @@ func main() {
 	}
 	mgr, err := controller.NewManager(cfg, controller.Options{
 		Class:           *class,
+		ControllerName:  *controllerName,
 		SystemNamespace: *systemNS,
+		LeaseNamespace:  os.Getenv("POD_NAMESPACE"),
 		Render: render.Options{
 			Image:         *img,
 			IstiodAddress: *istiod,
@@ -101,7 +107,7 @@ func main() {
 	if err != nil {
 		cli.Fatal(err)
 	}
-	log.Info("waypoint-controller starting", "version", buildVersion(), "class", *class, "controllerName", controller.ControllerName, "image", *img)
+	log.Info("waypoint-controller starting", "version", buildVersion(), "class", *class, "controllerName", *controllerName, "image", *img)
 	if err := mgr.Start(cli.Signals(context.Background(), nil)); err != nil {
 		cli.Fatal(err)
 	}

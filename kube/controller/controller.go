@@ -1,11 +1,11 @@
 // Package controller is the waypoint's own Gateway controller (mode B of
 // docs/controller.md), built on controller-runtime: it creates the
 // GatewayClass (istio-mesh by default) with the controller name
-// ControllerName and marks it Accepted, and for every Gateway of a class
-// with that controller name server-side applies the objects kube/render
-// renders (field manager FieldManager, ownership forced), owned by the
-// Gateway, and writes the Gateway's status, also by server-side apply on
-// the status subresource.
+// Options.ControllerName (DefaultControllerName) and marks it Accepted, and
+// for every Gateway of a class with that controller name server-side
+// applies the objects kube/render renders (field manager FieldManager,
+// ownership forced), owned by the Gateway, and writes the Gateway's status,
+// also by server-side apply on the status subresource.
 //
 // It touches only objects it manages (mayApply): an existing object of the
 // same name that does not carry its gateway.istio.io/managed label is left
@@ -59,13 +59,13 @@ import (
 )
 
 const (
-	// ControllerName is the controllerName of the GatewayClass the
-	// controller creates and of every class whose Gateways it deploys. It
-	// is not istiod's istio.io/mesh-controller: istiod's deployment
-	// controller deploys the Gateways of every class with that name (with
-	// its own template and Envoy's image), so the two would fight over the
-	// same objects.
-	ControllerName = "gowaypoint.github.io/waypoint-controller"
+	// DefaultControllerName is the controllerName of the GatewayClass the
+	// controller creates and of every class whose Gateways it deploys
+	// (the chart's gatewayClass.controllerName). It is not istiod's
+	// istio.io/mesh-controller: istiod's deployment controller deploys the
+	// Gateways of every class with that name (with its own template and
+	// Envoy's image), so the two would fight over the same objects.
+	DefaultControllerName = "waypoint.gowaypoint.io/controller"
 	// FieldManager is the field manager of every server-side apply.
 	FieldManager = "waypoint-controller"
 	// DefaultClass is the GatewayClass the controller creates.
@@ -73,17 +73,24 @@ const (
 	// DefaultSystemNamespace is where the class-defaults ConfigMaps are.
 	DefaultSystemNamespace = "istio-system"
 	// LeaderElectionID is the Lease the replicas elect a leader with.
-	LeaderElectionID = "waypoint-controller.gowaypoint.github.io"
+	LeaderElectionID = "waypoint-controller.gowaypoint.io"
 )
 
 // Options configure the controller. Zero fields take the defaults.
 type Options struct {
 	// Class is the GatewayClass created when missing; DefaultClass.
 	Class string
-	// SystemNamespace holds the class-defaults ConfigMaps and, with
-	// LeaderElect, the Lease; DefaultSystemNamespace.
+	// ControllerName is the controllerName of the classes whose Gateways
+	// are deployed, and of the class created; DefaultControllerName. A
+	// class's controllerName cannot change once it exists.
+	ControllerName string
+	// SystemNamespace holds the class-defaults ConfigMaps;
+	// DefaultSystemNamespace.
 	SystemNamespace string
-	// Render are the rendering's options; ControllerName is set to
+	// LeaseNamespace holds the leader election Lease; SystemNamespace
+	// when empty.
+	LeaseNamespace string
+	// Render are the rendering's options; its ControllerName is set to
 	// ControllerName.
 	Render render.Options
 	// LeaderElect makes the replicas elect one leader, the only one that
@@ -107,7 +114,13 @@ func (o *Options) defaults() {
 	if o.Render.ClusterDomain == "" {
 		o.Render.ClusterDomain = render.DefaultClusterDomain
 	}
-	o.Render.ControllerName = ControllerName
+	if o.ControllerName == "" {
+		o.ControllerName = DefaultControllerName
+	}
+	if o.LeaseNamespace == "" {
+		o.LeaseNamespace = o.SystemNamespace
+	}
+	o.Render.ControllerName = o.ControllerName
 }
 
 // Scheme holds the types the controller reads and writes.
@@ -158,7 +171,7 @@ func NewManager(cfg *rest.Config, o Options) (manager.Manager, error) {
 		}},
 		LeaderElection:                o.LeaderElect,
 		LeaderElectionID:              LeaderElectionID,
-		LeaderElectionNamespace:       o.SystemNamespace,
+		LeaderElectionNamespace:       o.LeaseNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
@@ -242,7 +255,7 @@ func setup(mgr manager.Manager, o Options) error {
 }
 
 // classReconciler creates the class when it is missing and marks every
-// class of ControllerName Accepted.
+// class of Options.ControllerName Accepted.
 type classReconciler struct {
 	client client.Client
 	o      Options
@@ -258,14 +271,14 @@ func (r *classReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 		}
 		desc := "The waypoint of github.com/gowaypoint/waypoint for Istio's ambient mesh"
 		gc = gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: r.o.Class},
-			Spec: gwv1.GatewayClassSpec{ControllerName: ControllerName, Description: &desc}}
+			Spec: gwv1.GatewayClassSpec{ControllerName: gwv1.GatewayController(r.o.ControllerName), Description: &desc}}
 		if err := r.client.Create(ctx, &gc, client.FieldOwner(FieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
 			return reconcile.Result{}, fmt.Errorf("create GatewayClass %s: %w", r.o.Class, err)
 		}
-		log.Info("created the GatewayClass", "class", r.o.Class, "controllerName", ControllerName)
+		log.Info("created the GatewayClass", "class", r.o.Class, "controllerName", r.o.ControllerName)
 		return reconcile.Result{}, nil // its creation is an event of its own
 	}
-	if gc.Spec.ControllerName != ControllerName {
+	if string(gc.Spec.ControllerName) != r.o.ControllerName {
 		if gc.Name == r.o.Class {
 			log.Info("the GatewayClass exists with another controller: its Gateways are not deployed", "class", gc.Name,
 				"controllerName", gc.Spec.ControllerName)
@@ -336,7 +349,7 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if err := r.client.Get(ctx, types.NamespacedName{Name: string(gw.Spec.GatewayClassName)}, &gc); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err) // its creation brings the Gateway back
 	}
-	if gc.Spec.ControllerName != ControllerName {
+	if string(gc.Spec.ControllerName) != r.o.ControllerName {
 		return reconcile.Result{}, nil
 	}
 	ob, applyErr := r.deploy(ctx, &gw)
@@ -389,7 +402,7 @@ func (r *gatewayReconciler) deploy(ctx context.Context, gw *gwv1.Gateway) (obser
 		return reject(gwv1.GatewayReasonInvalidParameters, "%v", err)
 	}
 
-	managed := render.ManagedLabelValue(ControllerName)
+	managed := render.ManagedLabelValue(r.o.ControllerName)
 	var errs []error
 	var conflicts []string
 	rendered := map[string]bool{}

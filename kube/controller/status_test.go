@@ -161,7 +161,7 @@ func TestMayApply(t *testing.T) {
 		}
 		return m
 	}
-	ourValue := "gowaypoint.github.io-waypoint-controller"
+	ourValue := "waypoint.gowaypoint.io-controller"
 	cases := []struct {
 		name     string
 		existing *metav1.ObjectMeta

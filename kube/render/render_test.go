@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the golden files testdata/*.gol
 
 // testOptions are the controller's options in the golden files.
 var testOptions = Options{
-	ControllerName: "gowaypoint.github.io/waypoint-controller",
+	ControllerName: "waypoint.gowaypoint.io/controller",
 	Image:          "localhost/waypoint:test",
 }
 
@@ -155,7 +155,7 @@ func TestRenderFacts(t *testing.T) {
 					t.Error(d)
 				}
 				for _, o := range objs {
-					if v := o.GetLabels()[LabelManaged]; v != "gowaypoint.github.io-waypoint-controller" {
+					if v := o.GetLabels()[LabelManaged]; v != "waypoint.gowaypoint.io-controller" {
 						t.Errorf("%s: managed label %q", o.GetKind(), v)
 					}
 					refs := o.GetOwnerReferences()

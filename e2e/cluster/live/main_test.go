@@ -21,12 +21,13 @@ import (
 
 // The environment every test of the package shares.
 var env struct {
-	cluster  *cluster.Cluster
-	bins     *cluster.Bins
-	meshCA   string // the mesh CA: root-cert.pem, root-key.pem, and identities under it
-	waypoint string // the waypoint binary
-	hbone    string // the ztunnel stand-in binary
-	dubbo    string // dubbotool: a Dubbo provider and consumer (dubbo_test.go)
+	cluster    *cluster.Cluster
+	bins       *cluster.Bins
+	meshCA     string // the mesh CA: root-cert.pem, root-key.pem, and identities under it
+	waypoint   string // the waypoint binary
+	hbone      string // the ztunnel stand-in binary
+	dubbo      string // dubbotool: a Dubbo provider and consumer (dubbo_test.go)
+	controller string // the waypoint-controller binary (mode B's Gateway controller)
 }
 
 // liveNet is the /16 of the package's addresses (LIVE_NET, default 127.30).
@@ -83,13 +84,15 @@ func setup(ctx context.Context, tmp string) error {
 	}
 	env.bins = bins
 	binDir := filepath.Join(tmp, "bin")
-	build := exec.CommandContext(ctx, "go", "build", "-o", binDir+"/", "./cmd/waypoint", "./cmd/hbone", "./proxy/dubboconn/dubbotest/dubbotool")
+	build := exec.CommandContext(ctx, "go", "build", "-o", binDir+"/", "./cmd/waypoint", "./cmd/hbone", "./proxy/dubboconn/dubbotest/dubbotool",
+		"./cmd/waypoint-controller")
 	build.Dir, build.Stdout, build.Stderr = top, os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build the waypoint: %w", err)
 	}
 	env.waypoint, env.hbone = filepath.Join(binDir, "waypoint"), filepath.Join(binDir, "hbone")
 	env.dubbo = filepath.Join(binDir, "dubbotool")
+	env.controller = filepath.Join(binDir, "waypoint-controller")
 	env.meshCA = filepath.Join(tmp, "mesh")
 	if out, err := exec.CommandContext(ctx, env.waypoint, "certs", "--out", env.meshCA, "istio-system/istiod").CombinedOutput(); err != nil {
 		return fmt.Errorf("waypoint certs: %v: %s", err, out)
