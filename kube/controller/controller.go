@@ -72,6 +72,9 @@ const (
 	DefaultClass = "istio-mesh"
 	// DefaultSystemNamespace is where the class-defaults ConfigMaps are.
 	DefaultSystemNamespace = "istio-system"
+	// classDescription is the created class's spec.description (at most
+	// 64 bytes, the CRD's limit).
+	classDescription = "Waypoints of gowaypoint/waypoint for Istio's ambient mesh"
 	// LeaderElectionID is the Lease the replicas elect a leader with.
 	LeaderElectionID = "waypoint-controller.gowaypoint.io"
 )
@@ -269,7 +272,7 @@ func (r *classReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 		if !apierrors.IsNotFound(err) || req.Name != r.o.Class {
 			return reconcile.Result{}, client.IgnoreNotFound(err)
 		}
-		desc := "The waypoint of github.com/gowaypoint/waypoint for Istio's ambient mesh"
+		desc := classDescription
 		gc = gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: r.o.Class},
 			Spec: gwv1.GatewayClassSpec{ControllerName: gwv1.GatewayController(r.o.ControllerName), Description: &desc}}
 		if err := r.client.Create(ctx, &gc, client.FieldOwner(FieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -426,7 +429,7 @@ func (r *gatewayReconciler) deploy(ctx context.Context, gw *gwv1.Gateway) (obser
 			continue
 		}
 		if existing == nil {
-			r.events.Eventf(gw, nil, corev1.EventTypeNormal, "Created", "Deploy", "created %s %s/%s", u.GetKind(), u.GetNamespace(), u.GetName())
+			r.events.Eventf(gw, u, corev1.EventTypeNormal, "Created", "Create", "created %s %s/%s", u.GetKind(), u.GetNamespace(), u.GetName())
 		}
 	}
 	if err := r.prune(ctx, gw, names.Deployment, rendered, managed); err != nil {
@@ -509,7 +512,7 @@ func (r *gatewayReconciler) prune(ctx context.Context, gw *gwv1.Gateway, name st
 			errs = append(errs, fmt.Errorf("delete %s %s/%s: %w", kind, gw.Namespace, name, err))
 			continue
 		}
-		r.events.Eventf(gw, nil, corev1.EventTypeNormal, "Deleted", "Deploy", "deleted %s %s/%s: no overlay renders it", kind, gw.Namespace, name)
+		r.events.Eventf(gw, o, corev1.EventTypeNormal, "Deleted", "Delete", "deleted %s %s/%s: no overlay renders it", kind, gw.Namespace, name)
 	}
 	return errors.Join(errs...)
 }

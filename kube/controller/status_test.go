@@ -140,6 +140,9 @@ func TestStatusStable(t *testing.T) {
 	if c := condition(gc.Status.Conditions, "Accepted"); c.Status != "True" || c.Reason != "Accepted" {
 		t.Errorf("class Accepted %+v", c)
 	}
+	if len(classDescription) > 64 {
+		t.Errorf("classDescription has %d bytes: the CRD allows 64", len(classDescription))
+	}
 }
 
 // TestMayApply: the controller applies over its own objects and, for the

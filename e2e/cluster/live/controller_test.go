@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -259,27 +260,43 @@ spec:
 		return nil
 	})
 	w.synced()
-
-	t.Run("restart-changes-nothing", func(t *testing.T) {
-		// A new controller reconciles every Gateway at start: server-side apply of the same
-		// objects and the same status writes nothing.
-		before := resourceVersions(t, w)
-		ctl.stop(t)
-		ctl = startController(t, w, kubeconfig, image)
-		w.eventually(time.Minute, "the restarted controller reconciles the class and the Gateway", func() error {
-			for _, c := range []string{"gateway", "gatewayclass"} {
-				if n := ctl.metric(`controller_runtime_reconcile_total{controller="` + c + `",result="success"}`); n < 1 {
-					return fmt.Errorf("%s: %v successful reconciles", c, n)
-				}
-			}
-			return nil
-		})
-		if after := resourceVersions(t, w); !reflect.DeepEqual(before, after) {
-			t.Errorf("resource versions changed by a reconcile with nothing new:\nbefore %v\nafter  %v", before, after)
-		} else {
-			t.Logf("resource versions unchanged across the restart: %v", after)
+	w.eventually(30*time.Second, "the controller's events on the Gateway", func() error {
+		evs, err := env.cluster.Client.EventsV1().Events(w.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
 		}
+		var seen []string
+		for _, e := range evs.Items {
+			if e.Regarding.Kind == "Gateway" && e.Regarding.Name == w.gateway && e.ReportingController == meshFieldManager && e.Related != nil {
+				seen = append(seen, e.Reason+" "+e.Related.Kind)
+			}
+		}
+		for _, want := range []string{"Created ServiceAccount", "Created Deployment", "Created Service"} {
+			if !slices.Contains(seen, want) {
+				return fmt.Errorf("events %q: no %q", seen, want)
+			}
+		}
+		return nil
 	})
+
+	// A restarted controller reconciles every Gateway at start: server-side apply of the same
+	// objects and the same status writes nothing.
+	before := resourceVersions(t, w)
+	ctl.stop(t)
+	ctl = startController(t, w, kubeconfig, image)
+	w.eventually(time.Minute, "the restarted controller reconciles the class and the Gateway", func() error {
+		for _, c := range []string{"gateway", "gatewayclass"} {
+			if n := ctl.metric(`controller_runtime_reconcile_total{controller="` + c + `",result="success"}`); n < 1 {
+				return fmt.Errorf("%s: %v successful reconciles", c, n)
+			}
+		}
+		return nil
+	})
+	if after := resourceVersions(t, w); !reflect.DeepEqual(before, after) {
+		t.Errorf("resource versions changed by a reconcile with nothing new:\nbefore %v\nafter  %v", before, after)
+	} else {
+		t.Logf("resource versions unchanged across a restart of the controller: %v", after)
+	}
 
 	t.Run("edit-put-back", func(t *testing.T) {
 		d, err := apps.Deployments(w.ns).Get(ctx, w.gateway, metav1.GetOptions{})
@@ -294,7 +311,7 @@ spec:
 		if _, err := apps.Deployments(w.ns).Update(ctx, d, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
 			t.Fatal(err)
 		}
-		w.eventually(30*time.Second, "the controller puts the image back", func() error {
+		eventually(t, 30*time.Second, "the controller puts the image back", func() error {
 			d, err := apps.Deployments(w.ns).Get(ctx, w.gateway, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -314,7 +331,7 @@ spec:
 		if err := apps.Deployments(w.ns).Delete(ctx, w.gateway, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		w.eventually(30*time.Second, "the controller makes the Deployment again", func() error {
+		eventually(t, 30*time.Second, "the controller makes the Deployment again", func() error {
 			d, err := apps.Deployments(w.ns).Get(ctx, w.gateway, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -327,19 +344,149 @@ spec:
 		})
 	})
 
-	t.Run("gateway-deleted", func(t *testing.T) {
-		seen := ctl.metric(`controller_runtime_reconcile_total{controller="gateway",result="success"}`)
-		w.remove(`
+	t.Run("not-ours-left-alone", func(t *testing.T) {
+		// A Service of the Gateway's name that the controller did not make is not taken over: the
+		// Gateway is not Programmed, and the Service keeps what its owner gave it.
+		applyIn(t, w, `
+apiVersion: v1
+kind: Service
+metadata:
+  name: taken
+  namespace: {{NS}}
+  labels: {owner: someone-else}
+spec:
+  ports:
+  - {name: http, port: 80}
+---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata:
-  name: mesh-waypoint
+  name: taken
   namespace: {{NS}}
+spec:
+  gatewayClassName: istio-mesh
+  listeners:
+  - {name: mesh, port: 15008, protocol: HBONE}
 `)
+		eventually(t, 30*time.Second, "the Gateway taken is not Programmed, naming the Service", func() error {
+			gw, err := env.cluster.Get(ctx, "gateway.networking.k8s.io/v1", "Gateway", w.ns, "taken")
+			if err != nil {
+				return err
+			}
+			if conditionReason(gw, "Programmed") != "Invalid" || !strings.Contains(conditionMessage(gw, "Programmed"), "Service meshclass/taken exists and is not managed") {
+				return fmt.Errorf("status %v", gw.Object["status"])
+			}
+			return nil
+		})
+		s, err := core.Services(w.ns).Get(ctx, "taken", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.Labels["gateway.istio.io/managed"]; ok || len(s.OwnerReferences) > 0 || len(s.Spec.Ports) != 1 {
+			t.Errorf("the Service taken was changed: labels %v, owners %v, ports %v", s.Labels, s.OwnerReferences, s.Spec.Ports)
+		}
+		for _, f := range s.ManagedFields {
+			if f.Manager == meshFieldManager {
+				t.Errorf("the Service taken has fields of %s", meshFieldManager)
+			}
+		}
+	})
+
+	t.Run("overlays", func(t *testing.T) {
+		// A parametersRef ConfigMap with HPA and PDB overlays: both are applied (the API server
+		// takes what the controller renders), and deleted once the overlay loses their keys.
+		const params = `
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: scaled-params
+  namespace: {{NS}}
+data:
+  deployment: |
+    spec:
+      template:
+        spec:
+          containers:
+          - name: istio-proxy
+            resources:
+              limits: {memory: 2Gi}
+  horizontalPodAutoscaler: |
+    spec:
+      minReplicas: 2
+      maxReplicas: 4
+  podDisruptionBudget: |
+    spec:
+      minAvailable: 1
+`
+		applyIn(t, w, params+`---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: scaled
+  namespace: {{NS}}
+spec:
+  gatewayClassName: istio-mesh
+  infrastructure:
+    parametersRef: {group: "", kind: ConfigMap, name: scaled-params}
+  listeners:
+  - {name: mesh, port: 15008, protocol: HBONE}
+`)
+		eventually(t, 30*time.Second, "the HPA and PDB of the overlays", func() error {
+			hpa, err := env.cluster.Client.AutoscalingV2().HorizontalPodAutoscalers(w.ns).Get(ctx, "scaled", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if hpa.Spec.MaxReplicas != 4 || hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas != 2 || hpa.Spec.ScaleTargetRef.Name != "scaled" {
+				return permanent(fmt.Errorf("HPA spec %+v", hpa.Spec))
+			}
+			pdb, err := env.cluster.Client.PolicyV1().PodDisruptionBudgets(w.ns).Get(ctx, "scaled", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
+				return permanent(fmt.Errorf("PDB spec %+v", pdb.Spec))
+			}
+			d, err := apps.Deployments(w.ns).Get(ctx, "scaled", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if m := proxyContainer(t, d).Resources.Limits.Memory().String(); m != "2Gi" {
+				return permanent(fmt.Errorf("memory limit %s, want the overlay's 2Gi", m))
+			}
+			return nil
+		})
+		applyIn(t, w, `
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: scaled-params
+  namespace: {{NS}}
+data:
+  deployment: "{}"
+`) // the keys this apply leaves out are removed (the harness's field manager owned them)
+		eventually(t, 30*time.Second, "the HPA and PDB deleted with their overlay", func() error {
+			_, err1 := env.cluster.Client.AutoscalingV2().HorizontalPodAutoscalers(w.ns).Get(ctx, "scaled", metav1.GetOptions{})
+			_, err2 := env.cluster.Client.PolicyV1().PodDisruptionBudgets(w.ns).Get(ctx, "scaled", metav1.GetOptions{})
+			if !apierrors.IsNotFound(err1) || !apierrors.IsNotFound(err2) {
+				cm, err := core.ConfigMaps(w.ns).Get(ctx, "scaled-params", metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				return fmt.Errorf("HPA: %v, PDB: %v; the ConfigMap's data %v", err1, err2, cm.Data)
+			}
+			return nil
+		})
+	})
+
+	t.Run("gateway-deleted", func(t *testing.T) {
+		seen := ctl.metric(`controller_runtime_reconcile_total{controller="gateway",result="success"}`)
+		if err := env.cluster.Delete(ctx, w.expand("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: mesh-waypoint\n  namespace: {{NS}}\n")); err != nil {
+			t.Fatal(err)
+		}
 		// The controller sees the deletion (one more reconcile) and leaves the objects to the
 		// garbage collector, which this control plane does not run: they stay, owned by the
 		// Gateway that is gone.
-		w.eventually(30*time.Second, "the controller reconciles the deleted Gateway", func() error {
+		eventually(t, 30*time.Second, "the controller reconciles the deleted Gateway", func() error {
 			if n := ctl.metric(`controller_runtime_reconcile_total{controller="gateway",result="success"}`); n <= seen {
 				return fmt.Errorf("%v successful reconciles, %v before the deletion", n, seen)
 			}
@@ -477,7 +624,10 @@ func startController(t *testing.T, w *world, kubeconfig, image string) *controll
 	go func() { cmd.Wait(); log.Close(); close(p.done) }()
 	t.Cleanup(func() {
 		p.stop(t)
-		if t.Failed() {
+		switch {
+		case os.Getenv("LIVE_CONTROLLER_LOG") != "":
+			t.Logf("--- waypoint-controller (%s):\n%s", logPath, tail(logPath, 100000))
+		case t.Failed():
 			t.Logf("--- waypoint-controller (%s), last lines:\n%s", logPath, tail(logPath, 40))
 		}
 	})
@@ -640,6 +790,28 @@ func conditionReason(o *unstructured.Unstructured, typ string) string {
 		}
 	}
 	return ""
+}
+
+// conditionMessage is the message of o's status condition typ.
+func conditionMessage(o *unstructured.Unstructured, typ string) string {
+	conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, _ := c.(map[string]any); m["type"] == typ {
+			r, _ := m["message"].(string)
+			return r
+		}
+	}
+	return ""
+}
+
+// applyIn applies text ({{NS}} expanded) for a subtest, failing the subtest.
+func applyIn(t *testing.T, w *world, text string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := env.cluster.Apply(ctx, w.expand(text)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // gatewayAddresses are a Gateway's status addresses as TYPE=VALUE.
