@@ -45,8 +45,10 @@ const (
 // IP and hostname once the Deployment has a ready pod; istiod lists the Gateway as the waypoint of
 // a Service labelled istio.io/use-waypoint; the rendered pod, run as in TestPodModeUnderIstiod,
 // serves traffic under an AuthorizationPolicy; a restarted controller changes nothing; an edited
-// Deployment is put back and a deleted one made again; a deleted Gateway's objects keep their
-// owner references (this control plane has no garbage collector to delete them).
+// Deployment is put back and a deleted one made again; a Service it did not make is left alone
+// (the Gateway not Programmed); a parametersRef's HPA and PDB overlays are applied, and deleted
+// with their keys; a deleted class is made again; a deleted Gateway's objects keep their owner
+// references (this control plane has no garbage collector to delete them).
 func TestIstioMeshController(t *testing.T) {
 	ctx := context.Background()
 	if _, err := env.cluster.Get(ctx, "gateway.networking.k8s.io/v1", "GatewayClass", "", meshClass); err == nil {
@@ -473,6 +475,26 @@ data:
 					return err
 				}
 				return fmt.Errorf("HPA: %v, PDB: %v; the ConfigMap's data %v", err1, err2, cm.Data)
+			}
+			return nil
+		})
+	})
+
+	t.Run("class-recreated", func(t *testing.T) {
+		old, err := env.cluster.Get(ctx, "gateway.networking.k8s.io/v1", "GatewayClass", "", meshClass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.cluster.Delete(ctx, "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata:\n  name: "+meshClass+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "the controller creates the deleted GatewayClass again", func() error {
+			gc, err := env.cluster.Get(ctx, "gateway.networking.k8s.io/v1", "GatewayClass", "", meshClass)
+			if err != nil {
+				return err
+			}
+			if gc.GetUID() == old.GetUID() || !conditionTrue(gc, "Accepted") {
+				return fmt.Errorf("uid %s (the old one %s), status %v", gc.GetUID(), old.GetUID(), gc.Object["status"])
 			}
 			return nil
 		})
