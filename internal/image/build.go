@@ -73,7 +73,7 @@ func Build(ctx context.Context, spec Spec, o Options) (*Output, error) {
 	for i, p := range o.Platforms {
 		start := time.Now()
 		bin := filepath.Join(tmp, spec.Name+"-"+strings.ReplaceAll(p.String(), "/", "-"))
-		if err := GoBuild(ctx, goCmd, o.ModuleDir, spec, p, bin); err != nil {
+		if err := GoBuild(ctx, goCmd, o.ModuleDir, spec, p, bin, o.Meta.Version); err != nil {
 			return nil, err
 		}
 		body, err := os.ReadFile(bin)

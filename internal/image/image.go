@@ -240,9 +240,16 @@ func New(spec Spec, p v1.Platform, binary []byte, m Meta) (v1.Image, error) {
 }
 
 // GoBuild builds spec's binary for p into out: static (CGO_ENABLED=0),
-// -trimpath, run in the module's root dir with goCmd.
-func GoBuild(ctx context.Context, goCmd, dir string, spec Spec, p v1.Platform, out string) error {
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-ldflags=-s -w", "-o", out, spec.Package)
+// -trimpath, run in the module's root dir with goCmd; version, when not
+// empty, is set as the main package's version variable (-X main.version,
+// which a binary without one ignores), so that a binary can name its own
+// image's tag even when built with -buildvcs=false.
+func GoBuild(ctx context.Context, goCmd, dir string, spec Spec, p v1.Platform, out, version string) error {
+	ldflags := "-s -w"
+	if version != "" {
+		ldflags += " -X main.version=" + version
+	}
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-ldflags="+ldflags, "-o", out, spec.Package)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture)
 	if p.Architecture == "arm" && p.Variant != "" {

@@ -104,7 +104,7 @@ func TestBuild(t *testing.T) {
 	}
 	if runtime.GOOS == "linux" && runtime.GOARCH == "amd64" {
 		help, err := RunHelp(c.Binary, t.TempDir(), standin)
-		if err != nil || !strings.Contains(help, "usage: standin (linux/amd64)") {
+		if err != nil || !strings.Contains(help, "usage: standin v0.0.0-test (linux/amd64)") {
 			t.Errorf("%s --help: %q, %v", standin.Binary(), help, err)
 		}
 	}
@@ -160,7 +160,7 @@ func TestNewReproducible(t *testing.T) {
 // architecture's binary and a tag with Docker Hub's default.
 func TestVerifyRefuses(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "standin")
-	if err := GoBuild(context.Background(), "go", moduleDir(t), standin, amd64, file); err != nil {
+	if err := GoBuild(context.Background(), "go", moduleDir(t), standin, amd64, file, ""); err != nil {
 		t.Fatal(err)
 	}
 	bin, err := os.ReadFile(file)
