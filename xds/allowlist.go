@@ -12,7 +12,7 @@ var fields = pbcheck.F
 // contents of an Any are checked by the decoder that unpacks it.
 var allowlist = pbcheck.Allowlist{
 	// Bootstrap.
-	"envoy.config.bootstrap.v3.Bootstrap":                  fields("node*", "admin", "static_resources", "dynamic_resources"),
+	"envoy.config.bootstrap.v3.Bootstrap":                  fields("node*", "admin", "static_resources", "dynamic_resources", "overload_manager"),
 	"envoy.config.bootstrap.v3.Bootstrap.DynamicResources": fields("lds_config", "cds_config", "ads_config"),
 	"envoy.config.core.v3.ApiConfigSource": fields("api_type", "transport_api_version", "grpc_services",
 		"set_node_on_first_message_only"),

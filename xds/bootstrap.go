@@ -30,6 +30,9 @@ type Bootstrap struct {
 	// AdminAddress is admin.address.socket_address as "ip:port", "" when
 	// there is no admin section.
 	AdminAddress string
+	// Overload is overload_manager, nil when there is none (the
+	// waypoint's proxy/overload runs it).
+	Overload *Overload
 	// Raw is the whole bootstrap as parsed (node kept as given). It must not
 	// be modified.
 	Raw *bootstrapv3.Bootstrap
@@ -117,6 +120,9 @@ func (o BuildOptions) parseBootstrap(data []byte) (*Bootstrap, error) {
 	}
 
 	b := &Bootstrap{Raw: raw}
+	if b.Overload, err = decodeOverload(raw); err != nil {
+		return nil, err
+	}
 	if a := raw.GetAdmin().GetAddress(); a != nil {
 		ap, err := socketAddress(a, true)
 		if err != nil {
