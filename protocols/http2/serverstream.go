@@ -315,3 +315,13 @@ func (st *ServerStream) CloseConn(reason string) {
 		c.goTracked(func() { c.fail(ErrCodeEnhanceYourCalm, reason) })
 	}
 }
+
+// Buffered returns the DATA received on the stream and not yet read (the
+// overload manager's reset_high_memory_stream reads it).
+func (st *ServerStream) Buffered() int {
+	s := st.s
+	s.mu.Lock()
+	n := s.buf.n
+	s.mu.Unlock()
+	return n
+}

@@ -96,7 +96,7 @@ type batchedTLS struct {
 // the records of each Write batched into one socket write, and a TCP
 // socket read and written by raw system calls (sockio).
 func tlsServer(raw net.Conn, cfg *tls.Config) *batchedTLS {
-	s := &recordSocket{Conn: sockio.WrapConn(raw)}
+	s := &recordSocket{Conn: sockio.WrapConn(raw)} // raw may be wrapped already
 	return &batchedTLS{Conn: tls.Server(s, cfg), sock: s}
 }
 

@@ -22,6 +22,8 @@ import (
 	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
+	"github.com/gowaypoint/waypoint/proxy/overload"
+	"github.com/gowaypoint/waypoint/proxy/sockio"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 )
 
@@ -86,6 +88,17 @@ type ServerConfig struct {
 	// StatName is the listener and connection manager name of the
 	// server's counters; default DefaultStatName.
 	StatName string
+	// MaxConnectionsPerPeer and MaxStreamsPerPeer cap what one source
+	// identity may hold (limits.go); defaults DefaultMaxConnectionsPerPeer
+	// and DefaultMaxStreamsPerPeer, negative for no cap.
+	MaxConnectionsPerPeer int
+	MaxStreamsPerPeer     int
+	// Overload, when set, admits connections (global limit,
+	// stop_accepting_connections), refuses streams with 503 and
+	// retry-after (stop_accepting_requests), drains connections
+	// (disable_http_keepalive) and may reset the tunnels holding the most
+	// bytes (reset_high_memory_stream). The caller owns it.
+	Overload *overload.Manager
 }
 
 // Server terminates HBONE. Serve may be called for several listeners;
@@ -102,8 +115,9 @@ type Server struct {
 	streamStats [numStreamRefusals]prometheusCounter
 	h2          http2.Config
 	acc         acceptor.Acceptor
-	ctx         context.Context // cancelled by Shutdown: every connection drains
-	stop        context.CancelFunc
+	peerLimits
+	ctx  context.Context // cancelled by Shutdown: every connection drains
+	stop context.CancelFunc
 }
 
 // alpnH2 is the ALPN protocol HBONE runs on.
@@ -125,6 +139,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&cfg.MaxRefusedStreams, DefaultMaxRefusedStreams)
 	setDefault(&cfg.StatName, DefaultStatName)
+	setDefault(&cfg.MaxConnectionsPerPeer, DefaultMaxConnectionsPerPeer)
+	setDefault(&cfg.MaxStreamsPerPeer, DefaultMaxStreamsPerPeer)
 	tlsConf := cfg.TLS.Clone()
 	tlsConf.NextProtos = []string{alpnH2}
 	tlsConf.GetConfigForClient = markHello(tlsConf.GetConfigForClient)
@@ -132,6 +148,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: cfg.Logger, ctx: ctx, stop: stop}
 	s.initRefusals()
+	s.initLimits()
 	s.h2 = http2.Config{
 		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
 		InitialStreamWindow:  cfg.StreamWindow,
@@ -157,16 +174,32 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.acc.Serve(ln, s.serveConn)
 }
 
+// serveConn serves one accepted connection. Until the peer's first byte
+// arrives it holds no TLS state, no buffer and no timer goroutine: its
+// goroutine waits in the poller on a one-byte peek, with the handshake
+// deadline on the socket (docs/hardening.md, memory per pending
+// handshake).
 func (s *Server) serveConn(raw net.Conn) {
+	if !s.gate.Admit() {
+		return // refused by the overload manager, counted; the acceptor closes raw
+	}
+	defer s.gate.Release()
 	remote := addrPort(raw.RemoteAddr())
-	tc := tlsServer(raw, s.cfg.TLS)
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandshakeTimeout)
-	err := tc.HandshakeContext(ctx)
-	cancel()
+	raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	sock := sockio.WrapConn(raw)
+	if w, ok := sock.(interface{ WaitRead() error }); ok {
+		if err := w.WaitRead(); err != nil {
+			s.refuseConn(classifyHandshake(err, false), remote, "waiting for the ClientHello: "+err.Error())
+			return
+		}
+	}
+	tc := tlsServer(sock, s.cfg.TLS)
+	err := tc.Handshake()
 	if err != nil {
 		s.refuseConn(classifyHandshake(err, tc.sock.hello.Load()), remote, "TLS handshake: "+err.Error())
 		return
 	}
+	raw.SetDeadline(time.Time{})
 	cs := tc.ConnectionState()
 	if cs.NegotiatedProtocol != alpnH2 {
 		s.refuseConn(metrics.ReasonALPN, remote, "ALPN "+quoteOrNone(cs.NegotiatedProtocol)+", want h2")
@@ -177,9 +210,23 @@ func (s *Server) serveConn(raw net.Conn) {
 		s.refuseConn(metrics.ReasonPeerIdentity, remote, "peer identity: "+err.Error())
 		return
 	}
+	pc := s.acquirePeer(peer)
+	if pc == nil {
+		s.connRefused.Inc()
+		if ok, n := s.peerConnLog.Allow(); ok {
+			s.log.Info("hbone: refused connection", "reason", "peer_connection_limit", "remote", remote, "peer", peer.String(),
+				"limit", s.cfg.MaxConnectionsPerPeer, "suppressed", n)
+		} else if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("hbone: refused connection", "reason", "peer_connection_limit", "remote", remote, "peer", peer.String())
+		}
+		return
+	}
+	defer s.releasePeer(peer, pc)
 	s.log.Debug("hbone: connection accepted", "remote", remote, "peer", peer.String())
-	ci := &connInfo{peer: peer, remote: remote, local: addrPort(raw.LocalAddr())}
-	err = http2.ServeConn(s.ctx, tc, s.h2, http2.HandlerFunc(func(st *http2.ServerStream) { s.serveStream(ci, st) }))
+	ctx, drain := context.WithCancel(s.ctx) // drain: GOAWAY, streams finish (disable_http_keepalive)
+	defer drain()
+	ci := &connInfo{peer: peer, remote: remote, local: addrPort(raw.LocalAddr()), pc: pc, drain: drain}
+	err = http2.ServeConn(ctx, tc, s.h2, http2.HandlerFunc(func(st *http2.ServerStream) { s.serveStream(ci, st) }))
 	if d := http2.DefenceOf(err); d != http2.DefenceNone {
 		s.defended(d, ci, err)
 	} else if err != nil {

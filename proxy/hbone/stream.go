@@ -37,6 +37,13 @@ type ServerStream struct {
 	st       *http2.ServerStream
 	answered bool
 	conn     *StreamConn
+	// pc (the peer's count, nil when uncapped) and untrack (the overload
+	// manager's tracking, nil when untracked) are released once by
+	// release: when the handler returns or, for a detached stream, when
+	// its relay finishes.
+	pc       *peerCount
+	untrack  func()
+	detached bool
 }
 
 // connInfo is what every stream of one connection shares. Read-only after
@@ -49,6 +56,11 @@ type connInfo struct {
 	// connection is being closed for the former (MaxRefusedStreams).
 	refused, accepted atomic.Int64
 	closing           atomic.Bool
+	// pc is the peer's count (limits.go); drain starts the connection's
+	// graceful close (GOAWAY; disable_http_keepalive). Nil in tests'
+	// made-up streams.
+	pc    *peerCount
+	drain func()
 }
 
 // Refuse answers the stream with an error status, counts it and logs the
@@ -83,7 +95,13 @@ func (st *ServerStream) Accept() (*StreamConn, error) {
 	if err := st.st.WriteHeaders(&l7.Response{Status: http.StatusOK}, false); err != nil {
 		return nil, err
 	}
-	st.conn = &StreamConn{st: st.st}
+	st.conn = &StreamConn{st: st.st, owner: st}
+	if srv := st.srv; srv.cfg.Overload != nil {
+		st.untrack = srv.cfg.Overload.Track(trackedStream{st.st})
+		if st.ci != nil && st.ci.drain != nil && srv.rq.DisableKeepAlive() {
+			st.ci.drain() // GOAWAY: this stream and the others finish, no new ones
+		}
+	}
 	return st.conn, nil
 }
 
@@ -95,6 +113,7 @@ type StreamConn struct {
 	// readEOF and wroteEnd are set when the client's side reached its
 	// end and ours was ended: then Close has nothing to cut.
 	readEOF, wroteEnd atomic.Bool
+	owner             *ServerStream // nil for a test's
 }
 
 // Read reads what the client sent; io.EOF after its END_STREAM.
@@ -140,7 +159,28 @@ func (c *StreamConn) SetReadNotify(fn func()) { c.st.SetReadNotify(fn) }
 
 // Detach lets the Handler return while the stream is relayed on; the
 // returned finish must be called once the relay is done with it.
-func (c *StreamConn) Detach() (finish func()) { return c.st.Detach() }
+func (c *StreamConn) Detach() (finish func()) {
+	f := c.st.Detach()
+	if c.owner == nil {
+		return f
+	}
+	c.owner.detached = true
+	owner := c.owner
+	return func() { owner.release(); f() }
+}
+
+// release ends the stream's count against its peer's cap and its
+// tracking by the overload manager.
+func (st *ServerStream) release() {
+	if st.pc != nil {
+		st.pc.streams.Add(-1)
+		st.pc = nil
+	}
+	if st.untrack != nil {
+		st.untrack()
+		st.untrack = nil
+	}
+}
 
 // Write sends p to the client in DATA frames, blocking on its flow control
 // windows.
@@ -199,8 +239,23 @@ func (s *Server) serveStream(ci *connInfo, hs *http2.ServerStream) {
 		return
 	}
 	st.Target = netip.AddrPortFrom(target.Addr().Unmap(), target.Port())
+	if s.rq.Refuse() {
+		st.refuseOverloaded()
+		return
+	}
+	if pc := ci.pc; pc != nil && s.cfg.MaxStreamsPerPeer > 0 {
+		if pc.streams.Add(1) > int64(s.cfg.MaxStreamsPerPeer) {
+			pc.streams.Add(-1)
+			s.refusePeerStream(st)
+			return
+		}
+		st.pc = pc
+	}
 	s.cfg.Handler.ServeHBONE(hs.Context(), st)
 	if !st.answered {
 		st.Refuse(http.StatusServiceUnavailable, "handler returned without answering")
+	}
+	if !st.detached {
+		st.release()
 	}
 }

@@ -192,3 +192,10 @@ func (s *HCMStats) Defence(d http2.Defence) {
 		defences[d].Inc()
 	}
 }
+
+// RefusedConnection returns the counter of HBONE connections refused for
+// reason outside the handshake reasons (peer_connection_limit...; a short
+// snake_case word from a fixed set: the caller's, never the peer's input).
+func RefusedConnection(reason string) prometheus.Counter {
+	return refusedConns.WithLabelValues(reason)
+}
