@@ -319,7 +319,7 @@ func (st *ServerStream) CloseConn(reason string) {
 // Buffered returns the DATA received on the stream and not yet read (the
 // overload manager's reset_high_memory_stream reads it).
 func (st *ServerStream) Buffered() int {
-	s := st.s
+	s := &st.s
 	s.mu.Lock()
 	n := s.buf.n
 	s.mu.Unlock()
