@@ -40,6 +40,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/certs"
 	"github.com/gowaypoint/waypoint/proxy/certs/istioca"
 	"github.com/gowaypoint/waypoint/proxy/localmesh"
+	"github.com/gowaypoint/waypoint/proxy/overload"
 	"github.com/gowaypoint/waypoint/proxy/waypoint"
 	"github.com/gowaypoint/waypoint/xds"
 	"github.com/gowaypoint/waypoint/xds/istiod"
@@ -140,6 +142,7 @@ type runFlags struct {
 	stats               *bool
 	dubboOnTCP          *bool
 	concurrency         *int
+	limits              overload.Limits
 	logger              func() (*slog.Logger, *slog.LevelVar, error)
 }
 
@@ -162,6 +165,8 @@ func newRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.IntVar(&o.DubboMaxBodyBytes, "dubbo-max-body-bytes", dubbo.DefaultMaxBodyBytes, "largest Dubbo frame body accepted (Dubbo's payload limit)")
 	fs.IntVar(&o.DubboMaxInFlight, "dubbo-max-in-flight", dubbo.DefaultMaxInFlight, "Dubbo calls in flight per downstream connection; past it a call is answered 100")
 	r.dubboOnTCP = fs.Bool("dubbo-on-tcp", os.Getenv("WAYPOINT_DUBBO_ON_TCP") != "false", "serve per call, as Dubbo, the connections of tcp_proxy chains whose first bytes are Dubbo's (false: L4 only; per cluster: metadata filter_metadata.waypoint.dubbo_on_tcp) (default $WAYPOINT_DUBBO_ON_TCP, else true)")
+	fs.Int64Var(&r.limits.MaxDownstreamConnections, "max-downstream-connections", 0, fmt.Sprintf("global limit of downstream connections over all listeners, as the bootstrap's global_downstream_max_connections (0: %d; negative: none); used when the bootstrap has no overload_manager", overload.DefaultMaxDownstreamConnections))
+	fs.Uint64Var(&r.limits.MaxHeapBytes, "max-heap-bytes", 0, fmt.Sprintf("the overload manager's memory limit in bytes, as fixed_heap's max_heap_size_bytes (0: GOMEMLIMIT, else %.0f%% of the container's memory limit); keep-alive is disabled from 85%%, the biggest streams reset from 90%%, requests and connections refused at 95%% (docs/hardening.md); used when the bootstrap has no overload_manager", 100*overload.DefaultCgroupShare))
 	r.concurrency = fs.Int("concurrency", 0, "worker threads (GOMAXPROCS), as Envoy's --concurrency; 0 keeps Go's default: the container's CPU limit, else the cores")
 	r.logger = cli.LogFlagsLevel(fs)
 	return r
@@ -171,6 +176,7 @@ func newRunFlags(fs *flag.FlagSet) *runFlags {
 func (r *runFlags) run(fs *flag.FlagSet) error {
 	o, caAddr, trustDomain, xdsFlags, concurrency := &r.o, r.caAddr, r.trustDomain, r.xdsFlags, r.concurrency
 	o.NoStats = !*r.stats
+	o.Overload = overload.Synthesise(r.limits, debug.SetMemoryLimit(-1), overload.CgroupMemoryMax())
 	if v := os.Getenv("WAYPOINT_DUBBO_ON_TCP"); v != "" && v != "true" && v != "false" {
 		return fmt.Errorf("WAYPOINT_DUBBO_ON_TCP=%q: want true or false", v)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
 	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/proxy/filterchain"
+	"github.com/gowaypoint/waypoint/proxy/overload"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
 )
@@ -31,6 +32,10 @@ type Manager struct {
 	// config.
 	Chains *filterchain.Server
 	Log    *slog.Logger
+	// Overload, when set, admits each connection (the global connection
+	// limit, stop_accepting_connections), counted under the listener's
+	// name. The caller owns it.
+	Overload *overload.Manager
 
 	acc     acceptor.Acceptor
 	mu      sync.Mutex
@@ -162,6 +167,11 @@ func (m *Manager) Addrs(name string) []net.Addr {
 // serve serves one accepted connection by the chain it matches, until it
 // ends; the acceptor closes it after.
 func (m *Manager) serve(drain context.Context, name string, tc *net.TCPConn) {
+	gate := m.Overload.Listener(name) // nil without a manager: admits all
+	if !gate.Admit() {
+		return
+	}
+	defer gate.Release()
 	ls := metrics.Listener(name)
 	ls.Connections.Inc()
 	ls.Active.Inc()

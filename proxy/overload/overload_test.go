@@ -190,7 +190,7 @@ func TestResetHighMemoryStreams(t *testing.T) {
 	for _, s := range streams {
 		untrack = append(untrack, m.Track(s))
 	}
-	untrack[1]() // gone before the pressure rises
+	untrack[1]()         // gone before the pressure rises
 	mem.inUse.Store(940) // reset scale 0.5: half of the 3 candidates, rounded up: the 2 largest
 	m.Refresh()
 	want := []bool{true, false, true, false, false}

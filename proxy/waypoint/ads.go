@@ -96,6 +96,7 @@ func (w *Waypoint) hboneServerConfig(snap *xds.Snapshot, h hbone.Handler) hbone.
 		Handler:      h,
 		Logger:       w.log,
 		OnRefuse:     w.logRefusedStream,
+		Overload:     w.overload,
 	}
 	if l := snap.HBONEEntry(); l != nil {
 		e := l.HBONE

@@ -30,6 +30,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/httpconn"
 	"github.com/gowaypoint/waypoint/proxy/inbound"
 	"github.com/gowaypoint/waypoint/proxy/listener"
+	"github.com/gowaypoint/waypoint/proxy/overload"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
@@ -109,6 +110,11 @@ type Options struct {
 	// call (proxy/tcpproxy's dubbo.go; the command's --dubbo-on-tcp).
 	NoDubboOnTCP bool
 	Logger       *slog.Logger // default slog.Default()
+	// Overload is the overload manager's config when the bootstrap has no
+	// overload_manager (the command synthesises it from its flags,
+	// overload.Synthesise); nil: none then, only the memory release after
+	// a burst. The bootstrap's, when it has one, wins.
+	Overload *xds.Overload
 	// Loggers are the loggers the admin's /logging lists and sets (the
 	// levels Logger's handler reads); nil disables /logging.
 	Loggers *admin.Loggers
@@ -137,6 +143,7 @@ type Waypoint struct {
 	metrics   *http.Server
 	logs      *accesslog.Sinks
 	tracers   *tracing.Tracers
+	overload  *overload.Manager
 
 	// drain is the HBONE streams' drain context (inbound.Handler.Drain),
 	// cancelled by startDrain when Shutdown begins; the plaintext
@@ -238,7 +245,24 @@ func Start(opts Options) (w *Waypoint, err error) {
 	w.dubboEnv = dubboEnv
 	w.chains = &filterchain.Server{Store: &w.store, HTTP: httpEnv, Clusters: w.clusters, Dubbo: dubboEnv, TCP: tcp,
 		NoDubboOnTCP: opts.NoDubboOnTCP, Log: w.log}
-	w.listeners = &listener.Manager{Chains: w.chains, Log: w.log}
+	ocfg := bs.Overload
+	if ocfg == nil {
+		ocfg = opts.Overload
+	}
+	if w.overload, err = overload.New(ocfg, overload.Options{Logger: w.log}); err != nil {
+		return nil, fmt.Errorf("waypoint: %w", err)
+	}
+	if ocfg != nil {
+		w.log.Info("overload manager", "max_downstream_connections", w.overload.MaxConnections(),
+			"heap_limit_bytes", w.overload.HeapLimit(), "actions", len(ocfg.Actions), "from_bootstrap", bs.Overload != nil)
+	}
+	om, stop := w.overload, w.stop // not w: a failed Start sets its result w to nil
+	w.serve(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-stop; cancel() }() // ends when close closes stop, before its wg.Wait returns
+		om.Run(ctx)
+	})
+	w.listeners = &listener.Manager{Chains: w.chains, Log: w.log, Overload: w.overload}
 
 	// The admin port listens from the start, /ready 503 until the first
 	// config is in force.
