@@ -129,6 +129,10 @@ func TestPendingHandshakeMemory(t *testing.T) {
 	perConnRSS := float64(nowRSS-baseRSS) / float64(n)
 	t.Logf("%d pending connections: memory in use +%.1f MiB (%.0f B each), RSS +%.1f MiB (%.0f B each), %d goroutines",
 		n, float64(int64(inUse)-int64(base))/(1<<20), perConn, float64(nowRSS-baseRSS)/(1<<20), perConnRSS, runtime.NumGoroutine())
+	if raceEnabled {
+		t.Log("built with -race, whose shadow memory grows each goroutine: the 8 KiB target is checked without -race (go test -run TestPendingHandshakeMemory ./proxy/hbone)")
+		return
+	}
 	if perConn > 8<<10 {
 		t.Errorf("a pending handshake costs %.0f B of memory in use, over the 8 KiB target", perConn)
 	}
