@@ -21,7 +21,16 @@ import (
 // h1Pool keeps the HTTP/1.1 connections to one endpoint of one cluster,
 // as Envoy's HTTP/1 pool for one host. A connection carries one exchange
 // at a time; it returns to the pool when its response body is closed after
-// being read to the end, and is closed otherwise. A request finds an idle
+// being read to the end, and is closed otherwise.
+//
+// A request whose downstream leaves costs the endpoint no new connection
+// (docs/hardening.md, "Amplification"): one that left before its
+// connection was chosen opens none; a connection being dialled for it is
+// finished and pooled (dialFor); a connection it holds whose request was
+// not yet written goes back to the pool unwritten; one whose request is
+// being written or whose response is awaited goes on for at most
+// cancelDrainTimeout, its response read and dropped up to
+// cancelDrainBytes, and is pooled if that ends the response, else closed. A request finds an idle
 // connection, or opens one within the cluster's max_connections, or waits
 // as a pending request (max_pending_requests) for the next connection this
 // pool frees; beyond that it overflows. An idle connection closes after
@@ -73,11 +82,28 @@ type h1Conn struct {
 	timer *time.Timer // the exchange's deadline: aborts the connection
 	// armed says the timer was set for this exchange; fired that it went
 	// off (the connection is then closed and not reused).
-	armed    bool
-	fired    atomic.Bool
-	stopCtx  func() bool // stops the downstream-cancellation hook; nil if none
-	canceled bool        // the hook ran
+	armed   bool
+	fired   atomic.Bool
+	stopCtx func() bool // stops the downstream-cancellation hook; nil if none
+
+	// The downstream-cancellation hook (cancelled) arms drainT rather
+	// than closing the connection: the exchange may finish, bounded, and
+	// the connection be reused. gen numbers the exchanges, so that a hook
+	// of an exchange already over does nothing.
+	gen       atomic.Uint64
+	cmu       sync.Mutex  // guards what follows, between the hook, drainT and the owner
+	draining  bool        // the hook ran in this exchange: drainT armed
+	drainGone bool        // drainT went off in this exchange: the connection was closed
+	drainT    *time.Timer // made by the first hook that runs
 }
+
+// Bounds of the exchange of a request whose downstream left (bound's
+// hook): how long it may go on, and how much of its response is read and
+// dropped, for its connection to be reused rather than closed.
+const (
+	cancelDrainTimeout = time.Second
+	cancelDrainBytes   = 64 << 10
+)
 
 // popIdleLocked takes the most recently used idle connection: c if it is
 // still within the cluster's idle timeout and max_connection_duration,
@@ -247,6 +273,9 @@ var errPoolClosed = status.New(status.ConnectFailure, errors.New("pool closed"))
 // max_connections (or past it when the pool has none), or else the next
 // connection the pool frees. reused says the connection served before.
 func (p *h1Pool) acquire(cs *Clusters, cl *xds.Cluster, x *exchange, opts xds.HTTPOptions) (c *h1Conn, reused bool, err error) {
+	if err := x.ctx.Err(); err != nil {
+		return nil, false, err // gone before a connection was chosen: none is taken or opened
+	}
 	for {
 		p.mu.Lock()
 		c, stale := p.popIdleLocked(opts, x.pick.tlsKey(cl))
@@ -297,11 +326,7 @@ func (p *h1Pool) acquire(cs *Clusters, cl *xds.Cluster, x *exchange, opts xds.HT
 		if dial {
 			p.open++
 			p.mu.Unlock()
-			c, err := p.dial(x.ctx, cs, cl, &x.pick, release, proxyHeader(cl.ProxyProtocol, x.down))
-			if err != nil {
-				p.lost()
-			}
-			return c, false, err
+			return p.dialFor(cs, cl, x, release, opts)
 		}
 		w := &h1Waiter{ch: make(chan *h1Conn, 1)}
 		p.waiters = append(p.waiters, w)
@@ -339,6 +364,85 @@ func (p *h1Pool) acquire(cs *Clusters, cl *xds.Cluster, x *exchange, opts xds.HT
 			x.pick.done(lb.Canceled)
 			return nil, false, wait.Err()
 		}
+	}
+}
+
+// h1Dial is a connection being opened for a request by a goroutine of
+// Clusters (dialFor). The request waits for it; if the request leaves
+// first, the dialler pools the connection.
+type h1Dial struct {
+	done     chan struct{} // closed when c and err are set
+	c        *h1Conn
+	err      error
+	finished bool // c and err are set (p.mu)
+	left     bool // the request stopped waiting (p.mu)
+}
+
+// dialFor opens a connection for x within the slot p.open++ (and release,
+// its max_connections slot) already taken. The dial does not depend on
+// the request: it runs on a goroutine of Clusters, bounded by the
+// cluster's connect timeout and by Clusters.Close, and a request that
+// leaves while it runs (its downstream gone, its deadline passed) leaves
+// the connection to the pool, for the next request, rather than tearing it
+// down: a client that cancels every request costs the endpoint at most
+// the pool's connections. A connection of this request alone (a PROXY
+// protocol header) or of a request that cannot be cancelled is dialled on
+// the caller's goroutine.
+func (p *h1Pool) dialFor(cs *Clusters, cl *xds.Cluster, x *exchange, release func(), opts xds.HTTPOptions) (*h1Conn, bool, error) {
+	pp := proxyHeader(cl.ProxyProtocol, x.down)
+	if pp != nil || x.ctx.Done() == nil && x.deadline.IsZero() {
+		c, err := p.dial(x.ctx, cs, cl, &x.pick, release, pp)
+		if err != nil {
+			p.lost()
+		}
+		return c, false, err
+	}
+	d := &h1Dial{done: make(chan struct{})}
+	pk := x.pick // read only by the dial: host, endpoint, SNI
+	if !cs.goDial(func() { p.finishDial(cs, cl, &pk, release, opts, d) }) {
+		if release != nil {
+			release()
+		}
+		p.lost()
+		return nil, false, errPoolClosed
+	}
+	wait, cancel := x.ctx, context.CancelFunc(nil)
+	if !x.deadline.IsZero() {
+		wait, cancel = context.WithDeadline(x.ctx, x.deadline)
+		defer cancel()
+	}
+	select {
+	case <-d.done:
+		return d.c, false, d.err
+	case <-wait.Done():
+	}
+	p.mu.Lock()
+	finished := d.finished
+	d.left = !finished
+	p.mu.Unlock()
+	if finished {
+		<-d.done
+		if d.c != nil {
+			p.put(d.c, opts)
+		}
+	}
+	x.pick.done(lb.Canceled)
+	return nil, false, wait.Err()
+}
+
+// finishDial is the dial of dialFor, on its goroutine.
+func (p *h1Pool) finishDial(cs *Clusters, cl *xds.Cluster, pk *pick, release func(), opts xds.HTTPOptions, d *h1Dial) {
+	c, err := p.dial(cs.ctx, cs, cl, pk, release, nil)
+	if err != nil {
+		p.lost()
+	}
+	p.mu.Lock()
+	d.c, d.err, d.finished = c, err, true
+	left := d.left
+	p.mu.Unlock()
+	close(d.done)
+	if left && c != nil {
+		p.put(c, opts)
 	}
 }
 
@@ -405,7 +509,7 @@ func (p *h1Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Resp
 // bound arms the exchange's deadline and the downstream's cancellation:
 // either closes the connection, which unblocks reads and writes.
 func (c *h1Conn) bound(x *exchange) {
-	c.armed, c.canceled, c.stopCtx = false, false, nil
+	c.armed, c.stopCtx = false, nil
 	if !x.deadline.IsZero() {
 		d := time.Until(x.deadline)
 		if c.timer == nil {
@@ -416,7 +520,42 @@ func (c *h1Conn) bound(x *exchange) {
 		c.armed = true
 	}
 	if x.ctx.Done() != nil {
-		c.stopCtx = context.AfterFunc(x.ctx, func() { c.rwc.Close() })
+		g := c.gen.Add(1)
+		c.stopCtx = context.AfterFunc(x.ctx, func() { c.cancelled(g) })
+	}
+}
+
+// cancelled is the downstream-cancellation hook of exchange g: it bounds
+// the rest of the exchange by cancelDrainTimeout (drainT closes the
+// connection then) instead of closing the connection at once, so that a
+// request written whole whose response comes soon leaves its connection
+// reusable. It runs on the goroutine context.AfterFunc starts.
+func (c *h1Conn) cancelled(g uint64) {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	if c.gen.Load() != g || c.gone.Load() {
+		return // that exchange is over
+	}
+	c.draining = true
+	if c.drainT == nil {
+		c.drainT = time.AfterFunc(cancelDrainTimeout, c.drainExpired)
+	} else {
+		c.drainT.Reset(cancelDrainTimeout)
+	}
+}
+
+// drainExpired is drainT's callback: the exchange of a downstream that
+// left did not end in time; the connection is closed, which unblocks its
+// reads and writes.
+func (c *h1Conn) drainExpired() {
+	c.cmu.Lock()
+	fire := c.draining
+	if fire {
+		c.draining, c.drainGone = false, true
+	}
+	c.cmu.Unlock()
+	if fire {
+		c.rwc.Close()
 	}
 }
 
@@ -437,7 +576,19 @@ func (c *h1Conn) unbound() bool {
 	}
 	if c.stopCtx != nil {
 		if !c.stopCtx() {
-			ok = false
+			// The hook started: a late one must do nothing (gen), an
+			// armed drain is stopped, one that went off closed c.
+			c.cmu.Lock()
+			c.gen.Add(1)
+			if c.draining {
+				c.drainT.Stop()
+				c.draining = false
+			}
+			if c.drainGone {
+				ok = false
+				c.drainGone = false
+			}
+			c.cmu.Unlock()
 		}
 		c.stopCtx = nil
 	}
@@ -446,6 +597,12 @@ func (c *h1Conn) unbound() bool {
 
 // exchange runs one request/response on c. On error c is closed.
 func (c *h1Conn) exchange(x *exchange, opts xds.HTTPOptions) (*l7.Response, error) {
+	if err := x.ctx.Err(); err != nil {
+		// The downstream left before the request was written: the
+		// connection is as it was, for the next request.
+		c.pool.put(c, opts)
+		return nil, status.New(status.DownstreamGone, err)
+	}
 	c.requests++
 	c.bound(x)
 	if err := c.cc.WriteRequest(x.req); err != nil {
@@ -471,10 +628,21 @@ func (c *h1Conn) exchange(x *exchange, opts xds.HTTPOptions) (*l7.Response, erro
 		resp.Body = &upgraded{c: c, r: replay.NewReader(append([]byte(nil), buffered...), rw), w: rw, pk: x.pick}
 		return resp, nil
 	}
+	if err := x.ctx.Err(); err != nil {
+		// The downstream left while the response came: drop it, bounded,
+		// and keep the connection if that ended the response.
+		ended := drainBody(resp.Body)
+		if c.unbound() && ended && c.cc.Reusable() {
+			c.pool.put(c, opts)
+		} else {
+			c.close()
+		}
+		return nil, status.New(status.DownstreamGone, err)
+	}
 	// The body always goes through c.body, even an empty one, so that the
 	// connection returns to the pool only when the caller is done with the
 	// response (Close), never while it still reads the headers.
-	c.body = h1Body{c: c, r: resp.Body, pk: x.pick, opts: opts, status: resp.Status}
+	c.body = h1Body{c: c, r: resp.Body, pk: x.pick, opts: opts, status: resp.Status, ctx: x.ctx}
 	resp.Body = &c.body
 	return resp, nil
 }
@@ -514,8 +682,20 @@ type h1Body struct {
 	pk     pick
 	opts   xds.HTTPOptions
 	status int
+	ctx    context.Context // the exchange's: a body closed early after the downstream left is drained
 	eof    bool
 	closed bool
+}
+
+// drainBody reads r (nil: no body) to its end, up to cancelDrainBytes;
+// false if it did not end there or failed. Reads are bounded in time by
+// the exchange's drainT or deadline, which close the connection.
+func drainBody(r io.Reader) bool {
+	if r == nil {
+		return true
+	}
+	n, err := io.CopyN(io.Discard, r, cancelDrainBytes+1)
+	return err == io.EOF && n <= cancelDrainBytes
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
@@ -540,6 +720,11 @@ func (b *h1Body) Close() error {
 		return nil
 	}
 	b.closed = true
+	if !b.eof && b.ctx != nil && b.ctx.Err() != nil {
+		// The downstream left mid-response: what remains is dropped,
+		// bounded (cancelled), so that the connection may be reused.
+		b.eof = drainBody(b.r)
+	}
 	c, pk, status := b.c, b.pk, b.status
 	intact := c.unbound()
 	// The exchange ends (its max_requests slot freed) before the connection goes to a

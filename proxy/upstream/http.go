@@ -26,6 +26,11 @@ type httpUpstream struct {
 
 // RoundTrip implements filters.Upstream.
 func (u *httpUpstream) RoundTrip(ctx context.Context, ureq *filters.UpstreamRequest) (*l7.Response, error) {
+	if err := ctx.Err(); err != nil {
+		// The downstream left before the try: no host is picked, no
+		// connection taken or opened (docs/hardening.md, "Amplification").
+		return nil, status.New(status.DownstreamGone, err)
+	}
 	pc := lb.PickContext{Hash: ureq.Hash, HasHash: ureq.HasHash, ExcludeAddrs: ureq.Exclude,
 		HostSelectionMaxAttempts: ureq.MaxHostSelectionAttempts}
 	if ureq.Downstream != nil {
