@@ -99,7 +99,20 @@ type ServerConfig struct {
 	// (disable_http_keepalive) and may reset the tunnels holding the most
 	// bytes (reset_high_memory_stream). The caller owns it.
 	Overload *overload.Manager
+	// PeerGate, when set, admits each connection by its peer after the
+	// handshake and may close it later (proxy/peerbudget); nil: none.
+	PeerGate PeerGate
 }
+
+// PeerGate admits a peer's connection (false: it is closed at once) and
+// may later call closeConn, which sends GOAWAY and closes the connection
+// after peerCloseGrace; release is called when the connection ends.
+type PeerGate interface {
+	Admit(peer spiffe.ID, closeConn func()) (release func(), ok bool)
+}
+
+// peerCloseGrace is how long a connection a PeerGate closed may drain.
+const peerCloseGrace = time.Second
 
 // Server terminates HBONE. Serve may be called for several listeners;
 // Shutdown drains all of them. Safe for concurrent use.
@@ -223,8 +236,15 @@ func (s *Server) serveConn(raw net.Conn) {
 	}
 	defer s.releasePeer(peer, pc)
 	s.log.Debug("hbone: connection accepted", "remote", remote, "peer", peer.String())
-	ctx, drain := context.WithCancel(s.ctx) // drain: GOAWAY, streams finish (disable_http_keepalive)
+	ctx, drain := context.WithCancel(s.ctx) // drain: GOAWAY, streams finish (disable_http_keepalive, a PeerGate's close)
 	defer drain()
+	if g := s.cfg.PeerGate; g != nil {
+		release, ok := g.Admit(peer, func() { drain(); time.AfterFunc(peerCloseGrace, func() { tc.Close() }) })
+		if !ok {
+			return
+		}
+		defer release()
+	}
 	ci := &connInfo{peer: peer, remote: remote, local: addrPort(raw.LocalAddr()), pc: pc, drain: drain}
 	err = http2.ServeConn(ctx, tc, s.h2, http2.HandlerFunc(func(st *http2.ServerStream) { s.serveStream(ci, st) }))
 	if d := http2.DefenceOf(err); d != http2.DefenceNone {

@@ -36,6 +36,10 @@ func (c *conn) serveStream(st *http2.ServerStream) {
 	)
 	req := st.Request()
 	resp, _ := c.run(st.Context(), &s, req, &local, &tel)
+	if c.env.Resets != nil && st.Context().Err() != nil {
+		// Reset by the peer (or its connection lost) before the response.
+		c.env.Resets.Reset(c.down.Peer)
+	}
 	if resp.Status == 101 {
 		// HTTP/2 has no 101; an upgrade is an extended CONNECT answered 200.
 		resp.Status = 200

@@ -20,6 +20,7 @@ import (
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/sniff"
+	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/downstream"
 	"github.com/gowaypoint/waypoint/xds"
 )
@@ -30,6 +31,16 @@ type Env struct {
 	// Telemetry receives every stream's metrics, access log and spans;
 	// nil reports nothing.
 	Telemetry *Telemetry
+	// Resets, when set, is told of each HTTP/2 request the downstream
+	// reset before its response, with the peer's identity
+	// (proxy/peerbudget.Budget; docs/hardening.md, "Amplification").
+	Resets ResetReporter
+}
+
+// ResetReporter takes note of a request reset by the downstream before its
+// response. Called on the stream's goroutine; must not block.
+type ResetReporter interface {
+	Reset(peer spiffe.ID) (overdrawn bool)
 }
 
 // conn is one downstream connection's state, owned by its goroutine.

@@ -97,6 +97,7 @@ func (w *Waypoint) hboneServerConfig(snap *xds.Snapshot, h hbone.Handler) hbone.
 		Logger:       w.log,
 		OnRefuse:     w.logRefusedStream,
 		Overload:     w.overload,
+		PeerGate:     w.resetBudget,
 	}
 	if l := snap.HBONEEntry(); l != nil {
 		e := l.HBONE

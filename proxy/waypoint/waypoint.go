@@ -31,6 +31,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/inbound"
 	"github.com/gowaypoint/waypoint/proxy/listener"
 	"github.com/gowaypoint/waypoint/proxy/overload"
+	"github.com/gowaypoint/waypoint/proxy/peerbudget"
 	"github.com/gowaypoint/waypoint/proxy/tcpproxy"
 	"github.com/gowaypoint/waypoint/proxy/upstream"
 	"github.com/gowaypoint/waypoint/telemetry/accesslog"
@@ -145,6 +146,10 @@ type Waypoint struct {
 	tracers   *tracing.Tracers
 	overload  *overload.Manager
 
+	// resetBudget is the per-peer budget of requests reset before their
+	// response, shared by the connection managers and the HBONE server.
+	resetBudget *peerbudget.Budget
+
 	// drain is the HBONE streams' drain context (inbound.Handler.Drain),
 	// cancelled by startDrain when Shutdown begins; the plaintext
 	// listeners' is listener.Manager's own, cancelled by its Drain.
@@ -238,7 +243,8 @@ func Start(opts Options) (w *Waypoint, err error) {
 		rec = nil
 	}
 	tcp := &tcpproxy.Proxy{Clusters: w.clusters, Log: w.log, Metrics: rec, Logs: w.logs}
-	httpEnv := &httpconn.Env{Log: w.log, Telemetry: &httpconn.Telemetry{Metrics: rec, Logs: w.logs, Tracers: w.tracers}}
+	w.resetBudget = peerbudget.New(peerbudget.Config{Logger: w.log})
+	httpEnv := &httpconn.Env{Log: w.log, Telemetry: &httpconn.Telemetry{Metrics: rec, Logs: w.logs, Tracers: w.tracers}, Resets: w.resetBudget}
 	w.dubbo = dubboconn.NewUpstreams(w.clusters, dubboconn.UpstreamConfig{MaxBodyBytes: opts.DubboMaxBodyBytes}, w.log)
 	dubboEnv := &dubboconn.Env{Log: w.log, Upstreams: w.dubbo, MaxBodyBytes: opts.DubboMaxBodyBytes, MaxInFlight: opts.DubboMaxInFlight,
 		Metrics: rec, Logs: w.logs}
