@@ -3,13 +3,15 @@
 // built from pinned Go modules and listening on one loopback address. There is no kubelet, no
 // controller manager and no scheduler: tests create what those would (see Cluster).
 //
-// The binaries come from two modules of their own, so that neither k8s.io/kubernetes nor the
+// The binaries come from modules of their own, so that neither k8s.io/kubernetes nor the
 // istio.io/istio development snapshot ever enters the product's go.mod:
 //
-//	kube/    etcd (go.etcd.io/etcd/server/v3) and kube-apiserver (k8s.io/kubernetes v1.37.2)
-//	istiod/  pilot-discovery and istio-manifests (istio.io/istio, the snapshot ../shared/istiod names)
+//	kube/     etcd (go.etcd.io/etcd/server/v3) and kube-apiserver (k8s.io/kubernetes v1.37.2)
+//	istiod/   pilot-discovery (istio.io/istio, the snapshot ../shared/istiod names)
 //	istioctl/ istioctl, from the same istio.io/istio (a module of its own: its extra
-//	         dependencies leave pilot-discovery's build alone)
+//	          dependencies leave pilot-discovery's build alone)
+//	helm/     helm (helm.sh/helm/v4), which renders that Istio's istiod chart into the
+//	          injector templates istiod reads, and lints and renders charts/
 //
 // Build compiles them once into a directory (the repository's bin/cluster by default) and
 // reuses them while the modules' go.mod, go.sum and commands are unchanged.
@@ -46,11 +48,12 @@ const noInlining = "all=-l"
 type Bins struct {
 	Dir                          string
 	Etcd, APIServer, Istiod      string // binaries
-	InjectConfig, InjectValues   string // the istio-sidecar-injector ConfigMap's data
+	InjectConfig, InjectValues   string // the istio-sidecar-injector ConfigMap's data, rendered by Helm from Istio's istiod chart
 	IstioCRDs                    string // one multi-document YAML file
 	GatewayAPICRDs               string // a directory of YAML files (the standard channel)
 	IstioVersion, IstioModuleRef string // what pilot-discovery reports, and the module version it was built from
 	Istioctl                     string // istioctl of the same Istio, for the admin endpoints' tests
+	Helm                         string // helm (module helm/), for the injector templates and the project's charts
 }
 
 // IstioctlEnv names a prebuilt istioctl that Build uses instead of building one into its
@@ -85,7 +88,11 @@ func Build(ctx context.Context, dir string, log io.Writer) (*Bins, error) {
 		IstioCRDs:      filepath.Join(dir, "istio", "crds", "istio.yaml"),
 		GatewayAPICRDs: filepath.Join(dir, "gateway-api"),
 	}
-	istioLD, err := istioVersionFlags(ctx, filepath.Join(src, "istiod"))
+	istio, err := downloadModule(ctx, filepath.Join(src, "istiod"), "istio.io/istio")
+	if err != nil {
+		return nil, err
+	}
+	istioLD, err := istioVersionFlags(istio)
 	if err != nil {
 		return nil, err
 	}
@@ -96,44 +103,59 @@ func Build(ctx context.Context, dir string, log io.Writer) (*Bins, error) {
 		return nil, err
 	}
 	stampFile := filepath.Join(dir, "stamp")
-	if old, err := os.ReadFile(stampFile); err == nil && string(old) == stamp && b.complete() {
-		if err := b.buildIstioctl(ctx, src, istioLD, log); err != nil {
+	if old, err := os.ReadFile(stampFile); err != nil || string(old) != stamp || !b.complete() {
+		if err := b.buildControlPlane(ctx, src, istio, kubeLD, istioLD, log); err != nil {
 			return nil, err
 		}
-		return b, b.readVersions()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	os.Remove(stampFile)
-	steps := []struct {
-		what, module string
-		args         []string
-	}{
-		{"etcd and kube-apiserver", "kube", []string{"build", "-trimpath", "-gcflags", noInlining, "-ldflags", kubeLD, "-o", dir + "/",
-			"k8s.io/kubernetes/cmd/kube-apiserver", "./cmd/etcd"}},
-		{"pilot-discovery and istio-manifests", "istiod", []string{"build", "-trimpath", "-gcflags", noInlining, "-ldflags", "-s -w " + istioLD, "-o", dir + "/",
-			"istio.io/istio/pilot/cmd/pilot-discovery", "./cmd/istio-manifests"}},
-	}
-	for _, s := range steps {
-		fmt.Fprintf(log, "cluster: building %s (module e2e/cluster/%s)...\n", s.what, s.module)
-		if err := goCmd(ctx, filepath.Join(src, s.module), log, s.args...); err != nil {
-			return nil, fmt.Errorf("cluster: build %s: %w", s.what, err)
+		if err := os.WriteFile(stampFile, []byte(stamp), 0o644); err != nil {
+			return nil, err
 		}
-	}
-	if err := run(ctx, "", log, filepath.Join(dir, "istio-manifests"), filepath.Join(dir, "istio")); err != nil {
-		return nil, fmt.Errorf("cluster: istio-manifests: %w", err)
-	}
-	if err := copyGatewayAPICRDs(ctx, filepath.Join(src, "kube"), b.GatewayAPICRDs); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(stampFile, []byte(stamp), 0o644); err != nil {
-		return nil, err
 	}
 	if err := b.buildIstioctl(ctx, src, istioLD, log); err != nil {
 		return nil, err
 	}
+	helmStamp, err := b.buildHelm(ctx, src, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.renderInjector(ctx, istio, stamp+helmStamp, log); err != nil {
+		return nil, err
+	}
 	return b, b.readVersions()
+}
+
+// buildControlPlane builds etcd, kube-apiserver and pilot-discovery into b.Dir and copies the
+// Gateway API's and Istio's CRDs there.
+func (b *Bins) buildControlPlane(ctx context.Context, src string, istio module, kubeLD, istioLD string, log io.Writer) error {
+	if err := os.MkdirAll(b.Dir, 0o755); err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(b.Dir, "stamp"))
+	os.Remove(filepath.Join(b.Dir, "istio-manifests")) // what rendered the injector before Helm did
+	steps := []struct {
+		what, module string
+		args         []string
+	}{
+		{"etcd and kube-apiserver", "kube", []string{"build", "-trimpath", "-gcflags", noInlining, "-ldflags", kubeLD, "-o", b.Dir + "/",
+			"k8s.io/kubernetes/cmd/kube-apiserver", "./cmd/etcd"}},
+		{"pilot-discovery", "istiod", []string{"build", "-trimpath", "-gcflags", noInlining, "-ldflags", "-s -w " + istioLD, "-o", b.Istiod,
+			"istio.io/istio/pilot/cmd/pilot-discovery"}},
+	}
+	for _, s := range steps {
+		fmt.Fprintf(log, "cluster: building %s (module e2e/cluster/%s)...\n", s.what, s.module)
+		if err := goCmd(ctx, filepath.Join(src, s.module), log, s.args...); err != nil {
+			return fmt.Errorf("cluster: build %s: %w", s.what, err)
+		}
+	}
+	// Istio's CRDs as its base chart installs them.
+	crds, err := os.ReadFile(filepath.Join(istio.Dir, "manifests", "charts", "base", "files", "crd-all.gen.yaml"))
+	if err != nil {
+		return fmt.Errorf("cluster: Istio's CRDs: %w", err)
+	}
+	if err := writeFile(b.IstioCRDs, crds); err != nil {
+		return err
+	}
+	return copyGatewayAPICRDs(ctx, filepath.Join(src, "kube"), b.GatewayAPICRDs)
 }
 
 // buildIstioctl builds istioctl (module istioctl/) into b.Dir, or reuses the one there while
@@ -168,8 +190,120 @@ func (b *Bins) buildIstioctl(ctx context.Context, src, istioLD string, log io.Wr
 	return os.WriteFile(stampFile, []byte(stamp), 0o644)
 }
 
+// buildHelm builds helm (module helm/) into b.Dir, or reuses the one there while its own
+// stamp (stamp-helm: the Go version, the flags and the module's go.mod, go.sum and sources)
+// is unchanged, and returns that stamp.
+func (b *Bins) buildHelm(ctx context.Context, src string, log io.Writer) (string, error) {
+	b.Helm = filepath.Join(b.Dir, "helm")
+	moduleDir := filepath.Join(src, "helm")
+	helm, err := downloadModule(ctx, moduleDir, "helm.sh/helm/v4")
+	if err != nil {
+		return "", err
+	}
+	args := append([]string{"build"}, helmBuildFlags...)
+	args = append(args, "-ldflags", "-s -w -X helm.sh/helm/v4/internal/version.version="+helm.Version,
+		"-o", b.Helm, "helm.sh/helm/v4/cmd/helm")
+	stamp, err := buildStamp(ctx, src, []string{"helm"}, args...)
+	if err != nil {
+		return "", err
+	}
+	stampFile := filepath.Join(b.Dir, "stamp-helm")
+	if old, err := os.ReadFile(stampFile); err == nil && string(old) == stamp {
+		if _, err := os.Stat(b.Helm); err == nil {
+			return stamp, nil
+		}
+	}
+	os.Remove(stampFile)
+	fmt.Fprintf(log, "cluster: building helm %s (module e2e/cluster/helm)...\n", helm.Version)
+	if err := goCmd(ctx, moduleDir, log, args...); err != nil {
+		return "", fmt.Errorf("cluster: build helm: %w", err)
+	}
+	return stamp, os.WriteFile(stampFile, []byte(stamp), 0o644)
+}
+
+// helmBuildFlags are the flags helm is compiled with: the go command's defaults, unlike the
+// rest of the control plane (-trimpath, no inlining), so that its k8s.io/api, apimachinery and
+// client-go packages are the very ones the e2e/cluster module's own build (`make e2e-istio`
+// vets it first) has left in the build cache.
+var helmBuildFlags = []string{}
+
+// injectorChartArgs are the arguments after `helm template istiod CHART` that render the
+// istiod chart of the pinned Istio as this control plane runs it: istiod in istio-system, no
+// revision, the chart's ambient profile, on Kubernetes KubernetesVersion. pilot.cni.enabled is
+// what istioctl's installer sets from its ambient profile's CNI component (with Helm, istio-cni
+// is a release of its own that istiod's chart does not see); it changes only the sidecar
+// template (istio-validation instead of istio-init), and with it the ConfigMap's data is byte
+// for byte what `istioctl install --set profile=ambient` installs.
+var injectorChartArgs = []string{"--namespace", "istio-system", "--kube-version", KubernetesVersion,
+	"--set", "profile=ambient", "--set", "pilot.cni.enabled=true"}
+
+// renderInjector renders the istiod chart of the pinned Istio (manifests/charts/istio-control/
+// istio-discovery in its module) with helm and writes the data of its ConfigMap
+// istio-sidecar-injector, which istiod reads from ./var/lib/istio/inject, to b.InjectConfig
+// and b.InjectValues; it does nothing while stamp-inject holds stamp and the arguments.
+func (b *Bins) renderInjector(ctx context.Context, istio module, stamp string, log io.Writer) error {
+	chart := filepath.Join(istio.Dir, "manifests", "charts", "istio-control", "istio-discovery")
+	args := append([]string{"template", "istiod", chart}, injectorChartArgs...)
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\n%q\n", stamp, args)))
+	stamp = hex.EncodeToString(sum[:])
+	stampFile := filepath.Join(b.Dir, "stamp-inject")
+	if old, err := os.ReadFile(stampFile); err == nil && string(old) == stamp && b.injectorWritten() {
+		return nil
+	}
+	os.Remove(stampFile)
+	fmt.Fprintf(log, "cluster: rendering the injector templates: helm %s\n", strings.Join(args, " "))
+	var out, errOut bytes.Buffer
+	cmd := exec.CommandContext(ctx, b.Helm, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("cluster: helm template of Istio's istiod chart: %w: %s", err, errOut.Bytes())
+	}
+	config, values, err := injectorData(out.Bytes())
+	if err != nil {
+		return err
+	}
+	if err := writeFile(b.InjectConfig, []byte(config)); err != nil {
+		return err
+	}
+	if err := writeFile(b.InjectValues, []byte(values)); err != nil {
+		return err
+	}
+	return os.WriteFile(stampFile, []byte(stamp), 0o644)
+}
+
+func (b *Bins) injectorWritten() bool {
+	for _, f := range []string{b.InjectConfig, b.InjectValues} {
+		if _, err := os.Stat(f); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// injectorData finds the ConfigMap istio-sidecar-injector in the output of `helm template`
+// of Istio's istiod chart and returns its data's config and values.
+func injectorData(manifest []byte) (config, values string, err error) {
+	objs, err := ParseYAML(manifest)
+	if err != nil {
+		return "", "", fmt.Errorf("cluster: the istiod chart's manifest: %w", err)
+	}
+	for _, o := range objs {
+		if o.GetAPIVersion() != "v1" || o.GetKind() != "ConfigMap" || o.GetName() != "istio-sidecar-injector" {
+			continue
+		}
+		data, _ := o.Object["data"].(map[string]any)
+		config, _ = data["config"].(string)
+		values, _ = data["values"].(string)
+		if config == "" || values == "" {
+			return "", "", fmt.Errorf("cluster: the istiod chart's ConfigMap istio-sidecar-injector has no data.config or data.values")
+		}
+		return config, values, nil
+	}
+	return "", "", fmt.Errorf("cluster: the istiod chart rendered no ConfigMap istio-sidecar-injector (%d objects)", len(objs))
+}
+
 func (b *Bins) complete() bool {
-	for _, f := range []string{b.Etcd, b.APIServer, b.Istiod, b.InjectConfig, b.InjectValues, b.IstioCRDs, b.GatewayAPICRDs} {
+	for _, f := range []string{b.Etcd, b.APIServer, b.Istiod, b.IstioCRDs, b.GatewayAPICRDs} {
 		if _, err := os.Stat(f); err != nil {
 			return false
 		}
@@ -204,20 +338,32 @@ func (b *Bins) readVersions() error {
 	return nil
 }
 
+// module is a downloaded Go module: its version and its directory in the module cache.
+type module struct{ Version, Dir string }
+
+// downloadModule downloads path at the version the module at moduleDir requires.
+func downloadModule(ctx context.Context, moduleDir, path string) (module, error) {
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", path)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = moduleDir, &out, os.Stderr
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	if err := cmd.Run(); err != nil {
+		return module{}, fmt.Errorf("cluster: go mod download %s: %w", path, err)
+	}
+	var m module
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+		return module{}, fmt.Errorf("cluster: go mod download %s: %w", path, err)
+	}
+	if m.Dir == "" || m.Version == "" {
+		return module{}, fmt.Errorf("cluster: go mod download %s: no directory or version", path)
+	}
+	return m, nil
+}
+
 // istioVersionFlags are the linker flags that give pilot-discovery the version Istio's own
 // development builds report: the VERSION file of the pinned module and its commit,
 // "1.31-alpha.eed52ebb66ad" (without them it reports "unknown").
-func istioVersionFlags(ctx context.Context, moduleDir string) (string, error) {
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", "istio.io/istio")
-	cmd.Dir, cmd.Stdout, cmd.Stderr = moduleDir, &out, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("cluster: go mod download istio.io/istio: %w", err)
-	}
-	var m struct{ Version, Dir string }
-	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
-		return "", err
-	}
+func istioVersionFlags(m module) (string, error) {
 	v, err := os.ReadFile(filepath.Join(m.Dir, "VERSION"))
 	if err != nil {
 		return "", fmt.Errorf("cluster: istio.io/istio's VERSION: %w", err)
@@ -302,8 +448,9 @@ func goCmd(ctx context.Context, dir string, log io.Writer, args ...string) error
 	return cmd.Run()
 }
 
-func run(ctx context.Context, dir string, log io.Writer, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
-	return cmd.Run()
+func writeFile(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
