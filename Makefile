@@ -4,7 +4,7 @@ GO ?= go
 # Tests that start servers bind 127.0.0.0/8 addresses only.
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: demo test build vet fmt-check bench e2e tools clean cluster e2e-istio
+.PHONY: demo test build vet fmt-check bench e2e tools clean cluster e2e-istio chart
 
 ## demo: run a whole local mesh on loopback (waypoint, ztunnel stand-ins, two sample pods)
 demo:
@@ -34,6 +34,11 @@ e2e-istio:
 	cd e2e/cluster && $(GO) vet ./...
 	cd e2e/cluster && $(GO) run ./cmd/cluster -build-only
 	cd e2e/cluster && $(GO) test $(LIVE_FLAGS) $(if $(COMPAT_DOC),./live -args -compat-doc $(CURDIR)/docs/istio-compat.md,./...)
+
+## chart: print what charts/waypoint-controller installs (helm template, helm from e2e/cluster/helm);
+## CHART_FLAGS adds to it, e.g. CHART_FLAGS='--set istioWaypointDefaults.enabled=true'
+chart:
+	@cd e2e/cluster/helm && GOWORK=off $(GO) run helm.sh/helm/v4/cmd/helm template waypoint-controller $(CURDIR)/charts/waypoint-controller -n istio-system $(CHART_FLAGS)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
