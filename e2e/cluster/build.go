@@ -200,10 +200,11 @@ func (b *Bins) buildHelm(ctx context.Context, src string, log io.Writer) (string
 	if err != nil {
 		return "", err
 	}
-	args := append([]string{"build"}, helmBuildFlags...)
-	args = append(args, "-ldflags", "-s -w -X helm.sh/helm/v4/internal/version.version="+helm.Version,
-		"-o", b.Helm, "helm.sh/helm/v4/cmd/helm")
-	stamp, err := buildStamp(ctx, src, []string{"helm"}, args...)
+	// The go command's default compiler flags, unlike the rest of the control plane's (-trimpath,
+	// no inlining): helm's k8s.io/api, apimachinery and client-go packages are then the very ones
+	// the e2e/cluster module's own build (`make e2e-istio` vets it first) left in the build cache.
+	flags := []string{"-ldflags", "-s -w -X helm.sh/helm/v4/internal/version.version=" + helm.Version}
+	stamp, err := buildStamp(ctx, src, []string{"helm"}, flags...)
 	if err != nil {
 		return "", err
 	}
@@ -215,17 +216,12 @@ func (b *Bins) buildHelm(ctx context.Context, src string, log io.Writer) (string
 	}
 	os.Remove(stampFile)
 	fmt.Fprintf(log, "cluster: building helm %s (module e2e/cluster/helm)...\n", helm.Version)
+	args := append(append([]string{"build"}, flags...), "-o", b.Helm, "helm.sh/helm/v4/cmd/helm")
 	if err := goCmd(ctx, moduleDir, log, args...); err != nil {
 		return "", fmt.Errorf("cluster: build helm: %w", err)
 	}
 	return stamp, os.WriteFile(stampFile, []byte(stamp), 0o644)
 }
-
-// helmBuildFlags are the flags helm is compiled with: the go command's defaults, unlike the
-// rest of the control plane (-trimpath, no inlining), so that its k8s.io/api, apimachinery and
-// client-go packages are the very ones the e2e/cluster module's own build (`make e2e-istio`
-// vets it first) has left in the build cache.
-var helmBuildFlags = []string{}
 
 // injectorChartArgs are the arguments after `helm template istiod CHART` that render the
 // istiod chart of the pinned Istio as this control plane runs it: istiod in istio-system, no
