@@ -284,7 +284,7 @@ func dubboWorld(t *testing.T, k int, ns string, waypointEnv ...string) (w *world
 
 // TestDubboOnTCPChains is issue 15's acceptance 1 to 5 under the live istiod.
 func TestDubboOnTCPChains(t *testing.T) {
-	w, a, b, vip := dubboWorld(t, 80, "dubbo-tcp")
+	w, a, b, vip := dubboWorld(t, 95, "dubbo-tcp")
 	consumer := w.hboneConnect("consumer", vip+":20880", 19001)
 	dubbo200 := []string{`request_protocol="dubbo"`, `response_code="200"`, `destination_service_name="greeter"`}
 
@@ -422,7 +422,7 @@ func TestDubboOnTCPChains(t *testing.T) {
 // chains is turned off ($WAYPOINT_DUBBO_ON_TCP, the default of --dubbo-on-tcp): the
 // connection is relayed to one provider, which answers all its calls.
 func TestDubboOnTCPChainsL4Only(t *testing.T) {
-	w, _, _, vip := dubboWorld(t, 81, "dubbo-l4", "WAYPOINT_DUBBO_ON_TCP=false")
+	w, _, _, vip := dubboWorld(t, 96, "dubbo-l4", "WAYPOINT_DUBBO_ON_TCP=false")
 	consumer := w.hboneConnect("consumer", vip+":20880", 19001)
 	before := w.metric("istio_requests_total", `request_protocol="dubbo"`)
 	got := byProvider(consume(t, consumer, nil, "--calls", "1000", "--in-flight", "4", "--method", "spread"))
