@@ -70,6 +70,14 @@ loadtest:
 	bench/loadtest/setup.sh
 	bin/loadtest -bin bin $(LOADTEST_FLAGS)
 
+## attack: issue 16's attacks on the waypoint, 60 s each and 60 s after
+## (docs/hardening.md, "Attacks and what they cost"), about 15 minutes; not
+## part of make test. Flags go in ATTACK_FLAGS, e.g. ATTACK_FLAGS='-duration 10s -settle 10s'
+.PHONY: attack
+attack:
+	$(GO) build -o bin/ ./cmd/waypoint ./cmd/hbone ./bench/cmd/attack
+	bin/attack -bin bin $(ATTACK_FLAGS)
+
 ## bench: hot-path benchmarks
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,366 @@
+// Command attack runs issue 16's acceptance attacks against the real
+// waypoint binary on a loopback mesh, and measures what each costs: the
+// waypoint's peak RSS, the lines it logs, the counters that count the
+// refusals, a legitimate client's success (one request a second through
+// HBONE on its own connection, its own identity) and the RSS after the
+// attack. docs/hardening.md ("Attacks and what they cost") has the table
+// and how to run it (make attack).
+//
+// Each attack gets a fresh mesh: the pod (the harness's HTTP backend
+// behind `hbone serve`, the pod's ztunnel stand-in) and the waypoint
+// (`waypoint run` with the HTTP service's chain and --max-heap-bytes of a
+// 1 GiB pod), with certificates from the mesh CA of `waypoint certs`.
+// Every process runs in its own process group, dies with the harness
+// (parent-death signal) and is stopped when the attack ends.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const gib = 1 << 30
+
+type options struct {
+	duration, settle time.Duration
+	pending          int
+	idleStreams      int
+	unit             int
+	only             map[string]bool
+	maxHeap          uint64
+	memLimit         int64
+	binDir, work     string
+	keep             bool
+
+	waypointBin, hbone, certs string
+	waypointEnv               []string
+	nofile                    uint64
+}
+
+func main() {
+	o := &options{}
+	var only string
+	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long each attack runs")
+	flag.DurationVar(&o.settle, "settle", 60*time.Second, "how long after each attack the RSS is measured again")
+	flag.IntVar(&o.pending, "pending", 50000, "connections that never send a ClientHello (attack pending)")
+	flag.IntVar(&o.idleStreams, "idle-streams", 20000, "idle CONNECT streams (attack idlestreams)")
+	flag.IntVar(&o.unit, "unit", 10000, "pending handshakes and idle streams at which the cost per unit is measured")
+	flag.StringVar(&only, "attacks", "", "comma-separated attacks to run (default all: plaintext,badcert,pending,noroute,rapidreset,idlestreams)")
+	flag.Uint64Var(&o.maxHeap, "max-heap-bytes", 966367641, "the waypoint's --max-heap-bytes (default: 90% of a 1 GiB pod, as the waypoint computes from the container's limit)")
+	flag.Int64Var(&o.memLimit, "memory-limit", gib, "the pod's memory limit the peak RSS must stay below")
+	flag.StringVar(&o.binDir, "bin", "", "directory with prebuilt waypoint and hbone binaries (default: built from the tree)")
+	flag.StringVar(&o.work, "work", "", "work directory (default: a new temporary one, removed unless -keep)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, heap profiles, certificates)")
+	flag.Parse()
+	if only != "" {
+		o.only = map[string]bool{}
+		for _, a := range strings.Split(only, ",") {
+			if !knownAttack(a) {
+				fmt.Fprintf(os.Stderr, "attack: -attacks: unknown attack %q\n", a)
+				os.Exit(2)
+			}
+			o.only[a] = true
+		}
+	}
+	if o.duration <= 0 || o.settle < 0 || o.pending <= 0 || o.idleStreams <= 0 || o.unit <= 0 {
+		fmt.Fprintln(os.Stderr, "attack: -duration, -pending, -idle-streams and -unit must be positive, -settle not negative")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "attack:", err)
+		os.Exit(1)
+	}
+}
+
+func knownAttack(name string) bool {
+	for _, a := range attacks {
+		if a.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+type result struct {
+	a                  attack
+	counted            bool
+	countedText        string
+	idle, peak, after  int64
+	logLines, logAfter int
+	ok, fail           int
+	legitErr           error
+	t                  *tally
+	err                error
+}
+
+func run(ctx context.Context, o *options) error {
+	var err error
+	if o.work == "" {
+		if o.work, err = os.MkdirTemp("", "attack-"); err != nil {
+			return err
+		}
+		if !o.keep {
+			defer os.RemoveAll(o.work)
+		}
+	}
+	o.nofile = raiseNoFile()
+	if err := findBinaries(o); err != nil {
+		return err
+	}
+	o.certs = filepath.Join(o.work, "certs")
+	if err := writeCerts(o.waypointBin, o.certs); err != nil {
+		return err
+	}
+	fmt.Printf("work directory %s; RLIMIT_NOFILE %d; --max-heap-bytes %d; load average %s\n", o.work, o.nofile, o.maxHeap, loadAvg())
+	// The harness and the waypoint each hold one descriptor per pending
+	// connection, with the same limit; keep 500 for everything else.
+	if limit := int(o.nofile) - 500; o.pending > limit {
+		fmt.Printf("RLIMIT_NOFILE is %d (its hard limit, which this process may not raise): the pending attack holds %d connections, not %d\n", o.nofile, limit, o.pending)
+		o.pending = limit
+	}
+	var results []*result
+	for _, a := range attacks {
+		if o.only != nil && !o.only[a.name] {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		r := runAttack(ctx, o, a)
+		results = append(results, r)
+		printResult(o, r)
+	}
+	fmt.Println()
+	fmt.Print(table(o, results))
+	for _, r := range results {
+		if r.err != nil {
+			return fmt.Errorf("%s: %w", r.a.name, r.err)
+		}
+	}
+	return nil
+}
+
+func runAttack(ctx context.Context, o *options, a attack) *result {
+	r := &result{a: a, t: newTally()}
+	dir := filepath.Join(o.work, a.name)
+	if r.err = os.MkdirAll(dir, 0o755); r.err != nil {
+		return r
+	}
+	fmt.Printf("\n== %s: %s (%s, load average %s)\n", a.name, a.title, o.duration, loadAvg())
+	m, err := startMesh(ctx, o, dir)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer m.stop()
+	legitConf, closeSrc, err := clientTLS(o.certs, saClient)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer closeSrc()
+	legitPool := newPool(ipLegit)
+	defer legitPool.Close()
+	// Warm up: the legitimate client's connection and the pod's.
+	for range 3 {
+		if err := get(ctx, legitPool, legitConf); err != nil {
+			r.err = fmt.Errorf("the legitimate client before the attack: %w", err)
+			return r
+		}
+	}
+	time.Sleep(2 * time.Second)
+	pid := m.waypoint.pid()
+	r.idle = settledRSS(pid)
+	before, err := scrape(ctx)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	lines0 := m.waypoint.logLines()
+	e := &env{o: o, m: m, idleRSS: r.idle, t: r.t}
+	poll := pollRSS(pid)
+	l := runLegit(ctx, legitPool, legitConf)
+	actx, cancel := context.WithTimeout(ctx, o.duration)
+	done := make(chan error, 1)
+	go func() { done <- a.run(actx, e) }()
+	<-actx.Done()
+	if o.keep {
+		saveHeap(ctx, filepath.Join(dir, "heap-at-end.pprof"))
+	}
+	r.ok, r.fail, r.legitErr = l.stop()
+	r.err = <-done
+	cancel()
+	time.Sleep(2 * time.Second) // the refusals in flight are counted, the last throttled lines written
+	r.peak = poll.stop()
+	r.logLines = m.waypoint.logLines() - lines0
+	after, err := scrape(ctx)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	d := deltas{before: before, after: after}
+	r.counted, r.countedText = a.check(e, d)
+	if m.waypoint.exited() {
+		r.err = fmt.Errorf("the waypoint exited during the attack (%s)", m.waypoint.logPath)
+		return r
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(o.settle):
+	}
+	r.after = settledRSS(pid)
+	r.logAfter = m.waypoint.logLines() - lines0
+	if err := os.WriteFile(filepath.Join(dir, "counters.txt"), []byte(d.String()), 0o644); err != nil && r.err == nil {
+		r.err = err
+	}
+	return r
+}
+
+// deltas are the counters' changes over an attack.
+type deltas struct{ before, after map[string]float64 }
+
+// sum adds the changes of the series of metric name whose labels contain
+// label.
+func (d deltas) sum(name, label string) float64 {
+	var s float64
+	for k, v := range d.after {
+		if k != name && !strings.HasPrefix(k, name+"{") {
+			continue
+		}
+		if label != "" && !strings.Contains(k, label) {
+			continue
+		}
+		s += v - d.before[k]
+	}
+	return s
+}
+
+// String lists every series that changed.
+func (d deltas) String() string {
+	var lines []string
+	for k, v := range d.after {
+		if dv := v - d.before[k]; dv != 0 {
+			lines = append(lines, fmt.Sprintf("%s %+g", k, dv))
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+func printResult(o *options, r *result) {
+	if r.err != nil {
+		fmt.Printf("error: %v\n", r.err)
+	}
+	fmt.Printf("peak RSS %s (idle %s), RSS %s after %s; %d log lines during the attack (+2 s), %d until the RSS after; legitimate %d/%d",
+		mib(r.peak), mib(r.idle), mib(r.after), o.settle, r.logLines, r.logAfter, r.ok, r.ok+r.fail)
+	if r.legitErr != nil {
+		fmt.Printf(" (last failure: %v)", r.legitErr)
+	}
+	fmt.Printf("\ncounted: %v: %s\n", r.counted, r.countedText)
+	if r.t.units > 0 {
+		fmt.Printf("cost per unit at %d: %.0f B of RSS\n", r.t.units, r.t.unit)
+	}
+	r.t.mu.Lock()
+	for k, err := range r.t.firstErrs {
+		fmt.Printf("harness %s: %d, first: %v\n", k, r.t.n[k], err)
+	}
+	r.t.mu.Unlock()
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// table is the results as the Markdown table of docs/hardening.md, then
+// the targets with PASS or FAIL.
+func table(o *options, rs []*result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| attack | counters (attacker's view; the waypoint's counters' change) | peak RSS | log lines | legitimate success | RSS idle → %s after |\n|---|---|---|---|---|---|\n", o.settle)
+	for _, r := range rs {
+		unit := ""
+		if r.t.units > 0 {
+			unit = fmt.Sprintf("; %.0f B RSS per unit at %d", r.t.unit, r.t.units)
+		}
+		fmt.Fprintf(&b, "| %s | %s%s | %s | %d (%d until the RSS after) | %d/%d (%.1f%%) | %s → %s |\n",
+			r.a.title, r.countedText, unit, mib(r.peak), r.logLines, r.logAfter, r.ok, r.ok+r.fail,
+			100*float64(r.ok)/float64(max(1, r.ok+r.fail)), mib(r.idle), mib(r.after))
+	}
+	fmt.Fprintf(&b, "\ntargets:\n")
+	for _, r := range rs {
+		fmt.Fprintf(&b, "%-12s below %s: %s; ≤ 100 log lines: %s; every refusal counted: %s; legitimate ≥ 99%%: %s; RSS within 20%% of idle after %s: %s",
+			r.a.name, mib(o.memLimit), verdict(r.peak < o.memLimit), verdict(r.logAfter <= 100), verdict(r.counted),
+			verdict(r.ok+r.fail > 0 && float64(r.ok) >= 0.99*float64(r.ok+r.fail)), o.settle,
+			verdict(float64(r.after) <= 1.2*float64(r.idle)))
+		if r.t.units > 0 {
+			fmt.Fprintf(&b, "; ≤ 8 KiB per unit: %s", verdict(r.t.unit <= 8192))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// raiseNoFile lifts RLIMIT_NOFILE as far as allowed (the hard limit too,
+// up to fs.nr_open, when privileged); children inherit it. It returns the
+// soft limit in force.
+func raiseNoFile() uint64 {
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	want := uint64(1 << 20)
+	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+		var n uint64
+		if _, err := fmt.Sscan(string(b), &n); err == nil && n > 0 && n < want {
+			want = n
+		}
+	}
+	if want > lim.Max && syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: want}) == nil {
+		return want
+	}
+	lim.Cur = lim.Max
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	return lim.Cur
+}
+
+// findBinaries uses -bin or builds waypoint and hbone from the tree.
+func findBinaries(o *options) error {
+	if o.binDir == "" {
+		o.binDir = filepath.Join(o.work, "bin")
+		fmt.Println("building waypoint and hbone ...")
+		b, err := exec.Command("go", "build", "-o", o.binDir+"/", "github.com/gowaypoint/waypoint/cmd/waypoint", "github.com/gowaypoint/waypoint/cmd/hbone").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("go build: %v\n%s", err, b)
+		}
+	}
+	o.waypointBin = filepath.Join(o.binDir, "waypoint")
+	o.hbone = filepath.Join(o.binDir, "hbone")
+	for _, p := range []string{o.waypointBin, o.hbone} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("-bin: %w", err)
+		}
+	}
+	return nil
+}
