@@ -59,7 +59,7 @@ func main() {
 	flag.Int64Var(&o.memLimit, "memory-limit", gib, "the pod's memory limit the peak RSS must stay below")
 	flag.StringVar(&o.binDir, "bin", "", "directory with prebuilt waypoint and hbone binaries (default: built from the tree)")
 	flag.StringVar(&o.work, "work", "", "work directory (default: a new temporary one, removed unless -keep)")
-	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, heap profiles, certificates)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, counters, heap and goroutine profiles at the attack's end, certificates)")
 	flag.Parse()
 	if only != "" {
 		o.only = map[string]bool{}
@@ -196,7 +196,8 @@ func runAttack(ctx context.Context, o *options, a attack) *result {
 	go func() { done <- a.run(actx, e) }()
 	<-actx.Done()
 	if o.keep {
-		saveHeap(ctx, filepath.Join(dir, "heap-at-end.pprof"))
+		saveProfile(ctx, "heap?gc=1", filepath.Join(dir, "heap-at-end.pprof"))
+		saveProfile(ctx, "goroutine?debug=1", filepath.Join(dir, "goroutines-at-end.txt"))
 	}
 	r.ok, r.fail, r.legitErr = l.stop()
 	r.err = <-done

@@ -393,9 +393,11 @@ func scrape(ctx context.Context) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
-// saveHeap writes the waypoint's heap profile (admin /debug/pprof/heap).
-func saveHeap(ctx context.Context, path string) error {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+hostPort(ipWaypoint, portAdmin)+"/debug/pprof/heap", nil)
+// saveProfile writes one of the waypoint's profiles (admin /debug/pprof/),
+// e.g. "heap?gc=1" (after a GC, so that what the attack holds is in it)
+// or "goroutine?debug=1".
+func saveProfile(ctx context.Context, profile, path string) error {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+hostPort(ipWaypoint, portAdmin)+"/debug/pprof/"+profile, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
