@@ -17,8 +17,9 @@ type PickContext struct {
 	HasHash bool
 	// Exclude, when not nil, rejects a picked host, as Envoy's
 	// retry_host_predicate (previous_hosts) does; the balancer then picks
-	// again, up to HostSelectionMaxAttempts more times, and returns the
-	// last host picked if all were rejected. It runs on the picking
+	// again, up to HostSelectionMaxAttempts more times; if all were
+	// rejected it takes a usable host that is not, where one is left
+	// (Envoy returns the last host picked), else the last host picked. It runs on the picking
 	// goroutine and must be cheap.
 	Exclude func(*Host) bool
 	// ExcludeAddrs rejects the hosts of these addresses, like Exclude
@@ -105,7 +106,29 @@ func (s *hostSet) pick(pc *PickContext, rnd func() uint64) *Host {
 			return h
 		}
 	}
+	if attempts > 1 {
+		// The policy kept landing on rejected hosts (requests picking
+		// from the same round robin at once can do that): a usable host
+		// they do not reject, if one is left, rather than a retry on the
+		// host that just failed.
+		if other := s.firstAccepted(pc, rnd); other != nil {
+			return other
+		}
+	}
 	return h
+}
+
+// firstAccepted returns a usable host pc does not reject, scanning from a
+// random one, or nil.
+func (s *hostSet) firstAccepted(pc *PickContext, rnd func() uint64) *Host {
+	n := len(s.usable)
+	start := int(rnd() % uint64(n))
+	for i := range n {
+		if h := s.usable[(start+i)%n]; !pc.rejects(h) {
+			return h
+		}
+	}
+	return nil
 }
 
 // accepts reports whether prefer accepts one of the usable hosts.

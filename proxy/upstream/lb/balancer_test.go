@@ -332,14 +332,25 @@ func TestExcludeRepicks(t *testing.T) {
 			if tries != 100 {
 				t.Errorf("HostSelectionMaxAttempts 0: Exclude called %d times for 100 picks, want 100", tries)
 			}
-			// Everything excluded: the last host picked, after 1+3 attempts.
+			// The policy keeps landing on rejected hosts (as requests picking
+			// from one round robin at once can make it): the host left that
+			// is not rejected, not the last one picked.
+			for k := range 50 {
+				calls := 0
+				unlucky := func(h *Host) bool { calls++; return calls <= 4 || previous[index(h)] }
+				if h := c.Pick(&PickContext{Hash: uint64(k), HasHash: true, Exclude: unlucky, HostSelectionMaxAttempts: 3}); index(h) != 2 {
+					t.Fatalf("pick %d, every attempt rejected: host %d, want 2, the one left that is not", k, index(h))
+				}
+			}
+			// Everything excluded: the last host picked, after 1+3 attempts
+			// and a look at each of the 3 hosts.
 			tries = 0
 			all := func(*Host) bool { tries++; return true }
 			if h := c.Pick(&PickContext{Exclude: all, HostSelectionMaxAttempts: 3}); h == nil {
 				t.Error("all hosts excluded: want the last one picked, got nil")
 			}
-			if tries != 4 {
-				t.Errorf("Exclude called %d times, want 4", tries)
+			if tries != 7 {
+				t.Errorf("Exclude called %d times, want 7", tries)
 			}
 		})
 	}
