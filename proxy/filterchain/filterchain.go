@@ -56,7 +56,9 @@ type Match struct {
 
 // Serve serves c by m's chain until the connection ends; for a tcp_proxy
 // chain on an HBONE stream, until the relay is started (it then goes on
-// without the caller, see tcpproxy.Proxy.Serve).
+// without the caller, see tcpproxy.Proxy.Serve), and for an HTTP chain on
+// an HBONE stream that has sent nothing yet, until it waits for its first
+// bytes (see httpconn.Start).
 //
 // ctx is the drain context: when it is done, connections finish what is
 // in flight and end (HTTP/2 GOAWAY; HTTP/1.1 after the response in flight,
@@ -83,8 +85,10 @@ func (s *Server) Serve(ctx context.Context, c *downstream.Conn, m Match) {
 		if c.Accept() != nil {
 			return
 		}
-		httpconn.Serve(ctx, c, httpconn.NewSource(s.Store, m.Listener, m.Input, s.Clusters, m.Snapshot, fc.HTTP), s.HTTP)
-		c.Close()
+		// An HBONE stream that has sent nothing yet waits without a
+		// goroutine: Start may return before the connection ends.
+		httpconn.Start(ctx, c, httpconn.NewSource(s.Store, m.Listener, m.Input, s.Clusters, m.Snapshot, fc.HTTP), s.HTTP,
+			func() { c.Close() })
 	case fc.Dubbo != nil:
 		if c.Accept() != nil {
 			return

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -218,6 +219,14 @@ func TestIdleStreamMemory(t *testing.T) {
 	client := startIdleClient(t, addr, dir, conns, per)
 	settle()
 	inUse, g := overload.ReadMemory().InUse, runtime.NumGoroutine()
+	if p := os.Getenv("IDLE_PROF"); p != "" {
+		f, _ := os.Create(p)
+		pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+		g, _ := os.Create(p + ".g")
+		pprof.Lookup("goroutine").WriteTo(g, 1)
+		g.Close()
+	}
 	n := conns * per
 	perStream := float64(int64(inUse)-int64(base)) / float64(n)
 	perStreamG := float64(g-baseG) / float64(n)

@@ -51,8 +51,9 @@ func (h *Handler) ServeHBONE(ctx context.Context, st *hbone.ServerStream) {
 	ls := metrics.Listener(MainInternal)
 	ls.Connections.Inc()
 	ls.Active.Inc()
-	defer ls.Active.Dec()
-	c := downstream.NewPending(ctx, stream{st}, downstreamOf(st))
+	a := &stream{st: st, active: ls.Active}
+	defer a.handlerDone()
+	c := downstream.NewPending(ctx, a, downstreamOf(st))
 	c.Target = st.Target
 	snap := h.Chains.Store.Load()
 	if snap == nil {
@@ -121,20 +122,49 @@ func downstreamOf(st *hbone.ServerStream) filters.Downstream {
 	return d
 }
 
-// stream answers an HBONE server stream for a downstream.Conn.
-type stream struct{ st *hbone.ServerStream }
+// stream answers an HBONE server stream for a downstream.Conn, and ends
+// the stream's count in main_internal's active connections: when the
+// handler returns or, for a stream handed on (Detach: an event-driven
+// relay, an HTTP connection waiting for its first bytes), when its new
+// owner is done with it. Owned by the handler's goroutine.
+type stream struct {
+	st       *hbone.ServerStream
+	active   interface{ Dec() }
+	detached bool
+}
 
 // Accept answers 200.
-func (s stream) Accept() (downstream.Transport, error) {
+func (s *stream) Accept() (downstream.Transport, error) {
 	conn, err := s.st.Accept()
 	if err != nil {
 		return nil, err // not a nil *StreamConn in an interface
 	}
-	return conn, nil
+	return tunnel{conn, s}, nil
+}
+
+func (s *stream) handlerDone() {
+	if !s.detached {
+		s.active.Dec()
+	}
+}
+
+// tunnel is an accepted stream: the StreamConn with all it can do
+// (event-driven reads, chunks, Detach), its Detach moving the end of the
+// active count to the detached stream's end.
+type tunnel struct {
+	*hbone.StreamConn
+	s *stream
+}
+
+// Detach implements tcpproxy.Detacher.
+func (t tunnel) Detach() (finish func()) {
+	f := t.StreamConn.Detach()
+	t.s.detached = true
+	return func() { f(); t.s.active.Dec() }
 }
 
 // Refuse answers err's HBONE status; hbone logs the refusal.
-func (s stream) Refuse(err error) {
+func (s *stream) Refuse(err error) {
 	k := status.KindOf(err)
 	s.st.RefuseFlag(k.HBONEStatus(), k.ResponseFlag(), err.Error())
 }
