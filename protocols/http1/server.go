@@ -85,6 +85,12 @@ func (c *ServerConn) KeepAlive() bool {
 	return c.keepAlive && !c.hijacked && !c.broken.Load()
 }
 
+// CloseAfter makes the response to the request last read the
+// connection's last: it carries "connection: close" and KeepAlive is
+// false afterwards (the overload manager's disable_http_keepalive). Call
+// it between ReadRequest and WriteResponse.
+func (c *ServerConn) CloseAfter() { c.keepAlive = false }
+
 // ReadRequest reads the next request head into req (after req.Reset).
 // The slices in req point into the connection's read buffer and stay
 // valid until the next ReadRequest. req.Body, when not nil, is owned by

@@ -64,7 +64,7 @@ func (c *conn) serveHTTP1() {
 			body = bodyWatch{r: req.Body}
 			req.Body = &body
 		}
-		resp, current := c.run(ctx, &s, &req, &local, &tel)
+		resp, current, gate := c.run(ctx, &s, &req, &local, &tel)
 		if body.err != nil {
 			// The request's own framing was broken: whatever the chain made
 			// of it, the client gets its 400 (or 413, 501) and the
@@ -79,6 +79,9 @@ func (c *conn) serveHTTP1() {
 			c.done(&s, resp, &tel)
 			c.upgrade(sc, &req, resp, &s)
 			return
+		}
+		if sc.KeepAlive() && gate.DisableKeepAlive() {
+			sc.CloseAfter() // disable_http_keepalive: "connection: close"
 		}
 		err = sc.WriteResponse(&req, resp)
 		if err != nil {

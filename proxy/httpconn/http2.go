@@ -1,6 +1,8 @@
 package httpconn
 
 import (
+	"context"
+
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/l7"
@@ -19,7 +21,16 @@ func (c *conn) serveHTTP2() {
 		MaxHeaderCount:       c.hcm.MaxHeadersCount,
 		IdleTimeout:          c.hcm.IdleTimeout,
 	}
-	err := http2.ServeConn(c.ctx, c.rw, cfg, http2.HandlerFunc(c.serveStream))
+	ctx := c.ctx
+	if c.env.Overload != nil {
+		// disable_http_keepalive drains the connection (GOAWAY) as the
+		// drain context's end does.
+		var drain context.CancelFunc
+		ctx, drain = context.WithCancel(ctx)
+		defer drain()
+		c.drainH2 = drain
+	}
+	err := http2.ServeConn(ctx, c.rw, cfg, http2.HandlerFunc(c.serveStream))
 	if d := http2.DefenceOf(err); d != http2.DefenceNone {
 		c.defended(d, err)
 	} else if err != nil {
@@ -35,7 +46,7 @@ func (c *conn) serveStream(st *http2.ServerStream) {
 		tel   streamTelemetry
 	)
 	req := st.Request()
-	resp, _ := c.run(st.Context(), &s, req, &local, &tel)
+	resp, _, gate := c.run(st.Context(), &s, req, &local, &tel)
 	if c.env.Resets != nil && st.Context().Err() != nil {
 		// Reset by the peer (or its connection lost) before the response.
 		c.env.Resets.Reset(c.down.Peer)
@@ -47,6 +58,9 @@ func (c *conn) serveStream(st *http2.ServerStream) {
 	if err := st.WriteResponse(resp); err != nil {
 		s.AddResponseFlag(filters.FlagDC)
 		st.Reset(http2.ErrCodeCancel)
+	}
+	if c.drainH2 != nil && !c.h2Drained.Load() && gate.DisableKeepAlive() && c.h2Drained.CompareAndSwap(false, true) {
+		c.drainH2() // GOAWAY: the streams open finish, no new ones
 	}
 	c.done(&s, resp, &tel)
 	closeBody(resp)

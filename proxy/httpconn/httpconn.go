@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gowaypoint/waypoint/filters"
@@ -22,10 +23,13 @@ import (
 	"github.com/gowaypoint/waypoint/protocols/sniff"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/downstream"
+	"github.com/gowaypoint/waypoint/proxy/overload"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
-// Env is what every HTTP connection shares. Read-only.
+// Env is what every HTTP connection shares. Its exported fields are set
+// before the first connection and read-only afterwards; safe for
+// concurrent use.
 type Env struct {
 	Log *slog.Logger
 	// Telemetry receives every stream's metrics, access log and spans;
@@ -35,6 +39,41 @@ type Env struct {
 	// reset before its response, with the peer's identity
 	// (proxy/peerbudget.Budget; docs/hardening.md, "Amplification").
 	Resets ResetReporter
+	// Overload, when set, refuses requests (stop_accepting_requests: 503
+	// with retry-after, flag OM) and ends connections after their
+	// response (disable_http_keepalive: HTTP/1.1 "connection: close",
+	// HTTP/2 GOAWAY), counted per stat_prefix as Envoy does. The caller
+	// owns it; set before the first connection.
+	Overload *overload.Manager
+
+	// gates holds the overload request gate of each stat_prefix seen.
+	gatesMu sync.RWMutex
+	gates   map[string]*overload.RequestGate
+}
+
+// gate returns the overload request gate of the connection manager with
+// prefix; nil (a gate that refuses nothing) without an overload manager.
+// Allocation-free once the prefix has been seen.
+func (e *Env) gate(prefix string) *overload.RequestGate {
+	if e.Overload == nil {
+		return nil
+	}
+	e.gatesMu.RLock()
+	g := e.gates[prefix]
+	e.gatesMu.RUnlock()
+	if g != nil {
+		return g
+	}
+	e.gatesMu.Lock()
+	defer e.gatesMu.Unlock()
+	if g = e.gates[prefix]; g == nil {
+		if e.gates == nil {
+			e.gates = make(map[string]*overload.RequestGate)
+		}
+		g = e.Overload.HCM(prefix)
+		e.gates[prefix] = g
+	}
+	return g
 }
 
 // ResetReporter takes note of a request reset by the downstream before its
@@ -55,6 +94,10 @@ type conn struct {
 	// idle says whether an HTTP/1.1 connection waits for its next
 	// request, for the drain (http1.go): shared with the drain's callback.
 	idle atomic.Int32
+	// drainH2 starts an HTTP/2 connection's graceful close (GOAWAY);
+	// set before its streams start when there is an overload manager.
+	drainH2   context.CancelFunc
+	h2Drained atomic.Bool // drainH2 was called for disable_http_keepalive
 	// preface holds the bytes read to tell HTTP/2 under AUTO, replayed
 	// from here.
 	preface [len(sniff.Preface)]byte
@@ -212,8 +255,9 @@ func (c *conn) respond(hcm *xds.HTTPConnectionManager, s *filters.Stream, local 
 // storage for a local reply; t the stream's telemetry, which finish
 // reports once the response is written. ok is false when the config no
 // longer serves this connection over HTTP: the request is answered 503
-// and the connection should end.
-func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, local *l7.Response, t *streamTelemetry) (resp *l7.Response, ok bool) {
+// and the connection should end. gate is the overload request gate of the
+// connection manager that served it (nil: none).
+func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, local *l7.Response, t *streamTelemetry) (resp *l7.Response, ok bool, gate *overload.RequestGate) {
 	b := c.src.current()
 	hcm := b.hcm
 	t.reset(b, hcm)
@@ -221,11 +265,18 @@ func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, loca
 		hcm = c.hcm
 		s.Init(ctx, req, c.down, nil)
 		s.SendLocalReply(503, "the listener no longer serves this connection", filters.FlagNR)
-		return c.respond(hcm, s, local), false
+		return c.respond(hcm, s, local), false, nil
 	}
 	s.Init(ctx, req, c.down, hcm.Routes)
 	s.Upstream = b.up
+	gate = c.env.gate(hcm.StatPrefix)
+	overloaded := false
 	switch {
+	case gate.Refuse():
+		// Envoy's local reply under stop_accepting_requests, counted in
+		// http.<prefix>.downstream_rq_overload_close.
+		overloaded = true
+		s.SendLocalReply(503, overload.LocalReplyBody, filters.FlagOM)
 	case !c.prepare(hcm, s, req):
 		s.SendLocalReply(400, "Bad Request", filters.FlagDPE)
 	case req.Protocol != "" && !hcm.Upgrades[strings.ToLower(req.Protocol)]:
@@ -235,8 +286,11 @@ func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, loca
 		hcm.Chain.Run(s)
 	}
 	resp = c.respond(hcm, s, local)
+	if overloaded {
+		resp.Header.Set("retry-after", overload.RetryAfter)
+	}
 	t.countResponse(resp)
-	return resp, true
+	return resp, true, gate
 }
 
 // closeBody releases a response body (its upstream connection).

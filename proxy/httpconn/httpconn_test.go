@@ -84,6 +84,12 @@ func bodyReader(t *testing.T) string {
 // test ends.
 func serveConfig(t *testing.T, config string) string {
 	t.Helper()
+	return serveConfigEnv(t, config, &Env{Log: slog.New(slog.DiscardHandler)})
+}
+
+// serveConfigEnv is serveConfig with env.
+func serveConfigEnv(t *testing.T, config string, env *Env) string {
+	t.Helper()
 	bs, err := xds.ParseBootstrap([]byte(config), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +99,6 @@ func serveConfig(t *testing.T, config string) string {
 	cl.Update(bs.Snapshot)
 	var store xds.Store
 	store.Store(bs.Snapshot)
-	env := &Env{Log: slog.New(slog.DiscardHandler)}
 	ln, err := net.Listen("tcp", "127.0.24.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -258,6 +258,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	if w.overload, err = overload.New(ocfg, overload.Options{Logger: w.log}); err != nil {
 		return nil, fmt.Errorf("waypoint: %w", err)
 	}
+	httpEnv.Overload = w.overload // requests inside tunnels and on plaintext listeners
 	if ocfg != nil {
 		w.log.Info("overload manager", "max_downstream_connections", w.overload.MaxConnections(),
 			"heap_limit_bytes", w.overload.HeapLimit(), "actions", len(ocfg.Actions), "from_bootstrap", bs.Overload != nil)
