@@ -74,6 +74,12 @@ func TestRequestHeadersTimeout(t *testing.T) {
 		if sent == 100 {
 			t.Fatal("the connection was still open after 100 header lines")
 		}
+		// Counted by the server's goroutine once the close is done: the
+		// client may see the close first.
+		deadline := time.Now().Add(5 * time.Second)
+		for headerTimeouts(t, "headers_timeout") == before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 		if got := headerTimeouts(t, "headers_timeout"); got != before+1 {
 			t.Fatalf("downstream_rq_header_timeout %v, want %v", got, before+1)
 		}
