@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/gowaypoint/waypoint/internal/memtest"
 	"io"
 	"net"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,20 +22,6 @@ import (
 // attacker of TestPendingHandshakeMemory: "addr,N".
 const pendingDialerEnv = "HBONE_TEST_PENDING_DIALER"
 
-// raiseFDLimit raises the soft limit of open files to the hard one and
-// returns it.
-func raiseFDLimit(t testing.TB) uint64 {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatal(err)
-	}
-	rl.Cur = rl.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatal(err)
-	}
-	return rl.Cur
-}
-
 // TestHelperPendingDialer opens N connections that never send a byte and
 // holds them until its stdin closes. It does nothing in a normal run.
 func TestHelperPendingDialer(t *testing.T) {
@@ -45,7 +31,7 @@ func TestHelperPendingDialer(t *testing.T) {
 	}
 	addr, ns, _ := strings.Cut(arg, ",")
 	n, _ := strconv.Atoi(ns)
-	raiseFDLimit(t)
+	memtest.RaiseFDLimit(t)
 	conns := make([]net.Conn, 0, n)
 	for range n {
 		c, err := net.Dial("tcp", addr)
@@ -62,17 +48,6 @@ func TestHelperPendingDialer(t *testing.T) {
 	}
 }
 
-// rss is the process's resident set in bytes (/proc/self/statm).
-func rss(t testing.TB) int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(b))
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * int64(os.Getpagesize())
-}
-
 // TestPendingHandshakeMemory measures what a connection waiting for its
 // ClientHello costs the server: N connections from another process that
 // send nothing, the server's memory in use (runtime/metrics: heap objects,
@@ -83,7 +58,7 @@ func TestPendingHandshakeMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens thousands of connections")
 	}
-	limit := raiseFDLimit(t)
+	limit := memtest.RaiseFDLimit(t)
 	n := min(10000, int(limit)-200)
 	m := newMesh(t)
 	mgr, err := overload.New(overload.Synthesise(overload.Limits{MaxDownstreamConnections: -1}, 0, 0), overload.Options{})
@@ -96,7 +71,7 @@ func TestPendingHandshakeMemory(t *testing.T) {
 	})
 
 	runtime.GC()
-	base, baseRSS := overload.ReadMemory().InUse, rss(t)
+	base, baseRSS := overload.ReadMemory().InUse, memtest.RSS(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperPendingDialer$")
 	cmd.Env = append(os.Environ(), pendingDialerEnv+"="+addr.String()+","+strconv.Itoa(n))
 	stdin, err := cmd.StdinPipe()
@@ -124,7 +99,7 @@ func TestPendingHandshakeMemory(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	runtime.GC()
-	inUse, nowRSS := overload.ReadMemory().InUse, rss(t)
+	inUse, nowRSS := overload.ReadMemory().InUse, memtest.RSS(t)
 	perConn := float64(int64(inUse)-int64(base)) / float64(n)
 	perConnRSS := float64(nowRSS-baseRSS) / float64(n)
 	t.Logf("%d pending connections: memory in use +%.1f MiB (%.0f B each), RSS +%.1f MiB (%.0f B each), %d goroutines",

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/gowaypoint/waypoint/internal/memtest"
 	"io"
 	"net"
 	"net/http"
@@ -14,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,18 +34,6 @@ var (
 	idleClient   = spiffe.ID{TrustDomain: "cluster.local", Namespace: "ns", ServiceAccount: "client"}
 	idleWaypoint = spiffe.ID{TrustDomain: "cluster.local", Namespace: "ns", ServiceAccount: "waypoint"}
 )
-
-// raiseFDLimit raises the soft limit of open files to the hard one.
-func raiseFDLimit(t testing.TB) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatal(err)
-	}
-	rl.Cur = rl.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestHelperIdleStreams opens conns HBONE connections carrying streams
 // CONNECT streams each, all answered 200, and sends nothing on them until
@@ -210,7 +198,7 @@ func TestIdleStreamMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens thousands of streams")
 	}
-	raiseFDLimit(t)
+	memtest.RaiseFDLimit(t)
 	const conns, per = 10, 1000
 	addr, dir := idleServer(t, "127.78.2.20", nil)
 	settle()
@@ -233,17 +221,6 @@ func TestIdleStreamMemory(t *testing.T) {
 	}
 }
 
-// rss is the process's resident set in bytes (/proc/self/statm).
-func rss(t testing.TB) int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(b))
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * int64(os.Getpagesize())
-}
-
 // TestIdleStreamsMemoryReturned: once 10,000 idle streams are closed,
 // the overload manager's refreshes run (their memory in use, free heap
 // and RSS logged: docs/hardening.md, memory returned to the OS), then
@@ -253,7 +230,7 @@ func TestIdleStreamsMemoryReturned(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens thousands of streams")
 	}
-	raiseFDLimit(t)
+	memtest.RaiseFDLimit(t)
 	mgr, err := overload.New(overload.Synthesise(overload.Limits{MaxDownstreamConnections: -1}, 0, 0), overload.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -262,10 +239,10 @@ func TestIdleStreamsMemoryReturned(t *testing.T) {
 	addr, dir := idleServer(t, "127.78.2.21", mgr)
 	settle()
 	active := activeStreams(t)
-	base, baseRSS := overload.ReadMemory(), rss(t)
+	base, baseRSS := overload.ReadMemory(), memtest.RSS(t)
 	client := startIdleClient(t, addr, dir, conns, per)
 	settle()
-	peak, peakRSS := overload.ReadMemory(), rss(t)
+	peak, peakRSS := overload.ReadMemory(), memtest.RSS(t)
 	client.stop(t)
 	deadline := time.Now().Add(30 * time.Second)
 	for (activeStreams(t) != active || mgr.Active() != 0) && time.Now().Before(deadline) {
@@ -277,13 +254,13 @@ func TestIdleStreamsMemoryReturned(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		mgr.Refresh()
 		m := overload.ReadMemory()
-		t.Logf("refresh %d: in use %.1f MiB, free %.1f MiB, RSS %.1f MiB", i+1, mib(m.InUse), mib(m.Free), mib(uint64(rss(t))))
+		t.Logf("refresh %d: in use %.1f MiB, free %.1f MiB, RSS %.1f MiB", i+1, mib(m.InUse), mib(m.Free), mib(uint64(memtest.RSS(t))))
 		time.Sleep(time.Second)
 	}
-	after, afterRSS := overload.ReadMemory(), rss(t)
+	after, afterRSS := overload.ReadMemory(), memtest.RSS(t)
 	runtime.GC()
 	collected := overload.ReadMemory()
-	t.Logf("after a GC: in use %.1f MiB, free %.1f MiB, RSS %.1f MiB", mib(collected.InUse), mib(collected.Free), mib(uint64(rss(t))))
+	t.Logf("after a GC: in use %.1f MiB, free %.1f MiB, RSS %.1f MiB", mib(collected.InUse), mib(collected.Free), mib(uint64(memtest.RSS(t))))
 	if left, took := int64(collected.InUse)-int64(base.InUse), int64(peak.InUse)-int64(base.InUse); left > took/10 && !raceEnabled {
 		t.Errorf("%.1f MiB still in use after the streams ended and a GC, of the %.1f MiB they took", mib(uint64(left)), mib(uint64(took)))
 	}
