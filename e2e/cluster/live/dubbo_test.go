@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -91,7 +90,7 @@ type dubboProvider struct {
 func (w *world) dubboProvider(name, version string) *dubboProvider {
 	w.t.Helper()
 	p := &dubboProvider{pod: w.workload(name, "greeter", map[string]string{"app": "greeter", "version": version})}
-	p.proc = w.startProc("provider-"+name, env.dubbo, "provide", "--listen", net.JoinHostPort(p.ip, "20880"), "--name", name)
+	p.proc = w.start("provider-"+name, nil, env.dubbo, "provide", "--listen", net.JoinHostPort(p.ip, "20880"), "--name", name)
 	w.grpcEcho(p.pod, 50051)
 	w.serveTCP(net.JoinHostPort(p.ip, "7000"), func(c net.Conn) { io.Copy(c, c) })
 	w.serveTCP(net.JoinHostPort(p.ip, "7001"), func(c net.Conn) {
@@ -104,37 +103,6 @@ func (w *world) dubboProvider(name, version string) *dubboProvider {
 // kill ends the provider's process at once (SIGKILL): its connections are reset.
 func (p *dubboProvider) kill() {
 	p.proc.Process.Kill()
-}
-
-// startProc is world.start for a process the test may kill before it ends.
-func (w *world) startProc(name, bin string, args ...string) *exec.Cmd {
-	w.t.Helper()
-	logPath := filepath.Join(w.dir, name+".log")
-	log, err := os.Create(logPath)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		w.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); log.Close(); close(done) }()
-	w.t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if w.t.Failed() {
-			w.t.Logf("--- %s (%s), last lines:\n%s", name, logPath, tail(logPath, 20))
-		}
-	})
-	return cmd
 }
 
 // serveTCP runs handle for each connection to addr until the test ends.

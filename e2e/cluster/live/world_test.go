@@ -460,8 +460,9 @@ func (w *world) serviceVIP(name string) string {
 }
 
 // start runs a process of the world; its output goes to DIR/NAME.log, shown if the test
-// fails; it is killed when the test ends.
-func (w *world) start(name string, extraEnv []string, bin string, args ...string) {
+// fails; it is stopped (SIGTERM, then SIGKILL after 5 s) when the test ends. The test may
+// signal the returned process before.
+func (w *world) start(name string, extraEnv []string, bin string, args ...string) *exec.Cmd {
 	w.t.Helper()
 	logPath := filepath.Join(w.dir, name+".log")
 	log, err := os.Create(logPath)
@@ -489,6 +490,7 @@ func (w *world) start(name string, extraEnv []string, bin string, args ...string
 			w.t.Logf("--- %s (%s), last lines:\n%s", name, logPath, tail(logPath, 40))
 		}
 	})
+	return cmd
 }
 
 // get fetches url (the waypoint's admin) and returns its body; an answer other than 200 is
