@@ -224,6 +224,12 @@ func (c *conn) readFrames() error {
 			var se xhttp2.StreamError
 			var ce xhttp2.ConnectionError
 			switch {
+			case errors.As(err, &se) && fh.Type == xhttp2.FrameHeaders:
+				// x/net's only stream error for HEADERS is padding at least
+				// as long as the payload: a connection error (RFC 9113
+				// §6.2), and the block, never decoded, would leave HPACK
+				// out of step for its CONTINUATION frames (§4.3).
+				return connErr{code: ErrCodeProtocol, reason: "HEADERS frame with padding longer than its payload"}
 			case errors.As(err, &se):
 				if err := c.streamError(streamErr{se.StreamID, se.Code, "invalid frame"}); err != nil {
 					return err

@@ -532,3 +532,78 @@ func FuzzClientFrames(f *testing.F) {
 		checkGoroutines(t, base)
 	})
 }
+
+// TestHeadersPaddingOverrun is FuzzServerFrames' crasher ba65e486b8b2cdd1,
+// on both sides: a HEADERS frame without END_HEADERS whose padding is
+// longer than its payload (x/net's Framer calls it a stream error and
+// still expects CONTINUATION), then CONTINUATION. The engine decoded the
+// CONTINUATION's fragment in a block that had never begun and panicked;
+// it must close the connection with PROTOCOL_ERROR (RFC 9113 §6.2).
+func TestHeadersPaddingOverrun(t *testing.T) {
+	frames := []fuzzFrame{
+		{typ: uint8(xhttp2.FrameHeaders), flags: uint8(xhttp2.FlagHeadersPadded), id: 1, payload: []byte{0x82, 0x86, 0x41, 0x88, 0x2f}},
+		{typ: uint8(xhttp2.FrameContinuation), flags: uint8(xhttp2.FlagContinuationEndHeaders), id: 1, payload: fuzzBlock(":method", "GET", ":path", "/")},
+	}
+	t.Run("server", func(t *testing.T) {
+		s := serveOne(t, Config{}, echoHandler, false)
+		c := dialRaw(t, s.addr, false)
+		for _, f := range frames {
+			if err := c.fr.WriteRawFrame(xhttp2.FrameType(f.typ), xhttp2.Flags(f.flags), f.id, f.payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.readUntil(isGoAway(ErrCodeProtocol)) == nil {
+			t.Fatal("no GOAWAY(PROTOCOL_ERROR)")
+		}
+		if err := <-s.done; err == nil || !strings.Contains(err.Error(), "padding") {
+			t.Fatalf("ServeConn: %v, want the padding error", err)
+		}
+	})
+	t.Run("client", func(t *testing.T) {
+		cli, srv := net.Pipe()
+		defer srv.Close()
+		sawRequest := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { // the client's bytes: its request's HEADERS let the server answer
+			defer wg.Done()
+			fr := xhttp2.NewFramer(nil, srv)
+			if _, err := io.ReadFull(srv, make([]byte, len(xhttp2.ClientPreface))); err != nil {
+				return
+			}
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					return
+				}
+				if _, ok := f.(*xhttp2.HeadersFrame); ok {
+					close(sawRequest)
+				}
+			}
+		}()
+		defer wg.Wait()
+		defer srv.Close()
+		cc, err := NewClientConn(cli, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		fr := xhttp2.NewFramer(srv, nil)
+		fr.AllowIllegalWrites = true
+		if err := fr.WriteSettings(); err != nil {
+			t.Fatal(err)
+		}
+		cs, err := cc.open(context.Background(), newRequest("GET", "a", "/"), true, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-sawRequest
+		for _, f := range frames {
+			fr.WriteRawFrame(xhttp2.FrameType(f.typ), xhttp2.Flags(f.flags), f.id, f.payload)
+		}
+		if _, err := cs.Response(); err == nil || !strings.Contains(err.Error(), "padding") {
+			t.Fatalf("response over a connection that sent an invalid HEADERS frame: %v, want the padding error", err)
+		}
+		cs.Close()
+	})
+}

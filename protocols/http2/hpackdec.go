@@ -67,6 +67,7 @@ func (d *headerDecoder) init(cfg *Config) {
 	d.maxCount = cfg.MaxHeaderCount
 	d.dec = hpack.NewDecoder(4096, d.emit)
 	d.dec.SetMaxStringLength(d.maxList)
+	d.dec.SetEmitEnabled(false) // no block yet: as blockDiscard
 }
 
 // begin starts a block. For blockRequest and blockResponse the message's
