@@ -29,7 +29,8 @@ const (
 // (merge: merged into it instead, so that a few fuzzed fields change a
 // valid resource), then builds the whole set with BuildResources. Nothing
 // may panic; a build either fails with an error that says something or
-// gives a snapshot whose listeners match connections and which closes. The
+// gives a snapshot whose listeners match connections, whose config dump
+// does not panic, and which closes. The
 // seed corpus is every fixture resource in wire format (the fuzzer's
 // mutations of them are the proto mutations of valid config) and
 // testdata/fuzz/FuzzBuild.
@@ -87,9 +88,11 @@ func FuzzBuild(f *testing.F) {
 				l.Match(xds.MatchInput{Destination: netip.MustParseAddrPort(dst), Source: netip.MustParseAddrPort("10.0.0.2:1234"), AppProtocol: "'h2c'"})
 			}
 		}
-		if _, err := snap.ConfigDump(); err != nil {
-			t.Fatalf("ConfigDump of a snapshot that built: %v", err)
-		}
+		// ConfigDump may fail on what Build accepted without decoding (a
+		// transport_socket_matches entry no endpoint picks, whose Any holds
+		// bytes protojson refuses: corpus entry 380ff2150b458bce,
+		// docs/hardening.md); it must not panic.
+		snap.ConfigDump()
 		if err := snap.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
