@@ -70,8 +70,9 @@ func FuzzBuild(f *testing.F) {
 		case fuzzEndpoints:
 			r.Endpoints = put(t, data, fix.Endpoints, idx, merge)
 		case fuzzRoute:
-			rc := put(t, data, routes, idx, merge)[int(idx)%len(routes)]
-			r.Listeners = withRoute(t, fix.Listeners, rc)
+			if rcs := put(t, data, routes, idx, merge); rcs != nil {
+				r.Listeners = withRoute(t, fix.Listeners, rcs[int(idx)%len(routes)])
+			}
 		}
 		if r.Listeners == nil && r.Clusters == nil && r.Endpoints == nil {
 			return // not a message of that kind
