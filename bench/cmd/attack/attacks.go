@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,11 +141,18 @@ func plaintext(ctx context.Context, e *env) error {
 }
 
 func checkPlaintext(e *env, d deltas) (bool, string) {
+	return checkRefusedConns(e, d, "connections of garbage closed by the waypoint", "plaintext", "ssl.connection_error")
+}
+
+// checkRefusedConns holds when every connection the waypoint closed on the
+// attacker is counted under the waypoint's reason and Envoy's listener
+// counter (envoyStat in its dotted name).
+func checkRefusedConns(e *env, d deltas, what, reason, envoyStat string) (bool, string) {
 	closed := e.t.get("closed_by_waypoint")
-	n := d.sum("waypoint_hbone_refused_connections_total", `reason="plaintext"`)
-	ssl := d.sum("envoy_listener_ssl_connection_error", "")
-	return n >= float64(closed) && ssl >= float64(closed),
-		fmt.Sprintf("%d connections of garbage closed by the waypoint; refused{plaintext} +%.0f, ssl.connection_error +%.0f", closed, n, ssl)
+	n := d.sum("waypoint_hbone_refused_connections_total", `reason="`+reason+`"`)
+	envoy := d.sum("envoy_listener_"+strings.ReplaceAll(envoyStat, ".", "_"), "")
+	return n >= float64(closed) && envoy >= float64(closed),
+		fmt.Sprintf("%d %s; refused{%s} +%.0f, %s +%.0f", closed, what, reason, n, envoyStat, envoy)
 }
 
 func badCert(ctx context.Context, e *env) error {
@@ -183,11 +191,7 @@ func badCert(ctx context.Context, e *env) error {
 }
 
 func checkBadCert(e *env, d deltas) (bool, string) {
-	closed := e.t.get("closed_by_waypoint")
-	n := d.sum("waypoint_hbone_refused_connections_total", `reason="bad_certificate"`)
-	v := d.sum("envoy_listener_ssl_fail_verify_error", "")
-	return n >= float64(closed) && v >= float64(closed),
-		fmt.Sprintf("%d handshakes refused; refused{bad_certificate} +%.0f, ssl.fail_verify_error +%.0f", closed, n, v)
+	return checkRefusedConns(e, d, "handshakes refused", "bad_certificate", "ssl.fail_verify_error")
 }
 
 // pending holds o.pending connections that never send a byte, each
