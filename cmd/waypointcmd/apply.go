@@ -131,7 +131,7 @@ func (s waypointSpec) gateway() (*gatewayObject, error) {
 		return nil, fmt.Errorf("--class %q: want %s (istiod deploys it) or %s (the waypoint controller does)", class, classIstioWaypoint, classIstioMesh)
 	}
 	if s.Image != "" && (!strings.Contains(s.Image, "/") || strings.ContainsAny(s.Image, " \t\n")) {
-		return nil, fmt.Errorf("--image %q: want a reference with a \"/\" (e.g. localhost/waypoint:TAG, docker.io/library/waypoint:TAG): istiod's waypoint template ignores a %s annotation without one", s.Image, annotationImage)
+		return nil, fmt.Errorf("--image %q: want a reference with a \"/\" (e.g. localhost/waypoint:TAG, REGISTRY/waypoint:TAG): istiod's waypoint template ignores a %s annotation without one", s.Image, annotationImage)
 	}
 	gw := &gatewayObject{
 		APIVersion: gatewayAPIVersion, Kind: "Gateway",
