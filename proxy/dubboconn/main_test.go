@@ -2,7 +2,7 @@ package dubboconn
 
 // Addresses of this package's tests: 127.0.50.0/24 (the waypoint's
 // listener on 127.0.50.5, providers on 127.0.50.11 to .19); those of
-// telemetry_test.go and drain_test.go 127.0.65.0/24 (the same layout).
+// telemetry_test.go and drain_test.go 127.0.95.0/24 (the same layout).
 
 import (
 	"bytes"

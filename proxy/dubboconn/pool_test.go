@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// Addresses of this file's tests: 127.0.65.0/24 (the providers on
-// 127.0.65.11 and .12; nothing listens on .13).
+// Addresses of this file's tests: 127.0.95.0/24 (the providers on
+// 127.0.95.11 and .12; nothing listens on .13).
 
 // poolCount is how many (cluster, endpoint) pools Upstreams holds.
 func (u *Upstreams) poolCount() int {
@@ -21,7 +21,7 @@ func (u *Upstreams) poolCount() int {
 // its dial fails, and a later call to the endpoint gets a new one.
 func TestPoolsLeaveWithTheirConnections(t *testing.T) {
 	a, b := netip.MustParseAddrPort(telPodA), netip.MustParseAddrPort(telPodB)
-	dead := netip.MustParseAddrPort("127.0.65.13:20880")
+	dead := netip.MustParseAddrPort("127.0.95.13:20880")
 	e := newEnv(t, envOptions{listenIP: telWaypointIP, clusters: []clusterT{{"a", []netip.AddrPort{a}}, {"b", []netip.AddrPort{dead}},
 		{"ab", []netip.AddrPort{a, b}}, {"empty", nil}}, upstream: UpstreamConfig{IdleTimeout: 300 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond}})
 	c := e.consumer()

@@ -43,7 +43,7 @@ func BenchmarkCallTelemetry(b *testing.B) {
 			defer logs.Close()
 			env := &Env{Metrics: metrics.New(prometheus.NewRegistry(), 100), Logs: logs}
 			down := &filters.Downstream{Peer: telConsumer, PeerURI: telConsumer.String(), Baggage: telBaggage,
-				RemoteAddr: netip.MustParseAddrPort("127.0.65.1:40000"), Destination: netip.MustParseAddrPort("127.0.65.5:20880")}
+				RemoteAddr: netip.MustParseAddrPort("127.0.95.1:40000"), Destination: netip.MustParseAddrPort("127.0.95.5:20880")}
 			cl := &call{c: &conn{env: env, down: down}, frame: &dubbo.Frame{Raw: frame}, b: &binding{snap: snap, dubbo: bc.d}}
 			cl.req.Proto, cl.req.Method, cl.req.Path = l7.Dubbo, "hello", []byte("/com.example.Greeter/hello")
 			ureq := filters.UpstreamRequest{Cluster: "tel-greeter", Host: netip.MustParseAddrPort(telPodA)}

@@ -22,11 +22,11 @@ import (
 	"github.com/gowaypoint/waypoint/telemetry/stats"
 )
 
-// Addresses of this file's tests (127.0.65.0/24).
+// Addresses of this file's tests (127.0.95.0/24).
 const (
-	telWaypointIP = "127.0.65.5"
-	telPodA       = "127.0.65.11:20880"
-	telPodB       = "127.0.65.12:20880"
+	telWaypointIP = "127.0.95.5"
+	telPodA       = "127.0.95.11:20880"
+	telPodB       = "127.0.95.12:20880"
 )
 
 // telemetryConfig: a Dubbo chain with two RBAC filters as istiod orders
@@ -40,7 +40,7 @@ const telemetryConfig = `
 static_resources:
   listeners:
   - name: dubbo
-    address: {socket_address: {address: 127.0.65.5, port_value: 1}}
+    address: {socket_address: {address: 127.0.95.5, port_value: 1}}
     access_log:
     - name: envoy.access_loggers.file
       typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: "{{.Dir}}/access.log", log_format: {text_format_source: {inline_string: "{{.IstioFormat}}"}}}
@@ -117,7 +117,7 @@ static_resources:
       cluster_name: tel-greeter
       endpoints:
       - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.65.11, port_value: 20880}}}
+        - endpoint: {address: {socket_address: {address: 127.0.95.11, port_value: 20880}}}
           metadata: {filter_metadata: {istio: {workload: "greeter-v1;default;greeter;v1;Kubernetes"}}}
   - name: tel-busy
     connect_timeout: 1s
@@ -126,8 +126,8 @@ static_resources:
       cluster_name: tel-busy
       endpoints:
       - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.65.11, port_value: 20880}}}
-        - endpoint: {address: {socket_address: {address: 127.0.65.12, port_value: 20880}}}
+        - endpoint: {address: {socket_address: {address: 127.0.95.11, port_value: 20880}}}
+        - endpoint: {address: {socket_address: {address: 127.0.95.12, port_value: 20880}}}
   - name: tel-empty
     load_assignment: {cluster_name: tel-empty, endpoints: []}
 `
