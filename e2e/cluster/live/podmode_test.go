@@ -97,46 +97,9 @@ spec:
 
 	// Traffic through it, under a policy.
 	w.workload("reviews-v1", "bookinfo-reviews", map[string]string{"app": "reviews"}, 9080)
-	w.apply(`
-apiVersion: v1
-kind: Service
-metadata:
-  name: reviews
-  namespace: {{NS}}
-  labels:
-    istio.io/use-waypoint: waypoint
-spec:
-  selector: {app: reviews}
-  ports:
-  - name: http
-    port: 9080
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: reviews-viewers
-  namespace: {{NS}}
-spec:
-  targetRefs:
-  - kind: Service
-    group: ""
-    name: reviews
-  action: ALLOW
-  rules:
-  - from:
-    - source:
-        principals: ["cluster.local/ns/podmode/sa/productpage"]
-`)
+	w.apply(reviewsViewers("waypoint"))
 	url := "http://" + w.serviceVIP("reviews") + ":9080/reviews/0"
-	w.eventually(30*time.Second, "traffic through the pod-mode waypoint under the policy", func() error {
-		if code, r, err := w.call("productpage", "GET", url, nil); err != nil || code != 200 || r.Pod != "reviews-v1" {
-			return fmt.Errorf("productpage GET: %d %q %v", code, r.Pod, err)
-		}
-		if code, _, err := w.call("ratings", "GET", url, nil); err != nil || code != 403 {
-			return fmt.Errorf("ratings GET: %d %v", code, err)
-		}
-		return nil
-	})
+	w.viewersOnly(url, "the pod-mode waypoint")
 	w.synced()
 
 	t.Run("node", func(t *testing.T) {
@@ -483,5 +446,55 @@ data:
 			}
 		}
 		return fmt.Errorf("containers %v", d.Spec.Template.Spec.Containers)
+	})
+}
+
+// reviewsViewers is Service reviews (http 9080, selecting app=reviews) using waypoint, and an
+// AuthorizationPolicy on it that allows only the namespace's productpage.
+func reviewsViewers(waypoint string) string {
+	return `
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  namespace: {{NS}}
+  labels:
+    istio.io/use-waypoint: ` + waypoint + `
+spec:
+  selector: {app: reviews}
+  ports:
+  - name: http
+    port: 9080
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: reviews-viewers
+  namespace: {{NS}}
+spec:
+  targetRefs:
+  - kind: Service
+    group: ""
+    name: reviews
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/{{NS}}/sa/productpage"]
+`
+}
+
+// viewersOnly waits until url (on reviews, under reviewsViewers) answers productpage 200 from
+// reviews-v1 and ratings 403 through the waypoint named in what.
+func (w *world) viewersOnly(url, what string) {
+	w.t.Helper()
+	w.eventually(30*time.Second, "traffic through "+what+" under the policy", func() error {
+		if code, r, err := w.call("productpage", "GET", url, nil); err != nil || code != 200 || r.Pod != "reviews-v1" {
+			return fmt.Errorf("productpage GET: %d %q %v", code, r.Pod, err)
+		}
+		if code, _, err := w.call("ratings", "GET", url, nil); err != nil || code != 403 {
+			return fmt.Errorf("ratings GET: %d %v", code, err)
+		}
+		return nil
 	})
 }
