@@ -1,7 +1,8 @@
 // Package lograte throttles log lines that anyone on the network can
 // cause (refused handshakes, refused streams, connections closed by a
-// flood defence): at most one line per reason per interval, carrying how
-// many were held back since the last one. Every event is still counted by
+// flood defence): at most one line per reason per interval, fewer while
+// the reason keeps firing, each carrying how many were held back since the
+// last one. Every event is still counted by
 // its caller's metrics; what is held back at the throttled level may be
 // logged at debug instead, one line per event.
 //
@@ -21,15 +22,32 @@ import (
 // line per reason per second.
 const DefaultInterval = time.Second
 
+// DefaultMaxIntervals is how far a reason that keeps firing spaces its
+// lines when its MaxInterval is zero: ten times its interval (10 s for
+// the default).
+const DefaultMaxIntervals = 10
+
 // Reason throttles the lines of one kind of event. The zero value allows a
 // line per DefaultInterval. Safe for concurrent use; it must not be copied
 // after first use.
+//
+// A reason that keeps firing writes its lines further apart: each line
+// that reports events held back doubles the wait before the next, up to
+// MaxInterval; a line that reports none (the reason was quiet) brings it
+// back to Interval. Over a flood of a minute a reason writes nine lines
+// (at 0, 1, 3, 7, 15, 25, 35, 45 and 55 s), every event still counted in
+// the next line's suppressed count.
 type Reason struct {
 	// Interval is the least time between two allowed lines; set it before
 	// first use. Zero means DefaultInterval.
 	Interval time.Duration
+	// MaxInterval bounds the doubled wait of a reason that keeps firing;
+	// set it before first use. Zero means DefaultMaxIntervals times
+	// Interval; a value below Interval means no doubling.
+	MaxInterval time.Duration
 
 	next       atomic.Int64  // unix nanoseconds from which a line is allowed
+	wait       atomic.Int64  // the wait after the last allowed line; 0: Interval
 	suppressed atomic.Uint64 // events held back since the last allowed line
 }
 
@@ -46,16 +64,35 @@ func (r *Reason) allowAt(now int64) (bool, uint64) {
 		r.suppressed.Add(1)
 		return false, 0
 	}
-	iv := r.Interval
-	if iv <= 0 {
-		iv = DefaultInterval
-	}
-	if !r.next.CompareAndSwap(next, now+int64(iv)) {
+	wait := r.nextWait(r.suppressed.Load() > 0)
+	if !r.next.CompareAndSwap(next, now+wait) {
 		// Another goroutine took this interval's line.
 		r.suppressed.Add(1)
 		return false, 0
 	}
+	r.wait.Store(wait)
 	return true, r.suppressed.Swap(0)
+}
+
+// nextWait is the wait after a line allowed now: doubled when the reason
+// kept firing since the last line, back to the interval when it did not.
+func (r *Reason) nextWait(firing bool) int64 {
+	iv := int64(r.Interval)
+	if iv <= 0 {
+		iv = int64(DefaultInterval)
+	}
+	if !firing {
+		return iv
+	}
+	limit := int64(r.MaxInterval)
+	if limit == 0 {
+		limit = DefaultMaxIntervals * iv
+	}
+	w := r.wait.Load()
+	if w == 0 {
+		w = iv
+	}
+	return max(iv, min(2*w, limit))
 }
 
 // Suppressed returns how many events are held back and not yet reported

@@ -41,6 +41,52 @@ func TestAllow(t *testing.T) {
 	}
 }
 
+// TestFloodBacksOff: a reason that fires every 10 ms for a minute writes
+// its lines at 0, 1, 3, 7, 15, 25, 35, 45 and 55 s, and every event is in
+// a line or its count; after a quiet spell the interval is back to 1 s.
+func TestFloodBacksOff(t *testing.T) {
+	var r Reason
+	base := time.Now().UnixNano()
+	var lines []time.Duration
+	var counted uint64
+	const step, events = 10 * time.Millisecond, 6000
+	for i := range events {
+		at := time.Duration(i) * step
+		if ok, n := r.allowAt(base + int64(at)); ok {
+			lines = append(lines, at)
+			counted += 1 + n
+		}
+	}
+	want := []time.Duration{0, 1, 3, 7, 15, 25, 35, 45, 55}
+	if len(lines) != len(want) {
+		t.Fatalf("lines at %v, want %d lines", lines, len(want))
+	}
+	for i, at := range lines {
+		if at != want[i]*time.Second {
+			t.Fatalf("lines at %v, want at %v s", lines, want)
+		}
+	}
+	if counted+r.Suppressed() != events {
+		t.Fatalf("%d events in lines and %d held back, want %d", counted, r.Suppressed(), events)
+	}
+	// Quiet from 60 s; the line at 200 s reports those held back since
+	// 55 s (a firing reason's line: the wait stays at its cap), the next
+	// one, 10 s later, reports none and the interval is back to 1 s.
+	at := base + int64(200*time.Second)
+	if held, ok, n := r.Suppressed(), false, uint64(0); held == 0 {
+		t.Fatal("nothing held back since the last line of the flood")
+	} else if ok, n = r.allowAt(at); !ok || n != held {
+		t.Fatalf("line after the flood: %v, %d; want true, %d", ok, n, held)
+	}
+	at += int64(10 * time.Second)
+	if ok, n := r.allowAt(at); !ok || n != 0 {
+		t.Fatalf("line after a quiet 10 s: %v, %d; want true, 0", ok, n)
+	}
+	if ok, _ := r.allowAt(at + int64(time.Second)); !ok {
+		t.Fatal("the interval did not come back to 1 s after a quiet line")
+	}
+}
+
 // TestAllowConcurrent: from many goroutines at once, one line is allowed
 // per interval and every other event is held back and counted.
 func TestAllowConcurrent(t *testing.T) {

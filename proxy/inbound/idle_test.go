@@ -222,10 +222,15 @@ func TestIdleStreamMemory(t *testing.T) {
 }
 
 // TestIdleStreamsMemoryReturned: once 10,000 idle streams are closed,
-// the overload manager's refreshes run (their memory in use, free heap
-// and RSS logged: docs/hardening.md, memory returned to the OS), then
-// after a GC the streams' memory is no longer in use (nothing of them
-// leaks: within 10% of what they took).
+// the overload manager's refreshes run, one a second, and nothing else
+// collects: the manager's quiet release (no GC for a few refreshes) runs a
+// GC and returns the free memory, so that the streams' memory is no
+// longer in use, but for a fifth of what they took at most (nothing of
+// them leaks; the release found it without the runtime's forced GC two
+// minutes later). What stays, about a tenth, is the runtime's: stack
+// space it keeps reserved for goroutines to come, and heap metadata.
+// Memory in use, free heap and RSS are logged (docs/hardening.md, memory
+// returned to the OS).
 func TestIdleStreamsMemoryReturned(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens thousands of streams")
@@ -258,11 +263,8 @@ func TestIdleStreamsMemoryReturned(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	after, afterRSS := overload.ReadMemory(), memtest.RSS(t)
-	runtime.GC()
-	collected := overload.ReadMemory()
-	t.Logf("after a GC: in use %.1f MiB, free %.1f MiB, RSS %.1f MiB", mib(collected.InUse), mib(collected.Free), mib(uint64(memtest.RSS(t))))
-	if left, took := int64(collected.InUse)-int64(base.InUse), int64(peak.InUse)-int64(base.InUse); left > took/10 && !raceEnabled {
-		t.Errorf("%.1f MiB still in use after the streams ended and a GC, of the %.1f MiB they took", mib(uint64(left)), mib(uint64(took)))
+	if left, took := int64(after.InUse)-int64(base.InUse), int64(peak.InUse)-int64(base.InUse); left > took/5 && !raceEnabled {
+		t.Errorf("%.1f MiB still in use after the streams ended and the manager's refreshes, of the %.1f MiB they took", mib(uint64(left)), mib(uint64(took)))
 	}
 	t.Logf("in use: %.1f MiB before, %.1f with %d idle streams, %.1f after; free held %.1f, %.1f, %.1f; RSS %.1f, %.1f, %.1f MiB",
 		mib(base.InUse), mib(peak.InUse), conns*per, mib(after.InUse), mib(base.Free), mib(peak.Free), mib(after.Free),

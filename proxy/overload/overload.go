@@ -80,7 +80,7 @@ var (
 	resetCount = stats.NewCounter(prometheus.CounterOpts{Name: promName("overload." + xds.ActionResetHighMemoryStream + ".count"),
 		Help: "Streams reset by the reset_high_memory_stream action."})
 	released = stats.NewCounter(prometheus.CounterOpts{Name: "waypoint_memory_released_total",
-		Help: "Times the overload manager returned free memory to the OS (debug.FreeOSMemory)."})
+		Help: "Times the overload manager returned free memory to the OS (two GCs, then debug.FreeOSMemory)."})
 	globalOverflow = stats.NewCounterVec(prometheus.CounterOpts{Name: "envoy_listener_downstream_global_cx_overflow",
 		Help: "Connections refused by the global_downstream_max_connections limit."}, []string{"listener"})
 	overloadReject = stats.NewCounterVec(prometheus.CounterOpts{Name: "envoy_listener_downstream_cx_overload_reject",
@@ -108,8 +108,8 @@ type Options struct {
 	MemoryLimit func() int64
 	// Sample reads the memory figures; default ReadMemory.
 	Sample func() Memory
-	// FreeOSMemory returns free memory to the OS; default
-	// debug.FreeOSMemory.
+	// FreeOSMemory collects and returns free memory to the OS; default
+	// ReturnMemory.
 	FreeOSMemory func()
 	Logger       *slog.Logger // default slog.Default()
 }
@@ -137,11 +137,8 @@ type Manager struct {
 	streamsMu sync.Mutex
 	streams   map[*Tracked]struct{} // guarded by streamsMu
 
-	// Memory release (release.go): touched by Refresh only.
-	releaseMu   sync.Mutex
-	lastRelease time.Time
-	calm        int // consecutive refreshes with much free memory held
-	resetLog    lograte.Reason
+	releaser releaser // memory.go
+	resetLog lograte.Reason
 }
 
 // ErrNoHeapLimit is New's error for a fixed_heap monitor without a size
@@ -158,7 +155,7 @@ func New(cfg *xds.Overload, opts Options) (*Manager, error) {
 		opts.Sample = ReadMemory
 	}
 	if opts.FreeOSMemory == nil {
-		opts.FreeOSMemory = debug.FreeOSMemory
+		opts.FreeOSMemory = ReturnMemory
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gowaypoint/waypoint/xds"
 )
@@ -232,5 +233,56 @@ func TestReleaseAfterABurst(t *testing.T) {
 	t.Logf("free heap held: %d MiB before, %d MiB after", before.Free>>20, after.Free>>20)
 	if after.Free >= ReleaseMinFree {
 		t.Errorf("free heap held after the refreshes: %d MiB, want under %d MiB", after.Free>>20, ReleaseMinFree>>20)
+	}
+}
+
+// TestQuietRelease: a process that stops collecting (nothing allocates)
+// gets a release after ReleaseQuietRefreshes refreshes; one that keeps
+// collecting gets none; a quiet release that gave back little doubles
+// the wait before the next one.
+func TestQuietRelease(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name     string
+		gcs      []uint64 // GCCycles at each refresh
+		gives    uint64   // what each release gives back
+		releases int
+		interval time.Duration // the quiet wait after the last refresh
+	}{
+		{"collecting: no release", []uint64{1, 2, 3, 4, 5, 6, 7}, 50 * mib, 0, ReleaseMinInterval},
+		{"quiet: one release", []uint64{1, 1, 1, 1}, 50 * mib, 1, ReleaseMinInterval},
+		{"quiet, not long enough", []uint64{1, 1, 1}, 50 * mib, 0, ReleaseMinInterval},
+		{"quiet, little given back: the wait doubles", []uint64{1, 1, 1, 1}, mib, 1, 2 * ReleaseMinInterval},
+		{"quiet again within the wait: no second release", []uint64{1, 1, 1, 1, 2, 2, 2, 2}, 50 * mib, 1, ReleaseMinInterval},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			held := uint64(100 * mib)
+			var gcs uint64
+			releases := 0
+			m, err := New(nil, Options{
+				Sample: func() Memory { return Memory{InUse: held, GCCycles: gcs} },
+				FreeOSMemory: func() {
+					releases++
+					held -= tc.gives
+					gcs++ // the release's own GC
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range tc.gcs {
+				if c > gcs {
+					gcs = c
+				}
+				m.Refresh()
+			}
+			if releases != tc.releases {
+				t.Errorf("%d releases, want %d", releases, tc.releases)
+			}
+			if got := m.releaser.interval; got != tc.interval {
+				t.Errorf("quiet wait %v, want %v", got, tc.interval)
+			}
+		})
 	}
 }
