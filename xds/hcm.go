@@ -56,12 +56,20 @@ type HTTPConnectionManager struct {
 
 	// Timeouts: stream_idle_timeout (5 min), request_timeout (none),
 	// request_headers_timeout (none), common_http_protocol_options
-	// idle_timeout (1 h) and max_stream_duration (none). 0 disables.
+	// idle_timeout (1 h), max_connection_duration (none) and
+	// max_stream_duration (none). 0 disables. DrainTimeout is drain_timeout
+	// (5 s): on an HTTP/2 connection the connection manager drains itself
+	// (max_connection_duration), the time between the GOAWAY notice and the
+	// final GOAWAY; on an HTTP/1.1 one, how long an idle connection is kept
+	// for a last request. proxy/httpconn enforces them
+	// (docs/hardening.md, "Timeouts").
 	StreamIdleTimeout     time.Duration
 	RequestTimeout        time.Duration
 	RequestHeadersTimeout time.Duration
 	IdleTimeout           time.Duration
+	MaxConnectionDuration time.Duration
 	MaxStreamDuration     time.Duration
+	DrainTimeout          time.Duration
 
 	// MaxRequestHeadersBytes (60 KiB) and MaxHeadersCount (100) bound a
 	// request's header section.
@@ -132,6 +140,7 @@ const (
 var (
 	DefaultStreamIdleTimeout = 5 * time.Minute
 	DefaultHTTPIdleTimeout   = time.Hour
+	DefaultHCMDrainTimeout   = 5 * time.Second
 	DefaultDownstreamHTTP2   = DownstreamHTTP2{MaxConcurrentStreams: 100, InitialStreamWindowSize: 64 << 10,
 		InitialConnectionWindowSize: 1 << 20}
 )
@@ -151,7 +160,7 @@ var hcmAllowlist = pbcheck.Allowlist{
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":                          fields("name", "typed_config", "is_optional"),
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig": fields("upgrade_type", "enabled"),
 	"envoy.extensions.filters.network.http_connection_manager.v3.RequestIDExtension":                  fields("typed_config"),
-	"envoy.config.core.v3.HttpProtocolOptions":                                                        fields("idle_timeout", "max_headers_count", "max_stream_duration"),
+	"envoy.config.core.v3.HttpProtocolOptions":                                                        fields("idle_timeout", "max_headers_count", "max_connection_duration", "max_stream_duration"),
 	"envoy.config.core.v3.Http2ProtocolOptions":                                                       fields("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size"),
 }
 
@@ -307,8 +316,14 @@ func (h *HTTPConnectionManager) decodeTimeouts(pb *hcmv3.HttpConnectionManager) 
 	if h.IdleTimeout, err = duration(common.GetIdleTimeout(), DefaultHTTPIdleTimeout); err != nil {
 		return at("common_http_protocol_options.idle_timeout", err)
 	}
+	if h.MaxConnectionDuration, err = duration(common.GetMaxConnectionDuration(), 0); err != nil {
+		return at("common_http_protocol_options.max_connection_duration", err)
+	}
 	if h.MaxStreamDuration, err = duration(common.GetMaxStreamDuration(), 0); err != nil {
 		return at("common_http_protocol_options.max_stream_duration", err)
+	}
+	if h.DrainTimeout, err = duration(pb.GetDrainTimeout(), DefaultHCMDrainTimeout); err != nil {
+		return at("drain_timeout", err)
 	}
 	return nil
 }

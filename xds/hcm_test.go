@@ -62,6 +62,35 @@ func TestHCMDecode(t *testing.T) {
 	}
 }
 
+// TestHCMTimeoutsDecode: the connection manager's timeouts, with Envoy's
+// defaults when absent.
+func TestHCMTimeoutsDecode(t *testing.T) {
+	type timeouts struct {
+		StreamIdle, Request, Headers, Idle, MaxConn, MaxStream, Drain time.Duration
+	}
+	cases := []struct {
+		name, extra string
+		want        timeouts
+	}{
+		{"defaults", "", timeouts{StreamIdle: 5 * time.Minute, Idle: time.Hour, Drain: 5 * time.Second}},
+		{"all set", `stream_idle_timeout: 7s, request_timeout: 3s, request_headers_timeout: 2s, drain_timeout: 1s,
+			common_http_protocol_options: {idle_timeout: 9s, max_connection_duration: 60s, max_stream_duration: 30s}`,
+			timeouts{7 * time.Second, 3 * time.Second, 2 * time.Second, 9 * time.Second, time.Minute, 30 * time.Second, time.Second}},
+		{"zero disables", "stream_idle_timeout: 0s, common_http_protocol_options: {idle_timeout: 0s}", timeouts{Drain: 5 * time.Second}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := mustParse(t, doc("", []string{listenerOn("l", 18000, "", hcmChain(routerFilter, simpleRoutes, c.extra))}, []string{backendCluster}))
+			h := b.Snapshot.Listener("l").FilterChains[0].HTTP
+			got := timeouts{h.StreamIdleTimeout, h.RequestTimeout, h.RequestHeadersTimeout, h.IdleTimeout,
+				h.MaxConnectionDuration, h.MaxStreamDuration, h.DrainTimeout}
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("timeouts (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestHCMTypedStructFilter(t *testing.T) {
 	greeting := `{name: example.greeting, typed_config: {"@type": type.googleapis.com/xds.type.v3.TypedStruct, type_url: type.googleapis.com/example.greeting.v1.Config, value: {header: x-caller}}}`
 	b := mustParse(t, doc("", []string{listenerOn("l", 18000, "", hcmChain(greeting+", "+routerFilter, simpleRoutes, ""))}, []string{backendCluster}))

@@ -47,7 +47,27 @@ type Config struct {
 	// DrainTimeout bounds a graceful shutdown: once the server's context
 	// is cancelled (or ClientConn.Shutdown is called) streams in flight get
 	// this long to finish, then the connection is closed. Default 30 s.
+	// After a ShutdownNotice it counts from the final GOAWAY.
 	DrainTimeout time.Duration
+	// ShutdownNotice, when positive, makes a server's graceful shutdown
+	// whose context ended with ErrShutdownNotice as its cause
+	// (context.WithCancelCause) begin with RFC 9113's notice: GOAWAY with
+	// the last stream id 2^31-1, new streams still accepted for this long,
+	// then the final GOAWAY with the last stream id processed (Envoy's
+	// HCM drain_timeout). Any other end of the context sends the final
+	// GOAWAY at once. Zero: never a notice.
+	ShutdownNotice time.Duration
+	// RequestHeadersTimeout bounds a request header block that comes in
+	// more than one frame (HEADERS, then CONTINUATION): when it is not
+	// complete this long after its HEADERS frame, its stream is answered
+	// 408 with RST_STREAM(NO_ERROR), as Envoy answers a stream whose
+	// request_headers_timeout passed, and the block is decoded (HPACK
+	// stays in step) and dropped when it completes. OnRequestHeadersTimeout,
+	// when set, is called each time, on a timer's goroutine; it must not
+	// block. One timer per connection, armed only while a block is
+	// incomplete. Zero: none. Servers only.
+	RequestHeadersTimeout   time.Duration
+	OnRequestHeadersTimeout func()
 
 	// MaxOutboundFrames bounds the frames queued for writing and not yet
 	// handed to the connection: exceeding it closes the connection. Stream
@@ -212,7 +232,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		c.MaxWindowUpdatesPerDataFrame < 0, c.PrematureResetStreamCount < 0:
 		return c, fmt.Errorf("http2: config: negative limit in %+v", cfg)
 	case c.IdleTimeout < 0, c.KeepAliveInterval < 0, c.KeepAliveTimeout < 0,
-		c.HandshakeTimeout < 0, c.DrainTimeout < 0, c.PrematureResetMinLifetime < 0:
+		c.HandshakeTimeout < 0, c.DrainTimeout < 0, c.PrematureResetMinLifetime < 0,
+		c.ShutdownNotice < 0, c.RequestHeadersTimeout < 0:
 		return c, fmt.Errorf("http2: config: negative duration in %+v", cfg)
 	}
 	return c, nil

@@ -101,6 +101,8 @@ type block struct {
 	errCode   ErrCode
 	errReason string
 	hasErr    bool
+	// timed says RequestHeadersTimeout runs for the block (server).
+	timed bool
 }
 
 func newConn(rwc io.ReadWriteCloser, cfg Config, server bool) *conn {
@@ -498,6 +500,10 @@ func (c *conn) onHeaders(f *xhttp2.HeadersFrame) error {
 	if err != nil {
 		return err
 	}
+	if c.server && !f.HeadersEnded() && c.blk.req != nil && c.cfg.RequestHeadersTimeout > 0 {
+		c.blk.timed = true
+		c.armHeaderTimer(f.StreamID)
+	}
 	return c.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 }
 
@@ -530,6 +536,19 @@ func (c *conn) headerFragment(frag []byte, end bool) error {
 	if err := c.hdec.end(); err != nil {
 		c.blockDone()
 		return connErr{code: ErrCodeCompression, reason: "hpack: " + err.Error()}
+	}
+	if c.blk.timed {
+		c.blk.timed = false
+		if c.headerBlockDone(c.blk.id) {
+			// Answered 408 by RequestHeadersTimeout: decoded for HPACK's
+			// sake only.
+			if req := c.blk.req; req != nil {
+				c.blk.req = nil
+				putRequest(req)
+			}
+			c.blockDone()
+			return nil
+		}
 	}
 	var err error
 	if c.server {
@@ -887,7 +906,7 @@ func (c *conn) shutdown(err error) {
 		}
 		c.closeStreamLocked(s)
 	}
-	for _, t := range []*time.Timer{c.idleTimer, c.kaTimer, c.drainTimer} {
+	for _, t := range []*time.Timer{c.idleTimer, c.kaTimer, c.drainTimer, c.srv.noticeTimer, c.srv.hdrTimer} {
 		if t != nil {
 			t.Stop()
 		}

@@ -238,3 +238,7 @@ func statelessBlock(status int) []byte {
 
 // block431 answers a request whose header list is over our limits.
 var block431 = statelessBlock(431)
+
+// block408 answers a request whose header block did not complete within
+// RequestHeadersTimeout.
+var block408 = statelessBlock(408)

@@ -48,6 +48,19 @@ type serverState struct {
 	premature int
 	// drainExpired is set when DrainTimeout cut the shutdown short.
 	drainExpired bool
+	// drainCtx is ServeConn's context (read-only): its cause says whether
+	// a graceful shutdown begins with a notice (ErrShutdownNotice).
+	drainCtx context.Context
+	// noticeTimer ends the ShutdownNotice period (final GOAWAY).
+	noticeTimer *time.Timer
+	// RequestHeadersTimeout: hdrPending is the stream id of the request
+	// block the timer runs for (0: none), hdrDeadline when it passes,
+	// hdrExpired the id of a block the timer answered (dropped when it
+	// completes).
+	hdrTimer    *time.Timer
+	hdrPending  uint32
+	hdrExpired  uint32
+	hdrDeadline time.Time
 }
 
 func (s *serverState) tooManyPrematureResetsLocked(cfg *Config) bool {
@@ -65,6 +78,15 @@ func (s *serverState) tooManyPrematureResetsLocked(cfg *Config) bool {
 // shutdown with streams still open.
 var errDrainTimeout = errors.New("http2: drain timeout: streams still open were closed")
 
+// ErrShutdownNotice, as the cause of the end of ServeConn's context
+// (context.WithCancelCause), makes the graceful shutdown begin with a
+// notice when Config.ShutdownNotice is set.
+var ErrShutdownNotice = errors.New("http2: graceful shutdown with a notice")
+
+// lastStreamIDNotice is the last stream id of a shutdown notice's GOAWAY
+// (RFC 9113 §6.8: 2^31-1, every stream may still come).
+const lastStreamIDNotice = 1<<31 - 1
+
 // ServeConn serves HTTP/2 with prior knowledge on conn, a byte stream
 // from the caller (a TCP connection, a TLS connection after ALPN h2, an
 // HBONE tunnel): it reads the client preface, exchanges SETTINGS and calls
@@ -75,8 +97,10 @@ var errDrainTimeout = errors.New("http2: drain timeout: streams still open were 
 //
 // Cancelling ctx is a graceful shutdown: GOAWAY with the last stream id,
 // streams in flight finish, then the connection closes; after
-// cfg.DrainTimeout the remaining streams are cut. Closing conn is the hard
-// stop: everything ends at once. Stream contexts carry ctx's values.
+// cfg.DrainTimeout the remaining streams are cut. With cfg.ShutdownNotice
+// and ErrShutdownNotice as ctx's cause, the final GOAWAY follows a notice
+// (see Config). Closing conn is the hard stop: everything ends at once.
+// Stream contexts carry ctx's values.
 func ServeConn(ctx context.Context, conn io.ReadWriteCloser, cfg Config, h Handler) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -86,7 +110,64 @@ func ServeConn(ctx context.Context, conn io.ReadWriteCloser, cfg Config, h Handl
 	c := newConn(conn, cfg, true)
 	c.srv.handler = h
 	c.srv.baseCtx = context.WithoutCancel(ctx)
+	c.srv.drainCtx = ctx
 	return c.serve(ctx)
+}
+
+// armHeaderTimer starts RequestHeadersTimeout for the request header
+// block of stream id, which needs more frames (read loop).
+func (c *conn) armHeaderTimer(id uint32) {
+	d := c.cfg.RequestHeadersTimeout
+	c.mu.Lock()
+	c.srv.hdrPending = id
+	c.srv.hdrDeadline = time.Now().Add(d)
+	if c.srv.hdrTimer == nil {
+		c.srv.hdrTimer = time.AfterFunc(d, c.headersExpired)
+	} else {
+		c.srv.hdrTimer.Reset(d)
+	}
+	c.mu.Unlock()
+}
+
+// headerBlockDone disarms the timer of the request block of stream id,
+// which is complete (read loop); true when the timer answered the stream
+// first: the request is then dropped.
+func (c *conn) headerBlockDone(id uint32) (expired bool) {
+	c.mu.Lock()
+	if c.srv.hdrPending == id {
+		c.srv.hdrPending = 0
+		c.srv.hdrTimer.Stop()
+	}
+	if c.srv.hdrExpired == id {
+		c.srv.hdrExpired, expired = 0, true
+	}
+	c.mu.Unlock()
+	return expired
+}
+
+// headersExpired is the RequestHeadersTimeout timer: the stream whose
+// header block is still incomplete is answered 408 and reset
+// (RST_STREAM(NO_ERROR)), its id noted as reset so that what the peer
+// still sends on it is ignored. A timer that went off for a block since
+// completed (the next one's deadline not reached) does nothing: Reset
+// re-armed it.
+func (c *conn) headersExpired() {
+	c.mu.Lock()
+	id := c.srv.hdrPending
+	if id == 0 || c.closed || time.Now().Before(c.srv.hdrDeadline) {
+		c.mu.Unlock()
+		return
+	}
+	c.srv.hdrPending, c.srv.hdrExpired = 0, id
+	c.noteResetLocked(id)
+	c.mu.Unlock()
+	c.sendCtrl(classControl, 2, true, func(fr *xhttp2.Framer) {
+		fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: id, BlockFragment: block408, EndStream: true, EndHeaders: true})
+		fr.WriteRSTStream(id, ErrCodeNo)
+	})
+	if f := c.cfg.OnRequestHeadersTimeout; f != nil {
+		f()
+	}
 }
 
 func (c *conn) serve(ctx context.Context) error {
@@ -169,8 +250,30 @@ func (c *conn) endReadLoop(err error) error {
 	return err
 }
 
-// startDrain begins a graceful shutdown (ServeConn's ctx was cancelled).
+// startDrain begins a graceful shutdown (ServeConn's ctx was cancelled):
+// the notice when it is asked for (Config.ShutdownNotice), else the final
+// GOAWAY.
 func (c *conn) startDrain() {
+	if c.cfg.ShutdownNotice > 0 && errors.Is(context.Cause(c.srv.drainCtx), ErrShutdownNotice) {
+		c.mu.Lock()
+		if c.closed || c.draining || c.goAwaySent || c.srv.noticeTimer != nil {
+			c.mu.Unlock()
+			return
+		}
+		// Streams are still accepted: goAwaySent stays false until the
+		// final GOAWAY.
+		c.srv.noticeTimer = time.AfterFunc(c.cfg.ShutdownNotice, c.finalGoAway)
+		c.mu.Unlock()
+		c.sendCtrl(classFinal, 1, true, func(fr *xhttp2.Framer) { fr.WriteGoAway(lastStreamIDNotice, ErrCodeNo, nil) })
+		return
+	}
+	c.finalGoAway()
+}
+
+// finalGoAway sends the final GOAWAY with the last stream id processed:
+// no new stream from then on, the connection closes once those in flight
+// are done (at most DrainTimeout).
+func (c *conn) finalGoAway() {
 	c.mu.Lock()
 	if c.closed || c.draining {
 		c.mu.Unlock()

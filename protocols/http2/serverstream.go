@@ -159,6 +159,12 @@ func (st *ServerStream) CloseRead() {
 	s.c.returnWindow(0, 0, int64(n))
 }
 
+// CancelContext cancels the stream's Context without ending the stream:
+// work done under it stops (an upstream request), while the handler may
+// still answer (a local reply after a timeout of its own). Safe to call
+// from any goroutine.
+func (st *ServerStream) CancelContext() { st.s.cancelCtx() }
+
 // Reset ends the stream with RST_STREAM(code): reads and writes fail and
 // the context is cancelled.
 func (st *ServerStream) Reset(code ErrCode) {

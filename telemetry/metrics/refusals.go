@@ -23,6 +23,10 @@ import (
 //	envoy_http2_<defence>                                                 HTTP/2 connections closed by a flood defence (http2.Defence names)
 //	envoy_http_downstream_rq_too_many_premature_resets{http_conn_manager_prefix}  connections closed for rapid reset
 //	envoy_http_downstream_rq_header_timeout{http_conn_manager_prefix}     requests whose headers did not arrive within request_headers_timeout
+//	envoy_http_downstream_rq_idle_timeout{http_conn_manager_prefix}       streams ended by stream_idle_timeout
+//	envoy_http_downstream_rq_timeout{http_conn_manager_prefix}            requests not received whole within request_timeout
+//	envoy_http_downstream_rq_max_duration_reached{http_conn_manager_prefix}  streams ended by max_stream_duration
+//	envoy_http_downstream_cx_max_duration_reached{http_conn_manager_prefix}  connections drained by max_connection_duration
 //	waypoint_hbone_refused_connections_total{reason}                      every refused HBONE connection by reason (HandshakeReason)
 //	waypoint_hbone_refused_streams_total{reason}                          every refused CONNECT stream by reason
 //	waypoint_http2_too_many_pending_streams_total                         HTTP/2 connections closed for streams waiting for a handler (no Envoy analogue)
@@ -39,6 +43,10 @@ var (
 	refusedStreams  = stats.NewCounterVec(prometheus.CounterOpts{Name: "waypoint_hbone_refused_streams_total", Help: "HBONE CONNECT streams refused, by reason."}, []string{"reason"})
 	prematureResets = stats.NewCounterVec(prometheus.CounterOpts{Name: "envoy_http_downstream_rq_too_many_premature_resets", Help: "Connections closed for too many requests reset before a response."}, []string{"http_conn_manager_prefix"})
 	headerTimeouts  = stats.NewCounterVec(prometheus.CounterOpts{Name: "envoy_http_downstream_rq_header_timeout", Help: "Requests closed because their headers did not arrive within request_headers_timeout."}, []string{"http_conn_manager_prefix"})
+	idleTimeouts    = stats.NewCounterVec(prometheus.CounterOpts{Name: "envoy_http_downstream_rq_idle_timeout", Help: "Streams ended by stream_idle_timeout."}, []string{"http_conn_manager_prefix"})
+	rqTimeouts      = stats.NewCounterVec(prometheus.CounterOpts{Name: "envoy_http_downstream_rq_timeout", Help: "Requests not received whole within request_timeout."}, []string{"http_conn_manager_prefix"})
+	rqMaxDuration   = stats.NewCounterVec(prometheus.CounterOpts{Name: "envoy_http_downstream_rq_max_duration_reached", Help: "Streams ended by max_stream_duration."}, []string{"http_conn_manager_prefix"})
+	cxMaxDuration   = stats.NewCounterVec(prometheus.CounterOpts{Name: "envoy_http_downstream_cx_max_duration_reached", Help: "Connections drained by max_connection_duration."}, []string{"http_conn_manager_prefix"})
 	defences        [http2.NumDefences]prometheus.Counter // unlabelled codec counters; nil for those counted per connection manager
 )
 
@@ -163,11 +171,19 @@ func NoFilterChainMatch(listener string) prometheus.Counter {
 }
 
 // HCMStats are the defence and timeout counters of one HTTP connection
-// manager (by stat_prefix), resolved once.
+// manager (by stat_prefix), resolved once. Safe for concurrent use.
 type HCMStats struct {
 	prematureResets prometheus.Counter
 	// HeaderTimeouts counts requests closed by request_headers_timeout.
 	HeaderTimeouts prometheus.Counter
+	// IdleTimeouts counts streams ended by stream_idle_timeout,
+	// RequestTimeouts requests not whole within request_timeout,
+	// MaxDurationReached streams ended by max_stream_duration, and
+	// CxMaxDurationReached connections drained by max_connection_duration.
+	IdleTimeouts         prometheus.Counter
+	RequestTimeouts      prometheus.Counter
+	MaxDurationReached   prometheus.Counter
+	CxMaxDurationReached prometheus.Counter
 }
 
 // HCM returns the counters of the connection manager with stat_prefix.
@@ -176,7 +192,9 @@ func HCM(prefix string) *HCMStats {
 	defer refusalMu.Unlock()
 	s := perPrefix[prefix]
 	if s == nil {
-		s = &HCMStats{prematureResets: prematureResets.WithLabelValues(prefix), HeaderTimeouts: headerTimeouts.WithLabelValues(prefix)}
+		s = &HCMStats{prematureResets: prematureResets.WithLabelValues(prefix), HeaderTimeouts: headerTimeouts.WithLabelValues(prefix),
+			IdleTimeouts: idleTimeouts.WithLabelValues(prefix), RequestTimeouts: rqTimeouts.WithLabelValues(prefix),
+			MaxDurationReached: rqMaxDuration.WithLabelValues(prefix), CxMaxDurationReached: cxMaxDuration.WithLabelValues(prefix)}
 		perPrefix[prefix] = s
 	}
 	return s
