@@ -20,14 +20,24 @@ import (
 // request: a response in flight is the connection's last, and a connection
 // waiting for its next request is closed at once (a request whose head is
 // arriving just then is lost, as whenever a server closes an idle
-// keep-alive connection; clients retry it on a new one).
+// keep-alive connection; clients retry it on a new one). The connection
+// manager's timers (timers.go) use one timer for the connection's streams,
+// and one for max_connection_duration.
 func (c *conn) serveHTTP1() {
-	hdr := c.headersTimeout()
-	defer hdr.stop()
+	var (
+		tm          *streamTimer
+		headStarted func()
+	)
+	if d, _ := headTimeout(c.hcm); d > 0 {
+		tm = new(streamTimer)
+		tm.bind(c)
+		headStarted = tm.beginHead
+		defer tm.end()
+	}
 	sc := http1.NewServerConn(c.rw, http1.ServerConfig{
 		Limits:      http1.Limits{MaxHeaderBytes: c.hcm.MaxRequestHeadersBytes, MaxHeaders: c.hcm.MaxHeadersCount},
 		IdleTimeout: c.hcm.IdleTimeout,
-		HeadStarted: hdr.start,
+		HeadStarted: headStarted,
 	})
 	var (
 		req   l7.Request
@@ -39,36 +49,48 @@ func (c *conn) serveHTTP1() {
 	// An HTTP/1.1 connection serves one request at a time on this
 	// goroutine: a client that leaves is seen when the response is
 	// written, so the streams' context carries no cancellation (and costs
-	// no allocation per request to watch).
+	// no allocation per request to watch), unless the stream timers must
+	// be able to stop a stream's work: then it is one streamCtx for the
+	// connection, which the upstream watches without allocating.
 	ctx := context.WithoutCancel(c.ctx)
+	if tm != nil && hasStreamTimers(c.hcm) {
+		sctx := newStreamCtx(ctx)
+		ctx, tm.h1cancel = sctx, sctx.cancel
+	}
 	if c.ctx.Done() != nil {
 		stop := context.AfterFunc(c.ctx, c.closeIdle)
 		defer stop()
 	}
+	maxDur := c.startMaxDuration()
+	defer maxDur.stop()
 	for {
 		c.idle.Store(idleWaiting)
 		if c.ctx.Err() != nil {
 			return // drained between requests
 		}
 		err := sc.ReadRequest(&req)
-		hdr.disarm()
 		if !c.idle.CompareAndSwap(idleWaiting, idleBusy) {
-			hdr.report() // closed by request_headers_timeout, or by the drain while waiting
+			c.headClosed(tm) // closed by a head's timeout, or by a drain while waiting
 			return
 		}
 		if err != nil {
+			tm.end()
 			c.refuse(sc, err)
 			return
+		}
+		if tm != nil {
+			tm.beginStream(nil, req.Body != nil)
 		}
 		if req.Body != nil {
 			body = bodyWatch{r: req.Body}
 			req.Body = &body
 		}
-		resp, current, gate := c.run(ctx, &s, &req, &local, &tel)
+		resp, current, gate := c.run(ctx, &s, &req, &local, &tel, tm)
 		if body.err != nil {
 			// The request's own framing was broken: whatever the chain made
 			// of it, the client gets its 400 (or 413, 501) and the
 			// connection ends, as when the head is malformed.
+			tm.end()
 			c.done(&s, resp, &tel)
 			closeBody(resp)
 			s.End()
@@ -76,15 +98,23 @@ func (c *conn) serveHTTP1() {
 			return
 		}
 		if resp.Status == 101 {
+			tm.end()
 			c.done(&s, resp, &tel)
 			c.upgrade(sc, &req, resp, &s)
 			return
 		}
-		if sc.KeepAlive() && gate.DisableKeepAlive() {
-			sc.CloseAfter() // disable_http_keepalive: "connection: close"
+		timedOut := tm.answered() // the response is the timeout's local reply
+		if sc.KeepAlive() && (gate.DisableKeepAlive() || c.draining.Load() || timedOut) {
+			// disable_http_keepalive, max_connection_duration, or a stream
+			// its timer ended: "connection: close".
+			sc.CloseAfter()
 		}
 		err = sc.WriteResponse(&req, resp)
-		if err != nil {
+		r := tm.end()
+		switch {
+		case r != timeoutNone && !timedOut:
+			markReset(&s, r) // reset by its timer once the response had started
+		case err != nil:
 			s.AddResponseFlag(filters.FlagDC)
 		}
 		c.done(&s, resp, &tel)
@@ -94,10 +124,26 @@ func (c *conn) serveHTTP1() {
 			c.logf("writing response", "error", err)
 			return
 		}
-		if !sc.KeepAlive() || !current || c.ctx.Err() != nil {
+		if !sc.KeepAlive() || !current || c.ctx.Err() != nil || c.draining.Load() || r != timeoutNone {
 			return
 		}
 	}
+}
+
+// headClosed reports a connection closed while its request head was
+// arriving: counted by the timer that closed it, logged here (at INFO at
+// most once a second for all connections); a drain's close is not
+// reported.
+func (c *conn) headClosed(tm *streamTimer) {
+	if tm == nil {
+		return
+	}
+	r := tm.end()
+	if r == timeoutNone {
+		return
+	}
+	c.quietLog(&headerTimeoutLog, "http: request head timeout", "timeout", r.details(), "stat_prefix", c.hcm.StatPrefix,
+		"peer", c.down.Peer.String(), "remote", c.down.RemoteAddr)
 }
 
 // States of conn.idle.
@@ -185,5 +231,13 @@ func (c *conn) upgrade(sc *http1.ServerConn, req *l7.Request, resp *l7.Response,
 	}
 	_, buffered := sc.Hijack() // the stream is c.rw
 	c.rw.Unread(bytes.Clone(buffered))
-	relay.Run(c.rw.Relayed(), up, relay.Options{}, nil)
+	// The upgraded stream's stream_idle_timeout and max_stream_duration
+	// (from the upgrade on) are the relay's, counted as Envoy's.
+	res := relay.Run(c.rw.Relayed(), up, relay.Options{IdleTimeout: c.hcm.StreamIdleTimeout, MaxDuration: c.hcm.MaxStreamDuration}, nil)
+	switch res.Err {
+	case relay.ErrIdleTimeout:
+		timeoutIdle.count(c.hcm.StatPrefix)
+	case relay.ErrMaxDuration:
+		timeoutMaxStream.count(c.hcm.StatPrefix)
+	}
 }

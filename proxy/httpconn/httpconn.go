@@ -98,6 +98,9 @@ type conn struct {
 	// set before its streams start when there is an overload manager.
 	drainH2   context.CancelFunc
 	h2Drained atomic.Bool // drainH2 was called for disable_http_keepalive
+	// draining is set when max_connection_duration passed on an HTTP/1.1
+	// connection: its next response is its last (timers.go).
+	draining atomic.Bool
 	// preface holds the bytes read to tell HTTP/2 under AUTO, replayed
 	// from here.
 	preface [len(sniff.Preface)]byte
@@ -253,18 +256,23 @@ func (c *conn) respond(hcm *xds.HTTPConnectionManager, s *filters.Stream, local 
 // run passes one request through the chain of the config now in force and
 // returns the response to write. ctx ends with the stream; local is
 // storage for a local reply; t the stream's telemetry, which finish
-// reports once the response is written. ok is false when the config no
+// reports once the response is written; tm the stream's timer (nil: none),
+// begun by the caller, whose timeout before the response makes the
+// response Envoy's local reply for it. ok is false when the config no
 // longer serves this connection over HTTP: the request is answered 503
 // and the connection should end. gate is the overload request gate of the
 // connection manager that served it (nil: none).
-func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, local *l7.Response, t *streamTelemetry) (resp *l7.Response, ok bool, gate *overload.RequestGate) {
+func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, local *l7.Response, t *streamTelemetry, tm *streamTimer) (resp *l7.Response, ok bool, gate *overload.RequestGate) {
 	b := c.src.current()
 	hcm := b.hcm
-	t.reset(b, hcm)
+	t.reset(b, hcm, tm)
 	if hcm == nil {
 		hcm = c.hcm
 		s.Init(ctx, req, c.down, nil)
 		s.SendLocalReply(503, "the listener no longer serves this connection", filters.FlagNR)
+		if tm != nil {
+			tm.respond()
+		}
 		return c.respond(hcm, s, local), false, nil
 	}
 	s.Init(ctx, req, c.down, hcm.Routes)
@@ -284,6 +292,11 @@ func (c *conn) run(ctx context.Context, s *filters.Stream, req *l7.Request, loca
 	default:
 		c.begin(hcm, s, t)
 		hcm.Chain.Run(s)
+	}
+	if tm != nil {
+		if r, reqDone := tm.respond(); r != timeoutNone {
+			timeoutReply(s, r, reqDone)
+		}
 	}
 	resp = c.respond(hcm, s, local)
 	if overloaded {

@@ -39,36 +39,47 @@ type streamTelemetry struct {
 	respBody countingReader
 }
 
-func (t *streamTelemetry) reset(b *binding, hcm *xds.HTTPConnectionManager) {
+func (t *streamTelemetry) reset(b *binding, hcm *xds.HTTPConnectionManager, tm *streamTimer) {
 	*t = streamTelemetry{b: b, hcm: hcm}
+	t.reqBody.tm, t.reqBody.req, t.respBody.tm = tm, true, tm
 }
 
 // countingReader counts what is read through it: bytes, and on a gRPC
-// stream the messages (grpcFrames).
+// stream the messages (grpcFrames). With a stream timer (tm), each read
+// is the stream's activity, and the end of a request body (req) says the
+// request was received whole.
 type countingReader struct {
 	r      io.Reader
 	n      int64
 	grpc   bool
 	frames grpcFrames
+	tm     *streamTimer
+	req    bool
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.count(p[:n])
+	c.count(p[:n], err)
 	return n, err
 }
 
 // TryRead implements l7.TryReader.
 func (c *countingReader) TryRead(p []byte) (int, error) {
 	n, err := l7.TryRead(c.r, p)
-	c.count(p[:n])
+	c.count(p[:n], err)
 	return n, err
 }
 
-func (c *countingReader) count(p []byte) {
+func (c *countingReader) count(p []byte, err error) {
 	c.n += int64(len(p))
 	if c.grpc {
 		c.frames.scan(p)
+	}
+	if c.tm != nil && (len(p) > 0 || err != nil) {
+		c.tm.touch()
+		if c.req && err == io.EOF {
+			c.tm.requestDone()
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/http1"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/status"
@@ -85,6 +86,11 @@ type h1Conn struct {
 	armed   bool
 	fired   atomic.Bool
 	stopCtx func() bool // stops the downstream-cancellation hook; nil if none
+	// notifier and notifyHandle are the hook's registration when the
+	// downstream's context is a filters.CancelNotifier (no allocation per
+	// exchange, as stopCtx's context.AfterFunc has); nil notifier: none.
+	notifier     filters.CancelNotifier
+	notifyHandle uint64
 
 	// The downstream-cancellation hook (cancelled) arms drainT rather
 	// than closing the connection: the exchange may finish, bounded, and
@@ -509,7 +515,7 @@ func (p *h1Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Resp
 // bound arms the exchange's deadline and the downstream's cancellation:
 // either closes the connection, which unblocks reads and writes.
 func (c *h1Conn) bound(x *exchange) {
-	c.armed, c.stopCtx = false, nil
+	c.armed, c.stopCtx, c.notifier = false, nil, nil
 	if !x.deadline.IsZero() {
 		d := time.Until(x.deadline)
 		if c.timer == nil {
@@ -521,9 +527,17 @@ func (c *h1Conn) bound(x *exchange) {
 	}
 	if x.ctx.Done() != nil {
 		g := c.gen.Add(1)
+		if n, ok := x.ctx.(filters.CancelNotifier); ok {
+			c.notifier, c.notifyHandle = n, n.NotifyCancel(c, g)
+			return
+		}
 		c.stopCtx = context.AfterFunc(x.ctx, func() { c.cancelled(g) })
 	}
 }
+
+// StreamCancelled implements filters.CancelHandler: the hook of exchange
+// g, registered with a filters.CancelNotifier.
+func (c *h1Conn) StreamCancelled(g uint64) { c.cancelled(g) }
 
 // cancelled is the downstream-cancellation hook of exchange g: it bounds
 // the rest of the exchange by cancelDrainTimeout (drainT closes the
@@ -574,8 +588,15 @@ func (c *h1Conn) unbound() bool {
 		}
 		c.armed = false
 	}
-	if c.stopCtx != nil {
-		if !c.stopCtx() {
+	hooked, stopped := c.stopCtx != nil || c.notifier != nil, true
+	switch {
+	case c.stopCtx != nil:
+		stopped = c.stopCtx()
+	case c.notifier != nil:
+		stopped = c.notifier.StopNotify(c.notifyHandle)
+	}
+	if hooked {
+		if !stopped {
 			// The hook started: a late one must do nothing (gen), an
 			// armed drain is stopped, one that went off closed c.
 			c.cmu.Lock()
@@ -590,7 +611,7 @@ func (c *h1Conn) unbound() bool {
 			}
 			c.cmu.Unlock()
 		}
-		c.stopCtx = nil
+		c.stopCtx, c.notifier = nil, nil
 	}
 	return ok && !c.fired.Load()
 }
