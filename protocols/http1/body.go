@@ -3,6 +3,7 @@ package http1
 import (
 	"errors"
 	"io"
+	"os"
 	"sync/atomic"
 
 	"github.com/gowaypoint/waypoint/protocols/l7"
@@ -46,8 +47,12 @@ type body struct {
 	done      atomic.Bool
 	broken    *atomic.Bool // the connection's
 	framing   *atomic.Bool // the server connection's: set on a body framing error
-	what      string       // "request body" or "response body", for errors
-	upstream  bool         // errors are the upstream's (502)
+	// timedOut is the server connection's: set when a read of the
+	// request body failed on the stream's read deadline
+	// (os.ErrDeadlineExceeded), which leaves the stream writable.
+	timedOut *atomic.Bool
+	what     string // "request body" or "response body", for errors
+	upstream bool   // errors are the upstream's (502)
 
 	// cont, when set, is asked to send 100 Continue before the first
 	// read from the stream.
@@ -105,6 +110,9 @@ func (b *body) finish(err error) {
 		err = upstreamError(err)
 	}
 	if _, ok := errors.AsType[*Error](err); !ok {
+		if b.timedOut != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			b.timedOut.Store(true)
+		}
 		err = &bodyError{what: b.what, err: err}
 	} else if b.framing != nil {
 		b.framing.Store(true)

@@ -29,9 +29,11 @@ import (
 //
 // An *Error (status 502) means a field of resp cannot be written and
 // nothing was sent: the caller may answer otherwise. Any other error
-// breaks the connection.
+// breaks the connection. After a request body read that failed on the
+// stream's read deadline (os.ErrDeadlineExceeded: the caller stopped it)
+// the response can still be written, as the connection's last.
 func (c *ServerConn) WriteResponse(req *l7.Request, resp *l7.Response) error {
-	if c.hijacked || c.broken.Load() {
+	if c.hijacked || (c.broken.Load() && !(c.bodyTimedOut.Load() && c.owed)) {
 		return errNotReusable
 	}
 	status := resp.Status

@@ -38,6 +38,12 @@ type ServerConn struct {
 	// the stream is out of sync for reading but can still carry the error
 	// response (WriteError).
 	bodyFraming atomic.Bool
+	// bodyTimedOut is set when a read of the request body failed on the
+	// stream's read deadline (a caller stopping it, as the connection
+	// manager's request timeouts do): the stream is out of sync for
+	// reading, but the response can still be written, as the
+	// connection's last.
+	bodyTimedOut atomic.Bool
 
 	// expect is set by ReadRequest when the request asked for 100
 	// Continue; contState, guarded by contMu, says whether it is still
@@ -73,7 +79,7 @@ func NewServerConn(rw io.ReadWriter, cfg ServerConfig) *ServerConn {
 		}
 	}
 	c.in.headStart = cfg.HeadStarted
-	c.body = body{in: &c.in, limits: limits, broken: &c.broken, framing: &c.bodyFraming, what: "request body"}
+	c.body = body{in: &c.in, limits: limits, broken: &c.broken, framing: &c.bodyFraming, timedOut: &c.bodyTimedOut, what: "request body"}
 	c.body.reset(noBody, 0, nil)
 	return c
 }

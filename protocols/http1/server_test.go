@@ -1,9 +1,13 @@
 package http1
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -478,5 +482,70 @@ func TestServerMisuse(t *testing.T) {
 	}
 	if c.KeepAlive() {
 		t.Error("kept alive after a short body")
+	}
+}
+
+// failingPipe reads in, then fails every read with err; writes collect in
+// out.
+type failingPipe struct {
+	in  io.Reader
+	err error
+	out bytes.Buffer
+}
+
+func (p *failingPipe) Read(b []byte) (int, error) {
+	n, err := p.in.Read(b)
+	if err == io.EOF {
+		err = p.err
+	}
+	return n, err
+}
+
+func (p *failingPipe) Write(b []byte) (int, error) { return p.out.Write(b) }
+
+// TestResponseAfterBodyReadDeadline: a request body read that fails on
+// the stream's read deadline (the caller stopped it) leaves the response
+// writable, as the connection's last; any other failure of the stream
+// does not.
+func TestResponseAfterBodyReadDeadline(t *testing.T) {
+	const in = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"
+	cases := []struct {
+		name     string
+		err      error
+		writable bool
+	}{
+		{"read deadline", fmt.Errorf("read: %w", os.ErrDeadlineExceeded), true},
+		{"connection reset", syscall.ECONNRESET, false},
+		{"peer closed", io.EOF, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &failingPipe{in: strings.NewReader(in), err: tc.err}
+			c := NewServerConn(p, ServerConfig{})
+			var req l7.Request
+			if err := c.ReadRequest(&req); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadAll(req.Body); err == nil {
+				t.Fatal("the body read did not fail")
+			}
+			err := c.WriteResponse(&req, &l7.Response{Status: 408})
+			if !tc.writable {
+				if err == nil || p.out.Len() != 0 {
+					t.Fatalf("wrote %q (err %v) on a broken stream", p.out.String(), err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+			if got := p.out.String(); got != want {
+				t.Errorf("wire %q, want %q", got, want)
+			}
+			if c.KeepAlive() {
+				t.Error("kept alive after a failed body read")
+			}
+		})
 	}
 }

@@ -85,15 +85,16 @@ var readAllOK = HandlerFunc(func(st *ServerStream) {
 })
 
 // isHeadersStatus matches response HEADERS on stream id with :status
-// status.
-func isHeadersStatus(id uint32, status string) func(xhttp2.Frame) bool {
+// status; it decodes every header block with dec, the connection's
+// decoder, so that blocks are read in order.
+func isHeadersStatus(dec *hpack.Decoder, id uint32, status string) func(xhttp2.Frame) bool {
 	return func(f xhttp2.Frame) bool {
 		h, ok := f.(*xhttp2.HeadersFrame)
-		if !ok || h.StreamID != id {
+		if !ok {
 			return false
 		}
-		fields, err := hpack.NewDecoder(4096, nil).DecodeFull(h.HeaderBlockFragment())
-		return err == nil && len(fields) > 0 && fields[0].Name == ":status" && fields[0].Value == status
+		fields, err := dec.DecodeFull(h.HeaderBlockFragment())
+		return err == nil && h.StreamID == id && len(fields) > 0 && fields[0].Name == ":status" && fields[0].Value == status
 	}
 }
 
@@ -112,13 +113,14 @@ func TestRequestHeadersTimeout(t *testing.T) {
 	cfg := Config{RequestHeadersTimeout: 200 * time.Millisecond, OnRequestHeadersTimeout: func() { fired.Add(1) }}
 	addr, _ := serveTimeouts(t, context.Background(), cfg, h)
 	c := dialTimeouts(t, addr)
+	dec := hpack.NewDecoder(4096, nil)
 
 	block := c.block()
 	half := len(block) / 2
 	if err := c.fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:half], EndStream: true}); err != nil {
 		t.Fatal(err)
 	}
-	if c.readUntil(isHeadersStatus(1, "408")) == nil {
+	if c.readUntil(isHeadersStatus(dec, 1, "408")) == nil {
 		t.Fatal("no 408 on the stream whose headers stopped")
 	}
 	if c.readUntil(isRST(1, ErrCodeNo)) == nil {
@@ -133,7 +135,7 @@ func TestRequestHeadersTimeout(t *testing.T) {
 	}
 	// A whole block on the next stream is served.
 	c.headers(3, true)
-	if c.readUntil(isHeadersStatus(3, "200")) == nil {
+	if c.readUntil(isHeadersStatus(dec, 3, "200")) == nil {
 		t.Fatal("the next stream was not served")
 	}
 	if served.Load() != 1 {
@@ -163,8 +165,9 @@ func TestShutdownNotice(t *testing.T) {
 			defer cancel(nil)
 			addr, done := serveTimeouts(t, ctx, Config{ShutdownNotice: 300 * time.Millisecond}, readAllOK)
 			c := dialTimeouts(t, addr)
+			dec := hpack.NewDecoder(4096, nil)
 			c.headers(1, true)
-			if c.readUntil(isHeadersStatus(1, "200")) == nil {
+			if c.readUntil(isHeadersStatus(dec, 1, "200")) == nil {
 				t.Fatal("stream 1 not served")
 			}
 			cancel(tc.cause)
@@ -186,7 +189,7 @@ func TestShutdownNotice(t *testing.T) {
 			}
 			// A stream racing the notice is still served.
 			c.headers(3, true)
-			if c.readUntil(isHeadersStatus(3, "200")) == nil {
+			if c.readUntil(isHeadersStatus(dec, 3, "200")) == nil {
 				t.Fatal("a stream sent after the notice was not served")
 			}
 			final, _ := c.readUntil(func(f xhttp2.Frame) bool { _, ok := f.(*xhttp2.GoAwayFrame); return ok }).(*xhttp2.GoAwayFrame)
@@ -212,8 +215,9 @@ func TestCancelContext(t *testing.T) {
 		st.WriteResponse(&l7.Response{Status: 504, Body: bytes.NewReader([]byte("late")), ContentLength: 4})
 	}))
 	c := dialTimeouts(t, addr)
+	dec := hpack.NewDecoder(4096, nil)
 	c.headers(1, true)
-	if c.readUntil(isHeadersStatus(1, "504")) == nil {
+	if c.readUntil(isHeadersStatus(dec, 1, "504")) == nil {
 		t.Fatal("no answer after CancelContext")
 	}
 }

@@ -90,6 +90,12 @@ func serveConfig(t *testing.T, config string) string {
 // serveConfigEnv is serveConfig with env.
 func serveConfigEnv(t *testing.T, config string, env *Env) string {
 	t.Helper()
+	return serveConfigAt(t, "127.0.24.1:0", config, env)
+}
+
+// serveConfigAt is serveConfigEnv listening on addr.
+func serveConfigAt(t *testing.T, addr, config string, env *Env) string {
+	t.Helper()
 	bs, err := xds.ParseBootstrap([]byte(config), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +105,7 @@ func serveConfigEnv(t *testing.T, config string, env *Env) string {
 	cl.Update(bs.Snapshot)
 	var store xds.Store
 	store.Store(bs.Snapshot)
-	ln, err := net.Listen("tcp", "127.0.24.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

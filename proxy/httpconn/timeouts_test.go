@@ -15,12 +15,18 @@ import (
 // headerTimeouts reads envoy_http_downstream_rq_header_timeout for prefix.
 func headerTimeouts(t *testing.T, prefix string) float64 {
 	t.Helper()
+	return hcmCounter(t, "envoy_http_downstream_rq_header_timeout", prefix)
+}
+
+// hcmCounter reads the counter name of the connection manager prefix.
+func hcmCounter(t *testing.T, name, prefix string) float64 {
+	t.Helper()
 	fams, err := stats.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range fams {
-		if f.GetName() != "envoy_http_downstream_rq_header_timeout" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
