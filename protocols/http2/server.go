@@ -150,7 +150,8 @@ func (c *conn) headerBlockDone(id uint32) (expired bool) {
 // (RST_STREAM(NO_ERROR)), its id noted as reset so that what the peer
 // still sends on it is ignored. A timer that went off for a block since
 // completed (the next one's deadline not reached) does nothing: Reset
-// re-armed it.
+// re-armed it. OnRequestHeadersTimeout is called before the answer is
+// queued.
 func (c *conn) headersExpired() {
 	c.mu.Lock()
 	id := c.srv.hdrPending
@@ -161,13 +162,13 @@ func (c *conn) headersExpired() {
 	c.srv.hdrPending, c.srv.hdrExpired = 0, id
 	c.noteResetLocked(id)
 	c.mu.Unlock()
+	if f := c.cfg.OnRequestHeadersTimeout; f != nil {
+		f() // before the peer can see the answer
+	}
 	c.sendCtrl(classControl, 2, true, func(fr *xhttp2.Framer) {
 		fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: id, BlockFragment: block408, EndStream: true, EndHeaders: true})
 		fr.WriteRSTStream(id, ErrCodeNo)
 	})
-	if f := c.cfg.OnRequestHeadersTimeout; f != nil {
-		f()
-	}
 }
 
 func (c *conn) serve(ctx context.Context) error {

@@ -54,8 +54,9 @@ func (c *conn) serveStream(st *http2.ServerStream) {
 	}
 	resp, _, gate := c.run(st.Context(), &s, req, &local, &tel, tm)
 	timedOut := tm.answered() // the response is the timeout's local reply
-	if c.env.Resets != nil && st.Context().Err() != nil && !timedOut {
-		// Reset by the peer (or its connection lost) before the response.
+	if c.env.Resets != nil && st.Context().Err() != nil && !tm.tripped() {
+		// Reset by the peer (or its connection lost) before the response,
+		// not by its own timer.
 		c.env.Resets.Reset(c.down.Peer)
 	}
 	if resp.Status == 101 {

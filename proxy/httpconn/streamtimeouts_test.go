@@ -65,6 +65,7 @@ static_resources:
 //	/stall    answers 200, sends a few bytes, then nothing
 //	/trickle  answers 200 and sends ?n= bytes, one every 50 ms
 //	/ok       reads the request body and answers "ok"
+//	/ws       upgrades (101) and echoes every byte
 //
 // Handlers that wait end with their request or the test.
 func timeoutBackend(t *testing.T) string {
@@ -81,6 +82,16 @@ func timeoutBackend(t *testing.T) string {
 			}
 		}
 		switch r.URL.Path {
+		case "/ws":
+			conn, rw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+			rw.Flush()
+			go func() { <-stop; conn.Close() }()
+			io.Copy(conn, rw)
 		case "/hang":
 			io.Copy(io.Discard, r.Body)
 			wait()
@@ -524,4 +535,53 @@ func TestMaxConnectionDuration(t *testing.T) {
 			t.Fatal("connection open after the final GOAWAY")
 		}
 	})
+}
+
+// TestUpgradeIdleTimeout: an HTTP/1.1 upgrade's relay ends when no byte
+// has moved for stream_idle_timeout, counted as Envoy's
+// downstream_rq_idle_timeout.
+func TestUpgradeIdleTimeout(t *testing.T) {
+	log := newAccessLog(t)
+	addr := serveTimeouts(t, log, timeoutBackend(t), "to_upgrade",
+		"stream_idle_timeout: 0.2s\n          upgrade_configs: [{upgrade_type: websocket}]")
+	before := hcmCounter(t, "envoy_http_downstream_rq_idle_timeout", "to_upgrade")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nX-Case: upgrade\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	io.WriteString(c, "ping")
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != "ping" {
+		t.Fatalf("echo %q %v", got, err)
+	}
+	// Then nothing either way: the relay ends.
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("a byte after the echo")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the idle upgraded stream was not ended")
+	}
+	// Counted once the relay has returned, after the client saw its end.
+	waitCounter(t, "envoy_http_downstream_rq_idle_timeout", "to_upgrade", before+1)
+	log.want = append(log.want, "upgrade 101 - via_upstream")
+}
+
+// waitCounter waits for the counter name of prefix to read want (no
+// timing assertion: it only bounds a hang), and fails if it does not.
+func waitCounter(t *testing.T, name, prefix string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for hcmCounter(t, name, prefix) != want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := hcmCounter(t, name, prefix); got != want {
+		t.Fatalf("%s %v, want %v", name, got, want)
+	}
 }

@@ -229,6 +229,17 @@ func (tm *streamTimer) answered() bool {
 	return tm.reason != timeoutNone && !tm.started
 }
 
+// tripped reports whether a timeout ended the stream (its context, if
+// cancelled, was cancelled by the timer). False for a nil timer.
+func (tm *streamTimer) tripped() bool {
+	if tm == nil {
+		return false
+	}
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	return tm.reason != timeoutNone
+}
+
 // end stops the timer for the stream and returns the reason when a
 // timeout ended it; timeoutNone for a nil timer.
 func (tm *streamTimer) end() timeoutReason {
