@@ -103,8 +103,12 @@
 //     (ServerStream.CloseConn, DefenceRefusedStreams).
 //   - Timeouts: HandshakeTimeout (10 s) for the preface and first
 //     SETTINGS; IdleTimeout (off) with no stream open; keep-alive PINGs
-//     (off); DrainTimeout (30 s) for a graceful shutdown; 1 s for a final
-//     GOAWAY to a peer that does not read.
+//     (off); RequestHeadersTimeout (off) for a request header block that
+//     comes in more than one frame (408 and RST_STREAM(NO_ERROR), one
+//     timer per connection); ShutdownNotice (off) for the GOAWAY notice
+//     of a shutdown that asks for it (ErrShutdownNotice); DrainTimeout
+//     (30 s) for a graceful shutdown; 1 s for a final GOAWAY to a peer
+//     that does not read.
 //
 // # Messages
 //
