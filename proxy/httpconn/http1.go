@@ -53,8 +53,9 @@ func (c *conn) serveHTTP1() {
 	// be able to stop a stream's work: then it is one streamCtx for the
 	// connection, which the upstream watches without allocating.
 	ctx := context.WithoutCancel(c.ctx)
+	var sctx *streamCtx
 	if tm != nil && hasStreamTimers(c.hcm) {
-		sctx := newStreamCtx(ctx)
+		sctx = newStreamCtx(ctx)
 		ctx, tm.h1cancel = sctx, sctx.cancel
 	}
 	if c.ctx.Done() != nil {
@@ -79,6 +80,9 @@ func (c *conn) serveHTTP1() {
 			return
 		}
 		if tm != nil {
+			if sctx != nil {
+				sctx.forget()
+			}
 			tm.beginStream(nil, req.Body != nil)
 		}
 		if req.Body != nil {

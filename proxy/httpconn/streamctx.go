@@ -81,6 +81,17 @@ func (x *streamCtx) cancel() {
 	}
 }
 
+// forget drops the registrations left by the previous request (whoever
+// made them failed to stop them; they concern a stream that is over), so
+// that a leak does not grow over the connection's requests.
+func (x *streamCtx) forget() {
+	x.mu.Lock()
+	x.hooks = [len(x.hooks)]ctxHook{}
+	clear(x.more)
+	x.more = x.more[:0]
+	x.mu.Unlock()
+}
+
 // NotifyCancel implements filters.CancelNotifier without allocating while
 // at most len(hooks) registrations are in place.
 func (x *streamCtx) NotifyCancel(h filters.CancelHandler, tag uint64) uint64 {
