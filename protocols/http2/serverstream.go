@@ -171,6 +171,13 @@ func (st *ServerStream) Reset(code ErrCode) {
 	st.s.c.resetStream(&st.s, code, "reset by the handler", false)
 }
 
+// ResetAsync is Reset for a caller that must not wait for the transport
+// (a timer's goroutine, with a peer that does not read): the RST_STREAM is
+// written by a goroutine the connection owns. Safe from any goroutine.
+func (st *ServerStream) ResetAsync(code ErrCode) {
+	st.s.c.resetStream(&st.s, code, "reset by the handler's timer", true)
+}
+
 // WriteResponse writes resp whole: headers, resp.Body copied as DATA
 // (through a pooled 16 KiB buffer), then resp.Trailer if it has fields
 // once Body is done, else END_STREAM on the last frame. What of the body

@@ -221,3 +221,32 @@ func TestCancelContext(t *testing.T) {
 		t.Fatal("no answer after CancelContext")
 	}
 }
+
+// TestResetAsync: a stream reset from another goroutine with ResetAsync
+// gets its RST_STREAM, and the handler's writes fail from then on.
+func TestResetAsync(t *testing.T) {
+	writeErr := make(chan error, 1)
+	addr, _ := serveTimeouts(t, context.Background(), Config{}, HandlerFunc(func(st *ServerStream) {
+		if err := st.WriteHeaders(&l7.Response{Status: 200}, false); err != nil {
+			writeErr <- err
+			return
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); st.ResetAsync(ErrCodeNo) }()
+		<-done
+		_, err := st.Write([]byte("after"))
+		writeErr <- err
+	}))
+	c := dialTimeouts(t, addr)
+	dec := hpack.NewDecoder(4096, nil)
+	c.headers(1, true)
+	if c.readUntil(isHeadersStatus(dec, 1, "200")) == nil {
+		t.Fatal("no response headers")
+	}
+	if c.readUntil(isRST(1, ErrCodeNo)) == nil {
+		t.Fatal("no RST_STREAM(NO_ERROR)")
+	}
+	if err := <-writeErr; err == nil {
+		t.Fatal("a write after the reset succeeded")
+	}
+}

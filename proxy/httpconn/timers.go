@@ -355,7 +355,7 @@ func (tm *streamTimer) fire() {
 	r.count(c.hcm.StatPrefix)
 	switch {
 	case h2 != nil && started:
-		h2.Reset(http2.ErrCodeNo) // Envoy's local reset
+		h2.ResetAsync(http2.ErrCodeNo) // Envoy's local reset
 	case h2 != nil:
 		if !reqDone {
 			h2.CloseRead() // a body read waiting for DATA ends
