@@ -40,7 +40,7 @@ func (c *Chain) Run(s *Stream) {
 	}
 	if err := c.terminal.Serve(s); err != nil && s.Local == nil {
 		k := status.KindOf(err)
-		s.SendLocalReply(k.HTTPStatus(), localBody(k, err), FlagOf(k))
+		s.SendLocalReply(k.HTTPStatus(), localBody(k, err, s.Attempts > 1), FlagOf(k))
 		s.Local.Kind = k
 	}
 	c.respond(s)
@@ -56,15 +56,24 @@ func (c *Chain) respond(s *Stream) {
 
 // localBody is the body of a local reply for an error, as Envoy words its
 // own ("no healthy upstream", "upstream connect error or disconnect/reset
-// before headers. reset reason: ...").
-func localBody(k status.Kind, err error) string {
+// before headers. reset reason: ..."); retried says the request was tried
+// more than once ("retried and the latest reset reason: ...", as Envoy
+// says after a retry).
+func localBody(k status.Kind, err error, retried bool) string {
+	const reset = "upstream connect error or disconnect/reset before headers. "
+	latest := ""
+	if retried {
+		latest = "retried and the latest "
+	}
 	switch k {
 	case status.NoHealthyUpstream:
 		return "no healthy upstream"
 	case status.NoRoute:
 		return ""
 	case status.ConnectFailure, status.UpstreamReset:
-		return "upstream connect error or disconnect/reset before headers. reset reason: " + err.Error()
+		return reset + latest + "reset reason: " + err.Error()
+	case status.ConnectionTermination:
+		return reset + latest + "reset reason: connection termination" // Envoy's reason, whatever the error
 	case status.Timeout:
 		return "upstream request timeout"
 	}

@@ -441,21 +441,31 @@ func (t *try) wait(b *backoff) bool {
 }
 
 // retriableError reports whether a failed try may be retried under the
-// policy's conditions.
+// policy's conditions, as Envoy's router decides on a reset
+// (RetryStateImpl::wouldRetryFromReset): every reset, whatever its reason
+// (a connect failure, a connection termination, a remote or refused
+// stream reset, the local reset of a per-try timeout), is retried on
+// reset, 5xx or gateway-error; a connect failure also on connect-failure,
+// a refused stream also on refused-stream; an overflow never.
+// reset-before-request is not applied (it needs to know whether a try
+// sent a byte).
 func (t *try) retriableError(err error) bool {
 	if t.policy == nil {
 		return false
 	}
-	on := t.policy.RetryOn
-	switch status.KindOf(err) {
+	return retriableKind(t.policy.RetryOn, status.KindOf(err))
+}
+
+// retriableKind is retriableError for a failure of kind k under on.
+func retriableKind(on route.RetryOn, k status.Kind) bool {
+	const anyReset = route.RetryReset | route.Retry5xx | route.RetryGatewayError
+	switch k {
 	case status.ConnectFailure:
-		return on&(route.RetryConnectFailure|route.Retry5xx|route.RetryGatewayError) != 0
+		return on&(route.RetryConnectFailure|anyReset) != 0
 	case status.RefusedStream:
-		return on&(route.RetryRefusedStream|route.Retry5xx|route.RetryReset) != 0
-	case status.UpstreamReset:
-		return on&(route.RetryReset|route.Retry5xx) != 0
-	case status.Timeout:
-		return on&(route.Retry5xx|route.RetryGatewayError) != 0
+		return on&(route.RetryRefusedStream|anyReset) != 0
+	case status.UpstreamReset, status.ConnectionTermination, status.Timeout:
+		return on&anyReset != 0
 	}
 	return false
 }

@@ -12,7 +12,9 @@ import "github.com/gowaypoint/waypoint/protocols/l7"
 // Framing is strict: a response with both Content-Length and
 // Transfer-Encoding, differing lengths, or a transfer-coding other than
 // chunked is an *Error (status 502) and the connection is not reusable.
-// Without either field the body runs to the end of the stream.
+// Without either field the body runs to the end of the stream. A stream
+// that fails or ends before the response head is whole gives a
+// *ConnError.
 func (c *ClientConn) ReadResponse(req *l7.Request, resp *l7.Response) error {
 	resp.Reset()
 	if c.upgraded || c.hijacked || c.broken.Load() {
@@ -44,7 +46,10 @@ func (c *ClientConn) readResponse(req *l7.Request, resp *l7.Response) error {
 			if _, ok := err.(*Error); ok {
 				return upstreamError(err)
 			}
-			return &streamError{op: "reading response head", err: eofIsUnexpected(err)}
+			// Nothing of the response came if this is its first head
+			// and none of it is buffered.
+			return &ConnError{Op: "reading response head", Err: eofIsUnexpected(err),
+				NoResponse: interim == 0 && len(c.in.buffered()) == 0}
 		}
 		status, proto, err := parseStatusLine(head[:c.in.lines[0]-1])
 		if err != nil {

@@ -302,3 +302,86 @@ func TestClientSequence(t *testing.T) {
 		t.Error("not reusable after two complete exchanges")
 	}
 }
+
+// failing is a stream whose reads give in, then err; whose writes fail
+// with werr when it is set.
+type failing struct {
+	in   io.Reader
+	err  error
+	werr error
+}
+
+func (f *failing) Read(b []byte) (int, error) {
+	n, err := f.in.Read(b)
+	if err == io.EOF {
+		err = f.err
+	}
+	return n, err
+}
+
+func (f *failing) Write(b []byte) (int, error) {
+	if f.werr != nil {
+		return 0, f.werr
+	}
+	return len(b), nil
+}
+
+// A stream that fails or ends under an exchange is a *ConnError, which
+// says whether any of the response had come; a malformed response or a
+// request body that fails to read is not.
+func TestClientConnError(t *testing.T) {
+	reset := errors.New("connection reset by peer")
+	bodyErr := errors.New("downstream gone")
+	tests := []struct {
+		name       string
+		in         string
+		readErr    error // after in; io.EOF: the stream ends
+		writeErr   error
+		body       io.Reader
+		conn       bool // a *ConnError
+		noResponse bool
+	}{
+		{name: "EOF before any byte", readErr: io.EOF, conn: true, noResponse: true},
+		{name: "reset before any byte", readErr: reset, conn: true, noResponse: true},
+		{name: "EOF mid-head", in: "HTTP/1.1 200 OK\r\nContent-Le", readErr: io.EOF, conn: true},
+		{name: "reset mid-head", in: "HTTP/1.1 2", readErr: reset, conn: true},
+		{name: "EOF after an interim response", in: "HTTP/1.1 100 Continue\r\n\r\n", readErr: io.EOF, conn: true},
+		{name: "write fails", writeErr: reset, conn: true, noResponse: true},
+		{name: "request body fails to read", body: iotestErrReader{bodyErr}},
+		{name: "malformed response", in: "HTTP/1.1 20 OK\r\n\r\n", readErr: io.EOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := &l7.Request{Method: "GET", Authority: []byte("a"), Path: []byte("/"), ContentLength: -1}
+			if tt.body != nil {
+				req.Method, req.Body = "POST", tt.body
+			}
+			c := NewClientConn(&failing{in: strings.NewReader(tt.in), err: tt.readErr, werr: tt.writeErr}, ClientConfig{})
+			err := c.WriteRequest(req)
+			if err == nil {
+				var resp l7.Response
+				err = c.ReadResponse(req, &resp)
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			ce, ok := errors.AsType[*ConnError](err)
+			if ok != tt.conn {
+				t.Fatalf("error %v (%T): *ConnError %v, want %v", err, err, ok, tt.conn)
+			}
+			if ok && ce.NoResponse != tt.noResponse {
+				t.Errorf("NoResponse %v, want %v", ce.NoResponse, tt.noResponse)
+			}
+			if tt.readErr == reset && !errors.Is(err, reset) {
+				t.Errorf("error %v does not wrap the stream's", err)
+			}
+			if c.Reusable() {
+				t.Error("Reusable() after an error")
+			}
+		})
+	}
+}
+
+type iotestErrReader struct{ err error }
+
+func (r iotestErrReader) Read([]byte) (int, error) { return 0, r.err }

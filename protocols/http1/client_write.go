@@ -19,7 +19,9 @@ import (
 // The head and the start of the body leave in one write; the buffer is
 // flushed after every Body Read that returned data but the last. An
 // *Error (status 400) means a part of req cannot be written on HTTP/1.1
-// and nothing was sent; any other error breaks the connection.
+// and nothing was sent; any other error breaks the connection: a
+// *ConnError when writing to the stream failed, another error when
+// reading req.Body did.
 func (c *ClientConn) WriteRequest(req *l7.Request) error {
 	if !c.Reusable() {
 		return errNotReusable
@@ -95,7 +97,7 @@ func (c *ClientConn) WriteRequest(req *l7.Request) error {
 		if _, ok := err.(*Error); ok {
 			return err
 		}
-		return &streamError{op: "writing request", err: err}
+		return &ConnError{Op: "writing request", Err: err, NoResponse: true}
 	}
 	c.sent.Store(true)
 	return nil

@@ -38,6 +38,25 @@ func upstreamError(err error) error {
 	return err
 }
 
+// ConnError is a ClientConn's failure of the connection itself: writing
+// the request on the stream failed, or reading the response head failed
+// or met the end of the stream. It is neither a message the codec refused
+// (*Error) nor a failure to read the request body being sent. The
+// connection is broken and must be closed.
+type ConnError struct {
+	Op  string // "writing request" or "reading response head"
+	Err error  // the stream's error; io.ErrUnexpectedEOF for its end
+	// NoResponse says no byte of the response had been read: the server
+	// may have closed the connection, idle, as the request went out.
+	NoResponse bool
+}
+
+// Error returns "http1: " followed by the operation and the stream's error.
+func (e *ConnError) Error() string { return "http1: " + e.Op + ": " + e.Err.Error() }
+
+// Unwrap returns the stream's error.
+func (e *ConnError) Unwrap() error { return e.Err }
+
 var (
 	errNotReusable    = errors.New("http1: connection is not reusable (closed, hijacked or broken)")
 	errResponseOwed   = errors.New("http1: ReadRequest before the previous response was written")

@@ -80,6 +80,18 @@ type ConnError struct {
 	Defence Defence
 }
 
+// TransportError fails the streams of a client connection whose transport
+// broke: a read from it failed with Err (not a clean end, which is
+// ErrClosed). The connection ended under the streams; it was not one of
+// them that was reset, even when Err is itself a *StreamError (the
+// transport an HTTP/2 stream, as an HBONE tunnel is).
+type TransportError struct{ Err error }
+
+func (e *TransportError) Error() string { return "http2: connection lost: " + e.Err.Error() }
+
+// Unwrap returns the transport's error.
+func (e *TransportError) Unwrap() error { return e.Err }
+
 // Defence names a limit of the engine that closes a connection when a
 // peer passes it (see "Limits and defences" in the package doc). Its
 // String is the name of the counter Envoy keeps for the same limit, or

@@ -247,6 +247,9 @@ func (c *conn) endReadLoop(err error) error {
 		c.shutdown(ErrClosed)
 		return nil
 	}
+	if !c.server {
+		err = &TransportError{Err: err}
+	}
 	c.shutdown(err)
 	return err
 }

@@ -45,6 +45,13 @@ const (
 	// by a filter; the codec refused it whole, before sending anything
 	// (500, no flag; HBONE 503).
 	InvalidHeader
+	// ConnectionTermination: the upstream connection ended under a request
+	// already (at least partly) sent, before its response was complete:
+	// closed or reset by the upstream or the transport under it (an HBONE
+	// tunnel or its connection). Envoy's reset reason "connection
+	// termination" (503, UC). A reset of the one stream of a multiplexed
+	// connection is UpstreamReset.
+	ConnectionTermination
 )
 
 var kinds = [...]struct {
@@ -67,6 +74,8 @@ var kinds = [...]struct {
 	RefusedStream:     {"upstream refused stream", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UR", DubboThreadpoolExhausted},
 	DownstreamGone:    {"downstream disconnected", 499, 499, "DC", DubboClientError},
 	InvalidHeader:     {"invalid header", http.StatusInternalServerError, http.StatusServiceUnavailable, "", DubboServerError},
+
+	ConnectionTermination: {"upstream connection termination", http.StatusServiceUnavailable, http.StatusServiceUnavailable, "UC", DubboServerError},
 }
 
 // Dubbo response statuses a local reply may carry (Dubbo 2's status byte,

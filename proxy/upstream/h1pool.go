@@ -11,6 +11,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/filters"
 	"github.com/gowaypoint/waypoint/protocols/http1"
+	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/relay"
@@ -484,10 +485,12 @@ func (p *h1Pool) dial(ctx context.Context, cs *Clusters, cl *xds.Cluster, pk *pi
 // roundTrip sends the exchange's request on a pooled or new connection
 // and returns the response, its body streaming. The request takes its
 // max_requests slot once it has a connection (Envoy's attach), so that
-// pending requests do not count as requests. A request without a body
-// that fails on a reused connection before any response byte (the server
-// closed it while idle) is sent again once on a new connection, as
-// net/http does.
+// pending requests do not count as requests. A connection that ends under
+// the request before its response is a connection termination (UC),
+// counted as Envoy counts it (countTerminated); on a reused connection,
+// a replayable request whose failure may be the server's close of the
+// connection while it was idle (mayResend) is sent again, once, on a new
+// connection, as net/http's Transport does.
 func (p *h1Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Response, error) {
 	opts := cl.HTTPOrDefault()
 	for attempt := 0; ; attempt++ {
@@ -505,11 +508,54 @@ func (p *h1Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Resp
 		if err == nil {
 			return resp, nil
 		}
-		if reused && attempt == 0 && x.req.Body == nil && x.ctx.Err() == nil && !x.expired() && status.KindOf(err) == status.Unknown {
-			continue
+		err = x.classify(err)
+		if status.KindOf(err) == status.ConnectionTermination {
+			countTerminated(cl.Name)
+			if reused && attempt == 0 && mayResend(x.req, err) {
+				continue
+			}
 		}
 		return nil, err
 	}
+}
+
+// mayResend reports whether a request whose reused HTTP/1.1 connection
+// ended under it (a connection termination) may be sent once more on a
+// new connection, by net/http's rule (Transport's shouldRetryRequest): the
+// request is replayable (replayable) and the failure can be the server's
+// close of the connection while it was idle, racing the request: nothing
+// of the response had come, and what ended was the connection to the
+// server, not the HBONE connection carrying its tunnel (the server's
+// close reaches the waypoint as the tunnel's end, never as its
+// connection's). Any other request gets the connection termination (Envoy
+// resends nothing itself; a route's retry_policy may retry it).
+func mayResend(req *l7.Request, err error) bool {
+	var ce *http1.ConnError
+	return replayable(req) && errors.As(err, &ce) && ce.NoResponse && !hboneConnEnded(ce.Err)
+}
+
+// hboneConnEnded reports whether err, a stream's error, says the HTTP/2
+// connection under it ended (for an HBONE tunnel: its connection to the
+// ztunnel, not the tunnel): closed, broken, or ended for an error of
+// either side.
+func hboneConnEnded(err error) bool {
+	var ce *http2.ConnError
+	return h2ConnLost(err) || errors.As(err, &ce)
+}
+
+// replayable reports whether req may be sent twice, as net/http's
+// Request.isReplayable says: it has no body, and its method is GET, HEAD,
+// OPTIONS or TRACE or it carries an Idempotency-Key or X-Idempotency-Key
+// header.
+func replayable(req *l7.Request) bool {
+	if req.Body != nil {
+		return false
+	}
+	switch req.Method {
+	case l7.MethodGet, l7.MethodHead, l7.MethodOptions, l7.MethodTrace:
+		return true
+	}
+	return req.Header.Has("idempotency-key") || req.Header.Has("x-idempotency-key")
 }
 
 // bound arms the exchange's deadline and the downstream's cancellation:

@@ -13,6 +13,7 @@ import (
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/internal/dialonce"
 	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -41,10 +42,14 @@ type h2Conn struct {
 	release func() // the max_connections slot
 	born    time.Time
 	tlsKey  tlsKey // the cluster's TLSKey (and the request's host) when it was dialled
+	cluster string // the cluster's name, for its counters
 	once    sync.Once
 	// drained is set when the pool's Close drained the connection: a
 	// stream refused by it afterwards was never sent.
 	drained atomic.Bool
+	// terminated is set by the first stream that failed with the
+	// connection's end, which counts the connection (countTerminated).
+	terminated atomic.Bool
 }
 
 // room reports whether c has fewer than max streams open or reserved.
@@ -166,7 +171,7 @@ func (p *h2Pool) newConn(cs *Clusters, cl *xds.Cluster, pk *pick) (*h2Conn, erro
 		}
 		return nil, status.New(status.ConnectFailure, err)
 	}
-	return &h2Conn{cc: cc, release: release, born: time.Now(), tlsKey: pk.tlsKey(cl)}, nil
+	return &h2Conn{cc: cc, release: release, born: time.Now(), tlsKey: pk.tlsKey(cl), cluster: cl.Name}, nil
 }
 
 func (p *h2Pool) roundTrip(cs *Clusters, cl *xds.Cluster, x *exchange) (*l7.Response, error) {
@@ -198,7 +203,9 @@ func (p *h2Pool) send(ctx context.Context, cancel context.CancelFunc, c *h2Conn,
 			// and may go to another host (refused-stream).
 			return nil, status.New(status.RefusedStream, err)
 		}
-		return nil, h2Error(err)
+		err = h2Error(err)
+		c.count(err)
+		return nil, err
 	}
 	if resp.Body == nil {
 		if cancel != nil {
@@ -218,9 +225,18 @@ func (p *h2Pool) send(ctx context.Context, cancel context.CancelFunc, c *h2Conn,
 	return resp, nil
 }
 
-// h2Error classifies a stream's failure: a refused stream (safe to retry
-// anywhere), else a reset.
+// h2Error classifies a stream's failure: the end of its connection a
+// connection termination (UC), whatever ended it: looked at first, as a
+// broken transport may be an HBONE tunnel's reset stream; a refused
+// stream (REFUSED_STREAM, or above a GOAWAY's last stream id: safe to
+// retry anywhere); else a reset of the stream (UR).
 func h2Error(err error) error {
+	if status.KindOf(err) != status.Unknown {
+		return err
+	}
+	if h2ConnLost(err) {
+		return status.New(status.ConnectionTermination, err)
+	}
 	var se *http2.StreamError
 	if errors.As(err, &se) && se.Remote && se.Code == http2.ErrCodeRefusedStream {
 		return status.New(status.RefusedStream, err)
@@ -229,10 +245,26 @@ func h2Error(err error) error {
 	if errors.As(err, &ge) {
 		return status.New(status.RefusedStream, err)
 	}
-	if status.KindOf(err) != status.Unknown {
-		return err
-	}
 	return status.New(status.UpstreamReset, err)
+}
+
+// count counts a stream's failure err (classified by h2Error) as Envoy's
+// HTTP/2 pool does: a connection termination per stream
+// (upstream_rq_pending_failure_eject) and, for the first of the
+// connection's streams, per connection (countTerminated); a stream the
+// upstream reset (RST_STREAM but REFUSED_STREAM), upstream_rq_rx_reset.
+func (c *h2Conn) count(err error) {
+	switch status.KindOf(err) {
+	case status.ConnectionTermination:
+		metrics.Cluster(c.cluster).PendingFailureEject.Inc()
+		if c.terminated.CompareAndSwap(false, true) {
+			countTerminated(c.cluster)
+		}
+	case status.UpstreamReset:
+		if se, ok := errors.AsType[*http2.StreamError](err); ok && se.Remote {
+			metrics.Cluster(c.cluster).RxReset.Inc()
+		}
+	}
 }
 
 // h2Body reports the exchange to the balancer when the response ends.

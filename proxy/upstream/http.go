@@ -7,9 +7,12 @@ import (
 	"time"
 
 	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/protocols/http1"
+	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/protocols/status"
 	"github.com/gowaypoint/waypoint/proxy/upstream/lb"
+	"github.com/gowaypoint/waypoint/telemetry/metrics"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -106,8 +109,11 @@ func (x *exchange) expired() bool {
 }
 
 // classify gives an upstream failure its kind: past the deadline it is a
-// timeout, after the downstream left a vanished downstream, and an
-// unclassified error is a reset.
+// timeout, after the downstream left a vanished downstream (the pools
+// close a connection for either, which fails what runs on it), then a
+// connection that ended under the exchange a connection termination
+// (connTerminated), and any other unclassified error a reset. It is
+// idempotent: a classified error is returned as it is.
 func (x *exchange) classify(err error) error {
 	if status.KindOf(err) != status.Unknown {
 		return err
@@ -118,6 +124,47 @@ func (x *exchange) classify(err error) error {
 		return status.New(status.Timeout, err)
 	case x.ctx.Err() != nil:
 		return status.New(status.DownstreamGone, err)
+	case connTerminated(err):
+		return status.New(status.ConnectionTermination, err)
 	}
 	return status.New(status.UpstreamReset, err)
+}
+
+// connTerminated reports whether err says the upstream connection ended
+// under the exchange, after the request was (at least partly) sent and
+// before the response head was whole: Envoy's reset reason "connection
+// termination". On HTTP/1.1 that is any failure of the connection's
+// stream (*http1.ConnError: the upstream's close or reset, or the end of
+// the HBONE tunnel or of its connection); on HTTP/2, the end of the
+// connection (h2ConnLost), not the reset of the one stream.
+func connTerminated(err error) bool {
+	var ce *http1.ConnError
+	return errors.As(err, &ce) || h2ConnLost(err)
+}
+
+// h2ConnLost reports whether err is the end of an HTTP/2 connection under
+// its streams: closed (the peer's EOF, after a GOAWAY or not), its
+// transport broken, or its keep-alive PING unanswered. A connection we
+// end for the peer's protocol error is not counted here (Envoy says
+// UPE, which the waypoint does not have: a reset).
+func h2ConnLost(err error) bool {
+	if errors.Is(err, http2.ErrClosed) {
+		return true
+	}
+	var te *http2.TransportError
+	if errors.As(err, &te) {
+		return true
+	}
+	var ce *http2.ConnError
+	return errors.As(err, &ce) && ce.Defence == http2.DefenceKeepAliveTimeout
+}
+
+// countTerminated counts a connection of cluster that the upstream ended
+// with a request active, as Envoy's pools count it:
+// upstream_cx_destroy_with_active_rq and
+// upstream_cx_destroy_remote_with_active_rq.
+func countTerminated(cluster string) {
+	cs := metrics.Cluster(cluster)
+	cs.DestroyWithActive.Inc()
+	cs.DestroyRemoteWithActive.Inc()
 }

@@ -522,6 +522,8 @@ func StreamDetails(s *filters.Stream) string {
 		return "no_healthy_upstream"
 	case s.ResponseFlags&filters.FlagUF != 0:
 		return "upstream_reset_before_response_started{connection_failure}"
+	case s.ResponseFlags&filters.FlagUC != 0:
+		return "upstream_reset_before_response_started{connection_termination}"
 	case s.ResponseFlags&filters.FlagUT != 0:
 		return "upstream_response_timeout"
 	case s.ResponseFlags&filters.FlagFI != 0:

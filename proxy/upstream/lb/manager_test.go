@@ -218,7 +218,7 @@ func TestResultString(t *testing.T) {
 		t.Error("Timeout has a status code")
 	}
 	for k, want := range map[status.Kind]Result{
-		status.ConnectFailure: ConnectFailed, status.UpstreamReset: Reset, status.RefusedStream: Reset,
+		status.ConnectFailure: ConnectFailed, status.UpstreamReset: Reset, status.RefusedStream: Reset, status.ConnectionTermination: Reset,
 		status.Timeout: Timeout, status.Overflow: Canceled, status.DownstreamGone: Canceled, status.NoHealthyUpstream: Canceled,
 	} {
 		if got := ResultOf(k); got != want {

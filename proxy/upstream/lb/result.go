@@ -19,7 +19,8 @@ const (
 	// be opened.
 	ConnectFailed Result = 1<<16 + iota
 	// Reset: the stream or connection was reset before a response,
-	// HTTP/2 REFUSED_STREAM included (as Envoy's router reports resets).
+	// HTTP/2 REFUSED_STREAM and a connection termination included (as
+	// Envoy's router reports resets).
 	Reset
 	// Timeout: the host did not answer in time.
 	Timeout
@@ -39,7 +40,7 @@ func ResultOf(k status.Kind) Result {
 	switch k {
 	case status.ConnectFailure:
 		return ConnectFailed
-	case status.UpstreamReset, status.RefusedStream:
+	case status.UpstreamReset, status.RefusedStream, status.ConnectionTermination:
 		return Reset
 	case status.Timeout:
 		return Timeout
