@@ -190,3 +190,49 @@ func TestLookup(t *testing.T) {
 		t.Fatal("unknown filter found")
 	}
 }
+
+// attempts is a terminal that made n tries and failed with err.
+type attempts struct {
+	n   int
+	err error
+}
+
+func (a attempts) Serve(s *Stream) error {
+	s.Attempts = a.n
+	return a.err
+}
+
+// TestUpstreamFailureReplies checks the local reply an upstream failure
+// becomes, as Envoy's router answers it: its kind's status and flag, and
+// Envoy's words, "retried and the latest" after more than one try.
+func TestUpstreamFailureReplies(t *testing.T) {
+	const reset = "upstream connect error or disconnect/reset before headers. "
+	for _, tc := range []struct {
+		name   string
+		tries  int
+		err    error
+		status int
+		flag   string
+		body   string
+	}{
+		{"connection termination", 1, status.New(status.ConnectionTermination, errors.New("http1: reading response head: unexpected EOF")),
+			503, "UC", reset + "reset reason: connection termination"},
+		{"connection termination after a retry", 2, status.New(status.ConnectionTermination, errors.New("http2: connection closed")),
+			503, "UC", reset + "retried and the latest reset reason: connection termination"},
+		{"connect failure", 1, status.New(status.ConnectFailure, errors.New("refused")), 503, "UF", reset + "reset reason: upstream connect failure: refused"},
+		{"remote reset after a retry", 3, status.New(status.UpstreamReset, errors.New("stream reset")), 503, "UR", reset + "retried and the latest reset reason: upstream reset: stream reset"},
+		{"no healthy upstream", 1, status.New(status.NoHealthyUpstream, nil), 503, "UH", "no healthy upstream"},
+		{"timeout", 2, status.New(status.Timeout, nil), 504, "UT", "upstream request timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewStream(context.Background(), &l7.Request{}, &Downstream{}, nil)
+			NewChain(attempts{tc.tries, tc.err}).Run(s)
+			if s.Local == nil {
+				t.Fatal("no local reply")
+			}
+			if s.Local.Status != tc.status || s.ResponseFlags.String() != tc.flag || s.Local.Body != tc.body || s.Local.Kind != status.KindOf(tc.err) {
+				t.Errorf("got %d %q %q (kind %v), want %d %q %q", s.Local.Status, s.ResponseFlags, s.Local.Body, s.Local.Kind, tc.status, tc.flag, tc.body)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -235,6 +236,15 @@ func TestRetries(t *testing.T) {
 		{"always connect failure: URX", "/retry", func(context.Context, int, *filters.UpstreamRequest, []byte) (*l7.Response, error) {
 			return nil, status.New(status.ConnectFailure, errors.New("refused"))
 		}, 4, 503, true, "UF,URX", true},
+		{"connection terminations then 200", "/retry", func(_ context.Context, n int, _ *filters.UpstreamRequest, _ []byte) (*l7.Response, error) {
+			if n < 2 {
+				return nil, status.New(status.ConnectionTermination, errors.New("EOF"))
+			}
+			return respond(200), nil
+		}, 3, 200, false, "", true},
+		{"always connection termination: UC,URX", "/retry", func(context.Context, int, *filters.UpstreamRequest, []byte) (*l7.Response, error) {
+			return nil, status.New(status.ConnectionTermination, errors.New("EOF"))
+		}, 4, 503, true, "UC,URX", true},
 		{"4xx is not retried", "/retry", func(context.Context, int, *filters.UpstreamRequest, []byte) (*l7.Response, error) {
 			return respond(404), nil
 		}, 1, 404, false, "", false},
@@ -449,5 +459,38 @@ func TestBackoffIsBoundedAndGrows(t *testing.T) {
 			}
 		}
 		b.next()
+	}
+}
+
+// TestRetriableKinds checks which failures each retry_on condition retries,
+// as Envoy's RetryStateImpl::wouldRetryFromReset: every reset (a connect
+// failure, a connection termination, a remote or refused stream reset, a
+// per-try timeout's local reset) on reset, 5xx and gateway-error; a
+// connect failure also on connect-failure, a refused stream also on
+// refused-stream; an overflow, a vanished downstream or anything else
+// never.
+func TestRetriableKinds(t *testing.T) {
+	kinds := []status.Kind{status.ConnectFailure, status.ConnectionTermination, status.UpstreamReset, status.RefusedStream,
+		status.Timeout, status.Overflow, status.DownstreamGone, status.Unknown}
+	for _, tc := range []struct {
+		on   string
+		want []status.Kind // retried; the other kinds are not
+	}{
+		{"reset", []status.Kind{status.ConnectFailure, status.ConnectionTermination, status.UpstreamReset, status.RefusedStream, status.Timeout}},
+		{"5xx", []status.Kind{status.ConnectFailure, status.ConnectionTermination, status.UpstreamReset, status.RefusedStream, status.Timeout}},
+		{"gateway-error", []status.Kind{status.ConnectFailure, status.ConnectionTermination, status.UpstreamReset, status.RefusedStream, status.Timeout}},
+		{"connect-failure", []status.Kind{status.ConnectFailure}},
+		{"refused-stream", []status.Kind{status.RefusedStream}},
+		{"retriable-4xx,retriable-status-codes", nil},
+	} {
+		on, err := route.ParseRetryOn(tc.on)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range kinds {
+			if got, want := retriableKind(on, k), slices.Contains(tc.want, k); got != want {
+				t.Errorf("retry_on %s, %v: retried %v, want %v", tc.on, k, got, want)
+			}
+		}
 	}
 }

@@ -24,6 +24,8 @@ func TestMapping(t *testing.T) {
 		{"bad request", New(BadRequest, nil), BadRequest, 400, 400, ""},
 		{"no healthy upstream", New(NoHealthyUpstream, nil), NoHealthyUpstream, 503, 503, "UH"},
 		{"invalid header", fmt.Errorf("sending: %w", New(InvalidHeader, errors.New(`name "X Caller" is not a token`))), InvalidHeader, 500, 503, ""},
+		{"upstream reset", New(UpstreamReset, nil), UpstreamReset, 503, 503, "UR"},
+		{"connection termination", fmt.Errorf("exchange: %w", New(ConnectionTermination, errors.New("EOF"))), ConnectionTermination, 503, 503, "UC"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -59,7 +61,7 @@ func TestGRPCFromHTTP(t *testing.T) {
 // denied 40, upstream timeout 31, no healthy upstream 80.
 func TestDubboStatus(t *testing.T) {
 	for k, want := range map[Kind]int{NoRoute: 60, Denied: 40, BadRequest: 40, Timeout: 31, NoHealthyUpstream: 80,
-		Overflow: 100, DownstreamGone: 90, Unknown: 80} {
+		Overflow: 100, DownstreamGone: 90, Unknown: 80, ConnectionTermination: 80} {
 		if got := k.DubboStatus(); got != want {
 			t.Errorf("%v: Dubbo status %d, want %d", k, got, want)
 		}

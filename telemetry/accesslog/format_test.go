@@ -119,3 +119,35 @@ func BenchmarkIstioFormat(b *testing.B) {
 		buf = f.Append(buf[:0], r)
 	}
 }
+
+// TestStreamDetails checks %RESPONSE_CODE_DETAILS% for streams whose
+// filters said nothing, in Envoy's words.
+func TestStreamDetails(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		local int // status of a local reply; 0: an upstream response
+		flags filters.Flags
+		want  string
+	}{
+		{"upstream response", 0, 0, "via_upstream"},
+		{"connect failure", 503, filters.FlagUF, "upstream_reset_before_response_started{connection_failure}"},
+		{"connect failures, retries exhausted", 503, filters.FlagUF | filters.FlagURX, "upstream_reset_before_response_started{connection_failure}"},
+		{"connection termination", 503, filters.FlagUC, "upstream_reset_before_response_started{connection_termination}"},
+		{"connection terminations, retries exhausted", 503, filters.FlagUC | filters.FlagURX, "upstream_reset_before_response_started{connection_termination}"},
+		{"no route", 404, filters.FlagNR, "route_not_found"},
+		{"timeout", 504, filters.FlagUT, "upstream_response_timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := filters.NewStream(t.Context(), &l7.Request{}, &filters.Downstream{}, nil)
+			if tc.local == 0 {
+				s.Response = &l7.Response{Status: 200}
+			} else {
+				s.SendLocalReply(tc.local, "", tc.flags&^filters.FlagURX)
+				s.AddResponseFlag(tc.flags & filters.FlagURX)
+			}
+			if got := StreamDetails(s); got != tc.want {
+				t.Errorf("details %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
