@@ -424,3 +424,103 @@ func (pc *pingCounter) wait() {
 	pc.pw.Close()
 	<-pc.done
 }
+
+// breakable is a client's transport whose reads, once broken, fail with
+// err (io.EOF: the transport's clean end).
+type breakable struct {
+	net.Conn
+	mu  sync.Mutex
+	err error // set when the server breaks it
+}
+
+func (b *breakable) Read(p []byte) (int, error) {
+	n, err := b.Conn.Read(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil && b.err != nil {
+		err = b.err
+	}
+	return n, err
+}
+
+// TestClientTransportLost checks what a stream sees when its connection's
+// transport goes: a clean end (EOF) is ErrClosed; any other failure a
+// *TransportError wrapping it, even one that is itself a *StreamError (the
+// transport an HBONE tunnel, reset), which a caller must not take for its
+// own stream's reset. The server is on 127.0.0.1.
+func TestClientTransportLost(t *testing.T) {
+	tunnelReset := &StreamError{StreamID: 7, Code: ErrCodeConnect, Remote: true}
+	for _, tc := range []struct {
+		name      string
+		err       error
+		closed    bool // ErrClosed
+		transport bool // a *TransportError
+	}{
+		{"the transport ends", io.EOF, true, false},
+		{"the transport is reset", errors.New("connection reset by peer"), false, true},
+		{"the transport, a tunnel, is reset", tunnelReset, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			nc, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := ln.Accept()
+			ln.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := &breakable{Conn: nc}
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer srv.Close()
+				buf := make([]byte, len(xhttp2.ClientPreface))
+				if _, err := io.ReadFull(srv, buf); err != nil {
+					return
+				}
+				fr := xhttp2.NewFramer(srv, srv)
+				fr.WriteSettings()
+				for {
+					f, err := fr.ReadFrame()
+					if err != nil {
+						return
+					}
+					if _, ok := f.(*xhttp2.HeadersFrame); ok {
+						b.mu.Lock()
+						b.err = tc.err
+						b.mu.Unlock()
+						return // srv.Close ends the client's read
+					}
+				}
+			}()
+			cc, err := NewClientConn(b, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(wg.Wait)
+			t.Cleanup(func() { cc.Close() })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err = cc.RoundTrip(ctx, newRequest("GET", "example.com", "/"))
+			var te *TransportError
+			if got := errors.Is(err, ErrClosed); got != tc.closed {
+				t.Errorf("error %v: ErrClosed %v, want %v", err, got, tc.closed)
+			}
+			if got := errors.As(err, &te); got != tc.transport {
+				t.Errorf("error %v: *TransportError %v, want %v", err, got, tc.transport)
+			}
+			if tc.transport && !errors.Is(err, tc.err) {
+				t.Errorf("error %v does not wrap the transport's %v", err, tc.err)
+			}
+			if IsUnprocessed(err) {
+				t.Errorf("error %v taken for an unprocessed stream", err)
+			}
+		})
+	}
+}
