@@ -46,7 +46,8 @@ type ClusterStats struct {
 	// DestroyWithActive and DestroyRemoteWithActive once per connection
 	// that ended (by the upstream) under a request;
 	// PendingFailureEject per HTTP/2 stream failed that way; RxReset per
-	// HTTP/2 stream the upstream reset.
+	// HTTP/2 stream the upstream reset (RST_STREAM but REFUSED_STREAM).
+	// All before the response head: a response cut later is not counted.
 	DestroyWithActive, DestroyRemoteWithActive prometheus.Counter
 	PendingFailureEject, RxReset               prometheus.Counter
 }
