@@ -81,12 +81,14 @@ func remoteConfig(extra string) string {
 
 // A remote JWKS is fetched through the stream's Upstream at the first
 // token, then served from the cache for cache_duration, and fetched again
-// past it.
+// past it. cache_duration is an hour, and its end is brought forward by
+// the test (no sleep: a loaded machine could outlast a short duration
+// between the first requests).
 func TestRemoteJWKS(t *testing.T) {
 	keys(t)
 	srv := serveJWKS(t, jwksOf(t, rsaKey))
 	up := newUpstream(t, srv.addr)
-	f := newFilter(t, remoteConfig(`,"cacheDuration":"0.3s"`))
+	f := newFilter(t, remoteConfig(`,"cacheDuration":"3600s"`))
 	if srv.fetches.Load() != 0 {
 		t.Fatal("fetched before a token came")
 	}
@@ -108,7 +110,16 @@ func TestRemoteJWKS(t *testing.T) {
 		t.Errorf("a key not in the set: %q", o)
 	}
 	srv.body.Store(jwksOf(t, rsaKey, ecKey))
-	time.Sleep(400 * time.Millisecond)
+	if len(f.remotes) != 1 {
+		t.Fatalf("%d remote key sets, want 1", len(f.remotes))
+	}
+	r := f.remotes[0]
+	r.mu.Lock()
+	if left := time.Until(r.expires); left < 59*time.Minute || left > time.Hour {
+		t.Errorf("the keys expire in %v, want the cache_duration of 1h", left)
+	}
+	r.expires = time.Now().Add(-time.Millisecond) // cache_duration has passed
+	r.mu.Unlock()
 	if o := run(ecKey.sign(t, claims("iss"))); o != "" {
 		t.Errorf("after cache_duration, the new key: %q", o)
 	}

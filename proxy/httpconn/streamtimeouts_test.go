@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gowaypoint/waypoint/filters"
+	"github.com/gowaypoint/waypoint/protocols/status"
 	xhttp2 "golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
@@ -583,5 +585,43 @@ func waitCounter(t *testing.T, name, prefix string, want float64) {
 	}
 	if got := hcmCounter(t, name, prefix); got != want {
 		t.Fatalf("%s %v, want %v", name, got, want)
+	}
+}
+
+// TestTimeoutReplyReplacesTheChainsError: when a stream timer ends a
+// request, the chain may already have answered the error it saw (its
+// context cancelled: DC; its body read failing at the deadline the timer
+// set: a timeout, UT); the timer's reply replaces that answer, and its
+// flag with it.
+func TestTimeoutReplyReplacesTheChainsError(t *testing.T) {
+	tests := []struct {
+		name   string
+		chain  status.Kind // the error the chain answered; 0: none
+		flags  filters.Flags
+		reason timeoutReason
+		want   string // flags after
+	}{
+		{"nothing answered yet", 0, 0, timeoutRequest, ""},
+		{"downstream gone", status.DownstreamGone, filters.FlagDC, timeoutRequest, ""},
+		{"body read timed out", status.Timeout, filters.FlagUT, timeoutRequest, ""},
+		{"body read timed out, idle timer", status.Timeout, filters.FlagUT, timeoutIdle, "SI"},
+		{"an earlier retry stays", status.Timeout, filters.FlagUT | filters.FlagURX, timeoutRequest, "URX"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &filters.Stream{}
+			if tc.chain != 0 {
+				s.SendLocalReply(tc.chain.HTTPStatus(), "chain", 0)
+				s.Local.Kind = tc.chain
+			}
+			s.ResponseFlags = tc.flags
+			timeoutReply(s, tc.reason, false)
+			if s.Local == nil || s.Local.Status != 408 {
+				t.Fatalf("local reply %+v, want 408", s.Local)
+			}
+			if got := s.ResponseFlags.String(); got != tc.want {
+				t.Errorf("flags %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
