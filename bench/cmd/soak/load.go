@@ -65,6 +65,7 @@ type loadgen struct {
 	mu      sync.Mutex
 	lat     []time.Duration  // this interval's latencies
 	ivFail  int64            // this interval's failures
+	ivLate  int64            // this interval's requests sent late
 	reasons map[string]int64 // failure reason -> count
 	first   []string         // the first failures, with their time
 	pushes  []*configPush    // every config push, in order
@@ -149,6 +150,7 @@ func (g *loadgen) run(ctx context.Context) {
 		case <-timer.C:
 			g.missed.Add(1)
 		case <-ctx.Done():
+			g.scheduled.Add(-1) // the run ended before it was due to be sent or missed
 			return
 		}
 	}
@@ -157,7 +159,8 @@ func (g *loadgen) run(ctx context.Context) {
 // do sends one request and records its outcome.
 func (g *loadgen) do(j job) {
 	start := time.Now()
-	if start.Sub(j.due) > lateAfter {
+	late := start.Sub(j.due) > lateAfter
+	if late {
 		g.late.Add(1)
 	}
 	g.sent.Add(1)
@@ -204,6 +207,9 @@ func (g *loadgen) do(j job) {
 	g.lat = append(g.lat, lat)
 	g.hist[bucketOf(lat)]++
 	g.maxLat = max(g.maxLat, lat)
+	if late {
+		g.ivLate++
+	}
 	if failure != "" {
 		g.ivFail++
 		if _, ok := g.reasons[failure]; ok || len(g.reasons) < maxReasons {
@@ -230,16 +236,17 @@ func (g *loadgen) pushed(v int, t time.Time) {
 // interval is what the requests finished since the last take showed.
 type interval struct {
 	requests, failures int64
+	late               int64         // sent more than lateAfter after their time
 	p50, p99, max      time.Duration // 0 when no request finished
 }
 
 // take returns the interval's figures and starts the next one.
 func (g *loadgen) take() interval {
 	g.mu.Lock()
-	lat, failed := g.lat, g.ivFail
-	g.lat, g.ivFail = make([]time.Duration, 0, cap(lat)), 0
+	lat, failed, late := g.lat, g.ivFail, g.ivLate
+	g.lat, g.ivFail, g.ivLate = make([]time.Duration, 0, cap(lat)), 0, 0
 	g.mu.Unlock()
-	iv := interval{requests: int64(len(lat)), failures: failed}
+	iv := interval{requests: int64(len(lat)), failures: failed, late: late}
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		iv.p50, iv.p99, iv.max = quantile(lat, 0.50), quantile(lat, 0.99), lat[len(lat)-1]

@@ -2,8 +2,9 @@
 // load, config pushes and endpoint churn, and records whether anything
 // grows or fails (issue 16's soak; bench/README.md, "Soak"):
 //
-//   - the waypoint is configured over ADS by an in-process xDS server
-//     (xds/xdsserver) and sits between a source ztunnel stand-in and pods,
+//   - the waypoint is configured over ADS (state of the world; -delta for
+//     incremental) by an in-process xDS server (xds/xdsserver) and sits
+//     between a source ztunnel stand-in and pods,
 //     each an HTTP backend behind its own ztunnel stand-in (HBONE, mTLS),
 //     all on 127.79.0.0/16;
 //   - a fixed-rate, open-loop load generator sends -rate requests a second
@@ -64,7 +65,7 @@ type options struct {
 	endpoints, churn            int
 	churnEvery, grace, cfgEvery time.Duration
 	waypoint, out               string
-	keep                        bool
+	keep, delta                 bool
 	args                        []string // the command line, for the summary
 }
 
@@ -82,6 +83,7 @@ func main() {
 	flag.DurationVar(&o.cfgEvery, "config-every", 10*time.Second, "how often the config flips between its two versions (0: never)")
 	flag.StringVar(&o.waypoint, "waypoint", "", "the waypoint binary (default: go build ./cmd/waypoint)")
 	flag.StringVar(&o.out, "out", "bench/results", "where soak-DATE.md and .png are written")
+	flag.BoolVar(&o.delta, "delta", false, "the waypoint takes its config over delta ADS (--xds-delta) instead of state of the world")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (certificates, config, the waypoint's log and access log); kept anyway when requests failed")
 	flag.Parse()
 	o.args = os.Args

@@ -177,8 +177,12 @@ func (s *soak) startWaypoint(ctx context.Context) (*waypointProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "run", "--xds", s.xdsAddr, "--cert-dir", certs.IdentityDir(s.dir, idWaypoint),
-		"--hbone-addr", waypointIP+":15008", "--admin-addr", waypointIP+":15000", "--metrics-addr", "off")
+	args := []string{"run", "--xds", s.xdsAddr, "--cert-dir", certs.IdentityDir(s.dir, idWaypoint),
+		"--hbone-addr", waypointIP + ":15008", "--admin-addr", waypointIP + ":15000", "--metrics-addr", "off"}
+	if s.o.delta {
+		args = append(args, "--xds-delta")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

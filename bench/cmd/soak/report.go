@@ -27,9 +27,10 @@ type results struct {
 	loadStart, loadEnd string    // the machine's load average
 	rows               []sample
 	pushes             pushCounts
-	pods               *pods
+	pods               string // the pods' counts at the end
 	g                  *loadgen
 	counters           []string // the waypoint's, "name: value"
+	selfCPU            float64  // this process's CPU seconds during the load
 	accessLog          logSummary
 }
 
@@ -193,8 +194,10 @@ func (r *results) writeRequests(w io.Writer, md bool) {
 		bullet, g.late.Load(), lateAfter, g.missed.Load(), maxLag)
 	if n := len(r.rows); n > 1 && g.sent.Load() > 0 {
 		cpu := r.rows[n-1].cpu - r.rows[0].cpu
-		fmt.Fprintf(w, "%sthe waypoint's CPU: %.1f s, %.0f%% of a core on average, %.0f µs per request\n",
-			bullet, cpu, 100*cpu/(r.rows[n-1].at-r.rows[0].at).Seconds(), 1e6*cpu/float64(g.sent.Load()))
+		secs := (r.rows[n-1].at - r.rows[0].at).Seconds()
+		fmt.Fprintf(w, "%sthe waypoint's CPU: %.1f s, %.0f%% of a core on average, %.0f µs per request; the soak tool's own "+
+			"(load generator, ztunnel stand-ins, pods, xDS server): %.0f%% of a core\n",
+			bullet, cpu, 100*cpu/secs, 1e6*cpu/float64(g.sent.Load()), 100*r.selfCPU/secs)
 	}
 	if p50, p99, mx, ok := g.overall(); ok {
 		fmt.Fprintf(w, "%slatency over the whole run (from each request's due time): p50 %s ms, p99 %s ms, max %s ms\n", bullet, ms(p50), ms(p99), ms(mx))
@@ -279,12 +282,12 @@ func (r *results) write(dir string) (mdPath, pngPath string, err error) {
 	fmt.Fprintf(&b, "# Soak, %s\n\n", r.started.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "`%s` (bench/README.md, \"Soak\"), %s.\n\n", strings.Join(append([]string{"bin/soak"}, o.args[1:]...), " "), revision())
 	fmt.Fprintf(&b, "%v of load at %.0f req/s (open loop, at most %d in flight) through a source ztunnel stand-in, HBONE (mTLS) "+
-		"to the waypoint, and HBONE to pods behind their own ztunnel stand-ins; HTTP/1.1 and h2c inside the tunnels, "+
+		"to the waypoint (configured over %s ADS), and HBONE to pods behind their own ztunnel stand-ins; HTTP/1.1 and h2c inside the tunnels, "+
 		"to a cluster speaking HTTP/1.1 and one speaking HTTP/2 to the pods. %d endpoints; every %v the %d oldest leave by an EDS push, "+
 		"keep serving for %v, then shut down, and as many new pods arrive. Every %v the config flips between version a "+
 		"(no RBAC filter, ROUND_ROBIN) and b (an RBAC ALLOW of the client's principal, LEAST_REQUEST), each route adding "+
 		"`x-soak-config: a|b`. Samples every %v; ranges, means and slopes leave out the first %v.\n\n",
-		r.ended.Sub(r.started).Round(time.Second), o.rate, o.concurrency, o.endpoints, o.churnEvery, o.churn, o.grace, o.cfgEvery, o.sample, o.warmup)
+		r.ended.Sub(r.started).Round(time.Second), o.rate, o.concurrency, adsMode(o.delta), o.endpoints, o.churnEvery, o.churn, o.grace, o.cfgEvery, o.sample, o.warmup)
 	fmt.Fprintf(&b, "%s\n\n", machine(r.loadStart, r.loadEnd))
 	fmt.Fprintf(&b, "## The waypoint over time\n\n")
 	r.writeFigures(&b, true)
@@ -302,9 +305,10 @@ func (r *results) write(dir string) (mdPath, pngPath string, err error) {
 			rate, core = fmt.Sprintf("%.0f", float64(s.iv.requests)/d), fmt.Sprintf("%.0f%%", 100*(s.cpu-r.rows[i-1].cpu)/d)
 		}
 		rows = append(rows, []string{s.at.String(), num(float64(s.rssKiB)/1024, 1), fmt.Sprint(s.goroutines), fmt.Sprint(s.fds),
-			ms(s.iv.p50), ms(s.iv.p99), ms(s.iv.max), rate, fmt.Sprint(s.iv.failures), core})
+			ms(s.iv.p50), ms(s.iv.p99), ms(s.iv.max), rate, fmt.Sprint(s.iv.failures), fmt.Sprint(s.iv.late), core})
 	}
-	writeTable(&b, true, []string{"t", "RSS MiB", "goroutines", "fds", "p50 ms", "p99 ms", "max ms", "req/s", "failed", "waypoint CPU"}, rows)
+	writeTable(&b, true, []string{"t", "RSS MiB", "goroutines", "fds", "p50 ms", "p99 ms", "max ms", "req/s", "failed", "sent late", "waypoint CPU"}, rows)
+	fmt.Fprintf(&b, "Latency counts from each request's due time; \"sent late\" are the requests the load generator itself sent more than %v after it (a machine too busy to keep the schedule shows there first).\n", lateAfter)
 	if err := os.WriteFile(mdPath, b.Bytes(), 0o644); err != nil {
 		return "", "", err
 	}
@@ -355,7 +359,7 @@ func (r *results) plot(path string) error {
 		add(chart.Lines(title, "", "RSS, MiB", []chart.LineSeries{{Name: "waypoint RSS", Color: chart.Blue, X: xs, Y: col(metrics[0])}}, opts)),
 		add(chart.Lines("", "", "goroutines", []chart.LineSeries{{Name: "waypoint goroutines", Color: chart.Purple, X: xs, Y: col(metrics[1])}}, opts)),
 		add(chart.Lines("", "", "open fds", []chart.LineSeries{{Name: "waypoint open fds", Color: chart.Orange, X: xs, Y: col(metrics[2])}}, opts)),
-		add(chart.Lines("", "", "latency per interval, ms (log)", []chart.LineSeries{
+		add(chart.Lines("", "", "latency, ms", []chart.LineSeries{
 			{Name: "max", Color: chart.Red, X: xs, Y: col(metrics[5])},
 			{Name: "p99", Color: chart.Orange, X: xs, Y: col(metrics[4])},
 			{Name: "p50", Color: chart.Blue, X: xs, Y: col(metrics[3])},
@@ -382,6 +386,13 @@ func (r *results) verdict() error {
 		errs = append(errs, fmt.Errorf("%d config pushes were never served", unseen))
 	}
 	return errors.Join(errs...)
+}
+
+func adsMode(delta bool) string {
+	if delta {
+		return "delta"
+	}
+	return "state-of-the-world"
 }
 
 // machine describes where the run happened.

@@ -91,7 +91,7 @@ func TestWriteResults(t *testing.T) {
 	g.failed.Store(1)
 	g.reasons["http1 to h2: status 503, \"no healthy upstream\""] = 1
 	start := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
-	r := &results{o: o, started: start, ended: start.Add(o.duration), g: g, pods: &pods{}, loadStart: "1.0", loadEnd: "1.5",
+	r := &results{o: o, started: start, ended: start.Add(o.duration), g: g, pods: "40 pods started", loadStart: "1.0", loadEnd: "1.5",
 		counters:  []string{"cluster.soak.upstream_rq_retry: 3"},
 		accessLog: logSummary{lines: 1, byCode: map[string]int{"503 UH": 1}, first: []string{"a line"}}}
 	for i := range 5 {
@@ -119,6 +119,7 @@ func TestWriteResults(t *testing.T) {
 	}
 	for _, want := range []string{
 		"`bin/soak -duration 2m`",
+		"configured over state-of-the-world ADS",
 		"| RSS, MiB | 50.0 | 50.0-50.0 | 50.0 → 50.0 | 50.0 | +0.0 |",
 		"| latency p99, ms | 5.00 |",
 		"**1 failed**",

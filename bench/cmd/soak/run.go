@@ -40,13 +40,13 @@ func (s *soak) soak(ctx context.Context, out io.Writer) error {
 	g := newLoadgen(s.entry, o.rate, o.concurrency)
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
-	res := &results{o: o, started: time.Now(), loadStart: loadAverage(), pods: s.pods, g: g}
+	res := &results{o: o, started: time.Now(), loadStart: loadAverage(), g: g}
 	pid := s.wp.cmd.Process.Pid
 	admin := waypointIP + ":15000"
 
 	fmt.Fprintf(out, "soak: %v at %.0f req/s (open loop, %d workers), %d endpoints, %d replaced every %v (grace %v), config flip every %v; samples every %v, warm-up %v\n",
 		o.duration, o.rate, o.concurrency, o.endpoints, o.churn, o.churnEvery, o.grace, o.cfgEvery, o.sample, o.warmup)
-	fmt.Fprintf(out, "%8s %8s %6s %5s %8s %8s %8s %7s %6s %6s\n", "t", "RSS MiB", "gorout", "fds", "p50 ms", "p99 ms", "max ms", "req/s", "failed", "CPU")
+	fmt.Fprintf(out, "%8s %8s %6s %5s %8s %8s %8s %7s %6s %5s %6s\n", "t", "RSS MiB", "gorout", "fds", "p50 ms", "p99 ms", "max ms", "req/s", "failed", "late", "CPU")
 	var start time.Time
 	take := func() error {
 		rss, err := rssKiB(pid)
@@ -75,14 +75,15 @@ func (s *soak) soak(ctx context.Context, out io.Writer) error {
 			rate, core = float64(row.iv.requests)/d, (cpu-res.rows[n-1].cpu)/d
 		}
 		res.rows = append(res.rows, row)
-		fmt.Fprintf(out, "%8v %8.1f %6d %5d %8s %8s %8s %7.0f %6d %5.0f%%\n", row.at, float64(rss)/1024, gr, fds,
-			ms(row.iv.p50), ms(row.iv.p99), ms(row.iv.max), rate, row.iv.failures, 100*core)
+		fmt.Fprintf(out, "%8v %8.1f %6d %5d %8s %8s %8s %7.0f %6d %5d %5.0f%%\n", row.at, float64(rss)/1024, gr, fds,
+			ms(row.iv.p50), ms(row.iv.p99), ms(row.iv.max), rate, row.iv.failures, row.iv.late, 100*core)
 		return nil
 	}
 	// The first row is the waypoint ready and idle, before the load.
 	if err := take(); err != nil {
 		return err
 	}
+	selfStart, _ := cpuSeconds(os.Getpid())
 	start = time.Now()
 	res.started = start
 	var work sync.WaitGroup
@@ -128,7 +129,11 @@ loop:
 		}
 	}
 	res.loadEnd = loadAverage()
+	if selfEnd, err := cpuSeconds(os.Getpid()); err == nil {
+		res.selfCPU = selfEnd - selfStart
+	}
 	res.counters = waypointCounters(admin)
+	res.pods = s.pods.String()
 	res.accessLog = accessLogSummary(s.accessLogPath(), 10)
 
 	res.print(out)

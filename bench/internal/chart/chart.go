@@ -108,10 +108,13 @@ type LineOptions struct {
 	// (the end of a warm-up, say), labelled MarkLabel in the legend.
 	MarkX     []float64
 	MarkLabel string
+	// XMin and XMax fix the X axis (panels stacked with WritePNG then
+	// share it); both 0: the data's range.
+	XMin, XMax float64
 }
 
-// Lines is a panel of lines sharing one X axis, with a legend at the top
-// left when there is more than one series or a marker.
+// Lines is a panel of lines sharing one X axis, with a legend of the
+// series (and the marker) at the top left, above the data.
 func Lines(title, xlabel, ylabel string, series []LineSeries, o LineOptions) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title
@@ -122,6 +125,7 @@ func Lines(title, xlabel, ylabel string, series []LineSeries, o LineOptions) (*p
 	p.Add(plotter.NewGrid())
 	lo, hi := math.Inf(1), math.Inf(-1)
 	xlo, xhi := math.Inf(1), math.Inf(-1)
+	entries := 0 // in the legend
 	for _, s := range series {
 		if len(s.X) != len(s.Y) {
 			return nil, fmt.Errorf("chart: series %q has %d X and %d Y", s.Name, len(s.X), len(s.Y))
@@ -140,6 +144,7 @@ func Lines(title, xlabel, ylabel string, series []LineSeries, o LineOptions) (*p
 			p.Add(l)
 			if !drawn {
 				p.Legend.Add(s.Name, l)
+				entries++
 				drawn = true
 			}
 			for _, pt := range seg {
@@ -162,24 +167,32 @@ func Lines(title, xlabel, ylabel string, series []LineSeries, o LineOptions) (*p
 			p.Add(m)
 			if i == 0 && o.MarkLabel != "" {
 				p.Legend.Add(o.MarkLabel, m)
+				entries++
 			}
 			xlo, xhi = min(xlo, x), max(xhi, x)
 		}
 	}
 	p.X.Min, p.X.Max = xlo, xhi
+	if o.XMin != 0 || o.XMax != 0 {
+		p.X.Min, p.X.Max = o.XMin, o.XMax
+	}
+	// The legend's lines take the top of the panel, above the data: about
+	// 6% of a panel's height each in the images WritePNG draws.
+	room := 1 - 0.06*float64(entries) - 0.04
 	if o.LogY {
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Min, p.Y.Max = logFloor(lo), logCeil(hi*1.6) // room for the legend
+		llo, lhi := math.Log10(logFloor(lo)), math.Log10(hi)
+		p.Y.Min, p.Y.Max = logFloor(lo), logCeil(math.Pow(10, llo+max(lhi-llo, 1)/room))
 		p.Y.Tick.Marker = logTicks{}
 	} else {
 		if !o.FreeY {
 			lo = 0
 		}
-		top := hi + (hi-lo)*0.3 // room for the legend
-		if top <= lo {
-			top = lo + 1
+		span := hi - lo
+		if span <= 0 {
+			span = max(math.Abs(hi), 1)
 		}
-		p.Y.Min, p.Y.Max = lo, top
+		p.Y.Min, p.Y.Max = lo, lo+span/room
 	}
 	return p, nil
 }
