@@ -78,6 +78,14 @@ attack:
 	$(GO) build -o bin/ ./cmd/waypoint ./cmd/hbone ./bench/cmd/attack
 	bin/attack -bin bin $(ATTACK_FLAGS)
 
+## soak: issue 16's soak (bench/README.md, "Soak"): the waypoint for an hour at 1,000 req/s through
+## HBONE, a config push every 10 s, endpoints churning; writes bench/results/soak-DATE.md and .png and
+## fails on any failed request; not part of make test. Flags go in SOAK_FLAGS, e.g. SOAK_FLAGS='-duration 5m'
+.PHONY: soak
+soak:
+	$(GO) build -o bin/ ./cmd/waypoint ./bench/cmd/soak
+	bin/soak -waypoint bin/waypoint $(SOAK_FLAGS)
+
 ## bench: hot-path benchmarks
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
