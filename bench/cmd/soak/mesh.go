@@ -82,7 +82,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	if err := certs.WriteMesh(certs.MeshOptions{Dir: dir, TrustDomain: "cluster.local", IDs: []spiffe.ID{idWaypoint, idClient, idPod}}); err != nil {
 		return err
 	}
-	if s.pods, err = newPods(dir, podSlots(o)); err != nil {
+	if s.pods, err = newPods(dir, 0, podSlots(o)); err != nil {
 		return err
 	}
 	s.stops = append(s.stops, s.pods.close)

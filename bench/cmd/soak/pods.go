@@ -71,7 +71,9 @@ type pods struct {
 	forced           atomic.Int64 // pods whose shutdown had to cut streams or requests
 }
 
-func newPods(dir string, slots int) (*pods, error) {
+// newPods makes the pod set with slots addresses, from podAddr(first) on;
+// none is listening before start.
+func newPods(dir string, first, slots int) (*pods, error) {
 	log := slog.New(slog.DiscardHandler)
 	src, err := certs.NewSource(certs.IdentityDir(dir, idPod), certs.SourceOptions{Logger: log})
 	if err != nil {
@@ -79,7 +81,7 @@ func newPods(dir string, slots int) (*pods, error) {
 	}
 	p := &pods{src: src, tls: src.ServerTLSConfig(), log: log, done: make(chan struct{})}
 	for i := range slots {
-		p.free = append(p.free, podAddr(i))
+		p.free = append(p.free, podAddr(first+i))
 	}
 	return p, nil
 }

@@ -12,13 +12,18 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/certs"
 )
 
+// testFirstPod is the first pod address of the tests, 127.79.249.1: the
+// last block, far from the addresses a soak running at the same time
+// takes first.
+const testFirstPod = maxPodIPs - 250
+
 func newTestPods(t *testing.T, slots int) *pods {
 	t.Helper()
 	dir := t.TempDir()
 	if err := certs.WriteMesh(certs.MeshOptions{Dir: dir, TrustDomain: "cluster.local", IDs: []spiffe.ID{idPod}}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := newPods(dir, slots)
+	p, err := newPods(dir, testFirstPod, slots)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +65,8 @@ func TestPodLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.addr != podAddr(0) || b.addr != podAddr(1) {
-		t.Fatalf("pods at %s and %s, want the first free addresses %s and %s", a.addr, b.addr, podAddr(0), podAddr(1))
+	if a.addr != podAddr(testFirstPod+0) || b.addr != podAddr(testFirstPod+1) {
+		t.Fatalf("pods at %s and %s, want the first free addresses %s and %s", a.addr, b.addr, podAddr(testFirstPod+0), podAddr(testFirstPod+1))
 	}
 	if body, err := get(a.addr); err != nil || body != "ok" {
 		t.Fatalf("pod a answers %q, %v; want ok", body, err)
@@ -91,8 +96,8 @@ func TestPodLifecycle(t *testing.T) {
 	if s, st := p.started.Load(), p.stopped.Load(); s != 2 || st != 2 {
 		t.Errorf("started %d, stopped %d; want 2, 2", s, st)
 	}
-	if n := len(p.free); n != 3 || p.free[0] != podAddr(2) {
-		t.Errorf("free %v, want the unused %s first, then the two released", p.free, podAddr(2))
+	if n := len(p.free); n != 3 || p.free[0] != podAddr(testFirstPod+2) {
+		t.Errorf("free %v, want the unused %s first, then the two released", p.free, podAddr(testFirstPod+2))
 	}
 	if _, err := p.start(); err == nil {
 		t.Error("start after close: want an error")
