@@ -26,8 +26,12 @@ var ErrDraining = errors.New("acceptor: draining")
 
 // Serve accepts on ln until ln is closed or Drain begins, running handle in
 // a new goroutine per connection; handle owns the connection, which is
-// closed after it returns. Serve closes ln before it returns. Temporary
-// accept errors (too many open files) are retried after a back-off.
+// closed after it returns. handle may pass the connection's socket on
+// before it returns (a park.Parker takes it and closes the net.Conn): the
+// Acceptor then no longer tracks it, and whoever took it owns it until it
+// is closed or handed back to Adopt. Serve closes ln before it returns.
+// Temporary accept errors (too many open files) are retried after a
+// back-off.
 func (a *Acceptor) Serve(ln net.Listener, handle func(net.Conn)) error {
 	a.mu.Lock()
 	if a.draining {
@@ -81,6 +85,24 @@ func (a *Acceptor) Serve(ln net.Listener, handle func(net.Conn)) error {
 	}
 }
 
+// Adopt serves c, a connection that left the goroutine that served it and
+// came back (proxy/sockio/park hands back a parked socket as a new
+// net.Conn), as Serve serves an accepted one: handle runs in a new
+// goroutine and owns c, which is closed after it returns; Drain waits for
+// it and closes c when its context ends. Once Drain has begun it returns
+// false and leaves c to the caller, who closes it.
+func (a *Acceptor) Adopt(c net.Conn, handle func(net.Conn)) bool {
+	if !a.track(c) {
+		return false
+	}
+	go func() {
+		defer a.untrack(c)
+		defer c.Close()
+		handle(c)
+	}()
+	return true
+}
+
 func (a *Acceptor) isDraining() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -92,6 +114,9 @@ func (a *Acceptor) track(c net.Conn) bool {
 	defer a.mu.Unlock()
 	if a.draining {
 		return false
+	}
+	if a.conns == nil {
+		a.conns = map[net.Conn]struct{}{}
 	}
 	a.conns[c] = struct{}{}
 	a.wg.Add(1)

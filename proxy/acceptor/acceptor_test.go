@@ -100,3 +100,65 @@ func TestServeAfterDrain(t *testing.T) {
 		t.Fatalf("Serve after Drain = %v, want ErrDraining", err)
 	}
 }
+
+// TestAdopt: an adopted connection is served on its own goroutine,
+// closed after its handler returns and, like an accepted one, waited for
+// and closed by a drain; once draining, Adopt refuses and leaves the
+// connection open.
+func TestAdopt(t *testing.T) {
+	var a Acceptor
+	ln, err := net.Listen("tcp", "127.0.205.10:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dial := func() (client, server net.Conn) {
+		t.Helper()
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, err = ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client, server
+	}
+
+	client, server := dial()
+	defer client.Close()
+	if !a.Adopt(server, func(c net.Conn) { c.Write([]byte("served")) }) {
+		t.Fatal("Adopt refused before Drain")
+	}
+	if b, err := io.ReadAll(client); err != nil || string(b) != "served" {
+		t.Fatalf("read %q, %v; want the handler's answer, then the connection closed", b, err)
+	}
+
+	held, server := dial()
+	defer held.Close()
+	served := make(chan struct{})
+	a.Adopt(server, func(c net.Conn) {
+		close(served)
+		io.Copy(io.Discard, c) // until the drain closes it
+	})
+	<-served
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := a.Drain(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Drain = %v, want DeadlineExceeded: it waited for the adopted connection", err)
+	}
+	if _, err := held.Read(make([]byte, 1)); err == nil {
+		t.Fatal("adopted connection still open after a forced drain")
+	}
+
+	late, server := dial()
+	defer late.Close()
+	defer server.Close()
+	if a.Adopt(server, func(net.Conn) { t.Error("served while draining") }) {
+		t.Fatal("Adopt accepted a connection while draining")
+	}
+	late.Write([]byte("x"))
+	if _, err := server.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("the refused connection was closed: %v", err)
+	}
+}
