@@ -135,6 +135,21 @@ func TestRefusedConnectionsCounted(t *testing.T) {
 		{"bad_certificate", "envoy_listener_ssl_fail_verify_error", tlsDial(stranger.ClientTLSConfig(certs.PeerExpectation{}))},
 		{"peer_identity", "envoy_listener_ssl_fail_verify_san", tlsDial(intruder.ClientTLSConfig(certs.PeerExpectation{TrustDomain: "cluster.local"}))},
 		{"alpn", "envoy_listener_ssl_connection_error", tlsDial(http11)},
+		{"other", "envoy_listener_ssl_connection_error", func(t *testing.T) { // gone before a byte: the Parker closes it
+			c, err := net.Dial("tcp", addr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+		}},
+		{"other", "envoy_listener_ssl_connection_error", func(t *testing.T) { // gone within a record header: handed back, the handshake reads EOF
+			c, err := net.Dial("tcp", addr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write([]byte{0x16, 0x03, 0x01})
+			c.Close()
+		}},
 		{"client_hello_timeout", "envoy_listener_downstream_pre_cx_timeout", func(t *testing.T) {
 			c, err := net.Dial("tcp", addr.String())
 			if err != nil {

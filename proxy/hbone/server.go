@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gowaypoint/waypoint/internal/lograte"
@@ -24,6 +26,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
 	"github.com/gowaypoint/waypoint/proxy/overload"
 	"github.com/gowaypoint/waypoint/proxy/sockio"
+	"github.com/gowaypoint/waypoint/proxy/sockio/park"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
 )
 
@@ -131,6 +134,11 @@ type Server struct {
 	peerLimits
 	ctx  context.Context // cancelled by Shutdown: every connection drains
 	stop context.CancelFunc
+	// parker holds the connections waiting for their ClientHello (nil:
+	// none yet, or unsupported: they wait on their goroutine). The first
+	// Serve starts it, Shutdown closes it; parkMu orders the two.
+	parker atomic.Pointer[park.Parker]
+	parkMu sync.Mutex
 }
 
 // alpnH2 is the ALPN protocol HBONE runs on.
@@ -184,28 +192,99 @@ func setDefault[T comparable](v *T, def T) {
 // Serve accepts connections on ln until Shutdown or an accept error. It
 // closes ln before returning.
 func (s *Server) Serve(ln net.Listener) error {
+	s.startParker()
 	return s.acc.Serve(ln, s.serveConn)
 }
 
+// startParker starts the server's Parker unless it runs or the server is
+// shutting down; where there is none (not Linux), pending connections wait
+// on their goroutines.
+func (s *Server) startParker() {
+	s.parkMu.Lock()
+	defer s.parkMu.Unlock()
+	if s.parker.Load() != nil || s.ctx.Err() != nil {
+		return
+	}
+	p, err := park.New()
+	if err != nil {
+		if !errors.Is(err, errors.ErrUnsupported) {
+			s.log.Warn("hbone: connections waiting for their ClientHello wait on goroutines", "error", err)
+		}
+		return
+	}
+	s.parker.Store(p)
+}
+
 // serveConn serves one accepted connection. Until the peer's first byte
-// arrives it holds no TLS state, no buffer and no timer goroutine: its
+// arrives it holds no TLS state, no buffer, no goroutine and no entry in
+// the runtime's poller: the Parker holds its socket, until its first
+// bytes or its FIN (served by resume on a new goroutine) or the handshake
+// deadline (refused as client_hello_timeout). Without a Parker its
 // goroutine waits in the poller on a one-byte peek, with the handshake
 // deadline on the socket (docs/hardening.md, memory per pending
-// handshake).
+// handshake). The overload manager counts the connection from here until
+// it ends, parked or not.
 func (s *Server) serveConn(raw net.Conn) {
 	if !s.gate.Admit() {
 		return // refused by the overload manager, counted; the acceptor closes raw
 	}
+	pc := &pending{s: s, remote: addrPort(raw.RemoteAddr()), deadline: time.Now().Add(s.cfg.HandshakeTimeout)}
+	if p := s.parker.Load(); p != nil && p.Park(raw, pc.deadline, pc) == nil {
+		return // the Parker owns the socket, pc the gate's admission; the acceptor's Close of raw does nothing
+	}
 	defer s.gate.Release()
-	remote := addrPort(raw.RemoteAddr())
-	raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	raw.SetDeadline(pc.deadline)
 	sock := sockio.WrapConn(raw)
 	if w, ok := sock.(interface{ WaitRead() error }); ok {
 		if err := w.WaitRead(); err != nil {
-			s.refuseConn(classifyHandshake(err, false), remote, "waiting for the ClientHello: "+err.Error())
+			s.refuseConn(classifyHandshake(err, false), pc.remote, "waiting for the ClientHello: "+err.Error())
 			return
 		}
 	}
+	s.serveTLS(raw, sock, pc.remote)
+}
+
+// pending is a connection in the Parker, waiting for its ClientHello. It
+// holds the overload gate's admission until the connection ends.
+type pending struct {
+	s        *Server
+	remote   netip.AddrPort // the handed-back socket has none after a reset
+	deadline time.Time      // the handshake's
+}
+
+// Ready starts the goroutine of a connection that has sent its first bytes
+// or hung up, under the Acceptor (park.Owner).
+func (p *pending) Ready(c net.Conn) {
+	if !p.s.acc.Adopt(c, p.resume) {
+		c.Close() // draining
+		p.s.gate.Release()
+	}
+}
+
+// resume serves a connection handed back by the Parker, as serveConn does
+// after the wait, under the rest of the handshake deadline.
+func (p *pending) resume(c net.Conn) {
+	defer p.s.gate.Release()
+	c.SetDeadline(p.deadline)
+	p.s.serveTLS(c, sockio.WrapConn(c), p.remote)
+}
+
+// Gone refuses a connection the Parker closed: its deadline passed before
+// its ClientHello (client_hello_timeout, as a socket deadline would), or
+// a new net.Conn could not be made of it; one closed by Shutdown is not
+// counted (park.Owner).
+func (p *pending) Gone(err error) {
+	defer p.s.gate.Release()
+	if errors.Is(err, park.ErrClosed) {
+		p.s.log.Debug("hbone: closed a connection waiting for its ClientHello at shutdown", "remote", p.remote)
+		return
+	}
+	p.s.refuseConn(classifyHandshake(err, false), p.remote, "waiting for the ClientHello: "+err.Error())
+}
+
+// serveTLS runs the handshake on sock, raw's socket, under the deadline set
+// on raw, then serves HTTP/2.
+func (s *Server) serveTLS(raw, sock net.Conn, remote netip.AddrPort) {
 	tc := tlsServer(sock, s.cfg.TLS)
 	err := tc.Handshake()
 	if err != nil {
@@ -262,6 +341,9 @@ func quoteOrNone(p string) string {
 }
 
 func addrPort(a net.Addr) netip.AddrPort {
+	if a == nil {
+		return netip.AddrPort{}
+	}
 	if ta, ok := a.(*net.TCPAddr); ok {
 		return ta.AddrPort()
 	}
@@ -271,11 +353,18 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // Shutdown stops accepting and drains: every connection sends GOAWAY and
 // lets its streams finish until ctx is done; then it closes what is left and
-// waits for every goroutine the server started. It returns ctx.Err() when it
-// had to force connections closed.
+// waits for every goroutine the server started. Connections still waiting
+// for their ClientHello in the Parker are closed at once (they have sent
+// nothing; a handshake now would be answered with GOAWAY), not counted as
+// refused. It returns ctx.Err() when it had to force connections closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.acc.StopAccepting()
 	s.stop()
+	s.parkMu.Lock()
+	if p := s.parker.Swap(nil); p != nil {
+		p.Close()
+	}
+	s.parkMu.Unlock()
 	return s.acc.Drain(ctx)
 }
 

@@ -15,8 +15,8 @@
 // duplicate of its descriptor); from then on the Parker owns the socket,
 // until it gives it back to the connection's Owner (Ready: a new net.Conn on
 // the same socket, with every byte the peer sent still unread) or closes
-// it (Gone: the deadline passed or the Parker closed). The Owner's methods
-// run on the Parker's goroutine.
+// it (Gone: the peer left without sending anything, the deadline passed or
+// the Parker closed). The Owner's methods run on the Parker's goroutine.
 //
 // Linux only (epoll); elsewhere New returns errors.ErrUnsupported and the
 // caller waits as it would without a Parker.
@@ -33,17 +33,19 @@ import (
 // a goroutine for any work that waits): every other parked connection
 // waits meanwhile.
 type Owner interface {
-	// Ready is called when the connection has input, the peer's FIN or a
-	// pending error (a reset): c is a new connection on the same socket,
-	// registered in the runtime's poller, none of whose input has been
-	// read. Ready owns c. c's RemoteAddr is nil when the peer reset the
-	// connection before it was handed back (the socket has no peer left):
-	// keep the address the connection was parked with.
+	// Ready is called when the connection has input: c is a new
+	// connection on the same socket, registered in the runtime's poller,
+	// none of whose input has been read (its FIN or reset, if any, comes
+	// after it). Ready owns c. c's RemoteAddr may be nil if the peer reset
+	// the connection meanwhile: keep the address it was parked with.
 	Ready(c net.Conn)
-	// Gone is called when the Parker closed the connection: err is
-	// ErrDeadline when its deadline passed first, ErrClosed when the
-	// Parker was closed, or the error that kept the Parker from giving it
-	// back (no descriptor left for a new net.Conn).
+	// Gone is called when the Parker closed the connection: err is io.EOF
+	// when the peer closed it without sending anything, the socket's
+	// error when it reset it (syscall.ECONNRESET), ErrDeadline when the
+	// deadline passed first, ErrClosed when the Parker was closed, or the
+	// error that kept the Parker from giving it back (no descriptor left
+	// for a new net.Conn). Closing those costs no goroutine: a burst of
+	// peers that leave after sending nothing stays in the Parker.
 	Gone(err error)
 }
 

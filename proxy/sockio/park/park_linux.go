@@ -5,12 +5,14 @@ package park
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"net"
 	"os"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // Parker holds parked connections in an epoll instance, with one
@@ -317,26 +319,65 @@ func (p *Parker) pop() {
 	}
 }
 
-// ready hands back the connection of slot n if it still holds id.
+// ready hands back the connection of slot n if it still holds id and
+// has input; one whose peer hung up or reset before sending anything is
+// closed instead (Gone with io.EOF or the error), without a goroutine or
+// a net.Conn; a spurious event re-arms it. Only run frees slots, so the
+// slot holds while ready peeks without mu.
 func (p *Parker) ready(n, id uint32) {
 	p.mu.Lock()
 	s, ok := p.lookup(n, id)
-	if ok {
-		p.leave(n)
-	}
 	p.mu.Unlock()
 	if !ok {
 		return
 	}
+	fd := int(s.fd)
+	err := peek(fd)
+	if err == syscall.EAGAIN {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(n), Pad: int32(id)}
+		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, fd, &ev) == nil {
+			return
+		}
+	}
+	p.mu.Lock()
+	p.leave(n)
+	p.mu.Unlock()
+	if err != nil {
+		syscall.Close(fd)
+		s.owner.Gone(err)
+		return
+	}
 	// The new descriptors share the socket's open file description, which
 	// would keep the registration alive after fd is closed.
-	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(s.fd), nil)
-	c, err := handBack(int(s.fd))
+	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
+	c, err := handBack(fd)
 	if err != nil {
 		s.owner.Gone(err)
 		return
 	}
 	s.owner.Ready(c)
+}
+
+// peek says whether fd has input: nil when it has, io.EOF after the
+// peer's FIN with nothing before it, EAGAIN when nothing happened, or the
+// socket's error (a reset), which the kernel reports once.
+func peek(fd int) error {
+	var b [1]byte
+	for {
+		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return syscall.EAGAIN
+		case e != 0:
+			return os.NewSyscallError("recvfrom", e)
+		case n == 0:
+			return io.EOF
+		}
+		return nil
+	}
 }
 
 // handBack makes a net.Conn of fd, which it closes.

@@ -93,11 +93,12 @@ func readAll(c net.Conn) ([]byte, error) {
 	return io.ReadAll(c)
 }
 
-// TestParkedConnectionComesBack: a parked connection is handed back when
-// it has input or the peer hangs up, on a new net.Conn of the same socket
-// that reads every byte the peer sent; the closed net.Conn it was parked
-// from is unusable.
-func TestParkedConnectionComesBack(t *testing.T) {
+// TestParkedConnectionLeaves: a parked connection with input is handed
+// back, on a new net.Conn of the same socket that reads every byte the
+// peer sent, FIN included; one whose peer hangs up or resets before
+// sending anything is closed, its owner told why. The net.Conn it was
+// parked from is closed.
+func TestParkedConnectionLeaves(t *testing.T) {
 	ln := listen(t, "127.0.205.1")
 	p := newParker(t)
 	tests := []struct {
@@ -105,13 +106,13 @@ func TestParkedConnectionComesBack(t *testing.T) {
 		before func(c net.Conn) // the peer, before Park
 		after  func(c net.Conn) // the peer, after Park
 		check  func(t *testing.T, back net.Conn)
-		reset  bool // the socket has no peer address left
+		gone   error // Gone's error; nil: handed back
 	}{
 		{
 			name:   "input after parking",
+			before: func(net.Conn) {},
 			after:  func(c net.Conn) { c.Write([]byte("\x16\x03\x01hello")); c.(*net.TCPConn).CloseWrite() },
 			check:  wantBytes("\x16\x03\x01hello"),
-			before: func(net.Conn) {},
 		},
 		{
 			name:   "input before parking",
@@ -120,26 +121,34 @@ func TestParkedConnectionComesBack(t *testing.T) {
 			check:  wantBytes("early"),
 		},
 		{
-			name:   "peer closes: a handshake sees EOF",
+			name:   "part of a ClientHello, then FIN: a handshake sees the bytes, then EOF",
 			before: func(net.Conn) {},
-			after:  func(c net.Conn) { c.Close() },
+			after:  func(c net.Conn) { c.Write([]byte("\x16\x03\x01")); c.Close() },
 			check: func(t *testing.T, back net.Conn) {
+				back.SetDeadline(time.Now().Add(30 * time.Second))
 				err := tls.Server(back, &tls.Config{}).Handshake()
-				if !errors.Is(err, io.EOF) {
-					t.Fatalf("handshake: %v, want EOF", err)
+				if !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("handshake: %v, want an unexpected EOF (a record header cut short)", err)
 				}
 			},
+		},
+		{
+			name:   "peer closes, nothing sent",
+			before: func(net.Conn) {},
+			after:  func(c net.Conn) { c.Close() },
+			gone:   io.EOF,
+		},
+		{
+			name:   "peer closed before parking",
+			before: func(c net.Conn) { c.Close() },
+			after:  func(net.Conn) {},
+			gone:   io.EOF,
 		},
 		{
 			name:   "peer resets",
 			before: func(net.Conn) {},
 			after:  func(c net.Conn) { c.(*net.TCPConn).SetLinger(0); c.Close() },
-			check: func(t *testing.T, back net.Conn) {
-				if _, err := readAll(back); !errors.Is(err, syscall.ECONNRESET) {
-					t.Fatalf("read: %v, want a reset", err)
-				}
-			},
-			reset: true,
+			gone:   syscall.ECONNRESET,
 		},
 	}
 	for _, tc := range tests {
@@ -155,13 +164,19 @@ func TestParkedConnectionComesBack(t *testing.T) {
 			}
 			tc.after(client)
 			o := r.wait(t)
-			if o.conn == nil {
+			switch {
+			case tc.gone != nil && o.conn != nil:
+				t.Fatalf("handed back, want gone with %v", tc.gone)
+			case tc.gone != nil && !errors.Is(o.err, tc.gone):
+				t.Fatalf("gone with %v, want %v", o.err, tc.gone)
+			case tc.gone == nil && o.conn == nil:
 				t.Fatalf("gone (%v), want handed back", o.err)
+			case tc.gone == nil:
+				if ra := o.conn.RemoteAddr(); ra == nil || ra.String() != client.LocalAddr().String() {
+					t.Errorf("handed back with remote %v, want %v", ra, client.LocalAddr())
+				}
+				tc.check(t, o.conn)
 			}
-			if ra := o.conn.RemoteAddr(); tc.reset && ra != nil || !tc.reset && (ra == nil || ra.String() != client.LocalAddr().String()) {
-				t.Errorf("handed back with remote %v, want %v", ra, client.LocalAddr())
-			}
-			tc.check(t, o.conn)
 			if n := p.Len(); n != 0 {
 				t.Errorf("%d still parked", n)
 			}
@@ -298,7 +313,7 @@ func TestParkerClose(t *testing.T) {
 }
 
 // TestParkMany: many connections parked at once; those with input come
-// back with their own bytes, the others stay until the Parker closes;
+// back with their own bytes, the others stay until their peers close;
 // and once none is left, the Parker drops what it had grown.
 func TestParkMany(t *testing.T) {
 	ln := listen(t, "127.0.205.5")
@@ -343,8 +358,8 @@ func TestParkMany(t *testing.T) {
 		clients[i].Close()
 	}
 	for i := 1; i < n; i += 2 {
-		if o := owners[i].wait(t); o.conn == nil {
-			t.Fatalf("connection %d gone (%v), want handed back on the peer's FIN", i, o.err)
+		if o := owners[i].wait(t); !errors.Is(o.err, io.EOF) {
+			t.Fatalf("connection %d: %+v, want gone with EOF, its peer having closed", i, o)
 		}
 	}
 	// Once empty, the goroutine goes back to sleep having dropped the
