@@ -26,13 +26,22 @@ var ErrDraining = errors.New("acceptor: draining")
 
 // Serve accepts on ln until ln is closed or Drain begins, running handle in
 // a new goroutine per connection; handle owns the connection, which is
-// closed after it returns. handle may pass the connection's socket on
-// before it returns (a park.Parker takes it and closes the net.Conn): the
-// Acceptor then no longer tracks it, and whoever took it owns it until it
-// is closed or handed back to Adopt. Serve closes ln before it returns.
-// Temporary accept errors (too many open files) are retried after a
-// back-off.
+// closed after it returns. Serve closes ln before it returns. Temporary
+// accept errors (too many open files) are retried after a back-off.
 func (a *Acceptor) Serve(ln net.Listener, handle func(net.Conn)) error {
+	return a.ServeHold(ln, nil, handle)
+}
+
+// ServeHold is Serve with hold (nil: none) called on the accept loop for
+// each accepted connection, before any goroutine of its own: hold
+// returning true has taken the connection (closed it, or passed its
+// socket on to a park.Parker, whose owner may give it back through
+// Adopt), which the Acceptor then neither serves nor tracks; false leaves
+// it to handle, as Serve does. hold must not block: the next accept waits
+// for it. A connection that waits for its first bytes this way costs no
+// goroutine, and a burst of them leaves none behind (the runtime keeps
+// the most goroutines it ever had).
+func (a *Acceptor) ServeHold(ln net.Listener, hold func(net.Conn) bool, handle func(net.Conn)) error {
 	a.mu.Lock()
 	if a.draining {
 		a.mu.Unlock()
@@ -73,6 +82,9 @@ func (a *Acceptor) Serve(ln net.Listener, handle func(net.Conn)) error {
 			return err
 		}
 		backoff = 0
+		if hold != nil && hold(c) {
+			continue
+		}
 		if !a.track(c) {
 			c.Close()
 			continue

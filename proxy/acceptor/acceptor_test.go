@@ -162,3 +162,59 @@ func TestAdopt(t *testing.T) {
 		t.Fatalf("the refused connection was closed: %v", err)
 	}
 }
+
+// TestServeHold: a connection hold takes is neither served nor tracked (a
+// drain does not wait for it); one it leaves is served by handle.
+func TestServeHold(t *testing.T) {
+	var a Acceptor
+	ln, err := net.Listen("tcp", "127.0.205.11:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 1)
+	accepted := 0 // the accept loop's
+	hold := func(c net.Conn) bool {
+		if accepted++; accepted == 1 {
+			held <- c
+			return true
+		}
+		return false
+	}
+	served := make(chan struct{}, 2)
+	done := make(chan error, 1)
+	go func() {
+		done <- a.ServeHold(ln, hold, func(c net.Conn) {
+			served <- struct{}{}
+			c.Write([]byte("served"))
+		})
+	}()
+	first, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	c := <-held
+	defer c.Close()
+	second, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if b, err := io.ReadAll(second); err != nil || string(b) != "served" {
+		t.Fatalf("second connection read %q, %v; want it served", b, err)
+	}
+	if err := a.Drain(context.Background()); err != nil {
+		t.Fatalf("Drain = %v, want nil: the held connection is not the Acceptor's", err)
+	}
+	if err := <-done; !errors.Is(err, ErrDraining) {
+		t.Fatalf("ServeHold = %v, want ErrDraining", err)
+	}
+	if len(served) != 1 {
+		t.Fatalf("handle ran %d times, want once (the held connection is not served)", len(served))
+	}
+	c.Write([]byte("held"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(first, buf); err != nil || string(buf) != "held" {
+		t.Fatalf("held connection read %q, %v; want it open after the drain", buf, err)
+	}
+}

@@ -156,16 +156,15 @@ func pendingBurst(t *testing.T, addr string, n int) (closeAll func()) {
 
 // maxPerPending is what a pending connection may hold: issue 16 asks for
 // 8 KiB at most; parked (proxy/sockio/park) it holds no goroutine and no
-// poll descriptor, a few hundred bytes.
-const maxPerPending = 1 << 10
+// poll descriptor: its pending record, the Parker's slot and deadline, and
+// their slices' slack (about 110 B measured).
+const maxPerPending = 512
 
 // maxLeftPerPending is what a pending connection may leave in use after it
-// closed and memory was returned. Not nothing: between accept and Park a
-// connection has a goroutine and a poll descriptor, and the runtime keeps
-// the most it had at once, a few hundred to two thousand in a burst of
-// 10,000 on two CPUs (0 to 80 B per connection measured); without the
-// Parker it is every pending connection's, about 1.1 KiB each.
-const maxLeftPerPending = 256
+// closed and memory was returned: the noise of the measure (0 to 30 B
+// measured). Without the Parker each left its goroutine and poll
+// descriptor, which the runtime keeps: about 1.1 KiB.
+const maxLeftPerPending = 64
 
 // TestShutdownClosesPendingConnections: connections waiting for their
 // ClientHello are held by the Parker, counted by the overload manager

@@ -193,7 +193,7 @@ func setDefault[T comparable](v *T, def T) {
 // closes ln before returning.
 func (s *Server) Serve(ln net.Listener) error {
 	s.startParker()
-	return s.acc.Serve(ln, s.serveConn)
+	return s.acc.ServeHold(ln, s.parkConn, s.serveConn)
 }
 
 // startParker starts the server's Parker unless it runs or the server is
@@ -215,33 +215,54 @@ func (s *Server) startParker() {
 	s.parker.Store(p)
 }
 
-// serveConn serves one accepted connection. Until the peer's first byte
-// arrives it holds no TLS state, no buffer, no goroutine and no entry in
-// the runtime's poller: the Parker holds its socket, until its first
-// bytes or its FIN (served by resume on a new goroutine) or the handshake
-// deadline (refused as client_hello_timeout). Without a Parker its
-// goroutine waits in the poller on a one-byte peek, with the handshake
-// deadline on the socket (docs/hardening.md, memory per pending
-// handshake). The overload manager counts the connection from here until
-// it ends, parked or not.
+// parkConn runs on the accept loop (acceptor.ServeHold): it admits a
+// connection (the overload manager counts it until it ends, parked or not)
+// and hands it to the Parker, which holds its socket until its first
+// bytes (served by resume on a new goroutine), its FIN or reset (refused
+// as other, as a handshake reading EOF) or the handshake deadline
+// (refused as client_hello_timeout). Until then it holds no TLS state, no
+// buffer, no goroutine and no entry in the runtime's poller
+// (docs/hardening.md, memory per pending handshake). A connection whose
+// first bytes are already there (most clients' ClientHello) is not parked
+// but left to serveConn, as are all without a Parker (not Linux).
+func (s *Server) parkConn(raw net.Conn) bool {
+	p := s.parker.Load()
+	if p == nil {
+		return false
+	}
+	if !s.gate.Admit() {
+		raw.Close() // refused by the overload manager, counted
+		return true
+	}
+	pc := &pending{s: s, remote: addrPort(raw.RemoteAddr()), deadline: time.Now().Add(s.cfg.HandshakeTimeout)}
+	if p.Park(raw, pc.deadline, pc) == nil {
+		return true // the Parker owns the socket, pc the admission
+	}
+	// Served by serveConn, which admits it again: the Acceptor may close
+	// it unserved if it is draining.
+	s.gate.Release()
+	return false
+}
+
+// serveConn serves an accepted connection the Parker did not take. Its
+// goroutine waits in the poller on a one-byte peek for the ClientHello
+// (at once when it is there already), with the handshake deadline on the
+// socket.
 func (s *Server) serveConn(raw net.Conn) {
 	if !s.gate.Admit() {
 		return // refused by the overload manager, counted; the acceptor closes raw
 	}
-	pc := &pending{s: s, remote: addrPort(raw.RemoteAddr()), deadline: time.Now().Add(s.cfg.HandshakeTimeout)}
-	if p := s.parker.Load(); p != nil && p.Park(raw, pc.deadline, pc) == nil {
-		return // the Parker owns the socket, pc the gate's admission; the acceptor's Close of raw does nothing
-	}
 	defer s.gate.Release()
-	raw.SetDeadline(pc.deadline)
+	remote := addrPort(raw.RemoteAddr())
+	raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	sock := sockio.WrapConn(raw)
 	if w, ok := sock.(interface{ WaitRead() error }); ok {
 		if err := w.WaitRead(); err != nil {
-			s.refuseConn(classifyHandshake(err, false), pc.remote, "waiting for the ClientHello: "+err.Error())
+			s.refuseConn(classifyHandshake(err, false), remote, "waiting for the ClientHello: "+err.Error())
 			return
 		}
 	}
-	s.serveTLS(raw, sock, pc.remote)
+	s.serveTLS(raw, sock, remote)
 }
 
 // pending is a connection in the Parker, waiting for its ClientHello. It
@@ -269,10 +290,11 @@ func (p *pending) resume(c net.Conn) {
 	p.s.serveTLS(c, sockio.WrapConn(c), p.remote)
 }
 
-// Gone refuses a connection the Parker closed: its deadline passed before
-// its ClientHello (client_hello_timeout, as a socket deadline would), or
-// a new net.Conn could not be made of it; one closed by Shutdown is not
-// counted (park.Owner).
+// Gone refuses a connection the Parker closed: its peer left before
+// sending a byte (EOF or a reset: other, as the handshake would), its
+// deadline passed first (client_hello_timeout, as a socket deadline
+// would), or a new net.Conn could not be made of it; one closed by
+// Shutdown is not counted (park.Owner).
 func (p *pending) Gone(err error) {
 	defer p.s.gate.Release()
 	if errors.Is(err, park.ErrClosed) {

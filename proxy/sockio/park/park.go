@@ -57,4 +57,7 @@ var (
 	// ErrClosed is Park's error after Close, and Gone's for the
 	// connections Close closed.
 	ErrClosed = errors.New("park: parker closed")
+	// ErrReady is Park's error for a connection that has input or its
+	// peer's FIN already: it is left to the caller, to serve at once.
+	ErrReady = errors.New("park: connection has input")
 )

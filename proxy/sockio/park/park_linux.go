@@ -103,8 +103,11 @@ func New() (*Parker, error) {
 // holds it until it has input (owner.Ready) or deadline passes
 // (owner.Gone), whichever comes first. On success c is closed and the
 // Parker owns its socket through a duplicate descriptor; on error c is
-// left as it was and stays the caller's (ErrClosed once Close has begun).
-// Park allocates nothing but the growth of the Parker's slices.
+// left as it was and stays the caller's: ErrReady when it has input or
+// its peer's FIN already (serve it at once: parking it would only cost
+// more), ErrClosed once Close has begun, or the socket's error (a reset,
+// which a read will then not report again). Park allocates nothing but
+// the growth of the Parker's slices.
 func (p *Parker) Park(c net.Conn, deadline time.Time, owner Owner) error {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -114,17 +117,27 @@ func (p *Parker) Park(c net.Conn, deadline time.Time, owner Owner) error {
 	if err != nil {
 		return err
 	}
+	fd, peekErr, dupErr := -1, error(nil), error(nil)
+	if err := rc.Control(func(s uintptr) {
+		if peekErr = peek(int(s)); peekErr == syscall.EAGAIN {
+			fd, dupErr = dupCloseOnExec(int(s))
+		}
+	}); err != nil {
+		return err
+	}
+	switch {
+	case peekErr == nil || peekErr == io.EOF:
+		return ErrReady
+	case peekErr != syscall.EAGAIN:
+		return peekErr
+	case dupErr != nil:
+		return os.NewSyscallError("fcntl", dupErr)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
+		syscall.Close(fd)
 		return ErrClosed
-	}
-	fd, dupErr := -1, error(nil)
-	if err := rc.Control(func(s uintptr) { fd, dupErr = dupCloseOnExec(int(s)) }); err != nil {
-		return err
-	}
-	if dupErr != nil {
-		return os.NewSyscallError("fcntl", dupErr)
 	}
 	n, id := p.take(owner, fd)
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(n), Pad: int32(id)}

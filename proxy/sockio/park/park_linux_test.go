@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/gowaypoint/waypoint/proxy/sockio"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -107,6 +109,7 @@ func TestParkedConnectionLeaves(t *testing.T) {
 		after  func(c net.Conn) // the peer, after Park
 		check  func(t *testing.T, back net.Conn)
 		gone   error // Gone's error; nil: handed back
+		refuse error // Park's error: the connection stays the caller's, checked as it is
 	}{
 		{
 			name:   "input after parking",
@@ -115,10 +118,11 @@ func TestParkedConnectionLeaves(t *testing.T) {
 			check:  wantBytes("\x16\x03\x01hello"),
 		},
 		{
-			name:   "input before parking",
+			name:   "input before parking: not parked",
 			before: func(c net.Conn) { c.Write([]byte("early")); c.(*net.TCPConn).CloseWrite() },
 			after:  func(net.Conn) {},
 			check:  wantBytes("early"),
+			refuse: ErrReady,
 		},
 		{
 			name:   "part of a ClientHello, then FIN: a handshake sees the bytes, then EOF",
@@ -139,10 +143,11 @@ func TestParkedConnectionLeaves(t *testing.T) {
 			gone:   io.EOF,
 		},
 		{
-			name:   "peer closed before parking",
+			name:   "peer closed before parking: not parked",
 			before: func(c net.Conn) { c.Close() },
 			after:  func(net.Conn) {},
-			gone:   io.EOF,
+			check:  wantBytes(""),
+			refuse: ErrReady,
 		},
 		{
 			name:   "peer resets",
@@ -155,8 +160,25 @@ func TestParkedConnectionLeaves(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			client, server := pair(t, ln)
 			tc.before(client)
+			if tc.refuse != nil {
+				// Until the peer's bytes or FIN are there, none read.
+				if err := sockio.Wrap(server.(*net.TCPConn)).WaitRead(); err != nil {
+					t.Fatal(err)
+				}
+			}
 			r := newRecorder()
-			if err := p.Park(server, time.Now().Add(time.Hour), r); err != nil {
+			err := p.Park(server, time.Now().Add(time.Hour), r)
+			if tc.refuse != nil {
+				if !errors.Is(err, tc.refuse) {
+					t.Fatalf("Park: %v, want %v", err, tc.refuse)
+				}
+				tc.check(t, server)
+				if len(r) != 0 || p.Len() != 0 {
+					t.Fatalf("a connection Park refused was parked: %+v", <-r)
+				}
+				return
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			if _, err := server.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
