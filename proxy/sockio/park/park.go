@@ -28,8 +28,8 @@ import (
 	"os"
 )
 
-// Owner is the owner of a parked connection: the Parker calls exactly one
-// of its methods, once, on the Parker's goroutine. Neither may block (start
+// Owner is the owner of a parked connection: once Park has taken it, the
+// Parker calls exactly one of its methods, once, on the Parker's goroutine. Neither may block (start
 // a goroutine for any work that waits): every other parked connection
 // waits meanwhile.
 type Owner interface {

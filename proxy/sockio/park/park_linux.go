@@ -100,14 +100,14 @@ func New() (*Parker, error) {
 }
 
 // Park takes c, a connection with a socket descriptor (syscall.Conn), and
-// holds it until it has input (owner.Ready) or deadline passes
-// (owner.Gone), whichever comes first. On success c is closed and the
-// Parker owns its socket through a duplicate descriptor; on error c is
-// left as it was and stays the caller's: ErrReady when it has input or
-// its peer's FIN already (serve it at once: parking it would only cost
-// more), ErrClosed once Close has begun, or the socket's error (a reset,
-// which a read will then not report again). Park allocates nothing but
-// the growth of the Parker's slices.
+// holds it until it has input (owner.Ready), or its peer leaves or
+// deadline passes (owner.Gone), whichever comes first. On success c is
+// closed and the Parker owns its socket through a duplicate descriptor;
+// on error c is left as it was, stays the caller's and owner is never
+// called: ErrReady when it has input or its peer's FIN already (serve it
+// at once: parking it would only cost more), ErrClosed once Close has
+// begun, or the socket's error (a reset, which a read will then not
+// report again).
 func (p *Parker) Park(c net.Conn, deadline time.Time, owner Owner) error {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -280,6 +280,9 @@ func (p *Parker) run() {
 			g.owner.Gone(ErrDeadline)
 			expired[i] = gone{}
 		}
+		if cap(expired) > keepCap {
+			expired = nil
+		}
 	}
 	p.closeAll()
 }
@@ -311,6 +314,7 @@ func (p *Parker) next() (msec int, ok bool) {
 		p.sleeping = true
 		return -1, true
 	}
+	p.sleeping = false
 	wait := p.queue[p.head].at - time.Since(p.epoch)
 	if wait <= 0 {
 		return 0, true
