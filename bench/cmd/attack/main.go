@@ -26,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gowaypoint/waypoint/bench/internal/hostinfo"
 )
 
 const gib = 1 << 30
@@ -122,7 +124,7 @@ func run(ctx context.Context, o *options) error {
 	if err := writeCerts(o.waypointBin, o.certs); err != nil {
 		return err
 	}
-	fmt.Printf("work directory %s; RLIMIT_NOFILE %d; --max-heap-bytes %d; load average %s\n", o.work, o.nofile, o.maxHeap, loadAvg())
+	fmt.Printf("work directory %s; RLIMIT_NOFILE %d; --max-heap-bytes %d; load average %s\n", o.work, o.nofile, o.maxHeap, hostinfo.LoadAverage(3))
 	// The harness and the waypoint each hold one descriptor per pending
 	// connection, with the same limit; keep 500 for everything else.
 	if limit := int(o.nofile) - 500; o.pending > limit {
@@ -157,7 +159,7 @@ func runAttack(ctx context.Context, o *options, a attack) *result {
 	if r.err = os.MkdirAll(dir, 0o755); r.err != nil {
 		return r
 	}
-	fmt.Printf("\n== %s: %s (%s, load average %s)\n", a.name, a.title, o.duration, loadAvg())
+	fmt.Printf("\n== %s: %s (%s, load average %s)\n", a.name, a.title, o.duration, hostinfo.LoadAverage(3))
 	m, err := startMesh(ctx, o, dir)
 	if err != nil {
 		r.err = err
@@ -313,15 +315,6 @@ func table(o *options, rs []*result) string {
 		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-func loadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // raiseNoFile lifts RLIMIT_NOFILE as far as allowed (the hard limit too,

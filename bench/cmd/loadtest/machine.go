@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+
+	"github.com/gowaypoint/waypoint/bench/internal/hostinfo"
 )
 
 // machine describes where and with what a run happened.
@@ -19,7 +21,7 @@ type machine struct {
 }
 
 func readMachine(t *tools) *machine {
-	m := &machine{cores: runtime.NumCPU(), model: "unknown CPU", loadStart: loadAverage()}
+	m := &machine{cores: runtime.NumCPU(), model: "unknown CPU", loadStart: hostinfo.LoadAverage(1)}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -66,18 +68,6 @@ func toolVersion(bin, name string) string {
 		}
 	}
 	return line
-}
-
-// loadAverage is the 1-minute load average.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
-	}
-	return "?"
 }
 
 func (m *machine) describe() string {

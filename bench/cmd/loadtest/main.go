@@ -36,6 +36,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gowaypoint/waypoint/bench/internal/hostinfo"
 )
 
 func main() {
@@ -104,7 +106,7 @@ func run(ctx context.Context, o *options) (err error) {
 		return err
 	}
 	sup.stopAll(2 * time.Second)
-	m.loadEnd = loadAverage()
+	m.loadEnd = hostinfo.LoadAverage(1)
 	return r.report(root, m, started)
 }
 

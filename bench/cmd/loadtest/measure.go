@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/gowaypoint/waypoint/bench/internal/hostinfo"
 )
 
 // cell is one measured run of one proxy in one scenario (and variant).
@@ -89,7 +91,7 @@ func (r *runner) measure(ctx context.Context, s scenario, d *deployment, c *cell
 	}
 	after, err := proc.sample(pid)
 	c.seconds = time.Since(start).Seconds()
-	c.load = loadAverage()
+	c.load = hostinfo.LoadAverage(1)
 	switch {
 	case err != nil:
 		c.err = err

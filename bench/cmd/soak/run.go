@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gowaypoint/waypoint/bench/internal/hostinfo"
 )
 
 // sample is one row: the waypoint at one instant, and the requests that
@@ -40,7 +42,7 @@ func (s *soak) soak(ctx context.Context, out io.Writer) error {
 	g := newLoadgen(s.entry, o.rate, o.concurrency)
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
-	res := &results{o: o, started: time.Now(), loadStart: loadAverage(), g: g}
+	res := &results{o: o, started: time.Now(), loadStart: hostinfo.LoadAverage(1), g: g}
 	pid := s.wp.cmd.Process.Pid
 	admin := waypointIP + ":15000"
 
@@ -128,7 +130,7 @@ loop:
 			failed = err
 		}
 	}
-	res.loadEnd = loadAverage()
+	res.loadEnd = hostinfo.LoadAverage(1)
 	if selfEnd, err := cpuSeconds(os.Getpid()); err == nil {
 		res.selfCPU = selfEnd - selfStart
 	}
@@ -336,16 +338,4 @@ func accessLogSummary(path string, n int) logSummary {
 		}
 	}
 	return ls
-}
-
-// loadAverage is the 1-minute load average.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
-	}
-	return "?"
 }
