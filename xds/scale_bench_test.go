@@ -1,256 +1,39 @@
-package xds
+package xds_test
 
 import (
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"runtime"
-	"strings"
-	"sync"
 	"testing"
 
-	xdsmatcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
-	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/gowaypoint/waypoint/xds"
+	"github.com/gowaypoint/waypoint/xds/xdstest"
 )
-
-// The config a namespace waypoint gets for N Services, each with one
-// HTTP port and one workload, as a live istiod writes it: the listeners
-// and clusters of testdata/istiod/live/config-dump.json (a Gateway
-// waypoint and a Service reviews on 9080 in ns2), with reviews' parts
-// repeated once per Service under its own name and VIP:
-//
-//   - its inbound-vip|9080|http|HOST cluster (EDS over ADS);
-//   - its ClusterLoadAssignment: one endpoint, the internal address of
-//     connect_originate with the pod's ip:port in original_dst metadata,
-//     shaped as the reviews fixture's (testdata/istiod/reviews);
-//   - its filter chain in main_internal (an HTTP connection manager with
-//     the route configuration inline, as istiod writes it for HTTP ports);
-//   - its VIP's entry in main_internal's filter_chain_matcher.
-//
-// Each part is the template's protojson with the Service's host, name,
-// VIP and pod address put in place of reviews', so it looks exactly as
-// istiod's does.
-const (
-	scaleLiveDump   = "testdata/istiod/live/config-dump.json"
-	scaleHost       = "reviews.ns2.svc.cluster.local"
-	scaleVIP        = "10.106.255.198"
-	scaleTemplateEP = "inbound-vip|9080|http|reviews.mesh.local" // in the reviews fixture's EDS
-)
-
-// scaleTemplates are the parts of the live config, once per process.
-type scaleTemplates struct {
-	listeners []*listenerv3.Listener // connect_terminate, main_internal (without reviews), connect_originate
-	clusters  []*clusterv3.Cluster   // the shared ones: main_internal, encap, connect_originate
-	cluster   string                 // protojson of reviews' inbound-vip cluster
-	chain     string                 // of its filter chain
-	vipMatch  string                 // of its VIP's range matcher
-	cla       string                 // of a ClusterLoadAssignment with one endpoint
-}
-
-var scaleOnce = sync.OnceValues(loadScaleTemplates)
-
-func loadScaleTemplates() (*scaleTemplates, error) {
-	b, err := os.ReadFile(scaleLiveDump)
-	if err != nil {
-		return nil, err
-	}
-	var dump adminv3.ConfigDump
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &dump); err != nil {
-		return nil, err
-	}
-	t := &scaleTemplates{}
-	js := func(m proto.Message) string { return protojson.Format(m) }
-	for _, a := range dump.GetConfigs() {
-		m, err := a.UnmarshalNew()
-		if err != nil {
-			return nil, err
-		}
-		switch d := m.(type) {
-		case *adminv3.ListenersConfigDump:
-			for _, dl := range d.GetDynamicListeners() {
-				var l listenerv3.Listener
-				if err := dl.GetActiveState().GetListener().UnmarshalTo(&l); err != nil {
-					return nil, err
-				}
-				if l.GetName() == "main_internal" {
-					var keep []*listenerv3.FilterChain
-					for _, fc := range l.GetFilterChains() {
-						if strings.Contains(fc.GetName(), scaleHost) {
-							t.chain = js(fc)
-						} else {
-							keep = append(keep, fc)
-						}
-					}
-					l.FilterChains = keep
-					ip := &xdsmatcherv3.IPMatcher{}
-					tc := l.GetFilterChainMatcher().GetMatcherTree().GetCustomMatch().GetTypedConfig()
-					if err := tc.UnmarshalTo(ip); err != nil {
-						return nil, err
-					}
-					if len(ip.GetRangeMatchers()) != 1 {
-						return nil, fmt.Errorf("main_internal's matcher has %d range matchers, want reviews' only", len(ip.GetRangeMatchers()))
-					}
-					t.vipMatch = js(ip.GetRangeMatchers()[0])
-				}
-				t.listeners = append(t.listeners, &l)
-			}
-		case *adminv3.ClustersConfigDump:
-			for _, dc := range d.GetDynamicActiveClusters() {
-				var c clusterv3.Cluster
-				if err := dc.GetCluster().UnmarshalTo(&c); err != nil {
-					return nil, err
-				}
-				if strings.Contains(c.GetName(), scaleHost) {
-					t.cluster = js(&c)
-					continue
-				}
-				t.clusters = append(t.clusters, &c)
-			}
-		}
-	}
-	r, err := LoadResourceDir(istiodReviewsDir)
-	if err != nil {
-		return nil, err
-	}
-	for _, cla := range r.Endpoints {
-		if cla.GetClusterName() == scaleTemplateEP {
-			one := proto.Clone(cla).(*endpointv3.ClusterLoadAssignment)
-			one.Endpoints[0].LbEndpoints = one.Endpoints[0].LbEndpoints[:1]
-			one.Endpoints[0].LoadBalancingWeight = nil
-			one.ClusterName = "inbound-vip|9080|http|" + scaleHost
-			s := js(one)
-			// The fixture's pod address and workload, in the live dump's names.
-			s = strings.ReplaceAll(s, "127.10.0.11", "10.244.0.11")
-			s = strings.ReplaceAll(s, "reviews-v1;default;reviews;v1;Kubernetes", "reviews-v1;ns2;reviews;v1;Kubernetes")
-			t.cla = s
-		}
-	}
-	if t.chain == "" || t.cluster == "" || t.cla == "" || len(t.listeners) != 3 || len(t.clusters) != 3 {
-		return nil, fmt.Errorf("live dump: chain %t, cluster %t, endpoints %t, %d listeners and %d other clusters (want 3 and 3)",
-			t.chain != "", t.cluster != "", t.cla != "", len(t.listeners), len(t.clusters))
-	}
-	return t, nil
-}
-
-// scaleService names the i-th Service (from 0) and its addresses.
-func scaleService(i int) (host, name string, vip, pod netip.Addr) {
-	name = fmt.Sprintf("svc%05d", i)
-	vip = netip.AddrFrom4([4]byte{10, 96 + byte(i>>16), byte(i >> 8), byte(i)})
-	pod = netip.AddrFrom4([4]byte{10, 200 + byte(i>>16), byte(i >> 8), byte(i)})
-	return name + ".ns2.svc.cluster.local", name, vip, pod
-}
-
-// scaleConfig is the config for n Services, each resource as an Any as
-// it comes in a discovery response, in the order istiod pushes them
-// (clusters, endpoints, listeners).
-func scaleConfig(tb testing.TB, n int) []*anypb.Any {
-	tb.Helper()
-	t, err := scaleOnce()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var out []*anypb.Any
-	put := func(m proto.Message) {
-		a, err := anypb.New(m)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, a)
-	}
-	parse := func(tmpl string, r *strings.Replacer, m proto.Message) {
-		if err := protojson.Unmarshal([]byte(r.Replace(tmpl)), m); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	for _, c := range t.clusters {
-		put(c)
-	}
-	var (
-		chains []*listenerv3.FilterChain
-		ranges []*xdsmatcherv3.IPMatcher_IPRangeMatcher
-		clas   []*endpointv3.ClusterLoadAssignment
-	)
-	for i := range n {
-		host, name, vip, pod := scaleService(i)
-		r := strings.NewReplacer(scaleHost, host, `"reviews"`, `"`+name+`"`, "reviews-v1;", name+"-v1;",
-			scaleVIP, vip.String(), "10.244.0.11", pod.String())
-		var c clusterv3.Cluster
-		parse(t.cluster, r, &c)
-		put(&c)
-		cla := &endpointv3.ClusterLoadAssignment{}
-		parse(t.cla, r, cla)
-		clas = append(clas, cla)
-		fc := &listenerv3.FilterChain{}
-		parse(t.chain, r, fc)
-		chains = append(chains, fc)
-		rm := &xdsmatcherv3.IPMatcher_IPRangeMatcher{}
-		parse(t.vipMatch, r, rm)
-		ranges = append(ranges, rm)
-	}
-	for _, cla := range clas {
-		put(cla)
-	}
-	for _, l := range t.listeners {
-		if l.GetName() == "main_internal" {
-			l = proto.Clone(l).(*listenerv3.Listener)
-			l.FilterChains = append(chains, l.FilterChains...)
-			tc := l.GetFilterChainMatcher().GetMatcherTree().GetCustomMatch()
-			a, err := anypb.New(&xdsmatcherv3.IPMatcher{RangeMatchers: ranges})
-			if err != nil {
-				tb.Fatal(err)
-			}
-			tc.TypedConfig = a
-		}
-		put(l)
-	}
-	return out
-}
-
-// decodeScale decodes a config as the xDS client does a response's
-// resources (adsclient: Any.UnmarshalNew) into Resources.
-func decodeScale(tb testing.TB, config []*anypb.Any) *Resources {
-	r := &Resources{}
-	for _, a := range config {
-		m, err := a.UnmarshalNew()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := r.Add(m); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return r
-}
 
 // TestScaleConfig: the generated config builds, every Service has its
 // cluster with its one endpoint, and its VIP picks its own chain.
 func TestScaleConfig(t *testing.T) {
 	const n = 300 // past 255: the VIPs' third octet changes
-	snap, err := BuildResources("1", decodeScale(t, scaleConfig(t, n)))
+	snap, err := xds.BuildResources("1", xdstest.ScaleResources(t, n))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer snap.Close()
 	mi := snap.Listener("main_internal")
 	for i := range n {
-		host, _, vip, pod := scaleService(i)
+		host, _, vip, pod := xdstest.ScaleService(i)
 		name := "inbound-vip|9080|http|" + host
 		c := snap.Cluster(name)
-		if c == nil || len(c.Endpoints) != 1 || c.Endpoints[0].Address != netip.AddrPortFrom(pod, 9080) || c.Transport != TransportHBONE {
+		if c == nil || len(c.Endpoints) != 1 || c.Endpoints[0].Address != netip.AddrPortFrom(pod, 9080) || c.Transport != xds.TransportHBONE {
 			t.Fatalf("cluster %s = %+v", name, c)
 		}
-		fc := mi.Match(MatchInput{Destination: netip.AddrPortFrom(vip, 9080)})
+		fc := mi.Match(xds.MatchInput{Destination: netip.AddrPortFrom(vip, 9080)})
 		if fc == nil || fc.Name != name || fc.HTTP == nil {
-			t.Fatalf("%s:9080 picks %s; want %s", vip, chainName(fc), name)
+			t.Fatalf("%s:9080 picks %s; want %s", vip, pickedName(fc), name)
 		}
 	}
 	if len(snap.Clusters) != n+3 || len(mi.FilterChains) != n+2 {
@@ -260,8 +43,8 @@ func TestScaleConfig(t *testing.T) {
 
 // scaleBuildOptions are build options as the waypoint's: a metrics
 // registry and a logger that formats (to nowhere).
-func scaleBuildOptions() BuildOptions {
-	return BuildOptions{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
+func scaleBuildOptions() xds.BuildOptions {
+	return xds.BuildOptions{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
 }
 
 // BenchmarkConfigScale decodes (Any.UnmarshalNew, as the xDS client does)
@@ -274,12 +57,12 @@ func scaleBuildOptions() BuildOptions {
 func BenchmarkConfigScale(b *testing.B) {
 	for _, n := range []int{100, 1000, 3000, 10000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			config := scaleConfig(b, n)
+			config := xdstest.Scale(b, n)
 			opts := scaleBuildOptions()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				snap, err := opts.BuildResources("1", decodeScale(b, config))
+				snap, err := opts.BuildResources("1", xdstest.Decode(b, config))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -287,7 +70,7 @@ func BenchmarkConfigScale(b *testing.B) {
 			}
 			b.StopTimer()
 			before := liveHeap()
-			r := decodeScale(b, config)
+			r := xdstest.Decode(b, config)
 			snap, err := opts.BuildResources("1", r)
 			if err != nil {
 				b.Fatal(err)
@@ -308,4 +91,11 @@ func liveHeap() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
+}
+
+func pickedName(fc *xds.FilterChain) string {
+	if fc == nil {
+		return "<nil>"
+	}
+	return fc.Name
 }

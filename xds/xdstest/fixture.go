@@ -14,9 +14,12 @@ import (
 )
 
 // ReviewsDir is the directory of the reviews fixture.
-func ReviewsDir() string {
+func ReviewsDir() string { return filepath.Join(testdataDir(), "reviews") }
+
+// testdataDir is xds/testdata/istiod.
+func testdataDir() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "testdata", "istiod", "reviews")
+	return filepath.Join(filepath.Dir(file), "..", "testdata", "istiod")
 }
 
 // Reviews loads the reviews fixture whole.
