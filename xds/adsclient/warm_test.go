@@ -41,14 +41,18 @@ func loadAssignment(cluster, ip string, port uint32) *endpointv3.ClusterLoadAssi
 	}}}
 }
 
-// runClient runs a client against addr until the test ends.
+// runClient runs a client against addr until the test ends (quiet unless
+// cfg has a Logger).
 func runClient(t *testing.T, addr string, cfg Config) *Client {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Conn, cfg.Logger = conn, quiet()
+	cfg.Conn = conn
+	if cfg.Logger == nil {
+		cfg.Logger = quiet()
+	}
 	if cfg.Node == nil {
 		cfg.Node = &corev3.Node{Id: "waypoint~127.0.0.5~waypoint-a.default~default.svc.cluster.local"}
 	}
