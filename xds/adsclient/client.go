@@ -38,7 +38,6 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -295,7 +294,7 @@ func (c *Client) stream(ctx context.Context) (bool, error) {
 			return got, ctx.Err()
 		case <-tick.C:
 			if c.pending && c.expired() {
-				c.tryApply()
+				c.tryApply(built{})
 			}
 		case m := <-in:
 			if m.err != nil {
@@ -477,9 +476,10 @@ func (c *Client) noteNACK(t, version string, err error) {
 // an error elsewhere (a listener still naming a cluster this CDS removed)
 // leaves the update accepted but not applied until the other types follow.
 func (c *Client) accept(t string, next map[string]proto.Message, vers map[string]string, version string) error {
-	res := withAwaitedRoutes(c.resources(t, next))
-	checked, err := c.cfg.Build.BuildResources(version, res)
-	checked.Close() // built to be validated only
+	// The snapshot that validates the update is the one tryApply would
+	// build from the state the update makes: kept for it, so that a
+	// response costs one build (each is of the whole config).
+	checked, err := c.build(c.resources(t, next), c.appliedVersion(t, version))
 	if err != nil {
 		var re *xds.ResourceError
 		// Listeners that came before any cluster cannot be checked yet.
@@ -487,6 +487,7 @@ func (c *Client) accept(t string, next map[string]proto.Message, vers map[string
 		if errors.As(err, &re) && kindOf(re.Kind) == t && !early {
 			return err
 		}
+		checked = nil
 		c.log.Info("xds: update accepted, waiting for the rest of the config", "type", short(t), "version", version, "waiting_on", err)
 	}
 	prevState, prevVer, prevResVer := c.state[t], c.typeVer[t], maps.Clone(c.resVer[t])
@@ -506,7 +507,7 @@ func (c *Client) accept(t string, next map[string]proto.Message, vers map[string
 	}
 	prevPending := c.pending
 	c.pending = true
-	if err := c.tryApply(); err != nil && (t == resourcev3.ListenerType || t == resourcev3.ClusterType) {
+	if err := c.tryApply(built{snap: checked, ok: true}); err != nil && (t == resourcev3.ListenerType || t == resourcev3.ClusterType) {
 		// The waypoint could not take what this LDS or CDS response made (a listener's
 		// address cannot be bound, say): refused, as Envoy's listener manager refuses it,
 		// and forgotten, so that the next snapshot is built from what is serving.
@@ -557,9 +558,37 @@ func withAwaitedRoutes(r *xds.Resources) *xds.Resources {
 	return r
 }
 
-// tryApply builds and applies the accepted state once it is complete. It
-// returns Apply's error; an incomplete state is not one.
-func (c *Client) tryApply() error {
+// built is a snapshot of the accepted state built ahead (by accept, to
+// validate an update), or none: ok false. A nil snap with ok is a state
+// that does not build.
+type built struct {
+	snap *xds.Snapshot
+	ok   bool
+}
+
+// build builds resources (with the route configurations awaited) as the
+// snapshot of version.
+func (c *Client) build(r *xds.Resources, version string) (*xds.Snapshot, error) {
+	return c.cfg.Build.BuildResources(version, withAwaitedRoutes(r))
+}
+
+// appliedVersion is the version of a snapshot of the accepted state with
+// type t at version: the LDS and CDS versions.
+func (c *Client) appliedVersion(t, version string) string {
+	lds, cds := c.typeVer[resourcev3.ListenerType], c.typeVer[resourcev3.ClusterType]
+	switch t {
+	case resourcev3.ListenerType:
+		lds = version
+	case resourcev3.ClusterType:
+		cds = version
+	}
+	return lds + "/" + cds
+}
+
+// tryApply builds and applies the accepted state once it is complete;
+// pre, when ok, is that state already built, which tryApply uses or
+// closes. It returns Apply's error; an incomplete state is not one.
+func (c *Client) tryApply(pre built) error {
 	if missing := c.missing(); len(missing) > 0 {
 		c.log.Debug("xds: config waits for", "resources", len(missing), "first", missing[0].key)
 		now := time.Now()
@@ -569,12 +598,18 @@ func (c *Client) tryApply() error {
 			}
 		}
 		if !c.expired() {
+			pre.snap.Close()
 			return nil
 		}
 	}
-	version := c.typeVer[resourcev3.ListenerType] + "/" + c.typeVer[resourcev3.ClusterType]
-	snap, err := c.cfg.Build.BuildResources(version, withAwaitedRoutes(c.resources("", nil)))
-	if err != nil {
+	snap := pre.snap
+	if !pre.ok {
+		var err error
+		if snap, err = c.build(c.resources("", nil), c.appliedVersion("", "")); err != nil {
+			return nil // waiting for another type (see accept)
+		}
+	}
+	if snap == nil {
 		return nil // waiting for another type (see accept)
 	}
 	vers := make(map[string]string, len(c.typeVer))
@@ -706,16 +741,15 @@ func rdsNames(listeners map[string]proto.Message) []rdsName {
 		}
 		for _, fc := range chains {
 			for _, f := range fc.GetFilters() {
-				var hcm hcmv3.HttpConnectionManager
-				if f.GetTypedConfig().MessageName() != "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager" ||
-					f.GetTypedConfig().UnmarshalTo(&hcm) != nil || hcm.GetRds() == nil {
+				rds := xds.RDSOf(f.GetTypedConfig())
+				if rds == nil {
 					continue
 				}
 				to := DefaultInitialFetchTimeout
-				if d := hcm.GetRds().GetConfigSource().GetInitialFetchTimeout(); d != nil {
+				if d := rds.GetConfigSource().GetInitialFetchTimeout(); d != nil {
 					to = d.AsDuration()
 				}
-				out = append(out, rdsName{name: hcm.GetRds().GetRouteConfigName(), timeout: to})
+				out = append(out, rdsName{name: rds.GetRouteConfigName(), timeout: to})
 			}
 		}
 	}
