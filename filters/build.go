@@ -3,6 +3,8 @@ package filters
 import (
 	"errors"
 	"log/slog"
+	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -49,19 +51,69 @@ type BuildContext struct {
 // The zero Scope has no registry: its metrics count, and nobody reads them
 // (unit tests, a config validated and thrown away). A Scope is a value,
 // safe for concurrent use.
+//
+// A Scope from NewScope remembers the counter and gauge families it gave
+// out, so that asking again for one (each filter chain of a config builds
+// its own filters, istiod writes one per Service port) returns it without
+// making a family to register and throw away. The config build makes one
+// Scope per build.
 type Scope struct {
-	reg prometheus.Registerer
+	reg  prometheus.Registerer
+	vecs *sync.Map // family key (vecKey) -> *prometheus.CounterVec or *prometheus.GaugeVec; nil: none kept
 }
 
 // NewScope returns a Scope on reg; nil gives the zero Scope.
-func NewScope(reg prometheus.Registerer) Scope { return Scope{reg: reg} }
+func NewScope(reg prometheus.Registerer) Scope {
+	if reg == nil {
+		return Scope{}
+	}
+	return Scope{reg: reg, vecs: &sync.Map{}}
+}
+
+// vecKey is the key of a family in Scope.vecs; "" when it is not kept
+// (const labels).
+func vecKey(kind string, opts prometheus.Opts, labels []string) string {
+	if len(opts.ConstLabels) > 0 {
+		return ""
+	}
+	return kind + "\x00" + opts.Namespace + "\x00" + opts.Subsystem + "\x00" + opts.Name + "\x00" + opts.Help + "\x00" + strings.Join(labels, "\x00")
+}
+
+// remembered returns the family s gave out for key, if any.
+func remembered[V any](s Scope, key string) (V, bool) {
+	var zero V
+	if s.vecs == nil || key == "" {
+		return zero, false
+	}
+	v, ok := s.vecs.Load(key)
+	if !ok {
+		return zero, false
+	}
+	out, ok := v.(V)
+	return out, ok
+}
+
+// remember keeps v, the family s gives out for key.
+func remember(s Scope, key string, v any) {
+	if s.vecs != nil && key != "" {
+		s.vecs.Store(key, v)
+	}
+}
 
 // CounterVec returns the counter family named opts.Name with the label
 // names labels: the one already registered, or a new one, registered. An
 // error says that the name is registered with other labels or help (or is
 // not a valid metric name).
 func (s Scope) CounterVec(opts prometheus.CounterOpts, labels ...string) (*prometheus.CounterVec, error) {
-	return register(s, prometheus.NewCounterVec(opts, labels))
+	key := vecKey("counter", prometheus.Opts(opts), labels)
+	if v, ok := remembered[*prometheus.CounterVec](s, key); ok {
+		return v, nil
+	}
+	v, err := register(s, prometheus.NewCounterVec(opts, labels))
+	if err == nil {
+		remember(s, key, v)
+	}
+	return v, err
 }
 
 // Counter is CounterVec for a counter without labels.
@@ -97,7 +149,15 @@ func (s Scope) Counters(prefix, label, value string, cs ...StatCounter) error {
 
 // GaugeVec is CounterVec for a gauge family.
 func (s Scope) GaugeVec(opts prometheus.GaugeOpts, labels ...string) (*prometheus.GaugeVec, error) {
-	return register(s, prometheus.NewGaugeVec(opts, labels))
+	key := vecKey("gauge", prometheus.Opts(opts), labels)
+	if v, ok := remembered[*prometheus.GaugeVec](s, key); ok {
+		return v, nil
+	}
+	v, err := register(s, prometheus.NewGaugeVec(opts, labels))
+	if err == nil {
+		remember(s, key, v)
+	}
+	return v, err
 }
 
 // HistogramVec is CounterVec for a histogram family.

@@ -42,6 +42,9 @@ type build struct {
 	clusters map[string]*Cluster
 	secrets  map[string]*Secret // SDS secrets over ADS, by name
 	owned    []io.Closer        // in build order; the snapshot's, or closed when the build fails
+
+	hcms    map[string]*hcmShared // connection managers decoded, by their bytes but route_config (see decodeHCM)
+	scratch []byte                // decodeHCM's buffer for those bytes
 }
 
 func (o BuildOptions) newBuild() *build {

@@ -10,6 +10,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	uuidv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -166,13 +167,114 @@ var hcmAllowlist = pbcheck.Allowlist{
 
 // decodeHCM decodes an HttpConnectionManager filter; errors are relative
 // to it.
+//
+// istiod writes one connection manager per Service port, each the same
+// but for its inline route_config: a build decodes the rest once (checks,
+// access logs, tracing, the http_filters' configs) and, for each other
+// connection manager with the same bytes but its route_config, decodes
+// only that and builds the filters from the configs decoded; a
+// connection manager that fails so is decoded whole, for the error.
 func decodeHCM(a *anypb.Any, b *build) (*HTTPConnectionManager, error) {
+	routeBytes, rest, split := hcmSplit(a.GetValue(), b.scratch[:0])
+	b.scratch = rest[:0]
+	if split {
+		if sh := b.hcms[string(rest)]; sh != nil {
+			if h, err := sh.with(routeBytes, b); err == nil {
+				return h, nil
+			}
+		}
+	}
+	h, filters, err := decodeHCMWhole(a, b)
+	if err != nil || !split {
+		return h, err
+	}
+	sh := &hcmShared{h: *h, filters: filters}
+	sh.h.Routes, sh.h.Chain = nil, nil
+	if b.hcms == nil {
+		b.hcms = map[string]*hcmShared{}
+	}
+	b.hcms[string(rest)] = sh
+	return h, nil
+}
+
+// hcmShared is an HttpConnectionManager decoded but for its route_config
+// (no Routes, no Chain), and its http_filters resolved: what a build
+// shares between the connection managers that differ only in their
+// route_config. Read-only once made.
+type hcmShared struct {
+	h       HTTPConnectionManager
+	filters []resolvedFilter
+}
+
+// with is the connection manager sh describes with the route_config
+// whose wire bytes are routeBytes: validated and compiled, and its
+// filters built, as decodeHCMWhole would make them.
+func (sh *hcmShared) with(routeBytes []byte, b *build) (*HTTPConnectionManager, error) {
+	rc := &routev3.RouteConfiguration{}
+	if err := proto.Unmarshal(routeBytes, rc); err != nil {
+		return nil, err
+	}
+	// The rules protoc-gen-validate generated for the connection manager
+	// check its route_config with the route configuration's own.
+	if err := validate(rc); err != nil {
+		return nil, err
+	}
+	table, err := compileRoutes(rc, b)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := buildResolved(b, sh.filters)
+	if err != nil {
+		return nil, err
+	}
+	h := sh.h
+	h.Routes, h.Chain = table, chain
+	return &h, nil
+}
+
+// hcmSplit splits the wire bytes of an HttpConnectionManager into its
+// route_config's (its occurrences merged, as decoding merges them) and the
+// rest, appended to rest in order. split is false when the bytes do not
+// parse, have no route_config or have another route specifier (rds,
+// scoped_routes: fields of the same oneof).
+func hcmSplit(b, rest []byte) (routeBytes, restOut []byte, split bool) {
+	found := false
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, rest, false
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return nil, rest, false
+		}
+		switch {
+		case num == hcmFieldRDS || num == hcmFieldScopedRoutes:
+			return nil, rest, false
+		case num == hcmFieldRouteConfig && typ == protowire.BytesType:
+			v, _ := protowire.ConsumeBytes(b[n:])
+			if found {
+				routeBytes = append(routeBytes[:len(routeBytes):len(routeBytes)], v...)
+			} else {
+				routeBytes, found = v, true
+			}
+		default:
+			rest = append(rest, b[:n+m]...)
+		}
+		b = b[n+m:]
+	}
+	return routeBytes, rest, found
+}
+
+// decodeHCMWhole is decodeHCM without sharing: it decodes the whole
+// connection manager and returns, with it, its http_filters resolved.
+func decodeHCMWhole(a *anypb.Any, b *build) (*HTTPConnectionManager, []resolvedFilter, error) {
 	var pb hcmv3.HttpConnectionManager
 	if err := proto.Unmarshal(a.GetValue(), &pb); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", a.GetTypeUrl(), err)
+		return nil, nil, fmt.Errorf("decoding %s: %w", a.GetTypeUrl(), err)
 	}
 	if err := hcmAllowlist.Check(pb.ProtoReflect()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	h := &HTTPConnectionManager{
 		StatPrefix:                   pb.GetStatPrefix(),
@@ -199,7 +301,7 @@ func decodeHCM(a *anypb.Any, b *build) (*HTTPConnectionManager, error) {
 	case hcmv3.HttpConnectionManager_HTTP2:
 		h.Codec = CodecHTTP2
 	default:
-		return nil, errAt("codec_type", "%v is not supported", pb.GetCodecType())
+		return nil, nil, errAt("codec_type", "%v is not supported", pb.GetCodecType())
 	}
 	if n := pb.GetServerName(); n != "" {
 		h.ServerName = n
@@ -209,13 +311,13 @@ func decodeHCM(a *anypb.Any, b *build) (*HTTPConnectionManager, error) {
 	case hcmv3.HttpConnectionManager_APPEND_IF_ABSENT:
 		h.PassThroughServer = true
 	default:
-		return nil, errAt("server_header_transformation", "%v is not supported", pb.GetServerHeaderTransformation())
+		return nil, nil, errAt("server_header_transformation", "%v is not supported", pb.GetServerHeaderTransformation())
 	}
 	if pb.GetGenerateRequestId() != nil {
 		h.GenerateRequestID = pb.GetGenerateRequestId().GetValue()
 	}
 	if err := h.decodeTimeouts(&pb); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if kb := pb.GetMaxRequestHeadersKb(); kb != nil {
 		h.MaxRequestHeadersBytes = int(kb.GetValue()) << 10
@@ -241,11 +343,11 @@ func decodeHCM(a *anypb.Any, b *build) (*HTTPConnectionManager, error) {
 	case hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD:
 		h.EscapedSlashes = EscapedSlashesUnescape
 	default:
-		return nil, errAt("path_with_escaped_slashes_action", "%v is not supported", pb.GetPathWithEscapedSlashesAction())
+		return nil, nil, errAt("path_with_escaped_slashes_action", "%v is not supported", pb.GetPathWithEscapedSlashesAction())
 	}
 	for i, u := range pb.GetUpgradeConfigs() {
 		if len(u.GetFilters()) > 0 {
-			return nil, errAt(idx("upgrade_configs", i)+".filters", "not supported yet")
+			return nil, nil, errAt(idx("upgrade_configs", i)+".filters", "not supported yet")
 		}
 		if u.GetEnabled() == nil || u.GetEnabled().GetValue() {
 			h.Upgrades[strings.ToLower(u.GetUpgradeType())] = true
@@ -254,51 +356,57 @@ func decodeHCM(a *anypb.Any, b *build) (*HTTPConnectionManager, error) {
 	if ext := pb.GetRequestIdExtension(); ext != nil {
 		var uuid uuidv3.UuidRequestIdConfig
 		if ext.GetTypedConfig().MessageName() != nameOf(&uuid) {
-			return nil, errAt("request_id_extension.typed_config", "unsupported request ID extension %s", ext.GetTypedConfig().GetTypeUrl())
+			return nil, nil, errAt("request_id_extension.typed_config", "unsupported request ID extension %s", ext.GetTypedConfig().GetTypeUrl())
 		}
 	}
 
 	var err error
 	if h.AccessLog, err = accesslog.Decode(pb.GetAccessLog()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkLogClusters(h.AccessLog, b.clusters); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if h.Tracing, err = tracing.Decode(pb.GetTracing()); err != nil {
-		return nil, at("tracing", err)
+		return nil, nil, at("tracing", err)
 	}
 	if h.Tracing != nil && b.clusters[h.Tracing.Cluster] == nil {
-		return nil, errAt("tracing."+h.Tracing.ClusterField, "unknown cluster %q", h.Tracing.Cluster)
+		return nil, nil, errAt("tracing."+h.Tracing.ClusterField, "unknown cluster %q", h.Tracing.Cluster)
 	}
 
 	rc := pb.GetRouteConfig()
 	if rc == nil {
-		return nil, errAt("route_config", "required (RDS is not supported yet)")
+		return nil, nil, errAt("route_config", "required (RDS is not supported yet)")
 	}
-	table, err := route.Compile(rc, route.CompileOptions{
-		ClusterExists:   func(name string) bool { return b.clusters[name] != nil },
-		PerFilterConfig: b.perFilterConfig,
-	})
+	table, err := compileRoutes(rc, b)
 	if err != nil {
-		return nil, at("route_config", err)
+		return nil, nil, at("route_config", err)
 	}
 	h.Routes = table
 
-	chain, names, err := buildChain(b, pb.GetHttpFilters())
+	chain, names, resolved, err := buildChain(b, pb.GetHttpFilters())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	h.Chain, h.FilterNames = chain, names
 	if h.Stats, err = httpStatsOverrides(b, pb.GetHttpFilters()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The generated rules run last, so that our own errors, which name
 	// fields the way all others do, come first.
 	if err := validate(&pb); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return h, nil
+	return h, resolved, nil
+}
+
+// compileRoutes compiles an inline route configuration against the
+// build's clusters and filters.
+func compileRoutes(rc *routev3.RouteConfiguration, b *build) (*route.Table, error) {
+	return route.Compile(rc, route.CompileOptions{
+		ClusterExists:   func(name string) bool { return b.clusters[name] != nil },
+		PerFilterConfig: b.perFilterConfig,
+	})
 }
 
 func (h *HTTPConnectionManager) decodeTimeouts(pb *hcmv3.HttpConnectionManager) error {
@@ -328,14 +436,25 @@ func (h *HTTPConnectionManager) decodeTimeouts(pb *hcmv3.HttpConnectionManager) 
 	return nil
 }
 
+// resolvedFilter is an http_filters entry resolved: its name, factory
+// and decoded config (shared by the filters built from it: a factory does
+// not modify its config).
+type resolvedFilter struct {
+	name    string
+	factory *filters.Registration
+	cfg     proto.Message
+}
+
 // buildChain builds the http_filters: each entry's factory from the
-// registry, the last one the terminal filter (the router).
-func buildChain(b *build, pbs []*hcmv3.HttpFilter) (*filters.Chain, []string, error) {
+// registry, the last one the terminal filter (the router). It returns
+// the entries it built, resolved, for buildResolved.
+func buildChain(b *build, pbs []*hcmv3.HttpFilter) (*filters.Chain, []string, []resolvedFilter, error) {
 	if len(pbs) == 0 {
-		return nil, nil, errAt("http_filters", "want at least the router")
+		return nil, nil, nil, errAt("http_filters", "want at least the router")
 	}
 	var fs []filters.Filter
 	var names []string
+	var resolved []resolvedFilter
 	for i, f := range pbs {
 		path := idx("http_filters", i)
 		factory, cfg, err := resolveFilter(f.GetName(), f.GetTypedConfig())
@@ -343,30 +462,60 @@ func buildChain(b *build, pbs []*hcmv3.HttpFilter) (*filters.Chain, []string, er
 			if f.GetIsOptional() {
 				continue // Envoy skips an optional filter it does not know
 			}
-			return nil, nil, at(path, err)
+			return nil, nil, nil, at(path, err)
 		}
 		built, err := factory.New(b.context(f.GetName()), cfg)
 		if err != nil {
-			return nil, nil, at(path+".typed_config", err)
+			return nil, nil, nil, at(path+".typed_config", err)
 		}
 		b.own(built)
 		if _, dubbo := built.(interface{ DubboOnly() }); dubbo {
-			return nil, nil, errAt(path, "%q is a Dubbo filter", f.GetName())
+			return nil, nil, nil, errAt(path, "%q is a Dubbo filter", f.GetName())
 		}
 		names = append(names, f.GetName())
 		fs = append(fs, built)
+		resolved = append(resolved, resolvedFilter{name: f.GetName(), factory: factory, cfg: cfg})
 	}
 	last := len(fs) - 1
 	terminal, ok := fs[last].(filters.Terminal)
 	if !ok {
-		return nil, nil, errAt(idx("http_filters", len(pbs)-1), "the last HTTP filter must be terminal (the router), not %q", names[last])
+		return nil, nil, nil, errAt(idx("http_filters", len(pbs)-1), "the last HTTP filter must be terminal (the router), not %q", names[last])
 	}
 	for i, f := range fs[:last] {
 		if _, ok := f.(filters.Terminal); ok {
-			return nil, nil, errAt(idx("http_filters", i), "%q is terminal and must be the last filter", names[i])
+			return nil, nil, nil, errAt(idx("http_filters", i), "%q is terminal and must be the last filter", names[i])
 		}
 	}
-	return filters.NewChain(terminal, fs[:last]...), names, nil
+	return filters.NewChain(terminal, fs[:last]...), names, resolved, nil
+}
+
+// buildResolved builds a chain again from the entries buildChain
+// resolved for it: new filters from the same configs. Its errors name no
+// field: the caller decodes whole for that.
+func buildResolved(b *build, rs []resolvedFilter) (*filters.Chain, error) {
+	fs := make([]filters.Filter, len(rs))
+	for i, r := range rs {
+		built, err := r.factory.New(b.context(r.name), r.cfg)
+		if err != nil {
+			return nil, err
+		}
+		b.own(built)
+		if _, dubbo := built.(interface{ DubboOnly() }); dubbo {
+			return nil, fmt.Errorf("%q is a Dubbo filter", r.name)
+		}
+		fs[i] = built
+	}
+	last := len(fs) - 1
+	terminal, ok := fs[last].(filters.Terminal)
+	if !ok {
+		return nil, fmt.Errorf("the last HTTP filter must be terminal, not %q", rs[last].name)
+	}
+	for i, f := range fs[:last] {
+		if _, ok := f.(filters.Terminal); ok {
+			return nil, fmt.Errorf("%q is terminal and must be the last filter", rs[i].name)
+		}
+	}
+	return filters.NewChain(terminal, fs[:last]...), nil
 }
 
 // resolveFilter finds the factory for a filter config and decodes the

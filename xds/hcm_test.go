@@ -1,11 +1,18 @@
 package xds
 
 import (
+	"bytes"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"google.golang.org/protobuf/proto"
 
 	_ "github.com/gowaypoint/waypoint/filters/all"
 	_ "github.com/gowaypoint/waypoint/filters/example/greeting"
@@ -139,5 +146,121 @@ func TestHCMOptionalUnknownFilterIsSkipped(t *testing.T) {
 	b := mustParse(t, doc("", []string{listenerOn("l", 18000, "", hcmChain(opt+", "+routerFilter, simpleRoutes, ""))}, []string{backendCluster}))
 	if names := b.Snapshot.Listener("l").FilterChains[0].HTTP.FilterNames; len(names) != 1 {
 		t.Fatalf("filters %v, want the router only", names)
+	}
+}
+
+// istiod's connection managers differ only in their route_config: a build
+// decodes the rest once and shares it, and what it makes is what decoding
+// each whole makes: its own routes, its own filter instances, the same
+// settings; a connection manager that fails so fails with the error
+// decoding it whole gives.
+func TestHCMSharedButRoutes(t *testing.T) {
+	istioLike := `server_name: istio-envoy, normalize_path: true, upgrade_configs: [{upgrade_type: websocket}], http2_protocol_options: {max_concurrent_streams: 50}`
+	clusters := []string{backendCluster, strings.ReplaceAll(backendCluster, "backend", "other")}
+	routes := func(name, cluster string) string {
+		return `{name: ` + name + `, virtual_hosts: [{name: vh, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: ` + cluster + `}}]}]}`
+	}
+	chain := func(i int, routeConfig string) string {
+		return strings.Replace(hcmChain(faultFilter+", "+routerFilter, routeConfig, istioLike), "{name: web,",
+			fmt.Sprintf("{name: web%d, %s,", i, chainMatch(9000+i)), 1)
+	}
+	alone := func(i int, routeConfig string) *HTTPConnectionManager {
+		return mustParse(t, doc("", []string{listenerOn("l", 18000, "", chain(i, routeConfig))}, clusters)).Snapshot.Listener("l").FilterChains[0].HTTP
+	}
+	rcs := []string{routes("r0", "backend"), routes("r1", "other"), routes("r2", "backend")}
+	var chains []string
+	for i, rc := range rcs {
+		chains = append(chains, chain(i, rc))
+	}
+	snap := mustParse(t, doc("", []string{listenerOn("l", 18000, "", chains...)}, clusters)).Snapshot
+	fcs := snap.Listener("l").FilterChains
+	req := &l7.Request{Method: "GET", Authority: []byte("a"), Path: []byte("/x")}
+	for i, fc := range fcs {
+		h, want := fc.HTTP, alone(i, rcs[i])
+		if diff := cmp.Diff(want, h, cmpopts.IgnoreFields(HTTPConnectionManager{}, "Chain", "Routes")); diff != "" {
+			t.Errorf("chain %d shared (-whole +shared):\n%s", i, diff)
+		}
+		if h.Routes.Name() != want.Routes.Name() || h.Routes.Match(req).Cluster() != want.Routes.Match(req).Cluster() {
+			t.Errorf("chain %d: routes %s to %s, want %s to %s", i, h.Routes.Name(), h.Routes.Match(req).Cluster(),
+				want.Routes.Name(), want.Routes.Match(req).Cluster())
+		}
+		if i > 0 && (h.Chain == fcs[0].HTTP.Chain || h.Routes == fcs[0].HTTP.Routes) {
+			t.Errorf("chain %d shares its filters or routes with chain 0", i)
+		}
+		if i > 0 && reflect.ValueOf(h.Upgrades).UnsafePointer() != reflect.ValueOf(fcs[0].HTTP.Upgrades).UnsafePointer() {
+			t.Errorf("chain %d was decoded whole, not shared", i)
+		}
+	}
+
+	// A route_config that fails after one that passed: the error of the
+	// whole decode, naming the chain.
+	for _, tc := range []struct{ name, routes, want string }{
+		{"unknown cluster", routes("bad", "nowhere"), `route_config.virtual_hosts[0].routes[0].route.cluster: unknown cluster "nowhere"`},
+		{"invalid regex", `{virtual_hosts: [{name: vh, domains: ["*"], routes: [{match: {safe_regex: {regex: "(unclosed"}}, route: {cluster: backend}}]}]}`,
+			`route_config.virtual_hosts[0].routes[0].match.safe_regex`},
+		{"no virtual host name", `{virtual_hosts: [{domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: backend}}]}]}`, "VirtualHost.Name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, whole := ParseBootstrap([]byte(doc("", []string{listenerOn("l", 18000, "", chain(1, tc.routes))}, clusters)), "test.yaml")
+			if whole == nil || !strings.Contains(whole.Error(), tc.want) {
+				t.Fatalf("decoded whole: %v, want %q", whole, tc.want)
+			}
+			_, err := ParseBootstrap([]byte(doc("", []string{listenerOn("l", 18000, "", chain(0, rcs[0]), chain(1, tc.routes))}, clusters)), "test.yaml")
+			if err == nil || !strings.Contains(err.Error(), "filter_chains[1]") ||
+				!strings.HasSuffix(err.Error(), whole.Error()[strings.Index(whole.Error(), "filters[0]"):]) {
+				t.Errorf("after a chain that passed: %v\nwant the error decoding it whole gives: %v", err, whole)
+			}
+		})
+	}
+}
+
+// hcmSplit takes route_config apart from the rest, merging its
+// occurrences as decoding does, and declines what it cannot share: no
+// route_config, another route specifier of the oneof, bytes that do not
+// parse.
+func TestHCMSplit(t *testing.T) {
+	wire := func(m proto.Message) []byte {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	rc := func(name string) *hcmv3.HttpConnectionManager {
+		return &hcmv3.HttpConnectionManager{RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{Name: name}}}
+	}
+	base := wire(&hcmv3.HttpConnectionManager{StatPrefix: "p", ServerName: "s"})
+	withRC := append(append([]byte(nil), base...), wire(rc("a"))...)
+	twice := append(append([]byte(nil), withRC...), wire(&hcmv3.HttpConnectionManager{RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{
+		RouteConfig: &routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{{Name: "vh"}}}}})...)
+	rds := append(append([]byte(nil), withRC...), wire(&hcmv3.HttpConnectionManager{RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{}}})...)
+	for _, tc := range []struct {
+		name  string
+		in    []byte
+		split bool
+		rc    *routev3.RouteConfiguration
+	}{
+		{"route_config", withRC, true, &routev3.RouteConfiguration{Name: "a"}},
+		{"route_config twice: merged", twice, true, &routev3.RouteConfiguration{Name: "a", VirtualHosts: []*routev3.VirtualHost{{Name: "vh"}}}},
+		{"no route_config", base, false, nil},
+		{"rds too", rds, false, nil},
+		{"truncated", withRC[:len(withRC)-1], false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			routeBytes, rest, split := hcmSplit(tc.in, nil)
+			if split != tc.split {
+				t.Fatalf("split %v, want %v", split, tc.split)
+			}
+			if !split {
+				return
+			}
+			if !bytes.Equal(rest, base) {
+				t.Errorf("rest %x, want %x", rest, base)
+			}
+			var got routev3.RouteConfiguration
+			if err := proto.Unmarshal(routeBytes, &got); err != nil || !proto.Equal(&got, tc.rc) {
+				t.Errorf("route_config %v (%v), want %v", &got, err, tc.rc)
+			}
+		})
 	}
 }
