@@ -123,7 +123,8 @@ type Cluster struct {
 	// which socket options do nothing either.
 	TCPKeepalive *TCPKeepalive
 
-	// Metadata is the cluster's metadata, as given; may be nil. Must not be modified.
+	// Metadata is the cluster's metadata, as given; may be nil (always in a
+	// snapshot from BuildWire, see IstioServices). Must not be modified.
 	Metadata *corev3.Metadata
 	// NoDubboOnTCP keeps the tcp_proxy chains to this cluster L4 only:
 	// their connections are relayed as bytes even when they speak Dubbo
@@ -131,7 +132,10 @@ type Cluster struct {
 	// Dubbo found on them is served per call, see proxy/tcpproxy).
 	NoDubboOnTCP bool
 	// Raw is the resource this was decoded from. It must not be modified.
+	// Nil in a snapshot from BuildWire.
 	Raw *clusterv3.Cluster
+
+	istioServices []IstioService // Metadata's istio.services, kept by BuildWire when it drops Metadata
 }
 
 // defaultConnectTimeout is Envoy's cluster connect_timeout default.
@@ -232,7 +236,8 @@ type Endpoint struct {
 	// filter_metadata["waypoint"]["identity"] (a spiffe:// URI). The zero ID
 	// means any identity in the trust domain.
 	Identity spiffe.ID
-	// Metadata is the endpoint's metadata, as given; may be nil. Must not be modified.
+	// Metadata is the endpoint's metadata, as given; may be nil (always in a
+	// snapshot from BuildWire, see IstioWorkload). Must not be modified.
 	Metadata *corev3.Metadata
 	// DubboVersion and DubboGroup are the endpoint's Dubbo service version
 	// and group, from filter_metadata["waypoint"]["dubbo_version"] and
@@ -252,6 +257,9 @@ type Endpoint struct {
 	// then the pod address from its original_dst metadata ({local:
 	// "ip:port"}), or zero when it has none. Build folds these away.
 	Internal *InternalAddress
+
+	istioWorkload    string // Metadata's istio.workload, kept by BuildWire when it drops Metadata
+	hasIstioWorkload bool
 }
 
 // Locality is an endpoint's envoy.config.core.v3.Locality.

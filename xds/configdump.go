@@ -33,7 +33,7 @@ func (s *Snapshot) ConfigDump() ([]byte, error) {
 // /config_dump, which selects and masks it.
 func (s *Snapshot) ConfigDumpProto() (*adminv3.ConfigDump, error) {
 	boot := &adminv3.BootstrapConfigDump{Bootstrap: s.bootstrap}
-	if s.raw != nil && s.sourceVersions != nil {
+	if (s.raw != nil || s.wire != nil) && s.sourceVersions != nil {
 		sections, err := s.dynamicDump()
 		if err != nil {
 			return nil, err
@@ -137,12 +137,19 @@ const (
 	RoutesTypeURL    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 )
 
-// dynamicDump renders a snapshot built by BuildResources from xDS as
-// Envoy's dynamic config dump sections.
+// dynamicDump renders a snapshot built by BuildResources or BuildWire
+// from xDS as Envoy's dynamic config dump sections.
 func (s *Snapshot) dynamicDump() ([]proto.Message, error) {
+	raw := s.raw
+	if s.wire != nil {
+		var err error
+		if raw, err = s.wire.Decode(); err != nil {
+			return nil, err
+		}
+	}
 	v := s.sourceVersions
 	lds := &adminv3.ListenersConfigDump{VersionInfo: v[ListenerTypeURL]}
-	for _, l := range s.raw.Listeners {
+	for _, l := range raw.Listeners {
 		a, err := anypb.New(l)
 		if err != nil {
 			return nil, err
@@ -151,7 +158,7 @@ func (s *Snapshot) dynamicDump() ([]proto.Message, error) {
 			Name: l.GetName(), ActiveState: &adminv3.ListenersConfigDump_DynamicListenerState{VersionInfo: v[ListenerTypeURL], Listener: a}})
 	}
 	cds := &adminv3.ClustersConfigDump{VersionInfo: v[ClusterTypeURL]}
-	for _, c := range s.raw.Clusters {
+	for _, c := range raw.Clusters {
 		a, err := anypb.New(c)
 		if err != nil {
 			return nil, err
@@ -159,7 +166,7 @@ func (s *Snapshot) dynamicDump() ([]proto.Message, error) {
 		cds.DynamicActiveClusters = append(cds.DynamicActiveClusters, &adminv3.ClustersConfigDump_DynamicCluster{VersionInfo: v[ClusterTypeURL], Cluster: a})
 	}
 	eds := &adminv3.EndpointsConfigDump{}
-	for _, e := range s.raw.Endpoints {
+	for _, e := range raw.Endpoints {
 		a, err := anypb.New(e)
 		if err != nil {
 			return nil, err
@@ -167,10 +174,10 @@ func (s *Snapshot) dynamicDump() ([]proto.Message, error) {
 		eds.DynamicEndpointConfigs = append(eds.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{VersionInfo: v[EndpointsTypeURL], EndpointConfig: a})
 	}
 	rds := &adminv3.RoutesConfigDump{}
-	if err := addInlineRoutes(rds, s.raw.Listeners); err != nil {
+	if err := addInlineRoutes(rds, raw.Listeners); err != nil {
 		return nil, err
 	}
-	for _, r := range s.raw.Routes {
+	for _, r := range raw.Routes {
 		a, err := anypb.New(r)
 		if err != nil {
 			return nil, err

@@ -56,7 +56,7 @@ func TestParseBootstrapDecodes(t *testing.T) {
   use_original_dst: false,
   filter_chain_matcher: {matcher_tree: {input: ` + destPortIn + `, exact_match_map: {map: {"9080": ` + action("svc") + `}}}},
   filter_chains: [` + tcpChain("svc", "backend", "") + `]}`}, []string{backendCluster}),
-			listeners: []*Listener{{Name: "main_internal", Internal: true, FilterChains: []*FilterChain{tcp("svc")}}},
+			listeners: []*Listener{{Name: "main_internal", Internal: true, TrafficDirection: corev3.TrafficDirection_INBOUND, FilterChains: []*FilterChain{tcp("svc")}}},
 		},
 		{
 			name: "tcp_proxy idle_timeout 0s disables it",

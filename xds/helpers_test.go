@@ -99,7 +99,7 @@ func mustParse(t testing.TB, yaml string) *Bootstrap {
 // cmpOpts compares decoded values: raw protos and compiled selectors are left
 // out, metadata is compared as protos.
 var cmpOpts = cmp.Options{
-	cmpopts.IgnoreUnexported(Listener{}),
+	cmpopts.IgnoreUnexported(Listener{}, Cluster{}, Endpoint{}), // Cluster's and Endpoint's: what BuildWire keeps of their metadata
 	cmpopts.IgnoreFields(Listener{}, "Raw"),
 	cmpopts.IgnoreFields(Cluster{}, "Raw"),
 	cmpopts.IgnoreFields(TCPProxy{}, "Dubbo"), // made up from the rest: dubbo_test.go checks it

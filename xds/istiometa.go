@@ -2,6 +2,7 @@ package xds
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -19,6 +20,9 @@ type IstioService struct {
 // IstioServices returns the cluster's filter_metadata.istio.services, in
 // order; nil when there are none.
 func (c *Cluster) IstioServices() []IstioService {
+	if c.Metadata == nil {
+		return slices.Clone(c.istioServices) // BuildWire kept them
+	}
 	ns := c.Metadata.GetFilterMetadata()["istio"]
 	var out []IstioService
 	for _, v := range ns.GetFields()["services"].GetListValue().GetValues() {
@@ -42,11 +46,11 @@ type IstioWorkload struct {
 // IstioWorkload parses the endpoint's istio.workload; false when absent.
 // Missing trailing parts are empty.
 func (e *Endpoint) IstioWorkload() (IstioWorkload, bool) {
-	v, ok := e.Metadata.GetFilterMetadata()["istio"].GetFields()["workload"]
+	v, ok := e.istioWorkloadValue()
 	if !ok {
 		return IstioWorkload{}, false
 	}
-	parts := strings.Split(v.GetStringValue(), ";")
+	parts := strings.Split(v, ";")
 	get := func(i int) string {
 		if i < len(parts) {
 			return parts[i]
@@ -54,6 +58,16 @@ func (e *Endpoint) IstioWorkload() (IstioWorkload, bool) {
 		return ""
 	}
 	return IstioWorkload{Name: get(0), Namespace: get(1), CanonicalService: get(2), CanonicalRevision: get(3), Cluster: get(4)}, true
+}
+
+// istioWorkloadValue is the endpoint's istio.workload string, from its
+// metadata, or as BuildWire kept it.
+func (e *Endpoint) istioWorkloadValue() (string, bool) {
+	if e.Metadata == nil {
+		return e.istioWorkload, e.hasIstioWorkload
+	}
+	v, ok := e.Metadata.GetFilterMetadata()["istio"].GetFields()["workload"]
+	return v.GetStringValue(), ok
 }
 
 // EndpointAt returns the cluster's endpoint with address addr, or nil.

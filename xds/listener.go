@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
 	"github.com/gowaypoint/waypoint/filters"
@@ -44,7 +45,10 @@ type Listener struct {
 	// listener with dubbo_proxy chains, once per Dubbo call. The decoder
 	// refuses one that would log anything else (see decodeListenerAccessLog).
 	AccessLog []*accesslog.Logger
+	// TrafficDirection is traffic_direction (UNSPECIFIED when not set).
+	TrafficDirection corev3.TrafficDirection
 	// Raw is the resource this was decoded from. It must not be modified.
+	// Nil in a snapshot from BuildWire.
 	Raw *listenerv3.Listener
 
 	// Exactly one selector is set (classic has no chains when the listener

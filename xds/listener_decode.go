@@ -19,7 +19,7 @@ func decodeListener(pb *listenerv3.Listener, b *build) (*Listener, error) {
 	if pb.GetName() == "" {
 		return nil, at("name", errRequired)
 	}
-	l := &Listener{Name: pb.GetName(), Raw: pb}
+	l := &Listener{Name: pb.GetName(), TrafficDirection: pb.GetTrafficDirection(), Raw: pb}
 
 	switch {
 	case pb.GetAddress() != nil && pb.GetInternalListener() != nil:

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/gowaypoint/waypoint/xds"
 	"github.com/gowaypoint/waypoint/xds/xdstest"
@@ -48,13 +50,14 @@ func scaleBuildOptions() xds.BuildOptions {
 	return xds.BuildOptions{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
 }
 
-// BenchmarkConfigScale decodes (Any.UnmarshalNew, as the xDS client does)
-// and builds (BuildResources, with options as the waypoint's) the config of a namespace waypoint serving
-// N Services. One op is the whole push. Beside time and bytes per op it
-// reports cpu-ns/op, the process's CPU time per op, and retained-B/svc:
-// the live heap the decoded resources and the built snapshot keep, per
-// Service, measured after a GC with both kept alive, as the xDS client
-// keeps them (its accepted state and the applied snapshot).
+// BenchmarkConfigScale decodes and builds the config of a namespace
+// waypoint serving N Services as the xDS client does (BuildWire, with
+// options as the waypoint's). One op is the whole push. Beside time and
+// bytes per op it reports cpu-ns/op, the process's CPU time per op, and
+// retained-B/svc: the live heap the resources as received and the built
+// snapshot keep, per Service, measured after a GC with both kept alive,
+// as the xDS client keeps them (its accepted state and the applied
+// snapshot).
 func BenchmarkConfigScale(b *testing.B) {
 	for _, n := range []int{100, 1000, 3000, 10000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
@@ -64,7 +67,7 @@ func BenchmarkConfigScale(b *testing.B) {
 			b.ResetTimer()
 			cpu0 := cpuTime()
 			for b.Loop() {
-				snap, err := opts.BuildResources("1", xdstest.Decode(b, config))
+				snap, err := opts.BuildWire("1", xdstest.Wire(b, config))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -73,13 +76,19 @@ func BenchmarkConfigScale(b *testing.B) {
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 			b.StopTimer()
 			before := liveHeap()
-			r := xdstest.Decode(b, config)
-			snap, err := opts.BuildResources("1", r)
+			// The Anys as the client has them: its own, as received.
+			received := make([]*anypb.Any, len(config))
+			for i, a := range config {
+				received[i] = proto.Clone(a).(*anypb.Any)
+			}
+			w := xdstest.Wire(b, received)
+			snap, err := opts.BuildWire("1", w)
 			if err != nil {
 				b.Fatal(err)
 			}
 			after := liveHeap()
-			runtime.KeepAlive(r)
+			runtime.KeepAlive(config) // alive in before: not to be counted out of after
+			runtime.KeepAlive(w)
 			snap.Close()
 			runtime.KeepAlive(snap)
 			b.ReportMetric(float64(after-before)/float64(n), "retained-B/svc")

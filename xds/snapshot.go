@@ -35,6 +35,7 @@ type Snapshot struct {
 	endpoints    []*endpointv3.ClusterLoadAssignment // as given to Build
 	bootstrap    *bootstrapv3.Bootstrap              // set by ParseBootstrap; nil from Build
 	raw          *Resources                          // set by BuildResources: the resources as given
+	wire         *Wire                               // set by BuildWire instead of raw
 
 	sourceVersions map[string]string // accepted xDS versions by type URL; see SetSourceVersions
 

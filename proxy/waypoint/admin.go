@@ -157,7 +157,7 @@ func (w *Waypoint) drainListeners(graceful, inboundOnly bool) error {
 	}
 	if snap := w.store.Load(); inboundOnly && snap != nil {
 		for _, l := range snap.Listeners {
-			if l.Raw.GetTrafficDirection() == corev3.TrafficDirection_OUTBOUND {
+			if l.TrafficDirection == corev3.TrafficDirection_OUTBOUND {
 				return fmt.Errorf("inboundonly: listener %q is OUTBOUND; draining only some listeners is not supported", l.Name)
 			}
 		}

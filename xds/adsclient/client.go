@@ -110,15 +110,14 @@ type Client struct {
 	lastNACK string
 
 	// Owned by Run's goroutine.
-	state     map[string]map[string]proto.Message // accepted, by type then name
-	resVer    map[string]map[string]string        // delta: per-resource versions
-	typeVer   map[string]string                   // accepted version per type
-	nonces    map[string]string                   // last nonce per type
-	subs      map[string][]string                 // current subscription (EDS, RDS names)
-	waiting   map[string]time.Time                // resource "type/name" awaited since
-	secretsOf map[*clusterv3.Cluster][]string     // SDS names over ADS of each accepted cluster, memoized (wanted)
-	pending   bool                                // the accepted state has not been applied
-	connected int                                 // streams opened
+	state     map[string]map[string]*resource // accepted, by type then name
+	resVer    map[string]map[string]string    // delta: per-resource versions
+	typeVer   map[string]string               // accepted version per type
+	nonces    map[string]string               // last nonce per type
+	subs      map[string][]string             // current subscription (EDS, RDS names)
+	waiting   map[string]time.Time            // resource "type/name" awaited since
+	pending   bool                            // the accepted state has not been applied
+	connected int                             // streams opened
 }
 
 // New returns a client; Run starts it.
@@ -136,11 +135,11 @@ func New(cfg Config) *Client {
 		cfg.BackoffMax = DefaultBackoffMax
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), versions: map[string]string{},
-		state: map[string]map[string]proto.Message{}, resVer: map[string]map[string]string{},
+		state: map[string]map[string]*resource{}, resVer: map[string]map[string]string{},
 		typeVer: map[string]string{}, nonces: map[string]string{}, subs: map[string][]string{},
 		waiting: map[string]time.Time{}}
 	for _, t := range typeOrder {
-		c.state[t] = map[string]proto.Message{}
+		c.state[t] = map[string]*resource{}
 		c.resVer[t] = map[string]string{}
 	}
 	return c
@@ -380,7 +379,7 @@ func (s *session) onSotw(r *discoveryv3.DiscoveryResponse) error {
 	t := r.GetTypeUrl()
 	c.nonces[t] = r.GetNonce()
 	c.log.Debug("xds: response", "type", short(t), "version", r.GetVersionInfo(), "nonce", r.GetNonce(), "resources", len(r.GetResources()))
-	next := map[string]proto.Message{}
+	next := map[string]*resource{}
 	err := decodeAll(t, r.GetResources(), next)
 	if t != resourcev3.ClusterType && t != resourcev3.ListenerType {
 		for _, name := range c.subs[t] {
@@ -414,14 +413,14 @@ func (s *session) onDelta(r *discoveryv3.DeltaDiscoveryResponse) error {
 	t := r.GetTypeUrl()
 	c.nonces[t] = r.GetNonce()
 	c.log.Debug("xds: delta response", "type", short(t), "nonce", r.GetNonce(), "resources", len(r.GetResources()), "removed", len(r.GetRemovedResources()))
-	next := make(map[string]proto.Message, len(c.state[t]))
+	next := make(map[string]*resource, len(c.state[t]))
 	for k, v := range c.state[t] {
 		next[k] = v
 	}
 	vers := map[string]string{}
 	var err error
 	for i, res := range r.GetResources() {
-		m, derr := decodeOne(t, res.GetResource())
+		m, _, derr := decodeOne(t, res.GetResource())
 		if derr != nil {
 			err = fmt.Errorf("resources[%d] %q: %w", i, res.GetName(), derr)
 			break
@@ -475,11 +474,11 @@ func (c *Client) noteNACK(t, version string, err error) {
 // accepted so far. An error from a resource of type t refuses it (NACK);
 // an error elsewhere (a listener still naming a cluster this CDS removed)
 // leaves the update accepted but not applied until the other types follow.
-func (c *Client) accept(t string, next map[string]proto.Message, vers map[string]string, version string) error {
+func (c *Client) accept(t string, next map[string]*resource, vers map[string]string, version string) error {
 	// The snapshot that validates the update is the one tryApply would
 	// build from the state the update makes: kept for it, so that a
 	// response costs one build (each is of the whole config).
-	checked, err := c.build(c.resources(t, next), c.appliedVersion(t, version))
+	checked, err := c.build(c.wire(t, next), c.appliedVersion(t, version))
 	if err != nil {
 		var re *xds.ResourceError
 		// Listeners that came before any cluster cannot be checked yet.
@@ -520,42 +519,43 @@ func (c *Client) accept(t string, next map[string]proto.Message, vers map[string
 	return nil
 }
 
-// resources assembles the accepted state, with next in place of type t.
-func (c *Client) resources(t string, next map[string]proto.Message) *xds.Resources {
-	r := &xds.Resources{}
-	for _, typ := range typeOrder {
-		set := c.state[typ]
+// wire assembles the accepted state, with next in place of type t, as
+// it came (the resources' Anys), adding an empty RouteConfiguration for
+// each route configuration the listeners name by rds that has not
+// arrived, so that a listener is validated whole before its routes come
+// (its RDS then warms, as in Envoy) and, once their
+// initial_fetch_timeout has passed, serves with no routes (404), as
+// Envoy's does.
+func (c *Client) wire(t string, next map[string]*resource) *xds.Wire {
+	set := func(typ string) map[string]*resource {
 		if typ == t {
-			set = next
+			return next
 		}
-		for _, name := range sortedKeys(set) {
-			r.Add(set[name])
+		return c.state[typ]
+	}
+	list := func(typ string) []*anypb.Any {
+		s := set(typ)
+		out := make([]*anypb.Any, 0, len(s))
+		for _, name := range sortedKeys(s) {
+			out = append(out, s[name].any)
 		}
+		return out
 	}
-	return r
-}
-
-// withAwaitedRoutes adds to r an empty RouteConfiguration for each route
-// configuration its listeners name by rds that has not arrived, so that a
-// listener is validated whole before its routes come (its RDS then warms,
-// as in Envoy) and, once their initial_fetch_timeout has passed, serves
-// with no routes (404), as Envoy's does.
-func withAwaitedRoutes(r *xds.Resources) *xds.Resources {
-	have := map[string]bool{}
-	for _, rc := range r.Routes {
-		have[rc.GetName()] = true
-	}
-	set := make(map[string]proto.Message, len(r.Listeners))
-	for _, l := range r.Listeners {
-		set[l.GetName()] = l
-	}
-	for _, n := range rdsNames(set) {
-		if !have[n.name] {
-			have[n.name] = true
-			r.Routes = append(r.Routes, &routev3.RouteConfiguration{Name: n.name})
+	w := &xds.Wire{Listeners: list(resourcev3.ListenerType), Clusters: list(resourcev3.ClusterType),
+		Endpoints: list(resourcev3.EndpointType), Routes: list(resourcev3.RouteType), Secrets: list(resourcev3.SecretType)}
+	routes := set(resourcev3.RouteType)
+	added := map[string]bool{}
+	for _, n := range rdsNames(set(resourcev3.ListenerType)) {
+		if routes[n.name] == nil && !added[n.name] {
+			added[n.name] = true
+			a, err := anypb.New(&routev3.RouteConfiguration{Name: n.name})
+			if err != nil {
+				panic(err) // a RouteConfiguration with a name marshals
+			}
+			w.Routes = append(w.Routes, a)
 		}
 	}
-	return r
+	return w
 }
 
 // built is a snapshot of the accepted state built ahead (by accept, to
@@ -566,10 +566,9 @@ type built struct {
 	ok   bool
 }
 
-// build builds resources (with the route configurations awaited) as the
-// snapshot of version.
-func (c *Client) build(r *xds.Resources, version string) (*xds.Snapshot, error) {
-	return c.cfg.Build.BuildResources(version, withAwaitedRoutes(r))
+// build builds w as the snapshot of version.
+func (c *Client) build(w *xds.Wire, version string) (*xds.Snapshot, error) {
+	return c.cfg.Build.BuildWire(version, w)
 }
 
 // appliedVersion is the version of a snapshot of the accepted state with
@@ -605,7 +604,7 @@ func (c *Client) tryApply(pre built) error {
 	snap := pre.snap
 	if !pre.ok {
 		var err error
-		if snap, err = c.build(c.resources("", nil), c.appliedVersion("", "")); err != nil {
+		if snap, err = c.build(c.wire("", nil), c.appliedVersion("", "")); err != nil {
 			return nil // waiting for another type (see accept)
 		}
 	}
@@ -641,18 +640,12 @@ type awaited struct {
 // listeners refer to that have not arrived.
 func (c *Client) missing() []awaited {
 	var out []awaited
-	for _, m := range c.state[resourcev3.ClusterType] {
-		cl := m.(*clusterv3.Cluster)
-		if cl.GetType() != clusterv3.Cluster_EDS {
+	for _, r := range c.state[resourcev3.ClusterType] {
+		if r.eds == "" {
 			continue
 		}
-		name := edsName(cl)
-		if _, ok := c.state[resourcev3.EndpointType][name]; !ok {
-			to := cl.GetEdsClusterConfig().GetEdsConfig().GetInitialFetchTimeout().AsDuration()
-			if cl.GetEdsClusterConfig().GetEdsConfig().GetInitialFetchTimeout() == nil {
-				to = DefaultInitialFetchTimeout
-			}
-			out = append(out, awaited{key: resourcev3.EndpointType + "/" + name, timeout: to})
+		if _, ok := c.state[resourcev3.EndpointType][r.eds]; !ok {
+			out = append(out, awaited{key: resourcev3.EndpointType + "/" + r.eds, timeout: r.edsTimeout})
 		}
 	}
 	for _, name := range rdsNames(c.state[resourcev3.ListenerType]) {
@@ -688,9 +681,9 @@ func (c *Client) wanted(t string) []string {
 	var names []string
 	switch t {
 	case resourcev3.EndpointType:
-		for _, m := range c.state[resourcev3.ClusterType] {
-			if cl := m.(*clusterv3.Cluster); cl.GetType() == clusterv3.Cluster_EDS {
-				names = append(names, edsName(cl))
+		for _, r := range c.state[resourcev3.ClusterType] {
+			if r.eds != "" {
+				names = append(names, r.eds)
 			}
 		}
 	case resourcev3.RouteType:
@@ -698,20 +691,9 @@ func (c *Client) wanted(t string) []string {
 			names = append(names, n.name)
 		}
 	case resourcev3.SecretType:
-		// Walking a cluster's transport sockets unpacks them: done once per
-		// cluster received, not at every look (missing runs each tick while
-		// a config waits).
-		next := make(map[*clusterv3.Cluster][]string, len(c.state[resourcev3.ClusterType]))
-		for _, m := range c.state[resourcev3.ClusterType] {
-			cl := m.(*clusterv3.Cluster)
-			sn, ok := c.secretsOf[cl]
-			if !ok {
-				sn = xds.SecretNames(cl)
-			}
-			next[cl] = sn
-			names = append(names, sn...)
+		for _, r := range c.state[resourcev3.ClusterType] {
+			names = append(names, r.secrets...)
 		}
-		c.secretsOf = next
 	}
 	sort.Strings(names)
 	return dedup(names)
@@ -731,52 +713,93 @@ type rdsName struct {
 
 // rdsNames lists the route configurations the listeners' connection
 // managers name by rds.
-func rdsNames(listeners map[string]proto.Message) []rdsName {
+func rdsNames(listeners map[string]*resource) []rdsName {
 	var out []rdsName
-	for _, m := range listeners {
-		l := m.(*listenerv3.Listener)
-		chains := l.GetFilterChains()
-		if l.GetDefaultFilterChain() != nil {
-			chains = append(append([]*listenerv3.FilterChain(nil), chains...), l.GetDefaultFilterChain())
-		}
-		for _, fc := range chains {
-			for _, f := range fc.GetFilters() {
-				rds := xds.RDSOf(f.GetTypedConfig())
-				if rds == nil {
-					continue
-				}
-				to := DefaultInitialFetchTimeout
-				if d := rds.GetConfigSource().GetInitialFetchTimeout(); d != nil {
-					to = d.AsDuration()
-				}
-				out = append(out, rdsName{name: rds.GetRouteConfigName(), timeout: to})
+	for _, r := range listeners {
+		out = append(out, r.rds...)
+	}
+	return out
+}
+
+// listenerRDS lists the route configurations l's connection managers
+// name by rds.
+func listenerRDS(l *listenerv3.Listener) []rdsName {
+	var out []rdsName
+	chains := l.GetFilterChains()
+	if l.GetDefaultFilterChain() != nil {
+		chains = append(append([]*listenerv3.FilterChain(nil), chains...), l.GetDefaultFilterChain())
+	}
+	for _, fc := range chains {
+		for _, f := range fc.GetFilters() {
+			rds := xds.RDSOf(f.GetTypedConfig())
+			if rds == nil {
+				continue
 			}
+			to := DefaultInitialFetchTimeout
+			if d := rds.GetConfigSource().GetInitialFetchTimeout(); d != nil {
+				to = d.AsDuration()
+			}
+			out = append(out, rdsName{name: rds.GetRouteConfigName(), timeout: to})
 		}
 	}
 	return out
 }
 
+// resource is one accepted resource: the Any it came in (kept as it came,
+// packed when large (xds.Pack): a cluster decoded is six times its size
+// on the wire; istiod's main_internal listener, a connection manager per
+// Service port, packs fifty times smaller) and what it refers to, read
+// when it came.
+type resource struct {
+	any *anypb.Any
+
+	eds        string        // a cluster's EDS service name; "" unless EDS
+	edsTimeout time.Duration // its eds_config initial_fetch_timeout (0: wait forever)
+	secrets    []string      // a cluster's SDS secrets over ADS (xds.SecretNames)
+	rds        []rdsName     // a listener's RDS route configurations
+}
+
 // decodeAll decodes a SotW response's resources by name.
-func decodeAll(t string, rs []*anypb.Any, into map[string]proto.Message) error {
+func decodeAll(t string, rs []*anypb.Any, into map[string]*resource) error {
 	for i, a := range rs {
-		m, err := decodeOne(t, a)
+		r, name, err := decodeOne(t, a)
 		if err != nil {
 			return fmt.Errorf("resources[%d]: %w", i, err)
 		}
-		name := resourceName(m)
 		if _, dup := into[name]; dup {
 			return fmt.Errorf("resources[%d]: duplicate %s %q", i, short(t), name)
 		}
-		into[name] = m
+		into[name] = r
 	}
 	return nil
 }
 
-func decodeOne(t string, a *anypb.Any) (proto.Message, error) {
+// decodeOne decodes a, a resource of type t, for its name and what it
+// refers to; the resource keeps a, not the message.
+func decodeOne(t string, a *anypb.Any) (*resource, string, error) {
 	if a.GetTypeUrl() != t {
-		return nil, fmt.Errorf("type %s in a %s response", a.GetTypeUrl(), short(t))
+		return nil, "", fmt.Errorf("type %s in a %s response", a.GetTypeUrl(), short(t))
 	}
-	return a.UnmarshalNew()
+	m, err := a.UnmarshalNew()
+	if err != nil {
+		return nil, "", err
+	}
+	a.TypeUrl = t // one string for all the resources of a response
+	r := &resource{any: xds.Pack(a)}
+	switch v := m.(type) {
+	case *clusterv3.Cluster:
+		if v.GetType() == clusterv3.Cluster_EDS {
+			r.eds = edsName(v)
+			r.edsTimeout = DefaultInitialFetchTimeout
+			if d := v.GetEdsClusterConfig().GetEdsConfig().GetInitialFetchTimeout(); d != nil {
+				r.edsTimeout = d.AsDuration()
+			}
+		}
+		r.secrets = xds.SecretNames(v)
+	case *listenerv3.Listener:
+		r.rds = listenerRDS(v)
+	}
+	return r, resourceName(m), nil
 }
 
 func resourceName(m proto.Message) string {
@@ -814,7 +837,7 @@ func kindOf(kind string) string {
 
 func short(t string) string { return t[strings.LastIndex(t, ".")+1:] }
 
-func sortedKeys(m map[string]proto.Message) []string {
+func sortedKeys(m map[string]*resource) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -239,3 +239,24 @@ func Decode(tb testing.TB, config []*anypb.Any) *xds.Resources {
 	}
 	return r
 }
+
+// Wire sorts resources into a Wire by their type.
+func Wire(tb testing.TB, config []*anypb.Any) *xds.Wire {
+	tb.Helper()
+	w := &xds.Wire{}
+	for _, a := range config {
+		switch a.GetTypeUrl() {
+		case xds.ListenerTypeURL:
+			w.Listeners = append(w.Listeners, a)
+		case xds.ClusterTypeURL:
+			w.Clusters = append(w.Clusters, a)
+		case xds.EndpointsTypeURL:
+			w.Endpoints = append(w.Endpoints, a)
+		case xds.RoutesTypeURL:
+			w.Routes = append(w.Routes, a)
+		default:
+			tb.Fatalf("no place in a Wire for %s", a.GetTypeUrl())
+		}
+	}
+	return w
+}
