@@ -43,8 +43,9 @@ type build struct {
 	secrets  map[string]*Secret // SDS secrets over ADS, by name
 	owned    []io.Closer        // in build order; the snapshot's, or closed when the build fails
 
-	hcms    map[string]*hcmShared // connection managers decoded, by their bytes but route_config (see decodeHCM)
-	scratch []byte                // decodeHCM's buffer for those bytes
+	loggers map[string]*slog.Logger // by filter name (see context)
+	hcms    map[string]*hcmShared   // connection managers decoded, by their bytes but route_config (see decodeHCM)
+	scratch []byte                  // decodeHCM's buffer for those bytes
 }
 
 func (o BuildOptions) newBuild() *build {
@@ -74,7 +75,17 @@ func closeAll(cs []io.Closer) error {
 	return errors.Join(errs...)
 }
 
-// context is the filters.BuildContext of the filter named name.
+// context is the filters.BuildContext of the filter named name. Filters
+// of one name share their logger (one per name and build, not one per
+// filter chain).
 func (b *build) context(name string) filters.BuildContext {
-	return filters.BuildContext{Name: name, Stats: b.scope, Logger: b.log.With("filter", name), Upstream: b.opts.Upstream}
+	log := b.loggers[name]
+	if log == nil {
+		if b.loggers == nil {
+			b.loggers = map[string]*slog.Logger{}
+		}
+		log = b.log.With("filter", name)
+		b.loggers[name] = log
+	}
+	return filters.BuildContext{Name: name, Stats: b.scope, Logger: log, Upstream: b.opts.Upstream}
 }

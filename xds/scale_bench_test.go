@@ -51,8 +51,9 @@ func scaleBuildOptions() xds.BuildOptions {
 }
 
 // BenchmarkConfigScale decodes and builds the config of a namespace
-// waypoint serving N Services as the xDS client does (BuildWire, with
-// options as the waypoint's). One op is the whole push. Beside time and
+// waypoint serving N Services as the xDS client does (BuildWire of the
+// resources as received, the large ones packed, with options as the
+// waypoint's). One op is the whole push. Beside time and
 // bytes per op it reports cpu-ns/op, the process's CPU time per op, and
 // retained-B/svc: the live heap the resources as received and the built
 // snapshot keep, per Service, measured after a GC with both kept alive,
@@ -62,12 +63,16 @@ func BenchmarkConfigScale(b *testing.B) {
 	for _, n := range []int{100, 1000, 3000, 10000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
 			config := xdstest.Scale(b, n)
+			packed := make([]*anypb.Any, len(config)) // as the xDS client keeps them
+			for i, a := range config {
+				packed[i] = xds.Pack(a)
+			}
 			opts := scaleBuildOptions()
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu0 := cpuTime()
 			for b.Loop() {
-				snap, err := opts.BuildWire("1", xdstest.Wire(b, config))
+				snap, err := opts.BuildWire("1", xdstest.Wire(b, packed))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -76,10 +81,11 @@ func BenchmarkConfigScale(b *testing.B) {
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 			b.StopTimer()
 			before := liveHeap()
-			// The Anys as the client has them: its own, as received.
+			// The Anys as the client has them: its own, as received, the
+			// large ones packed.
 			received := make([]*anypb.Any, len(config))
 			for i, a := range config {
-				received[i] = proto.Clone(a).(*anypb.Any)
+				received[i] = xds.Pack(proto.Clone(a).(*anypb.Any))
 			}
 			w := xdstest.Wire(b, received)
 			snap, err := opts.BuildWire("1", w)

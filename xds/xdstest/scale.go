@@ -240,12 +240,16 @@ func Decode(tb testing.TB, config []*anypb.Any) *xds.Resources {
 	return r
 }
 
-// Wire sorts resources into a Wire by their type.
+// Wire sorts resources into a Wire by their type (packed or not).
 func Wire(tb testing.TB, config []*anypb.Any) *xds.Wire {
 	tb.Helper()
 	w := &xds.Wire{}
 	for _, a := range config {
-		switch a.GetTypeUrl() {
+		typeURL := a.GetTypeUrl()
+		if i := strings.Index(typeURL, "/type.googleapis.com/"); i >= 0 {
+			typeURL = typeURL[i+1:] // packed
+		}
+		switch typeURL {
 		case xds.ListenerTypeURL:
 			w.Listeners = append(w.Listeners, a)
 		case xds.ClusterTypeURL:
