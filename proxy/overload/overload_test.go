@@ -4,6 +4,7 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -239,7 +240,8 @@ func TestReleaseAfterABurst(t *testing.T) {
 // TestQuietRelease: a process that stops collecting (nothing allocates)
 // gets a release after ReleaseQuietRefreshes refreshes; one that keeps
 // collecting gets none; a quiet release that gave back little doubles
-// the wait before the next one.
+// the wait before the next one; after a burst (AfterBurst) the next quiet
+// spell releases at once.
 func TestQuietRelease(t *testing.T) {
 	const mib = 1 << 20
 	tests := []struct {
@@ -254,6 +256,8 @@ func TestQuietRelease(t *testing.T) {
 		{"quiet, not long enough", []uint64{1, 1, 1}, 50 * mib, 0, ReleaseMinInterval},
 		{"quiet, little given back: the wait doubles", []uint64{1, 1, 1, 1}, mib, 1, 2 * ReleaseMinInterval},
 		{"quiet again within the wait: no second release", []uint64{1, 1, 1, 1, 2, 2, 2, 2}, 50 * mib, 1, ReleaseMinInterval},
+		{"quiet again after a burst: a second release", []uint64{1, 1, 1, 1, 2, 2, 2, 2}, 50 * mib, 2, ReleaseMinInterval},
+		{"little given back, then a burst: the wait is back", []uint64{1, 1, 1, 1, 2, 2, 2, 2}, mib, 2, 2 * ReleaseMinInterval},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -271,7 +275,10 @@ func TestQuietRelease(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, c := range tc.gcs {
+			for i, c := range tc.gcs {
+				if i == 4 && strings.Contains(tc.name, "burst") {
+					m.AfterBurst() // a config replaced after the first release
+				}
 				if c > gcs {
 					gcs = c
 				}

@@ -404,6 +404,7 @@ func (w *Waypoint) Reload() error {
 	w.bootstrap.Store(bs)
 	w.clusters.Update(bs.Snapshot)
 	w.replaceSnapshot(bs.Snapshot)
+	w.overload.AfterBurst()
 	w.log.Info("config reloaded", "config", w.opts.ConfigFile, "version", bs.Snapshot.Version)
 	return nil
 }
