@@ -401,12 +401,22 @@ func decodeHCMWhole(a *anypb.Any, b *build) (*HTTPConnectionManager, []resolvedF
 }
 
 // compileRoutes compiles an inline route configuration against the
-// build's clusters and filters.
+// build's clusters and filters. A route to a cluster the build does not
+// have is an error unless the configuration sets validate_clusters false,
+// as istiod does: Envoy then loads it and answers such a route 503 (NC)
+// until the cluster comes, which is what the data path does with a route
+// to a cluster the snapshot has not. istiod may send a new Service's
+// listener before the clusters that have its cluster; refused, it would
+// not be sent again before the next change to the listeners.
 func compileRoutes(rc *routev3.RouteConfiguration, b *build) (*route.Table, error) {
-	return route.Compile(rc, route.CompileOptions{
+	opts := route.CompileOptions{
 		ClusterExists:   func(name string) bool { return b.clusters[name] != nil },
 		PerFilterConfig: b.perFilterConfig,
-	})
+	}
+	if v := rc.GetValidateClusters(); v != nil && !v.GetValue() {
+		opts.ClusterExists = nil
+	}
+	return route.Compile(rc, opts)
 }
 
 func (h *HTTPConnectionManager) decodeTimeouts(pb *hcmv3.HttpConnectionManager) error {

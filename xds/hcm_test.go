@@ -264,3 +264,35 @@ func TestHCMSplit(t *testing.T) {
 		})
 	}
 }
+
+// A route configuration with validate_clusters false is taken with a route
+// to a cluster the config does not have (yet), as Envoy takes it: istiod
+// writes it so and may send a Service's listener before its cluster. The
+// route names the cluster; the data path answers it 503 NC until the
+// cluster comes. Unset or true, such a route is refused.
+func TestHCMValidateClusters(t *testing.T) {
+	routes := func(validate string) string {
+		return `{name: r, ` + validate + ` virtual_hosts: [{name: vh, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: later}}]}]}`
+	}
+	for _, tc := range []struct {
+		validate string
+		taken    bool
+	}{{"", false}, {"validate_clusters: true,", false}, {"validate_clusters: false,", true}} {
+		y := doc("", []string{listenerOn("l", 18000, "", hcmChain(routerFilter, routes(tc.validate), ""))}, []string{backendCluster})
+		b, err := ParseBootstrap([]byte(y), "test.yaml")
+		if (err == nil) != tc.taken {
+			t.Errorf("%q: %v, want taken %v", tc.validate, err, tc.taken)
+			continue
+		}
+		if !tc.taken {
+			if !strings.Contains(err.Error(), `unknown cluster "later"`) {
+				t.Errorf("%q: %v, want the unknown cluster named", tc.validate, err)
+			}
+			continue
+		}
+		req := &l7.Request{Method: "GET", Authority: []byte("a"), Path: []byte("/x")}
+		if r := b.Snapshot.Listener("l").FilterChains[0].HTTP.Routes.Match(req); r == nil || r.Cluster() != "later" || b.Snapshot.Cluster("later") != nil {
+			t.Errorf("%q: route %v", tc.validate, r)
+		}
+	}
+}

@@ -18,9 +18,10 @@ const DefaultMaxDirectResponseBodySize = 4096
 // CompileOptions are the hooks Compile needs from its caller.
 type CompileOptions struct {
 	// ClusterExists, when set, makes a route to a cluster it does not know
-	// an error naming the cluster (even when the config sets
-	// validate_clusters false, as istiod does: the waypoint's snapshot
-	// always holds the clusters). nil: no check.
+	// an error naming the cluster, whatever validate_clusters says: the
+	// caller leaves it nil to honour validate_clusters false (the config
+	// build does, as Envoy loads such a route configuration and answers a
+	// route to a missing cluster 503 NC). nil: no check.
 	ClusterExists func(name string) bool
 	// PerFilterConfig parses one typed_per_filter_config entry, once, for
 	// the filter of that name (the caller wires the filters registry's
