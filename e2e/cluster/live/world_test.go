@@ -42,6 +42,8 @@ type world struct {
 	admin      string // the waypoint's admin, http://IP:15000
 	pod        string // the waypoint's pod name (its node id has POD.NS)
 
+	waypointPs *exec.Cmd // the waypoint's process, once started
+
 	// waypointLabels are added to the waypoint pod's labels (the downward API file), e.g.
 	// its locality.
 	waypointLabels map[string]string
@@ -188,7 +190,7 @@ func (w *world) startWaypoint() {
 	w.admin = "http://" + net.JoinHostPort(w.waypointIP, "15000")
 	xdsAddr := env.cluster.IstiodXDS()
 	hboneAddr, podIPs := w.waypointAddrs() // catalogue_dualstack_test.go
-	w.start("waypoint", append([]string{
+	w.waypointPs = w.start("waypoint", append([]string{
 		"POD_NAME=" + w.pod, "POD_NAMESPACE=" + w.ns, "INSTANCE_IP=" + w.waypointIP, "SERVICE_ACCOUNT=" + w.gateway,
 		"ISTIO_META_CLUSTER_ID=Kubernetes", "ISTIO_META_MESH_ID=cluster.local", "ISTIO_META_WORKLOAD_NAME=" + w.gateway,
 		"ISTIO_META_OWNER=kubernetes://apis/apps/v1/namespaces/" + w.ns + "/deployments/" + w.gateway,
