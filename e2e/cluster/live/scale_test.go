@@ -44,6 +44,7 @@ func TestThousandServices(t *testing.T) {
 	w.workload("backend", "backend", map[string]string{"app": "scale-backend"}, 9080)
 	w.synced()
 	rss0, cpu0 := w.waypointUsage()
+	heap0, anon0 := w.liveHeap(), w.waypointStatus("RssAnon:")
 
 	var yaml strings.Builder
 	for i := range n {
@@ -103,10 +104,13 @@ spec:
 	rss1, cpu1 := w.waypointUsage()
 	time.Sleep(10 * time.Second) // the waypoint returns what the builds freed once it is quiet
 	rss2, _ := w.waypointUsage()
+	anon2 := w.waypointStatus("RssAnon:")
 	t.Logf("%d Services: applied in %v; the waypoint had them all %v after the apply began; its RSS %.1f MB before, "+
-		"%.1f MB then, %.1f MB 10 s later (%.1f kB a Service); its CPU for the pushes %.2f s",
+		"%.1f MB then, %.1f MB 10 s later (%.1f kB a Service; anonymous %.1f to %.1f MB, %.1f kB a Service: the rest is the "+
+		"binary's code the pushes ran); its heap in use (/memory) %.1f MB before, %.1f MB 10 s later; its CPU for the pushes %.2f s",
 		n, applied.Round(time.Millisecond), took.Round(time.Millisecond), mb(rss0), mb(rss1), mb(rss2),
-		float64(rss2-rss0)/float64(n)/1000, (cpu1 - cpu0).Seconds())
+		float64(rss2-rss0)/float64(n)/1000, mb(anon0), mb(anon2), float64(anon2-anon0)/float64(n)/1000,
+		mb(heap0), mb(w.liveHeap()), (cpu1 - cpu0).Seconds())
 
 	// Each Service is served once a request to its VIP through the waypoint reaches the
 	// backend; asked again until all are, until the deadline.
@@ -211,20 +215,47 @@ func serveOnce(c *http.Client, url, path string) (string, error) {
 	return resp.Status, nil
 }
 
-// waypointUsage reads the waypoint process's RSS (bytes) and CPU time (user and system).
-func (w *world) waypointUsage() (rss int64, cpu time.Duration) {
+// liveHeap is the waypoint's heap in use (the admin's /memory, allocated: what the last GC
+// left, and what was allocated since).
+func (w *world) liveHeap() int64 {
 	w.t.Helper()
-	pid := w.waypointPs.Process.Pid
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	body, err := w.get(w.admin + "/memory")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var m struct {
+		Allocated string `json:"allocated"`
+	}
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		w.t.Fatal(err)
+	}
+	n, _ := strconv.ParseInt(m.Allocated, 10, 64)
+	return n
+}
+
+// waypointStatus reads a size field of the waypoint process's /proc/PID/status (VmRSS:,
+// RssAnon:), in bytes.
+func (w *world) waypointStatus(field string) int64 {
+	w.t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.waypointPs.Process.Pid))
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			rss = kb << 10
+			return kb << 10
 		}
 	}
+	w.t.Fatalf("no %s in /proc/PID/status", field)
+	return 0
+}
+
+// waypointUsage reads the waypoint process's RSS (bytes) and CPU time (user and system).
+func (w *world) waypointUsage() (rss int64, cpu time.Duration) {
+	w.t.Helper()
+	pid := w.waypointPs.Process.Pid
+	rss = w.waypointStatus("VmRSS:")
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		w.t.Fatal(err)
