@@ -157,21 +157,35 @@ func ScaleService(i int) (host, name string, vip, pod netip.Addr) {
 // names the Services. Each call makes new messages.
 func Scale(tb testing.TB, n int) []*anypb.Any {
 	tb.Helper()
-	t, err := scaleOnce()
+	out, err := ScaleConfig(n)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var out []*anypb.Any
+	return out
+}
+
+// ScaleConfig is Scale for a program: an error where Scale fails its test.
+func ScaleConfig(n int) (out []*anypb.Any, err error) {
+	t, err := scaleOnce()
+	if err != nil {
+		return nil, err
+	}
+	fail := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
 	put := func(m proto.Message) {
-		a, err := anypb.New(m)
-		if err != nil {
-			tb.Fatal(err)
+		a, e := anypb.New(m)
+		if e != nil {
+			fail(e)
+			return
 		}
 		out = append(out, a)
 	}
 	parse := func(tmpl string, r *strings.Replacer, m proto.Message) {
-		if err := protojson.Unmarshal([]byte(r.Replace(tmpl)), m); err != nil {
-			tb.Fatal(err)
+		if e := protojson.Unmarshal([]byte(r.Replace(tmpl)), m); e != nil {
+			fail(e)
 		}
 	}
 	for _, c := range t.clusters {
@@ -207,15 +221,18 @@ func Scale(tb testing.TB, n int) []*anypb.Any {
 			l = proto.Clone(l).(*listenerv3.Listener)
 			l.FilterChains = append(chains, l.FilterChains...)
 			tc := l.GetFilterChainMatcher().GetMatcherTree().GetCustomMatch()
-			a, err := anypb.New(&xdsmatcherv3.IPMatcher{RangeMatchers: ranges})
-			if err != nil {
-				tb.Fatal(err)
+			a, e := anypb.New(&xdsmatcherv3.IPMatcher{RangeMatchers: ranges})
+			if e != nil {
+				return nil, e
 			}
 			tc.TypedConfig = a
 		}
 		put(l)
 	}
-	return out
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ScaleResources is Scale decoded, as the xDS client decodes a response.
