@@ -22,6 +22,27 @@ type Wire struct {
 	Listeners, Clusters, Endpoints, Routes, Secrets []*anypb.Any
 }
 
+// Add puts a, packed (Pack) or not, with the resources of its type; an
+// Any of a type a Wire does not hold is an error naming it.
+func (w *Wire) Add(a *anypb.Any) error {
+	typeURL, _ := strings.CutPrefix(a.GetTypeUrl(), packedPrefix)
+	switch typeURL {
+	case ListenerTypeURL:
+		w.Listeners = append(w.Listeners, a)
+	case ClusterTypeURL:
+		w.Clusters = append(w.Clusters, a)
+	case EndpointsTypeURL:
+		w.Endpoints = append(w.Endpoints, a)
+	case RoutesTypeURL:
+		w.Routes = append(w.Routes, a)
+	case secretTypeURL:
+		w.Secrets = append(w.Secrets, a)
+	default:
+		return fmt.Errorf("xds: no place in a Wire for a resource of type %s", a.GetTypeUrl())
+	}
+	return nil
+}
+
 // The type URLs of the kinds a Wire holds.
 const (
 	secretTypeURL = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"

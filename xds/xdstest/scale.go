@@ -262,21 +262,8 @@ func Wire(tb testing.TB, config []*anypb.Any) *xds.Wire {
 	tb.Helper()
 	w := &xds.Wire{}
 	for _, a := range config {
-		typeURL := a.GetTypeUrl()
-		if i := strings.Index(typeURL, "/type.googleapis.com/"); i >= 0 {
-			typeURL = typeURL[i+1:] // packed
-		}
-		switch typeURL {
-		case xds.ListenerTypeURL:
-			w.Listeners = append(w.Listeners, a)
-		case xds.ClusterTypeURL:
-			w.Clusters = append(w.Clusters, a)
-		case xds.EndpointsTypeURL:
-			w.Endpoints = append(w.Endpoints, a)
-		case xds.RoutesTypeURL:
-			w.Routes = append(w.Routes, a)
-		default:
-			tb.Fatalf("no place in a Wire for %s", a.GetTypeUrl())
+		if err := w.Add(a); err != nil {
+			tb.Fatal(err)
 		}
 	}
 	return w

@@ -123,13 +123,8 @@ func writeConfig(dir string, n int) error {
 	}
 	w := &xds.Wire{}
 	for _, a := range as {
-		switch a.GetTypeUrl() {
-		case xds.ListenerTypeURL:
-			w.Listeners = append(w.Listeners, a)
-		case xds.ClusterTypeURL:
-			w.Clusters = append(w.Clusters, a)
-		case xds.EndpointsTypeURL:
-			w.Endpoints = append(w.Endpoints, a)
+		if err := w.Add(a); err != nil {
+			return err
 		}
 	}
 	r, err := w.Decode()
