@@ -116,7 +116,7 @@ func run(ctx context.Context, o *options) error {
 			defer os.RemoveAll(o.work)
 		}
 	}
-	o.nofile = raiseNoFile()
+	o.nofile = hostinfo.RaiseNoFile()
 	if err := findBinaries(o); err != nil {
 		return err
 	}
@@ -315,28 +315,6 @@ func table(o *options, rs []*result) string {
 		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-// raiseNoFile lifts RLIMIT_NOFILE as far as allowed (the hard limit too,
-// up to fs.nr_open, when privileged); children inherit it. It returns the
-// soft limit in force.
-func raiseNoFile() uint64 {
-	var lim syscall.Rlimit
-	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	want := uint64(1 << 20)
-	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
-		var n uint64
-		if _, err := fmt.Sscan(string(b), &n); err == nil && n > 0 && n < want {
-			want = n
-		}
-	}
-	if want > lim.Max && syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: want}) == nil {
-		return want
-	}
-	lim.Cur = lim.Max
-	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	return lim.Cur
 }
 
 // findBinaries uses -bin or builds waypoint and hbone from the tree.

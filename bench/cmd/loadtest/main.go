@@ -86,7 +86,7 @@ func run(ctx context.Context, o *options) (err error) {
 			return err
 		}
 	}
-	nofile := raiseNoFile()
+	nofile := hostinfo.RaiseNoFile()
 	t, err := findTools(o, root, work)
 	if err != nil {
 		return err

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 const (
@@ -43,32 +42,6 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// raiseNoFile lifts RLIMIT_NOFILE as far as the kernel allows (the hard
-// limit too when running as root); children inherit it. It returns the
-// soft limit in force.
-func raiseNoFile() uint64 {
-	var lim syscall.Rlimit
-	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	want := uint64(1 << 20)
-	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
-		var n uint64
-		if _, err := fmt.Sscan(string(b), &n); err == nil && n > 0 && n < want {
-			want = n
-		}
-	}
-	if want > lim.Max {
-		up := syscall.Rlimit{Cur: want, Max: want}
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up) == nil {
-			return want
-		}
-	}
-	// Setting it explicitly, even unchanged, makes os/exec pass it on.
-	lim.Cur = lim.Max
-	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	return lim.Cur
 }
 
 // findTools locates, builds or installs what the selected proxies and
