@@ -83,7 +83,6 @@ func (w *Waypoint) applyADS(snap *xds.Snapshot) error {
 	}
 	w.clusters.Update(snap)
 	w.replaceSnapshot(snap)
-	w.overload.AfterBurst() // the old config and the build's garbage: returned once the process is quiet
 	w.log.Info("config applied", "source", "xds", "version", snap.Version)
 	return nil
 }

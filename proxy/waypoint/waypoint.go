@@ -404,19 +404,21 @@ func (w *Waypoint) Reload() error {
 	w.bootstrap.Store(bs)
 	w.clusters.Update(bs.Snapshot)
 	w.replaceSnapshot(bs.Snapshot)
-	w.overload.AfterBurst()
 	w.log.Info("config reloaded", "config", w.opts.ConfigFile, "version", bs.Snapshot.Version)
 	return nil
 }
 
 // replaceSnapshot puts snap in force and closes the filters of the
 // snapshot it replaces (xds.Snapshot.Close): the old snapshot is dropped
-// here, though streams that started on it may still be running. Called
-// with reloadMu held (or before any other writer runs).
+// here, though streams that started on it may still be running; the
+// overload manager is told, so that what it held goes back to the OS once
+// the process is quiet. Called with reloadMu held (or before any other
+// writer runs).
 func (w *Waypoint) replaceSnapshot(snap *xds.Snapshot) {
 	if err := w.store.Swap(snap).Close(); err != nil {
 		w.log.Warn("closing the filters of the replaced config", "error", err)
 	}
+	w.overload.AfterBurst()
 }
 
 // watchConfig reloads when the config file's size, time or inode change.
