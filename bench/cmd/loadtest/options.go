@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ type options struct {
 	fortio      string
 	keep        bool
 	logLevel    string
+	net         string
 }
 
 // Quick mode, for a developer's loop: what -quick sets unless the flag is
@@ -74,6 +76,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.StringVar(&o.fortio, "fortio", "", "fortio binary (default: bin/tools/fortio, installed there when missing)")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "--log-level of the waypoint and the hbone stand-ins (their logs stay in the work directory with -keep)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, certificates, process logs, fortio JSON) instead of removing it")
+	fs.StringVar(&o.net, "net", "127.0.40", "the /24 of 127.0.0.0/8 the harness puts its pieces in (three octets), so that two harnesses can run side by side")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -97,6 +100,9 @@ func parseOptions(args []string) (*options, error) {
 		}
 	}
 	var err error
+	if a, perr := netip.ParseAddr(o.net + ".1"); perr != nil || !a.Is4() || !a.IsLoopback() {
+		return nil, fmt.Errorf("-net %q: want three octets of 127.0.0.0/8, such as 127.0.40", o.net)
+	}
 	if o.scenarios, err = pickList("-scenarios", *scen, allScenarios); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 )
 
 // The harness's loopback plan: every piece has its own address in
@@ -22,7 +23,11 @@ import (
 //	127.0.40.40  the harness's own client sockets (bulk, idle)
 //	127.0.40.100-103  service VIPs (HTTP, gRPC, bulk, idle): only ever an
 //	             HBONE :authority, never dialed
-const (
+//
+// -net moves the whole plan to another /24 (useNet).
+
+// The pieces' addresses, in 127.0.40.0/24 unless -net says otherwise.
+var (
 	ipBackend     = "127.0.40.10"
 	ipPod         = "127.0.40.11"
 	ipWaypoint    = "127.0.40.20"
@@ -37,7 +42,17 @@ const (
 	ipVIPGRPC     = "127.0.40.101"
 	ipVIPBulk     = "127.0.40.102"
 	ipVIPIdle     = "127.0.40.103"
+)
 
+// useNet moves every address of the plan to prefix.0/24 (three octets
+// of 127.0.0.0/8), so that two harnesses can run side by side.
+func useNet(prefix string) {
+	for _, ip := range []*string{&ipBackend, &ipPod, &ipWaypoint, &ipNginx, &ipHAProxy, &ipCaddy, &ipNginxMiddle, &ipSource, &ipNginxSource, &ipHarness, &ipVIPHTTP, &ipVIPGRPC, &ipVIPBulk, &ipVIPIdle} {
+		*ip = prefix + (*ip)[strings.LastIndex(*ip, "."):]
+	}
+}
+
+const (
 	portHTTP     = 8080
 	portGRPC     = 8079
 	portProxyH1  = 8080
