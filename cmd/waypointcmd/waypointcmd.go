@@ -58,6 +58,7 @@ import (
 	"github.com/gowaypoint/waypoint/proxy/certs/istioca"
 	"github.com/gowaypoint/waypoint/proxy/localmesh"
 	"github.com/gowaypoint/waypoint/proxy/overload"
+	"github.com/gowaypoint/waypoint/proxy/procs"
 	"github.com/gowaypoint/waypoint/proxy/waypoint"
 	"github.com/gowaypoint/waypoint/xds"
 	"github.com/gowaypoint/waypoint/xds/istiod"
@@ -142,6 +143,7 @@ type runFlags struct {
 	stats               *bool
 	dubboOnTCP          *bool
 	concurrency         *int
+	scaleProcs          *bool
 	limits              overload.Limits
 	logger              func() (*slog.Logger, *slog.LevelVar, error)
 }
@@ -168,6 +170,7 @@ func newRunFlags(fs *flag.FlagSet) *runFlags {
 	fs.Int64Var(&r.limits.MaxDownstreamConnections, "max-downstream-connections", 0, fmt.Sprintf("global limit of downstream connections over all listeners, as the bootstrap's global_downstream_max_connections (0: %d; negative: none); used when the bootstrap has no overload_manager", overload.DefaultMaxDownstreamConnections))
 	fs.Uint64Var(&r.limits.MaxHeapBytes, "max-heap-bytes", 0, fmt.Sprintf("the overload manager's memory limit in bytes, as fixed_heap's max_heap_size_bytes (0: GOMEMLIMIT, else %.0f%% of the container's memory limit); keep-alive is disabled from 85%%, the biggest streams reset from 90%%, requests and connections refused at 95%% (docs/hardening.md); used when the bootstrap has no overload_manager", 100*overload.DefaultCgroupShare))
 	r.concurrency = fs.Int("concurrency", 0, "worker threads (GOMAXPROCS), as Envoy's --concurrency; 0 keeps Go's default: the container's CPU limit, else the cores")
+	r.scaleProcs = fs.Bool("scale-procs", true, "run on as many of the --concurrency Ps (GOMAXPROCS) as the load needs, from one up, so that an idle core costs no CPU per request (false: all of them always)")
 	r.logger = cli.LogFlagsLevel(fs)
 	return r
 }
@@ -187,6 +190,11 @@ func (r *runFlags) run(fs *flag.FlagSet) error {
 	if *concurrency > 0 {
 		runtime.GOMAXPROCS(*concurrency)
 	}
+	ceiling := runtime.GOMAXPROCS(0)
+	if *r.scaleProcs {
+		stopScaling := runScaler(procs.New(ceiling, procs.Options{}))
+		defer stopScaling()
+	}
 	if *trustDomain == "" {
 		*trustDomain = cmp.Or(os.Getenv("TRUST_DOMAIN"), certs.DefaultTrustDomain)
 	}
@@ -202,7 +210,7 @@ func (r *runFlags) run(fs *flag.FlagSet) error {
 		log.Warn("flags unknown to pilot-agent and the waypoint, ignored", "flags", r.unknownFlags)
 	}
 	o.Loggers = admin.NewLoggers(map[string]*slog.LevelVar{"waypoint": level})
-	o.CommandLine = &adminv3.CommandLineOptions{Concurrency: uint32(runtime.GOMAXPROCS(0)), LogLevel: admin.LevelName(level.Level()),
+	o.CommandLine = &adminv3.CommandLineOptions{Concurrency: uint32(ceiling), LogLevel: admin.LevelName(level.Level()),
 		LogFormat: logFormat(fs), DrainTime: durationpb.New(o.DrainTimeout)}
 	node, err := xdsFlags.nodeConfig()
 	if err != nil {
@@ -286,6 +294,15 @@ func (r *runFlags) run(fs *flag.FlagSet) error {
 	}
 	log.Info("waypoint stopped")
 	return nil
+}
+
+// runScaler runs s until the returned stop is called; stop returns once
+// s has given the process all its Ps back.
+func runScaler(s *procs.Scaler) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	return func() { cancel(); <-done }
 }
 
 // logFormat is the value of the --log-format flag.
