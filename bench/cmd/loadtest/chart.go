@@ -8,12 +8,30 @@ import (
 	"github.com/gowaypoint/waypoint/bench/internal/chart"
 )
 
-// proxyColors keeps each proxy's colour the same in every chart.
+// proxyColors keeps each proxy's colour the same in every chart; the
+// waypoint's variants are blues, in -gomaxprocs order (variantColors).
 var proxyColors = map[string]color.Color{
-	"waypoint": chart.Blue,
-	"nginx":    chart.Green,
-	"haproxy":  chart.Orange,
-	"caddy":    chart.Purple,
+	"nginx":   chart.Green,
+	"haproxy": chart.Orange,
+	"caddy":   chart.Purple,
+}
+
+var variantColors = []color.Color{
+	chart.Blue,
+	color.RGBA{R: 0x6b, G: 0xae, B: 0xd6, A: 0xff},
+	color.RGBA{R: 0x08, G: 0x30, B: 0x6b, A: 0xff},
+	color.RGBA{R: 0x17, G: 0xbe, B: 0xcf, A: 0xff},
+}
+
+// colorOf is the colour of proxy's bars, a variant's by its place.
+func colorOf(proxy string, variantIndex int) color.Color {
+	if !isWaypoint(proxy) {
+		return proxyColors[proxy]
+	}
+	if variantIndex < len(variantColors) {
+		return variantColors[variantIndex]
+	}
+	return chart.Gray
 }
 
 // writeChart draws the request scenarios' medians as grouped bars, CPU µs
@@ -33,12 +51,16 @@ func writeChart(path, title string, rows []*row) (bool, error) {
 		}
 		byKey[r.label+"/"+r.proxy] = r
 	}
+	// The proxies as they first appear (the run's order: the waypoint's
+	// variants, then nginx, HAProxy, Caddy), with their shown names.
 	var proxies []string
-	for _, p := range allProxies {
-		for _, l := range labels {
-			if byKey[l+"/"+p] != nil {
-				proxies = append(proxies, p)
-				break
+	names := map[string]string{}
+	for _, r := range rows {
+		if byKey[r.label+"/"+r.proxy] == r && names[r.proxy] == "" {
+			proxies = append(proxies, r.proxy)
+			names[r.proxy] = r.name
+			if r.name == "" {
+				names[r.proxy] = r.proxy
 			}
 		}
 	}
@@ -49,8 +71,12 @@ func writeChart(path, title string, rows []*row) (bool, error) {
 	// proxy's row, none where it did not run or served nothing.
 	series := func(metric func(*row) float64) []chart.BarSeries {
 		out := make([]chart.BarSeries, len(proxies))
+		variant := 0
 		for i, proxy := range proxies {
-			out[i] = chart.BarSeries{Name: proxy, Color: proxyColors[proxy], Values: make([]float64, len(labels))}
+			out[i] = chart.BarSeries{Name: names[proxy], Color: colorOf(proxy, variant), Values: make([]float64, len(labels))}
+			if isWaypoint(proxy) {
+				variant++
+			}
 			for j, l := range labels {
 				if r := byKey[l+"/"+proxy]; r != nil && r.ok > 0 {
 					out[i].Values[j] = metric(r)
@@ -67,7 +93,7 @@ func writeChart(path, title string, rows []*row) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	width := vg.Length(160+90*len(labels)) * vg.Millimeter / 4
+	width := vg.Length(160+max(90, 18*len(proxies))*len(labels)) * vg.Millimeter / 4
 	if err := chart.WritePNG(path, max(width, 16*vg.Centimeter), 18*vg.Centimeter, cpu, lat); err != nil {
 		return false, err
 	}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"text/template"
 	"time"
 )
@@ -21,11 +23,14 @@ type deployment struct {
 	proxy    string
 	measured *process
 	procs    []*process
+	shared   []*process // used, not owned: the pod's hbone serve of the scenario
+	source   string     // a waypoint's: the address of its hbone connect sources
 }
 
-// alive reports the first of the deployment's processes that has exited.
+// alive reports the first of the deployment's processes, its shared ones
+// too, that has exited.
 func (d *deployment) alive() error {
-	for _, p := range d.procs {
+	for _, p := range append(slices.Clone(d.procs), d.shared...) {
 		if err := p.exitError(); err != nil {
 			return err
 		}
@@ -54,9 +59,10 @@ func (r *runner) deploy(ctx context.Context, s scenario, proxy string) (d *deplo
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return d, err
 	}
+	v, isVariant := r.o.variant(proxy)
 	switch {
-	case proxy == "waypoint":
-		err = r.deployWaypoint(ctx, s, d, dir)
+	case isVariant:
+		err = r.deployWaypoint(ctx, s, v, d, dir)
 	case proxy == "nginx" && s.hbone:
 		err = r.deployNginxChain(ctx, d, dir)
 	case proxy == "nginx":
@@ -101,29 +107,49 @@ func (r *runner) startProxy(ctx context.Context, d *deployment, dir, name, tmpl,
 	return nil
 }
 
-// deployWaypoint starts the waypoint, and for the HBONE scenarios the pod's
-// hbone serve before it and the client's hbone connect after it.
-func (r *runner) deployWaypoint(ctx context.Context, s scenario, d *deployment, dir string) error {
-	conf, err := r.render("waypoint.yaml.tmpl", dir, ipWaypoint)
+// startPodServe starts the pod's hbone serve, which every waypoint
+// deployment of an HBONE scenario uses (shared) while the caller owns it.
+func (r *runner) startPodServe(ctx context.Context, tag string) (*process, error) {
+	p, err := r.sup.start("hbone-serve-"+tag, nil, r.tools.hbone, "serve", "--listen", hostPort(ipPod, portHBONE),
+		"--cert-dir", r.certDir(saPod), "--log-level", r.o.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitTCP(ctx, hostPort(ipPod, portHBONE), p); err != nil {
+		p.stop(0)
+		return nil, err
+	}
+	return p, nil
+}
+
+// deployWaypoint starts the waypoint variant v, and for the HBONE
+// scenarios the client's hbone connect after it, and the pod's hbone serve
+// before it unless the scenario shares one (r.podServe).
+func (r *runner) deployWaypoint(ctx context.Context, s scenario, v variant, d *deployment, dir string) error {
+	ip := waypointIP(v.index)
+	d.source = sourceIP(v.index)
+	conf, err := r.render("waypoint.yaml.tmpl", dir, ip)
 	if err != nil {
 		return err
 	}
 	tag := filepath.Base(dir)
-	if s.hbone {
-		p, err := r.sup.start("hbone-serve-"+tag, nil, r.tools.hbone, "serve", "--listen", hostPort(ipPod, portHBONE),
-			"--cert-dir", r.certDir(saPod), "--log-level", r.o.logLevel)
+	switch {
+	case s.hbone && r.podServe != nil:
+		d.shared = append(d.shared, r.podServe)
+	case s.hbone:
+		p, err := r.startPodServe(ctx, tag)
 		if err != nil {
 			return err
 		}
 		d.procs = append(d.procs, p)
-		if err := waitTCP(ctx, hostPort(ipPod, portHBONE), p); err != nil {
-			return err
-		}
 	}
-	hboneAddr := hostPort(ipWaypoint, portHBONE)
-	p, err := r.sup.start("waypoint-"+tag, r.o.waypointEnv(), r.tools.waypoint, "run", "--config", conf,
+	hboneAddr := hostPort(ip, portHBONE)
+	adminAddr := hostPort(ip, portAdmin)
+	// --concurrency is not given: GOMAXPROCS comes from the environment,
+	// or from Go's default when v leaves it unset.
+	p, err := r.sup.start(tag, r.o.waypointEnv(v), r.tools.waypoint, "run", "--config", conf,
 		"--cert-dir", r.certDir(saWaypoint), "--hbone-addr", hboneAddr,
-		"--admin-addr", hostPort(ipWaypoint, portAdmin), "--drain-timeout", "1s", "--log-level", r.o.logLevel,
+		"--admin-addr", adminAddr, "--drain-timeout", "1s", "--log-level", r.o.logLevel,
 		// The same job as the other proxies, which keep no statistics:
 		// Istio's metrics off (their cost is measured apart, bench/README.md).
 		"--metrics-addr", "off", "--stats=false")
@@ -132,11 +158,12 @@ func (r *runner) deployWaypoint(ctx context.Context, s scenario, d *deployment, 
 	}
 	d.procs = append(d.procs, p)
 	d.measured = p
-	if err := waitHTTP(ctx, "http://"+hostPort(ipWaypoint, portAdmin)+"/healthz/ready", p); err != nil {
+	if err := waitHTTP(ctx, "http://"+adminAddr+"/healthz/ready", p); err != nil {
 		return err
 	}
+	r.checkProcs(v, adminAddr)
 	for _, port := range plaintextPorts {
-		if err := waitTCP(ctx, hostPort(ipWaypoint, port), p); err != nil {
+		if err := waitTCP(ctx, hostPort(ip, port), p); err != nil {
 			return err
 		}
 	}
@@ -155,7 +182,7 @@ func (r *runner) deployWaypoint(ctx context.Context, s scenario, d *deployment, 
 	default:
 		port, authority = portSrcHTTP, hostPort(ipVIPHTTP, 80)
 	}
-	src := hostPort(ipSource, port)
+	src := hostPort(d.source, port)
 	p, err = r.sup.start("hbone-connect-"+tag, nil, r.tools.hbone, "connect", "--listen", src, "--via", hboneAddr,
 		"--authority", authority, "--cert-dir", r.certDir(saClient), "--peer-identity", spiffeID(saWaypoint), "--log-level", r.o.logLevel)
 	if err != nil {
@@ -268,4 +295,44 @@ func waitFor(ctx context.Context, p *process, what string, ok func() bool) error
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// checkProcs asks v's waypoint (its admin's /server_info, whose
+// command_line_options.concurrency is the GOMAXPROCS in force) which
+// GOMAXPROCS it runs with: the figure in an unset variant's name, and a
+// problem when a set one differs.
+func (r *runner) checkProcs(v variant, adminAddr string) {
+	n, err := serverGOMAXPROCS("http://" + adminAddr + "/server_info")
+	switch {
+	case err != nil:
+		r.problem("%s: GOMAXPROCS not read: %v", v.id, err)
+	case v.gomaxprocs == 0:
+		r.unsetProcs = n
+	case n != v.gomaxprocs:
+		r.problem("%s: runs with GOMAXPROCS %d, not the %d it was given", v.id, n, v.gomaxprocs)
+	}
+}
+
+// serverGOMAXPROCS reads command_line_options.concurrency from a
+// waypoint's /server_info.
+func serverGOMAXPROCS(url string) (int, error) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var info struct {
+		CommandLineOptions struct {
+			Concurrency int `json:"concurrency"`
+		} `json:"command_line_options"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return 0, fmt.Errorf("%s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK || info.CommandLineOptions.Concurrency < 1 {
+		return 0, fmt.Errorf("%s: %s, concurrency %d", url, resp.Status, info.CommandLineOptions.Concurrency)
+	}
+	return info.CommandLineOptions.Concurrency, nil
 }

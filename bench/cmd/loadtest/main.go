@@ -68,7 +68,7 @@ func run(ctx context.Context, o *options) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := checkFree(); err != nil {
+	if err := checkFree(o); err != nil {
 		return err
 	}
 	work, err := os.MkdirTemp("", "waypoint-loadtest-")
@@ -113,19 +113,27 @@ func run(ctx context.Context, o *options) (err error) {
 
 // checkFree fails when a previous run (or anything else) still listens on
 // one of the harness's addresses.
-func checkFree() error {
+func checkFree(o *options) error {
 	addrs := []string{
 		hostPort(ipBackend, portHTTP), hostPort(ipBackend, portGRPC),
 		hostPort(ipPod, portHTTP), hostPort(ipPod, portGRPC), hostPort(ipPod, portSink), hostPort(ipPod, portEcho),
 		hostPort(ipPod, portHBONE), hostPort(ipPod, portTLSHTTP), hostPort(ipPod, portTLSGRPC),
-		hostPort(ipWaypoint, portHBONE), hostPort(ipWaypoint, portAdmin),
 		hostPort(ipNginxMiddle, portTLSHTTP), hostPort(ipNginxMiddle, portTLSGRPC),
-		hostPort(ipSource, portSrcHTTP), hostPort(ipSource, portSrcGRPC), hostPort(ipSource, portSrcBulk), hostPort(ipSource, portSrcIdle),
 		hostPort(ipNginxSource, portSrcHTTP), hostPort(ipNginxSource, portSrcGRPC),
 	}
-	for _, ip := range []string{ipWaypoint, ipNginx, ipHAProxy, ipCaddy} {
+	for _, v := range o.variants {
+		ip, src := waypointIP(v.index), sourceIP(v.index)
+		addrs = append(addrs, hostPort(ip, portHBONE), hostPort(ip, portAdmin),
+			hostPort(src, portSrcHTTP), hostPort(src, portSrcGRPC), hostPort(src, portSrcBulk), hostPort(src, portSrcIdle))
+	}
+	for _, ip := range []string{ipNginx, ipHAProxy, ipCaddy} {
 		for _, port := range plaintextPorts {
 			addrs = append(addrs, hostPort(ip, port))
+		}
+	}
+	for _, v := range o.variants {
+		for _, port := range plaintextPorts {
+			addrs = append(addrs, hostPort(waypointIP(v.index), port))
 		}
 	}
 	for _, a := range addrs {
@@ -147,7 +155,7 @@ func (r *runner) checkH2C(ctx context.Context, s scenario, proxy string) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	url := fmt.Sprintf("http://%s/echo?size=16", hostPort(proxyIP(proxy), portProxyH2C))
+	url := fmt.Sprintf("http://%s/echo?size=16", hostPort(r.o.proxyIP(proxy), portProxyH2C))
 	cmd := exec.CommandContext(ctx, r.tools.nghttp, "-nv", url)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()

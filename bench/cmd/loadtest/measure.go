@@ -14,6 +14,7 @@ type cell struct {
 	scenario string
 	label    string // the scenario, or bulk-N for N streams
 	proxy    string
+	name     string // the proxy as the report shows it (proxyName); proxy when empty
 	round    int
 	err      error
 	load     string // the machine's 1-minute load average at the run's end
@@ -51,7 +52,7 @@ func (r *runner) measure(ctx context.Context, s scenario, d *deployment, c *cell
 			return
 		}
 		// One stream first, so the baseline has the HBONE connections up.
-		warm := openIdle(ctx, hostPort(ipSource, portSrcIdle), 1)
+		warm := openIdle(ctx, hostPort(d.source, portSrcIdle), 1)
 		warm.closeAll()
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -78,7 +79,7 @@ func (r *runner) measure(ctx context.Context, s scenario, d *deployment, c *cell
 	case kindBulk:
 		fmt.Sscanf(c.label, "bulk-%d", &c.streams)
 		sinkBefore = r.sinkBytes.Load()
-		_, c.err = bulkSend(ctx, hostPort(ipSource, portSrcBulk), c.streams, r.o.duration)
+		_, c.err = bulkSend(ctx, hostPort(d.source, portSrcBulk), c.streams, r.o.duration)
 	case kindIdle:
 		c.streams = r.o.idleStreams
 		if need := uint64(c.streams + 1024); r.nofile < need {
@@ -86,7 +87,7 @@ func (r *runner) measure(ctx context.Context, s scenario, d *deployment, c *cell
 			return
 		}
 		c.rssBeforeKiB = before.rssKiB
-		idle = openIdle(ctx, hostPort(ipSource, portSrcIdle), c.streams)
+		idle = openIdle(ctx, hostPort(d.source, portSrcIdle), c.streams)
 		defer idle.closeAll()
 	}
 	after, err := proc.sample(pid)

@@ -29,7 +29,7 @@ type options struct {
 	conns       int
 	uniform     bool
 	size        int
-	gomaxprocs  int
+	variants    []variant // the waypoint's -gomaxprocs variants, in the flag's order
 	gogc        string
 	gomemlimit  string
 	bulkStreams []int
@@ -65,7 +65,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.IntVar(&o.conns, "c", 16, "client connections (fortio -c)")
 	fs.BoolVar(&o.uniform, "uniform", true, "at a fixed rate, spread the connections' requests evenly (fortio -uniform); with false they fire together in bursts, which batches work and lowers every proxy's CPU per request")
 	fs.IntVar(&o.size, "size", 1024, "payload bytes: the HTTP response (fortio's echo ?size=) and the gRPC ping payload")
-	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 1, "GOMAXPROCS of the waypoint process: 1 by default, one core as nginx (1 worker) and HAProxy (nbthread 1) are given")
+	gmp := fs.String("gomaxprocs", "1,2,unset", fmt.Sprintf("comma-separated GOMAXPROCS values of the waypoint, each measured as a proxy of its own (at most %d): a number, or unset for none in its environment, as in a pod (Go takes the cgroup's CPU limit, else the cores); 1 is one core, as nginx (1 worker) and HAProxy (nbthread 1) are given", maxVariants))
 	fs.StringVar(&o.gogc, "gogc", "", "GOGC of the waypoint process (default: unset, Go's default of 100)")
 	fs.StringVar(&o.gomemlimit, "gomemlimit", "", "GOMEMLIMIT of the waypoint process (default: unset)")
 	bulk := fs.String("bulk-streams", "1,16", "parallel streams of each bulk TCP run")
@@ -113,6 +113,9 @@ func parseOptions(args []string) (*options, error) {
 	for _, p := range o.proxies {
 		o.proxySet[p] = true
 	}
+	if o.variants, err = parseVariants(*gmp); err != nil {
+		return nil, err
+	}
 	for _, f := range strings.Split(*bulk, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 || n > 1000 {
@@ -133,8 +136,6 @@ func parseOptions(args []string) (*options, error) {
 		return nil, fmt.Errorf("-c %d: want 1 to 1024 connections", o.conns)
 	case o.size < 0 || o.size > 256*1024:
 		return nil, fmt.Errorf("-size %d: want 0 to 262144 bytes (fortio's echo limit)", o.size)
-	case o.gomaxprocs < 1:
-		return nil, fmt.Errorf("-gomaxprocs %d: want at least 1", o.gomaxprocs)
 	case o.idleStreams < 1 || o.idleStreams > 100000:
 		return nil, fmt.Errorf("-idle-streams %d: want 1 to 100000", o.idleStreams)
 	}
@@ -179,9 +180,96 @@ func (o *options) usesPlaintext() bool {
 	return false
 }
 
-// waypointEnv is the runtime settings the waypoint runs with.
-func (o *options) waypointEnv() []string {
-	env := []string{"GOMAXPROCS=" + strconv.Itoa(o.gomaxprocs)}
+// variant is one runtime setting of the waypoint, measured as a proxy of
+// its own in every scenario the waypoint takes part in.
+type variant struct {
+	id         string // the proxy's name in cells, directories and process names: waypoint-1, waypoint-unset
+	gomaxprocs int    // 0: unset
+	index      int    // its place in -gomaxprocs, which picks its addresses (topology.go)
+}
+
+// maxVariants bounds -gomaxprocs: the addresses of the plan.
+const maxVariants = 8
+
+// parseVariants parses -gomaxprocs: positive numbers and unset, each once.
+func parseVariants(v string) ([]variant, error) {
+	var out []variant
+	seen := map[int]bool{}
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n := 0
+		if f != "unset" {
+			var err error
+			if n, err = strconv.Atoi(f); err != nil || n < 1 || n > 1024 {
+				return nil, fmt.Errorf("-gomaxprocs: %q is neither a GOMAXPROCS from 1 to 1024 nor unset", f)
+			}
+		}
+		if seen[n] {
+			return nil, fmt.Errorf("-gomaxprocs: %q given twice", f)
+		}
+		seen[n] = true
+		id := "waypoint-unset"
+		if n > 0 {
+			id = "waypoint-" + strconv.Itoa(n)
+		}
+		out = append(out, variant{id: id, gomaxprocs: n, index: len(out)})
+	}
+	switch {
+	case len(out) == 0:
+		return nil, fmt.Errorf("-gomaxprocs: empty")
+	case len(out) > maxVariants:
+		return nil, fmt.Errorf("-gomaxprocs: %d values, at most %d", len(out), maxVariants)
+	}
+	return out, nil
+}
+
+// variant returns the waypoint variant named id, or false for another proxy.
+func (o *options) variant(id string) (variant, bool) {
+	for _, v := range o.variants {
+		if v.id == id {
+			return v, true
+		}
+	}
+	return variant{}, false
+}
+
+// variantWith returns the id of the variant at GOMAXPROCS n (0: unset), or "".
+func (o *options) variantWith(n int) string {
+	for _, v := range o.variants {
+		if v.gomaxprocs == n {
+			return v.id
+		}
+	}
+	return ""
+}
+
+// isWaypoint reports whether proxy is one of the waypoint's variants.
+func isWaypoint(proxy string) bool { return strings.HasPrefix(proxy, "waypoint-") }
+
+// name is how the variant is shown in tables: unset names the GOMAXPROCS
+// Go chose (procs; 0 when it is not known).
+func (v variant) name(procs int) string {
+	switch {
+	case v.gomaxprocs > 0:
+		return fmt.Sprintf("waypoint (GOMAXPROCS=%d)", v.gomaxprocs)
+	case procs > 0:
+		return fmt.Sprintf("waypoint (GOMAXPROCS unset = %d)", procs)
+	default:
+		return "waypoint (GOMAXPROCS unset)"
+	}
+}
+
+// waypointEnv is the environment v's waypoint runs with: GOMAXPROCS, or
+// none at all for unset (a bare name removes it from the harness's
+// environment, supervisor.start), and GOGC and GOMEMLIMIT when given.
+func (o *options) waypointEnv(v variant) []string {
+	env := []string{"GOMAXPROCS"}
+	if v.gomaxprocs > 0 {
+		env = []string{"GOMAXPROCS=" + strconv.Itoa(v.gomaxprocs)}
+	}
 	if o.gogc != "" {
 		env = append(env, "GOGC="+o.gogc)
 	}
@@ -191,7 +279,7 @@ func (o *options) waypointEnv() []string {
 	return env
 }
 
-// runtimeSettings describes waypointEnv for the report.
+// runtimeSettings describes the waypoint's runtime settings for the report.
 func (o *options) runtimeSettings() string {
 	gogc, limit := o.gogc, o.gomemlimit
 	if gogc == "" {
@@ -200,5 +288,13 @@ func (o *options) runtimeSettings() string {
 	if limit == "" {
 		limit = "unset"
 	}
-	return fmt.Sprintf("GOMAXPROCS=%d, GOGC=%s, GOMEMLIMIT=%s", o.gomaxprocs, gogc, limit)
+	var procs []string
+	for _, v := range o.variants {
+		if v.gomaxprocs > 0 {
+			procs = append(procs, strconv.Itoa(v.gomaxprocs))
+		} else {
+			procs = append(procs, "unset")
+		}
+	}
+	return fmt.Sprintf("GOMAXPROCS=%s (one waypoint each, measured side by side), GOGC=%s, GOMEMLIMIT=%s", strings.Join(procs, ", "), gogc, limit)
 }

@@ -12,6 +12,7 @@ import (
 // variant).
 type row struct {
 	label, scenario, proxy string
+	name                   string // the proxy as shown (cell.name); proxy when empty
 	runs, ok               int
 	err                    error // the first failed run's, when none succeeded
 
@@ -50,7 +51,7 @@ func aggregate(cells []*cell) []*row {
 		key := c.label + "/" + c.proxy
 		r := byKey[key]
 		if r == nil {
-			r = &row{label: c.label, scenario: c.scenario, proxy: c.proxy}
+			r = &row{label: c.label, scenario: c.scenario, proxy: c.proxy, name: c.name}
 			byKey[key] = r
 			rows = append(rows, r)
 			vals[r] = map[string][]float64{}
@@ -178,7 +179,7 @@ func writeTables(w io.Writer, rows []*row) {
 		fmt.Fprintln(w, "| bulk TCP through HBONE | proxy | runs | streams | throughput MB/s | waypoint CPU s | GB per waypoint CPU-second | peak RSS MiB |")
 		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 		for _, r := range bulk {
-			fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s | %s |\n", r.label, r.proxy, r.runsNote(), r.streams,
+			fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s | %s |\n", r.label, proxyLabel(r), r.runsNote(), r.streams,
 				sig(r.bytesPerSec/1e6), sig(r.cpuSeconds), sig(r.bytesPerCPUSec/1e9), r.peakNote())
 			star = star || r.peakSinceBoot
 		}
@@ -188,7 +189,7 @@ func writeTables(w io.Writer, rows []*row) {
 		fmt.Fprintln(w, "| idle HBONE streams | proxy | runs | streams | RSS before MiB | RSS after MiB | KiB per stream | CPU µs per stream opened | failed streams |")
 		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 		for _, r := range idle {
-			fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s | %s | %d |\n", r.label, r.proxy, r.runsNote(), r.streams,
+			fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s | %s | %d |\n", r.label, proxyLabel(r), r.runsNote(), r.streams,
 				sig(r.rssBeforeMiB), sig(r.rssAfterMiB), sig(r.kibPerStream), sig(r.setupUs), r.failures)
 		}
 		fmt.Fprintln(w)
@@ -199,12 +200,25 @@ func writeTables(w io.Writer, rows []*row) {
 	}
 }
 
-// proxyLabel names the nginx of the hbone scenarios for what it is.
+// proxyLabel names a row's proxy as the tables show it: a waypoint
+// variant by its GOMAXPROCS, the nginx of the hbone scenarios for what it
+// is.
 func proxyLabel(r *row) string {
-	if r.proxy == "nginx" && scenarioByName(r.scenario).hbone {
+	switch {
+	case r.proxy == "nginx" && scenarioByName(r.scenario).hbone:
 		return "nginx (TLS chain)"
+	case r.name != "":
+		return r.name
 	}
 	return r.proxy
+}
+
+// shown is how a cell's proxy is shown.
+func (c *cell) shown() string {
+	if c.name != "" {
+		return c.name
+	}
+	return c.proxy
 }
 
 // writeRuns writes every measured run, so the noise behind each median shows.
@@ -227,7 +241,7 @@ func writeRuns(w io.Writer, cells []*cell) {
 		if c.err != nil {
 			result = strings.ReplaceAll(firstLine(c.err), "|", "\\|")
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s | %s | %d | %s | %s |\n", c.label, c.proxy, c.round,
+		fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s | %s | %d | %s | %s |\n", c.label, c.shown(), c.round,
 			num(c.seconds, 1), num(c.cpuSeconds, 2), amount, per, p99, c.failures, c.load, result)
 	}
 	fmt.Fprintln(w)
@@ -235,7 +249,7 @@ func writeRuns(w io.Writer, cells []*cell) {
 
 // summary is a cell's one-line progress report.
 func (c *cell) summary() string {
-	head := fmt.Sprintf("  round %d %-12s %-8s", c.round, c.label, c.proxy)
+	head := fmt.Sprintf("  round %d %-12s %-31s", c.round, c.label, c.shown())
 	switch {
 	case c.err != nil:
 		return head + " FAILED: " + firstLine(c.err)

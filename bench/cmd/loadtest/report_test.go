@@ -49,7 +49,7 @@ func TestAggregate(t *testing.T) {
 		reqCell("http1", "waypoint", 1, 30, 2), reqCell("http1", "nginx", 1, 25, 3),
 		reqCell("http1", "nginx", 2, 27, 3), reqCell("http1", "waypoint", 2, 90, 9),
 		reqCell("http1", "waypoint", 3, 32, 2), failed,
-		{scenario: "bulk", label: "bulk-16", proxy: "waypoint", round: 1, streams: 16, seconds: 2, bytes: 2e9, cpuSeconds: 1, peakKiB: 40 << 10},
+		{scenario: "bulk", label: "bulk-16", proxy: "waypoint-2", name: "waypoint (GOMAXPROCS=2)", round: 1, streams: 16, seconds: 2, bytes: 2e9, cpuSeconds: 1, peakKiB: 40 << 10},
 		{scenario: "idle", label: "idle", proxy: "waypoint", round: 1, streams: 1000, opened: 998, failures: 2,
 			rssBeforeKiB: 20000, rssAfterKiB: 29980, cpuSeconds: 0.5},
 	}
@@ -80,7 +80,7 @@ func TestAggregate(t *testing.T) {
 	for _, want := range []string{
 		"| http1 | waypoint | 3 | 2000 | 32.0 | 0.032 |",
 		"| http1 | caddy | 0 of 1 | n/a | n/a |",
-		"| bulk-16 | waypoint | 1 | 16 | 1000 | 1.00 | 2.00 | 40.0 |",
+		"| bulk-16 | waypoint (GOMAXPROCS=2) | 1 | 16 | 1000 | 1.00 | 2.00 | 40.0 |",
 		"| idle | waypoint | 1 | 1000 | 19.5 | 29.3 | 10.0 |",
 	} {
 		if !strings.Contains(out, want) {
@@ -94,41 +94,76 @@ func TestAggregate(t *testing.T) {
 	}
 }
 
+// named is c with the name a runner gives a waypoint variant.
+func named(c *cell, name string) *cell {
+	c.name = name
+	return c
+}
+
 func TestWriteGoals(t *testing.T) {
 	o, err := parseOptions([]string{"-bulk-streams", "16"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cells := []*cell{
-		reqCell("http1", "waypoint", 1, 30, 2), reqCell("http1", "nginx", 1, 25, 3), reqCell("http1", "caddy", 1, 110, 5),
-		reqCell("hbone-http1", "waypoint", 1, 45, 4),
-		{scenario: "bulk", label: "bulk-16", proxy: "waypoint", round: 1, streams: 16, seconds: 1, bytes: 1e9, cpuSeconds: 1},
+	const w1, w2, wu = "waypoint (GOMAXPROCS=1)", "waypoint (GOMAXPROCS=2)", "waypoint (GOMAXPROCS unset = 2)"
+	ctx := func(c *cell, perReq float64) *cell {
+		c.voluntary = uint64(perReq * float64(c.requests))
+		return c
 	}
-	cells[3].peakKiB = 31 << 10
+	cells := []*cell{
+		named(reqCell("http1", "waypoint-1", 1, 30, 2), w1), named(reqCell("http1", "waypoint-2", 1, 33, 2), w2),
+		named(reqCell("http1", "waypoint-unset", 1, 36, 2), wu),
+		reqCell("http1", "nginx", 1, 25, 3), reqCell("http1", "caddy", 1, 110, 5),
+		named(reqCell("grpc", "waypoint-1", 1, 60, 2), w1), named(reqCell("grpc", "waypoint-2", 1, 120, 4), w2),
+		reqCell("grpc", "nginx", 1, 66, 3),
+		named(ctx(reqCell("hbone-http1", "waypoint-1", 1, 45, 4), 1.75), w1),
+		named(ctx(reqCell("hbone-http1", "waypoint-2", 1, 72, 4), 4.5), w2),
+		ctx(reqCell("hbone-http1", "nginx", 1, 60, 4), 1.8),
+		named(&cell{scenario: "bulk", label: "bulk-16", proxy: "waypoint-1", round: 1, streams: 16, seconds: 1, bytes: 1e9, cpuSeconds: 1}, w1),
+		named(&cell{scenario: "bulk", label: "bulk-16", proxy: "waypoint-2", round: 1, streams: 16, seconds: 1, bytes: 1e9, cpuSeconds: 2}, w2),
+	}
+	cells[8].peakKiB = 31 << 10
 	var buf bytes.Buffer
 	writeGoals(&buf, o, aggregate(cells))
 	out := buf.String()
 	for _, want := range []string{
-		"http1        waypoint CPU 1.20x nginx, p99 0.67x; CPU 0.27x caddy",
-		"http1        caddy    CPU 4.40x nginx",
-		"FAIL http1: waypoint CPU per request / nginx's (1 worker): 1.20x (target <= 1.0x)",
-		"PASS http1: waypoint CPU per request / Caddy's: 0.273x (target <= 0.3x)",
-		"PASS http1: waypoint p99 / nginx's: 0.667x",
-		"PASS hbone-http1 at 1000 rps: waypoint CPU per request: 45.0 µs (target <= 50.0 µs)",
-		"FAIL hbone-http1: waypoint peak RSS: 31.0 MiB (target <= 30.0 MiB)",
-		"FAIL bulk TCP through HBONE, 16 stream(s): bytes per waypoint CPU-second: 1.00 GB (target >= 1.1 GB)",
+		"http1        waypoint (GOMAXPROCS=1)         CPU 1.20x nginx, p99 0.67x; CPU 0.27x caddy",
+		"http1        waypoint (GOMAXPROCS unset = 2) CPU 1.44x nginx, p99 0.67x; CPU 0.33x caddy",
+		"http1        caddy                           CPU 4.40x nginx",
+		"grpc         waypoint (GOMAXPROCS=2)         CPU 1.82x nginx, p99 1.33x",
+		"hbone-http1  waypoint (GOMAXPROCS=2)         CPU 1.20x nginx TLS chain",
+		"Waypoint variants to waypoint (GOMAXPROCS=1)",
+		"http1        waypoint (GOMAXPROCS=2)         CPU 1.10x, p99 1.00x, ctx switches/req 0.500 vs 0.500 (1.00x); nginx 0.500",
+		"hbone-http1  waypoint (GOMAXPROCS=2)         CPU 1.60x, p99 1.00x, ctx switches/req 4.50 vs 1.75 (2.57x); nginx 1.80",
+		"FAIL http1: waypoint (GOMAXPROCS=1) CPU per request / nginx's (1 worker): 1.20x (target <= 1.0x)",
+		"PASS http1: waypoint (GOMAXPROCS=1) CPU per request / Caddy's: 0.273x (target <= 0.3x)",
+		"PASS http1: waypoint (GOMAXPROCS=1) p99 / nginx's: 0.667x",
+		"PASS grpc: waypoint (GOMAXPROCS=1) CPU per request / nginx grpc_pass's: 0.909x (target <= 1.0x)",
+		"PASS hbone-http1: waypoint (GOMAXPROCS=1) CPU per request / the nginx TLS chain's: 0.750x (target <= 0.9x)",
+		"PASS hbone-http1 at 1000 rps: waypoint (GOMAXPROCS=1) CPU per request: 45.0 µs (target <= 50.0 µs)",
+		"FAIL hbone-http1: waypoint (GOMAXPROCS=1) peak RSS: 31.0 MiB (target <= 30.0 MiB)",
+		"PASS http1: waypoint (GOMAXPROCS=2) CPU per request / waypoint (GOMAXPROCS=1)'s: 1.10x (target <= 1.15x)",
+		"FAIL http1: waypoint (GOMAXPROCS unset = 2) CPU per request / waypoint (GOMAXPROCS=1)'s: 1.20x (target <= 1.15x)",
+		"FAIL grpc: waypoint (GOMAXPROCS=2) CPU per request / waypoint (GOMAXPROCS=1)'s: 2.00x (target <= 1.15x)",
+		"n/a  grpc: waypoint (GOMAXPROCS unset = 2) CPU per request / waypoint (GOMAXPROCS=1)'s: n/a (target <= 1.15x)",
+		"n/a (waypoint (GOMAXPROCS unset = 2) and waypoint (GOMAXPROCS=1) were not both measured)",
+		"FAIL hbone-http1: waypoint (GOMAXPROCS=2) CPU per request / waypoint (GOMAXPROCS=1)'s: 1.60x (target <= 1.15x)",
+		"PASS bulk TCP through HBONE, 16 stream(s): bytes per waypoint (GOMAXPROCS=1) CPU-second: 1.00 GB (target >= 0.8 GB)",
+		"FAIL bulk TCP through HBONE, 16 stream(s): bytes per waypoint (GOMAXPROCS=2) CPU-second: 0.500 GB (target >= 0.8 GB)",
+		"n/a  bulk TCP through HBONE, 16 stream(s): bytes per waypoint (GOMAXPROCS unset = 2) CPU-second: n/a (target >= 0.8 GB)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("goals lack %q:\n%s", want, out)
 		}
 	}
-	for _, absent := range []string{"grpc:", "idle:"} {
+	for _, absent := range []string{"h2c", "idle:"} {
 		if strings.Contains(out, absent) {
 			t.Errorf("goals mention %q, which did not run:\n%s", absent, out)
 		}
 	}
-	if i, j := strings.Index(out, "Ratios"), strings.Index(out, "Targets"); i < 0 || j < i {
-		t.Errorf("want the ratios, then the targets:\n%s", out)
+	i, j, k := strings.Index(out, "Ratios"), strings.Index(out, "Waypoint variants"), strings.Index(out, "Targets")
+	if i < 0 || j < i || k < j {
+		t.Errorf("want the ratios to nginx, to GOMAXPROCS=1, then the targets:\n%s", out)
 	}
 }
 
@@ -160,15 +195,40 @@ func TestWriteGoalsWithoutReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	writeGoals(&buf, o, aggregate([]*cell{reqCell("http1", "waypoint", 1, 30, 2)}))
+	writeGoals(&buf, o, aggregate([]*cell{named(reqCell("http1", "waypoint-1", 1, 30, 2), "waypoint (GOMAXPROCS=1)")}))
 	out := buf.String()
 	for _, want := range []string{
 		"(nginx and another proxy were not both measured)",
-		"n/a  http1: waypoint CPU per request / nginx's (1 worker): n/a (target <= 1.0x)",
-		"n/a (waypoint and caddy were not both measured)",
+		"(no request scenario measured two variants)",
+		"n/a  http1: waypoint (GOMAXPROCS=1) CPU per request / nginx's (1 worker): n/a (target <= 1.0x)",
+		"n/a (waypoint (GOMAXPROCS=1) and caddy were not both measured)",
+		// Not run: named without the GOMAXPROCS Go chose.
+		"n/a (waypoint (GOMAXPROCS unset) and waypoint (GOMAXPROCS=1) were not both measured)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("goals lack %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestWriteGoalsWithoutOneCore(t *testing.T) {
+	o, err := parseOptions([]string{"-gomaxprocs", "2", "-scenarios", "http1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	writeGoals(&buf, o, aggregate([]*cell{named(reqCell("http1", "waypoint-2", 1, 30, 2), "waypoint (GOMAXPROCS=2)"), reqCell("http1", "nginx", 1, 30, 2)}))
+	out := buf.String()
+	for _, want := range []string{
+		"http1        waypoint (GOMAXPROCS=2) CPU 1.00x nginx",
+		"n/a  http1: waypoint (GOMAXPROCS=1) CPU per request / nginx's (1 worker): n/a",
+		"n/a (waypoint (GOMAXPROCS=1) and nginx were not both measured)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("goals lack %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Waypoint variants") {
+		t.Errorf("one variant: no comparison of variants wanted:\n%s", out)
 	}
 }

@@ -23,6 +23,9 @@ type runner struct {
 	sinkBytes atomic.Int64 // bytes the bulk sink has read
 	servers   []*tcpServer // the bulk sink
 
+	podServe   *process // the pod's hbone serve of the running HBONE scenario, shared by its waypoints
+	unsetProcs int      // the GOMAXPROCS Go chose for the unset variant, once read
+
 	cells    []*cell
 	problems []string // what went wrong, for the report
 	fortioN  int      // names fortio's result files
@@ -105,7 +108,24 @@ func (r *runner) runScenario(ctx context.Context, s scenario, proxies []string) 
 		for _, d := range deps {
 			d.stop()
 		}
+		if r.podServe != nil {
+			r.podServe.stop(2 * time.Second)
+			r.podServe = nil
+		}
 	}()
+	if s.hbone && !s.restart && slices.ContainsFunc(proxies, isWaypoint) {
+		// Every waypoint variant is up at once, and the pod has one
+		// HBONE port.
+		p, err := r.startPodServe(ctx, s.name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.problem("%s: the pod's hbone serve could not start: %v", s.name, err)
+		} else {
+			r.podServe = p
+		}
+	}
 	if !s.restart {
 		for _, p := range proxies {
 			d, err := r.deploy(ctx, s, p)
@@ -147,7 +167,7 @@ func (r *runner) runScenario(ctx context.Context, s scenario, proxies []string) 
 				}
 			}
 			for _, label := range variants(r.o, s) {
-				c := &cell{scenario: s.name, label: label, proxy: p, round: round + 1}
+				c := &cell{scenario: s.name, label: label, proxy: p, name: r.proxyName(p), round: round + 1}
 				switch {
 				case d == nil:
 					c.err = fmt.Errorf("not run: %v", firstLine(failed[p]))
@@ -214,8 +234,8 @@ func (r *runner) warmup(ctx context.Context, s scenario, d *deployment) {
 		}
 	case kindBulk:
 		if r.o.warmup > 0 {
-			if _, err := bulkSend(ctx, hostPort(ipSource, portSrcBulk), 1, r.o.warmup/2); err != nil {
-				r.problem("bulk warm-up: %v", err)
+			if _, err := bulkSend(ctx, hostPort(d.source, portSrcBulk), 1, r.o.warmup/2); err != nil {
+				r.problem("bulk/%s warm-up: %v", d.proxy, err)
 			}
 		}
 	}
@@ -228,6 +248,15 @@ func (r *runner) fortio(ctx context.Context, s scenario, proxy string, d time.Du
 	jsonPath := filepath.Join(r.work, "fortio", name+".json")
 	args := fortioArgs(r.o, s, r.o.loadTarget(s, proxy), r.o.rate(s), d, jsonPath)
 	return r.runFortio(ctx, name, args, jsonPath)
+}
+
+// proxyName is how proxy is shown in the report: a waypoint variant by
+// its GOMAXPROCS.
+func (r *runner) proxyName(proxy string) string {
+	if v, ok := r.o.variant(proxy); ok {
+		return v.name(r.unsetProcs)
+	}
+	return proxy
 }
 
 // problem records something that went wrong, for the report's end.

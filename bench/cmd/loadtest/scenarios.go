@@ -52,16 +52,20 @@ func scenarioByName(name string) scenario {
 }
 
 // proxiesFor lists the selected proxies that take part in s, in the
-// selection's order.
+// selection's order, the waypoint as its variants: every one, except in
+// idle, which measures the first alone.
 func (o *options) proxiesFor(s scenario) []string {
 	var out []string
 	for _, p := range o.proxies {
-		switch {
-		case s.plaintext:
-			out = append(out, p)
-		case s.kind == kindRequests && s.hbone && (p == "waypoint" || p == "nginx"):
-			out = append(out, p)
-		case s.kind != kindRequests && p == "waypoint":
+		if p == "waypoint" {
+			for _, v := range o.variants {
+				if s.kind != kindIdle || v.index == 0 {
+					out = append(out, v.id)
+				}
+			}
+			continue
+		}
+		if s.plaintext || s.kind == kindRequests && s.hbone && p == "nginx" {
 			out = append(out, p)
 		}
 	}
@@ -93,11 +97,11 @@ func (o *options) loadTarget(s scenario, proxy string) string {
 		case "grpc":
 			port = portProxyGRP
 		}
-		addr = hostPort(proxyIP(proxy), port)
+		addr = hostPort(o.proxyIP(proxy), port)
 	case s.hbone:
-		ip := ipSource
-		if proxy == "nginx" {
-			ip = ipNginxSource
+		ip := ipNginxSource
+		if v, ok := o.variant(proxy); ok {
+			ip = sourceIP(v.index)
 		}
 		port := portSrcHTTP
 		if s.protocol == "grpc" {

@@ -51,8 +51,8 @@ func (p *process) exited() bool {
 	}
 }
 
-// start runs path with args; env is added to the harness's environment.
-// Output goes to name.log in the log directory.
+// start runs path with args in the harness's environment changed by env
+// (mergeEnv). Output goes to name.log in the log directory.
 func (s *supervisor) start(name string, env []string, path string, args ...string) (*process, error) {
 	logPath := filepath.Join(s.logDir, strings.NewReplacer("/", "_", " ", "_").Replace(name)+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -61,7 +61,7 @@ func (s *supervisor) start(name string, env []string, path string, args ...strin
 	}
 	defer f.Close()
 	cmd := exec.Command(path, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = mergeEnv(os.Environ(), env)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	fmt.Fprintf(f, "### %s %s %s\n", time.Now().Format(time.RFC3339), strings.Join(env, " "), strings.Join(cmd.Args, " "))
@@ -80,6 +80,27 @@ func (s *supervisor) start(name string, env []string, path string, args ...strin
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// mergeEnv is base with each KEY=VALUE of env set (replacing base's KEY)
+// and each bare KEY of env removed.
+func mergeEnv(base, env []string) []string {
+	drop := map[string]bool{}
+	var set []string
+	for _, e := range env {
+		k, _, ok := strings.Cut(e, "=")
+		drop[k] = true
+		if ok {
+			set = append(set, e)
+		}
+	}
+	var out []string
+	for _, e := range base {
+		if k, _, _ := strings.Cut(e, "="); !drop[k] {
+			out = append(out, e)
+		}
+	}
+	return append(out, set...)
 }
 
 // stop sends SIGTERM to the process's group, then SIGKILL to the group

@@ -13,21 +13,27 @@ import (
 //	127.0.40.11  the pod: fortio server (:8080, :8079), the harness's sink (:9000)
 //	             and echo (:9001), `hbone serve` (:15008), the nginx TLS chain's
 //	             destination edge (:15443 HTTP/1.1, :15444 gRPC)
-//	127.0.40.20  the waypoint: plaintext HTTP/1.1 :8080, h2c :8081, gRPC :8082,
-//	             HBONE :15008, admin :15000
+//	127.0.40.20  the waypoint (the first of its -gomaxprocs variants): plaintext
+//	             HTTP/1.1 :8080, h2c :8081, gRPC :8082, HBONE :15008, admin :15000
+//	127.0.40.51-58  the waypoint's other variants, in -gomaxprocs order (the
+//	             same ports as .20): every variant of a scenario is up at once
 //	127.0.40.21  nginx, 127.0.40.22 haproxy, 127.0.40.23 caddy (same ports as the waypoint)
 //	127.0.40.24  the nginx TLS chain's middle (the waypoint's counterpart): :15443, :15444
-//	127.0.40.30  the client pod's `hbone connect` sources: :18001 HTTP, :18002 gRPC,
-//	             :18003 bulk, :18004 idle
+//	127.0.40.30  the client pod's `hbone connect` sources (to the first variant):
+//	             :18001 HTTP, :18002 gRPC, :18003 bulk, :18004 idle
+//	127.0.40.61-68  the same sources to the other variants (.61 to .51, ...)
 //	127.0.40.31  the nginx TLS chain's source edge: :18001 HTTP/1.1, :18002 gRPC
 //	127.0.40.40  the harness's own client sockets (bulk, idle)
 //	127.0.40.100-103  service VIPs (HTTP, gRPC, bulk, idle): only ever an
 //	             HBONE :authority, never dialed
 //
+// The pod's `hbone serve` is one for all the variants of a scenario.
+//
 // -net moves the whole plan to another /24 (useNet).
 
 // The pieces' addresses, in 127.0.40.0/24 unless -net says otherwise.
 var (
+	ipNet         = "127.0.40" // the plan's /24
 	ipBackend     = "127.0.40.10"
 	ipPod         = "127.0.40.11"
 	ipWaypoint    = "127.0.40.20"
@@ -47,6 +53,7 @@ var (
 // useNet moves every address of the plan to prefix.0/24 (three octets
 // of 127.0.0.0/8), so that two harnesses can run side by side.
 func useNet(prefix string) {
+	ipNet = prefix
 	for _, ip := range []*string{&ipBackend, &ipPod, &ipWaypoint, &ipNginx, &ipHAProxy, &ipCaddy, &ipNginxMiddle, &ipSource, &ipNginxSource, &ipHarness, &ipVIPHTTP, &ipVIPGRPC, &ipVIPBulk, &ipVIPIdle} {
 		*ip = prefix + (*ip)[strings.LastIndex(*ip, "."):]
 	}
@@ -86,11 +93,30 @@ func spiffeID(sa string) string {
 	return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", trustDomain, idNamespace, sa)
 }
 
-// proxyIP is the listen address of a plaintext proxy.
-func proxyIP(proxy string) string {
-	switch proxy {
-	case "waypoint":
+// waypointIP is the address of the waypoint variant at index i (its
+// plaintext listeners, HBONE and admin).
+func waypointIP(i int) string {
+	if i == 0 {
 		return ipWaypoint
+	}
+	return fmt.Sprintf("%s.%d", ipNet, 50+i)
+}
+
+// sourceIP is the address of the hbone connect sources to the waypoint
+// variant at index i.
+func sourceIP(i int) string {
+	if i == 0 {
+		return ipSource
+	}
+	return fmt.Sprintf("%s.%d", ipNet, 60+i)
+}
+
+// proxyIP is the listen address of a plaintext proxy.
+func (o *options) proxyIP(proxy string) string {
+	if v, ok := o.variant(proxy); ok {
+		return waypointIP(v.index)
+	}
+	switch proxy {
 	case "nginx":
 		return ipNginx
 	case "haproxy":
