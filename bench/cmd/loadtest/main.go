@@ -2,7 +2,9 @@
 // puts each proxy (the waypoint, nginx, HAProxy, Caddy) in front of it for
 // the same job, loads them on loopback (127.0.40.0/24 only) and reports
 // each proxy's own CPU per request, latency percentiles, errors and memory,
-// with medians over interleaved rounds and the ratios to nginx last.
+// with medians over interleaved rounds and the ratios to nginx last. The
+// waypoint takes part once per -gomaxprocs value (1, 2 and unset by
+// default), each a proxy of its own.
 //
 //	go run ./bench/cmd/loadtest [flags]      (make loadtest installs what it needs first)
 //	go run ./bench/cmd/loadtest -scenarios http1 -proxies waypoint,nginx -quick

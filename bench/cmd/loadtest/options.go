@@ -56,7 +56,7 @@ func parseOptions(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run: "+strings.Join(allScenarios, ", "))
-	prox := fs.String("proxies", strings.Join(allProxies, ","), "comma-separated proxies to measure: "+strings.Join(allProxies, ", ")+" (hbone-* scenarios compare the waypoint with an nginx TLS chain; bulk and idle measure the waypoint alone)")
+	prox := fs.String("proxies", strings.Join(allProxies, ","), "comma-separated proxies to measure: "+strings.Join(allProxies, ", ")+" (waypoint: each of its -gomaxprocs variants; hbone-* scenarios compare the waypoint with an nginx TLS chain; bulk and idle measure the waypoint alone)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; the proxies are interleaved within each round (order reversed every other round) and medians are reported")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured window of each run")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load on each proxy before a scenario's first round")
