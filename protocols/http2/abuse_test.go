@@ -3,6 +3,7 @@ package http2
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -57,6 +58,17 @@ func smallSocketBuffers(network, address string, c syscall.RawConn) error {
 }
 
 func serveOne(t *testing.T, cfg Config, h Handler, smallBuffers bool) *oneServer {
+	return serveOneWrapped(t, cfg, h, smallBuffers, nil)
+}
+
+// recordConn is a connection that claims to be a TLS one (recordReader),
+// so that the engine reads large DATA payloads straight from it.
+type recordConn struct{ io.ReadWriteCloser }
+
+func (recordConn) ConnectionState() tls.ConnectionState { return tls.ConnectionState{} }
+
+// serveOneWrapped is serveOne serving wrap(conn) when wrap is not nil.
+func serveOneWrapped(t *testing.T, cfg Config, h Handler, smallBuffers bool, wrap func(io.ReadWriteCloser) io.ReadWriteCloser) *oneServer {
 	lc := net.ListenConfig{}
 	if smallBuffers {
 		lc.Control = smallSocketBuffers
@@ -79,7 +91,11 @@ func serveOne(t *testing.T, cfg Config, h Handler, smallBuffers bool) *oneServer
 		}
 		cc := &countingConn{Conn: c}
 		s.conn.Store(cc)
-		s.done <- ServeConn(ctx, cc, cfg, h)
+		var rwc io.ReadWriteCloser = cc
+		if wrap != nil {
+			rwc = wrap(cc)
+		}
+		s.done <- ServeConn(ctx, rwc, cfg, h)
 	}()
 	t.Cleanup(func() {
 		cancel()

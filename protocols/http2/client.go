@@ -525,7 +525,7 @@ func (cc *ClientConn) open(ctx context.Context, req *l7.Request, endStream bool,
 	c.mu.Unlock()
 	err = s.writeBlockLocked(c.w.enc.request(req, !endStream, upper), endStream || (whole && len(inline) == 0))
 	if err == nil && fits && len(inline) > 0 {
-		err = c.w.fr.WriteData(id, whole, inline)
+		err = c.w.writeData(id, whole, inline)
 		c.dataSent.Add(1)
 	}
 	c.w.unlock()

@@ -3,6 +3,7 @@ package http2
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"sync"
@@ -22,12 +23,20 @@ type conn struct {
 	rwc    io.ReadWriteCloser
 
 	// Read side: owned by the read loop.
-	br       *bufio.Reader
-	fr       *xhttp2.Framer
-	hdec     headerDecoder
-	blk      block
-	emptyRun int
-	priority int64
+	br *bufio.Reader
+	rd capReader // under br
+	// direct says rwc hands out data it already holds in memory (a TLS
+	// connection's decrypted record): large DATA payloads are then read
+	// from it straight into chunks, not through br (one copy fewer), and
+	// after such a frame the next header is read alone (rd's cap), so
+	// that br does not take the next payload in with it.
+	direct    bool
+	lastLarge bool // the last frame read was a large DATA frame
+	fr        *xhttp2.Framer
+	hdec      headerDecoder
+	blk       block
+	emptyRun  int
+	priority  int64
 	// dataChunks holds the chunks readLargeData reads one frame into.
 	dataChunks [largeDataMax/(16<<10) + 1]*[]byte
 	winUpdate  int64
@@ -107,7 +116,9 @@ type block struct {
 
 func newConn(rwc io.ReadWriteCloser, cfg Config, server bool) *conn {
 	c := &conn{cfg: cfg, server: server, rwc: rwc}
-	c.br = bufio.NewReaderSize(rwc, readBufferSize)
+	c.rd.r = rwc
+	c.br = bufio.NewReaderSize(&c.rd, readBufferSize)
+	_, c.direct = rwc.(recordReader)
 	c.fr = xhttp2.NewFramer(nil, c.br)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(cfg.MaxFrameSize)
@@ -202,7 +213,12 @@ func (c *conn) goTracked(f func()) bool {
 func (c *conn) readFrames() error {
 	keepAlive := c.cfg.KeepAliveInterval > 0
 	for {
+		if c.lastLarge {
+			c.rd.max = frameHeaderLen
+		}
 		fh, err := c.fr.ReadFrameHeader()
+		c.rd.max = 0
+		c.lastLarge = false
 		if err == nil && fh.Type == xhttp2.FrameData && fh.Length >= largeDataMin && fh.Length <= largeDataMax {
 			if keepAlive {
 				c.readSeen.Store(true)
@@ -429,7 +445,7 @@ func (c *conn) readLargeData(fh xhttp2.FrameHeader) error {
 		m := min(left, cap(*ch))
 		*ch = (*ch)[:m]
 		p.chunks = append(p.chunks, ch)
-		if _, err := io.ReadFull(c.br, *ch); err != nil {
+		if err := c.readPayload(*ch); err != nil {
 			p.release()
 			return err
 		}
@@ -439,7 +455,47 @@ func (c *conn) readLargeData(fh xhttp2.FrameHeader) error {
 		p.release()
 		return err
 	}
+	c.lastLarge = c.direct
 	return c.onDataPayload(fh.StreamID, int64(fh.Length), end, p)
+}
+
+// readPayload fills p: through br, or when direct, with what br holds
+// and the rest straight from rwc.
+func (c *conn) readPayload(p []byte) error {
+	if !c.direct {
+		_, err := io.ReadFull(c.br, p)
+		return err
+	}
+	n := 0
+	if c.br.Buffered() > 0 {
+		n, _ = c.br.Read(p) // buffered bytes only: no read from rwc
+	}
+	if n < len(p) {
+		_, err := io.ReadFull(c.rwc, p[n:])
+		return err
+	}
+	return nil
+}
+
+// recordReader is a transport whose reads copy out of a record it holds
+// decrypted in memory, a *tls.Conn's: reading a frame's payload straight
+// from it costs no system call, so the payload need not pass through br.
+type recordReader interface {
+	ConnectionState() tls.ConnectionState
+}
+
+// capReader is the reader under br: while max is set, a read takes at
+// most max bytes.
+type capReader struct {
+	r   io.Reader
+	max int
+}
+
+func (r *capReader) Read(p []byte) (int, error) {
+	if r.max > 0 && len(p) > r.max {
+		p = p[:r.max]
+	}
+	return r.r.Read(p)
 }
 
 // payload is a DATA frame's data: b, or n bytes in chunks from the

@@ -44,24 +44,13 @@ func appendInt(b []byte, n int64) []byte {
 // stream or the connection as a Framer-parsed frame would.
 func TestLargeData(t *testing.T) {
 	big := pattern(largeDataMax)
-	type frame struct {
-		id   uint32
-		data []byte
-		pad  int
-		end  bool
-	}
-	tests := []struct {
-		name    string
-		window  int32 // the stream window, acknowledged before the frames
-		handler Handler
-		frames  []frame
-		body    []byte                  // what sumHandler must have read
-		end     func(xhttp2.Frame) bool // else: the expected RST or GOAWAY
-	}{
+	type frame = largeDataFrame
+	tests := []largeDataCase{
 		{name: "one large frame", frames: []frame{{id: 1, data: big[:largeDataMin], end: true}}, body: big[:largeDataMin]},
 		{name: "padded", frames: []frame{{id: 1, data: big[:12345], pad: 255, end: true}}, body: big[:12345]},
 		{name: "largest direct frames, in chunks", frames: []frame{{id: 1, data: big[:16<<10]}, {id: 1, data: big[16<<10 : 40<<10]}, {id: 1, data: big[40<<10:], end: true}}, body: big},
 		{name: "small then large", frames: []frame{{id: 1, data: big[:100]}, {id: 1, data: big[100 : 100+largeDataMin]}, {id: 1, data: big[100+largeDataMin : 200+largeDataMin], end: true}}, body: big[:200+largeDataMin]},
+		{name: "large, small, large", frames: []frame{{id: 1, data: big[:16<<10]}, {id: 1, data: big[16<<10 : 17<<10]}, {id: 1, data: big[17<<10 : 33<<10], pad: 7}, {id: 1, data: big[33<<10 : 34<<10], end: true}}, body: big[:34<<10]},
 		{name: "over the largest direct frame", frames: []frame{{id: 1, data: pattern(largeDataMax + 1), end: true}}, body: pattern(largeDataMax + 1)},
 		{name: "stream 0", frames: []frame{{id: 0, data: big[:largeDataMin]}}, end: isGoAway(ErrCodeProtocol)},
 		{name: "idle stream", frames: []frame{{id: 5, data: big[:largeDataMin]}}, end: isGoAway(ErrCodeProtocol)},
@@ -71,49 +60,77 @@ func TestLargeData(t *testing.T) {
 		{name: "beyond the stream window", window: 16 << 10, handler: waitHandler, frames: slices.Repeat([]frame{{id: 1, data: big[:largeDataMin]}}, 3), end: isRST(1, ErrCodeFlowControl)},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := Config{InitialStreamWindow: 1 << 20, InitialConnWindow: 4 << 20, MaxFrameSize: 1 << 17}
-			if tt.window > 0 {
-				cfg.InitialStreamWindow = tt.window
+		for _, direct := range []bool{false, true} {
+			name := tt.name
+			var wrap func(io.ReadWriteCloser) io.ReadWriteCloser
+			if direct { // payloads read from the transport, not through br
+				name += ", direct"
+				wrap = func(c io.ReadWriteCloser) io.ReadWriteCloser { return recordConn{c} }
 			}
-			h := tt.handler
-			if h == nil {
-				h = sumHandler
-			}
-			srv := serveOne(t, cfg, h, false)
-			c := dialRaw(t, srv.addr, false)
-			if tt.window > 0 {
-				cfg.InitialStreamWindow = tt.window
-				c.readUntil(func(f xhttp2.Frame) bool { s, ok := f.(*xhttp2.SettingsFrame); return ok && !s.IsAck() })
-				if err := c.fr.WriteSettingsAck(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			c.headers(1, false)
-			for _, f := range tt.frames {
-				if err := c.fr.WriteDataPadded(f.id, f.end, f.data, make([]byte, f.pad)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if tt.end != nil {
-				if c.readUntil(tt.end) == nil {
-					t.Fatal("the connection ended without the expected frame")
-				}
-				return
-			}
-			want := sha256.Sum256(tt.body)
-			var got []byte
-			c.readUntil(func(f xhttp2.Frame) bool {
-				if d, ok := f.(*xhttp2.DataFrame); ok && d.StreamID == 1 {
-					got = append(got, d.Data()...)
-					return d.StreamEnded()
-				}
-				return false
-			})
-			if w := hex.EncodeToString(want[:]) + " " + itoa(int64(len(tt.body))); string(got) != w {
-				t.Fatalf("server read %q, want %q", got, w)
-			}
-		})
+			t.Run(name, func(t *testing.T) { testLargeData(t, tt, wrap) })
+		}
+	}
+}
+
+type largeDataFrame struct {
+	id   uint32
+	data []byte
+	pad  int
+	end  bool
+}
+
+type largeDataCase struct {
+	name    string
+	window  int32 // the stream window, acknowledged before the frames
+	handler Handler
+	frames  []largeDataFrame
+	body    []byte                  // what sumHandler must have read
+	end     func(xhttp2.Frame) bool // else: the expected RST or GOAWAY
+}
+
+// testLargeData runs one case of TestLargeData against a server whose
+// connection is wrap(conn) (when wrap is not nil).
+func testLargeData(t *testing.T, tt largeDataCase, wrap func(io.ReadWriteCloser) io.ReadWriteCloser) {
+	cfg := Config{InitialStreamWindow: 1 << 20, InitialConnWindow: 4 << 20, MaxFrameSize: 1 << 17}
+	if tt.window > 0 {
+		cfg.InitialStreamWindow = tt.window
+	}
+	h := tt.handler
+	if h == nil {
+		h = sumHandler
+	}
+	srv := serveOneWrapped(t, cfg, h, false, wrap)
+	c := dialRaw(t, srv.addr, false)
+	if tt.window > 0 {
+		cfg.InitialStreamWindow = tt.window
+		c.readUntil(func(f xhttp2.Frame) bool { s, ok := f.(*xhttp2.SettingsFrame); return ok && !s.IsAck() })
+		if err := c.fr.WriteSettingsAck(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.headers(1, false)
+	for _, f := range tt.frames {
+		if err := c.fr.WriteDataPadded(f.id, f.end, f.data, make([]byte, f.pad)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tt.end != nil {
+		if c.readUntil(tt.end) == nil {
+			t.Fatal("the connection ended without the expected frame")
+		}
+		return
+	}
+	want := sha256.Sum256(tt.body)
+	var got []byte
+	c.readUntil(func(f xhttp2.Frame) bool {
+		if d, ok := f.(*xhttp2.DataFrame); ok && d.StreamID == 1 {
+			got = append(got, d.Data()...)
+			return d.StreamEnded()
+		}
+		return false
+	})
+	if w := hex.EncodeToString(want[:]) + " " + itoa(int64(len(tt.body))); string(got) != w {
+		t.Fatalf("server read %q, want %q", got, w)
 	}
 }
 

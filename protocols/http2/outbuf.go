@@ -37,6 +37,31 @@ func (o *outBuf) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// writeFrame appends a frame's header and payload, flushing first when
+// both do not fit, so that a frame of up to one TLS record's worth is
+// never split across two writes. It saves the copy a Framer makes into
+// its own buffer before writing a frame.
+func (o *outBuf) writeFrame(hdr, p []byte) error {
+	n := len(hdr) + len(p)
+	if n > writeBufferSize {
+		if _, err := o.Write(hdr); err != nil {
+			return err
+		}
+		_, err := o.Write(p)
+		return err
+	}
+	if o.buf != nil && len(*o.buf)+n > cap(*o.buf) {
+		if err := o.Flush(); err != nil {
+			return err
+		}
+	}
+	if o.buf == nil {
+		o.buf = outBufPool.Get().(*[]byte)
+	}
+	*o.buf = append(append(*o.buf, hdr...), p...)
+	return nil
+}
+
 // WriteString is Write for a string.
 func (o *outBuf) WriteString(s string) (int, error) {
 	if o.buf == nil || len(*o.buf)+len(s) > cap(*o.buf) || len(s) >= writeBufferSize {

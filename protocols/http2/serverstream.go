@@ -293,7 +293,7 @@ func (st *ServerStream) writeFirst(resp *l7.Response, body []byte, complete bool
 	c := s.c
 	err = s.writeBlockLocked(c.w.enc.response(resp, upper), end && len(body) == 0)
 	if err == nil && len(body) > 0 {
-		err = c.w.fr.WriteData(s.id, end, body)
+		err = c.w.writeData(s.id, end, body)
 		c.dataSent.Add(1)
 	}
 	if err == nil && trailers {

@@ -453,7 +453,7 @@ func (s *stream) writeData(p []byte, end bool) (int, error) {
 			return n, err
 		}
 		for {
-			err := c.w.fr.WriteData(s.id, last, p[n:n+m])
+			err := c.w.writeData(s.id, last, p[n:n+m])
 			c.dataSent.Add(1)
 			if err != nil {
 				s.unlockSend(last)

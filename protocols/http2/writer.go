@@ -157,6 +157,29 @@ func (w *writer) unlock() {
 	}
 }
 
+// writeData writes a DATA frame of stream id (END_STREAM when end) with
+// payload p, which the caller has reserved against the windows and the
+// peer's frame size; holder only. It is the Framer's WriteData without the
+// copy of p into the Framer's buffer: the header goes into the outBuf and
+// p after it.
+func (w *writer) writeData(id uint32, end bool, p []byte) error {
+	if id == 0 || id >= 1<<31 {
+		return errInvalidStreamID
+	}
+	var flags byte
+	if end {
+		flags = byte(xhttp2.FlagDataEndStream)
+	}
+	n := len(p)
+	hdr := [frameHeaderLen]byte{byte(n >> 16), byte(n >> 8), byte(n), byte(xhttp2.FrameData), flags,
+		byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}
+	return w.bw.writeFrame(hdr[:], p)
+}
+
+// errInvalidStreamID is writeData's answer to a stream ID that is 0 or
+// has the reserved bit set (the Framer's check).
+var errInvalidStreamID = errors.New("http2: invalid stream ID")
+
 // contended reports whether another goroutine waits for the lock or
 // frames are queued for the holder; holder only.
 func (w *writer) contended() bool {
