@@ -27,16 +27,18 @@ type conn struct {
 	rd capReader // under br
 	// direct says rwc hands out data it already holds in memory (a TLS
 	// connection's decrypted record): large DATA payloads are then read
-	// from it straight into chunks, not through br (one copy fewer), and
-	// after such a frame the next header is read alone (rd's cap), so
-	// that br does not take the next payload in with it.
-	direct    bool
-	lastLarge bool // the last frame read was a large DATA frame
-	fr        *xhttp2.Framer
-	hdec      headerDecoder
-	blk       block
-	emptyRun  int
-	priority  int64
+	// from it straight into chunks, not through br (one copy fewer). While
+	// such frames arrive (bulk > 0, counting down the frames since the
+	// last of them), rd caps br's reads at the frame being read, its
+	// header and then its payload, so that br never takes in the next
+	// large payload with them, whatever the frames' alignment to records.
+	direct   bool
+	bulk     int
+	fr       *xhttp2.Framer
+	hdec     headerDecoder
+	blk      block
+	emptyRun int
+	priority int64
 	// dataChunks holds the chunks readLargeData reads one frame into.
 	dataChunks [largeDataMax/(16<<10) + 1]*[]byte
 	winUpdate  int64
@@ -213,12 +215,11 @@ func (c *conn) goTracked(f func()) bool {
 func (c *conn) readFrames() error {
 	keepAlive := c.cfg.KeepAliveInterval > 0
 	for {
-		if c.lastLarge {
+		c.rd.max = 0
+		if c.bulk > 0 {
 			c.rd.max = frameHeaderLen
 		}
 		fh, err := c.fr.ReadFrameHeader()
-		c.rd.max = 0
-		c.lastLarge = false
 		if err == nil && fh.Type == xhttp2.FrameData && fh.Length >= largeDataMin && fh.Length <= largeDataMax {
 			if keepAlive {
 				c.readSeen.Store(true)
@@ -236,7 +237,12 @@ func (c *conn) readFrames() error {
 		}
 		var f xhttp2.Frame
 		if err == nil {
+			if c.bulk > 0 {
+				c.bulk--
+				c.rd.max = max(int(fh.Length), 1)
+			}
 			f, err = c.fr.ReadFrameForHeader(fh)
+			c.rd.max = 0
 		}
 		if err != nil {
 			var se xhttp2.StreamError
@@ -455,7 +461,10 @@ func (c *conn) readLargeData(fh xhttp2.FrameHeader) error {
 		p.release()
 		return err
 	}
-	c.lastLarge = c.direct
+	if c.direct {
+		c.bulk = bulkFrames
+	}
+	c.rd.max = 0
 	return c.onDataPayload(fh.StreamID, int64(fh.Length), end, p)
 }
 
@@ -476,6 +485,11 @@ func (c *conn) readPayload(p []byte) error {
 	}
 	return nil
 }
+
+// bulkFrames is how many other frames after a large DATA frame are still
+// read with capped reads (conn.bulk): a few, for the small DATA frames and
+// WINDOW_UPDATEs found between large ones.
+const bulkFrames = 4
 
 // recordReader is a transport whose reads copy out of a record it holds
 // decrypted in memory, a *tls.Conn's: reading a frame's payload straight
