@@ -164,6 +164,11 @@ func (cs *ClientStream) SetReadNotify(fn func()) { cs.s.setNotify(fn) }
 // Write sends p as DATA, blocking on the server's flow control windows.
 func (cs *ClientStream) Write(p []byte) (int, error) { return cs.s.writeData(p, false) }
 
+// WriteVec is Write for the buffers of bufs in turn: the frames of all of
+// them go out together (one write to the transport) when the windows
+// allow and no other stream waits to write. It returns the bytes sent.
+func (cs *ClientStream) WriteVec(bufs [][]byte) (int, error) { return cs.s.writeVec(bufs) }
+
 // WriteTrailers sends trailers and ends our side of the stream.
 func (cs *ClientStream) WriteTrailers(h *l7.Header) error { return cs.s.writeTrailers(h) }
 

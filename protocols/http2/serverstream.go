@@ -122,6 +122,16 @@ func (st *ServerStream) Write(p []byte) (int, error) {
 	return st.s.writeData(p, false)
 }
 
+// WriteVec is Write for the buffers of bufs in turn: the frames of all of
+// them go out together (one write to the transport) when the windows
+// allow and no other stream waits to write. It returns the bytes sent.
+func (st *ServerStream) WriteVec(bufs [][]byte) (int, error) {
+	if !st.final {
+		return 0, ErrHeadersNotSent
+	}
+	return st.s.writeVec(bufs)
+}
+
 // WriteTrailers sends trailers and ends the stream.
 func (st *ServerStream) WriteTrailers(h *l7.Header) error {
 	if !st.final {

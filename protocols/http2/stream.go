@@ -477,6 +477,51 @@ func (s *stream) writeData(p []byte, end bool) (int, error) {
 	}
 }
 
+// writeVec sends bufs in order as DATA frames, a frame (or more) per
+// buffer, blocking on flow control, without END_STREAM. Like writeData
+// it writes all the frames the windows allow under one hold of the write
+// lock while nobody waits for it, so that buffers given together leave in
+// one flush (one write to the transport) rather than one each.
+func (s *stream) writeVec(bufs [][]byte) (int, error) {
+	c := s.c
+	total := 0
+	i, off := 0, 0 // the next byte to send: bufs[i][off]
+	for i < len(bufs) && len(bufs[i]) == 0 {
+		i++
+	}
+	for i < len(bufs) {
+		m, err := s.reserve(len(bufs[i])-off, true)
+		if err != nil {
+			return total, err
+		}
+		if err := s.lockSend(false); err != nil {
+			s.unreserve(m)
+			return total, err
+		}
+		for {
+			err := c.w.writeData(s.id, false, bufs[i][off:off+m])
+			c.dataSent.Add(1)
+			if err != nil {
+				s.unlockSend(false)
+				return total, err
+			}
+			total += m
+			if off += m; off == len(bufs[i]) {
+				for i, off = i+1, 0; i < len(bufs) && len(bufs[i]) == 0; i++ {
+				}
+			}
+			if i == len(bufs) || c.w.contended() {
+				break
+			}
+			if m, err = s.reserve(len(bufs[i])-off, false); err != nil || m == 0 {
+				break // the next reserve reports err, or waits for window
+			}
+		}
+		s.unlockSend(false)
+	}
+	return total, nil
+}
+
 // markLocalEnd records that END_STREAM is being sent (write lock held),
 // as lockSend does for a frame that ends the stream.
 func (s *stream) markLocalEnd() {

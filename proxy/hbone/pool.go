@@ -598,6 +598,10 @@ func (s *ClientStream) SetReadNotify(fn func()) { s.cs.SetReadNotify(fn) }
 // windows (back-pressure).
 func (s *ClientStream) Write(p []byte) (int, error) { return s.cs.Write(p) }
 
+// WriteVec writes the buffers of bufs in turn, together in one write to
+// the connection when the flow control windows allow (relay.VecWriter).
+func (s *ClientStream) WriteVec(bufs [][]byte) (int, error) { return s.cs.WriteVec(bufs) }
+
 // CloseWrite sends END_STREAM; reads go on.
 func (s *ClientStream) CloseWrite() error { return s.cs.CloseWrite() }
 

@@ -186,6 +186,10 @@ func (st *ServerStream) release() {
 // windows.
 func (c *StreamConn) Write(p []byte) (int, error) { return c.st.Write(p) }
 
+// WriteVec writes the buffers of bufs in turn, together in one write to
+// the connection when the flow control windows allow (relay.VecWriter).
+func (c *StreamConn) WriteVec(bufs [][]byte) (int, error) { return c.st.WriteVec(bufs) }
+
 // CloseWrite sends END_STREAM; the client may go on sending.
 func (c *StreamConn) CloseWrite() error {
 	c.wroteEnd.Store(true)

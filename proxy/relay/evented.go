@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/gowaypoint/waypoint/protocols/http2"
@@ -26,6 +27,27 @@ type ChunkReader interface {
 	// empty one with a nil error when nothing has arrived.
 	TryReadChunk() (http2.Chunk, error)
 }
+
+// VecWriter is a Conn that can write several buffers at once: an HTTP/2
+// stream sends the frames of all of them in one write to its connection
+// (one TLS write, one system call) where a Write each would flush each.
+type VecWriter interface {
+	// WriteVec writes bufs in order and returns the bytes written.
+	WriteVec(bufs [][]byte) (int, error)
+}
+
+// maxVecChunks is the most chunks a direction hands to a VecWriter at
+// once: 4 chunks of at most 16 KiB, one HTTP/2 write buffer.
+const maxVecChunks = 4
+
+// vecBatch is the chunks taken for one WriteVec; pooled, so that an idle
+// tunnel holds none.
+type vecBatch struct {
+	chunks [maxVecChunks]http2.Chunk
+	bufs   [maxVecChunks][]byte
+}
+
+var vecPool = sync.Pool{New: func() any { return new(vecBatch) }}
 
 // Start relays like Run but returns at once: done is called with the
 // result, on a goroutine the relay owns, once both directions have ended
@@ -114,6 +136,9 @@ func (p *pump) run() {
 // sources are read into a pooled buffer.
 func (p *pump) drain() (ended bool) {
 	if cr, ok := p.src.(ChunkReader); ok {
+		if vw, ok := p.dst.(VecWriter); ok {
+			return p.drainVec(cr, vw)
+		}
 		for {
 			ch, rerr := cr.TryReadChunk()
 			if len(ch.Bytes()) == 0 && rerr == nil {
@@ -134,6 +159,40 @@ func (p *pump) drain() (ended bool) {
 			return false
 		}
 		if p.e.move(p.dst, (*bp)[:nr], rerr, p.n) {
+			return true
+		}
+	}
+}
+
+// drainVec is drain for chunks written to a VecWriter: up to
+// maxVecChunks of what has arrived go out in one WriteVec.
+func (p *pump) drainVec(cr ChunkReader, vw VecWriter) (ended bool) {
+	vb := vecPool.Get().(*vecBatch)
+	defer vecPool.Put(vb)
+	for {
+		k, size := 0, 0
+		var rerr error
+		for k < maxVecChunks {
+			ch, err := cr.TryReadChunk()
+			if b := ch.Bytes(); len(b) > 0 {
+				vb.chunks[k], vb.bufs[k] = ch, b
+				k++
+				size += len(b)
+			}
+			if err != nil || len(ch.Bytes()) == 0 {
+				rerr = err
+				break
+			}
+		}
+		if k == 0 && rerr == nil {
+			return false
+		}
+		ended := p.e.moveVec(p.dst, vw, vb.bufs[:k], size, rerr, p.n)
+		for i := range k {
+			vb.chunks[i].Release()
+			vb.chunks[i], vb.bufs[i] = http2.Chunk{}, nil
+		}
+		if ended {
 			return true
 		}
 	}

@@ -203,15 +203,43 @@ func (r *run) move(dst Conn, b []byte, rerr error, n *atomic.Int64) (ended bool)
 	if len(b) > 0 {
 		r.activity.Add(1)
 		nw, werr := dst.Write(b)
-		n.Add(int64(nw))
-		if werr == nil && nw != len(b) {
-			werr = io.ErrShortWrite
-		}
-		if werr != nil {
-			r.fail(werr)
+		if r.wrote(nw, len(b), werr, n) {
 			return true
 		}
 	}
+	return r.readEnd(dst, rerr)
+}
+
+// moveVec is move for the buffers of bufs, size bytes in all, written to
+// dst by its WriteVec (vw).
+func (r *run) moveVec(dst Conn, vw VecWriter, bufs [][]byte, size int, rerr error, n *atomic.Int64) (ended bool) {
+	if size > 0 {
+		r.activity.Add(1)
+		nw, werr := vw.WriteVec(bufs)
+		if r.wrote(nw, size, werr, n) {
+			return true
+		}
+	}
+	return r.readEnd(dst, rerr)
+}
+
+// wrote counts nw bytes written of want and reports whether the write
+// failed (the relay is then failed).
+func (r *run) wrote(nw, want int, werr error, n *atomic.Int64) (failed bool) {
+	n.Add(int64(nw))
+	if werr == nil && nw != want {
+		werr = io.ErrShortWrite
+	}
+	if werr != nil {
+		r.fail(werr)
+		return true
+	}
+	return false
+}
+
+// readEnd handles a read's end for move: EOF half-closes dst, an error
+// fails the relay. It reports whether the direction has ended.
+func (r *run) readEnd(dst Conn, rerr error) (ended bool) {
 	switch {
 	case rerr == io.EOF:
 		if err := dst.CloseWrite(); err != nil {
