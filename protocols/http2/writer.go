@@ -32,6 +32,7 @@ type writer struct {
 	fr    *xhttp2.Framer // writes into bw
 	enc   headerEncoder
 	spare []byte
+	hdr   [frameHeaderLen]byte // writeData's frame header
 
 	mu      sync.Mutex
 	held    bool
@@ -171,9 +172,9 @@ func (w *writer) writeData(id uint32, end bool, p []byte) error {
 		flags = byte(xhttp2.FlagDataEndStream)
 	}
 	n := len(p)
-	hdr := [frameHeaderLen]byte{byte(n >> 16), byte(n >> 8), byte(n), byte(xhttp2.FrameData), flags,
+	w.hdr = [frameHeaderLen]byte{byte(n >> 16), byte(n >> 8), byte(n), byte(xhttp2.FrameData), flags,
 		byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}
-	return w.bw.writeFrame(hdr[:], p)
+	return w.bw.writeFrame(w.hdr[:], p)
 }
 
 // errInvalidStreamID is writeData's answer to a stream ID that is 0 or
