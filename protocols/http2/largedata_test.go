@@ -197,3 +197,40 @@ func (r *varyingReader) Read(p []byte) (int, error) {
 	r.b = r.b[n:]
 	return n, nil
 }
+
+// TestWriteVec sends buffers of mixed sizes, empty ones among them, with
+// ClientStream.WriteVec over a window smaller than their sum (so that a
+// call waits for WINDOW_UPDATEs part-way), and checks that the server read
+// exactly their concatenation.
+func TestWriteVec(t *testing.T) {
+	big := pattern(200 << 10)
+	bufs := [][]byte{nil, big[:100], big[100 : 100+16<<10], {}, big[100+16<<10 : 150<<10], big[150<<10:], nil}
+	srv := startServer(t, Config{InitialStreamWindow: 32 << 10}, sumHandler)
+	cc := dialClient(t, srv.addr(), Config{})
+	cs, err := cc.OpenStream(context.Background(), newRequest("POST", "example.com", "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	for range 2 {
+		n, err := cs.WriteVec(bufs)
+		if err != nil || n != len(big) {
+			t.Fatalf("WriteVec = %d, %v; want %d", n, err, len(big))
+		}
+	}
+	if err := cs.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cs.Response()
+	if err != nil || resp.Status != 200 {
+		t.Fatalf("response %v %v", resp, err)
+	}
+	got, err := io.ReadAll(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(append(slices.Clone(big), big...))
+	if want := hex.EncodeToString(sum[:]) + " " + itoa(int64(2*len(big))); string(got) != want {
+		t.Fatalf("server read %q, want %q", got, want)
+	}
+}
