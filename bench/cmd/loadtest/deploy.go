@@ -147,12 +147,13 @@ func (r *runner) deployWaypoint(ctx context.Context, s scenario, v variant, d *d
 	adminAddr := hostPort(ip, portAdmin)
 	// --concurrency is not given: GOMAXPROCS comes from the environment,
 	// or from Go's default when v leaves it unset.
-	p, err := r.sup.start(tag, r.o.waypointEnv(v), r.tools.waypoint, "run", "--config", conf,
+	args := append([]string{"run", "--config", conf,
 		"--cert-dir", r.certDir(saWaypoint), "--hbone-addr", hboneAddr,
 		"--admin-addr", adminAddr, "--drain-timeout", "1s", "--log-level", r.o.logLevel,
 		// The same job as the other proxies, which keep no statistics:
 		// Istio's metrics off (their cost is measured apart, bench/README.md).
-		"--metrics-addr", "off", "--stats=false")
+		"--metrics-addr", "off", "--stats=false"}, v.flags()...)
+	p, err := r.sup.start(tag, r.o.waypointEnv(v), r.tools.waypoint, args...)
 	if err != nil {
 		return err
 	}

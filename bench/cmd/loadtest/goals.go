@@ -59,7 +59,8 @@ const coreTax = 1.15
 // goals are the waypoint's targets. The comparisons with nginx, HAProxy
 // and Caddy are the GOMAXPROCS=1 variant's (one core, as nginx's one
 // worker); each other variant is held to coreTax of it; bulk holds for
-// every variant, idle for the first. name shows a proxy.
+// every variant, idle for the first; -fixed variants (--scale-procs=false)
+// are measured for comparison and held to nothing. name shows a proxy.
 func goals(o *options, name func(string) string) []goal {
 	one := o.variantWith(1)
 	if one == "" {
@@ -85,14 +86,17 @@ func goals(o *options, name func(string) string) []goal {
 	}
 	for _, label := range []string{"http1", "grpc", "hbone-http1"} {
 		for _, v := range o.variants {
-			if v.id == one {
-				continue
+			if v.id == one || v.fixed {
+				continue // a -fixed variant is shown against it, not held to it
 			}
 			gs = append(gs, goal{label: label, what: fmt.Sprintf("%s: %s CPU per request / %s's", label, name(v.id), w1),
 				value: ratio(label, v.id, one, name, cpuUs), limit: coreTax, atMost: true, unit: "x"})
 		}
 	}
 	for _, v := range o.variants {
+		if v.fixed {
+			continue
+		}
 		for _, n := range o.bulkStreams {
 			label := fmt.Sprintf("bulk-%d", n)
 			gs = append(gs, goal{label: label, what: fmt.Sprintf("bulk TCP through HBONE, %d stream(s): bytes per %s CPU-second", n, name(v.id)),

@@ -65,7 +65,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.IntVar(&o.conns, "c", 16, "client connections (fortio -c)")
 	fs.BoolVar(&o.uniform, "uniform", true, "at a fixed rate, spread the connections' requests evenly (fortio -uniform); with false they fire together in bursts, which batches work and lowers every proxy's CPU per request")
 	fs.IntVar(&o.size, "size", 1024, "payload bytes: the HTTP response (fortio's echo ?size=) and the gRPC ping payload")
-	gmp := fs.String("gomaxprocs", "1,2,unset", fmt.Sprintf("comma-separated GOMAXPROCS values of the waypoint, each measured as a proxy of its own (at most %d): a number, or unset for none in its environment, as in a pod (Go takes the cgroup's CPU limit, else the cores); 1 is one core, as nginx (1 worker) and HAProxy (nbthread 1) are given", maxVariants))
+	gmp := fs.String("gomaxprocs", "1,2,unset", fmt.Sprintf("comma-separated GOMAXPROCS values of the waypoint, each measured as a proxy of its own (at most %d): a number, or unset for none in its environment, as in a pod (Go takes the cgroup's CPU limit, else the cores), either with the suffix -fixed for a waypoint run with --scale-procs=false (all its Ps from the start); 1 is one core, as nginx (1 worker) and HAProxy (nbthread 1) are given", maxVariants))
 	fs.StringVar(&o.gogc, "gogc", "", "GOGC of the waypoint process (default: unset, Go's default of 100)")
 	fs.StringVar(&o.gomemlimit, "gomemlimit", "", "GOMEMLIMIT of the waypoint process (default: unset)")
 	bulk := fs.String("bulk-streams", "1,16", "parallel streams of each bulk TCP run")
@@ -185,37 +185,41 @@ func (o *options) usesPlaintext() bool {
 type variant struct {
 	id         string // the proxy's name in cells, directories and process names: waypoint-1, waypoint-unset
 	gomaxprocs int    // 0: unset
+	fixed      bool   // --scale-procs=false: every P from the start (the waypoint's default follows the load)
 	index      int    // its place in -gomaxprocs, which picks its addresses (topology.go)
 }
 
 // maxVariants bounds -gomaxprocs: the addresses of the plan.
 const maxVariants = 8
 
-// parseVariants parses -gomaxprocs: positive numbers and unset, each once.
+// parseVariants parses -gomaxprocs: positive numbers and unset, each once,
+// any of them with the suffix -fixed (the waypoint run with
+// --scale-procs=false).
 func parseVariants(v string) ([]variant, error) {
 	var out []variant
-	seen := map[int]bool{}
+	seen := map[string]bool{}
 	for _, f := range strings.Split(v, ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
 			continue
 		}
+		procs, fixed := strings.CutSuffix(f, "-fixed")
 		n := 0
-		if f != "unset" {
+		if procs != "unset" {
 			var err error
-			if n, err = strconv.Atoi(f); err != nil || n < 1 || n > 1024 {
-				return nil, fmt.Errorf("-gomaxprocs: %q is neither a GOMAXPROCS from 1 to 1024 nor unset", f)
+			if n, err = strconv.Atoi(procs); err != nil || n < 1 || n > 1024 {
+				return nil, fmt.Errorf("-gomaxprocs: %q is neither a GOMAXPROCS from 1 to 1024 nor unset (either may end in -fixed)", f)
 			}
 		}
-		if seen[n] {
+		id := "waypoint-" + procs
+		if fixed {
+			id += "-fixed"
+		}
+		if seen[id] {
 			return nil, fmt.Errorf("-gomaxprocs: %q given twice", f)
 		}
-		seen[n] = true
-		id := "waypoint-unset"
-		if n > 0 {
-			id = "waypoint-" + strconv.Itoa(n)
-		}
-		out = append(out, variant{id: id, gomaxprocs: n, index: len(out)})
+		seen[id] = true
+		out = append(out, variant{id: id, gomaxprocs: n, fixed: fixed, index: len(out)})
 	}
 	switch {
 	case len(out) == 0:
@@ -236,10 +240,11 @@ func (o *options) variant(id string) (variant, bool) {
 	return variant{}, false
 }
 
-// variantWith returns the id of the variant at GOMAXPROCS n (0: unset), or "".
+// variantWith returns the id of the variant at GOMAXPROCS n (0: unset)
+// with the waypoint's default --scale-procs, or "".
 func (o *options) variantWith(n int) string {
 	for _, v := range o.variants {
-		if v.gomaxprocs == n {
+		if v.gomaxprocs == n && !v.fixed {
 			return v.id
 		}
 	}
@@ -252,14 +257,26 @@ func isWaypoint(proxy string) bool { return strings.HasPrefix(proxy, "waypoint-"
 // name is how the variant is shown in tables: unset names the GOMAXPROCS
 // Go chose (procs; 0 when it is not known).
 func (v variant) name(procs int) string {
+	fixed := ""
+	if v.fixed {
+		fixed = ", --scale-procs=false"
+	}
 	switch {
 	case v.gomaxprocs > 0:
-		return fmt.Sprintf("waypoint (GOMAXPROCS=%d)", v.gomaxprocs)
+		return fmt.Sprintf("waypoint (GOMAXPROCS=%d%s)", v.gomaxprocs, fixed)
 	case procs > 0:
-		return fmt.Sprintf("waypoint (GOMAXPROCS unset = %d)", procs)
+		return fmt.Sprintf("waypoint (GOMAXPROCS unset = %d%s)", procs, fixed)
 	default:
-		return "waypoint (GOMAXPROCS unset)"
+		return fmt.Sprintf("waypoint (GOMAXPROCS unset%s)", fixed)
 	}
+}
+
+// flags are v's waypoint flags beyond the harness's own.
+func (v variant) flags() []string {
+	if v.fixed {
+		return []string{"--scale-procs=false"}
+	}
+	return nil
 }
 
 // waypointEnv is the environment v's waypoint runs with: GOMAXPROCS, or
@@ -290,11 +307,7 @@ func (o *options) runtimeSettings() string {
 	}
 	var procs []string
 	for _, v := range o.variants {
-		if v.gomaxprocs > 0 {
-			procs = append(procs, strconv.Itoa(v.gomaxprocs))
-		} else {
-			procs = append(procs, "unset")
-		}
+		procs = append(procs, strings.TrimPrefix(v.id, "waypoint-"))
 	}
 	return fmt.Sprintf("GOMAXPROCS=%s (one waypoint each, measured side by side), GOGC=%s, GOMEMLIMIT=%s", strings.Join(procs, ", "), gogc, limit)
 }

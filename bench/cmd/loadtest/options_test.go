@@ -78,6 +78,29 @@ func TestParseOptions(t *testing.T) {
 			}
 			return ""
 		}},
+		{name: "fixed variants", args: []string{"-gomaxprocs", "1,2,2-fixed,unset-fixed"}, check: func(o *options) string {
+			want := []variant{{id: "waypoint-1", gomaxprocs: 1}, {id: "waypoint-2", gomaxprocs: 2, index: 1},
+				{id: "waypoint-2-fixed", gomaxprocs: 2, fixed: true, index: 2}, {id: "waypoint-unset-fixed", fixed: true, index: 3}}
+			if !slices.Equal(o.variants, want) {
+				return fmt.Sprintf("variants %+v, want %+v", o.variants, want)
+			}
+			if o.variantWith(2) != "waypoint-2" || o.variantWith(0) != "" {
+				return "variantWith picked a -fixed variant"
+			}
+			if got := o.variants[2].name(0); got != "waypoint (GOMAXPROCS=2, --scale-procs=false)" {
+				return "name " + got
+			}
+			if !slices.Equal(o.variants[2].flags(), []string{"--scale-procs=false"}) || o.variants[1].flags() != nil {
+				return "flags"
+			}
+			for _, g := range goals(o, func(p string) string { return p }) {
+				if strings.Contains(g.what, "waypoint-2-fixed") || strings.Contains(g.what, "--scale-procs=false") {
+					return "a -fixed variant is held to a target: " + g.what
+				}
+			}
+			return ""
+		}},
+		{name: "fixed twice", args: []string{"-gomaxprocs", "2-fixed,2,2-fixed"}, wantErr: `"2-fixed" given twice`},
 		{name: "bad GOMAXPROCS", args: []string{"-gomaxprocs", "1,0"}, wantErr: `"0" is neither`},
 		{name: "GOMAXPROCS twice", args: []string{"-gomaxprocs", "unset,2,unset"}, wantErr: `"unset" given twice`},
 		{name: "no GOMAXPROCS", args: []string{"-gomaxprocs", ","}, wantErr: "-gomaxprocs: empty"},
