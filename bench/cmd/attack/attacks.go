@@ -239,7 +239,7 @@ func pending(ctx context.Context, e *env) error {
 	r := settledRSS(e.m.waypoint.pid())
 	e.t.units = int(held)
 	if held > 0 {
-		e.t.unit = float64(r-e.idleRSS) / float64(held)
+		e.t.unit = float64(r.rss-e.idleRSS) / float64(held)
 	}
 	if time.Since(begin) > 9*time.Second {
 		e.t.err("unit_late", errors.New("the unit measurement came after the first connections' handshake timeout"))
@@ -482,7 +482,7 @@ func idleStreams(ctx context.Context, e *env) error {
 	r := settledRSS(e.m.waypoint.pid())
 	e.t.units = int(e.t.get("open"))
 	if e.t.units > 0 {
-		e.t.unit = float64(r-e.idleRSS) / float64(e.t.units)
+		e.t.unit = float64(r.rss-e.idleRSS) / float64(e.t.units)
 	}
 	open(int64(e.o.idleStreams))
 	<-ctx.Done()

@@ -34,6 +34,7 @@ const gib = 1 << 30
 
 type options struct {
 	duration, settle time.Duration
+	warmQuiet        time.Duration
 	pending          int
 	idleStreams      int
 	unit             int
@@ -53,6 +54,7 @@ func main() {
 	var only string
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long each attack runs")
 	flag.DurationVar(&o.settle, "settle", 60*time.Second, "how long after each attack the RSS is measured again")
+	flag.DurationVar(&o.warmQuiet, "warm-up", 10*time.Second, "quiet time after the warm-up (each attack's path run once) before the idle RSS the RSS after is compared with; 0: no warm-up, the idle RSS is the one from the start")
 	flag.IntVar(&o.pending, "pending", 50000, "connections that never send a ClientHello (attack pending)")
 	flag.IntVar(&o.idleStreams, "idle-streams", 20000, "idle CONNECT streams (attack idlestreams)")
 	flag.IntVar(&o.unit, "unit", 10000, "pending handshakes and idle streams at which the cost per unit is measured")
@@ -95,10 +97,16 @@ func knownAttack(name string) bool {
 }
 
 type result struct {
-	a                  attack
-	counted            bool
-	countedText        string
-	idle, peak, after  int64
+	a           attack
+	counted     bool
+	countedText string
+	// idleStart is the RSS once the waypoint has served the legitimate
+	// client's first requests; idle after the warm-up and its quiet time
+	// (idleStart without a warm-up); after, o.settle after the attack.
+	idleStart, idle    memSample
+	after              memSample
+	peak               int64
+	warmErr            error
 	logLines, logAfter int
 	ok, fail           int
 	legitErr           error
@@ -183,14 +191,29 @@ func runAttack(ctx context.Context, o *options, a attack) *result {
 	}
 	time.Sleep(2 * time.Second)
 	pid := m.waypoint.pid()
-	r.idle = settledRSS(pid)
+	r.idleStart = settledRSS(pid)
+	r.idle = r.idleStart
+	if o.keep {
+		saveProfile(ctx, "heap?debug=1", filepath.Join(dir, "memstats-idle-start.txt"))
+	}
+	if o.warmQuiet > 0 {
+		r.warmErr = warmUp(ctx, o)
+		for range 3 {
+			get(ctx, legitPool, legitConf)
+		}
+		time.Sleep(o.warmQuiet)
+		r.idle = settledRSS(pid)
+		if o.keep {
+			saveProfile(ctx, "heap?debug=1", filepath.Join(dir, "memstats-idle-warm.txt"))
+		}
+	}
 	before, err := scrape(ctx)
 	if err != nil {
 		r.err = err
 		return r
 	}
 	lines0 := m.waypoint.logLines()
-	e := &env{o: o, m: m, idleRSS: r.idle, t: r.t}
+	e := &env{o: o, m: m, idleRSS: r.idle.rss, t: r.t}
 	poll := pollRSS(pid)
 	l := runLegit(ctx, legitPool, legitConf)
 	actx, cancel := context.WithTimeout(ctx, o.duration)
@@ -222,6 +245,9 @@ func runAttack(ctx context.Context, o *options, a attack) *result {
 	case <-time.After(o.settle):
 	}
 	r.after = settledRSS(pid)
+	if o.keep {
+		saveProfile(ctx, "heap?debug=1", filepath.Join(dir, "memstats-after.txt"))
+	}
 	r.logAfter = m.waypoint.logLines() - lines0
 	if err := os.WriteFile(filepath.Join(dir, "counters.txt"), []byte(d.String()), 0o644); err != nil && r.err == nil {
 		r.err = err
@@ -262,12 +288,26 @@ func (d deltas) String() string {
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
+// String is the sample as "VmRSS (anon A, file F)", in MiB to a tenth.
+func (m memSample) String() string {
+	f := func(b int64) float64 { return float64(b) / (1 << 20) }
+	return fmt.Sprintf("%.1f MiB (anon %.1f, file %.1f)", f(m.rss), f(m.anon), f(m.file))
+}
+
+// growth is how much larger after is than idle, in percent.
+func growth(idle, after int64) float64 { return 100 * (float64(after)/float64(max(1, idle)) - 1) }
+
 func printResult(o *options, r *result) {
 	if r.err != nil {
 		fmt.Printf("error: %v\n", r.err)
 	}
-	fmt.Printf("peak RSS %s (idle %s), RSS %s after %s; %d log lines during the attack (+2 s), %d until the RSS after; legitimate %d/%d",
-		mib(r.peak), mib(r.idle), mib(r.after), o.settle, r.logLines, r.logAfter, r.ok, r.ok+r.fail)
+	if r.warmErr != nil {
+		fmt.Printf("warm-up: %v\n", r.warmErr)
+	}
+	fmt.Printf("RSS idle from the start %s, idle after the warm-up %s, %s after the attack %s (%+.0f%% of the warm idle, %+.0f%% of the idle from the start)\n",
+		r.idleStart, r.idle, o.settle, r.after, growth(r.idle.rss, r.after.rss), growth(r.idleStart.rss, r.after.rss))
+	fmt.Printf("peak RSS %s; %d log lines during the attack (+2 s), %d until the RSS after; legitimate %d/%d",
+		mib(r.peak), r.logLines, r.logAfter, r.ok, r.ok+r.fail)
 	if r.legitErr != nil {
 		fmt.Printf(" (last failure: %v)", r.legitErr)
 	}
@@ -282,6 +322,12 @@ func printResult(o *options, r *result) {
 	r.t.mu.Unlock()
 }
 
+// shortMem is m as "VmRSS (anon + file)" in MiB to a tenth.
+func shortMem(m memSample) string {
+	f := func(b int64) float64 { return float64(b) / (1 << 20) }
+	return fmt.Sprintf("%.1f (%.1f + %.1f)", f(m.rss), f(m.anon), f(m.file))
+}
+
 func verdict(ok bool) string {
 	if ok {
 		return "PASS"
@@ -293,22 +339,26 @@ func verdict(ok bool) string {
 // the targets with PASS or FAIL.
 func table(o *options, rs []*result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| attack | counters (attacker's view; the waypoint's counters' change) | peak RSS | log lines | legitimate success | RSS idle → %s after |\n|---|---|---|---|---|---|\n", o.settle)
+	fmt.Fprintf(&b, "| attack | counters (attacker's view; the waypoint's counters' change) | peak RSS | log lines | legitimate success | RSS idle from start / after warm-up → %s after (anon + file) |\n|---|---|---|---|---|---|\n", o.settle)
 	for _, r := range rs {
 		unit := ""
 		if r.t.units > 0 {
 			unit = fmt.Sprintf("; %.0f B RSS per unit at %d", r.t.unit, r.t.units)
 		}
-		fmt.Fprintf(&b, "| %s | %s%s | %s | %d (%d until the RSS after) | %d/%d (%.1f%%) | %s → %s |\n",
+		fmt.Fprintf(&b, "| %s | %s%s | %s | %d (%d until the RSS after) | %d/%d (%.1f%%) | %s / %s → %s (%+.0f%% / %+.0f%%) |\n",
 			r.a.title, r.countedText, unit, mib(r.peak), r.logLines, r.logAfter, r.ok, r.ok+r.fail,
-			100*float64(r.ok)/float64(max(1, r.ok+r.fail)), mib(r.idle), mib(r.after))
+			100*float64(r.ok)/float64(max(1, r.ok+r.fail)), shortMem(r.idleStart), shortMem(r.idle), shortMem(r.after),
+			growth(r.idleStart.rss, r.after.rss), growth(r.idle.rss, r.after.rss))
 	}
 	fmt.Fprintf(&b, "\ntargets:\n")
 	for _, r := range rs {
 		fmt.Fprintf(&b, "%-12s below %s: %s; ≤ 100 log lines: %s; every refusal counted: %s; legitimate ≥ 99%%: %s; RSS within 20%% of idle after %s: %s",
 			r.a.name, mib(o.memLimit), verdict(r.peak < o.memLimit), verdict(r.logAfter <= 100), verdict(r.counted),
 			verdict(r.ok+r.fail > 0 && float64(r.ok) >= 0.99*float64(r.ok+r.fail)), o.settle,
-			verdict(float64(r.after) <= 1.2*float64(r.idle)))
+			verdict(float64(r.after.rss) <= 1.2*float64(r.idle.rss)))
+		if o.warmQuiet > 0 {
+			fmt.Fprintf(&b, " (of the idle from the start: %s)", verdict(float64(r.after.rss) <= 1.2*float64(r.idleStart.rss)))
+		}
 		if r.t.units > 0 {
 			fmt.Fprintf(&b, "; ≤ 8 KiB per unit: %s", verdict(r.t.unit <= 8192))
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -293,21 +294,42 @@ func waitTCP(ctx context.Context, addr string, p *process) error {
 }
 
 // rssBytes is a process's resident set (VmRSS).
-func rssBytes(pid int) int64 {
+func rssBytes(pid int) int64 { return procMem(pid).rss }
+
+// memSample is a process's resident set from /proc/PID/status: the whole
+// (VmRSS) and its anonymous (RssAnon: heap, stacks, runtime structures)
+// and file-backed (RssFile: the binary's code and data pages, clean, that
+// the kernel may drop at any time) parts.
+type memSample struct{ rss, anon, file int64 }
+
+func procMem(pid int) memSample {
+	var m memSample
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return m
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10
-			}
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch name {
+		case "VmRSS":
+			dst = &m.rss
+		case "RssAnon":
+			dst = &m.anon
+		case "RssFile":
+			dst = &m.file
+		default:
+			continue
+		}
+		if f := strings.Fields(rest); len(f) > 0 {
+			kb, _ := strconv.ParseInt(f[0], 10, 64)
+			*dst = kb << 10
 		}
 	}
-	return 0
+	return m
 }
 
 // rssPoller samples a process's RSS every 100 ms and keeps the peak. Its
@@ -347,19 +369,13 @@ func (r *rssPoller) stop() int64 {
 }
 
 // settledRSS is the median of five samples 200 ms apart.
-func settledRSS(pid int) int64 {
-	var v [5]int64
+func settledRSS(pid int) memSample {
+	var v [5]memSample
 	for i := range v {
-		v[i] = rssBytes(pid)
+		v[i] = procMem(pid)
 		time.Sleep(200 * time.Millisecond)
 	}
-	for i := range v {
-		for j := i + 1; j < len(v); j++ {
-			if v[j] < v[i] {
-				v[i], v[j] = v[j], v[i]
-			}
-		}
-	}
+	sort.Slice(v[:], func(i, j int) bool { return v[i].rss < v[j].rss })
 	return v[2]
 }
 
