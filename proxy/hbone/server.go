@@ -24,6 +24,7 @@ import (
 	"github.com/gowaypoint/waypoint/protocols/http2"
 	"github.com/gowaypoint/waypoint/protocols/spiffe"
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
+	"github.com/gowaypoint/waypoint/proxy/drain"
 	"github.com/gowaypoint/waypoint/proxy/overload"
 	"github.com/gowaypoint/waypoint/proxy/sockio"
 	"github.com/gowaypoint/waypoint/proxy/sockio/park"
@@ -166,7 +167,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	tlsConf.NextProtos = []string{alpnH2}
 	tlsConf.GetConfigForClient = markHello(tlsConf.GetConfigForClient)
 	cfg.TLS = tlsConf
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, stop := drain.New() // each connection's registration leaves nothing behind
 	s := &Server{cfg: cfg, log: cfg.Logger, ctx: ctx, stop: stop}
 	s.initRefusals()
 	s.initLimits()

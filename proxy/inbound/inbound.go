@@ -39,7 +39,10 @@ type Handler struct {
 	// Drain is the drain context: when it is done, the connections the
 	// streams carry finish what is in flight and end (HTTP/2 GOAWAY,
 	// HTTP/1.1 after its response), while the HBONE server drains the
-	// tunnels around them. nil: never.
+	// tunnels around them. nil: never. A drain.Context, whose
+	// registrations (one per idle stream) leave nothing behind once the
+	// stream ends; a context.WithCancel would keep its children map's
+	// buckets after a burst.
 	Drain context.Context
 }
 

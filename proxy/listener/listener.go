@@ -14,6 +14,7 @@ import (
 
 	"github.com/gowaypoint/waypoint/proxy/acceptor"
 	"github.com/gowaypoint/waypoint/proxy/downstream"
+	"github.com/gowaypoint/waypoint/proxy/drain"
 	"github.com/gowaypoint/waypoint/proxy/filterchain"
 	"github.com/gowaypoint/waypoint/proxy/overload"
 	"github.com/gowaypoint/waypoint/telemetry/metrics"
@@ -98,7 +99,7 @@ func (m *Manager) Apply(snap *xds.Snapshot) error {
 		m.sockets = map[string]*socket{}
 	}
 	if m.drain == nil {
-		m.drain, m.stop = context.WithCancel(context.Background())
+		m.drain, m.stop = drain.New() // a registration leaves nothing behind
 	}
 	want := map[string][]netip.AddrPort{}
 	for _, l := range snap.Listeners {

@@ -24,6 +24,7 @@ import (
 	_ "github.com/gowaypoint/waypoint/filters/all" // the built-in HTTP filters
 	"github.com/gowaypoint/waypoint/proxy/admin"
 	"github.com/gowaypoint/waypoint/proxy/certs"
+	"github.com/gowaypoint/waypoint/proxy/drain"
 	"github.com/gowaypoint/waypoint/proxy/dubboconn"
 	"github.com/gowaypoint/waypoint/proxy/filterchain"
 	"github.com/gowaypoint/waypoint/proxy/hbone"
@@ -199,7 +200,7 @@ func Start(opts Options) (w *Waypoint, err error) {
 	}
 	wp := &Waypoint{opts: opts, log: opts.Logger, stop: make(chan struct{}), quit: make(chan struct{}), started: time.Now()}
 	wp.state.Store(int32(adminv3.ServerInfo_PRE_INITIALIZING))
-	wp.drain, wp.startDrain = context.WithCancel(context.Background())
+	wp.drain, wp.startDrain = drain.New() // each stream's registration leaves nothing behind
 	wp.filterUpstream.store = &wp.store
 	w = wp
 	defer func() {
