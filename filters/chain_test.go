@@ -236,3 +236,36 @@ func TestUpstreamFailureReplies(t *testing.T) {
 		})
 	}
 }
+
+// TestSendLocalReplyReplacesTheFlag: a local reply that replaces an
+// earlier one takes the earlier one's flag away; flags added otherwise
+// stay.
+func TestSendLocalReplyReplacesTheFlag(t *testing.T) {
+	tests := []struct {
+		name    string
+		added   Flags // AddResponseFlag before the first reply
+		first   Flags
+		replace bool // a second reply, with again
+		again   Flags
+		want    Flags
+	}{
+		{"one reply", 0, FlagUT, false, 0, FlagUT},
+		{"replaced, no flag", 0, FlagUT, true, 0, 0},
+		{"replaced by another flag", 0, FlagDC, true, FlagSI, FlagSI},
+		{"an added flag stays", FlagURX, FlagUT, true, FlagSI, FlagURX | FlagSI},
+		{"same flag again", 0, FlagNR, true, FlagNR, FlagNR},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var s Stream
+			s.AddResponseFlag(tc.added)
+			s.SendLocalReply(504, "first", tc.first)
+			if tc.replace {
+				s.SendLocalReply(408, "again", tc.again)
+			}
+			if s.ResponseFlags != tc.want {
+				t.Errorf("flags %q, want %q", s.ResponseFlags, tc.want)
+			}
+		})
+	}
+}

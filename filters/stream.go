@@ -272,8 +272,15 @@ func (s *Stream) ClearRouteCache() {
 
 // SendLocalReply answers the stream with status and body and returns Stop.
 // flag is the response flag telemetry records for the reply (0 for none),
-// e.g. FlagUAEX for an authorization denial, FlagRL for a rate limit.
+// e.g. FlagUAEX for an authorization denial, FlagRL for a rate limit; it
+// is kept in the reply's Flag. A reply that replaces an earlier local
+// reply (the connection manager's timeout reply after the chain's answer
+// to the error its end caused) takes the earlier one's flag away with it;
+// flags added otherwise (AddResponseFlag: a retry's URX) stay.
 func (s *Stream) SendLocalReply(status int, body string, flag Flags) Status {
+	if s.Local != nil {
+		s.ResponseFlags &^= s.Local.Flag
+	}
 	s.local = LocalReply{Status: status, Body: body, Flag: flag}
 	s.Local = &s.local
 	s.Response = nil

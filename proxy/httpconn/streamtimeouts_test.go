@@ -610,11 +610,15 @@ func TestTimeoutReplyReplacesTheChainsError(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &filters.Stream{}
+			s.ResponseFlags = tc.flags &^ filters.FlagOf(tc.chain)
 			if tc.chain != 0 {
-				s.SendLocalReply(tc.chain.HTTPStatus(), "chain", 0)
+				// As Chain.Run answers an error.
+				s.SendLocalReply(tc.chain.HTTPStatus(), "chain", filters.FlagOf(tc.chain))
 				s.Local.Kind = tc.chain
 			}
-			s.ResponseFlags = tc.flags
+			if s.ResponseFlags != tc.flags {
+				t.Fatalf("flags %q before the timeout, want %q", s.ResponseFlags, tc.flags)
+			}
 			timeoutReply(s, tc.reason, false)
 			if s.Local == nil || s.Local.Status != 408 {
 				t.Fatalf("local reply %+v, want 408", s.Local)

@@ -390,11 +390,8 @@ func timeoutReply(s *filters.Stream, r timeoutReason, reqDone bool) {
 	// The chain saw its context end, or its body read fail at the
 	// deadline the timer set: the connection manager's doing, not the
 	// client leaving nor the upstream timing out; the flag of the chain's
-	// own local reply for that error goes with the reply.
-	s.ResponseFlags &^= filters.FlagDC
-	if s.Local != nil {
-		s.ResponseFlags &^= filters.FlagOf(s.Local.Kind)
-	}
+	// own local reply for that error (DC, UT) goes with the reply, which
+	// SendLocalReply replaces.
 	switch r {
 	case timeoutIdle:
 		s.SendLocalReply(code, "stream timeout", filters.FlagSI)
