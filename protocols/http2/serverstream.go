@@ -71,6 +71,18 @@ func (st *ServerStream) Detach() (finish func()) {
 // ID returns the stream id.
 func (st *ServerStream) ID() uint32 { return st.s.id }
 
+// Failed reports whether the stream's reads fail for good (RST_STREAM,
+// the connection lost, or a reset of ours) with nothing left to read;
+// false while bytes or the request body's end may still be read. It
+// neither blocks nor reads; safe for concurrent use, and from a read
+// notification (SetReadNotify).
+func (st *ServerStream) Failed() bool {
+	s := &st.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rerr != nil
+}
+
 // Request returns the request. It and its byte slices belong to the
 // stream: valid until the handler returns, then reused. Its Body (nil when
 // the request has none) streams the DATA with flow control: the window is

@@ -9,6 +9,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/gowaypoint/waypoint/proxy/internal/shrink"
 )
 
 // Acceptor owns listeners and the connections accepted on them. The zero
@@ -16,7 +18,7 @@ import (
 type Acceptor struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
+	conns     shrink.Set[net.Conn] // its buckets follow it down after a burst
 	draining  bool
 	wg        sync.WaitGroup // accept loops and connection goroutines
 }
@@ -50,7 +52,6 @@ func (a *Acceptor) ServeHold(ln net.Listener, hold func(net.Conn) bool, handle f
 	}
 	if a.listeners == nil {
 		a.listeners = map[net.Listener]struct{}{}
-		a.conns = map[net.Conn]struct{}{}
 	}
 	a.listeners[ln] = struct{}{}
 	a.wg.Add(1)
@@ -127,17 +128,14 @@ func (a *Acceptor) track(c net.Conn) bool {
 	if a.draining {
 		return false
 	}
-	if a.conns == nil {
-		a.conns = map[net.Conn]struct{}{}
-	}
-	a.conns[c] = struct{}{}
+	a.conns.Add(c)
 	a.wg.Add(1)
 	return true
 }
 
 func (a *Acceptor) untrack(c net.Conn) {
 	a.mu.Lock()
-	delete(a.conns, c)
+	a.conns.Delete(c)
 	a.mu.Unlock()
 	a.wg.Done()
 }
@@ -168,7 +166,7 @@ func (a *Acceptor) Drain(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	a.mu.Lock()
-	for c := range a.conns {
+	for c := range a.conns.All() {
 		c.Close()
 	}
 	a.mu.Unlock()

@@ -153,6 +153,11 @@ func (c *StreamConn) TryReadChunk() (http2.Chunk, error) {
 	return ch, err
 }
 
+// Failed reports whether the stream's reads fail for good (reset, or its
+// connection lost) with nothing left to read (http2.ServerStream.Failed);
+// safe from a read notification.
+func (c *StreamConn) Failed() bool { return c.st.Failed() }
+
 // SetReadNotify installs fn, called without locks each time input
 // arrives or the stream ends or fails; fn must not block (relay.Evented).
 func (c *StreamConn) SetReadNotify(fn func()) { c.st.SetReadNotify(fn) }

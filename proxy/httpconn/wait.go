@@ -2,6 +2,7 @@ package httpconn
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gowaypoint/waypoint/proxy/downstream"
@@ -15,6 +16,13 @@ type waitable interface {
 	TryRead(p []byte) (int, error)
 	SetReadNotify(fn func())
 	Detach() (finish func())
+}
+
+// failer is a waitable that tells, without reading, that its stream has
+// failed for good (reset, or its connection lost) with nothing to read:
+// an HBONE stream (hbone.StreamConn.Failed).
+type failer interface {
+	Failed() bool
 }
 
 // Start serves dc as Serve does, then calls done (the caller's close of
@@ -69,11 +77,73 @@ const (
 
 // notify is the stream's read notification: input (or the stream's end)
 // has arrived. It runs on the HTTP/2 connection's read loop and must not
-// block: it starts the connection's goroutine.
+// block: it starts the connection's goroutine, or, for a stream reset
+// before its first byte (nothing to serve), hands it to the reaper.
 func (wt *waiter) notify() {
-	if wt.state.CompareAndSwap(waitWaiting, waitServing) {
-		go wt.serve()
+	if !wt.state.CompareAndSwap(waitWaiting, waitServing) {
+		return
 	}
+	if f, ok := wt.w.(failer); ok && f.Failed() {
+		reap(wt)
+		return
+	}
+	go wt.serve()
+}
+
+// reaper ends the waiting connections whose stream was reset before its
+// first byte, one after the other on one goroutine, started when the
+// first arrives and ended when none is left. Ending them as serve does,
+// each on a goroutine of its own, would cost a goroutine per stream when
+// a peer's idle streams all end at once (its connection closed): 20,000
+// goroutines, whose descriptors the runtime keeps for good (about 10 MB),
+// and their stacks until the next GCs (docs/hardening.md, "Memory
+// returned to the OS").
+var reaper struct {
+	mu      sync.Mutex
+	queue   []*waiter // guarded by mu
+	running bool      // guarded by mu: a goroutine drains queue
+}
+
+// reap queues wt to be ended by the reaper's goroutine, starting it if
+// none runs. It does not block.
+func reap(wt *waiter) {
+	reaper.mu.Lock()
+	reaper.queue = append(reaper.queue, wt)
+	start := !reaper.running
+	reaper.running = true
+	reaper.mu.Unlock()
+	if start {
+		go runReaper()
+	}
+}
+
+// runReaper ends the queued connections until none is left; the queue's
+// storage goes with its last batch, so that a burst leaves none behind.
+func runReaper() {
+	for {
+		reaper.mu.Lock()
+		batch := reaper.queue
+		reaper.queue = nil
+		if len(batch) == 0 {
+			reaper.running = false
+			reaper.mu.Unlock()
+			return
+		}
+		reaper.mu.Unlock()
+		for _, wt := range batch {
+			wt.closeReset()
+		}
+	}
+}
+
+// closeReset ends a connection whose stream was reset before its first
+// byte: nothing to serve (Serve would read the reset at once and return).
+func (wt *waiter) closeReset() {
+	wt.w.SetReadNotify(nil)
+	if wt.stopDrain != nil {
+		wt.stopDrain()
+	}
+	wt.end()
 }
 
 // serve runs the connection manager once bytes are in.

@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gowaypoint/waypoint/internal/lograte"
+	"github.com/gowaypoint/waypoint/proxy/internal/shrink"
 	"github.com/gowaypoint/waypoint/telemetry/stats"
 	"github.com/gowaypoint/waypoint/xds"
 )
@@ -135,7 +136,7 @@ type Manager struct {
 	conns atomic.Int64 // active downstream connections, all listeners
 
 	streamsMu sync.Mutex
-	streams   map[*Tracked]struct{} // guarded by streamsMu
+	streams   shrink.Set[*Tracked] // guarded by streamsMu; its buckets follow it down after a burst
 
 	releaser releaser // memory.go
 	resetLog lograte.Reason
@@ -163,7 +164,7 @@ func New(cfg *xds.Overload, opts Options) (*Manager, error) {
 	if cfg == nil {
 		cfg = &xds.Overload{RefreshInterval: xds.DefaultOverloadRefreshInterval}
 	}
-	m := &Manager{cfg: *cfg, opts: opts, log: opts.Logger, maxConns: cfg.MaxDownstreamConnections, streams: map[*Tracked]struct{}{}}
+	m := &Manager{cfg: *cfg, opts: opts, log: opts.Logger, maxConns: cfg.MaxDownstreamConnections}
 	if m.cfg.RefreshInterval <= 0 {
 		m.cfg.RefreshInterval = xds.DefaultOverloadRefreshInterval
 	}
@@ -417,11 +418,11 @@ func (m *Manager) Track(s Stream) (untrack func()) {
 	}
 	t := &Tracked{s: s}
 	m.streamsMu.Lock()
-	m.streams[t] = struct{}{}
+	m.streams.Add(t)
 	m.streamsMu.Unlock()
 	return func() {
 		m.streamsMu.Lock()
-		delete(m.streams, t)
+		m.streams.Delete(t)
 		m.streamsMu.Unlock()
 	}
 }
@@ -444,7 +445,7 @@ func (m *Manager) resetStreams(s float64) {
 	}
 	m.streamsMu.Lock()
 	var cands []cand
-	for t := range m.streams {
+	for t := range m.streams.All() {
 		if n := t.s.BufferedBytes(); n >= MinResetBytes {
 			cands = append(cands, cand{t, n})
 		}
