@@ -195,6 +195,7 @@ func runAttack(ctx context.Context, o *options, a attack) *result {
 	r.idle = r.idleStart
 	if o.keep {
 		saveProfile(ctx, "heap?debug=1", filepath.Join(dir, "memstats-idle-start.txt"))
+		saveProc(pid, filepath.Join(dir, "smaps-idle-start.txt"))
 	}
 	if o.warmQuiet > 0 {
 		r.warmErr = warmUp(ctx, o)
@@ -205,6 +206,7 @@ func runAttack(ctx context.Context, o *options, a attack) *result {
 		r.idle = settledRSS(pid)
 		if o.keep {
 			saveProfile(ctx, "heap?debug=1", filepath.Join(dir, "memstats-idle-warm.txt"))
+			saveProc(pid, filepath.Join(dir, "smaps-idle-warm.txt"))
 		}
 	}
 	before, err := scrape(ctx)
@@ -247,6 +249,7 @@ func runAttack(ctx context.Context, o *options, a attack) *result {
 	r.after = settledRSS(pid)
 	if o.keep {
 		saveProfile(ctx, "heap?debug=1", filepath.Join(dir, "memstats-after.txt"))
+		saveProc(pid, filepath.Join(dir, "smaps-after.txt"))
 	}
 	r.logAfter = m.waypoint.logLines() - lines0
 	if err := os.WriteFile(filepath.Join(dir, "counters.txt"), []byte(d.String()), 0o644); err != nil && r.err == nil {
