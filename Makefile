@@ -75,7 +75,7 @@ loadtest:
 ## part of make test. Flags go in ATTACK_FLAGS, e.g. ATTACK_FLAGS='-duration 10s -settle 10s'
 .PHONY: attack
 attack:
-	$(GO) build -o bin/ ./cmd/waypoint ./cmd/hbone ./bench/cmd/attack
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/waypoint ./cmd/hbone ./bench/cmd/attack
 	bin/attack -bin bin $(ATTACK_FLAGS)
 
 ## soak: issue 16's soak (bench/README.md, "Soak"): the waypoint for an hour at 1,000 req/s through

@@ -16,6 +16,7 @@ package main
 
 import (
 	"context"
+	"debug/buildinfo"
 	"flag"
 	"fmt"
 	"os"
@@ -374,8 +375,10 @@ func table(o *options, rs []*result) string {
 func findBinaries(o *options) error {
 	if o.binDir == "" {
 		o.binDir = filepath.Join(o.work, "bin")
-		fmt.Println("building waypoint and hbone ...")
-		b, err := exec.Command("go", "build", "-o", o.binDir+"/", "github.com/gowaypoint/waypoint/cmd/waypoint", "github.com/gowaypoint/waypoint/cmd/hbone").CombinedOutput()
+		fmt.Println("building waypoint and hbone (CGO_ENABLED=0 -trimpath, as the image) ...")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", o.binDir+"/", "github.com/gowaypoint/waypoint/cmd/waypoint", "github.com/gowaypoint/waypoint/cmd/hbone")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		b, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("go build: %v\n%s", err, b)
 		}
@@ -387,5 +390,30 @@ func findBinaries(o *options) error {
 			return fmt.Errorf("-bin: %w", err)
 		}
 	}
+	fmt.Printf("waypoint binary: %s\n", buildFlags(o.waypointBin))
 	return nil
+}
+
+// buildFlags says how the binary at path was built, as far as its RSS
+// goes: with cgo (the C library mapped, threads on C stacks) or not, as
+// the image's (CGO_ENABLED=0 -trimpath).
+func buildFlags(path string) string {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	cgo, trim := "?", "false"
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "CGO_ENABLED":
+			cgo = s.Value
+		case "-trimpath":
+			trim = s.Value
+		}
+	}
+	note := ""
+	if cgo != "0" {
+		note = " (not as the image, which is built with CGO_ENABLED=0)"
+	}
+	return fmt.Sprintf("%s, CGO_ENABLED=%s, -trimpath=%s%s", bi.GoVersion, cgo, trim, note)
 }
