@@ -90,6 +90,17 @@ func (c *Context) AfterFunc(f func()) (stop func() bool) {
 	return h.stop
 }
 
+// AfterFunc is context.AfterFunc that, on a drain Context, registers f
+// directly (a list node, no more), without the child context
+// context.AfterFunc makes. Use it where a registration is made per
+// stream.
+func AfterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if c, ok := ctx.(*Context); ok {
+		return c.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
+}
+
 // stop unlinks h; false when it was no longer linked (run, or stopped).
 func (h *hook) stop() bool {
 	c := h.c

@@ -81,8 +81,8 @@ func TestNothingRetained(t *testing.T) {
 			_, cancel := context.WithCancel(c)
 			return cancel
 		}},
-		{"AfterFunc", func(c context.Context) func() {
-			stop := c.(*Context).AfterFunc(func() {})
+		{"drain.AfterFunc", func(c context.Context) func() {
+			stop := AfterFunc(c, func() {})
 			return func() { stop() }
 		}},
 	} {
@@ -120,4 +120,18 @@ func heapInUse() int64 {
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
+}
+
+// TestAfterFuncOnAnotherContext: drain.AfterFunc on a context that is
+// not a drain Context is context.AfterFunc.
+func TestAfterFuncOnAnotherContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	AfterFunc(ctx, func() { close(ran) })
+	stopped := AfterFunc(ctx, func() { t.Error("a stopped registration ran") })
+	if !stopped() {
+		t.Error("stop before the end: false")
+	}
+	cancel()
+	<-ran
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gowaypoint/waypoint/protocols/http1"
 	"github.com/gowaypoint/waypoint/protocols/l7"
 	"github.com/gowaypoint/waypoint/proxy/downstream"
+	"github.com/gowaypoint/waypoint/proxy/drain"
 	"github.com/gowaypoint/waypoint/proxy/relay"
 )
 
@@ -59,7 +60,7 @@ func (c *conn) serveHTTP1() {
 		ctx, tm.h1cancel = sctx, sctx.cancel
 	}
 	if c.ctx.Done() != nil {
-		stop := context.AfterFunc(c.ctx, c.closeIdle)
+		stop := drain.AfterFunc(c.ctx, c.closeIdle)
 		defer stop()
 	}
 	maxDur := c.startMaxDuration()

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gowaypoint/waypoint/proxy/downstream"
+	"github.com/gowaypoint/waypoint/proxy/drain"
 )
 
 // waitable is a downstream transport whose first bytes can be awaited
@@ -47,7 +48,7 @@ func Start(ctx context.Context, dc *downstream.Conn, src *Source, env *Env, done
 	wt := &waiter{ctx: ctx, dc: dc, src: src, env: env, done: done, w: w}
 	wt.finish = w.Detach()
 	if ctx.Done() != nil {
-		wt.stopDrain = context.AfterFunc(ctx, wt.drained)
+		wt.stopDrain = drain.AfterFunc(ctx, wt.drained)
 	}
 	// Installed last: it may fire at once (bytes, or the stream's end,
 	// already waiting), and everything above is in place by then.
