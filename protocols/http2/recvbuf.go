@@ -110,6 +110,10 @@ type Chunk struct {
 	ref *[]byte
 }
 
+// ChunkOf wraps b, which the caller keeps owning, as a Chunk whose Release
+// does nothing: data of another source handed where chunks are taken.
+func ChunkOf(b []byte) Chunk { return Chunk{b: b} }
+
 // Bytes is the chunk's data, valid until Release.
 func (c Chunk) Bytes() []byte { return c.b }
 
