@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/gowaypoint/waypoint/internal/memtest"
 	"github.com/gowaypoint/waypoint/xds"
 	"github.com/gowaypoint/waypoint/xds/xdstest"
 )
@@ -80,7 +81,7 @@ func BenchmarkConfigScale(b *testing.B) {
 			}
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 			b.StopTimer()
-			before := liveHeap()
+			before := memtest.LiveHeap()
 			// The Anys as the client has them: its own, as received, the
 			// large ones packed.
 			received := make([]*anypb.Any, len(config))
@@ -92,7 +93,7 @@ func BenchmarkConfigScale(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			after := liveHeap()
+			after := memtest.LiveHeap()
 			runtime.KeepAlive(config) // alive in before: not to be counted out of after
 			runtime.KeepAlive(w)
 			snap.Close()
@@ -111,15 +112,6 @@ func cpuTime() int64 {
 		return 0
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
-}
-
-// liveHeap is the heap in use after a full GC.
-func liveHeap() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
 }
 
 func pickedName(fc *xds.FilterChain) string {

@@ -6,6 +6,7 @@ package memtest
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,4 +44,14 @@ func RSS(t testing.TB) int64 {
 		t.Fatalf("/proc/self/statm: %v", err)
 	}
 	return pages * int64(os.Getpagesize())
+}
+
+// LiveHeap is the heap in use after two full collections (the second
+// frees what the first's finalizers let go), in bytes.
+func LiveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }

@@ -2,9 +2,10 @@ package drain
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/gowaypoint/waypoint/internal/memtest"
 )
 
 func TestCancelRunsWhatIsRegistered(t *testing.T) {
@@ -89,17 +90,17 @@ func TestNothingRetained(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, cancel := New()
 			defer cancel()
-			before := heapInUse()
+			before := memtest.LiveHeap()
 			ends := make([]func(), n)
 			for i := range ends {
 				ends[i] = tc.register(c)
 			}
-			held := heapInUse() - before
+			held := memtest.LiveHeap() - before
 			for _, end := range ends {
 				end()
 			}
 			ends = nil
-			left := heapInUse() - before
+			left := memtest.LiveHeap() - before
 			t.Logf("%d registrations: %d B in use while held, %d B left after they ended", n, held, left)
 			if c.Len() != 0 {
 				t.Errorf("Len = %d after every registration ended", c.Len())
@@ -112,14 +113,6 @@ func TestNothingRetained(t *testing.T) {
 			}
 		})
 	}
-}
-
-func heapInUse() int64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
 }
 
 // TestAfterFuncOnAnotherContext: drain.AfterFunc on a context that is

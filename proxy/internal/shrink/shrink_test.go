@@ -3,6 +3,8 @@ package shrink
 import (
 	"runtime"
 	"testing"
+
+	"github.com/gowaypoint/waypoint/internal/memtest"
 )
 
 // TestSetFollowsItsSizeDown: after a burst of n entries, of which keep
@@ -23,16 +25,16 @@ func TestSetFollowsItsSizeDown(t *testing.T) {
 			for i := range keys {
 				keys[i] = new(int)
 			}
-			before := heapInUse()
+			before := memtest.LiveHeap()
 			var s Set[*int]
 			for _, k := range keys {
 				s.Add(k)
 			}
-			held := heapInUse() - before
+			held := memtest.LiveHeap() - before
 			for _, k := range keys[tc.keep:] {
 				s.Delete(k)
 			}
-			left := heapInUse() - before
+			left := memtest.LiveHeap() - before
 			t.Logf("%d entries: %d B in use; %d left: %d B", n, held, tc.keep, left)
 			if s.Len() != tc.keep {
 				t.Fatalf("Len = %d, want %d", s.Len(), tc.keep)
@@ -71,12 +73,4 @@ func TestSetNotRebuiltBelowMinPeak(t *testing.T) {
 	if s.Len() != 1 || s.peak != minPeak-1 {
 		t.Errorf("Len %d, peak %d: want 1 and %d (not rebuilt)", s.Len(), s.peak, minPeak-1)
 	}
-}
-
-func heapInUse() int64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
 }
