@@ -55,3 +55,25 @@ func LiveHeap() int64 {
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
 }
+
+// FileRSS is the process's resident file-backed pages in bytes: its
+// binary's code and read-only data among them (RssFile of
+// /proc/self/status).
+func FileRSS(t testing.TB) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "RssFile:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/self/status: %q: %v", line, err)
+			}
+			return kib << 10
+		}
+	}
+	t.Fatal("/proc/self/status: no RssFile")
+	return 0
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gowaypoint/waypoint/internal/memtest"
 	"github.com/gowaypoint/waypoint/xds"
 )
 
@@ -291,5 +292,16 @@ func TestQuietRelease(t *testing.T) {
 				t.Errorf("quiet wait %v, want %v", got, tc.interval)
 			}
 		})
+	}
+}
+
+// TestReturnMemoryDropsTheBinarysPages: ReturnMemory also lets go of the
+// binary's code and read-only pages that a burst faulted in, which the
+// heap's release cannot.
+func TestReturnMemoryDropsTheBinarysPages(t *testing.T) {
+	before := memtest.FileRSS(t)
+	ReturnMemory()
+	if after := memtest.FileRSS(t); after >= before {
+		t.Errorf("file-backed resident pages %d KiB before ReturnMemory, %d KiB after", before>>10, after>>10)
 	}
 }
