@@ -86,22 +86,20 @@ type Options struct {
 }
 
 // Scaler moves GOMAXPROCS between 1 and its ceiling. Run drives it; Procs
-// and Max may be called from any goroutine.
+// may be called from any goroutine.
 type Scaler struct {
 	max   int
 	opt   Options
 	procs atomic.Int32
-	moves atomic.Uint64
 
 	// The sampler's state, owned by Run's goroutine.
 	lastCPU  time.Duration
 	lastWall time.Time
-	// since is when the Ps last changed; lowCPU and lowWall are the CPU
-	// time and the clock at the start of the current low stretch (zero
-	// wall when the load is not low).
-	since   time.Time
-	lowCPU  time.Duration
-	lowWall time.Time
+	// lowSince is the start of the current stretch of windows that were
+	// each low enough for a P to go, zero outside one. A change of the Ps
+	// ends a stretch, so a stretch of DownAfter is DownAfter since the
+	// last change too.
+	lowSince time.Time
 }
 
 // New returns a Scaler whose ceiling is ceiling Ps (at least 1), starting
@@ -130,14 +128,8 @@ func New(ceiling int, o Options) *Scaler {
 	return s
 }
 
-// Max is the ceiling.
-func (s *Scaler) Max() int { return s.max }
-
 // Procs is the number of Ps in use.
 func (s *Scaler) Procs() int { return int(s.procs.Load()) }
-
-// Moves counts the changes of GOMAXPROCS since Run started.
-func (s *Scaler) Moves() uint64 { return s.moves.Load() }
 
 // Run sets GOMAXPROCS to one P, then samples every Interval until ctx
 // ends, when it gives the process all max Ps again. It returns at once
@@ -169,7 +161,7 @@ func (s *Scaler) start(now time.Time) {
 	s.opt.setProcs(1)
 	s.procs.Store(1)
 	procsGauge.Set(1)
-	s.lastCPU, s.lastWall, s.since = s.opt.cpuTime(), now, now
+	s.lastCPU, s.lastWall = s.opt.cpuTime(), now
 }
 
 // sample reads the CPU spent since the last sample and moves the Ps.
@@ -179,33 +171,30 @@ func (s *Scaler) sample(now time.Time) {
 	if wall <= 0 {
 		return
 	}
-	prevCPU, prevWall := s.lastCPU, s.lastWall
-	busy := float64(cpu-prevCPU) / float64(wall)
+	busy := float64(cpu-s.lastCPU) / float64(wall)
+	windowStart := s.lastWall
 	s.lastCPU, s.lastWall = cpu, now
 	p := s.Procs()
 	switch {
 	case p < s.max && busy >= s.opt.UpAt*float64(p):
-		s.set(p+1, now)
+		s.set(p + 1)
 	case p > 1 && busy <= s.opt.DownAt*float64(p-1):
-		if s.lowWall.IsZero() {
-			s.lowCPU, s.lowWall = prevCPU, prevWall
+		if s.lowSince.IsZero() {
+			s.lowSince = windowStart
 		}
-		low := now.Sub(s.lowWall)
-		if low >= s.opt.DownAfter && now.Sub(s.since) >= s.opt.DownAfter &&
-			float64(cpu-s.lowCPU)/float64(low) <= s.opt.DownAt*float64(p-1) {
-			s.set(p-1, now)
+		if now.Sub(s.lowSince) >= s.opt.DownAfter {
+			s.set(p - 1)
 		}
 	default:
-		s.lowWall = time.Time{}
+		s.lowSince = time.Time{}
 	}
 }
 
-func (s *Scaler) set(n int, now time.Time) {
+func (s *Scaler) set(n int) {
 	s.opt.setProcs(n)
 	s.procs.Store(int32(n))
 	procsGauge.Set(float64(n))
-	s.moves.Add(1)
-	s.since, s.lowWall = now, time.Time{}
+	s.lowSince = time.Time{}
 }
 
 // processCPU is the user and system CPU time of the whole process.
