@@ -33,11 +33,7 @@ func testApplyRefusal(t *testing.T, addr string, delta bool) {
 		}
 		return nil
 	}})
-	select {
-	case <-c.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("no config applied")
-	}
+	waitReady(t, c, 10*time.Second, "no config applied")
 	first := c.Snapshot()
 	ldsVersion := c.Versions()[resourcev3.ListenerType]
 

@@ -15,6 +15,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -99,6 +100,31 @@ func (a *applied) apply(s *xds.Snapshot) error {
 	return nil
 }
 
+// waitReady waits up to d for c.Ready (the first config applied, or the
+// initial fetch timeout passed), failing with msg.
+func waitReady(t *testing.T, c *Client, d time.Duration, msg string) {
+	t.Helper()
+	select {
+	case <-c.Ready():
+	case <-time.After(d):
+		t.Fatal(msg)
+	}
+}
+
+// serveADS serves impl as the aggregated discovery service on addr until
+// the test ends.
+func serveADS(t *testing.T, addr string, impl discoveryv3.AggregatedDiscoveryServiceServer) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(srv, impl)
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+}
+
 // waitFor polls cond until it holds or 10 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -136,11 +162,7 @@ func testADS(t *testing.T, addr string, delta bool) {
 	go func() { defer close(runDone); c.Run(ctx) }()
 	defer func() { cancel(); <-runDone }()
 
-	select {
-	case <-c.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("no config applied")
-	}
+	waitReady(t, c, 10*time.Second, "no config applied")
 	// The stream is up and the first CDS and LDS were ACKed.
 	st := readXDSStats(t)
 	if st.connected != 1 || st.cdsOK < 1 || st.ldsOK < 1 {

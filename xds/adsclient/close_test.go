@@ -102,11 +102,7 @@ func testSnapshotsClosed(t *testing.T, addr string, delta bool) {
 		return nil
 	}})
 	t.Cleanup(func() { mu.Lock(); inForce.Close(); mu.Unlock() })
-	select {
-	case <-c.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("no config applied")
-	}
+	waitReady(t, c, 10*time.Second, "no config applied")
 	oneOpen(t, base, "after the first config")
 
 	r = fixture(t)

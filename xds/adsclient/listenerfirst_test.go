@@ -2,14 +2,12 @@ package adsclient
 
 import (
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/gowaypoint/waypoint/xds/xdstest"
@@ -109,22 +107,11 @@ func (s *listenersFirstServer) StreamAggregatedResources(stream discoveryv3.Aggr
 // changed the listeners (never, after the last Service of a bulk apply).
 func TestListenersBeforeTheirClusters(t *testing.T) {
 	const addr = "127.36.0.20:15010"
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &listenersFirstServer{t: t}
-	srv := grpc.NewServer()
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(srv, s)
-	go srv.Serve(ln)
-	defer srv.Stop()
+	serveADS(t, addr, s)
 
 	c := runClient(t, addr, Config{})
-	select {
-	case <-c.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("no config applied")
-	}
+	waitReady(t, c, 10*time.Second, "no config applied")
 	waitFor(t, "the 4th Service applied with its chain, its cluster and its endpoint", func() bool {
 		snap := c.Snapshot()
 		host, _, _, _ := xdstest.ScaleService(3)

@@ -2,14 +2,12 @@ package adsclient
 
 import (
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -105,21 +103,10 @@ func (s *partialEDSServer) StreamAggregatedResources(stream discoveryv3.Aggregat
 // snapshot waited for them forever (a live istiod's DestinationRule subsets never applied).
 func TestSotwEDSPartialResponse(t *testing.T) {
 	const addr = "127.0.70.40:15010"
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(srv, &partialEDSServer{t: t})
-	go srv.Serve(ln)
-	defer srv.Stop()
+	serveADS(t, addr, &partialEDSServer{t: t})
 
 	c := runClient(t, addr, Config{})
-	select {
-	case <-c.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("no config applied")
-	}
+	waitReady(t, c, 10*time.Second, "no config applied")
 	first := c.Snapshot()
 	waitFor(t, "cluster b applied with its endpoint", func() bool {
 		cl := c.Snapshot().Cluster("b")

@@ -41,11 +41,7 @@ func TestLargePush(t *testing.T) {
 			losses := &lossCounter{}
 			c := runClient(t, addr, Config{Delta: delta, InitialFetchTimeout: 30 * time.Second, BackoffBase: 20 * time.Millisecond,
 				Logger: slog.New(losses)})
-			select {
-			case <-c.Ready():
-			case <-time.After(60 * time.Second):
-				t.Fatal("not ready")
-			}
+			waitReady(t, c, 60*time.Second, "not ready")
 			if c.Snapshot() == nil {
 				t.Fatalf("no config applied within the initial fetch timeout; %d streams lost", losses.n.Load())
 			}

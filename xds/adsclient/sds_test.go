@@ -67,11 +67,7 @@ func testSDSSecretWarming(t *testing.T, addr string, delta bool) {
 	cp := startServer(t, addr, fixture(t))
 	defer cp.stop()
 	c := runClient(t, addr, Config{Delta: delta})
-	select {
-	case <-c.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("no config applied")
-	}
+	waitReady(t, c, 10*time.Second, "no config applied")
 	first := c.Snapshot()
 
 	r := fixture(t)

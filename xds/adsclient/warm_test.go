@@ -82,11 +82,7 @@ func testClusterWarming(t *testing.T, addr string, delta bool) {
 	cp := startServer(t, addr, fixture(t))
 	defer cp.stop()
 	c := runClient(t, addr, Config{Delta: delta})
-	select {
-	case <-c.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("no config applied")
-	}
+	waitReady(t, c, 10*time.Second, "no config applied")
 	first := c.Snapshot()
 
 	// The server answers an EDS request only once it has every name asked
@@ -131,11 +127,7 @@ func testClusterWarming(t *testing.T, addr string, delta bool) {
 func TestInitialFetchTimeout(t *testing.T) {
 	c := runClient(t, "127.0.70.30:15010", Config{InitialFetchTimeout: 200 * time.Millisecond,
 		BackoffBase: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
-	select {
-	case <-c.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("not ready after the initial fetch timeout")
-	}
+	waitReady(t, c, 10*time.Second, "not ready after the initial fetch timeout")
 	if s := c.Snapshot(); s != nil {
 		t.Errorf("a snapshot without a control plane: %v", s.Version)
 	}
