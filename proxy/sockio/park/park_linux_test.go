@@ -53,6 +53,22 @@ func (r recorder) wait(t *testing.T) outcome {
 	}
 }
 
+// wokenBy parks server, writes data from client and returns the
+// connection handed back for it.
+func wokenBy(t *testing.T, p *Parker, client, server net.Conn, data string) net.Conn {
+	t.Helper()
+	r := newRecorder()
+	if err := p.Park(server, time.Now().Add(time.Hour), r); err != nil {
+		t.Fatal(err)
+	}
+	client.Write([]byte(data))
+	back := r.wait(t).conn
+	if back == nil {
+		t.Fatal("not handed back")
+	}
+	return back
+}
+
 func newParker(t *testing.T) *Parker {
 	t.Helper()
 	p, err := New()
@@ -224,15 +240,7 @@ func TestParkedConnectionHandedBackCanAnswer(t *testing.T) {
 	ln := listen(t, "127.0.205.2")
 	p := newParker(t)
 	client, server := pair(t, ln)
-	r := newRecorder()
-	if err := p.Park(server, time.Now().Add(time.Hour), r); err != nil {
-		t.Fatal(err)
-	}
-	client.Write([]byte("ping"))
-	back := r.wait(t).conn
-	if back == nil {
-		t.Fatal("not handed back")
-	}
+	back := wokenBy(t, p, client, server, "ping")
 	buf := make([]byte, 4)
 	if _, err := io.ReadFull(back, buf); err != nil || string(buf) != "ping" {
 		t.Fatalf("read %q, %v", buf, err)
@@ -432,15 +440,7 @@ func TestHandBackClosesDescriptor(t *testing.T) {
 	}
 	client, server := pair(t, ln)
 	before := fds()
-	r := newRecorder()
-	if err := p.Park(server, time.Now().Add(time.Hour), r); err != nil {
-		t.Fatal(err)
-	}
-	client.Write([]byte("x"))
-	back := r.wait(t).conn
-	if back == nil {
-		t.Fatal("not handed back")
-	}
+	back := wokenBy(t, p, client, server, "x")
 	if got := fds(); got != before {
 		t.Fatalf("%d descriptors open with the connection handed back, %d before parking", got, before)
 	}
