@@ -79,25 +79,22 @@ func vecKey(kind string, opts prometheus.Opts, labels []string) string {
 	return kind + "\x00" + opts.Namespace + "\x00" + opts.Subsystem + "\x00" + opts.Name + "\x00" + opts.Help + "\x00" + strings.Join(labels, "\x00")
 }
 
-// remembered returns the family s gave out for key, if any.
-func remembered[V any](s Scope, key string) (V, bool) {
-	var zero V
-	if s.vecs == nil || key == "" {
-		return zero, false
+// family returns the family s gave out for key, else newFamily's,
+// registered (register) and, when s keeps families, kept for key.
+func family[C prometheus.Collector](s Scope, key string, newFamily func() C) (C, error) {
+	keep := s.vecs != nil && key != ""
+	if keep {
+		if v, ok := s.vecs.Load(key); ok {
+			if c, ok := v.(C); ok {
+				return c, nil
+			}
+		}
 	}
-	v, ok := s.vecs.Load(key)
-	if !ok {
-		return zero, false
+	c, err := register(s, newFamily())
+	if err == nil && keep {
+		s.vecs.Store(key, c)
 	}
-	out, ok := v.(V)
-	return out, ok
-}
-
-// remember keeps v, the family s gives out for key.
-func remember(s Scope, key string, v any) {
-	if s.vecs != nil && key != "" {
-		s.vecs.Store(key, v)
-	}
+	return c, err
 }
 
 // CounterVec returns the counter family named opts.Name with the label
@@ -105,15 +102,8 @@ func remember(s Scope, key string, v any) {
 // error says that the name is registered with other labels or help (or is
 // not a valid metric name).
 func (s Scope) CounterVec(opts prometheus.CounterOpts, labels ...string) (*prometheus.CounterVec, error) {
-	key := vecKey("counter", prometheus.Opts(opts), labels)
-	if v, ok := remembered[*prometheus.CounterVec](s, key); ok {
-		return v, nil
-	}
-	v, err := register(s, prometheus.NewCounterVec(opts, labels))
-	if err == nil {
-		remember(s, key, v)
-	}
-	return v, err
+	return family(s, vecKey("counter", prometheus.Opts(opts), labels),
+		func() *prometheus.CounterVec { return prometheus.NewCounterVec(opts, labels) })
 }
 
 // Counter is CounterVec for a counter without labels.
@@ -149,15 +139,8 @@ func (s Scope) Counters(prefix, label, value string, cs ...StatCounter) error {
 
 // GaugeVec is CounterVec for a gauge family.
 func (s Scope) GaugeVec(opts prometheus.GaugeOpts, labels ...string) (*prometheus.GaugeVec, error) {
-	key := vecKey("gauge", prometheus.Opts(opts), labels)
-	if v, ok := remembered[*prometheus.GaugeVec](s, key); ok {
-		return v, nil
-	}
-	v, err := register(s, prometheus.NewGaugeVec(opts, labels))
-	if err == nil {
-		remember(s, key, v)
-	}
-	return v, err
+	return family(s, vecKey("gauge", prometheus.Opts(opts), labels),
+		func() *prometheus.GaugeVec { return prometheus.NewGaugeVec(opts, labels) })
 }
 
 // HistogramVec is CounterVec for a histogram family.
