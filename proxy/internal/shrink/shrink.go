@@ -5,7 +5,10 @@
 // holds afterwards.
 package shrink
 
-import "iter"
+import (
+	"iter"
+	"maps"
+)
 
 // minPeak is the size below which a set is never rebuilt: what it keeps
 // then is a few KiB.
@@ -43,7 +46,7 @@ func (s *Set[K]) Delete(k K) {
 		s.m, s.peak = nil, 0
 		return
 	}
-	m := make(map[K]struct{}, len(s.m))
+	m := make(map[K]struct{}, len(s.m)) // not maps.Clone, which keeps the old size
 	for k := range s.m {
 		m[k] = struct{}{}
 	}
@@ -55,12 +58,4 @@ func (s *Set[K]) Len() int { return len(s.m) }
 
 // All yields the entries, in no order. The set must not change during
 // the iteration.
-func (s *Set[K]) All() iter.Seq[K] {
-	return func(yield func(K) bool) {
-		for k := range s.m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
+func (s *Set[K]) All() iter.Seq[K] { return maps.Keys(s.m) }
