@@ -86,15 +86,9 @@ func (a *Acceptor) ServeHold(ln net.Listener, hold func(net.Conn) bool, handle f
 		if hold != nil && hold(c) {
 			continue
 		}
-		if !a.track(c) {
+		if !a.Adopt(c, handle) {
 			c.Close()
-			continue
 		}
-		go func() {
-			defer a.untrack(c)
-			defer c.Close()
-			handle(c)
-		}()
 	}
 }
 
